@@ -1,0 +1,100 @@
+"""Command line entry point: wires probe -> plan -> act -> verify -> report in a straight line.
+
+``main()`` is the only place that turns exceptions into exit codes (see ``errors.ExitCode``).
+Each subcommand lives in ``attn_doctor.commands.<name>`` and is registered below.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from attn_doctor import __version__
+from attn_doctor.commands.check import check_command
+from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
+from attn_doctor.report.envelope import make_envelope, write_envelope
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="attn-doctor")
+def cli() -> None:
+    """Get a fast attention backend working on this machine, and prove it.
+
+    \b
+    attn-doctor check            what is here, what works, what is wrong and why, the fix
+    attn-doctor check --deep     ... also import each package in a child process
+    attn-doctor check --json     one versioned JSON document on stdout
+
+    Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,
+    3 internal error, 4 install failed (rolled back), 5 another install holds the lock.
+    """
+
+
+cli.add_command(check_command)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def _command_name(argv: list[str]) -> str:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with a documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = _wants_json(args)
+    try:
+        cli.main(args=args, prog_name="attn-doctor", standalone_mode=False)
+    except AttnDoctorError as exc:
+        _fail(exc, json_mode=json_mode, command=_command_name(args))
+    except click.exceptions.Abort:
+        _fail(
+            AttnDoctorError("interrupted"),
+            json_mode=json_mode,
+            command=_command_name(args),
+            code=ExitCode.INTERRUPTED,
+        )
+    except click.ClickException as exc:
+        _fail(
+            UsageError(exc.format_message()), json_mode=json_mode, command=_command_name(args)
+        )
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug: say so, with the traceback, and the internal-error code
+        traceback.print_exc(file=sys.stderr)
+        _fail(
+            AttnDoctorError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                hint="This is a bug in attn-doctor; please report it with the traceback above.",
+            ),
+            json_mode=json_mode,
+            command=_command_name(args),
+            code=ExitCode.INTERNAL,
+        )
+    sys.exit(ExitCode.OK)
+
+
+def _fail(
+    exc: AttnDoctorError,
+    *,
+    json_mode: bool,
+    command: str,
+    code: ExitCode | None = None,
+) -> None:
+    exit_code = code if code is not None else exc.exit_code
+    if json_mode:
+        write_envelope(make_envelope(command, exit_code=exit_code, error=exc))
+    else:
+        click.echo(f"attn-doctor: error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
+    sys.exit(int(exit_code))

@@ -1,0 +1,1 @@
+"""One module per subcommand; each returns a result and lets the report render it."""

@@ -1,0 +1,109 @@
+"""``attn-doctor check``: facts, diagnosis, backend table, recommendation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from attn_doctor.errors import ExitCode, SnapshotError
+from attn_doctor.facts import Environment
+
+
+def load_snapshot(path: Path) -> Environment:
+    """Read a snapshot file; every failure is a ``SnapshotError`` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from exc
+    try:
+        return Environment.from_json(text)
+    except SnapshotError as exc:
+        raise SnapshotError(f"{path}: {exc.message}", hint=exc.hint) from exc
+
+
+def save_snapshot(env: Environment, path: Path) -> None:
+    """Write atomically: a reader never sees half a snapshot."""
+    import os
+    import tempfile
+
+    path = path.expanduser()
+    fd, tmp = tempfile.mkstemp(prefix=".attn-doctor-", suffix=".json", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(env.to_json())
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command("check")
+@click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+@click.option("--deep", is_flag=True, help="Also import each package in a child process.")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Diagnose the machine recorded in this snapshot instead of this one.",
+)
+@click.option(
+    "--save-snapshot",
+    "save_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write this machine's facts to FILE (for --snapshot elsewhere).",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds each child-process import may take with --deep.",
+)
+def check_command(
+    json_mode: bool,
+    deep: bool,
+    snapshot_path: Path | None,
+    save_path: Path | None,
+    strict: bool,
+    timeout: float,
+) -> None:
+    """What is here, what works, what is wrong and why, and the fix."""
+    from attn_doctor.plan.diagnose import diagnose
+    from attn_doctor.report.check_view import render_check
+    from attn_doctor.report.envelope import make_envelope, write_envelope
+    from attn_doctor.rules import load_rules
+
+    if snapshot_path is not None:
+        if deep:
+            raise SnapshotError("--deep cannot be combined with --snapshot (nothing to import)")
+        env = load_snapshot(snapshot_path)
+    else:
+        from attn_doctor.probe import probe_environment
+
+        env = probe_environment(deep=deep, timeout=timeout)
+    if save_path is not None:
+        save_snapshot(env, save_path)
+    diagnosis = diagnose(env, load_rules())
+    failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
+    code = ExitCode.PROBLEMS if failed else ExitCode.OK
+    if json_mode:
+        write_envelope(
+            make_envelope(
+                "check",
+                result={"environment": env.to_dict(), "diagnosis": _encode(diagnosis)},
+                exit_code=code,
+            )
+        )
+    else:
+        render_check(env, diagnosis, snapshot=snapshot_path)
+    sys.exit(int(code))
+
+
+def _encode(value: object) -> object:
+    from attn_doctor.facts import encode
+
+    return encode(value)

@@ -1,0 +1,94 @@
+"""What the planner concludes: findings, the backend table, the ranked recommendation.
+
+These are the planner's output types (``attn_doctor.plan.diagnose``); the report renders
+them and ``--json`` serialises them with ``attn_doctor.facts.encode``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from attn_doctor.backends import BackendName
+
+Severity = Literal["error", "warning", "info"]
+Tri = Literal["yes", "no", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """One fact a finding rests on: where it came from and its value."""
+
+    fact: str
+    """Dotted fact path (``driver.version``), ``index:<file>#<entry>`` or ``import:<module>``."""
+    value: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """A problem or notable fact, with its cause, the evidence and the fix."""
+
+    id: str
+    """Stable kebab-case rule id, e.g. ``driver-too-old-for-torch``."""
+    severity: Severity
+    title: str
+    cause: str
+    evidence: tuple[Evidence, ...] = ()
+    fix: str | None = None
+    """A command (or short instruction) that fixes it on this machine."""
+    fix_note: str | None = None
+    backends: tuple[BackendName, ...] = ()
+    """Backends this finding affects."""
+    sources: tuple[str, ...] = ()
+    """Upstream references the rule rests on (file@tag, release notes, issue threads)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendStatus:
+    """One row of the backend table."""
+
+    backend: BackendName
+    installed: Tri
+    importable: Tri
+    """``unknown`` unless ``--deep`` tried the import (or the backend is torch-internal)."""
+    compatible: Tri
+    """Compatible with this GPU, OS, torch and Python per the rules data."""
+    usable: bool
+    """installed and compatible and not known to fail importing."""
+    version: str | None = None
+    reason: str
+    """Why: the one-line summary shown in the table."""
+    attn_implementation: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recommendation:
+    """A ranked choice, with the reasons for its rank."""
+
+    rank: int
+    backend: BackendName
+    attn_implementation: str | None
+    usable_now: bool
+    """True if it works as installed; False if it needs an install first."""
+    reason: str
+    gpu_index: int | None = None
+    """The GPU this recommendation is for (None: all / CPU)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnosis:
+    """The planner's whole answer for one Environment."""
+
+    findings: tuple[Finding, ...]
+    backends: tuple[BackendStatus, ...]
+    recommendations: tuple[Recommendation, ...]
+    folklore: tuple[str, ...] = ()
+    """Where common advice ("Windows -> xformers, Linux -> flash-attn") is wrong here, and why."""
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def has_warnings(self) -> bool:
+        return any(f.severity == "warning" for f in self.findings)

@@ -1,0 +1,415 @@
+"""The facts about one machine: a frozen, schema-versioned ``Environment``.
+
+Everything the planner, the report and the resolver know about a machine is in here, and
+nothing else: they never look at the machine themselves. A snapshot saved with
+``attn-doctor check --save-snapshot FILE`` is ``Environment.to_json()``; another machine can
+diagnose it with ``--snapshot FILE``.
+
+Conventions:
+- Every field that could not be read is ``None``, and an ``Unknown`` entry in
+  ``Environment.unknowns`` says why (the dotted field path and the reason). Never a guess.
+- Collections are tuples; mappings are tuples of pairs, so that every fact is hashable.
+- Versions are strings exactly as the source printed them; parse with ``packaging`` at use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from attn_doctor.errors import SnapshotError
+
+SCHEMA_VERSION = 1
+"""Bumped when a field changes meaning or is removed. Adding an optional field is not a bump:
+older snapshots load with the new field at its default."""
+
+OsName = Literal["linux", "windows", "darwin", "other"]
+TorchBuild = Literal["cuda", "rocm", "cpu", "xpu", "unknown"]
+GpuVendor = Literal["nvidia", "amd", "apple", "intel"]
+ImportStatus = Literal["ok", "error", "crashed", "timeout"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unknown:
+    """A fact that could not be read, and why."""
+
+    field: str
+    """Dotted path of the fact, e.g. ``driver.version`` or ``torch.cxx11_abi``."""
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostFacts:
+    """Operating system, C library, CPU and memory."""
+
+    os: OsName
+    os_release: str | None = None
+    """Kernel release (Linux) or OS release (``platform.release()``)."""
+    os_version: str | None = None
+    """``platform.version()``: the Windows build number, the kernel build string on Linux."""
+    distro_id: str | None = None
+    """``ID`` from /etc/os-release, e.g. ``ubuntu``."""
+    distro_version: str | None = None
+    """``VERSION_ID`` from /etc/os-release, e.g. ``22.04``."""
+    distro_name: str | None = None
+    """``PRETTY_NAME`` from /etc/os-release."""
+    libc: Literal["glibc", "musl"] | None = None
+    libc_version: str | None = None
+    """glibc or musl version; bounds which manylinux/musllinux wheels install."""
+    wsl: int | None = None
+    """1 or 2 under the Windows Subsystem for Linux, 0 when not under WSL, None if unknown."""
+    arch: str | None = None
+    """Normalised CPU architecture: ``x86_64``, ``aarch64``, ``arm64`` (macOS), ``ppc64le``…"""
+    cpu_count: int | None = None
+    """Logical CPUs usable by this process (affinity-aware)."""
+    ram_total_bytes: int | None = None
+    ram_available_bytes: int | None = None
+    in_container: bool | None = None
+    """Inside a Docker/Podman/Kubernetes container (from /.dockerenv, /run/.containerenv, cgroup)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonFacts:
+    """The Python interpreter that attn-doctor runs under (and would install into)."""
+
+    version: str
+    """``3.11.7``."""
+    implementation: str
+    """``cpython``, ``pypy``…"""
+    executable: str | None = None
+    abi_tag: str | None = None
+    """The wheel ABI tag this interpreter accepts first, e.g. ``cp311`` or ``cp313t``."""
+    free_threaded: bool = False
+    in_venv: bool | None = None
+    pip_version: str | None = None
+    """Version of the pip importable by this interpreter; None when pip is absent."""
+    uv_version: str | None = None
+    """``uv --version`` when uv is on PATH."""
+    conda_env: str | None = None
+    """Name of the active conda environment (``CONDA_DEFAULT_ENV``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverFacts:
+    """The NVIDIA kernel driver."""
+
+    version: str | None = None
+    """e.g. ``580.65.06`` (Linux) or ``581.15`` (Windows)."""
+    cuda_version: str | None = None
+    """Highest CUDA version this driver supports, ``major.minor`` (NVML
+    ``nvmlSystemGetCudaDriverVersion``; nvidia-smi's "CUDA Version")."""
+    source: Literal["nvml", "nvidia-smi", "procfs", "sysfs"] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuFacts:
+    """One GPU."""
+
+    index: int
+    vendor: GpuVendor
+    name: str
+    compute_capability: str | None = None
+    """NVIDIA ``major.minor`` (``8.0`` A100, ``9.0`` H100, ``12.0`` RTX 5090)."""
+    gfx_arch: str | None = None
+    """AMD ``gfx`` target (``gfx942`` for MI300)."""
+    memory_total_bytes: int | None = None
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    source: Literal["nvml", "nvidia-smi", "sysfs", "rocm-smi", "platform"] | None = None
+
+    @property
+    def sm(self) -> int | None:
+        """Compute capability as one integer (``8.6`` -> 86, ``12.0`` -> 120)."""
+        if self.compute_capability is None:
+            return None
+        major, _, minor = self.compute_capability.partition(".")
+        try:
+            return int(major) * 10 + int(minor or 0)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaToolkitFacts:
+    """The CUDA toolkit used for source builds (not the runtime that torch bundles)."""
+
+    nvcc_path: str | None = None
+    nvcc_version: str | None = None
+    """``13.0.88``: the ``V`` number printed by ``nvcc --version``."""
+    release: str | None = None
+    """``13.0``: the ``release`` number printed by ``nvcc --version``."""
+    cuda_home: str | None = None
+    """``CUDA_HOME`` (or ``CUDA_PATH`` on Windows) as set, else the directory nvcc lives in."""
+    rocm_version: str | None = None
+    """ROCm version from the ROCm install (``/opt/rocm/.info/version``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchFacts:
+    """The installed torch, read from its metadata and files without importing it."""
+
+    version: str
+    """Full version with local label, e.g. ``2.8.0+cu128``."""
+    build: TorchBuild
+    cuda: str | None = None
+    """CUDA version torch was built with (``torch/version.py: cuda``), e.g. ``12.8``."""
+    hip: str | None = None
+    """HIP version for ROCm builds."""
+    cxx11_abi: bool | None = None
+    """``_GLIBCXX_USE_CXX11_ABI`` torch was built with (TorchConfig.cmake), Linux only."""
+    git_version: str | None = None
+    location: str | None = None
+    requires: tuple[str, ...] = ()
+    """Requires-Dist lines of the torch distribution (nvidia-* runtime wheels, triton)."""
+    cudnn_version: str | None = None
+    """Version of the nvidia-cudnn wheel torch depends on, when installed as a wheel."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageFacts:
+    """An installed distribution that matters to attention backends."""
+
+    name: str
+    """Canonical distribution name, e.g. ``flash-attn``."""
+    version: str
+    location: str | None = None
+    requires: tuple[str, ...] = ()
+    """Requires-Dist lines, used to find packages that pin another torch."""
+    installer: str | None = None
+    """From the INSTALLER file: ``pip``, ``uv``, ``conda``…"""
+    build_info: tuple[tuple[str, str], ...] = ()
+    """What the package says it was built for, e.g. xformers' ``cpp_lib.json``
+    (``torch``, ``cuda``, ``python``) or a local version label (``cu128torch2.8``)."""
+    editable: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult:
+    """The outcome of importing one module in a child process (``check --deep``)."""
+
+    module: str
+    status: ImportStatus
+    detail: str | None = None
+    """The exception's last line, the signal name, or the timeout, as text."""
+    traceback_tail: str | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchRuntimeFacts:
+    """What torch reports about itself once imported in a child process (``--deep``)."""
+
+    cuda_available: bool | None = None
+    device_count: int | None = None
+    arch_list: tuple[str, ...] = ()
+    """``torch.cuda.get_arch_list()``: the GPU architectures compiled into this torch."""
+    cudnn_version: int | None = None
+    cxx11_abi: bool | None = None
+    device_capabilities: tuple[str, ...] = ()
+    """``major.minor`` per visible device, as torch sees them."""
+    flash_sdp_available: bool | None = None
+    """``torch.backends.cuda.is_flash_attention_available()`` where it exists."""
+    mps_available: bool | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """Every fact attn-doctor uses about one machine. Round-trips through JSON."""
+
+    schema_version: int = SCHEMA_VERSION
+    attn_doctor_version: str = ""
+    created_at: str = ""
+    """ISO 8601 UTC time the snapshot was taken."""
+    host: HostFacts
+    python: PythonFacts
+    driver: DriverFacts = field(default_factory=DriverFacts)
+    gpus: tuple[GpuFacts, ...] = ()
+    cuda_toolkit: CudaToolkitFacts = field(default_factory=CudaToolkitFacts)
+    torch: TorchFacts | None = None
+    """None when torch is not installed."""
+    packages: tuple[PackageFacts, ...] = ()
+    """Installed attention-related distributions (torch excluded), sorted by name."""
+    env_vars: tuple[tuple[str, str], ...] = ()
+    """Environment variables that change backend behaviour, as set."""
+    imports: tuple[ImportResult, ...] = ()
+    """Child-process import results (empty unless ``--deep``)."""
+    torch_runtime: TorchRuntimeFacts | None = None
+    """Set by ``--deep`` when torch imports."""
+    deep: bool = False
+    unknowns: tuple[Unknown, ...] = ()
+
+    # Convenience lookups: pure functions of the fields above.
+    def package(self, name: str) -> PackageFacts | None:
+        """The installed distribution with this canonical name, if any."""
+        for pkg in self.packages:
+            if pkg.name == name:
+                return pkg
+        return None
+
+    def import_result(self, module: str) -> ImportResult | None:
+        """The ``--deep`` import result for this module, if it was tried."""
+        for res in self.imports:
+            if res.module == module:
+                return res
+        return None
+
+    def env(self, name: str) -> str | None:
+        """The value of a recorded environment variable."""
+        for key, value in self.env_vars:
+            if key == name:
+                return value
+        return None
+
+    def unknown_reason(self, field_path: str) -> str | None:
+        """Why a fact is unknown, if it is."""
+        for unk in self.unknowns:
+            if unk.field == field_path:
+                return unk.reason
+        return None
+
+    @property
+    def nvidia_gpus(self) -> tuple[GpuFacts, ...]:
+        return tuple(g for g in self.gpus if g.vendor == "nvidia")
+
+    @property
+    def amd_gpus(self) -> tuple[GpuFacts, ...]:
+        return tuple(g for g in self.gpus if g.vendor == "amd")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return _encode(self)  # type: ignore[no-any-return]
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Environment:
+        """Build from a decoded JSON object; raises ``SnapshotError`` naming the bad field."""
+        if not isinstance(data, dict):
+            raise SnapshotError("snapshot: expected a JSON object at the top level")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SnapshotError("snapshot: schema_version is missing or not an integer")
+        if version > SCHEMA_VERSION:
+            raise SnapshotError(
+                f"snapshot: schema_version {version} is newer than this attn-doctor "
+                f"understands ({SCHEMA_VERSION})",
+                hint="Upgrade attn-doctor on this machine: pip install -U attn-doctor",
+            )
+        if version < 1:
+            raise SnapshotError(f"snapshot: schema_version {version} is not valid")
+        return decode(cls, data, "snapshot")
+
+    @classmethod
+    def from_json(cls, text: str) -> Environment:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"snapshot: not valid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+
+# --- JSON codec driven by the type hints above -------------------------------------------
+
+T = TypeVar("T")
+
+
+def _encode(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def encode(value: object) -> object:
+    """Any frozen fact dataclass (or tuple of them) as JSON-ready data."""
+    return _encode(value)
+
+
+def decode(cls: type[T], data: object, path: str) -> T:
+    """Decode ``data`` into dataclass ``cls``, validating every field against its type.
+
+    Unknown keys are refused (a typo must not silently drop a fact); missing keys take the
+    field's default, or are refused when the field has none. Errors name the dotted path.
+    """
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{path}: expected an object, got {_kind(data)}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    extra = sorted(set(data) - set(fields))
+    if extra:
+        raise SnapshotError(f"{path}: unknown field {extra[0]!r}")
+    kwargs: dict[str, object] = {}
+    for name, fld in fields.items():
+        if name not in data:
+            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+                raise SnapshotError(f"{path}.{name}: missing")
+            continue
+        kwargs[name] = _decode_value(hints[name], data[name], f"{path}.{name}")
+    return cls(**kwargs)
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _decode_value(tp: object, value: object, path: str) -> object:
+    origin = get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        options = get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise SnapshotError(f"{path}: must not be null")
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _decode_value(opt, value, path)
+            except SnapshotError as exc:
+                errors.append(exc.message)
+        raise SnapshotError(errors[0] if len(errors) == 1 else f"{path}: unexpected {value!r}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed or isinstance(value, bool) != any(
+            isinstance(a, bool) for a in allowed
+        ):
+            raise SnapshotError(
+                f"{path}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SnapshotError(f"{path}: expected a list, got {_kind(value)}")
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode_value(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise SnapshotError(f"{path}: expected {len(args)} items, got {len(value)}")
+        return tuple(_decode_value(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return decode(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SnapshotError(f"{path}: expected true/false, got {_kind(value)}")
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SnapshotError(f"{path}: expected an integer, got {_kind(value)}")
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise SnapshotError(f"{path}: expected a number, got {_kind(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SnapshotError(f"{path}: expected a string, got {_kind(value)}")
+        return value
+    raise TypeError(f"facts codec: unsupported type {tp!r} at {path}")  # a bug, not bad input
