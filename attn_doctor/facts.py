@@ -38,7 +38,7 @@ class Unknown:
     """A fact that could not be read, and why."""
 
     field: str
-    """Dotted path of the fact, e.g. ``driver.version`` or ``torch.cxx11_abi``."""
+    """Dotted path of the fact, e.g. ``driver.version``."""
     reason: str
 
 
@@ -69,7 +69,7 @@ class HostFacts:
     ram_total_bytes: int | None = None
     ram_available_bytes: int | None = None
     in_container: bool | None = None
-    """Inside a Docker/Podman/Kubernetes container (from /.dockerenv, /run/.containerenv, cgroup)."""
+    """In a Docker/Podman/Kubernetes container (/.dockerenv, /run/.containerenv, cgroup)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,7 +282,9 @@ class Environment:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
-        return _encode(self)  # type: ignore[no-any-return]
+        encoded = _encode(self)
+        assert isinstance(encoded, dict)
+        return encoded
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -393,7 +395,8 @@ def _decode_value(tp: object, value: object, path: str) -> object:
             return tuple(_decode_value(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise SnapshotError(f"{path}: expected {len(args)} items, got {len(value)}")
-        return tuple(_decode_value(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_decode_value(a, v, f"{path}[{i}]") for i, (a, v) in pairs)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return decode(tp, value, path)
     if tp is bool:

@@ -34,7 +34,7 @@ def save_snapshot(env: Environment, path: Path) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(env.to_json())
             fh.write("\n")
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -64,6 +64,7 @@ def save_snapshot(env: Environment, path: Path) -> None:
     help="Seconds each child-process import may take with --deep.",
 )
 def check_command(
+    *,
     json_mode: bool,
     deep: bool,
     snapshot_path: Path | None,
