@@ -1,0 +1,103 @@
+"""Time `attn-doctor check` against the reporters users would run instead.
+
+Prints the median wall time (and min/max) of each command over N runs on this machine, the
+peak resident memory of one run, and the ratio of each rival to `attn-doctor check`.
+
+    python benchmarks/bench_check.py            # 7 runs each
+    python benchmarks/bench_check.py --runs 15 --json
+
+Rivals that are not installed here (xformers.info, ds_report) are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _commands(python: str) -> dict[str, list[str]]:
+    return {
+        "attn-doctor check": [python, "-m", "attn_doctor", "check", "--json"],
+        "attn-doctor check --deep": [python, "-m", "attn_doctor", "check", "--deep", "--json"],
+        "torch.utils.collect_env": [python, "-m", "torch.utils.collect_env"],
+        "xformers.info": [python, "-m", "xformers.info"],
+        "ds_report": [python, "-c", "from deepspeed.env_report import cli_main; cli_main()"],
+    }
+
+
+def _run_once(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and exit code of one run."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    return time.perf_counter() - start, proc.returncode
+
+
+def _peak_rss_kib(cmd: list[str]) -> int | None:
+    """Peak RSS of one run, measured in a fresh helper so earlier children do not count."""
+    code = (
+        "import resource,subprocess,sys;"
+        "subprocess.run(sys.argv[1:],capture_output=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *cmd], check=False, capture_output=True, text=True
+    )
+    try:
+        return int(out.stdout.strip())
+    except ValueError:
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, object]] = {}
+    for name, cmd in _commands(args.python).items():
+        elapsed, code = _run_once(cmd)  # warm the page cache; also tells if it exists
+        if code != 0 and name in ("xformers.info", "ds_report"):
+            results[name] = {"skipped": "not installed here"}
+            continue
+        rss = _peak_rss_kib(cmd)
+        times = [elapsed]
+        times += [_run_once(cmd)[0] for _ in range(args.runs - 1)]
+        results[name] = {
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "max_s": max(times),
+            "runs": len(times),
+            "exit_code": code,
+            "peak_rss_mib": None if rss is None else round(rss / 1024, 1),
+        }
+    base = results["attn-doctor check"]["median_s"]
+    assert isinstance(base, float)
+    for res in results.values():
+        med = res.get("median_s")
+        if isinstance(med, float):
+            res["ratio_vs_check"] = round(med / base, 2)
+
+    if args.json:
+        print(json.dumps({"python": args.python, "cpus": os.cpu_count(), "results": results}))
+        return 0
+    print(f"{'command':28} {'median':>8} {'min':>8} {'max':>8} {'RSS MiB':>8} {'x check':>8}")
+    for name, res in results.items():
+        if "skipped" in res:
+            print(f"{name:28} skipped: {res['skipped']}")
+            continue
+        print(
+            f"{name:28} {res['median_s']:8.3f} {res['min_s']:8.3f} {res['max_s']:8.3f} "
+            f"{res['peak_rss_mib']!s:>8} {res['ratio_vs_check']:8.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
