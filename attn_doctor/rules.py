@@ -131,6 +131,8 @@ class BackendRule:
     amd_gfx: tuple[str, ...]
     os: tuple[str, ...]
     official_wheels_os: tuple[str, ...]
+    official_wheels_vendors: tuple[Vendor, ...]
+    """GPU vendors the official wheels are built for (empty: all of ``vendors``)."""
     dtypes: tuple[str, ...]
     max_head_dim: int | None
     min_torch: str | None
@@ -158,6 +160,8 @@ class Ranking:
     gpu: tuple[BackendName, ...]
     cpu: tuple[BackendName, ...]
     apple: tuple[BackendName, ...]
+    fallback: tuple[BackendName, ...]
+    """Ranked after everything else: reference paths and special-purpose APIs."""
     source: str
     verified: bool
 
@@ -504,6 +508,7 @@ def _load_backends(
                 amd_gfx=e.strs("amd_gfx"),
                 os=e.strs("os", allowed=_OSES),
                 official_wheels_os=e.strs("official_wheels_os", allowed=_OSES),
+                official_wheels_vendors=e.strs("official_wheels_vendors", allowed=_VENDORS),
                 dtypes=e.strs("dtypes", allowed=_DTYPES),
                 max_head_dim=max_head or None,
                 min_torch=e.version("min_torch", optional=True),
@@ -527,7 +532,12 @@ def _load_backends(
         return tuple(_backend_name(rank, key, v) for v in rank.strs(key))
 
     ranking = Ranking(
-        gpu=order("gpu"), cpu=order("cpu"), apple=order("apple"), source=source, verified=verified
+        gpu=order("gpu"),
+        cpu=order("cpu"),
+        apple=order("apple"),
+        fallback=order("fallback"),
+        source=source,
+        verified=verified,
     )
 
     builds = doc.get("source_build")
