@@ -135,7 +135,8 @@ def environment_problems(rule: BackendRule, env: Environment) -> tuple[str, ...]
     if version is not None and floor is not None and version.release < _release(floor):
         where = f" on {os_name}" if dict(rule.os_min_torch).get(os_name) else ""
         problems.append(
-            f"{title} needs torch >= {floor}{where}; torch {env.torch.version if env.torch else ''} is installed"
+            f"{title} needs torch >= {floor}{where}; torch "
+            f"{env.torch.version if env.torch else ''} is installed"
         )
     if (
         env.torch is not None

@@ -34,11 +34,11 @@ from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
     arch_covers,
     arch_min_cuda,
-    driver_runs_compat,
     choose_cuda_variant,
     compat_minimum,
     cu_tag,
     driver_column,
+    driver_runs_compat,
     driver_satisfies,
     family,
     gpu_label,
@@ -118,6 +118,11 @@ def _ev(fact: str, value: object) -> Evidence:
     return Evidence(fact=fact, value="null" if value is None else str(value))
 
 
+def _version_of(env: Environment, name: str) -> str | None:
+    pkg = env.package(name)
+    return pkg.version if pkg is not None else None
+
+
 def _pkg(env: Environment, *names: str) -> PackageFacts | None:
     for name in names:
         pkg = env.package(name)
@@ -169,7 +174,8 @@ def _torch_install_command(ctx: _Ctx, torch_minor: str, *, pin: str | None) -> t
             upgrade = choose_cuda_variant(rules, env, minor)
             if upgrade is not None:
                 return (
-                    f'pip install "torch=={minor}.*" --index-url {PYTORCH_INDEX}/{cu_tag(upgrade.cuda)}',
+                    f'pip install "torch=={minor}.*" --index-url '
+                    f"{PYTORCH_INDEX}/{cu_tag(upgrade.cuda)}",
                     f"torch {torch_minor} has no build with CUDA >= {need}, which these GPUs need; "
                     f"torch {minor} is the first release with one that fits ({upgrade.why})",
                 )
@@ -284,7 +290,9 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 f"`import torch` {res.status} in a child process: {res.detail or 'no detail'}",
                 [*torch_ev, _ev("import:torch", f"{res.status}: {res.detail}")],
                 fix=f"pip install --force-reinstall --no-deps torch=={pin}",
-                fix_note="Reinstall torch from the index it came from (see torch.version local label).",
+                fix_note=(
+                    "Reinstall torch from the index it came from (see torch.version local label)."
+                ),
                 sources=("attn-doctor check --deep child-process import",),
             )
         )
@@ -309,7 +317,9 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                     *gpus_ev,
                     _ev("env.CUDA_VISIBLE_DEVICES", env.env("CUDA_VISIBLE_DEVICES")),
                 ],
-                fix_note="Check CUDA_VISIBLE_DEVICES, the driver (nvidia-smi), and container GPU flags.",
+                fix_note=(
+                    "Check CUDA_VISIBLE_DEVICES, the driver (nvidia-smi), and container GPU flags."
+                ),
                 sources=("torch.cuda.is_available() in a child process (check --deep)",),
             )
         )
@@ -391,8 +401,10 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
                 "driver-below-cuda-release-minimum",
                 "warning",
                 "Driver older than torch's CUDA release, running in compatibility mode",
-                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} ({column}); "
-                f"driver {driver.version or driver.cuda_version} runs it through CUDA minor version "
+                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} "
+                f"({column}); "
+                f"driver {driver.version or driver.cuda_version} runs it through CUDA minor "
+                "version "
                 "compatibility: kernels run, but PTX JIT of newer PTX and some APIs fail "
                 "(cudaErrorCallRequiresNewerDriver).",
                 evidence,
@@ -425,7 +437,8 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                     "torch-lacks-gpu-arch",
                     "error",
                     f"torch has no kernels for {gpu_label(gpu)}",
-                    f"torch {torch.version} was compiled for {', '.join(rt.arch_list)}; none runs on "
+                    f"torch {torch.version} was compiled for {', '.join(rt.arch_list)}; none runs "
+                    "on "
                     f"{sm_text(sm)}: CUDA calls fail with 'no kernel image is available for "
                     "execution on the device'.",
                     [
@@ -439,7 +452,8 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
             )
             continue
         for row in rules.arch_min_cuda:
-            if row.sm_min <= sm <= row.sm_max and cuda_key(torch.cuda) < cuda_key(row.min_cuda):
+            built = torch.cuda or "0.0"
+            if row.sm_min <= sm <= row.sm_max and cuda_key(built) < cuda_key(row.min_cuda):
                 minor = minor_of(torch_version(env) or Version("0.0"))
                 cmd, why = _torch_install_command(ctx, minor, pin=_pin(env))
                 out.append(
@@ -448,7 +462,8 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                         "error",
                         f"torch's CUDA {torch.cuda} has no kernels for {gpu_label(gpu)}",
                         f"{row.family} GPUs need a torch built with CUDA >= {row.min_cuda}; torch "
-                        f"{torch.version} is built with CUDA {torch.cuda}: expect 'no kernel image is "
+                        f"{torch.version} is built with CUDA {torch.cuda}: expect 'no kernel "
+                        "image is "
                         "available for execution on the device'.",
                         [
                             _ev("torch.version", torch.version),
@@ -499,13 +514,20 @@ def _import_findings(ctx: _Ctx) -> list[Finding]:
                     "flash-attn-abi-mismatch",
                     "error",
                     "flash-attn was built for another torch",
-                    f"`import {res.module}` fails with an undefined C++ symbol: its compiled extension "
+                    f"`import {res.module}` fails with an undefined C++ symbol: its compiled "
+                    "extension "
                     f"was built against a different torch (or C++ ABI) than torch "
                     f"{env.torch.version if env.torch else '?'} installed here.",
                     ev,
-                    fix=f"pip uninstall -y {pkg.name if pkg else 'flash-attn'} && attn-doctor install flash-attn",
-                    fix_note="Install the wheel built for this exact torch major.minor, CUDA major and "
-                    "C++11 ABI flag; never upgrade torch under an installed flash-attn.",
+                    fix=(
+                        f"pip uninstall -y {pkg.name if pkg else 'flash-attn'} && attn-doctor "
+                        "install flash-attn"
+                    ),
+                    fix_note=(
+                        "Install the wheel built for this exact torch major.minor, CUDA major "
+                        "and "
+                        "C++11 ABI flag; never upgrade torch under an installed flash-attn."
+                    ),
                     backends=(owner,),
                 )
             )
@@ -561,7 +583,8 @@ def _build_label_findings(ctx: _Ctx) -> list[Finding]:
                 "flash-attn-built-for-other-torch",
                 "error",
                 f"{name} {pkg.version} was built for another torch",
-                f"Its wheel label says it was built for {', '.join(problems)}; the compiled extension "
+                f"Its wheel label says it was built for {', '.join(problems)}; the compiled "
+                "extension "
                 "will fail to load (undefined symbol) or crash.",
                 [
                     _ev(f"packages.{name}.version", pkg.version),
@@ -669,8 +692,11 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
                         _ev("torch.version", torch.version),
                     ],
                     fix=f"attn-doctor install {pkg.name}",
-                    fix_note=f"Pick the {pkg.name} release made for torch {tv.public}, or remove it "
-                    f"(pip uninstall -y {pkg.name}).",
+                    fix_note=(
+                        f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
+                        "it "
+                        f"(pip uninstall -y {pkg.name})."
+                    ),
                     backends=tuple(
                         n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
                     ),
@@ -791,7 +817,10 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
                         _ev("cuda_toolkit.nvcc_path", tk.nvcc_path),
                         _ev("torch.cuda", torch.cuda),
                     ],
-                    fix=f"Point CUDA_HOME at a CUDA {cuda_key(torch.cuda)[0]}.x toolkit before a source build",
+                    fix=(
+                        f"Point CUDA_HOME at a CUDA {cuda_key(torch.cuda)[0]}.x toolkit before a "
+                        "source build"
+                    ),
                 )
             )
     elif relevant:
@@ -800,10 +829,14 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
                 "no-nvcc",
                 "info",
                 "No CUDA toolkit (nvcc) found",
-                "Prebuilt wheels need no toolkit; a flash-attn source build would fail without nvcc.",
+                "Prebuilt wheels need no toolkit; a flash-attn source build would fail without "
+                "nvcc.",
                 [_ev("cuda_toolkit.nvcc_path", None), _ev("cuda_toolkit.cuda_home", tk.cuda_home)],
-                fix_note=f"Only for a source build: install a CUDA {cuda_key(torch.cuda)[0]}.x toolkit "
-                "and set CUDA_HOME.",
+                fix_note=(
+                    f"Only for a source build: install a CUDA {cuda_key(torch.cuda)[0]}.x "
+                    "toolkit "
+                    "and set CUDA_HOME."
+                ),
             )
         )
     return out
@@ -822,10 +855,13 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                     "no-gpu",
                     "info",
                     "No GPU found: CPU attention only",
-                    "No NVIDIA, AMD or Apple GPU was found; flash-attn, xformers and unsloth do not "
+                    "No NVIDIA, AMD or Apple GPU was found; flash-attn, xformers and unsloth do "
+                    "not "
                     "apply. torch's SDPA runs its CPU kernels.",
                     [_ev("gpus", "[]"), _ev("driver.version", env.driver.version)],
-                    fix_note="If this machine has a GPU, check that its driver is loaded (nvidia-smi).",
+                    fix_note=(
+                        "If this machine has a GPU, check that its driver is loaded (nvidia-smi)."
+                    ),
                 )
             )
     if env.host.os == "darwin" and (
@@ -849,22 +885,29 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
     if env.host.os == "windows" and env.nvidia_gpus:
         flash_floor = rules.backend("sdpa_flash").min_torch_for("windows")
         sdpa_note = (
-            f"torch {env.torch.version if env.torch else ''} has SDPA's flash and memory-efficient kernels"
+            f"torch {env.torch.version if env.torch else ''} has SDPA's flash and "
+            "memory-efficient kernels"
             if tv is not None and flash_floor and tv >= Version(flash_floor)
-            else f"torch >= {flash_floor} has SDPA's flash kernel on Windows; every torch has the memory-efficient one"
+            else (
+                f"torch >= {flash_floor} has SDPA's flash kernel on Windows; every torch has the "
+                "memory-efficient one"
+            )
         )
         out.append(
             ctx.finding(
                 "windows-no-flash-attn-wheels",
                 "info",
                 "Windows: flash-attn publishes no official wheels",
-                "flash-attn releases ship Linux wheels only; on Windows it is a long source build or a "
+                "flash-attn releases ship Linux wheels only; on Windows it is a long source build "
+                "or a "
                 f"community wheel. {sdpa_note}, and xformers ships Windows wheels.",
                 [
                     _ev("host.os", "windows"),
                     _ev("torch.version", env.torch.version if env.torch else None),
                 ],
-                fix_note='Use attn_implementation="sdpa"; or run under WSL 2, where Linux wheels work.',
+                fix_note=(
+                    'Use attn_implementation="sdpa"; or run under WSL 2, where Linux wheels work.'
+                ),
                 backends=("flash_attn_2",),
             )
         )
@@ -874,8 +917,10 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "wsl-driver-is-windows-host",
                 "info",
                 "WSL 2: the NVIDIA driver is the Windows host's",
-                "Under WSL 2 the GPU driver is installed on Windows only (its version is what nvidia-smi "
-                "shows here); Linux wheels (flash-attn, xformers) apply. Do not install a Linux display "
+                "Under WSL 2 the GPU driver is installed on Windows only (its version is what "
+                "nvidia-smi "
+                "shows here); Linux wheels (flash-attn, xformers) apply. Do not install a Linux "
+                "display "
                 "driver inside WSL.",
                 [_ev("host.wsl", 2), _ev("driver.version", env.driver.version)],
             )
@@ -921,7 +966,9 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                     _ev("python.free_threaded", env.python.free_threaded),
                     _ev("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
                 ],
-                fix_note='Use a supported Python in a new environment, or attn_implementation="sdpa".'
+                fix_note=(
+                    'Use a supported Python in a new environment, or attn_implementation="sdpa".'
+                )
                 + (
                     ""
                     if pre.verified
@@ -947,7 +994,8 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                 "warning",
                 f"{gib:.0f} GiB RAM is too little for a parallel flash-attn build",
                 f"flash-attn's build assumes ~{build.gb_per_nvcc_thread} GB per nvcc thread "
-                f"({build.nvcc_threads_default} threads per job): with {gib:.0f} GiB it runs one job at "
+                f"({build.nvcc_threads_default} threads per job): with {gib:.0f} GiB it runs one "
+                "job at "
                 f"a time on {cpus} CPUs (hours), and more jobs run out of memory.",
                 [
                     _ev("host.ram_available_bytes", env.host.ram_available_bytes),
@@ -988,9 +1036,11 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                 ctx.finding(
                     "transformers-too-old-for-backend",
                     "warning",
-                    f'transformers {tf.version} does not accept attn_implementation="{entry.value}"',
+                    f"transformers {tf.version} does not accept "
+                    f'attn_implementation="{entry.value}"',
                     f'{BACKENDS[name].title} is installed, but attn_implementation="{entry.value}" '
-                    f"exists from transformers {entry.first}: loading a model with it raises ValueError.",
+                    f"exists from transformers {entry.first}: loading a model with it raises "
+                    "ValueError.",
                     [
                         _ev("packages.transformers.version", tf.version),
                         _ev(f"index:transformers.toml#{entry.value}.first", entry.first),
@@ -1015,7 +1065,7 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                     [
                         _ev(
                             "packages.xformers.version",
-                            env.package("xformers").version if env.package("xformers") else None,
+                            _version_of(env, "xformers"),
                         ),
                         _ev("packages.transformers.version", tf.version if tf else None),
                     ],
@@ -1030,12 +1080,14 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                 "hub-kernels-need-network",
                 "info",
                 "Hub kernels download on first use",
-                'attn_implementation="kernels-community/..." fetches the kernel from the Hugging Face '
-                "Hub the first time; offline machines need it cached (or a kernels lockfile) first.",
+                'attn_implementation="kernels-community/..." fetches the kernel from the Hugging '
+                "Face "
+                "Hub the first time; offline machines need it cached (or a kernels lockfile) "
+                "first.",
                 [
                     _ev(
                         "packages.kernels.version",
-                        env.package("kernels").version if env.package("kernels") else None,
+                        _version_of(env, "kernels"),
                     )
                 ],
                 backends=("hub_kernels",),
@@ -1236,12 +1288,14 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
     if not env.gpus:
         if os_name == "darwin" and (env.host.arch or "") in ("arm64", "aarch64"):
             out.append(
-                '"Linux -> flash-attn, Windows -> xformers" does not apply on Apple silicon: both are '
+                '"Linux -> flash-attn, Windows -> xformers" does not apply on Apple silicon: both '
+                "are "
                 "CUDA-only. torch's SDPA on the MPS device is the fast path here."
             )
         else:
             out.append(
-                "No GPU here: flash-attn, xformers and unsloth are GPU projects; attn_implementation="
+                "No GPU here: flash-attn, xformers and unsloth are GPU projects; "
+                "attn_implementation="
                 '"sdpa" uses torch\'s CPU kernels.'
             )
         return out
@@ -1251,12 +1305,14 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         label = gpu_label(gpu)
         if gpu.vendor == "amd":
             out.append(
-                f'"Linux -> flash-attn" on {label}: flash-attn for ROCm is a source build (CK or Triton '
-                "backend); torch's SDPA (AOTriton flash / memory-efficient kernels) needs no install."
+                f'"Linux -> flash-attn" on {label}: flash-attn for ROCm is a source build (CK or '
+                "Triton "
+                "backend); torch's SDPA (AOTriton flash / memory-efficient kernels) needs no "
+                "install."
             )
             out.append(
-                f'"unsloth first" on {label}: unsloth\'s documented floor is NVIDIA compute capability 7.0; '
-                "AMD support is not confirmed here."
+                f'"unsloth first" on {label}: unsloth\'s documented floor is NVIDIA compute '
+                "capability 7.0; AMD support is not confirmed here."
             )
             continue
         if gpu.vendor != "nvidia" or gpu.sm is None:
@@ -1265,36 +1321,43 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         if sm < 80:
             if os_name in ("linux",):
                 out.append(
-                    f'"Linux -> flash-attn" is wrong for {label}: flash-attn 2 needs Ampere (sm80) or '
+                    f'"Linux -> flash-attn" is wrong for {label}: flash-attn 2 needs Ampere (sm80) '
+                    "or "
                     "newer and fails with 'FlashAttention only supports Ampere GPUs or newer'. Use "
                     'attn_implementation="sdpa" (memory-efficient kernel) or xformers.'
                 )
             if sm < rules.backend("unsloth").min_sm:
                 out.append(
-                    f'"unsloth first" is wrong for {label}: unsloth needs compute capability 7.0 or newer.'
+                    f'"unsloth first" is wrong for {label}: unsloth needs compute capability 7.0 '
+                    "or newer."
                 )
         if os_name == "windows" and sm >= 80:
             floor = rules.backend("sdpa_flash").min_torch_for("windows")
             if tv is not None and floor and tv >= Version(floor):
                 out.append(
-                    f'"Windows -> xformers" is not needed on {label}: torch {env.torch.version if env.torch else ""} '
+                    f'"Windows -> xformers" is not needed on {label}: torch '
+                    f"{env.torch.version if env.torch else ''} "
                     "on Windows already has SDPA's flash and memory-efficient kernels; "
                     'attn_implementation="sdpa" needs no extra package.'
                 )
             elif tv is not None:
                 out.append(
-                    f'"Windows -> xformers" on {label}: torch {env.torch.version if env.torch else ""} has no SDPA '
-                    f"flash kernel on Windows (added for torch >= {floor}); upgrading torch gives it "
+                    f'"Windows -> xformers" on {label}: torch '
+                    f"{env.torch.version if env.torch else ''} has no SDPA "
+                    f"flash kernel on Windows (added for torch >= {floor}); upgrading torch gives "
+                    "it "
                     "without xformers."
                 )
         if os_name == "linux" and 80 <= sm < 90 and table["flash_attn_2"].installed != "yes":
             out.append(
-                f'"Linux -> flash-attn" on {label}: correct hardware, but torch\'s SDPA flash kernel is '
-                "FlashAttention-2 already; the flash-attn package adds mainly varlen/padding-free APIs."
+                f'"Linux -> flash-attn" on {label}: correct hardware, but torch\'s SDPA flash '
+                "kernel is FlashAttention-2 already; the flash-attn package adds mainly "
+                "varlen/padding-free APIs."
             )
         if sm // 10 == 9:
             out.append(
-                f"On {label} flash-attn 2 is not the fastest choice: FlashAttention-3 (and FA4) target "
+                f"On {label} flash-attn 2 is not the fastest choice: FlashAttention-3 (and FA4) "
+                "target "
                 "Hopper, and torch's cuDNN SDPA kernel is tuned for it."
             )
         if sm >= 100:
@@ -1302,7 +1365,10 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
             note = (
                 "flash-attn-4 targets it"
                 if fa4.compatible == "yes" and fa4.official
-                else "flash-attn-4's code accepts it, though upstream advertises Hopper and datacenter Blackwell"
+                else (
+                    "flash-attn-4's code accepts it, though upstream advertises Hopper and "
+                    "datacenter Blackwell"
+                )
             )
             out.append(
                 f"On {label} flash-attn 3 does not apply (Hopper only); {note}; SDPA "

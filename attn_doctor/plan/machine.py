@@ -88,7 +88,7 @@ def cu_tag(cuda: str) -> str:
 
 
 def normalise_cuda(text: str) -> str | None:
-    """Accept ``12.8``, ``12.8.1``, ``cu128``, ``1208`` (xformers' build metadata); return ``12.8``."""
+    """``12.8`` from ``12.8``, ``12.8.1``, ``cu128`` or ``1208`` (xformers' build metadata)."""
     value = text.strip().lower()
     match = re.fullmatch(r"(?:cu)?(\d+)\.(\d+)(?:\.\d+)?", value)
     if match:
@@ -212,7 +212,7 @@ def choose_cuda_variant(rules: Rules, env: Environment, torch_minor: str) -> Var
 
 
 def latest_torch_minor(rules: Rules) -> str:
-    return max((row.torch for row in rules.torch_variants), key=lambda t: Version(t))
+    return max((row.torch for row in rules.torch_variants), key=Version)
 
 
 def arch_covers(arch_list: tuple[str, ...], sm: int) -> bool:
