@@ -293,7 +293,6 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 fix_note=(
                     "Reinstall torch from the index it came from (see torch.version local label)."
                 ),
-                sources=("attn-doctor check --deep child-process import",),
             )
         )
     rt = env.torch_runtime
@@ -320,7 +319,6 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 fix_note=(
                     "Check CUDA_VISIBLE_DEVICES, the driver (nvidia-smi), and container GPU flags."
                 ),
-                sources=("torch.cuda.is_available() in a child process (check --deep)",),
             )
         )
     return out
@@ -987,6 +985,8 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
     per_job = build.gb_per_nvcc_thread * build.nvcc_threads_default
     mem_jobs = max(1, int(gib // per_job))
     cpu_jobs = max(1, cpus // 2)
+    # With 2 nvcc threads per job instead of the default, this many jobs fit in memory.
+    low_jobs = max(1, min(cpu_jobs, int(gib // (build.gb_per_nvcc_thread * 2))))
     if mem_jobs < cpu_jobs and mem_jobs <= 1:
         out.append(
             ctx.finding(
@@ -1003,7 +1003,10 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                     _ev("host.cpu_count", cpus),
                     _ev("env.MAX_JOBS", env.env("MAX_JOBS")),
                 ],
-                fix="MAX_JOBS=1 NVCC_THREADS=2 pip install flash-attn --no-build-isolation",
+                fix=(
+                    f"MAX_JOBS={low_jobs} NVCC_THREADS=2 "
+                    "pip install flash-attn --no-build-isolation"
+                ),
                 fix_note="Prefer a prebuilt wheel (attn-doctor install flash-attn) or SDPA.",
                 backends=("flash_attn_2",),
                 sources=(build.source,),
@@ -1174,7 +1177,7 @@ def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, Back
         reason: str
         usable = False
         if installed != "yes":
-            how = "not installed" if name not in TORCH_INTERNAL else "torch is not installed"
+            how = "torch is not installed" if name in TORCH_INTERNAL else "not installed"
             reason = f"{how}; {v.reason}" if v.compatible != "yes" else how
         elif importable == "no":
             reason = import_problem or "fails to import"
@@ -1256,8 +1259,8 @@ def _recommend(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Recom
                 tier = 4
             elif status.usable:
                 tier = 0
-            elif name in TORCH_INTERNAL and status.installed == "yes":
-                tier = 1  # works as soon as torch itself is fixed
+            elif name in TORCH_INTERNAL:
+                tier = 1  # works as soon as torch itself is installed or fixed
             else:
                 tier = 2 if v.official else 3
             picked.append((tier, pos, name, v))
