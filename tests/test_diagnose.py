@@ -260,7 +260,9 @@ def test_pins_respect_markers(rules: Rules) -> None:
 
 
 def test_transformers_too_old_for_fa3(rules: Rules) -> None:
-    f = finding(diagnose(load("h100-fa3-old-transformers"), rules), "transformers-too-old-for-backend")
+    f = finding(
+        diagnose(load("h100-fa3-old-transformers"), rules), "transformers-too-old-for-backend"
+    )
     assert f.fix == 'pip install -U "transformers>=4.53.0"'
 
 
@@ -276,7 +278,9 @@ def test_windows_folklore(rules: Rules) -> None:
     assert any('"Windows -> xformers" is not needed' in s for s in diag.folklore)
     env = load("rtx4090-windows")
     assert env.torch is not None
-    old = dataclasses.replace(env, torch=dataclasses.replace(env.torch, version="2.3.1+cu121", cuda="12.1"))
+    old = dataclasses.replace(
+        env, torch=dataclasses.replace(env.torch, version="2.3.1+cu121", cuda="12.1")
+    )
     diag_old = diagnose(old, rules)
     sdpa = next(s for s in diag_old.backends if s.backend == "sdpa_flash")
     assert sdpa.compatible == "no"
@@ -312,7 +316,8 @@ def test_rocm_torch_on_nvidia(rules: Rules) -> None:
     env = load("a100-linux")
     assert env.torch is not None
     rocm = dataclasses.replace(
-        env, torch=dataclasses.replace(env.torch, version="2.6.0+rocm6.2.4", build="rocm", cuda=None)
+        env,
+        torch=dataclasses.replace(env.torch, version="2.6.0+rocm6.2.4", build="rocm", cuda=None),
     )
     f = finding(diagnose(rocm, rules), "rocm-torch-on-nvidia-gpu")
     assert f.severity == "error"
@@ -356,9 +361,9 @@ def test_planner_does_not_import_torch() -> None:
         lines = [line.strip() for line in path.read_text().splitlines()]
         imports = [line for line in lines if line.startswith(("import ", "from "))]
         for banned in ("torch", "subprocess", "pynvml", "psutil", "platform"):
-            assert not any(
-                line.split()[1].split(".")[0] == banned for line in imports
-            ), f"{path.name}: {banned}"
+            assert not any(line.split()[1].split(".")[0] == banned for line in imports), (
+                f"{path.name}: {banned}"
+            )
         assert not any("os.environ" in line for line in lines), path.name
 
 
@@ -373,4 +378,3 @@ def test_every_emitted_id_has_sources_in_the_data(rules: Rules) -> None:
     for name in EXPECTED:
         for f in diagnose(load(name), rules).findings:
             assert f.id in known, f.id
-

@@ -68,7 +68,7 @@ def test_driver_minimums_grow_with_cuda(rules: Rules) -> None:
         ("12.9", "575.51.03", "576.02"),
         ("13.0", "580.65.06", None),
     ],
-    ids=lambda v: str(v),
+    ids=str,
 )
 def test_nvidia_table_rows(rules: Rules, cuda: str, linux: str, windows: str | None) -> None:
     row = rules.release(cuda)
@@ -186,7 +186,12 @@ def _edit(path: Path, old: str, new: str) -> None:
             'first = "four"',
             r"attn_implementation\[4\] \(flash_attention_3\)\.first",
         ),
-        (TRANSFORMERS_FILE, "verified = true", 'verified = "yes"', r"\.verified: expected true/false"),
+        (
+            TRANSFORMERS_FILE,
+            "verified = true",
+            'verified = "yes"',
+            r"\.verified: expected true/false",
+        ),
     ],
     ids=[
         "bad-driver-version",
