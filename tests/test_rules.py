@@ -33,20 +33,22 @@ def test_every_backend_has_a_rule(rules: Rules) -> None:
 
 
 def test_every_entry_names_its_source(rules: Rules) -> None:
-    entries = [
-        *rules.releases,
-        *rules.minor_compat,
-        *rules.arch_min_cuda,
-        *rules.torch_variants,
-        *rules.backends,
-        *rules.attn_implementations,
-        *rules.invalid_attn_implementations,
-        rules.ranking,
-        rules.source_build,
-        rules.prebuilt_flash_attn,
+    groups: list[tuple[object, ...]] = [
+        rules.releases,
+        rules.minor_compat,
+        rules.arch_min_cuda,
+        rules.torch_variants,
+        rules.backends,
+        rules.attn_implementations,
+        rules.invalid_attn_implementations,
+        (rules.ranking, rules.source_build, rules.prebuilt_flash_attn),
     ]
-    for entry in entries:
-        assert entry.source.strip(), entry
+    for group in groups:
+        for entry in group:
+            source = getattr(entry, "source", "")
+            assert isinstance(source, str)
+            assert source.strip(), entry
+            assert isinstance(getattr(entry, "verified", None), bool), entry
 
 
 def test_driver_minimums_grow_with_cuda(rules: Rules) -> None:
