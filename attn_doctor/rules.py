@@ -221,6 +221,16 @@ class InvalidAttnImplementation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Conflict:
+    """Distributions that break each other when installed together."""
+
+    packages: tuple[str, ...]
+    reason: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Rules:
     """Validated rules: driver table, backend requirements, transformers support."""
 
@@ -233,6 +243,7 @@ class Rules:
     source_build: SourceBuild
     prebuilt_flash_attn: PrebuiltPython
     rule_sources: tuple[tuple[str, tuple[str, ...]], ...]
+    conflicts: tuple[Conflict, ...]
     attn_implementations: tuple[AttnImplementation, ...]
     invalid_attn_implementations: tuple[InvalidAttnImplementation, ...]
 
@@ -475,6 +486,7 @@ def _load_backends(
     SourceBuild,
     PrebuiltPython,
     tuple[tuple[str, tuple[str, ...]], ...],
+    tuple[Conflict, ...],
 ]:
     file = BACKENDS_FILE
     _check_schema(doc, file)
@@ -569,6 +581,16 @@ def _load_backends(
         verified=verified,
     )
 
+    conflicts = []
+    for e in _tables(doc, file, "conflict"):
+        source, verified = e.provenance()
+        packages = e.strs("packages")
+        if len(packages) < 2:
+            raise e.fail("packages", "a conflict needs at least two distributions")
+        conflicts.append(
+            Conflict(packages=packages, reason=e.str_("reason"), source=source, verified=verified)
+        )
+
     raw_sources = doc.get("rule_sources")
     if not isinstance(raw_sources, dict) or not raw_sources:
         raise IndexDataError(f"{file}: [rule_sources] is missing")
@@ -583,7 +605,7 @@ def _load_backends(
                 f"{file}: [rule_sources].{rule_id}: expected a non-empty list of strings"
             )
         rule_sources.append((rule_id, tuple(sources)))
-    return tuple(rules), ranking, source_build, prebuilt, tuple(rule_sources)
+    return tuple(rules), ranking, source_build, prebuilt, tuple(rule_sources), tuple(conflicts)
 
 
 def _load_transformers(
@@ -634,7 +656,7 @@ def load_rules(directory: Path | None = None) -> Rules:
     Raises ``IndexDataError`` naming the file and the entry when anything is malformed.
     """
     releases, compat, archs, variants = _load_driver(read_toml(DRIVER_FILE, directory))
-    backends, ranking, source_build, prebuilt, rule_sources = _load_backends(
+    backends, ranking, source_build, prebuilt, rule_sources, conflicts = _load_backends(
         read_toml(BACKENDS_FILE, directory)
     )
     values, invalid = _load_transformers(read_toml(TRANSFORMERS_FILE, directory))
@@ -648,6 +670,7 @@ def load_rules(directory: Path | None = None) -> Rules:
         source_build=source_build,
         prebuilt_flash_attn=prebuilt,
         rule_sources=rule_sources,
+        conflicts=conflicts,
         attn_implementations=values,
         invalid_attn_implementations=invalid,
     )

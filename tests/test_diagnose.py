@@ -259,6 +259,17 @@ def test_pins_respect_markers(rules: Rules) -> None:
     assert "package-pins-other-torch" not in ids_of(diagnose(env2, rules))
 
 
+def test_conflicting_triton_distributions(rules: Rules) -> None:
+    env = load("mi300-rocm")
+    both = dataclasses.replace(
+        env, packages=(*env.packages, PackageFacts(name="triton", version="3.4.0"))
+    )
+    f = finding(diagnose(both, rules), "conflicting-packages")
+    assert f.severity == "warning"
+    assert "pytorch-triton-rocm 3.4.0" in f.title
+    assert "conflicting-packages" not in ids_of(diagnose(env, rules))
+
+
 def test_transformers_too_old_for_fa3(rules: Rules) -> None:
     f = finding(
         diagnose(load("h100-fa3-old-transformers"), rules), "transformers-too-old-for-backend"

@@ -703,6 +703,29 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
+def _conflict_findings(ctx: _Ctx) -> list[Finding]:
+    env = ctx.env
+    out: list[Finding] = []
+    for conflict in ctx.rules.conflicts:
+        present = [pkg for name in conflict.packages if (pkg := env.package(name)) is not None]
+        if len(present) < 2:
+            continue
+        names = " and ".join(f"{p.name} {p.version}" for p in present)
+        out.append(
+            ctx.finding(
+                "conflicting-packages",
+                "warning",
+                f"{names} are installed together",
+                f"{names}: {conflict.reason}.",
+                [_ev(f"packages.{p.name}.version", p.version) for p in present],
+                fix_note="Keep the one the installed torch depends on (see torch.requires) and "
+                "uninstall the other.",
+                sources=(conflict.source,),
+            )
+        )
+    return out
+
+
 # --- GPU generation vs backends ----------------------------------------------------------------
 
 
@@ -1394,6 +1417,7 @@ def diagnose(env: Environment, rules: Rules) -> Diagnosis:
     findings += _build_label_findings(ctx)
     findings += _xformers_findings(ctx)
     findings += _pin_findings(ctx)
+    findings += _conflict_findings(ctx)
     findings += _gpu_backend_findings(ctx)
     findings += _toolchain_findings(ctx)
     findings += _platform_findings(ctx)
