@@ -399,11 +399,9 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
                 "driver-below-cuda-release-minimum",
                 "warning",
                 "Driver older than torch's CUDA release, running in compatibility mode",
-                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} "
-                f"({column}); "
+                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} ({column}); "
                 f"driver {driver.version or driver.cuda_version} runs it through CUDA minor "
-                "version "
-                "compatibility: kernels run, but PTX JIT of newer PTX and some APIs fail "
+                "version compatibility: kernels run, but PTX JIT of newer PTX and some APIs fail "
                 "(cudaErrorCallRequiresNewerDriver).",
                 evidence,
                 fix=f"Upgrade the NVIDIA driver to >= {release_min}" if release_min else None,
@@ -436,8 +434,7 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                     "error",
                     f"torch has no kernels for {gpu_label(gpu)}",
                     f"torch {torch.version} was compiled for {', '.join(rt.arch_list)}; none runs "
-                    "on "
-                    f"{sm_text(sm)}: CUDA calls fail with 'no kernel image is available for "
+                    f"on {sm_text(sm)}: CUDA calls fail with 'no kernel image is available for "
                     "execution on the device'.",
                     [
                         _ev("torch.version", torch.version),
@@ -461,8 +458,7 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                         f"torch's CUDA {torch.cuda} has no kernels for {gpu_label(gpu)}",
                         f"{row.family} GPUs need a torch built with CUDA >= {row.min_cuda}; torch "
                         f"{torch.version} is built with CUDA {torch.cuda}: expect 'no kernel "
-                        "image is "
-                        "available for execution on the device'.",
+                        "image is available for execution on the device'.",
                         [
                             _ev("torch.version", torch.version),
                             _ev("torch.cuda", torch.cuda),
@@ -483,28 +479,42 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
 _LOCAL_LABEL = re.compile(r"cu(\d+)torch(\d+\.\d+)cxx11abi(true|false)", re.IGNORECASE)
 
 
+# Extension modules and alternative top-level names that belong to a backend.
+_MODULE_OWNERS: dict[str, BackendName] = {
+    "flash_attn_2_cuda": "flash_attn_2",
+    "flash_attn_3": "flash_attn_3",
+    "flash_attn_3_cuda": "flash_attn_3",
+}
+
+
+def _owner_of(module: str) -> BackendName | None:
+    """The package backend a module belongs to (exact module first, then its top level)."""
+    for name in _PACKAGE_BACKENDS:
+        if BACKENDS[name].module == module:
+            return name
+    top = module.split(".", maxsplit=1)[0]
+    if top in _MODULE_OWNERS:
+        return _MODULE_OWNERS[top]
+    for name in _PACKAGE_BACKENDS:
+        if (BACKENDS[name].module or "").split(".")[0] == top:
+            return name
+    return None
+
+
 def _import_findings(ctx: _Ctx) -> list[Finding]:
     env = ctx.env
     out: list[Finding] = []
     for res in env.imports:
         if res.status == "ok" or res.module == "torch":
             continue
-        owner = next(
-            (
-                n
-                for n in _PACKAGE_BACKENDS
-                if BACKENDS[n].module
-                and res.module.split(".")[0] == (BACKENDS[n].module or "").split(".")[0]
-            ),
-            None,
-        )
+        owner = _owner_of(res.module)
         detail = res.detail or ""
         ev = [_ev(f"import:{res.module}", f"{res.status}: {detail}")]
         if env.torch:
             ev.append(_ev("torch.version", env.torch.version))
         undefined = "undefined symbol" in detail
         if owner in ("flash_attn_2", "flash_attn_3", "flash_attn_4") and undefined:
-            pkg = _pkg(env, "flash-attn", "flash-attn-3", "flash-attn-4")
+            pkg = _pkg(env, BACKENDS[owner].distribution or "flash-attn")
             if pkg:
                 ev.append(_ev(f"packages.{pkg.name}.version", pkg.version))
             out.append(
@@ -513,8 +523,7 @@ def _import_findings(ctx: _Ctx) -> list[Finding]:
                     "error",
                     "flash-attn was built for another torch",
                     f"`import {res.module}` fails with an undefined C++ symbol: its compiled "
-                    "extension "
-                    f"was built against a different torch (or C++ ABI) than torch "
+                    "extension was built against a different torch (or C++ ABI) than torch "
                     f"{env.torch.version if env.torch else '?'} installed here.",
                     ev,
                     fix=(
@@ -522,8 +531,7 @@ def _import_findings(ctx: _Ctx) -> list[Finding]:
                         "install flash-attn"
                     ),
                     fix_note=(
-                        "Install the wheel built for this exact torch major.minor, CUDA major "
-                        "and "
+                        "Install the wheel built for this exact torch major.minor, CUDA major and "
                         "C++11 ABI flag; never upgrade torch under an installed flash-attn."
                     ),
                     backends=(owner,),
@@ -582,8 +590,7 @@ def _build_label_findings(ctx: _Ctx) -> list[Finding]:
                 "error",
                 f"{name} {pkg.version} was built for another torch",
                 f"Its wheel label says it was built for {', '.join(problems)}; the compiled "
-                "extension "
-                "will fail to load (undefined symbol) or crash.",
+                "extension will fail to load (undefined symbol) or crash.",
                 [
                     _ev(f"packages.{name}.version", pkg.version),
                     _ev("torch.version", torch.version),
@@ -692,8 +699,7 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
                     fix=f"attn-doctor install {pkg.name}",
                     fix_note=(
                         f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
-                        "it "
-                        f"(pip uninstall -y {pkg.name})."
+                        f"it (pip uninstall -y {pkg.name})."
                     ),
                     backends=tuple(
                         n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
@@ -855,8 +861,7 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
                 [_ev("cuda_toolkit.nvcc_path", None), _ev("cuda_toolkit.cuda_home", tk.cuda_home)],
                 fix_note=(
                     f"Only for a source build: install a CUDA {cuda_key(torch.cuda)[0]}.x "
-                    "toolkit "
-                    "and set CUDA_HOME."
+                    "toolkit and set CUDA_HOME."
                 ),
             )
         )
@@ -877,8 +882,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                     "info",
                     "No GPU found: CPU attention only",
                     "No NVIDIA, AMD or Apple GPU was found; flash-attn, xformers and unsloth do "
-                    "not "
-                    "apply. torch's SDPA runs its CPU kernels.",
+                    "not apply. torch's SDPA runs its CPU kernels.",
                     [_ev("gpus", "[]"), _ev("driver.version", env.driver.version)],
                     fix_note=(
                         "If this machine has a GPU, check that its driver is loaded (nvidia-smi)."
@@ -920,8 +924,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "info",
                 "Windows: flash-attn publishes no official wheels",
                 "flash-attn releases ship Linux wheels only; on Windows it is a long source build "
-                "or a "
-                f"community wheel. {sdpa_note}, and xformers ships Windows wheels.",
+                f"or a community wheel. {sdpa_note}, and xformers ships Windows wheels.",
                 [
                     _ev("host.os", "windows"),
                     _ev("torch.version", env.torch.version if env.torch else None),
@@ -939,10 +942,8 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "info",
                 "WSL 2: the NVIDIA driver is the Windows host's",
                 "Under WSL 2 the GPU driver is installed on Windows only (its version is what "
-                "nvidia-smi "
-                "shows here); Linux wheels (flash-attn, xformers) apply. Do not install a Linux "
-                "display "
-                "driver inside WSL.",
+                "nvidia-smi shows here); Linux wheels (flash-attn, xformers) apply. Do not install a Linux "
+                "display driver inside WSL.",
                 [_ev("host.wsl", 2), _ev("driver.version", env.driver.version)],
             )
         )
@@ -1018,8 +1019,7 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                 f"{gib:.0f} GiB RAM is too little for a parallel flash-attn build",
                 f"flash-attn's build assumes ~{build.gb_per_nvcc_thread} GB per nvcc thread "
                 f"({build.nvcc_threads_default} threads per job): with {gib:.0f} GiB it runs one "
-                "job at "
-                f"a time on {cpus} CPUs (hours), and more jobs run out of memory.",
+                f"job at a time on {cpus} CPUs (hours), and more jobs run out of memory.",
                 [
                     _ev("host.ram_available_bytes", env.host.ram_available_bytes),
                     _ev("host.ram_total_bytes", env.host.ram_total_bytes),
@@ -1107,8 +1107,7 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                 "info",
                 "Hub kernels download on first use",
                 'attn_implementation="kernels-community/..." fetches the kernel from the Hugging '
-                "Face "
-                "Hub the first time; offline machines need it cached (or a kernels lockfile) "
+                "Face Hub the first time; offline machines need it cached (or a kernels lockfile) "
                 "first.",
                 [
                     _ev(
@@ -1315,8 +1314,7 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         if os_name == "darwin" and (env.host.arch or "") in ("arm64", "aarch64"):
             out.append(
                 '"Linux -> flash-attn, Windows -> xformers" does not apply on Apple silicon: both '
-                "are "
-                "CUDA-only. torch's SDPA on the MPS device is the fast path here."
+                "are CUDA-only. torch's SDPA on the MPS device is the fast path here."
             )
         else:
             out.append(
@@ -1332,8 +1330,7 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         if gpu.vendor == "amd":
             out.append(
                 f'"Linux -> flash-attn" on {label}: flash-attn for ROCm is a source build (CK or '
-                "Triton "
-                "backend); torch's SDPA (AOTriton flash / memory-efficient kernels) needs no "
+                "Triton backend); torch's SDPA (AOTriton flash / memory-efficient kernels) needs no "
                 "install."
             )
             out.append(
@@ -1348,8 +1345,7 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
             if os_name in ("linux",):
                 out.append(
                     f'"Linux -> flash-attn" is wrong for {label}: flash-attn 2 needs Ampere (sm80) '
-                    "or "
-                    "newer and fails with 'FlashAttention only supports Ampere GPUs or newer'. Use "
+                    "or newer and fails with 'FlashAttention only supports Ampere GPUs or newer'. Use "
                     'attn_implementation="sdpa" (memory-efficient kernel) or xformers.'
                 )
             if sm < rules.backend("unsloth").min_sm:
@@ -1371,8 +1367,7 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
                     f'"Windows -> xformers" on {label}: torch '
                     f"{env.torch.version if env.torch else ''} has no SDPA "
                     f"flash kernel on Windows (added for torch >= {floor}); upgrading torch gives "
-                    "it "
-                    "without xformers."
+                    "it without xformers."
                 )
         if os_name == "linux" and 80 <= sm < 90 and table["flash_attn_2"].installed != "yes":
             out.append(
@@ -1383,8 +1378,7 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         if sm // 10 == 9:
             out.append(
                 f"On {label} flash-attn 2 is not the fastest choice: FlashAttention-3 (and FA4) "
-                "target "
-                "Hopper, and torch's cuDNN SDPA kernel is tuned for it."
+                "target Hopper, and torch's cuDNN SDPA kernel is tuned for it."
             )
         if sm >= 100:
             fa4 = verdict(rules.backend("flash_attn_4"), gpu, env)
