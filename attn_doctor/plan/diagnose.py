@@ -399,8 +399,8 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
                 "driver-below-cuda-release-minimum",
                 "warning",
                 "Driver older than torch's CUDA release, running in compatibility mode",
-                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} ({column}); "
-                f"driver {driver.version or driver.cuda_version} runs it through CUDA minor "
+                f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} "
+                f"({column}); driver {driver.version or driver.cuda_version} runs it through CUDA minor "
                 "version compatibility: kernels run, but PTX JIT of newer PTX and some APIs fail "
                 "(cudaErrorCallRequiresNewerDriver).",
                 evidence,
@@ -942,8 +942,8 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "info",
                 "WSL 2: the NVIDIA driver is the Windows host's",
                 "Under WSL 2 the GPU driver is installed on Windows only (its version is what "
-                "nvidia-smi shows here); Linux wheels (flash-attn, xformers) apply. Do not install a Linux "
-                "display driver inside WSL.",
+                "nvidia-smi shows here); Linux wheels (flash-attn, xformers) apply. Do not "
+                "install a Linux display driver inside WSL.",
                 [_ev("host.wsl", 2), _ev("driver.version", env.driver.version)],
             )
         )
@@ -1330,8 +1330,8 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
         if gpu.vendor == "amd":
             out.append(
                 f'"Linux -> flash-attn" on {label}: flash-attn for ROCm is a source build (CK or '
-                "Triton backend); torch's SDPA (AOTriton flash / memory-efficient kernels) needs no "
-                "install."
+                "Triton backend); torch's SDPA (AOTriton flash / memory-efficient kernels) "
+                "needs no install."
             )
             out.append(
                 f'"unsloth first" on {label}: unsloth\'s documented floor is NVIDIA compute '
@@ -1345,7 +1345,8 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
             if os_name in ("linux",):
                 out.append(
                     f'"Linux -> flash-attn" is wrong for {label}: flash-attn 2 needs Ampere (sm80) '
-                    "or newer and fails with 'FlashAttention only supports Ampere GPUs or newer'. Use "
+                    "or newer and fails with 'FlashAttention only supports Ampere GPUs or "
+                    "newer'. Use "
                     'attn_implementation="sdpa" (memory-efficient kernel) or xformers.'
                 )
             if sm < rules.backend("unsloth").min_sm:
