@@ -400,9 +400,9 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
                 "warning",
                 "Driver older than torch's CUDA release, running in compatibility mode",
                 f"torch's CUDA {torch.cuda} lists driver >= {release_min or torch.cuda} "
-                f"({column}); driver {driver.version or driver.cuda_version} runs it through CUDA minor "
-                "version compatibility: kernels run, but PTX JIT of newer PTX and some APIs fail "
-                "(cudaErrorCallRequiresNewerDriver).",
+                f"({column}); driver {driver.version or driver.cuda_version} runs it through "
+                "CUDA minor version compatibility: kernels run, but PTX JIT of newer PTX and "
+                "some APIs fail (cudaErrorCallRequiresNewerDriver).",
                 evidence,
                 fix=f"Upgrade the NVIDIA driver to >= {release_min}" if release_min else None,
             )
