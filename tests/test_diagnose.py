@@ -389,3 +389,12 @@ def test_every_emitted_id_has_sources_in_the_data(rules: Rules) -> None:
     for name in EXPECTED:
         for f in diagnose(load(name), rules).findings:
             assert f.id in known, f.id
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED), ids=sorted(EXPECTED))
+def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
+    from attn_doctor.facts import encode
+
+    text = json.dumps(encode(diagnose(load(name), rules)), sort_keys=True)
+    data = json.loads(text)
+    assert set(data) == {"findings", "backends", "recommendations", "folklore"}
