@@ -1,14 +1,676 @@
-"""The backend rules data (``wheels_index/*.toml``), loaded and validated once."""
+"""The backend rules data (``wheels_index/*.toml``), loaded and validated once.
+
+Three files feed the diagnosis:
+
+- ``driver_cuda.toml``: NVIDIA driver minimums per CUDA release and per CUDA major (minor
+  version compatibility), GPU families that need a minimum CUDA in the torch build, and the
+  CUDA/ROCm variants each torch minor release ships.
+- ``backends.toml``: what each attention backend needs (GPU generation, OS, dtypes, head dims,
+  torch/CUDA), the ranking policy, source-build and prebuilt-wheel thresholds, and the sources
+  of every diagnosis rule.
+- ``transformers.toml``: the ``attn_implementation`` values and the first transformers release
+  accepting each, plus values that guides use but transformers rejects.
+
+Every entry carries ``source`` and ``verified``; a malformed entry raises ``IndexDataError``
+naming the file and the entry.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from attn_doctor.backends import BACKEND_NAMES, BackendName
+from attn_doctor.datafiles import read_toml
+from attn_doctor.errors import IndexDataError
+from attn_doctor.facts import GpuVendor, OsName
+
+DRIVER_FILE = "driver_cuda.toml"
+BACKENDS_FILE = "backends.toml"
+TRANSFORMERS_FILE = "transformers.toml"
+SUPPORTED_SCHEMA = 1
+
+Vendor = str
+"""``nvidia``, ``amd``, ``apple``, ``intel`` (GPU vendors) or ``cpu``."""
+_VENDORS = (*get_args(GpuVendor), "cpu")
+_OSES: tuple[str, ...] = get_args(OsName)
+_DTYPES = ("fp32", "fp16", "bf16", "fp8")
+_DRIVER_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+_CUDA_RE = re.compile(r"^\d+\.\d+$")
+
+
+def driver_key(version: str) -> tuple[int, ...]:
+    """A driver version as a comparable tuple (``570.124.06`` -> ``(570, 124, 6)``).
+
+    Raises ``ValueError`` for text that is not a dotted number.
+    """
+    text = version.strip()
+    if not _DRIVER_RE.match(text):
+        raise ValueError(f"not a driver version: {version!r}")
+    parts = [int(p) for p in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def cuda_key(version: str) -> tuple[int, int]:
+    """A CUDA ``major.minor`` (or ``major.minor.patch``) as ``(major, minor)``."""
+    parts = version.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError as exc:
+        raise ValueError(f"not a CUDA version: {version!r}") from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverRelease:
+    """Minimum driver for one CUDA minor release (its GA row in NVIDIA's Table 3)."""
+
+    cuda: str
+    label: str
+    linux: str
+    windows: str | None
+    """None where NVIDIA lists N/A (CUDA 13.x on Windows)."""
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinorCompat:
+    """Lowest driver that runs any build of a CUDA major (minor version compatibility)."""
+
+    cuda_major: int
+    linux: str
+    windows: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchMinCuda:
+    """GPU architectures whose kernels need a torch built with at least this CUDA."""
+
+    sm_min: int
+    sm_max: int
+    family: str
+    min_cuda: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchVariants:
+    """The CUDA and ROCm builds a torch minor release ships."""
+
+    torch: str
+    """``major.minor``."""
+    cuda: tuple[str, ...]
+    rocm: tuple[str, ...]
+    python: str
+    """PEP 440 specifier for the Python versions it ships for."""
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendRule:
+    """What one backend needs to run."""
+
+    name: BackendName
+    vendors: tuple[Vendor, ...]
+    min_sm: int
+    """Lowest compute capability as an integer (0: no GPU floor)."""
+    max_sm: int | None
+    sm_majors: tuple[int, ...]
+    """Generations upstream states as supported; empty means the whole [min_sm, max_sm] range."""
+    sm_majors_code_only: tuple[int, ...]
+    """Generations the code accepts without upstream advertising them."""
+    amd_gfx: tuple[str, ...]
+    os: tuple[str, ...]
+    official_wheels_os: tuple[str, ...]
+    official_wheels_vendors: tuple[Vendor, ...]
+    """GPU vendors the official wheels are built for (empty: all of ``vendors``)."""
+    dtypes: tuple[str, ...]
+    max_head_dim: int | None
+    min_torch: str | None
+    os_min_torch: tuple[tuple[str, str], ...]
+    min_cuda: str | None
+    needs: tuple[str, ...]
+    """Distributions that must be installed as well (``triton``, ``kernels``)."""
+    network_first_use: bool
+    notes: str
+    source: str
+    verified: bool
+
+    def min_torch_for(self, os_name: str) -> str | None:
+        """The torch floor on this OS (an OS-specific floor wins)."""
+        for key, value in self.os_min_torch:
+            if key == os_name:
+                return value
+        return self.min_torch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ranking:
+    """Preference order among compatible backends, per kind of device."""
+
+    gpu: tuple[BackendName, ...]
+    cpu: tuple[BackendName, ...]
+    apple: tuple[BackendName, ...]
+    fallback: tuple[BackendName, ...]
+    """Ranked after everything else: reference paths and special-purpose APIs."""
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceBuild:
+    """Memory needs of a flash-attn source build (its setup.py's own MAX_JOBS rule)."""
+
+    gb_per_nvcc_thread: int
+    nvcc_threads_default: int
+    ram_readme_gb: int
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrebuiltPython:
+    """A conservative rule for which interpreters upstream flash-attn wheels exist."""
+
+    python: str
+    free_threaded: bool
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttnImplementation:
+    """One transformers ``attn_implementation`` value and the releases accepting it."""
+
+    value: str
+    backend: BackendName
+    first: str
+    before_not: str | None
+    removed: str | None
+    """First release that no longer accepts it (None: still accepted)."""
+    pattern: str | None
+    """A regular expression for value families (Hub kernels ``org/repo[:kernel]``)."""
+    source: str
+    verified: bool
+
+    def matches(self, value: str) -> bool:
+        if self.pattern is not None:
+            return re.search(self.pattern, value) is not None
+        return value == self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvalidAttnImplementation:
+    """A value guides recommend that transformers rejects, with the exact error."""
+
+    value: str
+    error: str
+    recorded_with: str
+    instead: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conflict:
+    """Distributions that break each other when installed together."""
+
+    packages: tuple[str, ...]
+    reason: str
+    source: str
+    verified: bool
 
 
 @dataclass(frozen=True, kw_only=True)
 class Rules:
     """Validated rules: driver table, backend requirements, transformers support."""
 
+    releases: tuple[DriverRelease, ...]
+    minor_compat: tuple[MinorCompat, ...]
+    arch_min_cuda: tuple[ArchMinCuda, ...]
+    torch_variants: tuple[TorchVariants, ...]
+    backends: tuple[BackendRule, ...]
+    ranking: Ranking
+    source_build: SourceBuild
+    prebuilt_flash_attn: PrebuiltPython
+    rule_sources: tuple[tuple[str, tuple[str, ...]], ...]
+    conflicts: tuple[Conflict, ...]
+    attn_implementations: tuple[AttnImplementation, ...]
+    invalid_attn_implementations: tuple[InvalidAttnImplementation, ...]
 
-def load_rules() -> Rules:
-    raise NotImplementedError("rules data: being written")
+    def backend(self, name: BackendName) -> BackendRule:
+        for rule in self.backends:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)  # load_rules guarantees every backend has a rule
+
+    def release(self, cuda: str) -> DriverRelease | None:
+        """The driver row for this CUDA ``major.minor``, if the table has one."""
+        want = cuda_key(cuda)
+        for row in self.releases:
+            if cuda_key(row.cuda) == want:
+                return row
+        return None
+
+    def compat(self, cuda_major: int) -> MinorCompat | None:
+        for row in self.minor_compat:
+            if row.cuda_major == cuda_major:
+                return row
+        return None
+
+    def variants(self, torch_minor: str) -> TorchVariants | None:
+        for row in self.torch_variants:
+            if row.torch == torch_minor:
+                return row
+        return None
+
+    def sources_for(self, rule_id: str) -> tuple[str, ...]:
+        for key, sources in self.rule_sources:
+            if key == rule_id:
+                return sources
+        return ()
+
+    def attn_implementation(self, backend: BackendName) -> AttnImplementation | None:
+        """The current (not removed) attn_implementation value that selects this backend."""
+        for entry in self.attn_implementations:
+            if entry.backend == backend and entry.removed is None and "|" not in entry.value:
+                return entry
+        return None
+
+
+# --- loading and validation ------------------------------------------------------------------
+
+
+class _Entry:
+    """Typed access to one TOML table; every error names the file and the entry."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise IndexDataError(f"{where}: expected a table")
+        self.data: dict[str, Any] = data
+        self.where = where
+
+    def fail(self, key: str, why: str) -> IndexDataError:
+        return IndexDataError(f"{self.where}.{key}: {why}")
+
+    def str_(
+        self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None
+    ) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "missing")
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {type(value).__name__}")
+        if pattern is not None and value and not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not in the expected format")
+        return value
+
+    def opt_str(self, key: str, *, pattern: re.Pattern[str] | None = None) -> str | None:
+        if key not in self.data or self.data[key] == "":
+            return None
+        return self.str_(key, pattern=pattern)
+
+    def int_(self, key: str, *, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "missing")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(key, f"expected a non-negative integer, got {value!r}")
+        return value
+
+    def bool_(self, key: str, *, default: bool | None = None) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true/false, got {value!r}")
+        return value
+
+    def strs(self, key: str, *, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "expected a list of strings")
+        if allowed is not None:
+            for item in value:
+                if item not in allowed:
+                    raise self.fail(key, f"{item!r} is not one of {', '.join(allowed)}")
+        return tuple(value)
+
+    def ints(self, key: str) -> tuple[int, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise self.fail(key, "expected a list of integers")
+        return tuple(value)
+
+    def provenance(self) -> tuple[str, bool]:
+        source = self.str_("source")
+        if not source.strip():
+            raise self.fail("source", "must name where the fact comes from")
+        return source, self.bool_("verified")
+
+    def version(self, key: str, *, optional: bool = False) -> str | None:
+        value = self.opt_str(key) if optional else self.str_(key)
+        if value is None:
+            return None
+        try:
+            Version(value)
+        except InvalidVersion as exc:
+            raise self.fail(key, f"{value!r} is not a version") from exc
+        return value
+
+    def specifier(self, key: str) -> str:
+        value = self.str_(key)
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier as exc:
+            raise self.fail(key, f"{value!r} is not a version specifier") from exc
+        return value
+
+
+def _tables(doc: dict[str, Any], file: str, key: str) -> list[_Entry]:
+    raw = doc.get(key)
+    if not isinstance(raw, list) or not raw:
+        raise IndexDataError(f"{file}: [[{key}]] entries are missing")
+    entries = []
+    for i, item in enumerate(raw):
+        label = (
+            item.get("cuda")
+            or item.get("name")
+            or item.get("torch")
+            or item.get("value")
+            or item.get("cuda_major")
+            if isinstance(item, dict)
+            else None
+        )
+        entries.append(
+            _Entry(item, f"{file}: {key}[{i}]" + (f" ({label})" if label is not None else ""))
+        )
+    return entries
+
+
+def _check_schema(doc: dict[str, Any], file: str) -> None:
+    schema = doc.get("schema")
+    if schema != SUPPORTED_SCHEMA:
+        raise IndexDataError(f"{file}: schema {schema!r} is not {SUPPORTED_SCHEMA}")
+
+
+def _backend_name(entry: _Entry, key: str, value: str) -> BackendName:
+    for name in BACKEND_NAMES:
+        if name == value:
+            return name
+    raise entry.fail(key, f"{value!r} is not a known backend")
+
+
+def _load_driver(
+    doc: dict[str, Any],
+) -> tuple[
+    tuple[DriverRelease, ...],
+    tuple[MinorCompat, ...],
+    tuple[ArchMinCuda, ...],
+    tuple[TorchVariants, ...],
+]:
+    file = DRIVER_FILE
+    _check_schema(doc, file)
+    releases = []
+    for e in _tables(doc, file, "release"):
+        source, verified = e.provenance()
+        releases.append(
+            DriverRelease(
+                cuda=e.str_("cuda", pattern=_CUDA_RE),
+                label=e.str_("label"),
+                linux=e.str_("linux", pattern=_DRIVER_RE),
+                windows=e.opt_str("windows", pattern=_DRIVER_RE),
+                source=source,
+                verified=verified,
+            )
+        )
+    compat = []
+    for e in _tables(doc, file, "minor_compat"):
+        source, verified = e.provenance()
+        compat.append(
+            MinorCompat(
+                cuda_major=e.int_("cuda_major"),
+                linux=e.str_("linux", pattern=_DRIVER_RE),
+                windows=e.str_("windows", pattern=_DRIVER_RE),
+                source=source,
+                verified=verified,
+            )
+        )
+    archs = []
+    for e in _tables(doc, file, "arch_min_cuda"):
+        source, verified = e.provenance()
+        archs.append(
+            ArchMinCuda(
+                sm_min=e.int_("sm_min"),
+                sm_max=e.int_("sm_max"),
+                family=e.str_("family"),
+                min_cuda=e.str_("min_cuda", pattern=_CUDA_RE),
+                source=source,
+                verified=verified,
+            )
+        )
+    variants = []
+    for e in _tables(doc, file, "torch_variants"):
+        source, verified = e.provenance()
+        cuda = e.strs("cuda")
+        for c in cuda:
+            if not _CUDA_RE.match(c):
+                raise e.fail("cuda", f"{c!r} is not a CUDA major.minor")
+        variants.append(
+            TorchVariants(
+                torch=e.str_("torch", pattern=_CUDA_RE),
+                cuda=cuda,
+                rocm=e.strs("rocm"),
+                python=e.specifier("python"),
+                source=source,
+                verified=verified,
+            )
+        )
+    return tuple(releases), tuple(compat), tuple(archs), tuple(variants)
+
+
+def _load_backends(
+    doc: dict[str, Any],
+) -> tuple[
+    tuple[BackendRule, ...],
+    Ranking,
+    SourceBuild,
+    PrebuiltPython,
+    tuple[tuple[str, tuple[str, ...]], ...],
+    tuple[Conflict, ...],
+]:
+    file = BACKENDS_FILE
+    _check_schema(doc, file)
+    rules: list[BackendRule] = []
+    for e in _tables(doc, file, "backend"):
+        source, verified = e.provenance()
+        name = _backend_name(e, "name", e.str_("name"))
+        if any(r.name == name for r in rules):
+            raise e.fail("name", f"{name!r} appears twice")
+        os_min = e.data.get("os_min_torch", {})
+        if not isinstance(os_min, dict):
+            raise e.fail("os_min_torch", "expected a table")
+        os_min_torch = []
+        for os_name, floor in sorted(os_min.items()):
+            if os_name not in _OSES or not isinstance(floor, str):
+                raise e.fail("os_min_torch", f"bad entry {os_name!r} = {floor!r}")
+            os_min_torch.append((os_name, floor))
+        max_sm = e.int_("max_sm") if "max_sm" in e.data else None
+        min_sm = e.int_("min_sm")
+        if max_sm is not None and max_sm < min_sm:
+            raise e.fail("max_sm", f"{max_sm} is below min_sm {min_sm}")
+        max_head = e.int_("max_head_dim", default=0)
+        rules.append(
+            BackendRule(
+                name=name,
+                vendors=e.strs("vendors", allowed=_VENDORS),
+                min_sm=min_sm,
+                max_sm=max_sm,
+                sm_majors=e.ints("sm_majors"),
+                sm_majors_code_only=e.ints("sm_majors_code_only"),
+                amd_gfx=e.strs("amd_gfx"),
+                os=e.strs("os", allowed=_OSES),
+                official_wheels_os=e.strs("official_wheels_os", allowed=_OSES),
+                official_wheels_vendors=e.strs("official_wheels_vendors", allowed=_VENDORS),
+                dtypes=e.strs("dtypes", allowed=_DTYPES),
+                max_head_dim=max_head or None,
+                min_torch=e.version("min_torch", optional=True),
+                os_min_torch=tuple(os_min_torch),
+                min_cuda=e.opt_str("min_cuda", pattern=_CUDA_RE),
+                needs=e.strs("needs"),
+                network_first_use=e.bool_("network_first_use", default=False),
+                notes=e.str_("notes", default=""),
+                source=source,
+                verified=verified,
+            )
+        )
+    missing = [n for n in BACKEND_NAMES if not any(r.name == n for r in rules)]
+    if missing:
+        raise IndexDataError(f"{file}: no [[backend]] entry for {', '.join(missing)}")
+
+    rank = _Entry(doc.get("ranking"), f"{file}: [ranking]")
+    source, verified = rank.provenance()
+
+    def order(key: str) -> tuple[BackendName, ...]:
+        return tuple(_backend_name(rank, key, v) for v in rank.strs(key))
+
+    ranking = Ranking(
+        gpu=order("gpu"),
+        cpu=order("cpu"),
+        apple=order("apple"),
+        fallback=order("fallback"),
+        source=source,
+        verified=verified,
+    )
+
+    builds = doc.get("source_build")
+    sb = _Entry(
+        builds.get("flash_attn_2") if isinstance(builds, dict) else None,
+        f"{file}: [source_build.flash_attn_2]",
+    )
+    source, verified = sb.provenance()
+    source_build = SourceBuild(
+        gb_per_nvcc_thread=sb.int_("gb_per_nvcc_thread"),
+        nvcc_threads_default=sb.int_("nvcc_threads_default"),
+        ram_readme_gb=sb.int_("ram_readme_gb"),
+        source=source,
+        verified=verified,
+    )
+    if source_build.gb_per_nvcc_thread == 0 or source_build.nvcc_threads_default == 0:
+        raise sb.fail("gb_per_nvcc_thread", "must be positive")
+
+    pre = doc.get("prebuilt")
+    pb = _Entry(
+        pre.get("flash_attn_2") if isinstance(pre, dict) else None,
+        f"{file}: [prebuilt.flash_attn_2]",
+    )
+    source, verified = pb.provenance()
+    prebuilt = PrebuiltPython(
+        python=pb.specifier("python"),
+        free_threaded=pb.bool_("free_threaded"),
+        source=source,
+        verified=verified,
+    )
+
+    conflicts = []
+    for e in _tables(doc, file, "conflict"):
+        source, verified = e.provenance()
+        packages = e.strs("packages")
+        if len(packages) < 2:
+            raise e.fail("packages", "a conflict needs at least two distributions")
+        conflicts.append(
+            Conflict(packages=packages, reason=e.str_("reason"), source=source, verified=verified)
+        )
+
+    raw_sources = doc.get("rule_sources")
+    if not isinstance(raw_sources, dict) or not raw_sources:
+        raise IndexDataError(f"{file}: [rule_sources] is missing")
+    rule_sources = []
+    for rule_id, sources in sorted(raw_sources.items()):
+        if (
+            not isinstance(sources, list)
+            or not sources
+            or not all(isinstance(s, str) and s for s in sources)
+        ):
+            raise IndexDataError(
+                f"{file}: [rule_sources].{rule_id}: expected a non-empty list of strings"
+            )
+        rule_sources.append((rule_id, tuple(sources)))
+    return tuple(rules), ranking, source_build, prebuilt, tuple(rule_sources), tuple(conflicts)
+
+
+def _load_transformers(
+    doc: dict[str, Any],
+) -> tuple[tuple[AttnImplementation, ...], tuple[InvalidAttnImplementation, ...]]:
+    file = TRANSFORMERS_FILE
+    _check_schema(doc, file)
+    values = []
+    for e in _tables(doc, file, "attn_implementation"):
+        source, verified = e.provenance()
+        pattern = e.opt_str("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise e.fail("pattern", f"not a regular expression ({exc})") from exc
+        values.append(
+            AttnImplementation(
+                value=e.str_("value"),
+                backend=_backend_name(e, "backend", e.str_("backend")),
+                first=e.version("first") or "",
+                before_not=e.version("before_not", optional=True),
+                removed=e.version("removed", optional=True),
+                pattern=pattern,
+                source=source,
+                verified=verified,
+            )
+        )
+    invalid = []
+    for e in _tables(doc, file, "invalid"):
+        source, verified = e.provenance()
+        invalid.append(
+            InvalidAttnImplementation(
+                value=e.str_("value"),
+                error=e.str_("error"),
+                recorded_with=e.version("recorded_with") or "",
+                instead=e.str_("instead"),
+                source=source,
+                verified=verified,
+            )
+        )
+    return tuple(values), tuple(invalid)
+
+
+def load_rules(directory: Path | None = None) -> Rules:
+    """Read and validate the three rules files (from ``directory`` when given, for tests).
+
+    Raises ``IndexDataError`` naming the file and the entry when anything is malformed.
+    """
+    releases, compat, archs, variants = _load_driver(read_toml(DRIVER_FILE, directory))
+    backends, ranking, source_build, prebuilt, rule_sources, conflicts = _load_backends(
+        read_toml(BACKENDS_FILE, directory)
+    )
+    values, invalid = _load_transformers(read_toml(TRANSFORMERS_FILE, directory))
+    return Rules(
+        releases=releases,
+        minor_compat=compat,
+        arch_min_cuda=archs,
+        torch_variants=variants,
+        backends=backends,
+        ranking=ranking,
+        source_build=source_build,
+        prebuilt_flash_attn=prebuilt,
+        rule_sources=rule_sources,
+        conflicts=conflicts,
+        attn_implementations=values,
+        invalid_attn_implementations=invalid,
+    )
