@@ -108,7 +108,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-_HEADER_DRIVER = re.compile(r"(?:Driver|KMD) Version\s*:\s*(\d+(?:\.\d+)+)")
+_HEADER_DRIVER = re.compile(r"(?<!CUDA )(?:Driver|KMD) Version\s*:\s*(\d+(?:\.\d+)+)")
 _HEADER_SMI = re.compile(r"NVIDIA-SMI\s+(\d+(?:\.\d+)+)")
 # "CUDA Version: 12.8" (the banner up to R580, and `nvidia-smi -q`), "CUDA UMD Version: 13.3"
 # (the banner from R610 on, NVIDIA's nvidia-smi docs: "deprecated Driver Version and CUDA

@@ -27,12 +27,20 @@ def abi_tag(
     """The first ABI tag this interpreter accepts, as wheel filenames spell it.
 
     CPython: ``cp311``, ``cp313t`` (free-threaded). PyPy and others: from ``SOABI``
-    (``pypy310_pp73``), as packaging.tags does. None when it cannot be told.
+    (``pypy310_pp73``), as ``packaging.tags._generic_abi`` does. None when it cannot be told.
     """
     if implementation == "cpython":
         return f"cp{version[0]}{version[1]}{'t' if free_threaded else ''}"
-    if soabi:
-        return re.sub(r"[-.]", "_", soabi.rsplit("-", 1)[0] if soabi.count("-") > 1 else soabi)
+    if not soabi:
+        return None
+    parts = soabi.split("-")
+    if soabi.startswith("pypy"):  # pypy310-pp73-x86_64-linux-gnu -> pypy310_pp73
+        abi = "-".join(parts[:2])
+    elif soabi.startswith("graalpy"):
+        abi = "-".join(parts[:3])
+    else:
+        abi = soabi
+    return re.sub(r"[^\w]+", "_", abi)
     return None
 
 
