@@ -190,7 +190,9 @@ def test_smi_fallback_old_driver_without_compute_cap(tmp_path: Path) -> None:
 def test_probe_nvidia_falls_back_from_nvml_to_smi(tmp_path: Path) -> None:
     plant_smi(tmp_path, csv="smi_csv_mixed.txt", header="smi_header_b200_610_umd.txt")
     facts = nvidia.probe_nvidia(
-        {"PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=10, nvml=FakeNvml(fail_init="NVML Shared Library Not Found")
+        {"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=10,
+        nvml=FakeNvml(fail_init="NVML Shared Library Not Found"),
     )
     assert facts.driver.source == "nvidia-smi"
     assert facts.driver.cuda_version == "13.3"
@@ -222,7 +224,9 @@ def test_no_driver_at_all_names_every_reason(tmp_path: Path) -> None:
     if Path("/proc/driver/nvidia/version").exists() or Path("/sys/module/nvidia").exists():
         pytest.skip("this machine has an NVIDIA driver")
     facts = nvidia.probe_nvidia(
-        {"PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=5, nvml=FakeNvml(fail_init="NVML Shared Library Not Found")
+        {"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=5,
+        nvml=FakeNvml(fail_init="NVML Shared Library Not Found"),
     )
     assert facts.gpus == ()
     assert facts.driver.version is None

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from attn_doctor.probe import amd, cuda_toolkit, env_vars, host, imports, nvidia, packages
-from attn_doctor.probe import python_env, torch_meta
+from attn_doctor.probe import (
+    amd,
+    cuda_toolkit,
+    env_vars,
+    host,
+    imports,
+    nvidia,
+    packages,
+    python_env,
+    torch_meta,
+)
 
 DATA = Path(__file__).parent / "data" / "probe"
 
@@ -24,7 +33,8 @@ def read(name: str) -> str:
     [
         ("smi_header_h100_550.txt", "550.54.15", "12.4"),
         ("smi_header_b200_610_umd.txt", "610.43.02", "13.3"),
-        ("smi_header_wsl_rtx5090.txt", "572.70", "12.8"),  # WSL: the Windows driver, not NVIDIA-SMI's
+        # WSL: the Windows driver's version, not NVIDIA-SMI's own
+        ("smi_header_wsl_rtx5090.txt", "572.70", "12.8"),
         ("smi_header_t4_470.txt", "470.182.03", "11.4"),
         ("smi_q_450.txt", "450.66", "11.0"),
         ("smi_failed.txt", None, None),
@@ -207,7 +217,9 @@ def test_abi_tag() -> None:
     )
     assert (
         python_env.abi_tag(
-            implementation="pypy", version=(3, 10), free_threaded=False,
+            implementation="pypy",
+            version=(3, 10),
+            free_threaded=False,
             soabi="pypy310-pp73-x86_64-linux-gnu",
         )
         == "pypy310_pp73"
