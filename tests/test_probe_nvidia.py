@@ -106,17 +106,17 @@ def test_nvml_per_device_failure_is_an_unknown_not_a_crash() -> None:
     assert all("Not Supported" in u.reason for u in result.unknowns)
 
 
+class OldFakeNvml(FakeNvml):
+    """An older pynvml: no ``_v2`` call for the CUDA driver version."""
+
+    nvmlSystemGetCudaDriverVersion_v2 = None  # type: ignore[assignment]  # noqa: N815 - pynvml spelling
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return 12040
+
+
 def test_nvml_old_binding_without_v2_call() -> None:
-    fake = FakeNvml()
-    del FakeNvml.nvmlSystemGetCudaDriverVersion_v2  # an older pynvml
-    try:
-        fake_old: Any = fake
-        fake_old.nvmlSystemGetCudaDriverVersion = lambda: 12040
-        result = nvidia.probe_nvml(fake_old)
-    finally:
-        FakeNvml.nvmlSystemGetCudaDriverVersion_v2 = (  # type: ignore[attr-defined]
-            lambda self: 13000
-        )
+    result = nvidia.probe_nvml(OldFakeNvml())
     assert isinstance(result, nvidia.NvidiaFacts)
     assert result.driver.cuda_version == "12.4"
 

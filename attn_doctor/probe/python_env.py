@@ -41,7 +41,6 @@ def abi_tag(
     else:
         abi = soabi
     return re.sub(r"[^\w]+", "_", abi)
-    return None
 
 
 def _is_free_threaded() -> bool:
