@@ -227,6 +227,7 @@ def test_no_driver_at_all_names_every_reason(tmp_path: Path) -> None:
         {"PATH": f"{tmp_path}:/usr/bin:/bin"},
         timeout=5,
         nvml=FakeNvml(fail_init="NVML Shared Library Not Found"),
+        pci_root=tmp_path / "no-pci",
     )
     assert facts.gpus == ()
     assert facts.driver.version is None
@@ -242,3 +243,45 @@ def test_cuda_visible_devices_does_not_filter_gpus() -> None:
     env = {"CUDA_VISIBLE_DEVICES": "1", "PATH": os.defpath}
     facts = nvidia.probe_nvidia(env, timeout=5, nvml=FakeNvml())
     assert len(facts.gpus) == 2
+
+
+def fake_pci_tree(root: Path) -> Path:
+    """A recorded-shape /sys/bus/pci/devices: a host bridge, an H100 (3D controller), an
+    NVIDIA audio function (class 0x0403, not a GPU) and an AMD MI300X (class 0x0380)."""
+    devices = {
+        "0000:00:00.0": ("0x8086", "0x060000", "0x09a2"),
+        "0000:2a:00.0": ("0x10de", "0x030200", "0x2330"),
+        "0000:2a:00.1": ("0x10de", "0x040300", "0x22bb"),
+        "0000:c1:00.0": ("0x1002", "0x038000", "0x74a1"),
+    }
+    for name, (vendor, cls, device) in devices.items():
+        d = root / name
+        d.mkdir(parents=True)
+        (d / "vendor").write_text(vendor + "\n")
+        (d / "class").write_text(cls + "\n")
+        (d / "device").write_text(device + "\n")
+    return root
+
+
+def test_pci_scan_finds_nvidia_gpus_only(tmp_path: Path) -> None:
+    gpus = nvidia.probe_pci_nvidia(fake_pci_tree(tmp_path / "pci"))
+    assert [(g.name, g.pci_bus_id, g.source) for g in gpus] == [
+        ("NVIDIA PCI device 10de:2330", "00000000:2A:00.0", "sysfs")
+    ]
+    assert nvidia.probe_pci_nvidia(tmp_path / "absent") == ()
+
+
+def test_gpu_without_driver_is_reported(tmp_path: Path) -> None:
+    if Path("/proc/driver/nvidia/version").exists() or Path("/sys/module/nvidia").exists():
+        pytest.skip("this machine has an NVIDIA driver")
+    facts = nvidia.probe_nvidia(
+        {"PATH": str(tmp_path)},
+        timeout=5,
+        nvml=FakeNvml(fail_init="Driver Not Loaded"),
+        pci_root=fake_pci_tree(tmp_path / "pci"),
+    )
+    assert facts.driver.version is None
+    assert [g.name for g in facts.gpus] == ["NVIDIA PCI device 10de:2330"]
+    reasons = {u.field: u.reason for u in facts.unknowns}
+    assert "no NVIDIA driver found" in reasons["driver.version"]
+    assert reasons["gpus"].startswith("1 NVIDIA GPU(s) on the PCI bus but no driver answers")

@@ -325,7 +325,7 @@ def import_many(
     """``import_in_child`` for each module, in parallel; results in the given order."""
     if not modules:
         return ()
-    workers = max_workers or min(len(modules), max(2, os.cpu_count() or 2))
+    workers = max_workers or min(len(modules), max(4, os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-import") as ex:
         futures = [
             ex.submit(import_in_child, m, timeout=timeout, python=python, environ=environ)
@@ -405,7 +405,8 @@ def probe_deep(
     """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime."""
     have = set(installed)
     modules = modules_to_import(have)
-    workers = min(len(modules) + 1, max(2, os.cpu_count() or 2))
+    # At least 4 workers: a hung import holds one for the whole timeout.
+    workers = min(len(modules) + 1, max(4, os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex:
         runtime = (
             ex.submit(probe_torch_runtime, timeout=timeout, python=python, environ=environ)

@@ -23,6 +23,7 @@ import csv
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
@@ -141,6 +142,49 @@ def parse_sys_module_version(text: str) -> str | None:
     """``/sys/module/nvidia/version`` holds the bare version, e.g. ``580.65.06``."""
     value = text.strip()
     return value if re.fullmatch(r"\d+(?:\.\d+)+", value) else None
+
+
+PCI_DEVICES = Path("/sys/bus/pci/devices")
+NVIDIA_PCI_VENDOR = "0x10de"
+GPU_PCI_CLASSES = ("0x0300", "0x0302")
+"""PCI class codes of a VGA-compatible controller and a 3D controller (data-centre GPUs)."""
+
+
+def nvml_bus_id(sysfs_name: str) -> str:
+    """``0000:2a:00.0`` (a sysfs device name) in NVML's spelling, ``00000000:2A:00.0``."""
+    domain, _, rest = sysfs_name.partition(":")
+    return f"{domain.zfill(8)}:{rest}".upper() if rest else sysfs_name.upper()
+
+
+def probe_pci_nvidia(root: Path = PCI_DEVICES) -> tuple[GpuFacts, ...]:
+    """NVIDIA GPUs on the PCI bus, whatever the driver's state (Linux sysfs, no driver needed).
+
+    They are reported only when no driver answers, so that "a GPU is there but no driver is
+    loaded" can be told apart from "no GPU". The name is the PCI ID (``NVIDIA PCI device
+    10de:2330``): without the driver there is no product name or compute capability. Inside a
+    container started without GPU access the host's PCI devices may still be listed.
+    """
+    try:
+        devices = sorted(root.iterdir())
+    except OSError:
+        return ()
+    gpus: list[GpuFacts] = []
+    for dev in devices:
+        vendor = (read_text(dev / "vendor") or "").strip().lower()
+        pci_class = (read_text(dev / "class") or "").strip().lower()
+        if vendor != NVIDIA_PCI_VENDOR or not pci_class.startswith(GPU_PCI_CLASSES):
+            continue
+        device = (read_text(dev / "device") or "").strip().lower().removeprefix("0x")
+        gpus.append(
+            GpuFacts(
+                index=len(gpus),
+                vendor="nvidia",
+                name=f"NVIDIA PCI device 10de:{device or '?'}",
+                pci_bus_id=nvml_bus_id(dev.name),
+                source="sysfs",
+            )
+        )
+    return tuple(gpus)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -313,9 +357,14 @@ def read_driver_files() -> tuple[str, Literal["sysfs", "procfs"]] | str:
 
 
 def probe_nvidia(
-    environ: Mapping[str, str], *, timeout: float, nvml: ModuleType | Any | None = None
+    environ: Mapping[str, str],
+    *,
+    timeout: float,
+    nvml: ModuleType | Any | None = None,
+    pci_root: Path = PCI_DEVICES,
 ) -> NvidiaFacts:
-    """NVML, else nvidia-smi, else the kernel module files; unknowns carry every reason."""
+    """NVML, else nvidia-smi, else the kernel module files (and the PCI bus for GPUs without
+    a working driver); unknowns carry every reason."""
     nvml_result = probe_nvml(nvml)
     if isinstance(nvml_result, NvidiaFacts):
         return nvml_result
@@ -329,18 +378,33 @@ def probe_nvidia(
         )
     files = read_driver_files()
     reasons = f"{nvml_result}; {smi_result}"
+    pci = probe_pci_nvidia(pci_root)
+    pci_unknowns: tuple[Unknown, ...] = ()
+    if pci:
+        pci_unknowns = (
+            unknown(
+                "gpus",
+                f"{len(pci)} NVIDIA GPU(s) on the PCI bus but no driver answers: {reasons}",
+            ),
+        )
     if isinstance(files, tuple):
         version, source = files
         return NvidiaFacts(
             driver=DriverFacts(version=version, source=source),
-            gpus=(),
+            gpus=pci,
             unknowns=(
                 unknown("driver.cuda_version", reasons),
-                unknown("gpus", f"the NVIDIA kernel module is loaded but {reasons}"),
+                *(
+                    pci_unknowns
+                    or (unknown("gpus", f"the NVIDIA kernel module is loaded but {reasons}"),)
+                ),
             ),
         )
     return NvidiaFacts(
         driver=DriverFacts(),
-        gpus=(),
-        unknowns=(unknown("driver.version", f"no NVIDIA driver found: {reasons}; {files}"),),
+        gpus=pci,
+        unknowns=(
+            unknown("driver.version", f"no NVIDIA driver found: {reasons}; {files}"),
+            *pci_unknowns,
+        ),
     )
