@@ -4,6 +4,7 @@ report exactly what happened."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import sys
@@ -18,6 +19,14 @@ from attn_doctor.probe.imports import import_many
 
 UNDEFINED = "{path}: undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationESs"
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def _torch_installed() -> bool:
+    try:
+        importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def plant(root: Path, name: str, body: str) -> Path:
@@ -235,3 +244,36 @@ def test_deep_probe_records_planted_failures_and_survives(tmp_path: Path) -> Non
         assert env.torch_runtime.torch_version == env.torch.version
         assert env.torch_runtime.cxx11_abi == env.torch.cxx11_abi
     assert elapsed < 120
+
+
+def test_xformers_swallowed_cpp_failure_is_surfaced(tmp_path: Path) -> None:
+    # xformers/_cpp_lib.py logs a warning and keeps the exception in
+    # `_cpp_library_load_exception` when its C++ library does not load; `import xformers`
+    # succeeds. The "xformers._cpp_lib" check re-raises what xformers kept.
+    if not _torch_installed():
+        pytest.skip("the check imports torch first, as xformers does")
+    pkg = tmp_path / "xformers"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from . import _cpp_lib\n", encoding="utf-8")
+    (pkg / "_cpp_lib.py").write_text(
+        textwrap.dedent(
+            """
+            class xFormersInvalidLibException(Exception):
+                pass
+            _cpp_library_load_exception = xFormersInvalidLibException(
+                "xFormers can't load C++/CUDA extensions. xFormers was built for:\\n"
+                "    PyTorch 2.10.0+cu128 with CUDA 1208 (you have 2.13.0+cpu)"
+            )
+            """
+        ),
+        encoding="utf-8",
+    )
+    env = child_env(tmp_path)
+    assert import_in_child("xformers", timeout=120, environ=env).status == "ok"
+    res = import_in_child("xformers._cpp_lib", timeout=120, environ=env)
+    assert res.status == "error"
+    assert res.detail is not None
+    assert res.detail.startswith(
+        "xformers._cpp_lib.xFormersInvalidLibException: xFormers can't load C++/CUDA extensions."
+    )
+    assert "PyTorch 2.10.0+cu128 with CUDA 1208" in res.detail
