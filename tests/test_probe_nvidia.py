@@ -285,3 +285,24 @@ def test_gpu_without_driver_is_reported(tmp_path: Path) -> None:
     reasons = {u.field: u.reason for u in facts.unknowns}
     assert "no NVIDIA driver found" in reasons["driver.version"]
     assert reasons["gpus"].startswith("1 NVIDIA GPU(s) on the PCI bus but no driver answers")
+
+
+def test_probe_environment_with_fake_nvml_round_trips() -> None:
+    from attn_doctor.facts import Environment
+    from attn_doctor.probe import probe_environment
+
+    env = probe_environment(nvml=FakeNvml(), environ={"PATH": os.defpath})
+    assert env.driver.version == "580.65.06"
+    assert env.driver.cuda_version == "13.0"
+    assert [g.sm for g in env.nvidia_gpus] == [90, 80]
+    assert env.unknown_reason("driver.version") is None
+    assert Environment.from_json(env.to_json()) == env
+
+
+def test_nvml_garbage_answers_become_unknowns() -> None:
+    fake: Any = FakeNvml()
+    fake.nvmlDeviceGetCount = lambda: "lots"
+    result = nvidia.probe_nvml(fake)
+    assert isinstance(result, nvidia.NvidiaFacts)
+    assert result.gpus == ()
+    assert [u.field for u in result.unknowns] == ["gpus"]

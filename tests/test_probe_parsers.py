@@ -237,10 +237,10 @@ def test_parse_uv_version() -> None:
 @pytest.mark.parametrize(
     ("name", "build", "cuda", "hip"),
     [
-        ("torch_version_cu128.py", "cuda", "12.8", None),
-        ("torch_version_rocm63.py", "rocm", None, "6.3.42131-fa1d09cbd"),
-        ("torch_version_cpu_2.13.py", "cpu", None, None),
-        ("torch_version_xpu.py", "xpu", None, None),
+        ("torch_version_cu128.txt", "cuda", "12.8", None),
+        ("torch_version_rocm63.txt", "rocm", None, "6.3.42131-fa1d09cbd"),
+        ("torch_version_cpu_2.13.txt", "cpu", None, None),
+        ("torch_version_xpu.txt", "xpu", None, None),
     ],
     ids=["cu128", "rocm6.3", "cpu-2.13", "xpu"],
 )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import platform
+import sys
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -20,13 +22,13 @@ from types import ModuleType
 from typing import Any
 
 from attn_doctor import __version__
-from attn_doctor.facts import Environment, Unknown
+from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
 from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, unknown
 from attn_doctor.probe.amd import probe_amd_and_apple
 from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
 from attn_doctor.probe.distributions import scan_distributions, search_path
 from attn_doctor.probe.env_vars import select_env_vars
-from attn_doctor.probe.host import probe_host
+from attn_doctor.probe.host import os_name, probe_host
 from attn_doctor.probe.imports import import_in_child, probe_deep, probe_torch_runtime
 from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
@@ -88,9 +90,14 @@ def probe_environment(
         torch_result = _guard("torch", ex.submit(probe_torch, dists), unknowns)
         packages_result = _guard("packages", ex.submit(probe_packages, dists), unknowns)
 
-        host, host_unknowns = f_host.result()
+        host_result = _guard("host", f_host, unknowns)
+        host, host_unknowns = host_result or (HostFacts(os=os_name(platform.system())), [])
         unknowns.extend(host_unknowns)
-        python_facts, python_unknowns = f_python.result()
+        python_result = _guard("python", f_python, unknowns)
+        python_facts, python_unknowns = python_result or (
+            PythonFacts(version=platform.python_version(), implementation=sys.implementation.name),
+            [],
+        )
         unknowns.extend(python_unknowns)
         uv_version = _guard("python.uv_version", f_uv, unknowns)
         python_facts = replace(python_facts, uv_version=uv_version)
