@@ -376,6 +376,36 @@ def torch_runtime_from_payload(
     )
 
 
+def torch_runtime_and_import(
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ImportResult, TorchRuntimeFacts]:
+    """One child imports torch and reports on itself: the ``torch`` import result and the
+    runtime facts come from the same process (one ``import torch`` instead of two)."""
+    code = _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS) + _TORCH_BODY
+    outcome = run_child(code, timeout=timeout, python=python, environ=environ)
+    result = ImportResult(
+        module="torch",
+        status=outcome.status,
+        detail=outcome.detail,
+        traceback_tail=outcome.traceback_tail,
+        seconds=round(outcome.seconds, 3) if outcome.seconds is not None else None,
+    )
+    if outcome.status == "ok" and outcome.payload is not None:
+        return result, torch_runtime_from_payload(outcome.payload, outcome.seconds)
+    reason = outcome.detail or outcome.status
+    if outcome.status == "crashed":
+        reason = f"import torch crashed: {reason}"
+    elif outcome.status == "timeout":
+        reason = f"import torch timed out: {reason}"
+    elif outcome.status == "error":
+        reason = f"import torch failed: {reason}"
+    seconds = round(outcome.seconds, 3) if outcome.seconds is not None else None
+    return result, TorchRuntimeFacts(error=reason, seconds=seconds)
+
+
 def probe_torch_runtime(
     *,
     timeout: float,
@@ -383,16 +413,7 @@ def probe_torch_runtime(
     environ: Mapping[str, str] | None = None,
 ) -> TorchRuntimeFacts:
     """Import torch in a child and record what it says about CUDA, cuDNN, the ABI, MPS."""
-    code = _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS) + _TORCH_BODY
-    outcome = run_child(code, timeout=timeout, python=python, environ=environ)
-    if outcome.status == "ok" and outcome.payload is not None:
-        return torch_runtime_from_payload(outcome.payload, outcome.seconds)
-    reason = outcome.detail or outcome.status
-    if outcome.status == "crashed":
-        reason = f"import torch crashed: {reason}"
-    elif outcome.status == "timeout":
-        reason = f"import torch timed out: {reason}"
-    return TorchRuntimeFacts(error=reason, seconds=outcome.seconds)
+    return torch_runtime_and_import(timeout=timeout, python=python, environ=environ)[1]
 
 
 def probe_deep(
@@ -402,15 +423,16 @@ def probe_deep(
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[tuple[ImportResult, ...], TorchRuntimeFacts | None]:
-    """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime."""
-    have = set(installed)
-    modules = modules_to_import(have)
+    """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime
+    (whose child also gives the ``torch`` import result)."""
+    modules = [m for m in modules_to_import(installed) if m != "torch"]
+    with_torch = "torch" in modules_to_import(installed)
     # At least 4 workers: a hung import holds one for the whole timeout.
-    workers = min(len(modules) + 1, max(4, os.cpu_count() or 2))
+    workers = max(1, min(len(modules) + 1, max(4, os.cpu_count() or 2)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex:
         runtime = (
-            ex.submit(probe_torch_runtime, timeout=timeout, python=python, environ=environ)
-            if "torch" in have
+            ex.submit(torch_runtime_and_import, timeout=timeout, python=python, environ=environ)
+            if with_torch
             else None
         )
         futures = [
@@ -418,4 +440,7 @@ def probe_deep(
             for m in modules
         ]
         results = tuple(f.result() for f in futures)
-        return results, runtime.result() if runtime is not None else None
+        if runtime is None:
+            return results, None
+        torch_result, facts = runtime.result()
+        return (torch_result, *results), facts
