@@ -145,3 +145,74 @@ def test_check_without_deep_never_imports_torch() -> None:
 def test_frozen(env: Environment) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         env.deep = True  # type: ignore[misc]
+
+
+DATA = Path(__file__).parent / "data" / "probe"
+
+
+def _dist(root: Path, name: str, version: str, *extra: str) -> Path:
+    d = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    d.mkdir()
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *extra]
+    (d / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return d
+
+
+def test_planted_cuda_torch_and_packages_are_read_from_files(tmp_path: Path) -> None:
+    """A CUDA torch, a flash-attn release wheel, an xformers wheel and a broken dist-info,
+    planted on PYTHONPATH: read from metadata and files only (nothing is imported)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # torch 2.8.0+cu128 with the pre-2.10 TorchConfig.cmake (old ABI flag) and cuDNN wheel.
+    _dist(site, "torch", "2.8.0+cu128", "Requires-Dist: nvidia-cudnn-cu12==9.10.2.21")
+    torch_dir = site / "torch"
+    (torch_dir / "share" / "cmake" / "Torch").mkdir(parents=True)
+    (torch_dir / "version.py").write_text((DATA / "torch_version_cu128.txt").read_text())
+    (torch_dir / "share" / "cmake" / "Torch" / "TorchConfig.cmake").write_text(
+        (DATA / "TorchConfig_abi0.cmake").read_text()
+    )
+    _dist(site, "nvidia-cudnn-cu12", "9.10.2.21")
+    # flash-attn installed from a GitHub release wheel URL.
+    fa = _dist(site, "flash_attn", "2.8.3", "Requires-Dist: torch", "Requires-Dist: einops")
+    url = (
+        "https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/"
+        "flash_attn-2.8.3+cu12torch2.8cxx11abiFALSE-cp311-cp311-linux_x86_64.whl"
+    )
+    (fa / "direct_url.json").write_text(json.dumps({"url": url, "archive_info": {}}))
+    (fa / "INSTALLER").write_text("uv\n")
+    # xformers with its build metadata.
+    _dist(site, "xformers", "0.0.34")
+    (site / "xformers").mkdir()
+    (site / "xformers" / "cpp_lib.json").write_text(
+        (DATA / "xformers_cpp_lib_0.0.34_cu128.json").read_text()
+    )
+    # A dist-info with no name: skipped, not fatal.
+    (site / "broken-1.0.dist-info").mkdir()
+    (site / "broken-1.0.dist-info" / "METADATA").write_text("")
+
+    env = probe_environment(environ={**os.environ, "PYTHONPATH": str(site)})
+
+    assert env.torch is not None
+    assert env.torch.version == "2.8.0+cu128"  # the planted one shadows the real one
+    assert env.torch.build == "cuda"
+    assert env.torch.build_source == "version.py"
+    assert env.torch.cuda == "12.8"
+    assert env.torch.git_version == "ba56102387ef21a3b04b357e5b183d48f0afefc7"
+    if sys.platform.startswith("linux"):
+        assert env.torch.cxx11_abi is False
+        assert env.torch.cxx11_abi_source == "TorchConfig.cmake"
+    assert env.torch.cudnn_version == "9.10.2.21"
+    assert env.torch.location == str(site.resolve())
+
+    flash = env.package("flash-attn")
+    assert flash is not None
+    assert flash.installer == "uv"
+    assert flash.requires == ("torch", "einops")
+    assert dict(flash.build_info)["wheel_local"] == "cu12torch2.8cxx11abiFALSE"
+    xformers = env.package("xformers")
+    assert xformers is not None
+    info = dict(xformers.build_info)
+    assert (info["torch"], info["cuda"]) == ("2.10.0+cu128", "1208")
+    assert env.package("nvidia-cudnn-cu12") is not None
+    assert env.package("broken") is None
+    assert env.unknown_reason("packages.xformers.build_info") is None
