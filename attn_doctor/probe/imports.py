@@ -44,6 +44,9 @@ DEEP_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # flash_attn_2_cuda is flash-attn 2's compiled extension: an ABI/torch mismatch surfaces
     # there as "undefined symbol", even where `import flash_attn` alone gets further.
     ("flash-attn", ("flash_attn", "flash_attn_2_cuda")),
+    # hopper/setup.py: distribution flash_attn_3, py_modules=["flash_attn_interface"], which
+    # imports the extension itself (flash_attn_3_cuda; flash_attn_3._C in later layouts), so
+    # importing the interface covers both without naming a module that may not exist.
     ("flash-attn-3", ("flash_attn_interface",)),
     ("flash-attn-4", ("flash_attn.cute",)),
     ("flash-attn-cute", ("flash_attn.cute",)),
