@@ -54,7 +54,10 @@ def _dataclass_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     required: list[str] = []
     for fld in dataclasses.fields(cls):
         props[fld.name] = _type_schema(hints[fld.name], defs)
-        required.append(fld.name)  # the encoder always writes every field
+        # attn-doctor always writes every field, but it reads files that lack fields added
+        # after they were written; only fields without a default are required.
+        if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+            required.append(fld.name)
     schema: dict[str, Any] = {
         "type": "object",
         "properties": props,

@@ -155,7 +155,8 @@ def backends_table(diagnosis: Diagnosis) -> Table:
         t.add_column(col, overflow="fold" if col == "why" else "ellipsis")
     for b in diagnosis.backends:
         t.add_row(
-            BACKENDS[b.backend].title + (f" {b.version}" if b.version else ""),
+            BACKENDS[b.backend].title
+            + (f" {b.version}" if b.version and BACKENDS[b.backend].distribution else ""),
             Text(b.installed, style=_TRI_STYLE[b.installed]),
             Text(b.importable, style=_TRI_STYLE[b.importable]),
             Text(b.compatible, style=_TRI_STYLE[b.compatible]),
