@@ -463,3 +463,23 @@ def test_modules_to_import() -> None:
         "xformers._cpp_lib",
     )
     assert imports.modules_to_import({"pytorch-triton", "triton"}) == ("triton",)
+
+
+def test_parse_meminfo() -> None:
+    from attn_doctor.probe.host import parse_meminfo
+
+    text = "MemTotal:       24593152 kB\nMemFree:         1000 kB\nMemAvailable:   23000000 kB\n"
+    assert parse_meminfo(text) == (24593152 * 1024, 23000000 * 1024)
+    assert parse_meminfo("garbage") == (None, None)
+
+
+def test_no_nvidia_device_nodes(tmp_path: Path) -> None:
+    from attn_doctor.probe.nvidia import _no_nvidia_device_nodes
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "dev").mkdir()
+    reason = _no_nvidia_device_nodes(tmp_path)
+    assert reason is not None
+    assert "no NVIDIA kernel module" in reason
+    (tmp_path / "dev" / "dxg").touch()  # WSL's GPU bridge: NVML must be tried
+    assert _no_nvidia_device_nodes(tmp_path) is None

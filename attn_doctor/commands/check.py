@@ -74,7 +74,6 @@ def check_command(
 ) -> None:
     """What is here, what works, what is wrong and why, and the fix."""
     from attn_doctor.plan.diagnose import diagnose
-    from attn_doctor.report.check_view import render_check
     from attn_doctor.report.envelope import make_envelope, write_envelope
     from attn_doctor.rules import load_rules
 
@@ -100,6 +99,8 @@ def check_command(
             )
         )
     else:
+        from attn_doctor.report.check_view import render_check  # rich: people's output only
+
         render_check(env, diagnosis, snapshot=snapshot_path)
     sys.exit(int(code))
 

@@ -158,6 +158,18 @@ def _in_container(environ: Mapping[str, str]) -> bool:
     return bool(cgroup and parse_cgroup_container(cgroup))
 
 
+def parse_meminfo(text: str) -> tuple[int | None, int | None]:
+    """``MemTotal`` and ``MemAvailable`` from /proc/meminfo, in bytes."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if key in ("MemTotal", "MemAvailable") and parts and parts[0].isdigit():
+            scale = 1024 if len(parts) > 1 and parts[1].lower() == "kb" else 1
+            values[key] = int(parts[0]) * scale
+    return values.get("MemTotal"), values.get("MemAvailable")
+
+
 def probe_host(environ: Mapping[str, str]) -> tuple[HostFacts, list[Unknown]]:
     """Read the host facts; unknowns say what could not be read and why."""
     unknowns: list[Unknown] = []
@@ -189,13 +201,17 @@ def probe_host(environ: Mapping[str, str]) -> tuple[HostFacts, list[Unknown]]:
         unknowns.append(unknown("host.cpu_count", "os.cpu_count() returned None"))
     ram_total: int | None = None
     ram_available: int | None = None
-    try:
-        import psutil
+    meminfo = read_text(Path("/proc/meminfo"))
+    if meminfo is not None:  # Linux: a file read is much cheaper than importing psutil
+        ram_total, ram_available = parse_meminfo(meminfo)
+    if ram_total is None:
+        try:
+            import psutil
 
-        vm = psutil.virtual_memory()
-        ram_total, ram_available = int(vm.total), int(vm.available)
-    except Exception as exc:  # psutil may be missing or fail on exotic systems
-        unknowns.append(unknown("host.ram_total_bytes", f"psutil: {exc}"))
+            vm = psutil.virtual_memory()
+            ram_total, ram_available = int(vm.total), int(vm.available)
+        except Exception as exc:  # psutil may be missing or fail on exotic systems
+            unknowns.append(unknown("host.ram_total_bytes", f"psutil: {exc}"))
     facts = HostFacts(
         os=name,
         os_release=platform.release() or None,

@@ -199,6 +199,19 @@ def _nvml_error(exc: BaseException) -> str:
     return f"NVML: {text}"
 
 
+def _no_nvidia_device_nodes(root: Path = Path("/")) -> str | None:
+    """On Linux, the reason NVML cannot work when no NVIDIA driver is visible; else None."""
+    if not (root / "proc").is_dir() or not (root / "dev").is_dir():
+        return None  # not Linux-like: let NVML decide (Windows, macOS)
+    markers = ("proc/driver/nvidia", "dev/nvidiactl", "dev/nvidia0", "dev/dxg")
+    if any((root / m).exists() for m in markers):
+        return None
+    return (
+        "NVML: no NVIDIA kernel module or device node "
+        "(/proc/driver/nvidia, /dev/nvidia*, /dev/dxg)"
+    )
+
+
 def probe_nvml(nvml: ModuleType | Any | None = None) -> NvidiaFacts | str:
     """Driver and GPUs through NVML; the reason as a string when NVML cannot be used.
 
@@ -206,6 +219,11 @@ def probe_nvml(nvml: ModuleType | Any | None = None) -> NvidiaFacts | str:
     with the same functions, since the machine running them has no GPU.
     """
     if nvml is None:
+        absent = _no_nvidia_device_nodes()
+        if absent is not None:
+            # Importing pynvml costs more than the rest of the probe together; without a
+            # loaded kernel module (or WSL's GPU bridge) NVML could only fail anyway.
+            return absent
         try:
             import pynvml as nvml_module
         except Exception as exc:
