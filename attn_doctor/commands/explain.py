@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from attn_doctor.errors import ExitCode, UsageError
 from attn_doctor.facts import Environment
+
+if TYPE_CHECKING:
+    from attn_doctor.explain.engine import ExplainResult
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 """Longer logs are cut (from the front: the end of a log is where a failure shows)."""
@@ -72,6 +75,23 @@ def gather_facts(
         return None, f"probing this machine failed: {type(exc).__name__}: {exc}"
 
 
+def explain_json(
+    result: ExplainResult, *, source: str, snapshot: Path | None
+) -> dict[str, object]:
+    """The ``result`` member of the ``--json`` envelope (documented in docs/explain.md)."""
+    from attn_doctor.facts import encode
+
+    return {
+        "input": {"source": source, "lines": result.lines},
+        "matched": result.matched,
+        "explanations": encode(result.explanations),
+        "facts_available": result.facts_available,
+        "facts_unavailable_reason": result.facts_unavailable_reason,
+        "key_facts": encode(result.key_facts),
+        "snapshot": None if snapshot is None else str(snapshot),
+    }
+
+
 @click.command("explain")
 @click.argument("text", nargs=-1)
 @click.option(
@@ -121,15 +141,7 @@ def explain_command(
         write_envelope(
             make_envelope(
                 "explain",
-                result={
-                    "input": {"source": source, "lines": result.lines},
-                    "matched": result.matched,
-                    "explanations": result.explanations,
-                    "facts_available": result.facts_available,
-                    "facts_unavailable_reason": result.facts_unavailable_reason,
-                    "key_facts": result.key_facts,
-                    "snapshot": None if snapshot_path is None else str(snapshot_path),
-                },
+                result=explain_json(result, source=source, snapshot=snapshot_path),
                 exit_code=code,
             )
         )

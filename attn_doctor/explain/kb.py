@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from attn_doctor.backends import BACKEND_NAMES, BackendName
@@ -190,8 +191,8 @@ def _norm(text: str | None) -> str | None:
     return None if text is None else " ".join(text.split())
 
 
-def load_symptoms() -> KnowledgeBase:
-    """Read and validate the shipped knowledge base."""
+def load_symptoms(directory: Path | None = None) -> KnowledgeBase:
+    """Read and validate the knowledge base (the shipped one unless ``directory`` is given)."""
     from attn_doctor.datafiles import read_toml
 
-    return parse_symptoms(read_toml(KB_FILE))
+    return parse_symptoms(read_toml(KB_FILE, directory))

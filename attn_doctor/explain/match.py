@@ -44,10 +44,11 @@ class Match:
 
 def split_lines(text: str) -> list[str]:
     """The text's lines with colour codes and carriage-return progress bars removed."""
-    lines = []
-    for raw in _ANSI.sub("", text).splitlines():
-        lines.append(raw.rsplit("\r", 1)[-1])
-    return lines
+    raw_lines = _ANSI.sub("", text).replace("\r\n", "\n").split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()
+    # A bare carriage return redraws the line (progress bars): keep what was drawn last.
+    return [raw.rsplit("\r", 1)[-1] for raw in raw_lines]
 
 
 def _match_one(symptom: Symptom, lines: list[str]) -> Match | None:
