@@ -88,6 +88,7 @@ def test_fix_is_filled_with_this_machines_facts() -> None:
     assert install.command.endswith(
         "v2.8.3/flash_attn-2.8.3+cu12torch2.7cxx11abiTRUE-cp311-cp311-linux_x86_64.whl"
     )
+    assert exp.fix_note is not None
     assert "<" not in exp.fix_note
 
 

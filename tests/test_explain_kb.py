@@ -170,7 +170,7 @@ def test_bad_id_and_duplicates_are_refused() -> None:
     with pytest.raises(IndexDataError, match="kebab-case"):
         parse_symptoms(_kb(id="Not Kebab"))
     data = _kb()
-    data["symptom"] = [dict(_GOOD), dict(_GOOD)]  # type: ignore[list-item]
+    data["symptom"] = [dict(_GOOD), dict(_GOOD)]
     with pytest.raises(IndexDataError, match="duplicate id"):
         parse_symptoms(data)
 
