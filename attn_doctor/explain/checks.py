@@ -866,7 +866,7 @@ def evaluate_check(
             )
     if len(results) == 1:
         return results[0]
-    evidence = tuple(e for r in results for e in r.evidence)
+    evidence = tuple(dict.fromkeys(e for r in results for e in r.evidence))
     for r in results:
         if r.status == "confirmed":
             return CheckResult(check=filled, status="confirmed", reason=r.reason,

@@ -56,14 +56,23 @@ def _render_one(out: Console, number: int, exp: Explanation) -> None:
     out.print(f"[bold]{number}. {escape(m.title)}[/]  ({_STATUS[status]})  [dim]{m.symptom_id}[/]")
     out.print(f"   line {m.line_number}: [italic]{escape(m.line)}[/]")
     out.print(f"   [bold]Cause:[/] {escape(exp.cause)}")
-    out.print(f"   [bold]Here:[/] {escape(exp.confirmation.summary)}")
+    if not exp.confirmation.checks:
+        out.print(f"   [bold]Here:[/] {escape(exp.confirmation.summary)}")
+    else:
+        out.print("   [bold]Here:[/]")
     for check in exp.confirmation.checks:
         facts = ", ".join(f"{e.fact}={e.value}" for e in check.evidence)
         extra = f" [dim]({escape(facts)})[/]" if facts else ""
         mark = _MARK[check.status]
         out.print(f"     {mark} {escape(check.check)}: {escape(check.reason)}{extra}")
+    if status == "contradicted":
+        out.print(
+            "   [dim]This machine's facts rule this cause out: was the message produced on "
+            "another machine or environment? (--snapshot FILE confirms against that one)[/]"
+        )
     if exp.fix:
-        out.print("   [bold]Fix:[/]")
+        out.print("   [bold]Fix:[/]" if status != "contradicted" else
+                  "   [bold]Fix[/] (where the cause holds):")
         for fix in exp.fix:
             out.print(f"     [cyan]{escape(fix.command)}[/]")
             if fix.unfilled:
