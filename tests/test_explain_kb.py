@@ -202,3 +202,30 @@ def test_kb_file_that_is_not_toml_is_an_index_error(tmp_path: Path) -> None:
     (tmp_path / KB_FILE).write_text("[[symptom]\nid = ", encoding="utf-8")
     with pytest.raises(IndexDataError, match="not valid TOML"):
         load_symptoms(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["x" * 20_000, "flash_attn" * 2_000, "CUDA error " + "flash " * 3_000, "a.so" * 5_000,
+     " " * 20_000, "_Z" * 10_000, "does not support " * 1_000,
+     "flash_attn_2_cuda.so: undefined symbol: _Z" * 400],
+    ids=["word-run", "flash_attn-run", "cuda-error-run", "so-run", "spaces", "_Z-run",
+         "does-not-support-run", "undefined-symbol-run"],
+)
+def test_no_pattern_backtracks_on_long_adversarial_lines(line: str) -> None:
+    """A minified blob or a progress dump on one line must not stall explain."""
+    import time
+
+    kb = load_symptoms()
+    for s in kb.symptoms:
+        for pattern in (*s.patterns, *s.requires):
+            start = time.perf_counter()
+            list(pattern.finditer(line))
+            assert time.perf_counter() - start < 0.5, (s.id, pattern.pattern)
+
+
+def test_every_pattern_has_a_literal_for_the_fast_path() -> None:
+    from attn_doctor.explain.match import required_literal
+
+    kb = load_symptoms()
+    assert [p.pattern for s in kb.symptoms for p in s.patterns if required_literal(p) is None] == []

@@ -100,7 +100,7 @@ def _compile(texts: tuple[str, ...], key: str, where: str) -> tuple[re.Pattern[s
     out = []
     for text in texts:
         try:
-            out.append(re.compile(text))
+            out.append(re.compile(text, re.MULTILINE))
         except re.error as exc:
             raise _fail(where, f"{key} pattern {text!r} is not a valid regex: {exc}") from exc
         if out[-1].search(""):

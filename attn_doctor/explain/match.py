@@ -1,15 +1,19 @@
 """The pure matcher: which known symptoms does a message, traceback or log show?
 
-Every line is scanned (long logs bury the cause far from the last line). An entry matches
-when one of its ``patterns`` matches a line and each of its ``requires`` patterns matches
-some line. Entries superseded by a more specific matching entry are dropped; the rest are
-ranked, most specific first.
+Every line is scanned (long logs bury the cause far from the last line): each pattern is
+searched over the whole text once (multi-line mode, so ``^``/``$`` are line anchors) and hits
+are mapped back to line numbers. An entry matches when one of its ``patterns`` matches and
+each of its ``requires`` patterns matches somewhere in the text. Entries superseded by a more
+specific matching entry are dropped; the rest are ranked, most specific first.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from attn_doctor.explain.kb import KnowledgeBase, Symptom
 
@@ -51,50 +55,83 @@ def split_lines(text: str) -> list[str]:
     return [raw.rsplit("\r", 1)[-1] for raw in raw_lines]
 
 
-def _match_one(symptom: Symptom, lines: list[str]) -> Match | None:
-    first: tuple[int, str, re.Match[str]] | None = None
-    hits = 0
-    best = 0
-    captures: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        for pattern in symptom.patterns:
-            m = pattern.search(line)
-            if m is None:
-                continue
-            hits += 1
-            best = max(best, len(m.group(0)))
-            for key, value in m.groupdict().items():
-                if value is not None and key not in captures:
-                    captures[key] = value
-            if first is None:
-                first = (number, line, m)
-            break
-    if first is None:
+@functools.lru_cache(maxsize=1024)
+def required_literal(pattern: re.Pattern[str]) -> str | None:
+    """The longest literal text every match of ``pattern`` must contain, or None.
+
+    Read from the parsed pattern's top-level sequence (so a plain substring test can skip the
+    regex on texts that cannot match). Case-insensitive patterns get no literal. An internal
+    parser is used, so any surprise falls back to "no literal": this is only a speed-up.
+    """
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        parser: Any = getattr(re, "_parser", None)
+        if parser is None:  # Python 3.10
+            import sre_parse as parser
+        literal_op = parser.LITERAL
+        best = run = ""
+        for op, arg in parser.parse(pattern.pattern, pattern.flags):
+            if op == literal_op:
+                run += chr(arg)
+                best = max(best, run, key=len)
+            else:
+                run = ""
+    except Exception:  # a parser change must never break matching
+        return None
+    return best if len(best) >= 3 else None
+
+
+def _match_one(symptom: Symptom, text: str, starts: list[int]) -> Match | None:
+    """Search the whole (normalised) text once per pattern, then map offsets to lines."""
+    hits: list[re.Match[str]] = []
+    for pattern in symptom.patterns:
+        literal = required_literal(pattern)
+        if literal is not None and literal not in text:
+            continue
+        hits.extend(pattern.finditer(text))
+    if not hits:
         return None
     for req in symptom.requires:
-        if not any(req.search(line) for line in lines):
+        if req.search(text) is None:
             return None
-    number, line, m = first
+    hits.sort(key=lambda m: m.start())
+    captures: dict[str, str] = {}
+    for m in hits:
+        for key, value in m.groupdict().items():
+            if value is not None:
+                captures.setdefault(key, value)
+    first = hits[0]
+    index = bisect.bisect_right(starts, first.start()) - 1
+    line_start = starts[index]
+    line_end = text.find("\n", line_start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
     shown = line.strip()
     if len(shown) > MAX_LINE_CHARS:
-        start = max(0, min(m.start() - 40, len(line) - MAX_LINE_CHARS))
-        shown = ("…" if start else "") + line[start : start + MAX_LINE_CHARS].strip() + "…"
+        at = first.start() - line_start
+        cut = max(0, min(at - 40, len(line) - MAX_LINE_CHARS))
+        shown = ("…" if cut else "") + line[cut : cut + MAX_LINE_CHARS].strip() + "…"
+    lines_hit = {bisect.bisect_right(starts, m.start()) for m in hits}
     return Match(
         symptom_id=symptom.id,
         title=symptom.title,
-        line_number=number,
+        line_number=index + 1,
         line=shown,
-        pattern=m.re.pattern,
+        pattern=first.re.pattern,
         captures=tuple(sorted(captures.items())),
-        hits=hits,
-        specificity=best + 20 * len(symptom.requires),
+        hits=len(lines_hit),
+        specificity=max(len(m.group(0)) for m in hits) + 20 * len(symptom.requires),
     )
 
 
 def match_symptoms(text: str, kb: KnowledgeBase) -> list[Match]:
     """All known symptoms in ``text``, most specific first. Pure: no I/O, no facts."""
     lines = split_lines(text)
-    found = {s.id: m for s in kb.symptoms if (m := _match_one(s, lines)) is not None}
+    norm = "\n".join(lines)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    found = {s.id: m for s in kb.symptoms if (m := _match_one(s, norm, starts)) is not None}
     superseded: set[str] = set()
     for sid in found:
         symptom = kb.get(sid)
