@@ -258,3 +258,24 @@ def test_confirmed_causes_rank_before_contradicted_ones() -> None:
     env = make_env(gpus=(gpu("9.0", "H100"),))
     result = explain_text(text, env)
     assert result.explanations[-1].confirmation.status == "contradicted"
+
+
+def test_failed_deep_imports_are_explained_for_check() -> None:
+    from attn_doctor.explain import explain_imports
+
+    tail = (DATA / "flash-attn-built-for-other-torch--setdevice.txt").read_text().partition("\n")[2]
+    imports = (
+        ImportResult(module="torch", status="ok"),
+        ImportResult(module="flash_attn", status="error", detail=tail.strip().splitlines()[-1],
+                     traceback_tail=tail),
+        ImportResult(module="xformers.ops", status="crashed", detail="SIGSEGV"),
+    )
+    fa = PackageFacts(name="flash-attn", version="2.8.3+cu12torch2.8cxx11abiTRUE")
+    env = make_env(imports=imports, deep=True, packages=(fa,))
+    results = dict(explain_imports(env))
+    assert set(results) == {"flash_attn", "xformers.ops"}
+    (fa_exp,) = results["flash_attn"].explanations
+    assert fa_exp.match.symptom_id == "flash-attn-built-for-other-torch"
+    assert fa_exp.confirmation.status == "confirmed"  # built for torch 2.8, 2.7.1 installed
+    (xf_exp,) = results["xformers.ops"].explanations
+    assert xf_exp.match.symptom_id == "attention-extension-segfault"

@@ -60,6 +60,7 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         ("xformers-replaced-torch", 1),  # Collecting torch==… (from xformers…)
         ("xformers-built-for-other-torch", 0),  # header line, tested with the version line
         ("no-nvidia-driver", 0),
+        ("attention-extension-segfault", 2),  # SIGSEGV as check --deep records a crash
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]

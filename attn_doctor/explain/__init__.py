@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from attn_doctor.explain.checks import CheckResult, evaluate_check
 from attn_doctor.explain.confirm import Confirmation, confirm
-from attn_doctor.explain.engine import ExplainResult, Explanation, explain_text, key_facts
+from attn_doctor.explain.engine import (
+    ExplainResult,
+    Explanation,
+    explain_imports,
+    explain_text,
+    key_facts,
+)
 from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, Symptom, load_symptoms, parse_symptoms
 from attn_doctor.explain.match import Match, match_symptoms
@@ -29,6 +35,7 @@ __all__ = [
     "Symptom",
     "confirm",
     "evaluate_check",
+    "explain_imports",
     "explain_text",
     "key_facts",
     "load_symptoms",

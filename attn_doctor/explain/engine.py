@@ -9,7 +9,7 @@ from attn_doctor.explain.confirm import Confirmation, confirm_symptom, facts_una
 from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, load_symptoms
 from attn_doctor.explain.match import Match, match_symptoms, split_lines
-from attn_doctor.facts import Environment
+from attn_doctor.facts import Environment, ImportResult
 
 _RANK = {"confirmed": 0, "unknown": 1, "contradicted": 2}
 
@@ -80,6 +80,29 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
         pkg = env.package(name)
         out.append(Evidence(fact=f"packages.{name}",
                             value=pkg.version if pkg else "not installed"))
+    return tuple(out)
+
+
+def import_failure_text(result: ImportResult) -> str | None:
+    """The text ``check --deep`` recorded for a failed child-process import, or None if ok."""
+    if result.status == "ok":
+        return None
+    parts = [result.traceback_tail or "", f"importing {result.module}: {result.status}"]
+    if result.detail:
+        parts.append(result.detail)
+    return "\n".join(p for p in parts if p)
+
+
+def explain_imports(
+    env: Environment, *, kb: KnowledgeBase | None = None
+) -> tuple[tuple[str, ExplainResult], ...]:
+    """For ``check --deep``: each failed import (module name) with its explanation here."""
+    base = kb if kb is not None else load_symptoms()
+    out = []
+    for res in env.imports:
+        text = import_failure_text(res)
+        if text is not None:
+            out.append((res.module, explain_text(text, env, kb=base)))
     return tuple(out)
 
 
