@@ -55,6 +55,9 @@ def _render_one(out: Console, number: int, exp: Explanation) -> None:
     out.print()
     out.print(f"[bold]{number}. {escape(m.title)}[/]  ({_STATUS[status]})  [dim]{m.symptom_id}[/]")
     out.print(f"   line {m.line_number}: [italic]{escape(m.line)}[/]")
+    if m.captures:
+        values = ", ".join(f"{k}={v}" for k, v in m.captures)
+        out.print(f"   [dim]From the message: {escape(values)}[/]")
     out.print(f"   [bold]Cause:[/] {escape(exp.cause)}")
     if not exp.confirmation.checks:
         out.print(f"   [bold]Here:[/] {escape(exp.confirmation.summary)}")
