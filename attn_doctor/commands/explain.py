@@ -1,0 +1,152 @@
+"""``attn-doctor explain``: an error message or log in, its cause and this machine's fix out.
+
+Input: the TEXT arguments, ``--log FILE``, or stdin when it is piped. The machine is probed
+(``probe_environment``) to confirm each cause, or read from ``--snapshot FILE``; if the probe
+fails the causes are still reported, marked "could not confirm: facts unavailable".
+
+Exit codes: 0 a known cause matched, 1 no known cause matched, 2 bad input (no text, an
+unreadable log or snapshot, a malformed knowledge base).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from attn_doctor.errors import ExitCode, UsageError
+from attn_doctor.facts import Environment
+
+if TYPE_CHECKING:
+    from attn_doctor.explain.engine import ExplainResult
+
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+"""Longer logs are cut (from the front: the end of a log is where a failure shows)."""
+
+
+def read_input(
+    text: tuple[str, ...], log: Path | None, stdin: TextIO
+) -> tuple[str, str]:
+    """The text to explain and where it came from (``argument``, ``log``, ``stdin``)."""
+    if text and log is not None:
+        raise UsageError("give the text as an argument or with --log, not both")
+    if text:
+        return " ".join(text), "argument"
+    if log is not None:
+        if str(log) == "-":
+            return _read_stream(stdin), "stdin"
+        try:
+            data = log.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read log {log}: {exc.strerror or exc}") from exc
+        return data[-MAX_INPUT_BYTES:].decode("utf-8", errors="replace"), "log"
+    if not stdin.isatty():
+        return _read_stream(stdin), "stdin"
+    raise UsageError(
+        "nothing to explain",
+        hint='pass the message: attn-doctor explain "TEXT", --log FILE, or pipe it on stdin',
+    )
+
+
+def _read_stream(stream: TextIO) -> str:
+    data = stream.read()
+    return data[-MAX_INPUT_BYTES:]
+
+
+def gather_facts(
+    snapshot: Path | None, *, probe: bool, deep: bool
+) -> tuple[Environment | None, str | None]:
+    """The facts to confirm against, or None and the reason they are unavailable."""
+    if snapshot is not None:
+        from attn_doctor.commands.check import load_snapshot
+
+        return load_snapshot(snapshot), None
+    if not probe:
+        return None, "--no-probe was given"
+    try:
+        from attn_doctor.probe import probe_environment
+
+        return probe_environment(deep=deep), None
+    except NotImplementedError as exc:
+        return None, f"the probe is not available in this build ({exc})"
+    except Exception as exc:  # the doctor must survive a broken machine; say why, go on
+        return None, f"probing this machine failed: {type(exc).__name__}: {exc}"
+
+
+def explain_json(
+    result: ExplainResult, *, source: str, snapshot: Path | None
+) -> dict[str, object]:
+    """The ``result`` member of the ``--json`` envelope (documented in docs/explain.md)."""
+    from attn_doctor.facts import encode
+
+    return {
+        "input": {"source": source, "lines": result.lines},
+        "matched": result.matched,
+        "explanations": encode(result.explanations),
+        "facts_available": result.facts_available,
+        "facts_unavailable_reason": result.facts_unavailable_reason,
+        "key_facts": encode(result.key_facts),
+        "snapshot": None if snapshot is None else str(snapshot),
+    }
+
+
+@click.command("explain")
+@click.argument("text", nargs=-1)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Read the message or log from FILE ('-' for stdin).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Confirm causes against the machine recorded in this snapshot.",
+)
+@click.option("--no-probe", is_flag=True, help="Do not read this machine; only match the text.")
+@click.option("--deep", is_flag=True, help="Probe with child-process imports (slower).")
+def explain_command(
+    *,
+    text: tuple[str, ...],
+    log_path: Path | None,
+    json_mode: bool,
+    snapshot_path: Path | None,
+    no_probe: bool,
+    deep: bool,
+) -> None:
+    """Explain an error message or log: its known cause, confirmed here, and the fix.
+
+    \b
+    attn-doctor explain "ImportError: ... undefined symbol: _ZN3c10..."
+    attn-doctor explain --log build.log
+    python train.py 2>&1 | attn-doctor explain
+
+    Exit codes: 0 a known cause matched, 1 no known cause matched, 2 bad input.
+    """
+    from attn_doctor.explain import explain_text, load_symptoms
+    from attn_doctor.report.envelope import make_envelope, write_envelope
+
+    message, source = read_input(text, log_path, sys.stdin)
+    if not message.strip():
+        raise UsageError("the text to explain is empty")
+    kb = load_symptoms()
+    env, why = gather_facts(snapshot_path, probe=not no_probe, deep=deep)
+    result = explain_text(message, env, kb=kb, facts_reason=why)
+    code = ExitCode.OK if result.matched else ExitCode.PROBLEMS
+    if json_mode:
+        write_envelope(
+            make_envelope(
+                "explain",
+                result=explain_json(result, source=source, snapshot=snapshot_path),
+                exit_code=code,
+            )
+        )
+    else:
+        from attn_doctor.report.explain_view import render_explain
+
+        render_explain(result, snapshot=snapshot_path)
+    sys.exit(int(code))

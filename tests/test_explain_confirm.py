@@ -1,0 +1,281 @@
+"""Confirming a matched cause against a machine's facts, and filling in the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from attn_doctor.explain import (
+    confirm,
+    evaluate_check,
+    explain_text,
+    load_symptoms,
+    match_symptoms,
+    render_fix,
+)
+from attn_doctor.explain.checks import built_for, suggested_max_jobs
+from attn_doctor.explain.engine import Explanation
+from attn_doctor.facts import (
+    CudaToolkitFacts,
+    DriverFacts,
+    Environment,
+    ImportResult,
+    PackageFacts,
+    TorchRuntimeFacts,
+)
+from tests.explain_envs import GIB, gpu, make_env, with_host, with_torch
+
+DATA = Path(__file__).parent / "data" / "explain"
+
+
+def _sample(name: str) -> str:
+    return (DATA / f"{name}.txt").read_text(encoding="utf-8").partition("\n")[2]
+
+
+def _explain_one(sample: str, env: Environment | None) -> Explanation:
+    result = explain_text(_sample(sample), env)
+    assert result.explanations
+    return result.explanations[0]
+
+
+@pytest.mark.parametrize(
+    ("cc", "status"),
+    [("7.5", "confirmed"), ("7.0", "confirmed"), ("8.0", "contradicted"), ("9.0", "contradicted")],
+    ids=["sm75-T4", "sm70-V100", "sm80-A100", "sm90-H100"],
+)
+def test_ampere_message_confirmed_only_below_sm80(cc: str, status: str) -> None:
+    kb = load_symptoms()
+    (match,) = match_symptoms(_sample("flash-attn-needs-ampere"), kb)
+    result = confirm(match, make_env(gpus=(gpu(cc),)), kb=kb)
+    assert result.status == status
+    (check,) = result.checks
+    assert check.check == "gpu_sm_below:80"
+    assert check.evidence[0].fact == "gpus[0].compute_capability"
+    assert check.evidence[0].value == cc
+
+
+def test_no_gpu_facts_leave_the_ampere_cause_unknown() -> None:
+    kb = load_symptoms()
+    (match,) = match_symptoms(_sample("flash-attn-needs-ampere"), kb)
+    env = make_env(gpus=())
+    assert confirm(match, env, kb=kb).status == "unknown"
+
+
+def test_cxx11_abi_mismatch_read_from_the_wheel_label() -> None:
+    fa = PackageFacts(name="flash-attn", version="2.7.4.post1+cu12torch2.4cxx11abiTRUE")
+    env = with_torch(make_env(packages=(fa,)), version="2.4.0+cu121", cuda="12.1",
+                     cxx11_abi=False)
+    exp = _explain_one("flash-attn-cxx11-abi-mismatch", env)
+    assert exp.confirmation.status == "confirmed"
+    (check,) = exp.confirmation.checks
+    assert "cxx11abi=TRUE" in check.reason
+    assert {e.fact for e in check.evidence} >= {"packages.flash-attn.version", "torch.cxx11_abi"}
+
+
+def test_cxx11_abi_unknown_when_the_package_does_not_record_it() -> None:
+    exp = _explain_one("flash-attn-cxx11-abi-mismatch", make_env())
+    # flash-attn 2.8.3 without a local label: neither the ABI nor the torch it was built for
+    assert exp.confirmation.status == "unknown"
+
+
+def test_fix_is_filled_with_this_machines_facts() -> None:
+    env = make_env()
+    exp = _explain_one("flash-attn-cxx11-abi-mismatch", env)
+    install = exp.fix[1]
+    assert install.unfilled == ()
+    assert install.command.endswith(
+        "v2.8.3/flash_attn-2.8.3+cu12torch2.7cxx11abiTRUE-cp311-cp311-linux_x86_64.whl"
+    )
+    assert exp.fix_note is not None
+    assert "<" not in exp.fix_note
+
+
+def test_unknown_facts_stay_as_placeholders_and_are_listed() -> None:
+    env = make_env(packages=(), torch=None)
+    template = "pip install flash-attn==<flash_attn_version> torch==<torch_version>"
+    rendered = render_fix(template, env)
+    assert rendered.command == template
+    assert rendered.unfilled == ("flash_attn_version", "torch_version")
+
+
+def test_message_captures_fill_fixes() -> None:
+    exp = _explain_one("nvcc-gcc-too-new", make_env())
+    assert exp.fix[0].command == "sudo apt-get install gcc-12 g++-12"
+
+
+def test_xformers_built_for_cuda_torch_but_cpu_torch_installed() -> None:
+    xf = PackageFacts(name="xformers", version="0.0.23",
+                      build_info=(("torch", "2.1.0+cu121"), ("cuda", "1201")))
+    cpu = with_torch(make_env(packages=(xf,)), version="2.1.0+cpu", build="cpu", cuda=None)
+    exp = _explain_one("xformers-with-cpu-torch", cpu)
+    assert exp.confirmation.status == "confirmed"
+    cuda = with_torch(make_env(packages=(xf,)), version="2.1.0+cu121", cuda="12.1")
+    exp = _explain_one("xformers-with-cpu-torch", cuda)
+    assert exp.confirmation.status == "contradicted"
+
+
+def test_xformers_built_for_other_torch_release() -> None:
+    xf = PackageFacts(name="xformers", version="0.0.23.post1",
+                      build_info=(("torch", "2.1.2+cu121"),))
+    env = with_torch(make_env(packages=(xf,)), version="2.0.1+cu118", cuda="11.8")
+    exp = _explain_one("xformers-built-for-other-torch", env)
+    assert exp.confirmation.status == "confirmed"
+    env = with_torch(make_env(packages=(xf,)), version="2.1.2+cu121", cuda="12.1")
+    exp = _explain_one("xformers-built-for-other-torch", env)
+    assert exp.confirmation.status == "contradicted"
+
+
+def test_glibc_check_uses_the_version_the_message_asked_for() -> None:
+    old = with_host(make_env(), libc_version="2.31")
+    assert _explain_one("flash-attn-glibc-too-old", old).confirmation.status == "confirmed"
+    new = with_host(make_env(), libc_version="2.35")
+    exp = _explain_one("flash-attn-glibc-too-old", new)
+    assert exp.confirmation.status == "contradicted"
+    assert exp.confirmation.checks[0].check == "glibc_below:2.32"
+
+
+def test_driver_too_old_for_torch_cuda() -> None:
+    env = make_env(driver=DriverFacts(version="470.86", cuda_version="11.4", source="nvml"))
+    env = with_torch(env, version="2.1.0+cu121", cuda="12.1")
+    exp = _explain_one("torch-driver-too-old", env)
+    assert exp.confirmation.status == "confirmed"
+    assert _explain_one("torch-driver-too-old", make_env()).confirmation.status == "contradicted"
+
+
+def test_build_oom_confirmed_on_a_many_core_small_ram_box() -> None:
+    env = with_host(make_env(), cpu_count=32, ram_available_bytes=32 * GIB)
+    exp = _explain_one("flash-attn-build-oom--cc1plus", env)
+    assert exp.confirmation.status == "confirmed"
+    assert exp.fix[0].command.startswith("MAX_JOBS=3 NVCC_THREADS=2 ")
+    roomy = with_host(make_env(), cpu_count=8, ram_available_bytes=512 * GIB)
+    exp = _explain_one("flash-attn-build-oom--cc1plus", roomy)
+    assert exp.confirmation.status == "contradicted"
+
+
+def test_suggested_max_jobs_is_at_least_one_and_at_most_the_cpus() -> None:
+    assert suggested_max_jobs(with_host(make_env(), ram_available_bytes=2 * GIB)) == 1
+    assert suggested_max_jobs(with_host(make_env(), ram_available_bytes=1024 * GIB)) == 16
+    assert suggested_max_jobs(with_host(make_env(), ram_available_bytes=None)) is None
+
+
+def test_nvcc_missing_confirmed_and_cuda_toolkit_install_filled() -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts())
+    exp = _explain_one("flash-attn-nvcc-not-found", env)
+    assert exp.confirmation.status == "confirmed"
+    assert exp.fix[1].command == "conda install -c nvidia cuda-nvcc=12.6"
+    exp = _explain_one("flash-attn-nvcc-not-found", make_env())
+    assert exp.confirmation.status == "contradicted"
+
+
+def test_torch_gpu_too_new_for_torch_cuda() -> None:
+    blackwell = make_env(gpus=(gpu("12.0", "NVIDIA GeForce RTX 5090"),))
+    exp = _explain_one("torch-gpu-not-supported", blackwell)  # torch is cu126 in make_env
+    assert exp.confirmation.status == "confirmed"
+    ok = with_torch(blackwell, version="2.8.0+cu128", cuda="12.8")
+    # torch's CUDA is new enough; whether it carries sm_120 kernels is known only with --deep
+    assert _explain_one("torch-gpu-not-supported", ok).confirmation.status == "unknown"
+    rt = TorchRuntimeFacts(arch_list=("sm_80", "sm_90", "sm_100", "sm_120"))
+    deep = dataclasses.replace(ok, torch_runtime=rt)
+    assert _explain_one("torch-gpu-not-supported", deep).confirmation.status == "contradicted"
+
+
+def test_arch_list_check_reads_deep_facts() -> None:
+    rt = TorchRuntimeFacts(cuda_available=True, arch_list=("sm_50", "sm_80", "sm_86", "sm_90"))
+    env = make_env(gpus=(gpu("12.0"),), torch_runtime=rt)
+    res = evaluate_check("torch_arch_list_lacks_gpu", env)
+    assert res.status == "confirmed"
+    # sm_86 cubins run on sm_89 (same major, higher minor)
+    assert evaluate_check("torch_arch_list_lacks_gpu", make_env(torch_runtime=rt)).status == (
+        "contradicted"
+    )
+    assert evaluate_check("torch_arch_list_lacks_gpu", make_env()).status == "unknown"
+
+
+def test_either_check_confirms_when_one_alternative_holds() -> None:
+    env = make_env(gpus=(), driver=DriverFacts())
+    res = evaluate_check("torch_cpu_only|no_nvidia_gpu", env)
+    assert res.status == "confirmed"
+    res = evaluate_check("torch_cpu_only|no_nvidia_gpu", make_env())
+    assert res.status == "contradicted"
+
+
+def test_import_checks_use_deep_import_results() -> None:
+    crashed = ImportResult(module="flash_attn", status="crashed", detail="SIGSEGV")
+    env = make_env(imports=(crashed,), deep=True)
+    assert evaluate_check("import_crashed:flash_attn", env).status == "confirmed"
+    assert evaluate_check("import_failed:flash_attn", env).status == "confirmed"
+    assert evaluate_check("import_crashed:flash_attn", make_env()).status == "unknown"
+
+
+def test_built_for_reads_label_build_info_and_pins() -> None:
+    fa = PackageFacts(name="flash-attn", version="2.7.4.post1+cu12torch2.6cxx11abiFALSE")
+    assert built_for(fa) == {
+        "torch": ("2.6", "packages.flash-attn.version"),
+        "cuda": ("12", "packages.flash-attn.version"),
+        "cxx11_abi": ("FALSE", "packages.flash-attn.version"),
+    }
+    tv = PackageFacts(name="torchvision", version="0.22.1", requires=("torch==2.7.1",))
+    assert built_for(tv)["torch"] == ("2.7.1", "packages.torchvision.requires")
+
+
+def test_libcudart_major_mismatch() -> None:
+    fa = PackageFacts(name="flash-attn", version="2.5.8+cu118torch2.1cxx11abiFALSE")
+    exp = _explain_one("flash-attn-libcudart-missing", make_env(packages=(fa,)))
+    assert exp.confirmation.status == "confirmed"
+
+
+def test_explain_without_facts_still_names_the_cause() -> None:
+    result = explain_text(_sample("flash-attn-needs-ampere"), None, facts_reason="probe failed")
+    assert result.matched
+    assert not result.facts_available
+    (exp,) = result.explanations
+    assert exp.confirmation.status == "unknown"
+    assert exp.confirmation.summary == "could not confirm: facts unavailable (probe failed)"
+    assert exp.threads
+
+
+def test_unknown_text_reports_the_key_facts() -> None:
+    result = explain_text("Something odd happened in my training loop", make_env())
+    assert not result.matched
+    facts = {e.fact: e.value for e in result.key_facts}
+    assert facts["torch.version"] == "2.7.1+cu126"
+    assert facts["torch.cuda"] == "12.6"
+    assert facts["driver.version"] == "570.86.15 (CUDA 12.8)"
+    assert facts["gpus[0]"] == "NVIDIA GeForce RTX 4090, compute capability 8.9"
+    assert facts["packages.flash-attn"] == "2.8.3"
+    assert facts["packages.xformers"] == "not installed"
+
+
+def test_confirmed_causes_rank_before_contradicted_ones() -> None:
+    text = _sample("xformers-no-operator")  # matches the generic entry and bf16-needs-ampere
+    env = make_env(gpus=(gpu("7.5", "Tesla T4"),))
+    result = explain_text(text, env)
+    statuses = [e.confirmation.status for e in result.explanations]
+    assert statuses[0] == "confirmed"
+    assert result.explanations[0].match.symptom_id == "xformers-bf16-needs-ampere"
+    env = make_env(gpus=(gpu("9.0", "H100"),))
+    result = explain_text(text, env)
+    assert result.explanations[-1].confirmation.status == "contradicted"
+
+
+def test_failed_deep_imports_are_explained_for_check() -> None:
+    from attn_doctor.explain import explain_imports
+
+    tail = (DATA / "flash-attn-built-for-other-torch--setdevice.txt").read_text().partition("\n")[2]
+    imports = (
+        ImportResult(module="torch", status="ok"),
+        ImportResult(module="flash_attn", status="error", detail=tail.strip().splitlines()[-1],
+                     traceback_tail=tail),
+        ImportResult(module="xformers.ops", status="crashed", detail="SIGSEGV"),
+    )
+    fa = PackageFacts(name="flash-attn", version="2.8.3+cu12torch2.8cxx11abiTRUE")
+    env = make_env(imports=imports, deep=True, packages=(fa,))
+    results = dict(explain_imports(env))
+    assert set(results) == {"flash_attn", "xformers.ops"}
+    (fa_exp,) = results["flash_attn"].explanations
+    assert fa_exp.match.symptom_id == "flash-attn-built-for-other-torch"
+    assert fa_exp.confirmation.status == "confirmed"  # built for torch 2.8, 2.7.1 installed
+    (xf_exp,) = results["xformers.ops"].explanations
+    assert xf_exp.match.symptom_id == "attention-extension-segfault"
