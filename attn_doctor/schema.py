@@ -118,19 +118,10 @@ def envelope_schema(
 
 def check_schema() -> dict[str, Any]:
     """Schema of ``attn-doctor check --json``."""
-    from attn_doctor.diagnosis import Diagnosis
-    from attn_doctor.facts import Environment
+    from attn_doctor.commands.check import CheckResult
 
     defs: dict[str, Any] = {}
-    result = {
-        "type": "object",
-        "required": ["environment", "diagnosis"],
-        "additionalProperties": False,
-        "properties": {
-            "environment": _type_schema(Environment, defs),
-            "diagnosis": _type_schema(Diagnosis, defs),
-        },
-    }
+    result = _type_schema(CheckResult, defs)
     return envelope_schema("attn-doctor check --json", result, defs)
 
 

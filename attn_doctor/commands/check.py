@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.errors import ExitCode, SnapshotError
+from attn_doctor.explain.engine import ExplainResult
 from attn_doctor.facts import Environment
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportExplanation:
+    """A failed ``--deep`` import and what the knowledge base says about it here."""
+
+    module: str
+    explanation: ExplainResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """The ``result`` of ``attn-doctor check --json``."""
+
+    environment: Environment
+    diagnosis: Diagnosis
+    import_explanations: tuple[ImportExplanation, ...] = ()
 
 
 def load_snapshot(path: Path) -> Environment:
@@ -88,24 +108,26 @@ def check_command(
     if save_path is not None:
         save_snapshot(env, save_path)
     diagnosis = diagnose(env, load_rules())
+    explained = _explain_failed_imports(env)
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
     if json_mode:
-        write_envelope(
-            make_envelope(
-                "check",
-                result={"environment": env.to_dict(), "diagnosis": _encode(diagnosis)},
-                exit_code=code,
-            )
-        )
+        result = CheckResult(environment=env, diagnosis=diagnosis, import_explanations=explained)
+        write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
         from attn_doctor.report.check_view import render_check  # rich: people's output only
 
-        render_check(env, diagnosis, snapshot=snapshot_path)
+        render_check(env, diagnosis, snapshot=snapshot_path, import_explanations=explained)
     sys.exit(int(code))
 
 
-def _encode(value: object) -> object:
-    from attn_doctor.facts import encode
+def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:
+    """Each failed ``--deep`` import, matched against the knowledge of known failures."""
+    if not any(res.status != "ok" for res in env.imports):
+        return ()
+    from attn_doctor.explain.engine import explain_imports
 
-    return encode(value)
+    return tuple(
+        ImportExplanation(module=module, explanation=result)
+        for module, result in explain_imports(env)
+    )

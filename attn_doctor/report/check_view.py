@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from attn_doctor.backends import BACKENDS
+from attn_doctor.commands.check import ImportExplanation
 from attn_doctor.diagnosis import Diagnosis, Finding, Tri
 from attn_doctor.facts import Environment, ImportResult
 from attn_doctor.report.console import make_console
@@ -190,6 +191,7 @@ def render_check(
     *,
     snapshot: Path | None = None,
     console: Console | None = None,
+    import_explanations: tuple[ImportExplanation, ...] = (),
 ) -> None:
     """Print the whole check report for people."""
     out = console or make_console()
@@ -200,6 +202,14 @@ def render_check(
         out.print(packages_table(env))
     out.print(Text("Findings", style="bold underline"))
     findings_view(out, diagnosis.findings)
+    if import_explanations:
+        from attn_doctor.report.explain_view import render_explanations
+
+        out.print()
+        out.print(Text("Why the imports failed", style="bold underline"))
+        for item in import_explanations:
+            out.print(Text(f"{item.module}:", style="bold"))
+            render_explanations(out, item.explanation)
     out.print()
     out.print(backends_table(diagnosis))
     out.print(recommendation_table(diagnosis))

@@ -49,6 +49,14 @@ def render_explain(
         _render_facts(out, result, where)
 
 
+def render_explanations(out: Console, result: ExplainResult) -> None:
+    """Only the numbered causes (used inside ``check``'s report); a line when none matched."""
+    if not result.matched:
+        out.print("   [dim]no known cause matched; see the error text above[/]")
+    for i, exp in enumerate(result.explanations, start=1):
+        _render_one(out, i, exp)
+
+
 def _render_one(out: Console, number: int, exp: Explanation) -> None:
     m = exp.match
     status = exp.confirmation.status
