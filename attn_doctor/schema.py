@@ -32,6 +32,11 @@ def _type_schema(tp: object, defs: dict[str, Any]) -> dict[str, Any]:
         }
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = tp.__name__
+        owner = defs.setdefault("__owners__", {})
+        if owner.setdefault(name, f"{tp.__module__}.{tp.__qualname__}") != (
+            f"{tp.__module__}.{tp.__qualname__}"
+        ):
+            raise TypeError(f"two result types are both named {name}: rename one")
         if name not in defs:
             defs[name] = {}  # placeholder against recursion
             defs[name] = _dataclass_schema(tp, defs)
@@ -73,6 +78,7 @@ def envelope_schema(
     title: str, result: dict[str, Any] | None, defs: dict[str, Any]
 ) -> dict[str, Any]:
     """The envelope around a command's result schema."""
+    defs.pop("__owners__", None)
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "title": title,
@@ -118,10 +124,10 @@ def envelope_schema(
 
 def check_schema() -> dict[str, Any]:
     """Schema of ``attn-doctor check --json``."""
-    from attn_doctor.commands.check import CheckResult
+    from attn_doctor.commands.check import CheckReport
 
     defs: dict[str, Any] = {}
-    result = _type_schema(CheckResult, defs)
+    result = _type_schema(CheckReport, defs)
     return envelope_schema("attn-doctor check --json", result, defs)
 
 
@@ -131,6 +137,7 @@ def snapshot_schema() -> dict[str, Any]:
 
     defs: dict[str, Any] = {}
     root = _type_schema(Environment, defs)
+    defs.pop("__owners__", None)
     return {"$schema": JSON_SCHEMA_DIALECT, "title": "attn-doctor snapshot", **root, "$defs": defs}
 
 

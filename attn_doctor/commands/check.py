@@ -23,7 +23,7 @@ class ImportExplanation:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckResult:
+class CheckReport:
     """The ``result`` of ``attn-doctor check --json``."""
 
     environment: Environment
@@ -112,7 +112,7 @@ def check_command(
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
     if json_mode:
-        result = CheckResult(environment=env, diagnosis=diagnosis, import_explanations=explained)
+        result = CheckReport(environment=env, diagnosis=diagnosis, import_explanations=explained)
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
         from attn_doctor.report.check_view import render_check  # rich: people's output only
