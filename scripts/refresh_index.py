@@ -284,7 +284,7 @@ def _archs_at(setup_py: str) -> list[dict[str, str]]:
 
 def flash_attn_releases(repo: Path, record: dict[str, Any] | None) -> str:
     tables: list[tuple[str, dict[str, Any]]] = []
-    import yaml  # only this script needs it
+    import yaml  # type: ignore[import-untyped]  # only this script needs it (PyYAML)
 
     for tag in fa_tags(repo):
         version = _fa_version_at(repo, tag)
@@ -446,7 +446,7 @@ def wheel_metadata(file_info: dict[str, Any]) -> str:
             return _get_text(file_info["url"] + ".metadata")
         except urllib.error.HTTPError:
             pass
-    with zipfile.ZipFile(_RangeFile(file_info["url"])) as zf:  # type: ignore[arg-type]
+    with zipfile.ZipFile(_RangeFile(file_info["url"])) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         return zf.read(name).decode("utf-8", "replace")
 

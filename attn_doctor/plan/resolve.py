@@ -246,6 +246,12 @@ def _upstream_flash_attn(
     """Matching (release, wheel) pairs newest first, and reasons for newer non-matching ones."""
     matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
     reasons: list[str] = []
+    if m.os != "linux" or m.arch != "x86_64":
+        reasons.append(
+            "flash-attn: upstream releases publish only linux_x86_64 wheels; this machine is "
+            f"{m.platform_label}"
+        )
+        return matches, reasons
     if m.torch is None or m.torch_cuda is None or m.cxx11_abi is None:
         return matches, reasons
     for release in reversed(index.flash_attn):
@@ -268,6 +274,18 @@ def _upstream_flash_attn(
             if not matches:
                 reasons.append(_upstream_reason(release, requested, m))
             continue
+        pytag = "cp" + wheel.python.replace(".", "")
+        wrong_platform = platform_mismatch(wheel.platform_tag, m) or python_mismatch(
+            pytag, pytag, m
+        )
+        if wrong_platform:
+            # v2.5.0-v2.5.6 setup.py names linux_x86_64 even on aarch64.
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: setup.py asks for {wheel.filename}, "
+                    f"{wrong_platform}"
+                )
+            continue
         archs = release.archs_for(wheel.build_cuda)
         bad = [sm for sm in m.sms if not _runs_on(archs, sm)]
         if bad:
@@ -279,6 +297,32 @@ def _upstream_flash_attn(
             continue
         matches.append((release, wheel))
     return matches, reasons
+
+
+def _group_reasons(reasons: list[str]) -> list[tuple[str, str]]:
+    """Merge consecutive releases refused for the same reason: ``flash-attn 2.8.0 … 2.8.3``."""
+    groups: list[tuple[list[str], str]] = []
+    for text in reasons:
+        head, _, tail = text.partition(": ")
+        version = head.removeprefix("flash-attn ").strip()
+        if not version[:1].isdigit():  # a reason about every release at once
+            groups.append(([head], tail))
+            continue
+        # The file name in a tail names the version: compare tails without it.
+        key = tail.replace(version, "{v}")
+        if groups and groups[-1][1] == key:
+            groups[-1][0].append(version)
+        else:
+            groups.append(([version], key))
+    out = []
+    for versions, key in groups:
+        newest, oldest = versions[0], versions[-1]
+        if not newest[:1].isdigit():
+            out.append((newest, f"{newest}: {key}"))
+            continue
+        what = f"flash-attn {newest}" if newest == oldest else f"flash-attn {oldest} … {newest}"
+        out.append((what, f"{what}: {key.replace('{v}', newest)}"))
+    return out
 
 
 def _upstream_candidate(
@@ -490,14 +534,8 @@ def _plan_flash_attn_2(
         matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
     else:
         matches, reasons = _upstream_flash_attn(m, index)
-        for r in reasons[:5]:
-            reject("upstream-release", r.split(":", 1)[0], r)
-        if len(reasons) > 5:
-            reject(
-                "upstream-release",
-                f"{len(reasons) - 5} older releases",
-                "older flash-attn releases have no matching wheel either",
-            )
+        for what, reason in _group_reasons(reasons):
+            reject("upstream-release", what, reason)
     if "upstream-release" in allow:
         for release, wheel in matches[:MAX_UPSTREAM_CANDIDATES]:
             candidates.append(_upstream_candidate(release, wheel, index))
@@ -860,8 +898,14 @@ def _plan_xformers(
         if len(candidates) >= 2:
             break
     if not candidates:
-        # Which torch would get an xformers wheel here?
-        for version in versions:
+        # Which torch would get an xformers wheel here? Nearest torch minor first, then newest.
+        def same_minor(version: str) -> bool:
+            pins = [
+                x.requires_torch.replace(" ", "") for x in index.xformers if x.version == version
+            ]
+            return any(f"=={m.torch_minor}." in p for p in pins)
+
+        for version in sorted(versions, key=same_minor, reverse=True):
             alt = next(
                 (
                     x
