@@ -287,8 +287,8 @@ def test_fa4_refusals(env_kwargs: dict[str, object], reason: str) -> None:
 def test_unsloth_recipe_and_torch_bounds() -> None:
     plan = plan_backend(make_env(), INDEX, "unsloth")
     best = plan.candidates[0]
-    assert best.requirement == f"unsloth=={INDEX.unsloth.version}"
-    assert "unsloth[cu128-torch280]" in best.reason
+    assert best.requirement == f"unsloth[cu128-torch280]=={INDEX.unsloth.version}"
+    assert "xformers==0.0.32.post2" in best.reason
     too_new = plan_backend(make_env(torch="2.15.0+cu130", torch_cuda="13.0"), INDEX, "unsloth")
     assert not too_new.candidates
     assert "requires torch<2.15.0,>=2.4.0" in reasons(too_new)

@@ -34,6 +34,7 @@ from attn_doctor.index.model import (
     TorchRelease,
     UnslothExtra,
     UnslothIndex,
+    UnslothRecipes,
     XformersWheel,
 )
 from attn_doctor.index.naming import parse_wheel_filename
@@ -48,6 +49,7 @@ FILES = (
     "flash_attn_4.toml",
     "xformers.toml",
     "unsloth.toml",
+    "unsloth_recipes.toml",
     "torch.toml",
     "torch_pypi.toml",
     "hub_kernels.toml",
@@ -347,7 +349,21 @@ def _requirements(top: _Entry) -> tuple[tuple[BackendRequirement, ...], SourceBu
     return tuple(reqs), build
 
 
-def _unsloth(top: _Entry) -> UnslothIndex:
+def _unsloth_recipes(top: _Entry) -> UnslothRecipes:
+    return UnslothRecipes(
+        auto_install_cuda=top.texts("auto_install_cuda"),
+        auto_install_cuda_torch27=top.texts("auto_install_cuda_torch27"),
+        auto_install_cuda_torch210=top.texts("auto_install_cuda_torch210"),
+        ampere_extras_used=top.flag("ampere_extras_used"),
+        newest_torch=top.version("newest_torch"),
+        printed_command=top.text("printed_command"),
+        uv_command=top.text("uv_command"),
+        source=top.text("source"),
+        verified=top.flag("verified"),
+    )
+
+
+def _unsloth(top: _Entry, recipes: UnslothRecipes) -> UnslothIndex:
     extras = []
     for e in _entries(top, "extra", lambda d: d.get("name")):
         extras.append(
@@ -369,6 +385,7 @@ def _unsloth(top: _Entry) -> UnslothIndex:
         extras=tuple(extras),
         source=top.text("source"),
         verified=top.flag("verified"),
+        recipes=recipes,
     )
 
 
@@ -443,7 +460,10 @@ def _load_index(directory: Path | None) -> Index:
         xformers=_xformers(_file("xformers.toml", directory)),
         flash_attn_4=_flash_attn_4(_file("flash_attn_4.toml", directory)),
         requirements=reqs,
-        unsloth=_unsloth(_file("unsloth.toml", directory)),
+        unsloth=_unsloth(
+            _file("unsloth.toml", directory),
+            _unsloth_recipes(_file("unsloth_recipes.toml", directory)),
+        ),
         torch_pypi=_torch_pypi(_file("torch_pypi.toml", directory)),
         torch_releases=_torch(_file("torch.toml", directory)),
         hub=_hub(_file("hub_kernels.toml", directory)),

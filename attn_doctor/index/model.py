@@ -177,6 +177,32 @@ class UnslothExtra:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnslothRecipes:
+    """How unsloth's ``_auto_install.py`` maps torch/CUDA to an extra (hand-kept)."""
+
+    auto_install_cuda: tuple[str, ...]
+    auto_install_cuda_torch27: tuple[str, ...]
+    auto_install_cuda_torch210: tuple[str, ...]
+    ampere_extras_used: bool
+    newest_torch: str
+    printed_command: str
+    uv_command: str
+    source: str
+    verified: bool
+
+    def cuda_supported(self, torch: str, cuda: str) -> bool:
+        """Would ``_auto_install.py`` accept this torch/CUDA pair's CUDA?"""
+        from packaging.version import Version
+
+        v = Version(Version(torch).public)
+        if v >= Version("2.10.0"):
+            return cuda in self.auto_install_cuda_torch210
+        if v > Version("2.6.9"):
+            return cuda in self.auto_install_cuda_torch27
+        return cuda in self.auto_install_cuda
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnslothIndex:
     version: str
     requires_python: str
@@ -184,6 +210,7 @@ class UnslothIndex:
     extras: tuple[UnslothExtra, ...]
     source: str
     verified: bool
+    recipes: UnslothRecipes
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1009,14 +1009,24 @@ def _plan_unsloth(
         extra = next((e for e in u.extras if e.name == name), None)
     if extra is not None:
         notes.append(
-            f"unsloth's own recipe for this torch/CUDA is `unsloth[{extra.name}]` "
+            f"uses unsloth's own extra for this torch/CUDA, [{extra.name}] "
             f"(pins {', '.join(extra.pins) or 'nothing'})"
         )
+    recipes = u.recipes
+    if m.torch and m.torch_cuda and not recipes.cuda_supported(m.torch, m.torch_cuda):
+        notes.append(
+            f"unsloth's _auto_install.py would refuse CUDA {m.torch_cuda} for torch {m.torch}"
+        )
+    notes.append(f"unsloth's documented fresh-install route is `{recipes.uv_command}`")
     cand = WheelCandidate(
         backend=backend,
         source="pypi",
         trust="official",
-        requirement=f"unsloth=={u.version}",
+        requirement=(
+            f"unsloth[{extra.name}]=={u.version}"
+            if extra is not None and not pip_args
+            else f"unsloth=={u.version}"
+        ),
         version=u.version,
         pip_args=pip_args,
         verified=u.verified,
