@@ -387,6 +387,97 @@ def community_wheels(repo: Path) -> str:
     return to_toml(top, tables)
 
 
+# ------------------------------------------------------------------------ xformers ops (git)
+
+XFORMERS_REPO = "facebookresearch/xformers"
+XFORMERS_OP_MODULES = ("cutlass", "cutlass_blackwell", "flash", "flash3", "triton_splitk")
+
+
+def _cc(node: ast.expr | None, known: dict[str, Any]) -> Any:
+    """A compute-capability value: a literal tuple, None, or ``Other.ATTR`` seen earlier."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return known.get(node.value.id, {}).get(node.attr)
+    return ast.literal_eval(node)
+
+
+def _ops_in(source: str) -> list[dict[str, Any]]:
+    """Fw/Bw op classes of one fmha module with their NAME and compute-capability bounds."""
+    tree = ast.parse(source)
+    known: dict[str, dict[str, Any]] = {}
+    out = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        base = next((b.id for b in node.bases if isinstance(b, ast.Name) and b.id in known), None)
+        attrs: dict[str, Any] = (
+            dict(known[base])
+            if base
+            else {
+                "CUDA_MINIMUM_COMPUTE_CAPABILITY": (5, 0),  # AttentionOpBase default (common.py)
+                "CUDA_MAXIMUM_COMPUTE_CAPABILITY": None,
+            }
+        )
+        for stmt in node.body:
+            target = (
+                stmt.targets[0]
+                if isinstance(stmt, ast.Assign)
+                else (stmt.target if isinstance(stmt, ast.AnnAssign) else None)
+            )
+            if not isinstance(target, ast.Name):
+                continue
+            value = stmt.value  # type: ignore[union-attr]
+            if target.id.startswith("CUDA_M"):
+                attrs[target.id] = _cc(value, known)
+            elif target.id == "NAME" and value is not None:
+                if isinstance(value, ast.IfExp):  # NAME = "a-pt" if USE_PT else "a"
+                    value = value.orelse
+                attrs["NAME"] = (
+                    value.value
+                    if isinstance(value, ast.Constant)
+                    else ast.unparse(value).removeprefix("f").strip("'\"")
+                )
+        known[node.name] = attrs
+        if "NAME" in attrs and (node.name.startswith(("FwOp", "BwOp"))):
+            lo = attrs["CUDA_MINIMUM_COMPUTE_CAPABILITY"]
+            hi = attrs["CUDA_MAXIMUM_COMPUTE_CAPABILITY"]
+            entry = {"op": node.name, "name": attrs["NAME"], "min_sm": lo[0] * 10 + lo[1]}
+            if hi is not None:
+                entry["max_sm"] = hi[0] * 10 + hi[1]
+            out.append(entry)
+    return out
+
+
+def xformers_ops(repo: Path, versions: list[str]) -> str:
+    tags = set(_git(repo, "tag", "--list", "v0.0.*").split())
+    tables = []
+    for version in versions:
+        tag = f"v{version}"
+        if tag not in tags:
+            continue
+        ops = []
+        for module in XFORMERS_OP_MODULES:
+            try:
+                source = _git(repo, "show", f"{tag}:xformers/ops/fmha/{module}.py")
+            except subprocess.CalledProcessError:
+                continue
+            ops += [{"module": module, **op} for op in _ops_in(source)]
+        tables.append(
+            (
+                "release",
+                {
+                    "version": version,
+                    "ops": ops,
+                    "source": f"{XFORMERS_REPO}@{tag}: xformers/ops/fmha/*.py "
+                    "(CUDA_MINIMUM/MAXIMUM_COMPUTE_CAPABILITY; default 5.0 in common.py)",
+                    "verified": True,
+                },
+            )
+        )
+    return to_toml({"schema": 1, "package": "xformers"}, tables)
+
+
 # ------------------------------------------------------------------------------ package index
 
 
@@ -678,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--flash-attn-git", type=Path, help="git clone of Dao-AILab/flash-attention")
     ap.add_argument("--community-git", type=Path, help=f"git clone of {COMMUNITY_REPO}")
+    ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
     ap.add_argument("--since", default="2024-06-01", help="oldest xformers/torch upload to keep")
     ap.add_argument("--record-naming", type=Path, help="write the setup.py naming replay JSON")
@@ -701,6 +793,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recorded naming replay: {args.record_naming}")
     if args.community_git:
         outputs["flash_attn_community.toml"] = community_wheels(args.community_git)
+    if args.xformers_git:
+        import tomllib
+
+        listed = tomllib.loads((INDEX / "xformers.toml").read_text(encoding="utf-8"))
+        versions = sorted({w["version"] for w in listed["wheel"]}, key=parse)
+        outputs["xformers_ops.toml"] = xformers_ops(args.xformers_git, versions)
     if args.pypi:
         outputs["xformers.toml"] = pypi_xformers(args.since)
         outputs["flash_attn_4.toml"] = pypi_flash_attn_4()

@@ -22,6 +22,7 @@ GPUS = {
     "RTX5090": ("NVIDIA GeForce RTX 5090", "12.0"),
     "T4": ("Tesla T4", "7.5"),
     "GH200": ("NVIDIA GH200 480GB", "9.0"),
+    "K80": ("Tesla K80", "3.7"),
 }
 
 

@@ -212,7 +212,8 @@ def test_xformers_pypi_wheel_matching_the_installed_torch() -> None:
     best = plan.candidates[0]
     assert (best.source, best.requirement) == ("pypi", "xformers==0.0.32.post2")
     assert "torch==2.8.0" in best.reason
-    assert "requires torch==2.9" in reasons(plan)  # newer releases rejected with their pin
+    # Newer releases are rejected with their pin.
+    assert "xformers 0.0.33.post2: its wheel METADATA requires torch==2.9.1" in reasons(plan)
 
 
 def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
@@ -239,6 +240,17 @@ def test_xformers_torch_2_3_has_no_pinned_release_in_the_index_window() -> None:
     assert any("replacing torch 2.3.0+cu121" in w for w in plan.ways_out)
     allowed = plan_backend(env, INDEX, "xformers", allow_torch_change=True)
     assert allowed.candidates[0].torch_requirement is not None
+
+
+def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
+    blackwell = plan_backend(
+        make_env(gpu="RTX5090", torch="2.10.0+cu128"), INDEX, "xformers"
+    ).candidates[0]
+    assert "cutlassF-blackwell" in blackwell.reason
+    assert "cutlassF-pt" not in blackwell.reason  # cutlass FwOp max is sm90 from 0.0.33 on
+    kepler = plan_backend(make_env(gpu="K80"), INDEX, "xformers")
+    assert not kepler.candidates
+    assert "no xformers 0.0.32.post2 attention operator supports Tesla K80" in reasons(kepler)
 
 
 # ------------------------------------------------------------------ FA3, FA4, unsloth, hub

@@ -35,6 +35,8 @@ from attn_doctor.index.model import (
     UnslothExtra,
     UnslothIndex,
     UnslothRecipes,
+    XformersOp,
+    XformersOps,
     XformersWheel,
 )
 from attn_doctor.index.naming import parse_wheel_filename
@@ -48,6 +50,7 @@ FILES = (
     "flash_attn_3_4.toml",
     "flash_attn_4.toml",
     "xformers.toml",
+    "xformers_ops.toml",
     "unsloth.toml",
     "unsloth_recipes.toml",
     "torch.toml",
@@ -298,6 +301,34 @@ def _xformers(top: _Entry) -> tuple[XformersWheel, ...]:
     return tuple(out)
 
 
+def _xformers_ops(top: _Entry) -> tuple[XformersOps, ...]:
+    out = []
+    for e in _entries(top, "release", lambda d: d.get("version")):
+        ops = []
+        for o in e.tables("ops"):
+            max_sm = o.data.get("max_sm")
+            if max_sm is not None and (isinstance(max_sm, bool) or not isinstance(max_sm, int)):
+                raise IndexDataError(f"{o.where}.max_sm: expected an integer")
+            ops.append(
+                XformersOp(
+                    module=o.text("module"),
+                    op=o.text("op"),
+                    name=o.text("name"),
+                    min_sm=o.integer("min_sm"),
+                    max_sm=max_sm,
+                )
+            )
+        out.append(
+            XformersOps(
+                version=e.version("version"),
+                ops=tuple(ops),
+                source=e.text("source"),
+                verified=e.flag("verified"),
+            )
+        )
+    return tuple(out)
+
+
 def _flash_attn_4(top: _Entry) -> tuple[FlashAttn4Release, ...]:
     out = []
     for e in _entries(top, "release", lambda d: d.get("version")):
@@ -458,6 +489,7 @@ def _load_index(directory: Path | None) -> Index:
         flash_attn_url_template=fa.text("url_template"),
         community=_community(_file("flash_attn_community.toml", directory)),
         xformers=_xformers(_file("xformers.toml", directory)),
+        xformers_ops=_xformers_ops(_file("xformers_ops.toml", directory)),
         flash_attn_4=_flash_attn_4(_file("flash_attn_4.toml", directory)),
         requirements=reqs,
         unsloth=_unsloth(

@@ -138,6 +138,33 @@ class XformersWheel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class XformersOp:
+    """One memory-efficient-attention operator of an xformers release and its GPU range."""
+
+    module: str
+    op: str
+    """``FwOp``, ``BwOp``, ``FwOp_KVSplit``…"""
+    name: str
+    min_sm: int
+    max_sm: int | None
+
+    @property
+    def forward(self) -> bool:
+        return self.op.startswith("FwOp")
+
+    def supports(self, sm: int) -> bool:
+        return self.min_sm <= sm and (self.max_sm is None or sm <= self.max_sm)
+
+
+@dataclass(frozen=True, kw_only=True)
+class XformersOps:
+    version: str
+    ops: tuple[XformersOp, ...]
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class FlashAttn4Release:
     version: str
     uploaded: str
@@ -290,6 +317,7 @@ class Index:
     flash_attn_url_template: str
     community: CommunitySource
     xformers: tuple[XformersWheel, ...]
+    xformers_ops: tuple[XformersOps, ...]
     flash_attn_4: tuple[FlashAttn4Release, ...]
     requirements: tuple[BackendRequirement, ...]
     unsloth: UnslothIndex
@@ -297,6 +325,9 @@ class Index:
     torch_releases: tuple[TorchRelease, ...]
     hub: HubRules
     source_build: SourceBuild
+
+    def xformers_ops_for(self, version: str) -> XformersOps | None:
+        return next((x for x in self.xformers_ops if x.version == version), None)
 
     def requirement(self, backend: str) -> BackendRequirement | None:
         for req in self.requirements:

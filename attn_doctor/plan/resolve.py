@@ -793,6 +793,27 @@ def _xformers_cuda_ok(w: XformersWheel, m: Machine, index: Index) -> tuple[bool,
     return default == m.torch_cuda, default
 
 
+def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str | None]:
+    """(``; forward ops for this GPU: …``, or a reason no forward op runs on a GPU here)."""
+    table = index.xformers_ops_for(version)
+    if table is None or not m.sms:
+        return "", None
+    names: list[str] = []
+    for gpu, sm in zip(m.gpu_names, m.sms, strict=False):
+        usable = [o.name for o in table.ops if o.forward and o.supports(sm)]
+        if not usable:
+            return "", (
+                f"no xformers {version} attention operator supports {gpu} ({_sm_text(sm)}); "
+                + ", ".join(
+                    f"{o.name}: sm{o.min_sm}" + (f"-sm{o.max_sm}" if o.max_sm else "+")
+                    for o in table.ops
+                    if o.forward
+                )
+            )
+        names += [n for n in usable if n not in names]
+    return f"; forward operators for this GPU: {', '.join(names)}", None
+
+
 def _plan_xformers(
     m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
 ) -> BackendPlan:
@@ -845,8 +866,21 @@ def _plan_xformers(
                         backend=backend,
                         source="pypi",
                         what=f"xformers=={version}",
-                        reason=f"its wheel METADATA requires {w.requires_torch}; installed "
-                        f"torch is {m.torch} (pip would replace torch)",
+                        reason=f"xformers {version}: its wheel METADATA requires "
+                        f"{w.requires_torch}; installed torch is {m.torch} (pip would replace "
+                        "torch)",
+                    )
+                )
+            continue
+        gpu_ops, gpu_problem = _xformers_gpu_ops(version, m, index)
+        if gpu_problem:
+            if not candidates:
+                rejections.append(
+                    Rejection(
+                        backend=backend,
+                        source="pypi",
+                        what=f"xformers=={version}",
+                        reason=gpu_problem,
                     )
                 )
             continue
@@ -864,7 +898,7 @@ def _plan_xformers(
                     reason=(
                         f"package-index wheel requires {w.requires_torch or 'torch (unpinned)'}, "
                         f"satisfied by the installed torch {m.torch}; built for the index's torch "
-                        f"(CUDA {default}) like the installed one"
+                        f"(CUDA {default}) like the installed one{gpu_ops}"
                     ),
                     provenance=(w.source,),
                 )
@@ -890,7 +924,7 @@ def _plan_xformers(
                         + f": use PyTorch's {tag} index; its torch pin "
                         f"{w.requires_torch or '(none)'} "
                         "is read from the package-index wheel (the cu build itself is not "
-                        "confirmed offline)"
+                        f"confirmed offline){gpu_ops}"
                     ),
                     provenance=(w.source,),
                 )
