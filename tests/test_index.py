@@ -146,3 +146,27 @@ def test_bad_entries_are_named(tmp_path: Path, file: str, old: str, new: str, me
 def test_every_declared_file_is_shipped() -> None:
     for name in FILES:
         assert (REPO / "wheels_index" / name).is_file(), name
+
+
+def test_package_index_torch_cuda_is_one_of_the_release_matrix_variants() -> None:
+    # torch_pypi.toml is read from wheel METADATA (verified); torch.toml is hand-kept from a copy
+    # of RELEASE.md (unverified): they must agree wherever both speak.
+    index = load_index()
+    matrix = {r.minor: r.cuda_variants for r in index.torch_releases}
+    checked = 0
+    for wheel in index.torch_pypi:
+        v = Version(wheel.version)
+        minor = f"{v.major}.{v.minor}"
+        if wheel.platform != "linux_x86_64" or minor not in matrix:
+            continue
+        assert wheel.cuda in matrix[minor], (wheel.version, wheel.cuda)
+        checked += 1
+    assert checked >= 10
+
+
+def test_windows_and_linux_aarch64_package_index_torch_before_2_11_is_cpu_only() -> None:
+    cuda = {(w.version, w.platform): w.cuda for w in load_index().torch_pypi}
+    assert cuda[("2.8.0", "win_amd64")] == "cpu"
+    assert cuda[("2.8.0", "linux_aarch64")] == "cpu"
+    assert cuda[("2.8.0", "linux_x86_64")] == "12.8"
+    assert cuda[("2.11.0", "linux_aarch64")] == "13.0"

@@ -311,6 +311,9 @@ def test_hub_kernel_route() -> None:
     best = plan.candidates[0]
     assert best.attn_implementation == "kernels-community/flash-attn2"
     assert best.requirement.startswith("kernels>=")
+    assert (
+        "build/torch28-cu128-x86_64-linux or build/torch28-cxx11-cu128-x86_64-linux" in best.reason
+    )
     forbidden = plan_backend(make_env(), INDEX, "hub_kernels", allow_sources={"pypi"})
     assert "not an allowed source" in reasons(forbidden)
     turing = plan_backend(make_env(gpu="T4"), INDEX, "hub_kernels")

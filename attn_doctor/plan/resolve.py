@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import Environment
+from attn_doctor.index.hub import expected_variants
 from attn_doctor.index.model import (
     CommunityWheel,
     FlashAttnRelease,
@@ -1107,6 +1108,13 @@ def _plan_hub(
                 Rejection(backend=backend, source="hub", what=kernel.repo, reason=problem),
             ),
         )
+    variants = expected_variants(
+        torch=m.torch or "0",
+        cxx11_abi=m.cxx11_abi,
+        cuda=m.torch_cuda or "0",
+        cpu={"AMD64": "x86_64", "arm64": "aarch64"}.get(m.arch or "", m.arch or "x86_64"),
+        os=m.os,
+    )
     cand = WheelCandidate(
         backend=backend,
         source="hub",
@@ -1116,8 +1124,9 @@ def _plan_hub(
         verified=False,
         reason=(
             f"prebuilt flash-attn 2 from the Hugging Face Hub ({kernel.repo}); the `kernels` "
-            f"package picks the variant for torch {m.torch_minor}, CUDA {m.torch_cuda}; whether "
-            "that variant is published is checked on first use (needs the Hub)"
+            f"package looks for build/{' or build/'.join(variants)} (or an older CUDA minor, "
+            "or a torch stable-ABI build); whether one is published is checked on first use "
+            "(needs the Hub)"
         ),
         provenance=(hub.source, kernel.source),
     )
