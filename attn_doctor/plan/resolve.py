@@ -179,8 +179,14 @@ def _torch_problem(m: Machine, what: str) -> str | None:
     if m.torch is None:
         return f"torch is not installed: {what} needs a CUDA build of torch first"
     if m.torch_build != "cuda" or not m.torch_cuda:
+        extra = (
+            " (ROCm builds of these kernels are source builds, not covered by this index)"
+            if m.torch_build == "rocm"
+            else ""
+        )
         return (
-            f"the installed torch {m.torch} is a {m.torch_build} build: {what} needs a CUDA build"
+            f"the installed torch {m.torch} is a {m.torch_build} build: {what} needs a CUDA "
+            f"build{extra}"
         )
     return None
 
