@@ -282,7 +282,46 @@ def _archs_at(setup_py: str) -> list[dict[str, str]]:
     return archs
 
 
-def flash_attn_releases(repo: Path, record: dict[str, Any] | None) -> str:
+def _matrix_names(table: dict[str, Any]) -> list[str]:
+    """The file names the workflow matrix in ``table`` uploads (product minus excludes)."""
+    names = []
+    for py, torch, cuda, abi in itertools.product(
+        table["python"], table["torch"], table["cuda"], table["cxx11_abi"]
+    ):
+        cell = {"python": py, "torch": torch, "cuda": cuda}
+        if any(all(cell[k] == v for k, v in ex.items()) for ex in table["exclude"]):
+            continue
+        cv = Version(cuda)
+        tag = str(cv.major) if table["published_cuda_tag"] == "major" else f"{cv.major}{cv.minor}"
+        tv = Version(torch)
+        pytag = "cp" + py.replace(".", "")
+        names.append(
+            f"flash_attn-{table['version']}+cu{tag}torch{tv.major}.{tv.minor}"
+            f"cxx11abi{str(abi).upper()}-{pytag}-{pytag}-{table['published_platform']}.whl"
+        )
+    return names
+
+
+def missing_assets(expected: Iterable[str], assets: Iterable[str]) -> list[str]:
+    """Matrix names with no asset of that name on the release page (failed or skipped cells)."""
+    have = set(assets)
+    return sorted(n for n in expected if n not in have)
+
+
+def release_assets(tag: str) -> list[str] | None:
+    """Asset names of a GitHub release, or None when GitHub cannot be reached."""
+    url = f"https://api.github.com/repos/{FA_REPO}/releases/tags/{tag}"
+    try:
+        data = _get_json(url)
+    except (OSError, ValueError) as exc:
+        print(f"{tag}: release page unreachable ({exc}); assets stay unconfirmed", file=sys.stderr)
+        return None
+    return [str(a["name"]) for a in data.get("assets", [])]
+
+
+def flash_attn_releases(
+    repo: Path, record: dict[str, Any] | None, *, confirm_assets: bool = False
+) -> str:
     tables: list[tuple[str, dict[str, Any]]] = []
     import yaml  # type: ignore[import-untyped]  # only this script needs it (PyYAML)
 
@@ -320,10 +359,16 @@ def flash_attn_releases(repo: Path, record: dict[str, Any] | None) -> str:
             "gpu_archs": _archs_at(setup_py),
             "source": f"{FA_REPO}@{tag}: .github/workflows/publish.yml, setup.py",
             # The matrix says what the release job tried to build; whether every cell's
-            # upload succeeded needs the release page (not read here).
+            # upload succeeded needs the release page (--confirm-assets, where reachable).
             "verified": True,
             "assets_confirmed": False,
         }
+        if confirm_assets:
+            assets = release_assets(tag)
+            if assets is not None:
+                missing = missing_assets(_matrix_names(table), assets)
+                table["assets_confirmed"] = True
+                table["missing_assets"] = missing
         tables.append(("release", table))
         if record is not None:
             names = {
@@ -769,6 +814,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--flash-attn-git", type=Path, help="git clone of Dao-AILab/flash-attention")
     ap.add_argument("--community-git", type=Path, help=f"git clone of {COMMUNITY_REPO}")
+    ap.add_argument(
+        "--confirm-assets",
+        action="store_true",
+        help="compare each flash-attn release page's assets with its matrix (needs GitHub)",
+    )
     ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
     ap.add_argument("--since", default="2024-06-01", help="oldest xformers/torch upload to keep")
@@ -785,7 +835,9 @@ def main(argv: list[str] | None = None) -> int:
                 "setup.py get_wheel_url() asks for, per tag, over a grid of machines.",
                 "tags": {},
             }
-        outputs["flash_attn.toml"] = flash_attn_releases(args.flash_attn_git, record)
+        outputs["flash_attn.toml"] = flash_attn_releases(
+            args.flash_attn_git, record, confirm_assets=args.confirm_assets
+        )
         if record is not None and args.record_naming:
             args.record_naming.write_text(
                 json.dumps(_dedupe_names(record), indent=1, sort_keys=True) + "\n", encoding="utf-8"

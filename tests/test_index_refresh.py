@@ -14,7 +14,8 @@ else:  # pragma: no cover - Python 3.10
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "refresh_index.py"
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "refresh_index.py"
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,21 @@ def test_grid_keys_round_trip_with_the_naming_test(refresh: ModuleType) -> None:
 
     for point in refresh.naming_grid()[:50]:
         assert _point(refresh.grid_key(point)) == point
+
+
+def test_script_and_package_agree_on_published_names(refresh: ModuleType) -> None:
+    from attn_doctor.index import load_index
+    from attn_doctor.index.naming import published_wheels
+
+    raw = tomllib.loads((REPO / "wheels_index" / "flash_attn.toml").read_text(encoding="utf-8"))
+    by_tag = {r.tag: r for r in load_index().flash_attn}
+    for table in raw["release"]:
+        expected = sorted(w.filename for w in published_wheels(by_tag[table["tag"]]))
+        assert sorted(refresh._matrix_names(table)) == expected, table["tag"]
+
+
+def test_missing_assets_are_the_matrix_names_not_uploaded(refresh: ModuleType) -> None:
+    assert refresh.missing_assets(["a.whl", "b.whl", "c.whl"], ["b.whl", "x.whl"]) == [
+        "a.whl",
+        "c.whl",
+    ]

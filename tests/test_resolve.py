@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from attn_doctor.errors import UsageError
@@ -40,6 +43,21 @@ def test_fa2_upstream_wheel_for_torch_2_8_cu128_h100() -> None:
     assert all(c.source != "community" for c in plan.candidates)
     assert "upload not confirmed offline" in best.reason
     assert best.verified is False
+
+
+def test_fa2_confirmed_missing_asset_is_never_offered(tmp_path: Path) -> None:
+    directory = tmp_path / "wheels_index"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "wheels_index", directory)
+    best = plan_backend(make_env(), INDEX, "flash_attn_2").candidates[0]
+    path = directory / "flash_attn.toml"
+    text = path.read_text(encoding="utf-8")
+    anchor = f'tag = "v{best.version}"\n'
+    text = text.replace(anchor, anchor + f'missing_assets = ["{best.filename}"]\n', 1)
+    path.write_text(text, encoding="utf-8")
+    edited = load_index(directory)
+    again = plan_backend(make_env(), edited, "flash_attn_2").candidates[0]
+    assert again.filename != best.filename
+    assert again.source == "upstream-release"
 
 
 def test_fa2_abi_false_torch_gets_the_abi_false_wheel() -> None:

@@ -223,6 +223,7 @@ def _flash_attn(top: _Entry) -> tuple[FlashAttnRelease, ...]:
                 source=e.text("source"),
                 verified=e.flag("verified"),
                 assets_confirmed=e.flag("assets_confirmed"),
+                missing_assets=e.texts("missing_assets", []),
             )
         )
         if releases[-1].tag != f"v{releases[-1].version}":

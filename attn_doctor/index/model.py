@@ -72,7 +72,9 @@ class FlashAttnRelease:
     source: str
     verified: bool
     assets_confirmed: bool
-    """The upload of every matrix cell was confirmed on the release page (not done offline)."""
+    """The release page was compared with the matrix (``missing_assets`` lists the gaps)."""
+    missing_assets: tuple[str, ...] = ()
+    """Matrix cells whose wheel is not on the release page (failed or skipped builds)."""
 
     def excluded(self, *, torch: str, python: str, cuda: str) -> bool:
         return any(

@@ -12,6 +12,7 @@ the second. ``tests/test_index_naming.py`` replays upstream's own ``get_wheel_ur
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from packaging.version import Version
@@ -78,8 +79,10 @@ def published_cuda_tag(release: FlashAttnRelease, build_cuda: str) -> str:
     return f"{v.major}{v.minor}"
 
 
+@functools.cache  # releases are frozen facts; the resolver asks for the same ones repeatedly
 def published_wheels(release: FlashAttnRelease) -> tuple[PublishedWheel, ...]:
-    """Every wheel the release workflow built: the matrix product minus its excludes."""
+    """Every wheel the release workflow built: the matrix product minus its excludes, minus
+    the cells a confirmed release page lacks."""
     out: list[PublishedWheel] = []
     for py, torch, cuda, abi in itertools.product(
         release.python, release.torch, release.cuda, release.cxx11_abi
@@ -105,7 +108,8 @@ def published_wheels(release: FlashAttnRelease) -> tuple[PublishedWheel, ...]:
                 platform_tag=release.published_platform,
             )
         )
-    return tuple(out)
+    missing = set(release.missing_assets)
+    return tuple(w for w in out if w.filename not in missing)
 
 
 def parse_wheel_filename(filename: str) -> tuple[str, str, str, str, str]:
