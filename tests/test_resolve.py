@@ -260,6 +260,12 @@ def test_xformers_torch_2_3_has_no_pinned_release_in_the_index_window() -> None:
     assert allowed.candidates[0].torch_requirement is not None
 
 
+def test_xformers_has_no_aarch64_wheel() -> None:
+    plan = plan_backend(make_env(arch="aarch64", gpu="GH200"), INDEX, "xformers")
+    assert not plan.candidates
+    assert "no wheel for Python 3.12 on linux-aarch64" in reasons(plan)
+
+
 def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
     blackwell = plan_backend(
         make_env(gpu="RTX5090", torch="2.10.0+cu128"), INDEX, "xformers"
