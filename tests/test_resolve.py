@@ -101,6 +101,7 @@ def test_fa2_new_torch_no_upstream_offers_community_and_ways_out() -> None:
     assert "not built or tested by flash-attn's authors" in community[0].reason
     ways = " ".join(plan.ways_out)
     assert "attn_implementation='kernels-community/flash-attn2'" in ways
+    assert "transformers >= 5.0.0 also falls back to it by itself" in ways
     assert "torch 2.8 has an upstream flash-attn wheel" in ways
 
 

@@ -467,6 +467,7 @@ def _hub(top: _Entry) -> HubRules:
         kernels_min_version=top.version("kernels_min_version"),
         kernels_max_version=top.version("kernels_max_version"),
         transformers_fallback_version=top.version("transformers_fallback_version"),
+        transformers_fallback_since=top.version("transformers_fallback_since"),
         kernels=kernels,
         source=top.text("source"),
         verified=top.flag("verified"),

@@ -292,6 +292,8 @@ class HubRules:
     kernels_max_version: str
     transformers_fallback_version: str
     """A transformers version whose ``modeling_flash_attention_utils.py`` was read."""
+    transformers_fallback_since: str
+    """The first transformers release that falls back to Hub kernels by itself."""
     kernels: tuple[HubKernel, ...]
     source: str
     verified: bool

@@ -596,8 +596,9 @@ def _plan_flash_attn_2(
                 f"{index.hub.kernels_min_version},"
                 f"<{index.hub.kernels_max_version}'` and load the model with "
                 f"attn_implementation='{kernel.repo}' (needs the Hugging Face Hub on first use); "
-                "transformers also falls back to it by itself for 'flash_attention_2' when "
-                "flash-attn is missing and `kernels` is installed."
+                f"transformers >= {index.hub.transformers_fallback_since} also falls back to "
+                "it by itself for 'flash_attention_2' when flash-attn is missing and `kernels` "
+                "is installed."
             )
 
     if "source-build" in allow:
