@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from attn_doctor.index import load_index
 from attn_doctor.index.model import FlashAttnRelease
@@ -92,3 +93,16 @@ def test_requested_name_vs_published(tag: str, key: str, published: bool) -> Non
 def test_newest_torch_gets_no_upstream_wheel_from_any_release() -> None:
     key = "torch2.10.0+cu12.8|abi1|py3.12|linux-x86_64"
     assert not any(_requested(r, key) in _published(t) for t, r in RELEASES.items())
+
+
+@pytest.mark.parametrize("tag", sorted(RELEASES))
+def test_setup_py_and_the_workflow_agree_somewhere_on_the_grid(tag: str) -> None:
+    # If the CUDA-part style or the platform were encoded wrongly for a tag, no name setup.py
+    # asks for would ever be published. Every release has hits, and every hit is Linux x86_64.
+    published = _published(tag)
+    names = RECORDED["variants"][RECORDED["tags"][tag]["names"]]
+    hits = [key for key in names if _requested(RELEASES[tag], key) in published]
+    assert hits, tag
+    # Up to 2.5.6 setup.py hard-coded linux_x86_64, so an aarch64 machine also "hits".
+    hard_coded = Version(RELEASES[tag].version) <= Version("2.5.6")
+    assert all(key.endswith("linux-x86_64") or hard_coded for key in hits)
