@@ -60,6 +60,14 @@ def test_fa2_confirmed_missing_asset_is_never_offered(tmp_path: Path) -> None:
     assert again.source == "upstream-release"
 
 
+def test_fa2_old_glibc_gets_a_warning_not_a_silent_wheel() -> None:
+    best = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2").candidates[0]
+    assert "built on ubuntu-22.04 (glibc 2.35)" in best.reason
+    assert "this system has glibc 2.28" in best.reason
+    fine = plan_backend(make_env(glibc="2.39"), INDEX, "flash_attn_2").candidates[0]
+    assert "WARNING" not in fine.reason
+
+
 def test_fa2_abi_false_torch_gets_the_abi_false_wheel() -> None:
     env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
     best = plan_backend(env, INDEX, "flash_attn_2").candidates[0]

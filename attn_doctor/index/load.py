@@ -20,6 +20,7 @@ from attn_doctor.datafiles import read_toml
 from attn_doctor.errors import IndexDataError
 from attn_doctor.index.model import (
     BackendRequirement,
+    BuildRunner,
     CommunitySource,
     CommunityWheel,
     FlashAttn4Release,
@@ -56,6 +57,7 @@ FILES = (
     "torch.toml",
     "torch_pypi.toml",
     "hub_kernels.toml",
+    "build_runners.toml",
 )
 
 
@@ -474,6 +476,18 @@ def _hub(top: _Entry) -> HubRules:
     )
 
 
+def _runners(top: _Entry) -> tuple[BuildRunner, ...]:
+    return tuple(
+        BuildRunner(
+            name=e.text("name"),
+            glibc=e.version("glibc"),
+            source=e.text("source"),
+            verified=e.flag("verified"),
+        )
+        for e in _entries(top, "runner", lambda d: d.get("name"))
+    )
+
+
 def load_index(directory: Path | None = None) -> Index:
     """Read and validate every index file (cached per directory: files cannot change in a run).
 
@@ -502,4 +516,5 @@ def _load_index(directory: Path | None) -> Index:
         torch_releases=_torch(_file("torch.toml", directory)),
         hub=_hub(_file("hub_kernels.toml", directory)),
         source_build=build,
+        runners=_runners(_file("build_runners.toml", directory)),
     )

@@ -314,6 +314,16 @@ class SourceBuild:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BuildRunner:
+    """A CI image that built release wheels, and its glibc."""
+
+    name: str
+    glibc: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Index:
     """Everything in ``wheels_index/`` that the resolver reads."""
 
@@ -329,6 +339,10 @@ class Index:
     torch_releases: tuple[TorchRelease, ...]
     hub: HubRules
     source_build: SourceBuild
+    runners: tuple[BuildRunner, ...] = ()
+
+    def runner_glibc(self, name: str) -> str | None:
+        return next((r.glibc for r in self.runners if r.name == name), None)
 
     def xformers_ops_for(self, version: str) -> XformersOps | None:
         return next((x for x in self.xformers_ops if x.version == version), None)

@@ -332,8 +332,22 @@ def _group_reasons(reasons: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _glibc_warning(release: FlashAttnRelease, m: Machine, index: Index) -> str:
+    """A note when this system's glibc is older than the image that built the wheel."""
+    if m.glibc is None:
+        return ""
+    for runner in release.runner:
+        built = index.runner_glibc(runner)
+        if built is not None and m.glibc < Version(built):
+            return (
+                f"; WARNING: built on {runner} (glibc {built}) and tagged plain linux_x86_64, "
+                f"this system has glibc {m.glibc}: it may fail to load (GLIBC_x not found)"
+            )
+    return ""
+
+
 def _upstream_candidate(
-    release: FlashAttnRelease, wheel: PublishedWheel, index: Index
+    release: FlashAttnRelease, wheel: PublishedWheel, index: Index, m: Machine
 ) -> WheelCandidate:
     url = index.flash_attn_url_template.format(
         tag=release.tag, filename=wheel.filename.replace("+", "%2B")
@@ -355,6 +369,7 @@ def _upstream_candidate(
             f"{', '.join(f'sm_{a}' for a in archs)}; it is the file flash-attn's own setup.py "
             "asks for here"
             + ("" if release.assets_confirmed else " (upload not confirmed offline)")
+            + _glibc_warning(release, m, index)
         ),
         provenance=(release.source,),
     )
@@ -545,7 +560,7 @@ def _plan_flash_attn_2(
             reject("upstream-release", what, reason)
     if "upstream-release" in allow:
         for release, wheel in matches[:MAX_UPSTREAM_CANDIDATES]:
-            candidates.append(_upstream_candidate(release, wheel, index))
+            candidates.append(_upstream_candidate(release, wheel, index, m))
 
     if not candidates and "community" in allow:
         community, near = _community_candidates(backend, "flash_attn", m, index)
@@ -572,7 +587,7 @@ def _plan_flash_attn_2(
         if other is not None:
             release, wheel = other
             if allow_torch_change and "upstream-release" in allow:
-                cand = _upstream_candidate(release, wheel, index)
+                cand = _upstream_candidate(release, wheel, index, m)
                 candidates.append(
                     replace(
                         cand,
