@@ -66,7 +66,9 @@ class Machine:
     torch_cuda: str | None
     cxx11_abi: bool | None
     sms: tuple[int, ...]
+    """Compute capabilities of the NVIDIA GPUs whose capability is known."""
     gpu_names: tuple[str, ...]
+    """Names of the same GPUs, in the same order."""
     nvcc: str | None
     cpu_count: int | None
     ram_bytes: int | None
@@ -104,7 +106,7 @@ def machine_of(env: Environment) -> Machine:
         torch_cuda=torch.cuda if torch else None,
         cxx11_abi=torch.cxx11_abi if torch else None,
         sms=tuple(g.sm for g in env.nvidia_gpus if g.sm is not None),
-        gpu_names=tuple(g.name for g in env.nvidia_gpus),
+        gpu_names=tuple(g.name for g in env.nvidia_gpus if g.sm is not None),
         nvcc=env.cuda_toolkit.release,
         cpu_count=env.host.cpu_count,
         ram_bytes=env.host.ram_total_bytes,
@@ -133,8 +135,10 @@ def platform_mismatch(tag: str, m: Machine) -> str | None:
     if tag.startswith(("linux_", "manylinux")):
         if m.os != "linux":
             return f"a Linux wheel ({tag})"
-        wheel_arch = tag.split("_", 3)[-1] if tag.startswith("manylinux_") else tag.split("_", 1)[1]
-        if tag.startswith("manylinux") and not tag.startswith("manylinux_"):
+        # manylinux_2_28_x86_64 | manylinux2014_x86_64 | linux_x86_64
+        if tag.startswith("manylinux_"):
+            wheel_arch = tag.split("_", 3)[-1]
+        else:
             wheel_arch = tag.split("_", 1)[1]
         if wheel_arch != arch:
             return f"a Linux {wheel_arch} wheel, this CPU is {arch or 'unknown'}"
