@@ -136,10 +136,8 @@ def platform_mismatch(tag: str, m: Machine) -> str | None:
         if m.os != "linux":
             return f"a Linux wheel ({tag})"
         # manylinux_2_28_x86_64 | manylinux2014_x86_64 | linux_x86_64
-        if tag.startswith("manylinux_"):
-            wheel_arch = tag.split("_", 3)[-1]
-        else:
-            wheel_arch = tag.split("_", 1)[1]
+        parts = tag.split("_", 3) if tag.startswith("manylinux_") else tag.split("_", 1)
+        wheel_arch = parts[-1]
         if wheel_arch != arch:
             return f"a Linux {wheel_arch} wheel, this CPU is {arch or 'unknown'}"
         if tag.startswith("manylinux_"):
