@@ -51,6 +51,9 @@ class WheelCandidate:
     provenance: tuple[str, ...] = ()
     estimated_minutes: float | None = None
     """For source builds: the expected build time on this machine."""
+    torch_requirement: str | None = None
+    """Only with ``allow_torch_change``: the torch this candidate needs installed first
+    (``torch==2.8.*``); None means the installed torch stays as it is."""
 
 
 @dataclass(frozen=True, kw_only=True)

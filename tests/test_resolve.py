@@ -1,0 +1,389 @@
+"""The resolver over snapshot-like machines: one per source and one per "no" reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attn_doctor.errors import UsageError
+from attn_doctor.index import load_index
+from attn_doctor.plan.resolve import ALL_SOURCES, plan_backend, plan_install
+from attn_doctor.plan.types import BackendPlan
+from tests.index_envs import make_env
+
+INDEX = load_index()
+NO_COMMUNITY = ALL_SOURCES - {"community"}
+
+
+def reasons(plan: BackendPlan) -> str:
+    return "\n".join(r.reason for r in plan.rejections)
+
+
+# ------------------------------------------------------------------------ flash-attn 2
+
+
+def test_fa2_upstream_wheel_for_torch_2_8_cu128_h100() -> None:
+    plan = plan_backend(make_env(), INDEX, "flash_attn_2")
+    best = plan.candidates[0]
+    assert best.source == "upstream-release"
+    assert best.trust == "official"
+    assert best.filename == (
+        f"flash_attn-{best.version}+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
+    )
+    assert best.url is not None
+    assert best.url.startswith(
+        f"https://github.com/Dao-AILab/flash-attention/releases/download/v{best.version}/"
+    )
+    assert "%2Bcu12torch2.8" in best.url
+    assert best.requirement == f"flash-attn @ {best.url}"
+    assert best.torch_requirement is None
+    # Never a community build when upstream has one.
+    assert all(c.source != "community" for c in plan.candidates)
+    assert "upload not confirmed offline" in best.reason
+    assert best.verified is False
+
+
+def test_fa2_confirmed_missing_asset_is_never_offered(tmp_path: Path) -> None:
+    directory = tmp_path / "wheels_index"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "wheels_index", directory)
+    best = plan_backend(make_env(), INDEX, "flash_attn_2").candidates[0]
+    path = directory / "flash_attn.toml"
+    text = path.read_text(encoding="utf-8")
+    anchor = f'tag = "v{best.version}"\n'
+    text = text.replace(anchor, anchor + f'missing_assets = ["{best.filename}"]\n', 1)
+    path.write_text(text, encoding="utf-8")
+    edited = load_index(directory)
+    again = plan_backend(make_env(), edited, "flash_attn_2").candidates[0]
+    assert again.filename != best.filename
+    assert again.source == "upstream-release"
+
+
+def test_fa2_old_glibc_gets_a_warning_not_a_silent_wheel() -> None:
+    best = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2").candidates[0]
+    assert "built on ubuntu-22.04 (glibc 2.35)" in best.reason
+    assert "this system has glibc 2.28" in best.reason
+    fine = plan_backend(make_env(glibc="2.39"), INDEX, "flash_attn_2").candidates[0]
+    assert "WARNING" not in fine.reason
+
+
+def test_fa2_abi_false_torch_gets_the_abi_false_wheel() -> None:
+    env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    best = plan_backend(env, INDEX, "flash_attn_2").candidates[0]
+    assert best.filename is not None
+    assert "torch2.6cxx11abiFALSE-cp310-cp310" in best.filename
+
+
+def test_fa2_cuda_11_torch_falls_back_to_the_last_release_with_cu11() -> None:
+    env = make_env(torch="2.5.1+cu118", torch_cuda="11.8", abi=False, python="3.10.14")
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    assert plan.candidates[0].version == "2.7.3"
+    assert plan.candidates[0].filename == (
+        "flash_attn-2.7.3+cu11torch2.5cxx11abiFALSE-cp310-cp310-linux_x86_64.whl"
+    )
+    assert "built with CUDA 12.4.1 only" in reasons(plan)
+
+
+def test_fa2_blackwell_needs_a_release_built_with_cuda_12_8_or_newer() -> None:
+    env = make_env(
+        torch="2.6.0+cu124", torch_cuda="12.4", abi=False, python="3.11.9", gpu="RTX5090"
+    )
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    best = plan.candidates[0]
+    assert (best.version or "").startswith("2.8")
+    for cand in plan.candidates:
+        if cand.source == "upstream-release":
+            assert not (cand.version or "2.7").startswith("2.7")
+
+
+def test_fa2_new_torch_no_upstream_offers_community_and_ways_out() -> None:
+    env = make_env(torch="2.9.1+cu128", torch_cuda="12.8")
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    assert "no wheel for torch 2.9" in reasons(plan)
+    community = [c for c in plan.candidates if c.source == "community"]
+    assert community
+    assert community[0].trust == "community"
+    assert community[0].filename is not None
+    assert "+cu128torch2.9-cp312-cp312-" in community[0].filename
+    assert "not built or tested by flash-attn's authors" in community[0].reason
+    ways = " ".join(plan.ways_out)
+    assert "attn_implementation='kernels-community/flash-attn2'" in ways
+    assert "transformers >= 5.0.0 also falls back to it by itself" in ways
+    assert "torch 2.8 has an upstream flash-attn wheel" in ways
+
+
+def test_fa2_community_forbidden_says_it_exists() -> None:
+    env = make_env(torch="2.9.1+cu128", torch_cuda="12.8")
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "community" for c in plan.candidates)
+    assert "A community build exists" in " ".join(plan.ways_out)
+
+
+def test_fa2_torch_change_only_when_allowed() -> None:
+    env = make_env(torch="2.9.1+cu128", torch_cuda="12.8")
+    sources = ALL_SOURCES - {"community", "source-build"}
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=sources)
+    assert all(c.torch_requirement is None for c in plan.candidates)
+    changed = plan_backend(
+        env, INDEX, "flash_attn_2", allow_sources=sources, allow_torch_change=True
+    )
+    cand = changed.candidates[0]
+    assert cand.torch_requirement == "torch==2.8.0"
+    assert "REPLACES torch 2.9.1+cu128" in cand.reason
+    install = plan_install(
+        env, INDEX, "flash_attn_2", allow_sources=sources, allow_torch_change=True
+    )
+    assert not any(line.startswith("torch==") for line in install.protected)
+    assert "WILL BE REPLACED" in install.notes[0]
+
+
+def test_fa2_turing_gpu_is_refused_with_ways_out() -> None:
+    plan = plan_backend(make_env(gpu="T4"), INDEX, "flash_attn_2")
+    assert not plan.candidates
+    assert "needs compute capability >= 8.0; Tesla T4 is sm75 (7.5)" in reasons(plan)
+    assert "sdpa" in " ".join(plan.ways_out)
+
+
+def test_fa2_windows_has_no_upstream_wheel_but_a_community_one() -> None:
+    env = make_env(os="windows", arch="x86_64", abi=None, torch="2.8.0+cu128")
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    assert "publish only linux_x86_64 wheels" in reasons(plan)
+    assert plan.candidates[0].source == "community"
+    assert plan.candidates[0].filename is not None
+    assert plan.candidates[0].filename.endswith("win_amd64.whl")
+
+
+def test_fa2_aarch64_never_gets_the_hard_coded_x86_64_name() -> None:
+    env = make_env(
+        arch="aarch64",
+        gpu="GH200",
+        torch="2.2.2+cu121",
+        torch_cuda="12.1",
+        abi=False,
+        python="3.10.12",
+    )
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+    text = reasons(plan)
+    assert "publish only linux_x86_64 wheels; this machine is linux-aarch64" in text
+
+
+def test_fa2_free_threaded_python_is_refused() -> None:
+    env = make_env(python="3.13.1", free_threaded=True)
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=ALL_SOURCES - {"source-build"})
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+
+
+def test_fa2_unknown_abi_is_refused_not_guessed() -> None:
+    plan = plan_backend(
+        make_env(abi=None), INDEX, "flash_attn_2", allow_sources={"upstream-release"}
+    )
+    assert not plan.candidates
+    assert "C++11 ABI flag is unknown" in reasons(plan)
+
+
+def test_fa2_no_torch_and_cpu_torch() -> None:
+    assert "torch is not installed" in reasons(
+        plan_backend(make_env(torch=None), INDEX, "flash_attn_2")
+    )
+    cpu = make_env(torch="2.13.0+cpu", torch_cuda=None, build="cpu", gpu=None)
+    assert "is a cpu build" in reasons(plan_backend(cpu, INDEX, "flash_attn_2"))
+
+
+def test_fa2_source_build_sizes_jobs_from_ram_and_restricts_arch() -> None:
+    env = make_env(torch="2.10.0+cu128", torch_cuda="12.8", nvcc="12.8", ram_gib=64, cpus=16)
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources={"source-build"})
+    build = plan.candidates[0]
+    assert build.source == "source-build"
+    env_vars = dict(build.build_env)
+    assert env_vars["MAX_JOBS"] == "8"  # 64 GiB / 8 GiB per job, 16 CPUs
+    assert env_vars["FLASH_ATTN_CUDA_ARCHS"] == "90"
+    assert build.estimated_minutes == 10.0  # 320 core-minutes * 1/4 archs / 8 jobs
+    assert build.pip_args == ("--no-build-isolation",)
+    small = make_env(
+        torch="2.10.0+cu128", torch_cuda="12.8", nvcc="12.8", ram_gib=16, cpus=2, gpu="RTX4090"
+    )
+    build = plan_backend(small, INDEX, "flash_attn_2", allow_sources={"source-build"}).candidates[0]
+    assert dict(build.build_env)["MAX_JOBS"] == "2"
+    assert dict(build.build_env)["FLASH_ATTN_CUDA_ARCHS"] == "80"  # sm89 runs sm80 code
+
+
+def test_fa2_source_build_refusals() -> None:
+    no_nvcc = plan_backend(
+        make_env(torch="2.10.0+cu128"), INDEX, "flash_attn_2", allow_sources={"source-build"}
+    )
+    assert "no nvcc" in reasons(no_nvcc)
+    assert "install a CUDA 12.x toolkit" in " ".join(no_nvcc.ways_out)
+    mismatch = plan_backend(
+        make_env(torch="2.10.0+cu128", nvcc="13.0"),
+        INDEX,
+        "flash_attn_2",
+        allow_sources={"source-build"},
+    )
+    assert "differ in major version" in reasons(mismatch)
+    old = plan_backend(
+        make_env(torch="2.10.0+cu128", nvcc="12.4", gpu="RTX5090"),
+        INDEX,
+        "flash_attn_2",
+        allow_sources={"source-build"},
+    )
+    assert "Blackwell targets need nvcc >= 12.8" in reasons(old)
+
+
+# ---------------------------------------------------------------------------- xformers
+
+
+def test_xformers_pypi_wheel_matching_the_installed_torch() -> None:
+    plan = plan_backend(make_env(), INDEX, "xformers")
+    best = plan.candidates[0]
+    assert (best.source, best.requirement) == ("pypi", "xformers==0.0.32.post2")
+    assert "torch==2.8.0" in best.reason
+    # Newer releases are rejected with their pin.
+    assert "xformers 0.0.33.post2: its wheel METADATA requires torch==2.9.1" in reasons(plan)
+
+
+def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
+    plan = plan_backend(make_env(torch="2.8.0+cu126", torch_cuda="12.6"), INDEX, "xformers")
+    best = plan.candidates[0]
+    assert best.source == "pytorch-index"
+    assert best.index_url == "https://download.pytorch.org/whl/cu126"
+    assert best.verified is False
+
+
+def test_xformers_never_moves_torch_unless_allowed() -> None:
+    env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", python="3.13.1", abi=True)
+    plan = plan_backend(env, INDEX, "xformers")
+    for cand in plan.candidates:
+        assert cand.torch_requirement is None
+    assert "no wheel for Python 3.13" in reasons(plan)
+
+
+def test_xformers_torch_2_3_has_no_pinned_release_in_the_index_window() -> None:
+    env = make_env(torch="2.3.0+cu121", torch_cuda="12.1", abi=False, python="3.11.9")
+    plan = plan_backend(env, INDEX, "xformers")
+    assert not plan.candidates
+    assert "pip would replace torch" in reasons(plan)
+    assert any("replacing torch 2.3.0+cu121" in w for w in plan.ways_out)
+    allowed = plan_backend(env, INDEX, "xformers", allow_torch_change=True)
+    assert allowed.candidates[0].torch_requirement is not None
+
+
+def test_xformers_has_no_aarch64_wheel() -> None:
+    plan = plan_backend(make_env(arch="aarch64", gpu="GH200"), INDEX, "xformers")
+    assert not plan.candidates
+    assert "no wheel for Python 3.12 on linux-aarch64" in reasons(plan)
+
+
+def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
+    blackwell = plan_backend(
+        make_env(gpu="RTX5090", torch="2.10.0+cu128"), INDEX, "xformers"
+    ).candidates[0]
+    assert "cutlassF-blackwell" in blackwell.reason
+    assert "cutlassF-pt" not in blackwell.reason  # cutlass FwOp max is sm90 from 0.0.33 on
+    kepler = plan_backend(make_env(gpu="K80"), INDEX, "xformers")
+    assert not kepler.candidates
+    assert "no xformers 0.0.32.post2 attention operator supports Tesla K80" in reasons(kepler)
+
+
+# ------------------------------------------------------------------ FA3, FA4, unsloth, hub
+
+
+def test_fa3_hopper_gets_community_wheel_and_source_build() -> None:
+    env = make_env(torch="2.8.0+cu128", nvcc="12.8")
+    plan = plan_backend(env, INDEX, "flash_attn_3")
+    sources = [c.source for c in plan.candidates]
+    assert sources[0] == "community"
+    assert "source-build" in sources
+    assert plan.candidates[0].filename is not None
+    assert plan.candidates[0].filename.startswith("flash_attn_3-")
+    assert "upstream publishes no flash-attn 3 wheel" in reasons(plan)
+
+
+def test_fa3_refused_on_ampere() -> None:
+    plan = plan_backend(make_env(gpu="A100"), INDEX, "flash_attn_3")
+    assert not plan.candidates
+    assert "A100" in reasons(plan)
+
+
+def test_fa4_from_the_package_index() -> None:
+    plan = plan_backend(make_env(), INDEX, "flash_attn_4")
+    best = plan.candidates[0]
+    assert best.source == "pypi"
+    assert best.requirement == f"flash-attn-4=={INDEX.flash_attn_4[-1].version}"
+    cu13 = plan_backend(make_env(torch="2.13.0+cu130", torch_cuda="13.0"), INDEX, "flash_attn_4")
+    assert cu13.candidates[0].requirement.startswith("flash-attn-4[cu13]==")
+
+
+@pytest.mark.parametrize(
+    ("env_kwargs", "reason"),
+    [
+        pytest.param({"gpu": "T4"}, "sm75", id="turing"),
+        pytest.param({"os": "windows", "abi": None}, "Linux only", id="windows"),
+        pytest.param({"python": "3.9.18"}, "needs Python >=3.10", id="python39"),
+    ],
+)
+def test_fa4_refusals(env_kwargs: dict[str, object], reason: str) -> None:
+    plan = plan_backend(make_env(**env_kwargs), INDEX, "flash_attn_4")  # type: ignore[arg-type]
+    assert not plan.candidates
+    assert reason in reasons(plan)
+
+
+def test_unsloth_recipe_and_torch_bounds() -> None:
+    plan = plan_backend(make_env(), INDEX, "unsloth")
+    best = plan.candidates[0]
+    assert best.requirement == f"unsloth[cu128-torch280]=={INDEX.unsloth.version}"
+    assert "xformers==0.0.32.post2" in best.reason
+    too_new = plan_backend(make_env(torch="2.15.0+cu130", torch_cuda="13.0"), INDEX, "unsloth")
+    assert not too_new.candidates
+    assert "requires torch<2.15.0,>=2.4.0" in reasons(too_new)
+
+
+def test_hub_kernel_route() -> None:
+    plan = plan_backend(make_env(gpu="A100"), INDEX, "hub_kernels")
+    best = plan.candidates[0]
+    assert best.attn_implementation == "kernels-community/flash-attn2"
+    assert best.requirement.startswith("kernels>=")
+    assert (
+        "build/torch28-cu128-x86_64-linux or build/torch28-cxx11-cu128-x86_64-linux" in best.reason
+    )
+    forbidden = plan_backend(make_env(), INDEX, "hub_kernels", allow_sources={"pypi"})
+    assert "not an allowed source" in reasons(forbidden)
+    turing = plan_backend(make_env(gpu="T4"), INDEX, "hub_kernels")
+    assert "sm75" in reasons(turing)
+
+
+def test_builtin_backends_need_nothing() -> None:
+    plan = plan_backend(make_env(), INDEX, "sdpa_flash")
+    assert not plan.candidates
+    assert plan.already_installed == "2.8.0+cu128"
+
+
+# ------------------------------------------------------------------------- install plan
+
+
+def test_install_plan_pins_torch_family_exactly() -> None:
+    install = plan_install(make_env(), INDEX, "xformers")
+    assert install.protected == ("torch==2.8.0+cu128", "torchvision==0.23.0+cu128", "triton==3.4.0")
+    assert install.commands == (
+        "/venv/bin/python -m pip install --no-input -c constraints.txt 'xformers==0.0.32.post2'",
+    )
+
+
+def test_install_plan_source_build_command_carries_the_environment() -> None:
+    env = make_env(torch="2.10.0+cu128", nvcc="12.8")
+    install = plan_install(env, INDEX, "flash_attn_2", allow_sources={"source-build"})
+    assert install.commands[0].startswith("MAX_JOBS=8 FLASH_ATTN_CUDA_ARCHS=90 ")
+    assert "--no-build-isolation" in install.commands[0]
+
+
+def test_install_plan_without_candidates_is_a_usage_error_with_ways_out() -> None:
+    with pytest.raises(UsageError) as info:
+        plan_install(make_env(gpu="T4"), INDEX, "flash_attn_2")
+    assert "sm75" in info.value.message
+    assert "sdpa" in (info.value.hint or "")
+
+
+def test_resolver_is_deterministic() -> None:
+    env = make_env(torch="2.9.1+cu128")
+    assert plan_backend(env, INDEX, "flash_attn_2") == plan_backend(env, INDEX, "flash_attn_2")
