@@ -120,7 +120,20 @@ def _torch_triton_requirement(env: Environment) -> str | None:
     return None
 
 
+def _flash_attn_wheel(env: Environment) -> str | None:
+    """The prebuilt flash-attn wheel the resolver picks for this machine (pip requirement)."""
+    from attn_doctor.index import load_index
+    from attn_doctor.plan.resolve import plan_backend
+
+    plan = plan_backend(env, load_index(), "flash_attn_2")
+    for cand in plan.candidates:
+        if cand.source in ("upstream-release", "community") and cand.url:
+            return f"'{cand.requirement}'"
+    return None
+
+
 PLACEHOLDERS: Mapping[str, Callable[[Environment], str | None]] = {
+    "flash_attn_wheel": _flash_attn_wheel,
     "torch_version": _torch_release,
     "torch_version_full": lambda env: None if env.torch is None else env.torch.version,
     "torch_mm": _torch_mm,
