@@ -31,6 +31,8 @@ class ModelTraits:
     supports_attention_backend: bool
     head_dim: int | None = None
     attention_dropout: float | None = None
+    softcap: bool = False
+    """The config sets ``attn_logit_softcapping`` (Gemma 2)."""
     config_dtype: str | None = None
     """The dtype recorded in the config (``bfloat16``…), what ``dtype="auto"`` loads."""
     param_dtype: str | None = None
@@ -103,6 +105,7 @@ def _config_traits(config: Any) -> dict[str, Any]:
         heads = getattr(text, "num_attention_heads", None)
         head_dim = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) else None
     dropout = getattr(text, "attention_dropout", None)
+    softcap = getattr(text, "attn_logit_softcapping", None)
     raw_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     try:
         config_dtype = dtype_name(raw_dtype)
@@ -111,6 +114,7 @@ def _config_traits(config: Any) -> dict[str, Any]:
     return {
         "head_dim": head_dim if head_dim and head_dim > 0 else None,
         "attention_dropout": float(dropout) if isinstance(dropout, int | float) else None,
+        "softcap": isinstance(softcap, int | float) and not isinstance(softcap, bool),
         "config_dtype": config_dtype,
     }
 

@@ -46,6 +46,9 @@ class Requirement:
     bf16_min_sm: int | None = None
     max_head_dim: int | None = None
     training_dropout: bool = True
+    softcap: bool = True
+    """False when attention logit soft-capping (Gemma 2's ``attn_logit_softcapping``) is
+    unsupported."""
     model_flag: ModelFlag | None = None
     needs_registration: bool = False
     auto: bool = True
@@ -93,6 +96,7 @@ _KNOWN_KEYS = frozenset(
         "bf16_min_sm",
         "max_head_dim",
         "training_dropout",
+        "softcap",
         "model_flag",
         "needs_registration",
         "auto",
@@ -156,6 +160,7 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
                 bf16_min_sm=_opt_int(entry, "bf16_min_sm", index),
                 max_head_dim=_opt_int(entry, "max_head_dim", index),
                 training_dropout=_bool(entry, "training_dropout", index, True),
+                softcap=_bool(entry, "softcap", index, True),
                 model_flag=flag,
                 needs_registration=_bool(entry, "needs_registration", index, False),
                 auto=_bool(entry, "auto", index, True),

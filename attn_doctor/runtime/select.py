@@ -323,6 +323,8 @@ def static_rejection(
         return f"bfloat16 needs compute capability >= {_sm_text(req.bf16_min_sm)}"
     if req.max_head_dim is not None and (traits.head_dim or 0) > req.max_head_dim:
         return f"head dim {traits.head_dim} > {req.max_head_dim}"
+    if traits.softcap and not req.softcap:
+        return "no attention logit soft-capping (the config sets attn_logit_softcapping)"
     if training and not req.training_dropout and (traits.attention_dropout or 0.0) > 0:
         return f"no attention dropout in training (config has {traits.attention_dropout})"
     if req.distributions and installed(req) is None:
@@ -359,8 +361,8 @@ def decide(
         value = settings.forced
         if value == XFORMERS_KEY and not registered:
             raise UsageError(
-                f"{ENV_BACKEND}=xformers, but xformers is not registered with transformers",
-                hint="call attn_doctor.register_xformers_attention() before loading the model",
+                f"{ENV_BACKEND}=xformers, but xformers is not registered with transformers: "
+                "call attn_doctor.register_xformers_attention() before loading the model"
             )
         req = next((r for r in reqs if r.value == value), None)
         warning = None
