@@ -11,7 +11,9 @@ Order of sources, cheapest and least intrusive first:
    numbers GPUs in PCI order while CUDA numbers them fastest first unless
    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; when the visible GPUs differ and the order is ambiguous,
    the oldest compute capability among them is used (what works on all of them).
-4. torch, imported if need be (``torch.cuda.is_available()`` and
+4. On Linux with no NVIDIA driver (``/proc/driver/nvidia``, ``/sys/module/nvidia``), no ROCm
+   device (``/dev/kfd``) and no WSL GPU bridge (``/dev/dxg``): the CPU, without importing torch.
+5. torch, imported if need be (``torch.cuda.is_available()`` and
    ``get_device_capability()``): the caller is about to load a model with torch anyway. This
    initialises CUDA in this process.
 """
@@ -23,6 +25,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from attn_doctor.errors import UsageError
@@ -227,6 +230,17 @@ def target_from_nvml(gpus: list[GpuFacts], index: int, environ: Mapping[str, str
     )
 
 
+def _no_gpu_driver() -> bool:
+    """Linux without an NVIDIA kernel driver, a ROCm device or WSL's GPU bridge: CPU only.
+
+    Lets a CPU machine skip importing torch just to hear that there is no GPU.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    signs = ("/proc/driver/nvidia", "/sys/module/nvidia", "/dev/kfd", "/dev/dxg")
+    return not any(Path(p).exists() for p in signs)
+
+
 def resolve_target(device: object, environ: Mapping[str, str]) -> Target:
     """The target device for ``device`` (see the module notes for the sources' order)."""
     parsed = parse_device(device)
@@ -250,6 +264,12 @@ def resolve_target(device: object, environ: Mapping[str, str]) -> Target:
             if explicit and target.kind != "cuda":
                 raise UsageError(f"device={device!r} was asked for, but no GPU is visible")
             return target
+    if not explicit and _no_gpu_driver():
+        return Target(
+            kind="cpu",
+            source="none",
+            note="no NVIDIA driver (/proc/driver/nvidia) and no ROCm device (/dev/kfd)",
+        )
     try:
         import torch
     except Exception as exc:
