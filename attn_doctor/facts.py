@@ -167,6 +167,13 @@ class TorchFacts:
     """Requires-Dist lines of the torch distribution (nvidia-* runtime wheels, triton)."""
     cudnn_version: str | None = None
     """Version of the nvidia-cudnn wheel torch depends on, when installed as a wheel."""
+    cxx11_abi_source: str | None = None
+    """Where ``cxx11_abi`` was read: ``TorchConfig.cmake`` (the ``-D_GLIBCXX_USE_CXX11_ABI``
+    flag, torch < 2.10-ish) or ``libc10 symbols`` (``std::__cxx11`` names in torch/lib/libc10,
+    for newer torch whose TorchConfig.cmake no longer carries the flag)."""
+    build_source: str | None = None
+    """What ``build`` was decided from: ``version.py`` (its ``cuda``/``hip``/``xpu`` fields)
+    or ``local label`` (``+cu128``, ``+rocm6.3``, ``+cpu``, ``+xpu``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +222,15 @@ class TorchRuntimeFacts:
     """``torch.backends.cuda.is_flash_attention_available()`` where it exists."""
     mps_available: bool | None = None
     error: str | None = None
+    torch_version: str | None = None
+    """``torch.__version__`` as the imported torch reports it (it can differ from the metadata
+    when two torch installs shadow each other)."""
+    torch_cuda: str | None = None
+    """``torch.version.cuda`` as the imported torch reports it."""
+    device_names: tuple[str, ...] = ()
+    """``torch.cuda.get_device_name(i)`` per visible device (honours CUDA_VISIBLE_DEVICES)."""
+    seconds: float | None = None
+    """Wall time of the child process that imported torch."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,14 +1,150 @@
 """The only code that reads the machine. Every probe returns facts; none raises.
 
 ``probe_environment`` assembles the full ``Environment``. Anything that imports the user's
-packages (torch, flash_attn, xformers, unsloth) runs in a child process with a timeout.
+packages (torch, flash_attn, xformers, unsloth) runs in a child process with a timeout
+(``--deep`` only); without ``deep`` nothing of theirs is imported at all.
+
+One module per concern, each a pure parser of recorded text plus a reader:
+``host``, ``python_env``, ``nvidia``, ``amd``, ``cuda_toolkit``, ``torch_meta``,
+``packages``, ``env_vars``, ``imports``.
 """
 
 from __future__ import annotations
 
-from attn_doctor.facts import Environment
+import datetime as _dt
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from types import ModuleType
+from typing import Any
+
+from attn_doctor import __version__
+from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
+from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, unknown
+from attn_doctor.probe.amd import probe_amd_and_apple
+from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
+from attn_doctor.probe.distributions import scan_distributions, search_path
+from attn_doctor.probe.env_vars import select_env_vars
+from attn_doctor.probe.host import os_name, probe_host
+from attn_doctor.probe.imports import import_in_child, probe_deep, probe_torch_runtime
+from attn_doctor.probe.nvidia import probe_nvidia
+from attn_doctor.probe.packages import probe_packages
+from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
+from attn_doctor.probe.torch_meta import probe_torch
+
+__all__ = [
+    "import_in_child",
+    "probe_environment",
+    "probe_torch_runtime",
+]
 
 
-def probe_environment(*, deep: bool = False, timeout: float = 60.0) -> Environment:
-    """Read every fact about this machine. Never imports torch in this process."""
-    raise NotImplementedError("probe layer: being written")
+def _guard(field: str, future: Future[Any], unknowns: list[Unknown]) -> Any:
+    """A reader's result; a bug in a reader becomes an Unknown instead of a crash."""
+    try:
+        return future.result()
+    except Exception as exc:
+        unknowns.append(unknown(field, f"probe failed: {type(exc).__name__}: {exc}"))
+        return None
+
+
+def probe_environment(
+    *,
+    deep: bool = False,
+    timeout: float = 60.0,
+    environ: Mapping[str, str] | None = None,
+    nvml: ModuleType | Any | None = None,
+    python: str | None = None,
+) -> Environment:
+    """Read every fact about this machine. Never imports torch in this process.
+
+    ``timeout`` bounds each ``--deep`` child process (an import); quick tools (nvidia-smi,
+    nvcc, uv) get ``min(timeout, 10 s)``. ``environ`` replaces ``os.environ`` for everything
+    read from the environment (PATH lookups, CUDA_HOME, PYTHONPATH for metadata and for the
+    children, the recorded variables). ``nvml`` replaces the ``pynvml`` module (tests).
+    ``python`` is the interpreter the ``--deep`` children run (default: this one).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    tool_timeout = min(timeout, DEFAULT_TOOL_TIMEOUT)
+    unknowns: list[Unknown] = []
+    created_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="attn-doctor-probe") as ex:
+        # The slow readers (subprocesses, NVML) start first and run while the rest is read.
+        f_nvidia = ex.submit(probe_nvidia, env, timeout=tool_timeout, nvml=nvml)
+        f_amd = ex.submit(probe_amd_and_apple, env, timeout=tool_timeout)
+        f_uv = ex.submit(probe_uv, env, timeout=tool_timeout)
+        f_host = ex.submit(probe_host, env)
+        f_dists = ex.submit(scan_distributions, search_path(env))
+        f_python = ex.submit(python_facts_without_uv, env)
+
+        amd_result = _guard("gpus", f_amd, unknowns)
+        amd_gpus, rocm_version, amd_unknowns = amd_result if amd_result else ((), None, [])
+        unknowns.extend(amd_unknowns)
+        f_cuda = ex.submit(probe_cuda_toolkit, env, timeout=tool_timeout, rocm_version=rocm_version)
+
+        dists = _guard("packages", f_dists, unknowns) or {}
+        torch_result = _guard("torch", ex.submit(probe_torch, dists), unknowns)
+        packages_result = _guard("packages", ex.submit(probe_packages, dists), unknowns)
+
+        host_result = _guard("host", f_host, unknowns)
+        host, host_unknowns = host_result or (HostFacts(os=os_name(platform.system())), [])
+        unknowns.extend(host_unknowns)
+        python_result = _guard("python", f_python, unknowns)
+        python_facts, python_unknowns = python_result or (
+            PythonFacts(version=platform.python_version(), implementation=sys.implementation.name),
+            [],
+        )
+        unknowns.extend(python_unknowns)
+        uv_version = _guard("python.uv_version", f_uv, unknowns)
+        python_facts = replace(python_facts, uv_version=uv_version)
+
+        nvidia = _guard("driver", f_nvidia, unknowns)
+        cuda_result = _guard("cuda_toolkit", f_cuda, unknowns)
+
+    torch_facts, torch_unknowns = torch_result if torch_result else (None, [])
+    unknowns.extend(torch_unknowns)
+    packages, package_unknowns = packages_result if packages_result else ((), [])
+    unknowns.extend(package_unknowns)
+    gpus = tuple(amd_gpus)
+    driver = None
+    if nvidia is not None:
+        driver = nvidia.driver
+        gpus = (*nvidia.gpus, *gpus)
+        unknowns.extend(nvidia.unknowns)
+    if cuda_result is not None:
+        cuda_toolkit, cuda_unknowns = cuda_result
+        unknowns.extend(cuda_unknowns)
+    else:
+        cuda_toolkit = None
+
+    imports: tuple[Any, ...] = ()
+    torch_runtime = None
+    if deep:
+        imports, torch_runtime = probe_deep(
+            dists.keys(), timeout=timeout, python=python, environ=env
+        )
+
+    kwargs: dict[str, Any] = {}
+    if driver is not None:
+        kwargs["driver"] = driver
+    if cuda_toolkit is not None:
+        kwargs["cuda_toolkit"] = cuda_toolkit
+    return Environment(
+        attn_doctor_version=__version__,
+        created_at=created_at,
+        host=host,
+        python=python_facts,
+        gpus=gpus,
+        torch=torch_facts,
+        packages=packages,
+        env_vars=select_env_vars(env),
+        imports=imports,
+        torch_runtime=torch_runtime,
+        deep=deep,
+        unknowns=tuple(unknowns),
+        **kwargs,
+    )

@@ -1,0 +1,449 @@
+"""``check --deep``: import the user's packages in child processes and record what happens.
+
+A broken extension may raise (``undefined symbol: _ZN3c10…``), kill its process with a signal
+(SIGSEGV in a CUDA library's initialiser, SIGABRT from a C++ ``terminate``) or hang (a
+driver call that never returns). Each import therefore runs in its own ``python -c`` child:
+
+- in a new session (POSIX) / process group (Windows), so a hang is killed with every process
+  it started;
+- with ``-X faulthandler``, so a crash leaves the Python stack of the crashing import on
+  stderr (kept as ``traceback_tail``);
+- with the current directory removed from ``sys.path``: the doctor's working directory (a
+  flash-attention source checkout, say) must not shadow the installed package;
+- reporting its outcome as one JSON line after a marker on stdout, whatever the imported
+  module printed before it.
+
+Outcomes: ``ok``; ``error`` (an exception; ``detail`` is its last line as the traceback
+module prints it, e.g. ``ImportError: …/flash_attn_2_cuda….so: undefined symbol: …``);
+``crashed`` (killed by a signal, ``detail`` = ``SIGSEGV``…; on Windows an NTSTATUS code such
+as ``0xC0000005 STATUS_ACCESS_VIOLATION``; or an exit without a result); ``timeout``.
+
+Imports run in parallel (a thread pool waiting on subprocesses) to keep ``--deep`` fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
+
+MARKER = "@@attn-doctor-result@@"
+TAIL_CHARS = 2000
+
+DEEP_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("torch", ("torch",)),
+    # flash_attn_2_cuda is flash-attn 2's compiled extension: an ABI/torch mismatch surfaces
+    # there as "undefined symbol", even where `import flash_attn` alone gets further.
+    ("flash-attn", ("flash_attn", "flash_attn_2_cuda")),
+    # hopper/setup.py: distribution flash_attn_3, py_modules=["flash_attn_interface"], which
+    # imports the extension itself (flash_attn_3_cuda; flash_attn_3._C in later layouts), so
+    # importing the interface covers both without naming a module that may not exist.
+    ("flash-attn-3", ("flash_attn_interface",)),
+    ("flash-attn-4", ("flash_attn.cute",)),
+    ("flash-attn-cute", ("flash_attn.cute",)),
+    # xformers imports even when its C++/CUDA library fails to load (it logs a warning);
+    # the "xformers._cpp_lib" check re-raises the load exception xformers recorded.
+    ("xformers", ("xformers", "xformers.ops", "xformers._cpp_lib")),
+    ("unsloth", ("unsloth",)),
+    ("transformers", ("transformers",)),
+    ("triton", ("triton",)),
+    ("pytorch-triton", ("triton",)),
+    ("pytorch-triton-rocm", ("triton",)),
+    ("pytorch-triton-xpu", ("triton",)),
+    ("triton-windows", ("triton",)),
+    ("kernels", ("kernels",)),
+)
+"""(distribution, modules to import when it is installed)."""
+
+TORCH_FIRST: frozenset[str] = frozenset(
+    {"flash_attn_2_cuda", "flash_attn_interface", "xformers._cpp_lib"}
+)
+"""Extension modules that need torch's libraries loaded first, as their packages do: importing
+``flash_attn_2_cuda`` alone would fail with ``libc10.so: cannot open shared object file``."""
+
+CHECKS: Mapping[str, str] = {
+    "xformers._cpp_lib": (
+        "_e = getattr(sys.modules['xformers._cpp_lib'], '_cpp_library_load_exception', None)\n"
+        "if _e is not None:\n"
+        "    raise _e\n"
+    ),
+}
+"""Code run after a module imports, to surface a failure the package swallows."""
+
+_CHILD_PRELUDE = """\
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+import importlib, json, os, time, traceback
+MARKER = {marker!r}
+TAIL = {tail}
+def _report(out):
+    sys.stdout.flush()
+    sys.stdout.write("\\n" + MARKER + json.dumps(out) + "\\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter shutdown: a package's atexit hook must not hang us
+def _describe(exc):
+    t = type(exc)
+    name = t.__qualname__
+    if t.__module__ not in ("builtins", "__main__"):
+        name = t.__module__ + "." + name
+    text = str(exc)
+    return name + ": " + text if text else name
+"""
+
+_IMPORT_BODY = """\
+_t0 = time.perf_counter()
+try:
+    for _pre in {pre!r}:
+        importlib.import_module(_pre)
+    importlib.import_module({module!r})
+{check}except BaseException as _exc:
+    _report({{"status": "error", "detail": _describe(_exc),
+             "traceback": traceback.format_exc()[-{tail}:],
+             "seconds": time.perf_counter() - _t0}})
+_report({{"status": "ok", "seconds": time.perf_counter() - _t0}})
+"""
+
+_TORCH_BODY = """\
+_t0 = time.perf_counter()
+out = {}
+try:
+    import torch
+except BaseException as _exc:
+    _report({"status": "error", "detail": _describe(_exc),
+             "traceback": traceback.format_exc()[-TAIL:]})
+def _try(key, fn):
+    try:
+        out[key] = fn()
+    except Exception as _exc:
+        out.setdefault("errors", []).append(key + ": " + _describe(_exc))
+_try("torch_version", lambda: str(torch.__version__))
+_try("torch_cuda", lambda: torch.version.cuda)
+_try("cuda_available", lambda: bool(torch.cuda.is_available()))
+_try("device_count", lambda: int(torch.cuda.device_count()) if out.get("cuda_available") else 0)
+_try("arch_list", lambda: list(torch.cuda.get_arch_list()))
+_try("device_capabilities", lambda: ["%d.%d" % torch.cuda.get_device_capability(i)
+                                     for i in range(out.get("device_count") or 0)])
+_try("device_names", lambda: [torch.cuda.get_device_name(i)
+                              for i in range(out.get("device_count") or 0)])
+_try("cudnn_version", lambda: torch.backends.cudnn.version()
+     if torch.backends.cudnn.is_available() else None)
+_try("cxx11_abi", lambda: getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", None))
+_fa = getattr(torch.backends.cuda, "is_flash_attention_available", None)
+_try("flash_sdp_available", lambda: bool(_fa()) if _fa is not None else None)
+_try("mps_available", lambda: bool(torch.backends.mps.is_available())
+     if hasattr(torch.backends, "mps") else None)
+out["status"] = "ok"
+out["seconds"] = time.perf_counter() - _t0
+_report(out)
+"""
+
+# A few NTSTATUS codes a crashing extension exits with on Windows.
+NTSTATUS: Mapping[int, str] = {
+    0xC0000005: "STATUS_ACCESS_VIOLATION",
+    0xC000001D: "STATUS_ILLEGAL_INSTRUCTION",
+    0xC00000FD: "STATUS_STACK_OVERFLOW",
+    0xC0000135: "STATUS_DLL_NOT_FOUND",
+    0xC0000139: "STATUS_ENTRYPOINT_NOT_FOUND",
+    0xC0000409: "STATUS_STACK_BUFFER_OVERRUN",
+    0xC0000374: "STATUS_HEAP_CORRUPTION",
+}
+
+
+def describe_exit(returncode: int, *, windows: bool | None = None) -> str:
+    """A child's abnormal exit status as text: ``SIGSEGV``, ``0xC0000005
+    STATUS_ACCESS_VIOLATION``, or ``exit status 3``."""
+    if windows is None:
+        windows = sys.platform == "win32"
+    if windows:
+        code = returncode & 0xFFFFFFFF
+        if code >= 0xC0000000:
+            name = NTSTATUS.get(code)
+            return f"0x{code:08X} {name}" if name else f"NTSTATUS 0x{code:08X}"
+        return f"exit status {returncode}"
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildOutcome:
+    status: ImportStatus
+    payload: dict[str, Any] | None = None
+    detail: str | None = None
+    traceback_tail: str | None = None
+    seconds: float | None = None
+
+
+def _tail(text: str) -> str | None:
+    text = text.strip()
+    return text[-TAIL_CHARS:] if text else None
+
+
+def _parse_marker(stdout: str) -> dict[str, Any] | None:
+    idx = stdout.rfind(MARKER)
+    if idx < 0:
+        return None
+    line = stdout[idx + len(MARKER) :].splitlines()[0] if stdout[idx + len(MARKER) :] else ""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    if sys.platform == "win32":
+        # taskkill /T ends the child's own children too; kill() alone would leave them.
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+            capture_output=True,
+            check=False,
+        )
+        proc.kill()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def run_child(
+    code: str,
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ChildOutcome:
+    """Run ``python -X faulthandler -c code`` and classify how it ended. Never raises."""
+    argv = [python or sys.executable, "-X", "faulthandler", "-c", code]
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+            **kwargs,
+        )
+    except OSError as exc:
+        return ChildOutcome(status="error", detail=f"could not start {argv[0]}: {exc}")
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild holds the pipes open; give up on them
+            stdout, stderr = "", ""
+        return ChildOutcome(
+            status="timeout",
+            detail=f"no result within {timeout:g} s; the process was killed",
+            traceback_tail=_tail(stderr),
+            seconds=time.perf_counter() - start,
+        )
+    seconds = time.perf_counter() - start
+    payload = _parse_marker(stdout)
+    if payload is not None:
+        status: ImportStatus = "error" if payload.get("status") == "error" else "ok"
+        detail = payload.get("detail")
+        tb = payload.get("traceback")
+        return ChildOutcome(
+            status=status,
+            payload=payload,
+            detail=detail if isinstance(detail, str) else None,
+            traceback_tail=_tail(tb) if isinstance(tb, str) else None,
+            seconds=seconds,
+        )
+    return ChildOutcome(
+        status="crashed",
+        detail=describe_exit(proc.returncode)
+        if proc.returncode != 0
+        else "exited (status 0) before reporting a result",
+        traceback_tail=_tail(stderr),
+        seconds=seconds,
+    )
+
+
+def import_code(module: str) -> str:
+    """The child program that imports ``module`` (and runs its check, if any)."""
+    pre = ("torch",) if module in TORCH_FIRST else ()
+    check = CHECKS.get(module, "")
+    check_block = "".join(f"    {line}\n" for line in check.splitlines())
+    return _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS) + _IMPORT_BODY.format(
+        pre=pre, module=module, check=check_block, tail=TAIL_CHARS
+    )
+
+
+def import_in_child(
+    module: str,
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ImportResult:
+    """Import ``module`` in a child interpreter and report ok / error / crashed / timeout."""
+    outcome = run_child(import_code(module), timeout=timeout, python=python, environ=environ)
+    return ImportResult(
+        module=module,
+        status=outcome.status,
+        detail=outcome.detail,
+        traceback_tail=outcome.traceback_tail,
+        seconds=round(outcome.seconds, 3) if outcome.seconds is not None else None,
+    )
+
+
+def import_many(
+    modules: Sequence[str],
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    max_workers: int | None = None,
+) -> tuple[ImportResult, ...]:
+    """``import_in_child`` for each module, in parallel; results in the given order."""
+    if not modules:
+        return ()
+    workers = max_workers or min(len(modules), max(4, os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-import") as ex:
+        futures = [
+            ex.submit(import_in_child, m, timeout=timeout, python=python, environ=environ)
+            for m in modules
+        ]
+        return tuple(f.result() for f in futures)
+
+
+def modules_to_import(installed: Iterable[str]) -> tuple[str, ...]:
+    """The modules ``--deep`` imports, given the installed distributions' canonical names."""
+    have = set(installed)
+    result: list[str] = []
+    for dist, modules in DEEP_MODULES:
+        if dist in have:
+            result.extend(m for m in modules if m not in result)
+    return tuple(result)
+
+
+def _str_tuple(value: object) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return ()
+
+
+def _opt(value: object, tp: type) -> Any:
+    return value if isinstance(value, tp) and not (tp is int and isinstance(value, bool)) else None
+
+
+def torch_runtime_from_payload(
+    payload: Mapping[str, Any], seconds: float | None
+) -> TorchRuntimeFacts:
+    """TorchRuntimeFacts from the torch child's JSON (pure; tested on recorded payloads)."""
+    errors = payload.get("errors")
+    return TorchRuntimeFacts(
+        cuda_available=_opt(payload.get("cuda_available"), bool),
+        device_count=_opt(payload.get("device_count"), int),
+        arch_list=_str_tuple(payload.get("arch_list")),
+        cudnn_version=_opt(payload.get("cudnn_version"), int),
+        cxx11_abi=_opt(payload.get("cxx11_abi"), bool),
+        device_capabilities=_str_tuple(payload.get("device_capabilities")),
+        flash_sdp_available=_opt(payload.get("flash_sdp_available"), bool),
+        mps_available=_opt(payload.get("mps_available"), bool),
+        error="; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else None,
+        torch_version=_opt(payload.get("torch_version"), str),
+        torch_cuda=_opt(payload.get("torch_cuda"), str),
+        device_names=_str_tuple(payload.get("device_names")),
+        seconds=round(seconds, 3) if seconds is not None else None,
+    )
+
+
+def torch_runtime_and_import(
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ImportResult, TorchRuntimeFacts]:
+    """One child imports torch and reports on itself: the ``torch`` import result and the
+    runtime facts come from the same process (one ``import torch`` instead of two)."""
+    code = _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS) + _TORCH_BODY
+    outcome = run_child(code, timeout=timeout, python=python, environ=environ)
+    result = ImportResult(
+        module="torch",
+        status=outcome.status,
+        detail=outcome.detail,
+        traceback_tail=outcome.traceback_tail,
+        seconds=round(outcome.seconds, 3) if outcome.seconds is not None else None,
+    )
+    if outcome.status == "ok" and outcome.payload is not None:
+        return result, torch_runtime_from_payload(outcome.payload, outcome.seconds)
+    reason = outcome.detail or outcome.status
+    if outcome.status == "crashed":
+        reason = f"import torch crashed: {reason}"
+    elif outcome.status == "timeout":
+        reason = f"import torch timed out: {reason}"
+    elif outcome.status == "error":
+        reason = f"import torch failed: {reason}"
+    seconds = round(outcome.seconds, 3) if outcome.seconds is not None else None
+    return result, TorchRuntimeFacts(error=reason, seconds=seconds)
+
+
+def probe_torch_runtime(
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TorchRuntimeFacts:
+    """Import torch in a child and record what it says about CUDA, cuDNN, the ABI, MPS."""
+    return torch_runtime_and_import(timeout=timeout, python=python, environ=environ)[1]
+
+
+def probe_deep(
+    installed: Iterable[str],
+    *,
+    timeout: float,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[tuple[ImportResult, ...], TorchRuntimeFacts | None]:
+    """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime
+    (whose child also gives the ``torch`` import result)."""
+    modules = [m for m in modules_to_import(installed) if m != "torch"]
+    with_torch = "torch" in modules_to_import(installed)
+    # At least 4 workers: a hung import holds one for the whole timeout.
+    workers = max(1, min(len(modules) + 1, max(4, os.cpu_count() or 2)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex:
+        runtime = (
+            ex.submit(torch_runtime_and_import, timeout=timeout, python=python, environ=environ)
+            if with_torch
+            else None
+        )
+        futures = [
+            ex.submit(import_in_child, m, timeout=timeout, python=python, environ=environ)
+            for m in modules
+        ]
+        results = tuple(f.result() for f in futures)
+        if runtime is None:
+            return results, None
+        torch_result, facts = runtime.result()
+        return (torch_result, *results), facts
