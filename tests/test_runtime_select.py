@@ -32,6 +32,13 @@ from attn_doctor.runtime.select import (
 )
 from tests.runtime_helpers import SEGFAULT, clean_environ, plant
 
+
+def plant_fa2(site: Path, body: str = "") -> None:
+    """flash-attn 2.8.3: the package and its compiled extension's module name."""
+    plant(site, "flash_attn", dist="flash-attn", version="2.8.3", body=body)
+    (site / "flash_attn_2_cuda.py").write_text("")
+
+
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
@@ -53,6 +60,15 @@ def site(tmp_path: Path) -> Path:
     path = tmp_path / "site"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="module")
+def fa2_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A working flash-attn 2.8.3 planted once, with one import cache for the module's tests
+    (each child import loads torch: checking it once keeps the suite fast)."""
+    root = tmp_path_factory.mktemp("fa2")
+    plant_fa2(root / "site")
+    return clean_environ(root / "cache", root / "site")
 
 
 def _env(tmp_path: Path, site: Path, **extra: str) -> dict[str, str]:
@@ -178,9 +194,8 @@ def test_explicit_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path, site: Path
 # --- GPU facts given, backends planted ---------------------------------------------------------
 
 
-def test_fp32_never_picks_flash(tmp_path: Path, site: Path) -> None:
-    plant(site, "flash_attn", dist="flash-attn", version="2.8.3")
-    env = _env(tmp_path, site)
+def test_fp32_never_picks_flash(fa2_env: dict[str, str]) -> None:
+    env = fa2_env
     fp32 = explain_choice(transformers.LlamaForCausalLM, device=A100, dtype="fp32", environ=env)
     assert fp32.value == "sdpa"
     assert "needs float16 or bfloat16; the model runs in float32" in fp32.reason
@@ -189,24 +204,26 @@ def test_fp32_never_picks_flash(tmp_path: Path, site: Path) -> None:
     assert "assumed" in unspecified.reason
     bf16 = explain_choice(transformers.LlamaForCausalLM, device=A100, dtype="bf16", environ=env)
     assert bf16.value == "flash_attention_2"
-    assert "flash_attn 2.8.3 imports in a child process" in bf16.reason
+    assert (
+        "flash_attn and flash_attn_2_cuda import in a child process (flash-attn 2.8.3)"
+        in bf16.reason
+    )
 
 
 def test_segfaulting_backend_is_excluded_never_imported(tmp_path: Path, site: Path) -> None:
-    plant(site, "flash_attn", dist="flash-attn", version="2.8.3", body=SEGFAULT)
+    plant_fa2(site, body=SEGFAULT)
     env = _env(tmp_path, site)
     choice = explain_choice(transformers.LlamaForCausalLM, device=H100, dtype="bf16", environ=env)
     assert choice.value == "sdpa"
-    assert "flash_attn` crashed: killed by SIGSEGV" in choice.reason
+    assert "`import flash_attn` crashed: SIGSEGV" in choice.reason
     assert "flash_attn" not in sys.modules
     # A second process would read the verdict from disk instead of crashing a child again.
     cache = tmp_path / "cache" / "attn-doctor" / "imports.json"
     assert "crashed" in cache.read_text()
 
 
-def test_load_kwargs_default_dtype_on_a_gpu(tmp_path: Path, site: Path) -> None:
-    plant(site, "flash_attn", dist="flash-attn", version="2.8.3")
-    env = _env(tmp_path, site)
+def test_load_kwargs_default_dtype_on_a_gpu(fa2_env: dict[str, str]) -> None:
+    env = fa2_env
     assert load_kwargs(device=A100, environ=env) == {
         "attn_implementation": "flash_attention_2",
         "dtype": torch.bfloat16,
@@ -235,6 +252,7 @@ def test_xformers_only_once_registered(tmp_path: Path, site: Path) -> None:
     from attn_doctor.runtime.xformers_attention import register_xformers_attention
 
     plant(site, "xformers.ops", dist="xformers", version="0.0.32")
+    (site / "xformers" / "_cpp_lib.py").write_text("_cpp_library_load_exception = None\n")
     env = _env(tmp_path, site)
     before = explain_choice(transformers.LlamaForCausalLM, device=T4, dtype="fp16", environ=env)
     assert before.value == "sdpa"
@@ -311,9 +329,8 @@ def test_forcing_unsloth_explains(tmp_path: Path, site: Path) -> None:
         best_attn_implementation(environ=env)
 
 
-def test_disable_list(tmp_path: Path, site: Path) -> None:
-    plant(site, "flash_attn", dist="flash-attn", version="2.8.3")
-    env = _env(tmp_path, site)
+def test_disable_list(fa2_env: dict[str, str]) -> None:
+    env = fa2_env
     assert best_attn_implementation(device=A100, dtype="bf16", environ=env) == "flash_attention_2"
     for raw in ("flash_attention_2", "flash", "fa2, xformers"):
         disabled = explain_choice(
@@ -339,10 +356,9 @@ def test_disable_list(tmp_path: Path, site: Path) -> None:
     ],
 )
 def test_legacy_flash_variables(
-    variable: str, value: str, disables: bool, tmp_path: Path, site: Path
+    variable: str, value: str, disables: bool, fa2_env: dict[str, str]
 ) -> None:
-    plant(site, "flash_attn", dist="flash-attn", version="2.8.3")
-    env = _env(tmp_path, site, **{variable: value})
+    env = {**fa2_env, variable: value}
     choice = explain_choice(device=A100, dtype="bf16", environ=env)
     assert choice.value == ("sdpa" if disables else "flash_attention_2")
     assert (f"disabled by {variable}={value}" in choice.reason) is disables
@@ -369,9 +385,8 @@ def _decide(
     def is_installed(req: Requirement) -> str | None:
         return "1.0" if req.value in installed else None
 
-    def imports(req: Requirement) -> ImportResult:
-        assert req.module is not None
-        return ImportResult(module=req.module, status="ok" if imports_ok else "error")
+    def imports(module: str) -> ImportResult:
+        return ImportResult(module=module, status="ok" if imports_ok else "error")
 
     return decide(
         traits=traits,

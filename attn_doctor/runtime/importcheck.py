@@ -1,7 +1,8 @@
 """Does a backend module import here? Asked of a child process, remembered on disk.
 
 A broken CUDA extension can segfault or hang on import, so the selector never imports a
-backend in the caller's process: a child interpreter does, with a timeout. The answer is cached
+backend in the caller's process: a child interpreter does, with a timeout, through the same
+``attn_doctor.probe.imports.import_in_child`` that ``check --deep`` uses. The answer is cached
 in ``$XDG_CACHE_HOME/attn-doctor/imports.json`` (``~/.cache/attn-doctor`` when unset), keyed by
 everything that can change it: the module, the interpreter (path and version), the versions of
 torch, triton and the backend's distributions as found on the child's search path, the file and
@@ -19,24 +20,20 @@ import importlib.machinery
 import importlib.metadata
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attn_doctor.facts import ImportResult, ImportStatus
+from attn_doctor.facts import ImportResult
+from attn_doctor.probe.imports import import_code, import_in_child
 
 CACHE_FILE = "imports.json"
 CACHE_SCHEMA = 1
 MAX_ENTRIES = 256
 DEFAULT_TIMEOUT = 120.0
-
-_CHILD_CODE = "import importlib, sys; importlib.import_module(sys.argv[1])"
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
@@ -113,6 +110,8 @@ def cache_key(
     return {
         "schema": CACHE_SCHEMA,
         "module": module,
+        # The child program itself (e.g. the probe's extra check for xformers' C++ library).
+        "child": hashlib.sha256(import_code(module).encode()).hexdigest()[:16],
         "python": python or sys.executable,
         "python_version": sys.version if python is None else None,
         "versions": {name: distribution_version(name, path) for name in names},
@@ -125,66 +124,6 @@ def cache_key(
 
 def _digest(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def import_in_child(
-    module: str,
-    *,
-    timeout: float,
-    python: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> ImportResult:
-    """Import ``module`` in a fresh interpreter; report ok, error, crashed or timeout.
-
-    Never raises for the module's sake: a segfault, an abort or a hang is a result.
-    """
-    env = dict(os.environ if environ is None else environ)
-    argv = [python or sys.executable, "-c", _CHILD_CODE, module]
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return ImportResult(
-            module=module,
-            status="timeout",
-            detail=f"import did not finish within {timeout:g} s",
-            seconds=round(time.monotonic() - started, 3),
-        )
-    except OSError as exc:
-        return ImportResult(
-            module=module,
-            status="error",
-            detail=f"could not start {argv[0]}: {exc.strerror or exc}",
-            seconds=round(time.monotonic() - started, 3),
-        )
-    seconds = round(time.monotonic() - started, 3)
-    stderr = proc.stderr.strip()
-    tail = "\n".join(stderr.splitlines()[-20:]) or None
-    status: ImportStatus
-    if proc.returncode == 0:
-        return ImportResult(module=module, status="ok", seconds=seconds)
-    if proc.returncode < 0:
-        status = "crashed"
-        try:
-            detail = f"killed by {signal.Signals(-proc.returncode).name}"
-        except ValueError:
-            detail = f"killed by signal {-proc.returncode}"
-    else:
-        status = "error"
-        lines = stderr.splitlines()
-        detail = lines[-1] if lines else f"exit status {proc.returncode}"
-    return ImportResult(
-        module=module, status=status, detail=detail, traceback_tail=tail, seconds=seconds
-    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,7 +36,8 @@ class Requirement:
     """What one ``attn_implementation`` needs before the selector will return it."""
 
     value: str
-    module: str | None = None
+    modules: tuple[str, ...] = ()
+    """Modules a child process must import (each in its own child) for the value to count."""
     distributions: tuple[str, ...] = ()
     devices: tuple[DeviceType, ...] = ()
     min_sm: int | None = None
@@ -86,7 +87,7 @@ def _bool(entry: dict[str, Any], key: str, index: int, default: bool) -> bool:
 _KNOWN_KEYS = frozenset(
     {
         "value",
-        "module",
+        "modules",
         "distributions",
         "devices",
         "min_sm",
@@ -133,9 +134,9 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
         verified = entry.get("verified")
         if not isinstance(verified, bool):
             raise _fail(index, value, "verified must be true or false")
-        module = entry.get("module")
-        if module is not None and (not isinstance(module, str) or not module):
-            raise _fail(index, value, "module must be a non-empty string")
+        modules = _str_tuple(entry, "modules", index)
+        if not all(modules):
+            raise _fail(index, value, "modules must be non-empty strings")
         devices = _str_tuple(entry, "devices", index)
         bad_devices = [d for d in devices if d not in _DEVICES]
         if bad_devices or not devices:
@@ -150,7 +151,7 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
         result.append(
             Requirement(
                 value=value,
-                module=module,
+                modules=modules,
                 distributions=_str_tuple(entry, "distributions", index),
                 devices=tuple(d for d in _DEVICES if d in devices),
                 min_sm=_opt_int(entry, "min_sm", index),

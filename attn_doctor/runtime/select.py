@@ -341,7 +341,7 @@ def decide(
     settings: Settings,
     registered: bool,
     installed: Callable[[Requirement], str | None],
-    imports: Callable[[Requirement], ImportResult],
+    imports: Callable[[str], ImportResult],
     requirements: tuple[Requirement, ...] | None = None,
 ) -> Choice:
     """The decision, given every fact as an argument (no detection happens here)."""
@@ -406,24 +406,25 @@ def decide(
             candidates.append(Candidate(value=req.value, verdict="rejected", reason=why))
             continue
         if chosen is not None:
-            note = "would also work (import not tried)" if req.module else "would also work"
+            note = "would also work (import not tried)" if req.modules else "would also work"
             candidates.append(Candidate(value=req.value, verdict="fallback", reason=note))
             continue
         note = ""
-        if req.module is not None:
-            result = imports(req)
-            if result.status != "ok":
-                detail = f": {result.detail}" if result.detail else ""
+        if req.modules:
+            failed = next((r for r in map(imports, req.modules) if r.status != "ok"), None)
+            if failed is not None:
+                detail = f": {failed.detail}" if failed.detail else ""
                 candidates.append(
                     Candidate(
                         value=req.value,
                         verdict="rejected",
-                        reason=f"installed, but `import {req.module}` {result.status}{detail}",
+                        reason=f"installed, but `import {failed.module}` {failed.status}{detail}",
                     )
                 )
                 continue
             version = installed(req)
-            note = f"{req.module} {version or ''} imports in a child process".replace("  ", " ")
+            names = " and ".join(req.modules)
+            note = f"{names} import in a child process ({req.distributions[0]} {version})"
         chosen = req
         chosen_note = note
         candidates.append(
@@ -504,13 +505,12 @@ def _decide_cached(
                 return version
         return None
 
-    def imports(req: Requirement) -> ImportResult:
-        assert req.module is not None
+    reqs = load_requirements()
+
+    def imports(module: str) -> ImportResult:
+        dists = next((r.distributions for r in reqs if module in r.modules), ())
         checked = importcheck.check_import(
-            req.module,
-            distributions=req.distributions,
-            environ=environ,
-            timeout=settings.timeout,
+            module, distributions=dists, environ=environ, timeout=settings.timeout
         )
         return checked.result
 
