@@ -190,6 +190,39 @@ def test_generate_with_cache_matches_eager(fake_mea: FakeMemoryEfficientAttentio
     assert "none" in fake_mea.calls  # single-token decode steps: no causal bias
 
 
+def test_generate_left_padded_batch_matches_eager(fake_mea: FakeMemoryEfficientAttention) -> None:
+    eager, xf = _pair(_qwen2())
+    ids = torch.randint(1, 97, (2, 6), generator=torch.Generator().manual_seed(5))
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    kwargs: dict[str, Any] = {"max_new_tokens": 4, "do_sample": False, "pad_token_id": 0}
+    with torch.no_grad():
+        ref = eager.generate(ids, attention_mask=mask, **kwargs)
+        got = xf.generate(ids, attention_mask=mask, **kwargs)
+    assert torch.equal(got, ref)
+    assert set(fake_mea.calls) == {"tensor"}  # padding: a bias tensor at every step
+
+
+def test_sliding_window_mask_is_materialised(fake_mea: FakeMemoryEfficientAttention) -> None:
+    config = transformers.MistralConfig(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        sliding_window=4,
+    )
+    eager, xf = _pair(config)
+    ids = torch.randint(0, 97, (1, 11), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref = eager(input_ids=ids).logits
+        got = xf(input_ids=ids).logits
+    assert fake_mea.calls == ["tensor", "tensor"]  # a window is not plain causal attention
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_registration_is_visible_and_idempotent(fake_mea: FakeMemoryEfficientAttention) -> None:
     assert is_xformers_registered()
     register_xformers_attention(make_xformers_attention(fake_mea, FakeLowerTriangularMask))
