@@ -39,7 +39,7 @@ def _entry(**fields: Any) -> dict[str, Any]:
         (_entry(devices=["tpu"]), "devices must be"),
         (_entry(dtypes=["int8"]), "dtypes must be"),
         (_entry(min_sm=-1), "min_sm must be a positive integer"),
-        (_entry(model_flag="supports_magic"), "model_flag must be one of"),
+        (_entry(model_flags=["supports_magic"]), "model_flags must be among"),
         (_entry(colour="blue"), "unknown key 'colour'"),
     ],
 )

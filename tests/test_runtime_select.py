@@ -453,6 +453,17 @@ def test_head_dim_over_256_skips_fa2() -> None:
     assert _decide(A100, installed=ALL_FLASH, traits=traits) == "sdpa"
 
 
+def test_compatible_flash_implementations_are_honoured() -> None:
+    from attn_doctor.runtime.model import resolve_model
+
+    traits = resolve_model(transformers.GptOssForCausalLM)
+    assert traits.compatible_flash is not None
+    assert "flash_attention_4" in traits.compatible_flash
+    assert not traits.supports_sdpa  # attention sinks
+    assert _decide(H100, installed=ALL_FLASH, traits=traits) == "flash_attention_4"
+    assert _decide(A100, installed=ALL_FLASH, traits=traits) == "eager"
+
+
 def test_broken_imports_fall_through_to_sdpa() -> None:
     assert _decide(H100, installed=ALL_FLASH, imports_ok=False) == "sdpa"
 

@@ -31,6 +31,9 @@ class ModelTraits:
     supports_attention_backend: bool
     head_dim: int | None = None
     attention_dropout: float | None = None
+    compatible_flash: tuple[str, ...] | None = None
+    """``_compatible_flash_implementations``: the only flash values the class accepts
+    (transformers switches any other flash value to the first of these)."""
     softcap: bool = False
     """The config sets ``attn_logit_softcapping`` (Gemma 2)."""
     config_dtype: str | None = None
@@ -82,6 +85,13 @@ def dtype_name(dtype: object) -> str | None:
     return text
 
 
+def _compatible(cls: type) -> tuple[str, ...] | None:
+    raw = getattr(cls, "_compatible_flash_implementations", None)
+    if isinstance(raw, list | tuple) and all(isinstance(x, str) for x in raw):
+        return tuple(raw)
+    return None
+
+
 def _class_traits(cls: type, source: str) -> dict[str, Any]:
     return {
         "name": cls.__name__,
@@ -93,6 +103,7 @@ def _class_traits(cls: type, source: str) -> dict[str, Any]:
         ),
         "supports_flex_attn": bool(getattr(cls, "_supports_flex_attn", False)),
         "supports_attention_backend": bool(getattr(cls, "_supports_attention_backend", False)),
+        "compatible_flash": _compatible(cls),
         "source": source,
     }
 

@@ -50,7 +50,8 @@ class Requirement:
     softcap: bool = True
     """False when attention logit soft-capping (Gemma 2's ``attn_logit_softcapping``) is
     unsupported."""
-    model_flag: ModelFlag | None = None
+    model_flags: tuple[ModelFlag, ...] = ()
+    """``PreTrainedModel`` class attributes (without the underscore) that must all be True."""
     needs_registration: bool = False
     auto: bool = True
     source: str
@@ -98,7 +99,7 @@ _KNOWN_KEYS = frozenset(
         "max_head_dim",
         "training_dropout",
         "softcap",
-        "model_flag",
+        "model_flags",
         "needs_registration",
         "auto",
         "source",
@@ -145,9 +146,9 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
         bad_dtypes = [d for d in dtypes if d not in _DTYPES]
         if bad_dtypes or not dtypes:
             raise _fail(index, value, f"dtypes must be a non-empty subset of {_DTYPES}")
-        flag = entry.get("model_flag")
-        if flag is not None and flag not in _FLAGS:
-            raise _fail(index, value, f"model_flag must be one of {_FLAGS}")
+        flags = _str_tuple(entry, "model_flags", index)
+        if any(f not in _FLAGS for f in flags):
+            raise _fail(index, value, f"model_flags must be among {_FLAGS}")
         result.append(
             Requirement(
                 value=value,
@@ -162,7 +163,7 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
                 max_head_dim=_opt_int(entry, "max_head_dim", index),
                 training_dropout=_bool(entry, "training_dropout", index, True),
                 softcap=_bool(entry, "softcap", index, True),
-                model_flag=flag,
+                model_flags=tuple(f for f in _FLAGS if f in flags),
                 needs_registration=_bool(entry, "needs_registration", index, False),
                 auto=_bool(entry, "auto", index, True),
                 source=source,

@@ -294,10 +294,20 @@ def static_rejection(
         return f"never chosen automatically; force it with {ENV_BACKEND}={req.value}"
     if req.needs_registration and not registered:
         return "not registered: call attn_doctor.register_xformers_attention() first"
-    if req.model_flag is not None and not traits.flag(req.model_flag):
+    missing = [flag for flag in req.model_flags if not traits.flag(flag)]
+    if missing:
         if not traits.known:
             return f"model class unknown ({traits.source})"
-        return f"{traits.name} does not declare _{req.model_flag} ({traits.source})"
+        return f"{traits.name} does not declare _{missing[0]} ({traits.source})"
+    if (
+        req.value in FLASH_VALUES
+        and traits.compatible_flash is not None
+        and req.value not in traits.compatible_flash
+    ):
+        return (
+            f"{traits.name} only accepts {', '.join(traits.compatible_flash)} "
+            "(_compatible_flash_implementations)"
+        )
     device_type = "cuda" if target.kind == "rocm" else target.kind
     if device_type not in req.devices:
         return f"runs on {'/'.join(req.devices)}; the model runs on {target.describe()}"
