@@ -16,7 +16,8 @@ Overrides, read from ``environ`` (default ``os.environ``):
 - Variables other projects already read are honoured as exclusions only (see
   ``LEGACY_VARIABLES`` and docs/runtime.md).
 
-A decision is cached for the life of the process, keyed by every argument and the environment;
+A decision is cached for the life of the process, keyed by every argument and the environment
+variables it depends on (``DECISION_VARIABLES``);
 ``clear_caches()`` forgets it (e.g. after installing a backend in a notebook).
 """
 
@@ -26,6 +27,7 @@ import functools
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -494,17 +496,35 @@ def _traits(model: object) -> ModelTraits:
     return resolve_model(model)
 
 
-@functools.cache
-def _decide_cached(
+DECISION_VARIABLES: tuple[str, ...] = (
+    ENV_BACKEND,
+    ENV_DISABLE,
+    ENV_TIMEOUT,
+    *(legacy.name for legacy in LEGACY_VARIABLES),
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONNOUSERSITE",
+    "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME",
+    "HOME",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+)
+"""The environment variables a decision depends on (its per-process cache key)."""
+
+_decisions: dict[tuple[object, ...], Choice] = {}
+_decisions_lock = threading.Lock()
+
+
+def _decide_uncached(
     *,
     traits: ModelTraits,
     target: Target,
     dtype: str | None,
     training: bool,
     registered: bool,
-    environ_items: tuple[tuple[str, str], ...],
+    environ: Mapping[str, str],
 ) -> Choice:
-    environ = dict(environ_items)
     settings = read_settings(environ)
     path = importcheck.search_path(environ)
 
@@ -552,14 +572,32 @@ def explain_choice(
     """
     env = os.environ if environ is None else environ
     read_settings(env)  # validate overrides before any detection
-    return _decide_cached(
-        traits=_traits(model),
-        target=_target(device, env),
-        dtype=dtype_name(dtype),
-        training=bool(training),
-        registered=is_xformers_registered(),
-        environ_items=tuple(sorted(env.items())),
+    traits = _traits(model)
+    target = _target(device, env)
+    name = dtype_name(dtype)
+    registered = is_xformers_registered()
+    key = (
+        traits,
+        target,
+        name,
+        bool(training),
+        registered,
+        tuple(env.get(variable) for variable in DECISION_VARIABLES),
     )
+    with _decisions_lock:
+        cached = _decisions.get(key)
+    if cached is not None:
+        return cached
+    choice = _decide_uncached(
+        traits=traits,
+        target=target,
+        dtype=name,
+        training=bool(training),
+        registered=registered,
+        environ=env,
+    )
+    with _decisions_lock:
+        return _decisions.setdefault(key, choice)
 
 
 def best_attn_implementation(
@@ -647,6 +685,7 @@ def load_kwargs(
 
 def clear_caches() -> None:
     """Forget every per-process decision (the on-disk import cache is kept)."""
-    _decide_cached.cache_clear()
+    with _decisions_lock:
+        _decisions.clear()
     _target_cached.cache_clear()
     _model_from_id.cache_clear()
