@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from attn_doctor.runtime import importcheck
+from tests.conftest import REPO_ROOT
 from tests.runtime_helpers import SEGFAULT, clean_environ, plant, set_version
 
 COUNTING = (
@@ -112,6 +113,30 @@ def test_crash_is_cached_timeout_is_not(tmp_path: Path) -> None:
     assert cached.result.status == "crashed"
     importcheck.check_import("slow_pkg", environ=env, timeout=1)
     assert not importcheck.check_import("slow_pkg", environ=env, timeout=1).cached
+
+
+def test_processes_starting_together_check_once(tmp_path: Path) -> None:
+    """Like the ranks of a distributed job that all load the model at once."""
+    import subprocess
+
+    site = tmp_path / "site"
+    plant(site, "counted", dist=None, body=COUNTING + "import time\ntime.sleep(1)\n")
+    marker = tmp_path / "marker"
+    env = clean_environ(tmp_path / "cache", site, MARKER=str(marker))
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from attn_doctor.runtime.importcheck import check_import\n"
+        "print(check_import('counted').result.status)\n"
+    )
+    env["PYTHONPATH"] = f"{site}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outputs == ["ok"] * 4
+    assert _imports(marker) == 1
 
 
 def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,49 @@ def _result_from(data: object, module: str) -> ImportResult | None:
     )
 
 
+@contextlib.contextmanager
+def _lock(path: Path, timeout: float) -> Iterator[None]:
+    """An advisory lock on ``path`` (POSIX ``flock``), so that the ranks of a distributed job
+    starting together check a module once, not once each. Best effort: where the lock cannot
+    be taken (no ``fcntl``, an unwritable directory, ``timeout`` seconds passed) the caller
+    proceeds without it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+b")
+    except OSError:
+        yield
+        return
+    locked = False
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+        yield
+    finally:
+        if locked:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def _lookup(path: Path, digest: str, key: Mapping[str, Any], module: str) -> ImportResult | None:
+    entry = _read_cache(path).get(digest)
+    if isinstance(entry, dict) and entry.get("key") == key:
+        return _result_from(entry.get("result"), module)
+    return None
+
+
 def check_import(
     module: str,
     *,
@@ -198,25 +242,26 @@ def check_import(
     key = cache_key(module, distributions=distributions, environ=env)
     digest = _digest(key)
     path = (directory or cache_dir(env)) / CACHE_FILE
-    entries = _read_cache(path)
-    entry = entries.get(digest)
-    if isinstance(entry, dict) and entry.get("key") == key:
-        cached = _result_from(entry.get("result"), module)
+    cached = _lookup(path, digest, key, module)
+    if cached is not None:
+        return CheckedImport(result=cached, cached=True, key=digest)
+    with _lock(path.with_name(".imports.lock"), timeout + 10):
+        cached = _lookup(path, digest, key, module)  # another process checked meanwhile
         if cached is not None:
             return CheckedImport(result=cached, cached=True, key=digest)
-    result = import_in_child(module, timeout=timeout, environ=env)
-    if result.status != "timeout":
-        entries = _read_cache(path)  # another process may have written meanwhile
-        entries[digest] = {
-            "key": key,
-            "result": {
-                "module": result.module,
-                "status": result.status,
-                "detail": result.detail,
-                "traceback_tail": result.traceback_tail,
-                "seconds": result.seconds,
-            },
-            "checked_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        _write_cache(path, entries)
+        result = import_in_child(module, timeout=timeout, environ=env)
+        if result.status != "timeout":
+            entries = _read_cache(path)
+            entries[digest] = {
+                "key": key,
+                "result": {
+                    "module": result.module,
+                    "status": result.status,
+                    "detail": result.detail,
+                    "traceback_tail": result.traceback_tail,
+                    "seconds": result.seconds,
+                },
+                "checked_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+            _write_cache(path, entries)
     return CheckedImport(result=result, cached=False, key=digest)
