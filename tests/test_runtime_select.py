@@ -383,7 +383,7 @@ def _decide(
     )
 
     def is_installed(req: Requirement) -> str | None:
-        return "1.0" if req.value in installed else None
+        return "99.0" if req.value in installed else None
 
     def imports(module: str) -> ImportResult:
         return ImportResult(module=module, status="ok" if imports_ok else "error")
@@ -462,6 +462,13 @@ def test_compatible_flash_implementations_are_honoured() -> None:
     assert not traits.supports_sdpa  # attention sinks
     assert _decide(H100, installed=ALL_FLASH, traits=traits) == "flash_attention_4"
     assert _decide(A100, installed=ALL_FLASH, traits=traits) == "eager"
+
+
+def test_old_flash_attn_is_not_counted(tmp_path: Path, site: Path) -> None:
+    plant(site, "flash_attn", dist="flash-attn", version="2.3.2")
+    choice = explain_choice(device=A100, dtype="bf16", environ=_env(tmp_path, site))
+    assert choice.value == "sdpa"
+    assert "flash-attn 2.3.2 is older than 2.3.3" in choice.reason
 
 
 def test_broken_imports_fall_through_to_sdpa() -> None:

@@ -39,6 +39,8 @@ class Requirement:
     modules: tuple[str, ...] = ()
     """Modules a child process must import (each in its own child) for the value to count."""
     distributions: tuple[str, ...] = ()
+    min_version: str | None = None
+    """Lowest installed version that counts (PEP 440)."""
     devices: tuple[DeviceType, ...] = ()
     min_sm: int | None = None
     max_sm: int | None = None
@@ -90,6 +92,7 @@ _KNOWN_KEYS = frozenset(
         "value",
         "modules",
         "distributions",
+        "min_version",
         "devices",
         "min_sm",
         "max_sm",
@@ -138,6 +141,14 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
         modules = _str_tuple(entry, "modules", index)
         if not all(modules):
             raise _fail(index, value, "modules must be non-empty strings")
+        min_version = entry.get("min_version")
+        if min_version is not None:
+            from packaging.version import InvalidVersion, Version
+
+            try:
+                Version(str(min_version))
+            except InvalidVersion:
+                raise _fail(index, value, f"min_version {min_version!r} is not a version") from None
         devices = _str_tuple(entry, "devices", index)
         bad_devices = [d for d in devices if d not in _DEVICES]
         if bad_devices or not devices:
@@ -154,6 +165,7 @@ def parse_requirements(data: dict[str, Any]) -> tuple[Requirement, ...]:
                 value=value,
                 modules=modules,
                 distributions=_str_tuple(entry, "distributions", index),
+                min_version=None if min_version is None else str(min_version),
                 devices=tuple(d for d in _DEVICES if d in devices),
                 min_sm=_opt_int(entry, "min_sm", index),
                 max_sm=_opt_int(entry, "max_sm", index),

@@ -270,6 +270,15 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
     return Settings(forced=forced, disabled=tuple(disabled), timeout=timeout)
 
 
+def _at_least(version: str, minimum: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) >= Version(minimum)
+    except InvalidVersion:
+        return False
+
+
 def _sm_text(sm: int) -> str:
     return f"{sm // 10}.{sm % 10}"
 
@@ -339,8 +348,12 @@ def static_rejection(
         return "no attention logit soft-capping (the config sets attn_logit_softcapping)"
     if training and not req.training_dropout and (traits.attention_dropout or 0.0) > 0:
         return f"no attention dropout in training (config has {traits.attention_dropout})"
-    if req.distributions and installed(req) is None:
-        return f"not installed (no {' or '.join(req.distributions)} distribution)"
+    if req.distributions:
+        version = installed(req)
+        if version is None:
+            return f"not installed (no {' or '.join(req.distributions)} distribution)"
+        if req.min_version is not None and not _at_least(version, req.min_version):
+            return f"{req.distributions[0]} {version} is older than {req.min_version}"
     return None
 
 
