@@ -7,6 +7,45 @@ imported in child processes or on demand by the library API.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attn_doctor.runtime.select import (
+        Choice,
+        best_attn_implementation,
+        explain_choice,
+        load_kwargs,
+    )
+    from attn_doctor.runtime.xformers_attention import register_xformers_attention
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# The library API, loaded on first access so that `import attn_doctor` (and the CLI) stay light.
+_LAZY = {
+    "Choice": "attn_doctor.runtime.select",
+    "best_attn_implementation": "attn_doctor.runtime.select",
+    "explain_choice": "attn_doctor.runtime.select",
+    "load_kwargs": "attn_doctor.runtime.select",
+    "register_xformers_attention": "attn_doctor.runtime.xformers_attention",
+}
+
+__all__ = [
+    "Choice",
+    "__version__",
+    "best_attn_implementation",
+    "explain_choice",
+    "load_kwargs",
+    "register_xformers_attention",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

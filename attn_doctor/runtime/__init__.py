@@ -1,0 +1,51 @@
+"""The library side: pick and register attention implementations at model-load time.
+
+``best_attn_implementation()``, ``explain_choice()`` and ``load_kwargs()`` live in
+``attn_doctor.runtime.select``; ``register_xformers_attention()`` in
+``attn_doctor.runtime.xformers_attention``. Importing this package imports neither torch nor
+transformers: the names below load their module on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attn_doctor.runtime.select import (
+        Choice,
+        best_attn_implementation,
+        clear_caches,
+        explain_choice,
+        load_kwargs,
+    )
+    from attn_doctor.runtime.xformers_attention import register_xformers_attention
+
+_LAZY = {
+    "Choice": "attn_doctor.runtime.select",
+    "best_attn_implementation": "attn_doctor.runtime.select",
+    "clear_caches": "attn_doctor.runtime.select",
+    "explain_choice": "attn_doctor.runtime.select",
+    "load_kwargs": "attn_doctor.runtime.select",
+    "register_xformers_attention": "attn_doctor.runtime.xformers_attention",
+}
+
+__all__ = [
+    "Choice",
+    "best_attn_implementation",
+    "clear_caches",
+    "explain_choice",
+    "load_kwargs",
+    "register_xformers_attention",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
