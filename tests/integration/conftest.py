@@ -1,0 +1,92 @@
+"""Integration fixtures: a throw-away venv with a fake CUDA torch, and a local wheelhouse."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.integration.wheels import build_fake_ecosystem
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def venv_python(venv: Path) -> Path:
+    if sys.platform == "win32":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "python"
+
+
+def pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def freeze(python: Path) -> str:
+    return pip(python, "freeze", "--all").stdout
+
+
+@pytest.fixture(scope="session")
+def wheelhouses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("wheels")
+    wheelhouse, preinstall = root / "wheelhouse", root / "preinstall"
+    build_fake_ecosystem(wheelhouse, preinstall)
+    return wheelhouse, preinstall
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(wheelhouses: tuple[Path, Path]) -> Path:
+    return wheelhouses[0]
+
+
+@pytest.fixture(scope="session")
+def base_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouses: tuple[Path, Path]) -> Path:
+    """A venv (with pip, without system site-packages) holding torch 2.8.0+cu128."""
+    wheelhouse, preinstall = wheelhouses
+    venv = tmp_path_factory.mktemp("venvs") / "base"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    py = venv_python(venv)
+    pip(py, "install", "--no-index", "--find-links", str(wheelhouse), "--find-links",
+        str(preinstall), "torch==2.8.0+cu128", "einops==0.7.0")
+    return venv
+
+
+@pytest.fixture
+def venv(base_venv: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the base venv for one test (copying is far faster than creating)."""
+    dest = tmp_path / "venv"
+    shutil.copytree(base_venv, dest, symlinks=True)
+    return dest
+
+
+def run_cli(args: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m attn_doctor ARGS`` from the source tree, as a user would run it."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.pop("FORCE_COLOR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "attn_doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
