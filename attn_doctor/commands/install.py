@@ -131,7 +131,22 @@ def _emit(json_mode: bool, result: object, code: ExitCode, error: AttnDoctorErro
     from attn_doctor.report.envelope import make_envelope, write_envelope
 
     if json_mode:
-        write_envelope(make_envelope("install", result=result, exit_code=code, error=error))
+        write_envelope(
+            make_envelope("install", result=jsonable(result), exit_code=code, error=error)
+        )
+
+
+def jsonable(value: object) -> object:
+    """Dataclasses (facts, plans, reports) inside dicts and tuples as JSON-ready data."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    return value
 
 
 @click.command("install")

@@ -188,16 +188,31 @@ def parse_report(text: str) -> Prediction:
     return Prediction(install=tuple(sorted(items)))
 
 
-def explain_refusal(stderr: str, constraints: Sequence[str]) -> str | None:
-    """When pip failed on a pin, the sentence that says so (pure)."""
-    text = stderr.lower()
-    hit = [c for c in constraints if c.split("==")[0] in text]
-    if hit and ("conflict" in text or "resolutionimpossible" in text or "(constraint)" in text):
-        return (
-            "pip would have to change a protected package to install this "
-            f"({', '.join(hit)} is pinned): refused, nothing was changed"
-        )
-    return None
+def explain_refusal(output: str, constraints: Sequence[str]) -> str | None:
+    """When pip failed because of a pin, the sentence that says so (pure).
+
+    ``output`` is pip's stdout and stderr; pip prints the conflict's causes on stdout
+    ("The conflict is caused by: ... The user requested (constraint) torch==2.8.0+cu128").
+    """
+    lines = output.splitlines()
+    causes: list[str] = []
+    for i, line in enumerate(lines):
+        if line.strip().startswith("The conflict is caused by"):
+            for follow in lines[i + 1 :]:
+                if not follow.strip():
+                    break
+                causes.append(follow.strip())
+    pinned = [c for c in constraints if any(c.split("==")[0] in cause for cause in causes)]
+    if not pinned:
+        return None
+    needs = [c for c in causes if "(constraint)" not in c]
+    return (
+        "refused: this needs a different "
+        + " / ".join(c.split("==")[0] for c in pinned)
+        + f" than the installed one ({', '.join(pinned)}, pinned so that it cannot change)"
+        + (f": {'; '.join(needs)}" if needs else "")
+        + "; nothing was changed"
+    )
 
 
 # --- acting -------------------------------------------------------------------------------
@@ -224,7 +239,7 @@ def predict(
     with tempfile.TemporaryDirectory(prefix="attn-doctor-report-") as tmp:
         report = Path(tmp) / "report.json"
         res = run_pip(
-            [args[0], "--dry-run", "--quiet", "--report", str(report), *args[1:]],
+            [args[0], "--dry-run", "--report", str(report), *args[1:]],
             python=python,
             constraints=constraints,
             env=environ,
@@ -232,7 +247,7 @@ def predict(
             check=False,
         )
         if not res.ok:
-            refusal = explain_refusal(res.stderr, constraints)
+            refusal = explain_refusal(res.stdout + "\n" + res.stderr, constraints)
             raise InstallFailed(
                 refusal or f"pip's dry run failed (exit {res.returncode}): {res.command}",
                 hint=stderr_tail(res.stderr) or None,
@@ -405,7 +420,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                     raise InstallFailed(
                         f"the installed {plan.candidate.requirement} does not import: "
                         f"`import {module}` {check.status}: {check.detail}",
-                        hint=check.traceback_tail,
+                        hint=_short_tail(check.traceback_tail),
                     )
         except BaseException as exc:
             journal = _step(prefix, journal, "rolling-back")
@@ -499,6 +514,13 @@ def _replace(report: InstallReport, **changes: object) -> InstallReport:
     import dataclasses
 
     return dataclasses.replace(report, **changes)  # type: ignore[arg-type]
+
+
+def _short_tail(tail: str | None, lines: int = 4) -> str | None:
+    if not tail:
+        return None
+    kept = [ln for ln in tail.splitlines() if not ln.startswith("ATTN-DOCTOR-ERROR")]
+    return "\n".join(kept[-lines:]) or None
 
 
 def _plan_dict(plan: InstallPlan) -> dict[str, object]:
