@@ -198,27 +198,28 @@ def run_pip(
                 f"cannot run {shlex.join(argv)}: {exc.strerror or exc}",
                 hint="Check the --python interpreter path.",
             ) from exc
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, out, echo), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, err, None), daemon=True),
-        ]
-        for t in pumps:
-            t.start()
-        try:
-            returncode = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            returncode = proc.wait()
-            err.append(f"\nattn-doctor: killed after {timeout:.0f} s\n")
-        except BaseException:
-            # Ctrl-C or a kill of attn-doctor: do not leave pip running behind our back.
-            proc.kill()
-            proc.wait()
-            raise
-        for t in pumps:
-            t.join()
+        with proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            pumps = [
+                threading.Thread(target=_pump, args=(proc.stdout, out, echo), daemon=True),
+                threading.Thread(target=_pump, args=(proc.stderr, err, None), daemon=True),
+            ]
+            for t in pumps:
+                t.start()
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                returncode = proc.wait()
+                err.append(f"\nattn-doctor: killed after {timeout:.0f} s\n")
+            except BaseException:
+                # Ctrl-C or a kill of attn-doctor: do not leave pip running behind our back.
+                proc.kill()
+                proc.wait()
+                raise
+            for t in pumps:
+                t.join()
         result = PipResult(
             argv=tuple(argv),
             returncode=returncode,

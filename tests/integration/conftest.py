@@ -29,12 +29,26 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def isolated_env() -> dict[str, str]:
+    """This process's environment without any pip configuration (files or PIP_* variables).
+
+    The tests must see only their own wheelhouse: a machine-wide find-links directory or
+    constraints file would change what pip resolves.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
 def pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
         capture_output=True,
         text=True,
         check=True,
+        env=isolated_env(),
     )
 
 
@@ -62,8 +76,17 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouses: tuple[Path,
     venv = tmp_path_factory.mktemp("venvs") / "base"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     py = venv_python(venv)
-    pip(py, "install", "--no-index", "--find-links", str(wheelhouse), "--find-links",
-        str(preinstall), "torch==2.8.0+cu128", "einops==0.7.0")
+    pip(
+        py,
+        "install",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+        "--find-links",
+        str(preinstall),
+        "torch==2.8.0+cu128",
+        "einops==0.7.0",
+    )
     return venv
 
 
@@ -77,16 +100,13 @@ def venv(base_venv: Path, tmp_path: Path) -> Path:
 
 def run_cli(args: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``python -m attn_doctor ARGS`` from the source tree, as a user would run it."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.pop("FORCE_COLOR", None)
     return subprocess.run(
         [sys.executable, "-m", "attn_doctor", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO_ROOT,
-        env=env,
+        env=isolated_env(),
         stdin=subprocess.DEVNULL,
         check=False,
     )

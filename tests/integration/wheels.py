@@ -77,7 +77,9 @@ def build_fake_ecosystem(wheelhouse: Path, preinstall: Path) -> None:
         )
     # A CPU build with the same public version as the installed CUDA one: only the full
     # local-label pin keeps pip from treating it as interchangeable.
-    build_wheel(wheelhouse, "torch", "2.8.0+cpu", {"torch/__init__.py": '__version__ = "2.8.0+cpu"\n'})
+    build_wheel(
+        wheelhouse, "torch", "2.8.0+cpu", {"torch/__init__.py": '__version__ = "2.8.0+cpu"\n'}
+    )
     for ver in ("3.4.0", "3.5.0"):
         build_wheel(wheelhouse, "triton", ver, {"triton/__init__.py": f'__version__ = "{ver}"\n'})
     build_wheel(wheelhouse, "einops", "0.8.1", {"einops/__init__.py": '__version__ = "0.8.1"\n'})
