@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 
 from attn_doctor.facts import ImportResult
 
@@ -31,8 +32,13 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def check_import(python: str, module: str, timeout: float = 300.0) -> ImportResult:
-    """Import ``module`` in a fresh ``python`` process; never raises."""
+def check_import(
+    python: str, module: str, timeout: float = 300.0, *, env: Mapping[str, str] | None = None
+) -> ImportResult:
+    """Import ``module`` in a fresh ``python`` process; never raises.
+
+    ``env`` replaces the child's environment (default: this process's).
+    """
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -43,6 +49,7 @@ def check_import(python: str, module: str, timeout: float = 300.0) -> ImportResu
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
         )
     except subprocess.TimeoutExpired:
         return ImportResult(
