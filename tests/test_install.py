@@ -188,7 +188,7 @@ def test_source_build_commands_disable_build_isolation_and_show_the_env() -> Non
     )
     assert cmds[0].endswith("ninja psutil -c constraints.txt")
     assert cmds[1].startswith("MAX_JOBS=4 FLASH_ATTN_CUDA_ARCHS=90 /venv/bin/python -m pip install")
-    assert "--no-build-isolation flash-attn==2.8.3 -c constraints.txt" in cmds[1]
+    assert "-v --no-build-isolation flash-attn==2.8.3 -c constraints.txt" in cmds[1]
 
 
 # --- reading pip's answers ------------------------------------------------------------------

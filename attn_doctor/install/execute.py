@@ -123,8 +123,11 @@ def install_args(plan: InstallPlan, index_args: Sequence[str]) -> list[str]:
     if cand.index_url and "--no-index" not in index_args:
         args += ["--extra-index-url", cand.index_url]
     args += list(cand.pip_args)
-    if cand.source == "source-build" and "--no-build-isolation" not in args:
-        args.append("--no-build-isolation")
+    if cand.source == "source-build":
+        if "--no-build-isolation" not in args:
+            args.append("--no-build-isolation")
+        if "-v" not in args and "--verbose" not in args:
+            args.append("-v")  # the compiler's output goes to the kept log
     args.append(cand.requirement)
     return args
 
@@ -342,24 +345,11 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             log=str(log),
         )
         args = install_args(plan, options.index_args)
+        steps: list[list[str]] = []
+        if pre:  # --no-build-isolation: the build's own requirements must be there first
+            steps.append(["install", *options.index_args, *pre])
+        steps.append(args)
 
-        # 1. Predict, with the pins: a plan that would move torch fails here, untouched.
-        prediction = predict(
-            args, python=python, constraints=constraints, environ=child_env, log=log
-        )
-        touched = [n for n, _ in prediction.install if n in PROTECTED_DISTRIBUTIONS]
-        if touched:
-            raise InstallFailed(
-                f"refused: installing {plan.candidate.requirement} would change "
-                + ", ".join(touched)
-                + "; nothing was changed",
-                hint="Pick a build made for the installed torch (see `attn-doctor check`).",
-            )
-        report = _replace(report, predicted=prediction.install)
-
-        # 2. Back up what pip will replace, then write the journal.
-        replaced = [n for n, _ in prediction.install if prior.get(n) is not None]
-        backups: tuple[Backup, ...] = ()
         journal = Journal(
             pid=os.getpid(),
             started_at=_now(),
@@ -375,17 +365,36 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
         )
         state_dir.mkdir(parents=True, exist_ok=True)
         write_journal(prefix, journal)
-        backups = backup_distributions(python, replaced, state_dir / "backups")
-        journal = _step(prefix, journal, "backed-up", backups=backups)
-
-        # 3. Act. From here on, any failure (or Ctrl-C) rolls back.
+        backups: tuple[Backup, ...] = ()
         check: ImportResult | None = None
         build_seconds: float | None = None
+        acted = False
         try:
-            journal = _step(prefix, journal, "installing")
-            if pre:
+            for i, step_args in enumerate(steps):
+                # 1. Predict, with the pins: a plan that would move torch fails here.
+                prediction = predict(
+                    step_args, python=python, constraints=constraints, environ=child_env, log=log
+                )
+                touched = [n for n, _ in prediction.install if n in PROTECTED_DISTRIBUTIONS]
+                if touched:
+                    raise InstallFailed(
+                        f"refused: installing {' '.join(step_args[-1:])} would change "
+                        + ", ".join(touched),
+                        hint="Pick a build made for the installed torch (`attn-doctor check`).",
+                    )
+                report = _replace(report, predicted=report.predicted + prediction.install)
+                # 2. Back up what pip will replace (byte-exact, for the rollback).
+                saved = {b.name for b in backups}
+                replaced = [
+                    n for n, _ in prediction.install if prior.get(n) is not None and n not in saved
+                ]
+                backups += backup_distributions(python, replaced, state_dir / "backups")
+                journal = _step(prefix, journal, "installing", backups=backups)
+                # 3. Act. From here on, any failure (or Ctrl-C) rolls back.
+                acted = True
+                t0 = time.monotonic()
                 run_pip(
-                    ["install", *options.index_args, *pre],
+                    step_args,
                     python=python,
                     constraints=constraints,
                     env=child_env,
@@ -393,18 +402,8 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                     installer=options.installer,
                     echo=options.echo,
                 )
-            t0 = time.monotonic()
-            run_pip(
-                args,
-                python=python,
-                constraints=constraints,
-                env=child_env,
-                log=log,
-                installer=options.installer,
-                echo=options.echo,
-            )
-            if plan.candidate.source == "source-build":
-                build_seconds = time.monotonic() - t0
+                if plan.candidate.source == "source-build" and i == len(steps) - 1:
+                    build_seconds = time.monotonic() - t0
             after = record_state(python)
             changes = diff_state(prior, after)
             report = _replace(report, changes=changes, build_seconds=build_seconds)
@@ -414,7 +413,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             journal = _step(prefix, journal, "checking")
             module = check_module(plan)
             if module is not None:
-                check = check_import(python, module, options.check_timeout)
+                check = check_import(python, module, options.check_timeout, env=child_env)
                 report = _replace(report, check=check)
                 if check.status != "ok":
                     raise InstallFailed(
@@ -423,6 +422,10 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                         hint=_short_tail(check.traceback_tail),
                     )
         except BaseException as exc:
+            if not acted:  # refused before pip changed anything: nothing to undo
+                remove_journal(prefix)
+                shutil.rmtree(state_dir, ignore_errors=True)
+                raise
             journal = _step(prefix, journal, "rolling-back")
             result = rollback(
                 prior,
@@ -431,6 +434,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                 index_args=options.index_args,
                 installer=options.installer,
                 log=log,
+                environ=child_env,
             )
             report = _replace(report, rolled_back=result, seconds=time.monotonic() - start)
             if result.exact:

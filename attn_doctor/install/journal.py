@@ -23,7 +23,7 @@ JOURNAL_NAME = ".attn-doctor-journal.json"
 JOURNAL_SCHEMA = "attn-doctor/install-journal"
 JOURNAL_SCHEMA_VERSION = 1
 
-Step = Literal["prepared", "backed-up", "installing", "checking", "rolling-back"]
+Step = Literal["prepared", "installing", "checking", "rolling-back"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +70,7 @@ class Journal:
         if data.get("schema_version") != JOURNAL_SCHEMA_VERSION:
             raise ValueError(f"journal schema_version {data.get('schema_version')} not understood")
         step = data["step"]
-        if step not in ("prepared", "backed-up", "installing", "checking", "rolling-back"):
+        if step not in ("prepared", "installing", "checking", "rolling-back"):
             raise ValueError(f"journal: unknown step {step!r}")
         installer = data.get("installer", "pip")
         if installer not in ("pip", "uv"):

@@ -351,6 +351,7 @@ def rollback(
     index_args: Sequence[str] = (),
     installer: Installer = "pip",
     log: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RollbackResult:
     """Return the environment to ``prior``: uninstall additions, put back what changed.
 
@@ -366,7 +367,12 @@ def rollback(
     uninstalled: list[str] = []
     for name in to_uninstall:  # one at a time: one broken RECORD must not stop the others
         res = run_pip(
-            ["uninstall", "-y", name], python=python, log=log, check=False, installer=installer
+            ["uninstall", "-y", name],
+            python=python,
+            log=log,
+            check=False,
+            installer=installer,
+            env=environ,
         )
         if res.ok:
             uninstalled.append(name)
@@ -388,6 +394,7 @@ def rollback(
             log=log,
             check=False,
             installer=installer,
+            env=environ,
         )
         if res.ok:
             reinstalled.append(spec)

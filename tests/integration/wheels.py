@@ -124,3 +124,72 @@ def build_fake_ecosystem(wheelhouse: Path, preinstall: Path) -> None:
             },
             requires=[f"torch=={torch_pin}", "numpy; python_version < '3'"],
         )
+
+
+# An in-tree PEP 517 backend (standard library only) that "compiles" flash-attn: it records
+# the build environment it saw in the module it installs, so a test can check MAX_JOBS and
+# the arch list reached the build.
+_BACKEND = r"""
+import base64, hashlib, json, os, zipfile
+
+NAME, VERSION = "flash_attn", "2.8.3"
+
+
+def _h(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    seen = {k: os.environ.get(k) for k in ("MAX_JOBS", "NVCC_THREADS", "FLASH_ATTN_CUDA_ARCHS",
+                                           "FLASH_ATTENTION_FORCE_BUILD")}
+    info = f"{NAME}-{VERSION}.dist-info"
+    files = {
+        "flash_attn/__init__.py": (
+            "import torch, einops\nBUILD_ENV = %s\n" % json.dumps(seen)
+        ).encode(),
+        f"{info}/METADATA": b"Metadata-Version: 2.1\nName: flash-attn\nVersion: 2.8.3\n"
+                            b"Requires-Dist: torch\nRequires-Dist: einops>=0.8\n",
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: fake\nRoot-Is-Purelib: true\n"
+                         b"Tag: py3-none-any\n",
+    }
+    record = "".join(f"{p},{_h(d)},{len(d)}\n" for p, d in files.items()) + f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    print("building flash-attn 2.8.3 with", seen)
+    return name
+"""
+
+
+def build_fake_sdist(dest: Path) -> Path:
+    """``flash_attn-2.8.3.tar.gz``: an sdist whose backend records the build environment."""
+    import io
+    import tarfile
+
+    root = "flash_attn-2.8.3"
+    members = {
+        f"{root}/pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+            '\n[project]\nname = "flash-attn"\nversion = "2.8.3"\n'
+        ),
+        f"{root}/backend.py": _BACKEND,
+        f"{root}/PKG-INFO": "Metadata-Version: 2.1\nName: flash-attn\nVersion: 2.8.3\n",
+    }
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{root}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def build_build_requirements(wheelhouse: Path) -> None:
+    """Stand-ins for what a --no-build-isolation build of flash-attn needs installed first."""
+    for name, ver in (("ninja", "1.13.0"), ("psutil", "7.0.0"), ("wheel", "0.45.1"),
+                      ("packaging", "25.0")):  # fmt: skip
+        build_wheel(wheelhouse, name, ver, {f"{name}/__init__.py": f'__version__ = "{ver}"\n'})
