@@ -22,6 +22,7 @@ from attn_doctor.install.execute import (
     install_args,
     merge_constraints,
     parse_report,
+    parse_uv_dry_run,
 )
 from attn_doctor.install.journal import (
     Journal,
@@ -221,6 +222,15 @@ def test_parse_report_reads_pips_install_list() -> None:
         ("einops", "0.8.1"),
         ("flash-attn", "2.8.3"),
     )
+
+
+def test_parse_uv_dry_run_reads_the_plus_lines() -> None:
+    # Shape of uv's dry-run summary (hand-written, not recorded: uv is not on this machine).
+    text = (
+        "Resolved 3 packages in 4ms\nWould download 1 package\nWould uninstall 1 package\n"
+        "Would install 2 packages\n - einops==0.7.0\n + einops==0.8.1\n + flash-attn==2.8.3\n"
+    )
+    assert parse_uv_dry_run(text).install == (("einops", "0.8.1"), ("flash-attn", "2.8.3"))
 
 
 def test_parse_state_and_diff() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -230,6 +231,16 @@ def _run_id() -> str:
     return f"{stamp}-{os.getpid()}"
 
 
+def parse_uv_dry_run(text: str) -> Prediction:
+    """``uv pip install --dry-run`` output: its `` + name==version`` lines (pure)."""
+    items = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*\+\s+([A-Za-z0-9._-]+)==(\S+)", line)
+        if m:
+            items.append((canonical_name(m.group(1)), m.group(2)))
+    return Prediction(install=tuple(sorted(items)))
+
+
 def predict(
     args: Sequence[str],
     *,
@@ -237,8 +248,13 @@ def predict(
     constraints: Sequence[str],
     environ: Mapping[str, str] | None,
     log: Path | None,
+    installer: Installer = "pip",
 ) -> Prediction:
-    """``pip install --dry-run --report``: what would be installed. Raises when pip refuses."""
+    """What would be installed; raises ``InstallFailed`` when the resolver refuses.
+
+    pip's ``install --dry-run --report`` (JSON) when pip is in the target; with
+    ``--installer uv`` and no pip there, uv's ``--dry-run`` text.
+    """
     with tempfile.TemporaryDirectory(prefix="attn-doctor-report-") as tmp:
         report = Path(tmp) / "report.json"
         res = run_pip(
@@ -249,10 +265,22 @@ def predict(
             log=log,
             check=False,
         )
+        if not res.ok and installer == "uv" and "No module named pip" in res.stderr:
+            res = run_pip(
+                [args[0], "--dry-run", *args[1:]],
+                python=python,
+                constraints=constraints,
+                env=environ,
+                log=log,
+                check=False,
+                installer="uv",
+            )
+            if res.ok:
+                return parse_uv_dry_run(res.stdout + "\n" + res.stderr)
         if not res.ok:
             refusal = explain_refusal(res.stdout + "\n" + res.stderr, constraints)
             raise InstallFailed(
-                refusal or f"pip's dry run failed (exit {res.returncode}): {res.command}",
+                refusal or f"the dry run failed (exit {res.returncode}): {res.command}",
                 hint=stderr_tail(res.stderr) or None,
             )
         return parse_report(report.read_text(encoding="utf-8"))
@@ -373,7 +401,12 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             for i, step_args in enumerate(steps):
                 # 1. Predict, with the pins: a plan that would move torch fails here.
                 prediction = predict(
-                    step_args, python=python, constraints=constraints, environ=child_env, log=log
+                    step_args,
+                    python=python,
+                    constraints=constraints,
+                    environ=child_env,
+                    log=log,
+                    installer=options.installer,
                 )
                 touched = [n for n, _ in prediction.install if n in PROTECTED_DISTRIBUTIONS]
                 if touched:
