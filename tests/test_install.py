@@ -377,3 +377,37 @@ def test_source_build_settings_restrict_to_this_gpu() -> None:
     assert env["TORCH_CUDA_ARCH_LIST"] == "9.0"
     assert env["FLASH_ATTENTION_FORCE_BUILD"] == "TRUE"
     assert any("only this machine's GPU arch" in r for r in s.reasons)
+
+
+# --- URL confirmation (a local HTTP server; no network) -------------------------------------
+
+
+def test_confirm_url_against_a_local_server() -> None:
+    import http.server
+    import threading
+
+    from attn_doctor.install.urlcheck import confirm_url
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(200 if self.path.endswith("ok.whl") else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert confirm_url(f"{base}/ok.whl").exists is True
+        missing = confirm_url(f"{base}/missing.whl")
+        assert missing.exists is False
+        assert missing.detail == "HTTP 404"
+    finally:
+        server.shutdown()
+        server.server_close()
+    unreachable = confirm_url(f"{base}/ok.whl", timeout=2)
+    assert unreachable.exists is None
+    assert confirm_url("file:///x.whl").exists is None

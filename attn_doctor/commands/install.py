@@ -15,7 +15,7 @@ from typing import Any, cast
 import click
 
 from attn_doctor.backends import BACKENDS, BackendName, parse_backend
-from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
+from attn_doctor.errors import AttnDoctorError, ExitCode, InstallFailed, UsageError
 from attn_doctor.plan.types import InstallPlan, WheelCandidate
 
 SOURCE_CHOICES = ("official", "community", "hub", "source-build")
@@ -275,6 +275,15 @@ def install_command(
             plan = _resolve_plan(backend=chosen, sources=allowed, snapshot=None, python=python)
         constraints = merge_constraints(pins, plan.protected)
     _check_source_allowed(plan, allowed)
+    if not plan.candidate.requirement:
+        how = plan.candidate.attn_implementation
+        msg = f"nothing to pip install: load the model with attn_implementation={how!r}"
+        _emit(json_mode, {"plan": plan, "note": msg}, ExitCode.OK, None)
+        if not json_mode:
+            _console().print(msg)
+        sys.exit(int(ExitCode.OK))
+    if plan.candidate.url and wheelhouse is None and snapshot_path is None:
+        plan = _confirm_url(plan)
     index_args = wheelhouse_args(wheelhouse)
     commands = plan.commands or display_commands(
         plan,
@@ -341,6 +350,27 @@ def install_command(
         if report.build_seconds is not None:
             con.print(f"  source build took {report.build_seconds / 60:.1f} min; log: {report.log}")
     sys.exit(int(ExitCode.OK))
+
+
+def _confirm_url(plan: InstallPlan) -> InstallPlan:
+    """Check the candidate's URL exists before acting; record the answer in the plan."""
+    import dataclasses
+
+    from attn_doctor.install.urlcheck import confirm_url
+
+    url = plan.candidate.url
+    assert url is not None
+    result = confirm_url(url)
+    if result.exists is False:
+        raise InstallFailed(
+            f"the wheel URL does not exist ({result.detail}): {url}; nothing was changed",
+            hint="The index entry may be wrong; run `attn-doctor check` for other ways.",
+        )
+    candidate = dataclasses.replace(plan.candidate, confirmed_online=result.exists)
+    notes = plan.notes
+    if result.exists is None:
+        notes = (*notes, f"the URL could not be confirmed online ({result.detail})")
+    return dataclasses.replace(plan, candidate=candidate, notes=notes)
 
 
 def _check_source_allowed(plan: InstallPlan, allowed: Sequence[str]) -> None:
