@@ -10,13 +10,16 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from attn_doctor.backends import BACKENDS, BackendName, parse_backend
 from attn_doctor.errors import AttnDoctorError, ExitCode, InstallFailed, UsageError
 from attn_doctor.plan.types import InstallPlan, WheelCandidate
+
+if TYPE_CHECKING:
+    from attn_doctor.install.state import RollbackResult
 
 SOURCE_CHOICES = ("official", "community", "hub", "source-build")
 DEFAULT_SOURCES = ("official", "community", "hub")
@@ -241,10 +244,8 @@ def install_command(
                     f"(it stopped at '{rb.journal_step}'):"
                 )
                 if rb.result is not None:
-                    for line in rb.result.uninstalled:
-                        con.print(f"  uninstalled {line}")
-                    for line in rb.result.restored + rb.result.reinstalled:
-                        con.print(f"  restored    {line}")
+                    for line in _rollback_lines(rb.result):
+                        con.print(f"  {line}")
         sys.exit(int(ExitCode.OK))
 
     if bool(backend) == auto:
@@ -327,10 +328,8 @@ def install_command(
         if exc.report.rolled_back is not None:
             rb_res = exc.report.rolled_back
             con.print("Rolled back:" if rb_res.exact else "Rollback INCOMPLETE:")
-            for line in rb_res.uninstalled:
-                con.print(f"  uninstalled {line}")
-            for line in rb_res.restored + rb_res.reinstalled:
-                con.print(f"  restored    {line}")
+            for line in _rollback_lines(rb_res):
+                con.print(f"  {line}")
         raise
     except AttnDoctorError as exc:
         if json_mode:
@@ -350,6 +349,17 @@ def install_command(
         if report.build_seconds is not None:
             con.print(f"  source build took {report.build_seconds / 60:.1f} min; log: {report.log}")
     sys.exit(int(ExitCode.OK))
+
+
+def _rollback_lines(result: RollbackResult) -> list[str]:
+    """People's account of a rollback: what was removed, what was put back and how."""
+    back = {spec.split("==")[0] for spec in result.restored + result.reinstalled}
+    lines = [f"removed   {name} (added by the install)" for name in result.uninstalled
+             if name not in back]  # fmt: skip
+    lines += [f"restored  {spec} (byte-exact, from the backup)" for spec in result.restored]
+    lines += [f"restored  {spec} (reinstalled, --no-deps)" for spec in result.reinstalled]
+    lines += [f"NOT restored: {line}" for line in result.remaining.lines()]
+    return lines
 
 
 def _confirm_url(plan: InstallPlan) -> InstallPlan:
