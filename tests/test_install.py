@@ -205,6 +205,12 @@ def test_explain_refusal_names_the_pin_and_the_cause() -> None:
     assert "triton" not in msg
 
 
+def test_explain_refusal_reads_uvs_cause_too() -> None:
+    msg = explain_refusal(UV_CONFLICT, ("torch==2.8.0+cu128",))
+    assert msg is not None
+    assert "Because xformers>=0.0.33 depends on torch==2.9.0" in msg
+
+
 def test_explain_refusal_ignores_other_failures() -> None:
     out = "ERROR: Could not find a version that satisfies the requirement flash-attn==9.9"
     assert explain_refusal(out, ("torch==2.8.0+cu128",)) is None
@@ -224,13 +230,32 @@ def test_parse_report_reads_pips_install_list() -> None:
     )
 
 
+# uv 0.13.9, `uv pip install --dry-run ... flash-attn==2.7.4.post1` (stderr, recorded).
+UV_DRY_RUN = """\
+Using Python 3.11.7 environment at: nopip
+Resolved 4 packages in 14ms
+Would uninstall 1 package
+Would install 2 packages
+ - einops==0.7.0
+ + einops==0.8.1
+ + flash-attn==2.7.4.post1
+"""
+# uv 0.13.9, `uv pip install xformers==0.0.33 --constraint c.txt` (torch pinned; recorded).
+UV_CONFLICT = """\
+Using Python 3.11.7 environment at: nopip
+error: No solution found when resolving dependencies
+  cause: Because xformers>=0.0.33 depends on torch==2.9.0 and torch==2.8.0+cu128, we can \
+conclude that xformers>=0.0.33 cannot be used.
+         And because you require xformers==0.0.33, we can conclude that your requirements \
+are unsatisfiable.
+"""
+
+
 def test_parse_uv_dry_run_reads_the_plus_lines() -> None:
-    # Shape of uv's dry-run summary (hand-written, not recorded: uv is not on this machine).
-    text = (
-        "Resolved 3 packages in 4ms\nWould download 1 package\nWould uninstall 1 package\n"
-        "Would install 2 packages\n - einops==0.7.0\n + einops==0.8.1\n + flash-attn==2.8.3\n"
+    assert parse_uv_dry_run(UV_DRY_RUN).install == (
+        ("einops", "0.8.1"),
+        ("flash-attn", "2.7.4.post1"),
     )
-    assert parse_uv_dry_run(text).install == (("einops", "0.8.1"), ("flash-attn", "2.8.3"))
 
 
 def test_parse_state_and_diff() -> None:

@@ -201,9 +201,15 @@ def explain_refusal(output: str, constraints: Sequence[str]) -> str | None:
     lines = output.splitlines()
     causes: list[str] = []
     for i, line in enumerate(lines):
-        if line.strip().startswith("The conflict is caused by"):
+        if line.strip().startswith("The conflict is caused by"):  # pip
             for follow in lines[i + 1 :]:
                 if not follow.strip():
+                    break
+                causes.append(follow.strip())
+        elif line.strip().startswith("cause:"):  # uv: "cause: Because x depends on torch==…"
+            causes.append(line.strip().removeprefix("cause:").strip())
+            for follow in lines[i + 1 :]:
+                if not follow.startswith(" ") or not follow.strip():
                     break
                 causes.append(follow.strip())
     pinned = [c for c in constraints if any(c.split("==")[0] in cause for cause in causes)]

@@ -225,3 +225,50 @@ def test_dry_run_and_non_tty_without_yes_change_nothing(venv: Path, wheelhouse: 
     assert refused.returncode == 2
     assert "--yes" in refused.stderr
     assert freeze(py) == before
+
+
+def _uv() -> str | None:
+    import shutil
+
+    return shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(_uv() is None, reason="uv is not installed")
+def test_uv_installer_in_a_venv_without_pip(wheelhouses: tuple[Path, Path], tmp_path: Path) -> None:
+    """--installer uv where the target has no pip: uv's dry run predicts, uv installs."""
+    wheelhouse, preinstall = wheelhouses
+    uv = _uv()
+    assert uv is not None
+    venv = tmp_path / "nopip"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = str(venv_python(venv))
+    env = isolated_env()
+    env["PATH"] = f"{Path(uv).parent}{os.pathsep}{env.get('PATH', '')}"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", py, "--no-index", "--find-links",
+         str(wheelhouse), "--find-links", str(preinstall), "torch==2.8.0+cu128", "einops==0.7.0"],
+        check=True, env=env,
+    )  # fmt: skip
+
+    def uv_freeze() -> str:
+        return subprocess.run(
+            [uv, "pip", "freeze", "--python", py], capture_output=True, text=True, check=True
+        ).stdout
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "attn_doctor", "install", *args, "--python", py,
+             "--wheelhouse", str(wheelhouse), "--installer", "uv", "--yes", "--json"],
+            capture_output=True, text=True, cwd=REPO_ROOT, env=env, check=False,
+        )  # fmt: skip
+
+    before = uv_freeze()
+    refused = cli("xformers", "--requirement", "xformers==0.0.33")
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "torch==2.8.0+cu128" in _envelope(refused)["error"]["message"]  # type: ignore[index]
+    failed = cli("flash-attn", "--requirement", "flash-attn==2.7.4.post1")
+    assert failed.returncode == 4, failed.stdout + failed.stderr
+    report = _envelope(failed)["result"]["report"]  # type: ignore[index]
+    assert report["predicted"] == [["einops", "0.8.1"], ["flash-attn", "2.7.4.post1"]]
+    assert report["rolled_back"]["restored"] == ["einops==0.7.0"]
+    assert uv_freeze() == before
