@@ -56,6 +56,27 @@ def freeze(python: Path) -> str:
     return pip(python, "freeze", "--all").stdout
 
 
+def _unpack_bundled_pip(python: Path) -> None:
+    """Put pip (and setuptools) into a venv by unpacking the wheels ensurepip bundles.
+
+    Both are pure Python: the same result as ``ensurepip`` (real installs, with their RECORD
+    files) in a fraction of the time.
+    """
+    import ensurepip
+    import zipfile
+
+    wheels = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl"))
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(purelib)
+
+
 @pytest.fixture(scope="session")
 def wheelhouses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("wheels")
@@ -74,8 +95,11 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouses: tuple[Path,
     """A venv (with pip, without system site-packages) holding torch 2.8.0+cu128."""
     wheelhouse, preinstall = wheelhouses
     venv = tmp_path_factory.mktemp("venvs") / "base"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True
+    )
     py = venv_python(venv)
+    _unpack_bundled_pip(py)
     pip(
         py,
         "install",
