@@ -167,12 +167,12 @@ def test_build_argv_needs_a_subcommand() -> None:
 
 
 def test_install_args_drop_the_extra_index_when_offline() -> None:
-    plan = _plan(index_url="https://download.pytorch.org/whl/cu128")
+    plan = _plan(index_url="https://index.example/whl/cu128")
     assert install_args(plan, ("--no-index", "--find-links", "/w")) == [
         "install", "--no-index", "--find-links", "/w", "flash-attn==2.8.3",
     ]  # fmt: skip
     assert install_args(plan, ()) == [
-        "install", "--extra-index-url", "https://download.pytorch.org/whl/cu128",
+        "install", "--extra-index-url", "https://index.example/whl/cu128",
         "flash-attn==2.8.3",
     ]  # fmt: skip
 
