@@ -363,9 +363,9 @@ def rollback(
     diff = diff_state(prior, current)
     by_name = {(b.name, b.version): b for b in backups}
     python = prior.python
-    to_uninstall = [d.name for d in diff.added] + [after.name for _, after in diff.changed]
-    uninstalled: list[str] = []
-    for name in to_uninstall:  # one at a time: one broken RECORD must not stop the others
+    now = {after.name: after for _, after in diff.changed}
+
+    def uninstall(name: str) -> bool:
         res = run_pip(
             ["uninstall", "-y", name],
             python=python,
@@ -374,22 +374,33 @@ def rollback(
             installer=installer,
             env=environ,
         )
-        if res.ok:
-            uninstalled.append(name)
+        return res.ok
+
+    # One at a time: one broken RECORD must not stop the others.
+    uninstalled = [d.name for d in diff.added if uninstall(d.name)]
     restored: list[str] = []
-    reinstall: list[InstalledDist] = []
+    reinstalled: list[str] = []
     for dist in [before for before, _ in diff.changed] + list(diff.removed):
+        spec = f"{dist.name}=={dist.version}"
         backup = by_name.get((dist.name, dist.version))
         if backup is not None:
+            # Remove the new version's files first, then put the saved files back.
+            if dist.name in now and uninstall(dist.name):
+                uninstalled.append(dist.name)
             restore_backup(backup)
-            restored.append(f"{dist.name}=={dist.version}")
-        else:
-            reinstall.append(dist)
-    reinstalled: list[str] = []
-    for dist in reinstall:
-        spec = f"{dist.display_name or dist.name}=={dist.version}"
+            restored.append(spec)
+            continue
+        # No backup: let pip replace the current version with the prior one. The current one
+        # is not removed first, so a prior version that cannot be found leaves it in place.
+        same_version = dist.name in now and now[dist.name].version == dist.version
         res = run_pip(
-            ["install", "--no-deps", *index_args, spec],
+            [
+                "install",
+                "--no-deps",
+                *(["--force-reinstall"] if same_version else []),
+                *index_args,
+                f"{dist.display_name or dist.name}=={dist.version}",
+            ],
             python=python,
             log=log,
             check=False,

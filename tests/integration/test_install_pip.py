@@ -272,3 +272,52 @@ def test_uv_installer_in_a_venv_without_pip(wheelhouses: tuple[Path, Path], tmp_
     assert report["predicted"] == [["einops", "0.8.1"], ["flash-attn", "2.7.4.post1"]]
     assert report["rolled_back"]["restored"] == ["einops==0.7.0"]
     assert uv_freeze() == before
+
+
+def test_rollback_without_a_backup_reinstalls_or_says_what_it_could_not(
+    venv: Path, wheelhouses: tuple[Path, Path]
+) -> None:
+    """The fallback path: a change nobody backed up is reinstalled from the index given, and
+    what cannot be found there is reported, with the journal kept for a later --rollback."""
+    from attn_doctor.errors import InstallFailed
+    from attn_doctor.install.execute import rollback_interrupted
+    from attn_doctor.install.journal import Journal, write_journal
+    from attn_doctor.install.state import record_state, rollback
+
+    wheelhouse, preinstall = wheelhouses
+    py = venv_python(venv)
+    before = freeze(py)
+    prior = record_state(str(py))
+    links = ("--no-index", "--find-links", str(wheelhouse))
+    run_pip(["install", *links, "einops==0.8.1", "xformers"], python=str(py), env=isolated_env())
+
+    # einops 0.7.0 is not in the wheelhouse: the rollback cannot bring it back.
+    write_journal(
+        venv,
+        Journal(
+            pid=1,
+            started_at="t",
+            step="installing",
+            backend="xformers",
+            requirement="xformers",
+            prior=prior,
+            index_args=links,
+        ),
+    )
+    with pytest.raises(InstallFailed, match=r"einops 0\.7\.0 -> 0\.8\.1"):
+        rollback_interrupted(str(py))
+    assert journal_path(venv).exists()
+    partly = freeze(py)
+    assert "xformers" not in partly  # what could be undone was undone
+    assert "einops==0.8.1" in partly  # and what could not be restored was left working
+
+    # With the directory that has it, the same rollback completes.
+    result = rollback(
+        prior,
+        record_state(str(py)),
+        index_args=(*links, "--find-links", str(preinstall)),
+        environ=isolated_env(),
+    )
+    assert result.reinstalled == ("einops==0.7.0",)
+    assert result.exact
+    assert freeze(py) == before
