@@ -217,9 +217,13 @@ def install_command(
     check_timeout: float,
 ) -> None:
     """Install an attention backend without ever changing torch; roll back if it fails."""
+    import dataclasses
+
+    from attn_doctor.install.build import missing_build_requirements
     from attn_doctor.install.execute import (
         InstallOptions,
         InstallRolledBack,
+        build_environment,
         display_commands,
         execute_install,
         merge_constraints,
@@ -286,12 +290,22 @@ def install_command(
     if plan.candidate.url and wheelhouse is None and snapshot_path is None:
         plan = _confirm_url(plan)
     index_args = wheelhouse_args(wheelhouse)
-    commands = plan.commands or display_commands(
+    options = InstallOptions(
+        python=python, installer=inst, index_args=index_args, check_timeout=check_timeout
+    )
+    # Show what will run here (the resolver's own command lines stay in the JSON plan).
+    build_env = plan.candidate.build_env
+    pre: tuple[str, ...] = ()
+    if plan.candidate.source == "source-build" and snapshot_path is None:
+        build_env = build_environment(plan, options)
+        pre = missing_build_requirements(python)
+    commands = display_commands(
         plan,
         python=python,
         installer=inst,
         index_args=index_args,
-        build_env=plan.candidate.build_env,
+        build_env=build_env,
+        pre_requirements=pre,
     )
     if not json_mode:
         _print_plan(_console(), plan, commands, constraints)
@@ -311,13 +325,7 @@ def install_command(
         def echo(line: str) -> None:
             click.echo(f"  | {line}", err=True)
 
-    options = InstallOptions(
-        python=python,
-        installer=inst,
-        index_args=index_args,
-        check_timeout=check_timeout,
-        echo=echo,
-    )
+    options = dataclasses.replace(options, echo=echo)
     try:
         report = execute_install(plan, options)
     except InstallRolledBack as exc:

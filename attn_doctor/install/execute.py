@@ -300,7 +300,7 @@ def _protected_changes(diff: StateDiff) -> list[str]:
     return out
 
 
-def _build_env(plan: InstallPlan, options: InstallOptions) -> tuple[tuple[str, str], ...]:
+def build_environment(plan: InstallPlan, options: InstallOptions) -> tuple[tuple[str, str], ...]:
     """The resolver's build environment over attn-doctor's defaults (source builds only)."""
     if plan.candidate.source != "source-build":
         return ()
@@ -351,7 +351,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
         run_id = _run_id()
         state_dir = _state_dir(prefix, run_id)
         log = Path(prefix) / STATE_DIR_NAME / "logs" / f"{run_id}-{plan.backend}.log"
-        build_env = _build_env(plan, options)
+        build_env = build_environment(plan, options)
         child_env: dict[str, str] | None = None
         if build_env:
             child_env = dict(os.environ if options.environ is None else options.environ)
