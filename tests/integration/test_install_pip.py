@@ -321,3 +321,31 @@ def test_rollback_without_a_backup_reinstalls_or_says_what_it_could_not(
     assert result.reinstalled == ("einops==0.7.0",)
     assert result.exact
     assert freeze(py) == before
+
+
+def test_ctrl_c_during_the_check_rolls_back_and_exits_130(venv: Path, wheelhouse: Path) -> None:
+    py = venv_python(venv)
+    before = freeze(py)
+    cmd = [sys.executable, "-m", "attn_doctor", "install", "flash-attn", "--requirement",
+           "flash-attn==2.6.3", "--python", str(py), "--wheelhouse", str(wheelhouse),
+           "--yes"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=isolated_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        journal = read_journal(venv) if journal_path(venv).exists() else None
+        if journal is not None and journal.step == "checking":
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the foreground group
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert freeze(py) == before
+    assert not journal_path(venv).exists()
