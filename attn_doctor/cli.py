@@ -14,6 +14,8 @@ import click
 from attn_doctor import __version__
 from attn_doctor.commands.check import check_command
 from attn_doctor.commands.explain import explain_command
+from attn_doctor.commands.download import download_command
+from attn_doctor.commands.install import install_command
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 
@@ -35,6 +37,8 @@ def cli() -> None:
 
 cli.add_command(check_command)
 cli.add_command(explain_command)
+cli.add_command(install_command)
+cli.add_command(download_command)
 
 
 def _wants_json(argv: list[str]) -> bool:

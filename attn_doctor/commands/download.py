@@ -1,0 +1,108 @@
+"""``attn-doctor download``: fetch the wheels another (air-gapped) machine needs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from attn_doctor.backends import parse_backend
+from attn_doctor.errors import ExitCode, UsageError
+
+
+@click.command("download")
+@click.argument("backend", required=False)
+@click.option("--auto", is_flag=True, help="The best backend for the snapshot's machine.")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The target machine's facts (attn-doctor check --save-snapshot FILE).",
+)
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to fill; use it as --wheelhouse on the target.",
+)
+@click.option("--requirement", help="Download exactly this requirement instead of the plan's.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(("official", "community", "hub", "source-build")),
+    help="Allowed sources (repeatable), as for install.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Take the wheels from this directory instead of the index (no network).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+def download_command(
+    *,
+    backend: str | None,
+    auto: bool,
+    snapshot_path: Path,
+    dest: Path,
+    requirement: str | None,
+    sources: tuple[str, ...],
+    find_links: Path | None,
+    json_mode: bool,
+) -> None:
+    """Download the wheels that the machine in a snapshot needs, for an offline install."""
+    from attn_doctor.commands.check import load_snapshot
+    from attn_doctor.commands.install import (
+        DEFAULT_SOURCES,
+        _resolve_plan,
+        explicit_plan,
+        jsonable,
+    )
+    from attn_doctor.install.download import download_for_snapshot
+    from attn_doctor.install.pip import protected_constraints
+    from attn_doctor.report.envelope import make_envelope, write_envelope
+
+    if bool(backend) == auto:
+        raise UsageError("name one backend, or pass --auto")
+    chosen = parse_backend(backend) if backend else None
+    env = load_snapshot(snapshot_path)
+    if requirement is not None:
+        if chosen is None:
+            raise UsageError("--requirement needs a backend name")
+        pins = protected_constraints({"torch": env.torch.version} if env.torch else {})
+        plan = explicit_plan(chosen, requirement=requirement, wheelhouse=None, protected=pins)
+    else:
+        plan = _resolve_plan(
+            backend=chosen,
+            sources=sources or DEFAULT_SOURCES,
+            snapshot=snapshot_path,
+            python=sys.executable,
+        )
+    cand = plan.candidate
+    if not cand.requirement or cand.source in ("hub", "source-build"):
+        what = cand.requirement or cand.attn_implementation
+        raise UsageError(f"the plan for this machine ({cand.source}: {what}) has no wheel to fetch")
+    index_args: list[str] = []
+    if find_links is not None:
+        index_args = ["--no-index", "--find-links", str(find_links.resolve())]
+    elif cand.index_url:
+        index_args = ["--extra-index-url", cand.index_url]
+    report = download_for_snapshot(env, cand.requirement, dest, index_args=index_args)
+    if json_mode:
+        write_envelope(
+            make_envelope("download", result=jsonable({"plan": plan, "download": report}))
+        )
+    else:
+        click.echo(f"Downloaded into {report.dest}:")
+        for name in report.files:
+            click.echo(f"  {name}")
+        for line in report.skipped:
+            click.echo(f"  skipped {line}")
+        click.echo(
+            f"On the target: attn-doctor install {plan.backend} --wheelhouse DIR "
+            f"--requirement '{cand.requirement}'"
+        )
+    sys.exit(int(ExitCode.OK))

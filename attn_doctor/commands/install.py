@@ -1,0 +1,408 @@
+"""``attn-doctor install``: show the plan, then install it without ever moving torch.
+
+Exit codes: 0 installed (or plan shown), 2 usage (including: no terminal and no ``--yes``, or a
+leftover journal), 4 install failed or refused (the environment is as before), 5 locked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from attn_doctor.backends import BACKENDS, BackendName, parse_backend
+from attn_doctor.errors import AttnDoctorError, ExitCode, InstallFailed, UsageError
+from attn_doctor.plan.types import InstallPlan, WheelCandidate
+
+if TYPE_CHECKING:
+    from attn_doctor.install.state import RollbackResult
+
+SOURCE_CHOICES = ("official", "community", "hub", "source-build")
+DEFAULT_SOURCES = ("official", "community", "hub")
+
+
+def wheelhouse_args(wheelhouse: Path | None) -> tuple[str, ...]:
+    """Offline: pip sees only the wheelhouse directory."""
+    if wheelhouse is None:
+        return ()
+    return ("--no-index", "--find-links", str(wheelhouse.resolve()))
+
+
+def explicit_plan(
+    backend: BackendName,
+    *,
+    requirement: str | None,
+    wheelhouse: Path | None,
+    protected: Sequence[str],
+) -> InstallPlan:
+    """A plan from the user's own requirement (or the backend's distribution) and wheelhouse."""
+    info = BACKENDS[backend]
+    req = requirement or info.distribution
+    if req is None:
+        raise UsageError(f"{info.title} is part of torch: there is nothing to install")
+    where = f"your wheelhouse {wheelhouse}" if wheelhouse is not None else "the package index"
+    candidate = WheelCandidate(
+        backend=backend,
+        source="wheelhouse" if wheelhouse is not None else "pypi",
+        trust="official",
+        requirement=req,
+        reason=f"{req} as you asked, from {where}",
+    )
+    return InstallPlan(
+        backend=backend,
+        candidate=candidate,
+        protected=tuple(protected),
+        commands=(),
+        notes=("chosen by you (--requirement/--wheelhouse), not by the resolver",),
+    )
+
+
+def _resolve_plan(
+    *,
+    backend: BackendName | None,
+    sources: Sequence[str],
+    snapshot: Path | None,
+    python: str,
+) -> InstallPlan:
+    """The resolver's plan for this machine (or the snapshot's): the integration point.
+
+    ``backend=None`` means ``--auto``. The resolver lives in ``attn_doctor.plan.resolve``.
+    """
+    try:
+        resolve = importlib.import_module("attn_doctor.plan.resolve")
+    except ImportError as exc:
+        raise UsageError(
+            "the resolver is not part of this build: attn-doctor cannot choose a wheel itself",
+            hint="Name what to install: --requirement SPEC and/or --wheelhouse DIR.",
+        ) from exc
+    from attn_doctor.commands.check import load_snapshot
+
+    if snapshot is not None:
+        env = load_snapshot(snapshot)
+    else:
+        from attn_doctor.probe import probe_environment
+
+        env = probe_environment()
+    plan_install = cast(Callable[..., InstallPlan], resolve.plan_install)
+    return plan_install(env, backend=backend, sources=tuple(sources))
+
+
+def _console() -> Any:
+    from attn_doctor.report.console import make_console
+
+    return make_console(stderr=False)
+
+
+def _print_plan(
+    console: Any, plan: InstallPlan, commands: Sequence[str], constraints: Sequence[str]
+) -> None:
+    cand = plan.candidate
+    label = " (community build)" if cand.trust == "community" else ""
+    console.print(f"[bold]Plan:[/bold] {BACKENDS[plan.backend].title}")
+    console.print(f"  install  {cand.requirement}")
+    console.print(f"  source   {cand.source}{label}")
+    if cand.reason:
+        console.print(f"  why      {cand.reason}")
+    if cand.confirmed_online is None and cand.url:
+        console.print("  note     the URL was not checked online (unconfirmed)")
+    for note in plan.notes:
+        console.print(f"  note     {note}")
+    console.print("  pinned (pip must fail rather than change these):")
+    for line in constraints or ("(none installed)",):
+        console.print(f"    {line}")
+    console.print("  commands:")
+    for cmd in commands:
+        console.print(f"    {cmd}", markup=False, soft_wrap=True)
+
+
+def _confirm(yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "refusing to install without confirmation: stdin is not a terminal",
+            hint="Pass --yes to install from a script (or --dry-run to only see the plan).",
+        )
+    click.confirm("Proceed?", abort=True, err=True)
+
+
+def _emit(json_mode: bool, result: object, code: ExitCode, error: AttnDoctorError | None) -> None:
+    from attn_doctor.report.envelope import make_envelope, write_envelope
+
+    if json_mode:
+        write_envelope(
+            make_envelope("install", result=jsonable(result), exit_code=code, error=error)
+        )
+
+
+def jsonable(value: object) -> object:
+    """Dataclasses (facts, plans, reports) inside dicts and tuples as JSON-ready data."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@click.command("install")
+@click.argument("backend", required=False)
+@click.option("--auto", is_flag=True, help="Install the best backend for this machine.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan and the exact commands; change nothing."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (scripts).")
+@click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(SOURCE_CHOICES),
+    help="Allowed sources (repeatable); default: official, community, hub. "
+    "source-build must be asked for.",
+)
+@click.option(
+    "--wheelhouse",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Offline: install only from the wheels in DIR (pip --no-index --find-links DIR).",
+)
+@click.option(
+    "--requirement", help="Install exactly this requirement (e.g. xformers==0.0.32.post2)."
+)
+@click.option("--installer", type=click.Choice(["pip", "uv"]), default="pip", show_default=True)
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Plan for the machine recorded in this snapshot (prints the plan; installs nothing).",
+)
+@click.option(
+    "--python",
+    "python",
+    default=sys.executable,
+    show_default="this interpreter",
+    help="The interpreter whose environment to install into.",
+)
+@click.option(
+    "--rollback", is_flag=True, help="Undo an interrupted install recorded in the journal."
+)
+@click.option(
+    "--check-timeout",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds the post-install import check may take.",
+)
+def install_command(
+    *,
+    backend: str | None,
+    auto: bool,
+    dry_run: bool,
+    yes: bool,
+    json_mode: bool,
+    sources: tuple[str, ...],
+    wheelhouse: Path | None,
+    requirement: str | None,
+    installer: str,
+    snapshot_path: Path | None,
+    python: str,
+    rollback: bool,
+    check_timeout: float,
+) -> None:
+    """Install an attention backend without ever changing torch; roll back if it fails."""
+    import dataclasses
+
+    from attn_doctor.install.build import missing_build_requirements
+    from attn_doctor.install.execute import (
+        InstallOptions,
+        InstallRolledBack,
+        build_environment,
+        display_commands,
+        execute_install,
+        merge_constraints,
+        rollback_interrupted,
+    )
+    from attn_doctor.install.pip import Installer, protected_constraints
+    from attn_doctor.install.state import record_state
+
+    inst: Installer = "uv" if installer == "uv" else "pip"
+    if rollback:
+        if backend or auto:
+            raise UsageError("--rollback takes no backend")
+        rb = rollback_interrupted(python, installer="uv" if installer == "uv" else None)
+        _emit(json_mode, {"rollback": rb}, ExitCode.OK, None)
+        if not json_mode:
+            con = _console()
+            if not rb.found:
+                con.print("No interrupted install to roll back.")
+            else:
+                con.print(
+                    f"Rolled back the interrupted install of {rb.requirement} "
+                    f"(it stopped at '{rb.journal_step}'):"
+                )
+                if rb.result is not None:
+                    for line in _rollback_lines(rb.result):
+                        con.print(f"  {line}")
+        sys.exit(int(ExitCode.OK))
+
+    if bool(backend) == auto:
+        raise UsageError(
+            "name one backend, or pass --auto", hint="e.g. attn-doctor install xformers"
+        )
+    chosen: BackendName | None = parse_backend(backend) if backend else None
+    allowed = sources or DEFAULT_SOURCES
+
+    if chosen is not None and BACKENDS[chosen].distribution is None:
+        msg = f"{BACKENDS[chosen].title} comes with torch: there is nothing to install"
+        _emit(json_mode, {"plan": None, "note": msg}, ExitCode.OK, None)
+        if not json_mode:
+            _console().print(msg)
+        sys.exit(int(ExitCode.OK))
+
+    if snapshot_path is not None:
+        plan = _resolve_plan(backend=chosen, sources=allowed, snapshot=snapshot_path, python=python)
+        constraints = plan.protected
+    else:
+        state = record_state(python)
+        pins = protected_constraints(state.versions())
+        if chosen is not None and (requirement is not None or wheelhouse is not None):
+            plan = explicit_plan(
+                chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins
+            )
+        else:
+            plan = _resolve_plan(backend=chosen, sources=allowed, snapshot=None, python=python)
+        constraints = merge_constraints(pins, plan.protected)
+    _check_source_allowed(plan, allowed)
+    if not plan.candidate.requirement:
+        how = plan.candidate.attn_implementation
+        msg = f"nothing to pip install: load the model with attn_implementation={how!r}"
+        _emit(json_mode, {"plan": plan, "note": msg}, ExitCode.OK, None)
+        if not json_mode:
+            _console().print(msg)
+        sys.exit(int(ExitCode.OK))
+    if plan.candidate.url and wheelhouse is None and snapshot_path is None:
+        plan = _confirm_url(plan)
+    index_args = wheelhouse_args(wheelhouse)
+    options = InstallOptions(
+        python=python, installer=inst, index_args=index_args, check_timeout=check_timeout
+    )
+    # Show what will run here (the resolver's own command lines stay in the JSON plan).
+    build_env = plan.candidate.build_env
+    pre: tuple[str, ...] = ()
+    if plan.candidate.source == "source-build" and snapshot_path is None:
+        build_env = build_environment(plan, options)
+        pre = missing_build_requirements(python)
+    commands = display_commands(
+        plan,
+        python=python,
+        installer=inst,
+        index_args=index_args,
+        build_env=build_env,
+        pre_requirements=pre,
+    )
+    if not json_mode:
+        _print_plan(_console(), plan, commands, constraints)
+    if snapshot_path is not None or dry_run:
+        _emit(
+            json_mode,
+            {"plan": plan, "constraints": constraints, "commands": commands, "dry_run": True},
+            ExitCode.OK,
+            None,
+        )
+        sys.exit(int(ExitCode.OK))
+
+    _confirm(yes)
+    echo = None
+    if not json_mode and sys.stderr.isatty():
+
+        def echo(line: str) -> None:
+            click.echo(f"  | {line}", err=True)
+
+    options = dataclasses.replace(options, echo=echo)
+    try:
+        report = execute_install(plan, options)
+    except InstallRolledBack as exc:
+        _emit(json_mode, {"plan": plan, "report": exc.report}, exc.exit_code, exc)
+        if json_mode:
+            sys.exit(int(exc.exit_code))
+        con = _console()
+        if exc.report.rolled_back is not None:
+            rb_res = exc.report.rolled_back
+            con.print("Rolled back:" if rb_res.exact else "Rollback INCOMPLETE:")
+            for line in _rollback_lines(rb_res):
+                con.print(f"  {line}")
+        raise
+    except AttnDoctorError as exc:
+        if json_mode:
+            _emit(json_mode, {"plan": plan}, exc.exit_code, exc)
+            sys.exit(int(exc.exit_code))
+        raise
+    _emit(json_mode, {"plan": plan, "report": report}, ExitCode.OK, None)
+    if not json_mode:
+        con = _console()
+        con.print(
+            f"[green]Installed[/green] {plan.candidate.requirement} in {report.seconds:.1f} s"
+        )
+        for line in report.changes.lines():
+            con.print(f"  {line}")
+        if report.check is not None:
+            con.print(f"  check: import {report.check.module} -> {report.check.status}")
+        if report.build_seconds is not None:
+            con.print(f"  source build took {report.build_seconds / 60:.1f} min; log: {report.log}")
+    sys.exit(int(ExitCode.OK))
+
+
+def _rollback_lines(result: RollbackResult) -> list[str]:
+    """People's account of a rollback: what was removed, what was put back and how."""
+    back = {spec.split("==")[0] for spec in result.restored + result.reinstalled}
+    lines = [f"removed   {name} (added by the install)" for name in result.uninstalled
+             if name not in back]  # fmt: skip
+    lines += [f"restored  {spec} (byte-exact, from the backup)" for spec in result.restored]
+    lines += [f"restored  {spec} (reinstalled, --no-deps)" for spec in result.reinstalled]
+    lines += [f"NOT restored: {line}" for line in result.remaining.lines()]
+    return lines
+
+
+def _confirm_url(plan: InstallPlan) -> InstallPlan:
+    """Check the candidate's URL exists before acting; record the answer in the plan."""
+    import dataclasses
+
+    from attn_doctor.install.urlcheck import confirm_url
+
+    url = plan.candidate.url
+    assert url is not None
+    result = confirm_url(url)
+    if result.exists is False:
+        raise InstallFailed(
+            f"the wheel URL does not exist ({result.detail}): {url}; nothing was changed",
+            hint="The index entry may be wrong; run `attn-doctor check` for other ways.",
+        )
+    candidate = dataclasses.replace(plan.candidate, confirmed_online=result.exists)
+    notes = plan.notes
+    if result.exists is None:
+        notes = (*notes, f"the URL could not be confirmed online ({result.detail})")
+    return dataclasses.replace(plan, candidate=candidate, notes=notes)
+
+
+def _check_source_allowed(plan: InstallPlan, allowed: Sequence[str]) -> None:
+    cand = plan.candidate
+    if cand.source == "source-build":
+        kind = "source-build"
+    elif cand.source == "hub":
+        kind = "hub"
+    elif cand.trust == "community":
+        kind = "community"
+    else:
+        kind = "official"
+    if kind not in allowed:
+        raise UsageError(
+            f"the plan needs a {kind} source ({cand.requirement}), which --source does not allow",
+            hint=f"Add --source {kind} to allow it.",
+        )

@@ -1,0 +1,63 @@
+"""``attn-doctor install`` argument handling and plan display (nothing is installed here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from attn_doctor.cli import main
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = info.value.code
+    assert isinstance(code, int)
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["install"], ["install", "xformers", "--auto"], ["install", "xformers", "--rollback"]],
+    ids=["nothing", "both", "rollback-with-backend"],
+)
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run([*args, "--json"], capsys)
+    assert code == 2
+    assert json.loads(out)["error"]["code"] == "usage"
+
+
+def test_torch_internal_backends_need_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["install", "sdpa", "--json"], capsys)
+    assert code == 0
+    assert "comes with torch" in json.loads(out)["result"]["note"]
+
+
+def test_dry_run_shows_the_pins_of_the_target_interpreter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pins come from the interpreter named by --python (here: the test's own)."""
+    from importlib.metadata import version
+
+    torch_version = version("torch")
+    args = ["install", "flash-attn", "--requirement", "flash-attn==2.8.3", "--python",
+            sys.executable, "--wheelhouse", str(tmp_path), "--dry-run", "--json"]  # fmt: skip
+    code, out, _ = _run(args, capsys)
+    assert code == 0
+    result = json.loads(out)["result"]
+    assert result["dry_run"] is True
+    assert f"torch=={torch_version}" in result["constraints"]
+    (cmd,) = result["commands"]
+    assert cmd.endswith(f"--no-index --find-links {tmp_path} flash-attn==2.8.3 -c constraints.txt")
+
+
+def test_source_policy_is_enforced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["install", "flash-attn", "--python", sys.executable, "--wheelhouse", str(tmp_path),
+            "--source", "community", "--dry-run", "--json"]  # fmt: skip
+    code, out, _ = _run(args, capsys)
+    assert code == 2
+    assert "--source official" in json.loads(out)["error"]["hint"]
