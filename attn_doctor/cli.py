@@ -13,8 +13,8 @@ import click
 
 from attn_doctor import __version__
 from attn_doctor.commands.check import check_command
-from attn_doctor.commands.explain import explain_command
 from attn_doctor.commands.download import download_command
+from attn_doctor.commands.explain import explain_command
 from attn_doctor.commands.install import install_command
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
@@ -97,6 +97,12 @@ def _fail(
     code: ExitCode | None = None,
 ) -> None:
     exit_code = code if code is not None else exc.exit_code
+    if exit_code == ExitCode.OK:  # an early, successful answer (e.g. nothing to install)
+        if json_mode:
+            write_envelope(make_envelope(command, result={"note": exc.message}))
+        else:
+            click.echo(exc.message)
+        sys.exit(int(exit_code))
     if json_mode:
         write_envelope(make_envelope(command, exit_code=exit_code, error=exc))
     else:

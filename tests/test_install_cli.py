@@ -61,3 +61,43 @@ def test_source_policy_is_enforced(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, _ = _run(args, capsys)
     assert code == 2
     assert "--source official" in json.loads(out)["error"]["hint"]
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def test_auto_plans_xformers_for_a_t4_without_touching_torch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    snap = str(SNAPSHOTS / "t4-colab.json")
+    code, out, _ = _run(["install", "--auto", "--snapshot", snap, "--json"], capsys)
+    assert code == 0
+    plan = json.loads(out)["result"]["plan"]
+    assert plan["backend"] == "xformers"  # flash-attn 2 cannot run on sm75
+    assert "torch==2.8.0+cu126" in plan["protected"]
+    assert plan["candidate"]["index_url"].endswith("/cu126")
+
+
+def test_auto_when_the_best_is_already_usable(capsys: pytest.CaptureFixture[str]) -> None:
+    snap = str(SNAPSHOTS / "a100-linux.json")
+    code, out, _ = _run(["install", "--auto", "--snapshot", snap, "--json"], capsys)
+    assert code == 0
+    assert "already installed and usable" in json.loads(out)["result"]["note"]
+
+
+def test_auto_on_a_cpu_laptop_has_nothing_to_install(capsys: pytest.CaptureFixture[str]) -> None:
+    snap = str(SNAPSHOTS / "cpu-only-laptop.json")
+    code, out, _ = _run(["install", "--auto", "--snapshot", snap, "--json"], capsys)
+    assert code == 0
+    assert "built into torch" in json.loads(out)["result"]["note"]
+
+
+def test_official_only_names_the_ways_out(capsys: pytest.CaptureFixture[str]) -> None:
+    # torch 2.9 has no upstream flash-attn wheel: refuse, and say what would work instead.
+    snap = str(SNAPSHOTS / "h100-linux-recent-torch.json")
+    args = ["install", "flash-attn", "--snapshot", snap, "--source", "official", "--json"]
+    code, out, _ = _run(args, capsys)
+    assert code == 2
+    error = json.loads(out)["error"]
+    assert "no wheel for torch 2.9" in error["message"]
+    assert "community build exists" in error["hint"]

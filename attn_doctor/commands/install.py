@@ -6,19 +6,21 @@ leftover journal), 4 install failed or refused (the environment is as before), 5
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from attn_doctor.backends import BACKENDS, BackendName, parse_backend
 from attn_doctor.errors import AttnDoctorError, ExitCode, InstallFailed, UsageError
-from attn_doctor.plan.types import InstallPlan, WheelCandidate
+from attn_doctor.facts import Environment
+from attn_doctor.plan.types import InstallPlan, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
+    from attn_doctor.index import Index
     from attn_doctor.install.state import RollbackResult
 
 SOURCE_CHOICES = ("official", "community", "hub", "source-build")
@@ -61,6 +63,21 @@ def explicit_plan(
     )
 
 
+class NothingToInstall(AttnDoctorError):
+    """``--auto`` found the best backend already installed and usable (exit 0)."""
+
+    exit_code = ExitCode.OK
+    code = "nothing-to-install"
+
+
+_SOURCE_KINDS: dict[str, tuple[SourceKind, ...]] = {
+    "official": ("upstream-release", "pypi", "pytorch-index", "wheelhouse"),
+    "community": ("community",),
+    "hub": ("hub",),
+    "source-build": ("source-build",),
+}
+
+
 def _resolve_plan(
     *,
     backend: BackendName | None,
@@ -68,18 +85,14 @@ def _resolve_plan(
     snapshot: Path | None,
     python: str,
 ) -> InstallPlan:
-    """The resolver's plan for this machine (or the snapshot's): the integration point.
+    """The resolver's plan for this machine (or the snapshot's).
 
-    ``backend=None`` means ``--auto``. The resolver lives in ``attn_doctor.plan.resolve``.
+    ``backend=None`` means ``--auto``: the first backend in ``check``'s ranking that is a
+    package (not built into torch) and that some allowed source can provide here.
     """
-    try:
-        resolve = importlib.import_module("attn_doctor.plan.resolve")
-    except ImportError as exc:
-        raise UsageError(
-            "the resolver is not part of this build: attn-doctor cannot choose a wheel itself",
-            hint="Name what to install: --requirement SPEC and/or --wheelhouse DIR.",
-        ) from exc
     from attn_doctor.commands.check import load_snapshot
+    from attn_doctor.index import load_index
+    from attn_doctor.plan.resolve import plan_install
 
     if snapshot is not None:
         env = load_snapshot(snapshot)
@@ -87,8 +100,57 @@ def _resolve_plan(
         from attn_doctor.probe import probe_environment
 
         env = probe_environment()
-    plan_install = cast(Callable[..., InstallPlan], resolve.plan_install)
-    return plan_install(env, backend=backend, sources=tuple(sources))
+    if python != sys.executable and snapshot is None:
+        env = dataclasses.replace(
+            env, python=dataclasses.replace(env.python, executable=python)
+        )
+    index = load_index()
+    kinds = tuple(k for s in sources for k in _SOURCE_KINDS.get(s, ()))
+    if backend is not None:
+        return plan_install(env, index, backend, allow_sources=kinds)
+    return _auto_plan(env, index, kinds)
+
+
+def _auto_plan(env: Environment, index: Index, kinds: Sequence[SourceKind]) -> InstallPlan:
+    from attn_doctor.plan.diagnose import diagnose
+    from attn_doctor.plan.resolve import plan_install
+    from attn_doctor.rules import load_rules
+
+    diagnosis = diagnose(env, load_rules())
+    tried: list[str] = []
+    for rec in diagnosis.recommendations:
+        info = BACKENDS[rec.backend]
+        if info.distribution is None:
+            continue  # built into torch: nothing to install
+        if rec.usable_now:
+            raise NothingToInstall(
+                f"{info.title} is already installed and usable here: nothing to install; "
+                + _how_to_use(rec.backend, rec.attn_implementation)
+            )
+        try:
+            return plan_install(env, index, rec.backend, allow_sources=kinds)
+        except UsageError as exc:
+            tried.append(f"{info.title}: {exc.message}")
+    top = diagnosis.recommendations[0] if diagnosis.recommendations else None
+    if top is not None and top.usable_now:
+        raise NothingToInstall(
+            f"nothing to install: the best backend here is built into torch "
+            f"({BACKENDS[top.backend].title}); "
+            + _how_to_use(top.backend, top.attn_implementation)
+            + ("" if not tried else ". Not installable here: " + " | ".join(tried))
+        )
+    raise UsageError("--auto found nothing to install here", hint=" | ".join(tried) or None)
+
+
+def _how_to_use(backend: BackendName, attn_implementation: str | None) -> str:
+    if backend == "xformers":
+        return (
+            "in transformers call attn_doctor.register_xformers_attention() and load models "
+            "with attn_implementation='xformers'"
+        )
+    if attn_implementation is None:
+        return f"use {BACKENDS[backend].title} through its own API"
+    return f"load models with attn_implementation={attn_implementation!r}"
 
 
 def _console() -> Any:
@@ -107,9 +169,10 @@ def _print_plan(
     console.print(f"  source   {cand.source}{label}")
     if cand.reason:
         console.print(f"  why      {cand.reason}")
-    if cand.confirmed_online is None and cand.url:
-        console.print("  note     the URL was not checked online (unconfirmed)")
-    for note in plan.notes:
+    notes = list(plan.notes)
+    if cand.confirmed_online is None and cand.url and not any("URL" in n for n in notes):
+        notes.insert(0, "the URL was not checked online (unconfirmed)")
+    for note in notes:
         console.print(f"  note     {note}")
     console.print("  pinned (pip must fail rather than change these):")
     for line in constraints or ("(none installed)",):
