@@ -1,0 +1,1 @@
+"""attn-doctor verify: real kernel launches against a reference, and a small model forward."""
