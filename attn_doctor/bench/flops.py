@@ -32,8 +32,12 @@ def attention_flops(
 
     Integer division for causal, as upstream does (``// 2``), then the mode factor.
     """
-    for name, value in (("batch", batch), ("seqlen", seqlen), ("heads", heads),
-                        ("head_dim", head_dim)):
+    for name, value in (
+        ("batch", batch),
+        ("seqlen", seqlen),
+        ("heads", heads),
+        ("head_dim", head_dim),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     forward = 4 * batch * seqlen**2 * heads * head_dim // (2 if causal else 1)

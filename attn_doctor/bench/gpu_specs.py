@@ -26,8 +26,14 @@ def parse_gpu_specs(data: dict[str, object]) -> tuple[tuple[GpuSpec, re.Pattern[
     seen: set[str] = set()
     out: list[tuple[GpuSpec, re.Pattern[str]]] = []
     allowed = {
-        "key", "name", "match", "dense_tflops_fp16", "dense_tflops_bf16", "source",
-        "verified", "note",
+        "key",
+        "name",
+        "match",
+        "dense_tflops_fp16",
+        "dense_tflops_bf16",
+        "source",
+        "verified",
+        "note",
     }
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):

@@ -18,6 +18,13 @@ def _ok_points(sweep: BackendSweep) -> dict[BenchShape, BenchPoint]:
     }
 
 
+def format_rate(tflops: float) -> str:
+    """``312.4`` -> ``312 TFLOP/s``; below 1 TFLOP/s in GFLOP/s (CPU figures)."""
+    if tflops >= 1.0:
+        return f"{tflops:.3g} TFLOP/s"
+    return f"{tflops * 1e3:.3g} GFLOP/s"
+
+
 def _geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -25,14 +32,15 @@ def _geomean(values: Sequence[float]) -> float:
 def recommend(sweeps: Sequence[BackendSweep]) -> BenchRecommendation | None:
     """The backend with the highest geometric-mean TFLOP/s over the shapes it was measured at.
 
-    Only backends that passed their correctness check and completed a point are candidates.
+    Only backends whose sweep ran to its end, passed every correctness check and completed a
+    point are candidates: one that crashed or hung part-way is not recommended.
     Backends that completed every shape any candidate completed are compared on all of them;
     when none did (an OOM here, a crash there), those with the most completed shapes are
     compared on the shapes they all share. Ties go to the earlier backend in the run order.
     """
     runs: dict[BackendName, dict[BenchShape, BenchPoint]] = {}
     for sweep in sweeps:
-        if sweep.status != "ok" or (sweep.check is not None and not sweep.check.passed):
+        if sweep.status != "ok" or not sweep.checks or not all(c.passed for c in sweep.checks):
             continue
         points = _ok_points(sweep)
         if points:
@@ -72,11 +80,11 @@ def recommend(sweeps: Sequence[BackendSweep]) -> BenchRecommendation | None:
                 ]
             )
     reason = (
-        f"fastest measured: {scores[best]:.3g} TFLOP/s geometric mean over {len(shapes)} "
+        f"fastest measured: {format_rate(scores[best])} geometric mean over {len(shapes)} "
         f"shape(s), fastest at {wins} of them"
     )
     if runner_up is not None:
-        reason += f"; next {runner_up} at {scores[runner_up]:.3g}"
+        reason += f"; next {runner_up} at {format_rate(scores[runner_up])}"
     if speedup is not None:
         reason += f"; {speedup:.2f}× eager"
     excluded = sorted(set(runs) - set(eligible))

@@ -21,6 +21,10 @@ BENCH_SCHEMA_VERSION = 1
 BenchMode = Literal["fwd", "fwd_bwd"]
 PointStatus = Literal["ok", "oom", "error", "unsupported"]
 SweepStatus = Literal["ok", "failed-check", "unavailable", "crashed", "timeout", "error"]
+"""ok: the sweep ran to its end (single points may still have failed: see their status);
+failed-check: a correctness check failed, nothing it covers was timed; unavailable: the backend
+cannot be launched here (the reason says why); crashed/timeout/error: the child died, hung or
+answered garbage; the points it finished before that are kept."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +73,8 @@ class BackendSweep:
     backend: BackendName
     status: SweepStatus
     detail: str | None = None
-    check: CorrectnessCheck | None = None
+    checks: tuple[CorrectnessCheck, ...] = ()
+    """verify's kernel check first, then bench's own at each (dtype, head dim, mask) timed."""
     points: tuple[BenchPoint, ...] = ()
     seconds: float | None = None
     stderr_tail: str | None = None

@@ -53,8 +53,7 @@ class BenchShape:
         kv = f"/{self.kv_heads}kv" if self.kv_heads != self.heads else ""
         mask = "causal" if self.causal else "full"
         return (
-            f"B{self.batch} S{self.seqlen} H{self.heads}{kv} D{self.head_dim} "
-            f"{mask} {self.dtype}"
+            f"B{self.batch} S{self.seqlen} H{self.heads}{kv} D{self.head_dim} {mask} {self.dtype}"
         )
 
     @property
@@ -125,9 +124,7 @@ def build_shapes(
                     n_heads = CPU_HEADS
                 n_kv = n_heads if kv_heads is None else kv_heads
                 if n_kv < 1 or n_heads % n_kv:
-                    raise ValueError(
-                        f"kv heads ({n_kv}) must divide query heads ({n_heads})"
-                    )
+                    raise ValueError(f"kv heads ({n_kv}) must divide query heads ({n_heads})")
                 for seqlen in seqlens:
                     if batch is not None:
                         n_batch = batch

@@ -59,19 +59,57 @@ def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
 
 
-def _resolve_ops() -> tuple[Callable[..., Any], Callable[[str], Any], str]:
-    """verify's adapters when they exist in this installation, else bench's fallback."""
-    try:
-        from attn_doctor.verify import ops as verify_ops
-    except ImportError:
-        from attn_doctor.bench import fallback_ops
+_FLEX: dict[object, Any] = {}
+"""flex_attention's compiled function and block masks, built once per shape, not per call."""
 
-        return (
-            fallback_ops.attention_call,
-            fallback_ops.available_ops,
-            "attn_doctor.bench.fallback_ops",
-        )
-    return verify_ops.attention_call, verify_ops.available_ops, "attn_doctor.verify.ops"
+
+def _flex_call(q: Any, k: Any, v: Any, *, causal: bool) -> Any:
+    """flex_attention as users run it: compiled once, the block mask built once per shape.
+
+    verify's adapter builds the block mask inside every call (right for a correctness check);
+    timed that way, flex would pay ``create_block_mask`` on every repetition.
+    """
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    seqlen = q.shape[1]
+    key = (causal, seqlen, str(q.device))
+    if key not in _FLEX:
+        if causal:
+
+            def causal_mask(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
+                return q_idx >= kv_idx
+
+            _FLEX[key] = create_block_mask(
+                causal_mask, None, None, seqlen, seqlen, device=str(q.device)
+            )
+        else:
+            _FLEX[key] = None
+    if "fn" not in _FLEX:
+        _FLEX["fn"] = torch.compile(flex_attention)
+    out = _FLEX["fn"](
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        block_mask=_FLEX[key],
+        enable_gqa=q.shape[2] != k.shape[2],
+    )
+    return out.transpose(1, 2)
+
+
+def bench_call(backend: BackendName, q: Any, k: Any, v: Any, *, causal: bool) -> Any:
+    """One attention call through verify's adapters (layout batch, seqlen, heads, head_dim)."""
+    if backend == "flex_attention":
+        return _flex_call(q, k, v, causal=causal)
+    from attn_doctor.verify.ops import attention_call
+
+    return attention_call(backend, q, k, v, causal=causal)
+
+
+OPS_SOURCE = (
+    "attn_doctor.verify.ops.attention_call (flex_attention: compiled once, block mask built "
+    "once per shape)"
+)
 
 
 def _cpu_name() -> str:
@@ -89,9 +127,7 @@ def _cpu_name() -> str:
 # --- timing -------------------------------------------------------------------------------
 
 
-def time_calls(
-    calls: list[Callable[[], object]], *, device: str, reps: int
-) -> list[float]:
+def time_calls(calls: list[Callable[[], object]], *, device: str, reps: int) -> list[float]:
     """Per-call times in ms. Warm up, then ``reps`` calls rotating through ``calls``.
 
     CUDA: a pair of events around each call, one synchronisation at the end. CPU:
@@ -112,7 +148,7 @@ def time_calls(
             torch.cuda.synchronize()
         warm_times.append(time.perf_counter() - t0)
         i += 1
-    recent = sorted(warm_times[-min(len(warm_times), n):])
+    recent = sorted(warm_times[-min(len(warm_times), n) :])
     estimate = recent[len(recent) // 2]
     if estimate > 0:
         reps = max(MIN_REPS, min(reps, int(POINT_BUDGET_SECONDS / estimate)))
@@ -213,8 +249,15 @@ def run_ceiling(req: dict[str, Any], emit: Emit) -> None:
             )
             del sets, calls
         except Exception as exc:
-            emit({"type": "ceiling", "dtype": dtype, "size": n, "status": "error",
-                  "detail": _last_line(exc)})
+            emit(
+                {
+                    "type": "ceiling",
+                    "dtype": dtype,
+                    "size": n,
+                    "status": "error",
+                    "detail": _last_line(exc),
+                }
+            )
         if device == "cuda":
             torch.cuda.empty_cache()
 
@@ -239,13 +282,14 @@ def _make_inputs(shape: BenchShape, device: str, *, grad: bool, seed: int) -> tu
     return q, k, v, dout
 
 
-def check_backend(
-    call: Callable[..., Any], backend: BackendName, shape: BenchShape, device: str
-) -> dict[str, Any]:
-    """Forward output vs SDPA math in float64, by flash-attn's error-ratio rule."""
+def check_at_shape(backend: BackendName, shape: BenchShape, device: str) -> dict[str, Any]:
+    """The forward output at the bench's own dtype/head dim/mask, through the very call that
+    is timed, vs SDPA math in float64, by flash-attn's error-ratio rule."""
     import torch
 
-    from attn_doctor.bench.fallback_ops import attention_call as ref_call
+    from attn_doctor.verify.ops import attention_call as ref_call
+
+    call = bench_call
 
     q, k, v, _ = _make_inputs(shape, device, grad=False, seed=1234)
     with torch.no_grad():
@@ -254,17 +298,37 @@ def check_backend(
         base = ref_call("sdpa_math", q, k, v, causal=shape.causal)
         out = call(backend, q, k, v, causal=shape.causal)
         if tuple(out.shape) != tuple(q.shape):
-            return {"passed": False, "detail": f"output shape {tuple(out.shape)}, expected "
-                    f"{tuple(q.shape)}"}
+            return {
+                "passed": False,
+                "detail": f"output shape {tuple(out.shape)}, expected {tuple(q.shape)}",
+            }
         err = float((out.double() - ref).abs().max())
         base_err = float((base.double() - ref).abs().max())
     tol = 2.0 * base_err + ATOL[shape.dtype]
     passed = math.isfinite(err) and err <= tol
     return {
         "passed": passed,
+        "method": "bench: forward output vs SDPA math in float64 at this dtype "
+        "(error <= 2 x SDPA math's own error + atol)",
         "max_abs_error": err if math.isfinite(err) else None,
         "tolerance": tol,
         "detail": None if passed else f"max |error| {err:.3g} > tolerance {tol:.3g}",
+    }
+
+
+def verify_check(backend: BackendName, device: str) -> dict[str, Any]:
+    """verify's kernel check (quick matrix: causal and full, grouped-query heads, a padded
+    batch; forward and backward) in this process; the sweep's child is already isolated."""
+    from attn_doctor.verify.kernels import run_kernel_cases
+
+    report = run_kernel_cases(backend, device, quick=True)
+    return {
+        "passed": report.status == "passed",
+        "status": report.status,
+        "method": "verify: kernel check, quick matrix (flash-attn's error-ratio rule)",
+        "max_abs_error": report.max_error,
+        "tolerance": report.allowed,
+        "detail": report.reason,
     }
 
 
@@ -282,23 +346,29 @@ def _check_shape(shape: BenchShape) -> BenchShape:
 
 
 def time_point(
-    call: Callable[..., Any], backend: BackendName, shape: BenchShape, *, device: str,
-    mode: str, reps: int,
+    backend: BackendName, shape: BenchShape, *, device: str, mode: str, reps: int
 ) -> dict[str, Any]:
     """Time one backend at one shape; every failure becomes the point's status."""
     import torch
 
     grad = mode == "fwd_bwd"
     flops = attention_flops(
-        batch=shape.batch, seqlen=shape.seqlen, heads=shape.heads, head_dim=shape.head_dim,
-        causal=shape.causal, mode="fwd_bwd" if grad else "fwd",
+        batch=shape.batch,
+        seqlen=shape.seqlen,
+        heads=shape.heads,
+        head_dim=shape.head_dim,
+        causal=shape.causal,
+        mode="fwd_bwd" if grad else "fwd",
     )
     point: dict[str, Any] = {"type": "point", "shape": encode(shape), "flops": flops}
     sets: list[tuple[Any, ...]] = []
     try:
         itemsize = _torch_dtype(shape.dtype).itemsize
         set_bytes = (
-            shape.batch * shape.seqlen * shape.head_dim * itemsize
+            shape.batch
+            * shape.seqlen
+            * shape.head_dim
+            * itemsize
             * (2 * shape.heads + 2 * shape.kv_heads)
         )
         sets = [
@@ -311,13 +381,13 @@ def time_point(
 
                 def fwd() -> object:
                     with torch.no_grad():
-                        return call(backend, q, k, v, causal=shape.causal)
+                        return bench_call(backend, q, k, v, causal=shape.causal)
 
                 return fwd
 
             def fwd_bwd() -> object:
                 q.grad = k.grad = v.grad = None
-                out = call(backend, q, k, v, causal=shape.causal)
+                out = bench_call(backend, q, k, v, causal=shape.causal)
                 out.backward(dout)
                 return out
 
@@ -340,7 +410,11 @@ def time_point(
     except Exception as exc:
         if _is_oom(exc):
             point.update(status="oom", detail=_last_line(exc))
-        elif "no available kernel" in str(exc).lower() or isinstance(exc, NotImplementedError):
+        elif (
+            "no available kernel" in str(exc).lower()
+            or type(exc).__name__ == "UnsupportedCaseError"
+            or isinstance(exc, NotImplementedError)
+        ):
             point.update(status="unsupported", detail=_last_line(exc))
         else:
             point.update(status="error", detail=_last_line(exc))
@@ -352,33 +426,55 @@ def time_point(
 
 
 def run_sweep(req: dict[str, Any], emit: Emit) -> None:
+    """verify's kernel check, bench's check at each (dtype, head dim, mask), then the points.
+
+    A backend that fails a check is not timed at the shapes that check covers.
+    """
     backend: BackendName = req["backend"]
     device = str(req["device"])
     shapes = [decode(BenchShape, s, "shape") for s in req["shapes"]]
-    call, _available, _source = _resolve_ops()
+    try:
+        first = verify_check(backend, device)
+    except Exception as exc:
+        first = {
+            "passed": False,
+            "status": "error",
+            "method": "verify: kernel check",
+            "detail": _last_line(exc),
+        }
+    emit({"type": "check", **first})
+    if not first["passed"]:
+        return
     checked: dict[BenchShape, dict[str, Any]] = {}
     for shape in shapes:
         cshape = _check_shape(shape)
         if cshape in checked:
             continue
         try:
-            result = check_backend(call, backend, cshape, device)
+            result = check_at_shape(backend, cshape, device)
         except Exception as exc:
-            result = {"passed": False, "detail": _last_line(exc)}
+            result = {
+                "passed": False,
+                "method": "bench: forward output vs SDPA math",
+                "detail": _last_line(exc),
+            }
         result.update(type="check", shape=encode(cshape))
         checked[cshape] = result
         emit(result)
     for shape in shapes:
-        if not checked[_check_shape(shape)]["passed"]:
-            continue
-        emit(time_point(call, backend, shape, device=device, mode=str(req["mode"]),
-                        reps=int(req["reps"])))
+        if checked[_check_shape(shape)]["passed"]:
+            emit(
+                time_point(
+                    backend, shape, device=device, mode=str(req["mode"]), reps=int(req["reps"])
+                )
+            )
 
 
 def run_info(req: dict[str, Any], emit: Emit) -> None:
     import torch
 
-    _call, available, source = _resolve_ops()
+    from attn_doctor.verify.ops import available_ops
+
     cuda_ok = bool(torch.cuda.is_available())
     device = str(req.get("device") or ("cuda" if cuda_ok else "cpu"))
     info: dict[str, Any] = {
@@ -387,7 +483,7 @@ def run_info(req: dict[str, Any], emit: Emit) -> None:
         "torch_cuda": torch.version.cuda,
         "cuda_available": cuda_ok,
         "device": device,
-        "ops_source": source,
+        "ops_source": OPS_SOURCE,
         "compute_capability": None,
     }
     if device == "cuda" and cuda_ok:
@@ -396,10 +492,7 @@ def run_info(req: dict[str, Any], emit: Emit) -> None:
         info["compute_capability"] = f"{major}.{minor}"
     else:
         info["device_name"] = _cpu_name()
-    if device == "cuda" and not cuda_ok:
-        info["available"] = []
-    else:
-        info["available"] = list(available(device))
+    info["backends"] = dict(available_ops(device))
     emit(info)
 
 
