@@ -14,6 +14,7 @@ import click
 from attn_doctor import __version__
 from attn_doctor.commands.bench import bench_command
 from attn_doctor.commands.check import check_command
+from attn_doctor.commands.verify import verify_command
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 
@@ -35,6 +36,7 @@ def cli() -> None:
 
 cli.add_command(check_command)
 cli.add_command(bench_command)
+cli.add_command(verify_command)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -1,1 +1,10 @@
-"""attn-doctor verify: real kernel launches against a reference, and a small model forward."""
+"""attn-doctor verify: real kernel launches against a reference, and a small model forward.
+
+Importing this package imports no torch: every check runs in a child process.
+"""
+
+from __future__ import annotations
+
+from attn_doctor.verify.runner import BackendVerdict, VerifyReport, verify_backends
+
+__all__ = ["BackendVerdict", "VerifyReport", "verify_backends"]

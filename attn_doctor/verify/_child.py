@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--trust-remote-code", action="store_true")
     unsloth = sub.add_parser("unsloth")
     unsloth.add_argument("--device", default="cuda")
+    sub.add_parser("device")
     args = parser.parse_args(argv)
 
     if args.what == "kernels":
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                 trust_remote_code=args.trust_remote_code,
             )
         )
+    elif args.what == "device":
+        import json
+
+        import torch
+
+        line = json.dumps({"cuda": bool(torch.cuda.is_available())})
     else:
         from attn_doctor.verify.model import run_unsloth_check, unsloth_report_json
 
