@@ -135,3 +135,13 @@ def test_garbage_point_is_dropped_not_fatal() -> None:
         CEILINGS,
     )
     assert (sweep.status, sweep.points) == ("ok", ())
+
+
+def test_worker_output_is_strict_json() -> None:
+    from attn_doctor.bench.worker import _finite
+
+    assert _finite({"a": float("nan"), "b": [1.0, float("inf")], "c": "x"}) == {
+        "a": None,
+        "b": [1.0, None],
+        "c": "x",
+    }

@@ -37,3 +37,16 @@ def test_repetitions_are_capped_by_the_time_budget() -> None:
     samples = time_calls([slow], device="cpu", reps=100)
     # ~2 s budget / 0.3 s per call -> 6 reps, never fewer than 3.
     assert 3 <= len(samples) <= 7
+
+
+def test_a_slow_first_call_does_not_cut_the_repetitions() -> None:
+    # The first call stands for compilation (flex_attention, Triton autotuning).
+    calls = {"n": 0}
+
+    def call() -> object:
+        calls["n"] += 1
+        time.sleep(1.0 if calls["n"] == 1 else 0.001)
+        return None
+
+    samples = time_calls([call, call], device="cpu", reps=20)
+    assert len(samples) == 20

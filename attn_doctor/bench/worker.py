@@ -148,8 +148,9 @@ def time_calls(calls: list[Callable[[], object]], *, device: str, reps: int) -> 
             torch.cuda.synchronize()
         warm_times.append(time.perf_counter() - t0)
         i += 1
-    recent = sorted(warm_times[-min(len(warm_times), n) :])
-    estimate = recent[len(recent) // 2]
+    # The first call pays compilation and autotuning (flex_attention: seconds): leave it out.
+    later = sorted(warm_times[1:])
+    estimate = later[len(later) // 2]
     if estimate > 0:
         reps = max(MIN_REPS, min(reps, int(POINT_BUDGET_SECONDS / estimate)))
     if cuda:
@@ -496,12 +497,23 @@ def run_info(req: dict[str, Any], emit: Emit) -> None:
     emit(info)
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: the protocol (and the JSON envelope) is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def main() -> None:
     out: IO[str] = sys.stdout
     sys.stdout = sys.stderr  # a stray print from a library must not corrupt the protocol
 
     def emit(record: dict[str, Any]) -> None:
-        out.write(json.dumps(record, sort_keys=True) + "\n")
+        out.write(json.dumps(_finite(record), sort_keys=True, allow_nan=False) + "\n")
         out.flush()
 
     try:
