@@ -185,9 +185,8 @@ def probe_device(device: Device | None, *, python: str | None = None) -> DeviceI
             hint=f"torch {info.get('torch_version')} (CUDA {info.get('torch_cuda')}); "
             "run `attn-doctor check` for the reason, or use --device cpu.",
         )
-    backends = tuple(
-        (name, reason) for name, reason in sorted(dict(info.get("backends") or {}).items())
-    )
+    # verify's order: SDPA kernels, flex, the extensions, eager last (the baseline).
+    backends = tuple((name, reason) for name, reason in dict(info.get("backends") or {}).items())
     return DeviceInfo(
         device=info["device"],
         device_name=str(info.get("device_name") or info["device"]),
