@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from attn_doctor.bench.results import Ceiling
-from attn_doctor.bench.runner import WorkerOutcome, run_worker, sweep_from_outcome
+from attn_doctor.bench.runner import WorkerOutcome, ceiling_rates, run_worker, sweep_from_outcome
 from attn_doctor.facts import encode
 from tests.bench_data import point, shape
 
@@ -23,7 +23,7 @@ def _point_record(seqlen: int, ms: float) -> dict[str, object]:
 
 
 CHECK_OK = _record("check", passed=True, method="verify: kernel check")
-CEILINGS = (Ceiling(dtype="fp16", size=8192, status="ok", tflops=500.0),)
+CEILINGS = ceiling_rates("cuda", (Ceiling(dtype="fp16", size=8192, status="ok", tflops=500.0),))
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:
@@ -145,3 +145,13 @@ def test_worker_output_is_strict_json() -> None:
         "b": [1.0, None],
         "c": "x",
     }
+
+
+def test_cpu_points_are_set_against_the_fp32_rate() -> None:
+    ceilings = (
+        Ceiling(dtype="fp32", size=1024, status="ok", tflops=0.02),
+        Ceiling(dtype="bf16", size=512, status="ok", tflops=0.0004),
+    )
+    assert ceiling_rates("cpu", ceilings) == {"fp32": 0.02, "bf16": 0.02, "fp16": 0.02}
+    assert ceiling_rates("cuda", ceilings) == {"fp32": 0.02, "bf16": 0.0004}
+    assert ceiling_rates("cpu", ()) == {}

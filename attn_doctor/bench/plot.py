@@ -72,7 +72,7 @@ def write_plot(result: BenchResult, path: Path) -> Path:
             lo = [max(0.0, y - (p.tflops_q1 or y)) for p, y in zip(pts, ys, strict=True)]
             hi = [max(0.0, (p.tflops_q3 or y) - y) for p, y in zip(pts, ys, strict=True)]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=sweep.backend)
-        ceiling = result.ceiling(groups[key].dtype)
+        ceiling = result.ceiling_for(groups[key].dtype)
         if ceiling is not None and ceiling.tflops:
             ax.axhline(
                 ceiling.tflops, linestyle="--", color="grey", label=f"matmul {ceiling.tflops:.3g}"

@@ -18,6 +18,15 @@ from attn_doctor.facts import decode, encode
 
 BENCH_SCHEMA_VERSION = 1
 
+
+def ceiling_dtypes(device: Device, dtypes: tuple[DType, ...]) -> tuple[DType, ...]:
+    """Which matmul rates a run measures. On a GPU, each dtype's tensor-core rate. On a CPU,
+    fp32 only: CPUs without bf16/fp16 matrix units run a low-precision matmul far below their
+    fp32 rate (0.4 vs ~20 GFLOP/s measured on an AVX2 EPYC), while fused attention kernels
+    convert to fp32 inside — a bf16 "ceiling" would put them at thousands of per cent."""
+    return ("fp32",) if device == "cpu" else dtypes
+
+
 BenchMode = Literal["fwd", "fwd_bwd"]
 PointStatus = Literal["ok", "oom", "error", "unsupported"]
 SweepStatus = Literal["ok", "failed-check", "unavailable", "crashed", "timeout", "error"]
@@ -156,6 +165,11 @@ class BenchResult:
             if c.dtype == dtype:
                 return c
         return None
+
+    def ceiling_for(self, dtype: DType) -> Ceiling | None:
+        """The ceiling points of this dtype are measured against: the same dtype's on a GPU;
+        on a CPU always fp32's (see ``ceiling_dtypes``)."""
+        return self.ceiling("fp32" if self.device == "cpu" else dtype)
 
     def sweep(self, backend: BackendName) -> BackendSweep | None:
         for s in self.sweeps:

@@ -34,6 +34,7 @@ from attn_doctor.bench.results import (
     Ceiling,
     CorrectnessCheck,
     SweepStatus,
+    ceiling_dtypes,
 )
 from attn_doctor.bench.shapes import BenchShape, Device, DType
 from attn_doctor.errors import SnapshotError, UsageError
@@ -251,14 +252,23 @@ def _check_from(rec: Mapping[str, Any]) -> CorrectnessCheck:
     )
 
 
+def ceiling_rates(device: Device, ceilings: Sequence[Ceiling]) -> dict[str, float]:
+    """dtype -> the measured TFLOP/s its points are a fraction of (CPU: fp32's for all)."""
+    rates: dict[str, float] = {c.dtype: c.tflops for c in ceilings if c.status == "ok" and c.tflops}
+    if device == "cpu":
+        fp32 = rates.get("fp32")
+        return {} if fp32 is None else dict.fromkeys(("fp32", "bf16", "fp16"), fp32)
+    return rates
+
+
 def sweep_from_outcome(
-    backend: BackendName, outcome: WorkerOutcome, ceilings: Sequence[Ceiling]
+    backend: BackendName, outcome: WorkerOutcome, rates: Mapping[str, float]
 ) -> BackendSweep:
-    """Fold a sweep child's records into a ``BackendSweep`` (pure)."""
+    """Fold a sweep child's records into a ``BackendSweep`` (pure). ``rates``: the ceiling
+    TFLOP/s per dtype (``ceiling_rates``)."""
     checks: list[CorrectnessCheck] = []
     points: list[BenchPoint] = []
     unavailable: str | None = None
-    rates = {c.dtype: c.tflops for c in ceilings if c.tflops}
     for rec in outcome.records:
         kind = rec.get("type")
         if kind == "check":
@@ -331,9 +341,10 @@ def run_bench(
     chosen: list[BackendName] = list(dict.fromkeys(backends)) or list(info.available)
     if baseline and "eager" not in chosen and info.reason("eager") is None:
         chosen.append("eager")
-    dtypes = _dtypes_of(shapes)
+    dtypes = ceiling_dtypes(info.device, _dtypes_of(shapes))
     say(f"measuring the {info.device} matmul ceiling ({', '.join(dtypes)})")
     ceilings = measure_ceilings(info, dtypes, reps=n_reps, python=python)
+    rates = ceiling_rates(info.device, ceilings)
     sweeps: list[BackendSweep] = []
     for backend in chosen:
         reason = info.reason(backend)
@@ -354,7 +365,7 @@ def run_bench(
             timeout=timeout,
             python=python,
         )
-        sweep = sweep_from_outcome(backend, outcome, ceilings)
+        sweep = sweep_from_outcome(backend, outcome, rates)
         sweeps.append(sweep)
         ok = sum(p.status == "ok" for p in sweep.points)
         say(
@@ -364,6 +375,11 @@ def run_bench(
     notes: list[str] = []
     if info.device == "cpu":
         notes.append("peak memory is measured on CUDA devices only")
+        if any(s.dtype != "fp32" for s in shapes):
+            notes.append(
+                "on a CPU every dtype is set against the fp32 matmul rate (low-precision "
+                "attention kernels compute in fp32 inside)"
+            )
     return BenchResult(
         created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         device=info.device,
