@@ -155,3 +155,32 @@ def test_cpu_points_are_set_against_the_fp32_rate() -> None:
     assert ceiling_rates("cpu", ceilings) == {"fp32": 0.02, "bf16": 0.02, "fp16": 0.02}
     assert ceiling_rates("cuda", ceilings) == {"fp32": 0.02, "bf16": 0.0004}
     assert ceiling_rates("cpu", ()) == {}
+
+
+def test_unsupported_case_is_not_a_failed_check() -> None:
+    sweep = sweep_from_outcome(
+        "sdpa_flash",
+        _outcome(
+            CHECK_OK,
+            _record(
+                "check",
+                passed=False,
+                unsupported=True,
+                method="bench: forward",
+                detail="RuntimeError: No available kernel. Aborting execution.",
+                shape=encode(shape(128, dtype="fp32")),
+            ),
+            _record(
+                "point",
+                shape=encode(shape(1024, dtype="fp32")),
+                status="unsupported",
+                flops=1.0,
+                detail="RuntimeError: No available kernel. Aborting execution.",
+            ),
+            _record("done"),
+        ),
+        CEILINGS,
+    )
+    assert sweep.status == "ok"
+    assert sweep.checks[1].unsupported
+    assert [p.status for p in sweep.points] == ["unsupported"]

@@ -40,7 +40,7 @@ def recommend(sweeps: Sequence[BackendSweep]) -> BenchRecommendation | None:
     """
     runs: dict[BackendName, dict[BenchShape, BenchPoint]] = {}
     for sweep in sweeps:
-        if sweep.status != "ok" or not sweep.checks or not all(c.passed for c in sweep.checks):
+        if sweep.status != "ok" or not any(c.passed for c in sweep.checks):
             continue
         points = _ok_points(sweep)
         if points:

@@ -67,6 +67,9 @@ class CorrectnessCheck:
     """The quick check a backend must pass before it is timed."""
 
     passed: bool
+    unsupported: bool = False
+    """The backend has no kernel for this case (e.g. torch's flash kernel and fp32): its
+    points there are ``unsupported``, which is not a failed check."""
     method: str
     """Which check ran: verify's kernel check, or bench's compare against SDPA math."""
     shape: BenchShape | None = None

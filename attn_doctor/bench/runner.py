@@ -244,6 +244,7 @@ def _check_from(rec: Mapping[str, Any]) -> CorrectnessCheck:
     shape = rec.get("shape")
     return CorrectnessCheck(
         passed=bool(rec.get("passed")),
+        unsupported=bool(rec.get("unsupported")),
         method=str(rec.get("method") or "unknown"),
         shape=None if shape is None else decode(BenchShape, shape, "check.shape"),
         max_abs_error=rec.get("max_abs_error"),
@@ -293,8 +294,8 @@ def sweep_from_outcome(
         status, detail = "unavailable", unavailable
     elif not checks:
         status, detail = "error", "no correctness check came back"
-    elif not all(c.passed for c in checks):
-        bad = next(c for c in checks if not c.passed)
+    elif not all(c.passed or c.unsupported for c in checks):
+        bad = next(c for c in checks if not (c.passed or c.unsupported))
         status = "failed-check"
         where = f" at {bad.shape.label}" if bad.shape is not None else ""
         detail = f"{bad.method}{where}: {bad.detail or 'failed'}"

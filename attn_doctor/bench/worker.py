@@ -55,6 +55,16 @@ def _last_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
+def _is_unsupported(exc: BaseException) -> bool:
+    """The backend has no kernel for this case (SDPA's "No available kernel", verify's
+    ``UnsupportedCaseError``, a ``NotImplementedError``): not a wrong answer."""
+    return (
+        "no available kernel" in str(exc).lower()
+        or type(exc).__name__ == "UnsupportedCaseError"
+        or isinstance(exc, NotImplementedError)
+    )
+
+
 def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
 
@@ -411,11 +421,7 @@ def time_point(
     except Exception as exc:
         if _is_oom(exc):
             point.update(status="oom", detail=_last_line(exc))
-        elif (
-            "no available kernel" in str(exc).lower()
-            or type(exc).__name__ == "UnsupportedCaseError"
-            or isinstance(exc, NotImplementedError)
-        ):
+        elif _is_unsupported(exc):
             point.update(status="unsupported", detail=_last_line(exc))
         else:
             point.update(status="error", detail=_last_line(exc))
@@ -456,6 +462,7 @@ def run_sweep(req: dict[str, Any], emit: Emit) -> None:
         except Exception as exc:
             result = {
                 "passed": False,
+                "unsupported": _is_unsupported(exc),
                 "method": "bench: forward output vs SDPA math",
                 "detail": _last_line(exc),
             }
@@ -463,7 +470,26 @@ def run_sweep(req: dict[str, Any], emit: Emit) -> None:
         checked[cshape] = result
         emit(result)
     for shape in shapes:
-        if checked[_check_shape(shape)]["passed"]:
+        check = checked[_check_shape(shape)]
+        if check.get("unsupported"):
+            # Not a wrong answer: this backend has no kernel for this dtype/head dim/mask.
+            emit(
+                {
+                    "type": "point",
+                    "shape": encode(shape),
+                    "status": "unsupported",
+                    "detail": check.get("detail"),
+                    "flops": attention_flops(
+                        batch=shape.batch,
+                        seqlen=shape.seqlen,
+                        heads=shape.heads,
+                        head_dim=shape.head_dim,
+                        causal=shape.causal,
+                        mode="fwd_bwd" if req["mode"] == "fwd_bwd" else "fwd",
+                    ),
+                }
+            )
+        elif check["passed"]:
             emit(
                 time_point(
                     backend, shape, device=device, mode=str(req["mode"]), reps=int(req["reps"])
