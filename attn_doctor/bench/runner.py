@@ -97,6 +97,12 @@ def run_worker(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
+    except BaseException:
+        # Ctrl-C reaches only our process group: the child, in its own, must be ended here.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     seconds = time.monotonic() - start
     records: list[dict[str, Any]] = []
     for raw in out.splitlines():
@@ -187,7 +193,7 @@ def probe_device(device: Device | None, *, python: str | None = None) -> DeviceI
             "run `attn-doctor check` for the reason, or use --device cpu.",
         )
     # verify's order: SDPA kernels, flex, the extensions, eager last (the baseline).
-    backends = tuple((name, reason) for name, reason in dict(info.get("backends") or {}).items())
+    backends = tuple((name, reason) for name, reason in info.get("backends") or ())
     return DeviceInfo(
         device=info["device"],
         device_name=str(info.get("device_name") or info["device"]),

@@ -519,7 +519,8 @@ def run_info(req: dict[str, Any], emit: Emit) -> None:
         info["compute_capability"] = f"{major}.{minor}"
     else:
         info["device_name"] = _cpu_name()
-    info["backends"] = dict(available_ops(device))
+    # A list of pairs, not an object: the order (verify's, eager last) must survive sort_keys.
+    info["backends"] = [[name, reason] for name, reason in available_ops(device).items()]
     emit(info)
 
 
