@@ -184,3 +184,30 @@ def test_unsupported_case_is_not_a_failed_check() -> None:
     assert sweep.status == "ok"
     assert sweep.checks[1].unsupported
     assert [p.status for p in sweep.points] == ["unsupported"]
+
+
+def test_interrupt_ends_the_child(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    pid_file = tmp_path / "pid"
+    python = _fake_python(tmp_path, f"echo $$ > {pid_file}\nsleep 30\n")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_worker({"kind": "sweep"}, timeout=60, python=python)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    pid = int(pid_file.read_text(encoding="utf-8"))
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: the child (and its sleep) are gone

@@ -80,7 +80,8 @@ def run_worker(
     """
     cmd = [python or sys.executable, "-m", "attn_doctor.bench.worker"]
     start = time.monotonic()
-    proc = subprocess.Popen(
+    timed_out = False
+    with subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -88,21 +89,21 @@ def run_worker(
         text=True,
         env=_child_env(),
         start_new_session=True,
-    )
-    timed_out = False
-    try:
-        out, err = proc.communicate(json.dumps(request), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-    except BaseException:
-        # Ctrl-C reaches only our process group: the child, in its own, must be ended here.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+    ) as proc:
+        try:
+            out, err = proc.communicate(json.dumps(request), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        except BaseException:
+            # Ctrl-C reaches only our process group: the child, in its own, is ended here
+            # (leaving the ``with`` closes the pipes and reaps it).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()  # Popen.__exit__ does not wait after a KeyboardInterrupt
+            raise
     seconds = time.monotonic() - start
     records: list[dict[str, Any]] = []
     for raw in out.splitlines():
