@@ -73,3 +73,33 @@ def test_a_wrong_attention_function_fails_the_model_check() -> None:
     (result,) = report.results
     assert result.status == "failed"
     assert "logits differ from eager" in (result.reason or "")
+
+
+def test_model_option_uses_a_local_config_shrunk_to_two_layers(tmp_path: Any) -> None:
+    config = transformers.Qwen2Config(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    config.save_pretrained(tmp_path)
+    report = run_model_checks(
+        device="cpu", model=str(tmp_path), implementations=("eager", "sdpa", "flash_attention_2")
+    )
+    assert report.reason is None
+    (declared,) = report.declared
+    assert declared.model_class == "Qwen2ForCausalLM"
+    assert declared.flash_attn is True
+    assert declared.layers == 2
+    status = {r.attn_implementation: r.status for r in report.results}
+    assert status == {"sdpa": "passed", "flash_attention_2": "skipped"}
+
+
+def test_model_option_with_a_missing_path_says_why(tmp_path: Any) -> None:
+    report = run_model_checks(device="cpu", model=str(tmp_path / "nothing-here"))
+    assert report.results == ()
+    assert report.reason is not None
+    assert report.reason.startswith("could not build the model")

@@ -83,6 +83,8 @@ class DeclaredSupport:
     flash_attn: bool | None
     flex_attn: bool | None
     attention_backend: bool | None
+    layers: int | None = None
+    """Decoder layers in the model that was run (a --model config is shrunk to 2)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +160,7 @@ def _shrunk_config(model: str, *, trust_remote_code: bool) -> Any:
     return config
 
 
-def _declared(family: str, cls: Any) -> DeclaredSupport:
+def _declared(family: str, cls: Any, config: Any) -> DeclaredSupport:
     def flag(name: str) -> bool | None:
         value = getattr(cls, name, None)
         return value if isinstance(value, bool) else None
@@ -170,6 +172,7 @@ def _declared(family: str, cls: Any) -> DeclaredSupport:
         flash_attn=flag("_supports_flash_attn"),
         flex_attn=flag("_supports_flex_attn"),
         attention_backend=flag("_supports_attention_backend"),
+        layers=getattr(getattr(config, "text_config", None) or config, "num_hidden_layers", None),
     )
 
 
@@ -434,7 +437,7 @@ def run_model_checks(
             seconds=time.monotonic() - start,
         )
     for name, config, cls in targets:
-        declared.append(_declared(name, cls))
+        declared.append(_declared(name, cls, config))
         try:
             results.extend(
                 _check_family(
