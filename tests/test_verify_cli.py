@@ -114,3 +114,31 @@ class TestVerdict:
         )
         v = _verdict("sdpa_math", _kernel("passed"), model, None, None)
         assert v.passed is True
+
+
+def test_check_verify_counts_a_usable_backend_verify_cannot_run_as_a_failure() -> None:
+    pytest.importorskip("torch")
+    from attn_doctor.diagnosis import BackendStatus, Diagnosis
+    from attn_doctor.verify import verify_usable
+
+    diagnosis = Diagnosis(
+        findings=(),
+        backends=(
+            BackendStatus(
+                backend="flash_attn_2",
+                installed="yes",
+                importable="yes",
+                compatible="yes",
+                usable=True,
+                reason="planted: check believes it works",
+            ),
+        ),
+        recommendations=(),
+    )
+    report = verify_usable(diagnosis, device="cpu", quick=True, timeout=120)
+    assert not report.ok
+    (verdict,) = report.backends
+    assert verdict.passed is False
+    assert verdict.failure == (
+        "check calls it usable, but verify cannot run it: needs a CUDA device"
+    )

@@ -479,6 +479,7 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
     torch: Any = importlib.import_module("torch")
     if not device.startswith("cuda") or not torch.cuda.is_available():
         return UnslothReport(status="skipped", reason="unsloth needs a CUDA device")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: nothing to download
     try:
         # unsloth must be imported before transformers to patch it.
         unsloth: Any = importlib.import_module("unsloth")
@@ -499,7 +500,6 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
                 max_seq_length=64,
                 dtype=torch.bfloat16,
                 load_in_4bit=False,
-                local_files_only=True,
             )
         except Exception as exc:
             return UnslothReport(
@@ -508,7 +508,7 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
                     :300
                 ],
             )
-        attention_path = str(getattr(fast.config, "_attn_implementation", None))
+        attention_path = _unsloth_attention_path(fast)
         try:
             got = _run_one(fast, ids, mask, labels)
             base = _run_one(plain, ids, mask, labels)
@@ -527,6 +527,19 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         logits_atol=result.logits_atol,
         grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
     )
+
+
+def _unsloth_attention_path(model: Any) -> str:
+    """What unsloth chose: transformers' attn_implementation and unsloth's own kernel flags
+    (``HAS_FLASH_ATTENTION`` and ``xformers`` in ``unsloth.models._utils``)."""
+    parts = [f"attn_implementation={getattr(model.config, '_attn_implementation', None)}"]
+    try:
+        utils: Any = importlib.import_module("unsloth.models._utils")
+    except Exception:
+        return parts[0]
+    parts.append(f"HAS_FLASH_ATTENTION={getattr(utils, 'HAS_FLASH_ATTENTION', None)}")
+    parts.append(f"xformers={'yes' if getattr(utils, 'xformers', None) is not None else 'no'}")
+    return ", ".join(parts)
 
 
 def model_report_json(report: ModelReport) -> str:
