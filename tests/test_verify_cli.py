@@ -142,3 +142,11 @@ def test_check_verify_counts_a_usable_backend_verify_cannot_run_as_a_failure() -
     assert verdict.failure == (
         "check calls it usable, but verify cannot run it: needs a CUDA device"
     )
+
+
+def test_human_table_names_each_backend_and_why() -> None:
+    proc = _run("verify", "fa3", "xformers", "--device", "cpu", "--no-model")
+    assert proc.returncode == 0, proc.stderr
+    assert "flash_attn_3" in proc.stdout
+    assert "xformers" in proc.stdout
+    assert "needs a CUDA device" in proc.stdout

@@ -103,3 +103,11 @@ def test_model_option_with_a_missing_path_says_why(tmp_path: Any) -> None:
     assert report.results == ()
     assert report.reason is not None
     assert report.reason.startswith("could not build the model")
+
+
+@pytest.mark.gpu
+def test_every_implementation_that_imports_matches_eager_on_gpu() -> None:
+    report = run_model_checks(device="cuda")
+    assert report.dtype == "bfloat16"
+    for result in report.results:
+        assert result.status in ("passed", "skipped", "unsupported"), result
