@@ -5,6 +5,11 @@ Importing this package imports no torch: every check runs in a child process.
 
 from __future__ import annotations
 
-from attn_doctor.verify.runner import BackendVerdict, VerifyReport, verify_backends
+from attn_doctor.verify.runner import (
+    BackendVerdict,
+    VerifyReport,
+    verify_backends,
+    verify_usable,
+)
 
-__all__ = ["BackendVerdict", "VerifyReport", "verify_backends"]
+__all__ = ["BackendVerdict", "VerifyReport", "verify_backends", "verify_usable"]

@@ -65,6 +65,8 @@ class CaseSpec:
     padded: bool
     batch: int
     seqlen: int
+    grad: bool = True
+    """Inputs require grad and the backward pass is checked; False: the inference path."""
 
     @property
     def label(self) -> str:
@@ -76,6 +78,8 @@ class CaseSpec:
         ]
         if self.padded:
             parts.append("padded")
+        if not self.grad:
+            parts.append("inference")
         return " ".join(parts)
 
 
@@ -123,7 +127,9 @@ def case_matrix(backend: BackendName, device: str, *, quick: bool = False) -> tu
     batch = 2
     max_dim = MAX_HEAD_DIM.get(backend, 256)
 
-    def spec(dtype: str, *, causal: bool, gqa: bool, dim: int, padded: bool = False) -> CaseSpec:
+    def spec(
+        dtype: str, *, causal: bool, gqa: bool, dim: int, padded: bool = False, grad: bool = True
+    ) -> CaseSpec:
         return CaseSpec(
             dtype=dtype,
             causal=causal,
@@ -133,6 +139,7 @@ def case_matrix(backend: BackendName, device: str, *, quick: bool = False) -> tu
             padded=padded,
             batch=batch,
             seqlen=seqlen,
+            grad=grad,
         )
 
     specs: list[CaseSpec] = []
@@ -147,6 +154,8 @@ def case_matrix(backend: BackendName, device: str, *, quick: bool = False) -> tu
         specs.append(spec(dtype, causal=True, gqa=False, dim=64))
         specs.append(spec(dtype, causal=True, gqa=True, dim=128))
         specs.append(spec(dtype, causal=False, gqa=False, dim=64, padded=True))
+        # Inference: some kernels take another path without grad (xformers' 5-D GQA layout).
+        specs.append(spec(dtype, causal=True, gqa=True, dim=64, grad=False))
         if max_dim not in (64, 128):
             specs.append(spec(dtype, causal=False, gqa=True, dim=max_dim))
     return tuple(specs)
@@ -242,7 +251,7 @@ def _run_case(
         x = torch.randn(
             spec.batch, spec.seqlen, heads, spec.head_dim, generator=gen, dtype=torch.float32
         )
-        return x.to(device=device, dtype=dtype).requires_grad_(True)
+        return x.to(device=device, dtype=dtype).requires_grad_(spec.grad)
 
     q, k, v = rand(spec.heads_q), rand(spec.heads_kv), rand(spec.heads_kv)
     seqlens = None
@@ -329,7 +338,7 @@ def _run_case(
             backward = "checked"
             for name, a, r, p in zip(("dq", "dk", "dv"), got, dref, dpt, strict=True):
                 checks.append(compare(name, a, r, p, rtol=BWD_RTOL, low_dtype=dtype))
-    elif not out.requires_grad:
+    elif not out.requires_grad and spec.grad:
         backward = "unsupported"
         error = no_backward
     passed = all(c.passed for c in checks)

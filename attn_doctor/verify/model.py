@@ -83,6 +83,8 @@ class DeclaredSupport:
     flash_attn: bool | None
     flex_attn: bool | None
     attention_backend: bool | None
+    layers: int | None = None
+    """Decoder layers in the model that was run (a --model config is shrunk to 2)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +160,7 @@ def _shrunk_config(model: str, *, trust_remote_code: bool) -> Any:
     return config
 
 
-def _declared(family: str, cls: Any) -> DeclaredSupport:
+def _declared(family: str, cls: Any, config: Any) -> DeclaredSupport:
     def flag(name: str) -> bool | None:
         value = getattr(cls, name, None)
         return value if isinstance(value, bool) else None
@@ -170,6 +172,7 @@ def _declared(family: str, cls: Any) -> DeclaredSupport:
         flash_attn=flag("_supports_flash_attn"),
         flex_attn=flag("_supports_flex_attn"),
         attention_backend=flag("_supports_attention_backend"),
+        layers=getattr(getattr(config, "text_config", None) or config, "num_hidden_layers", None),
     )
 
 
@@ -434,7 +437,7 @@ def run_model_checks(
             seconds=time.monotonic() - start,
         )
     for name, config, cls in targets:
-        declared.append(_declared(name, cls))
+        declared.append(_declared(name, cls, config))
         try:
             results.extend(
                 _check_family(
@@ -476,6 +479,7 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
     torch: Any = importlib.import_module("torch")
     if not device.startswith("cuda") or not torch.cuda.is_available():
         return UnslothReport(status="skipped", reason="unsloth needs a CUDA device")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: nothing to download
     try:
         # unsloth must be imported before transformers to patch it.
         unsloth: Any = importlib.import_module("unsloth")
@@ -496,7 +500,6 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
                 max_seq_length=64,
                 dtype=torch.bfloat16,
                 load_in_4bit=False,
-                local_files_only=True,
             )
         except Exception as exc:
             return UnslothReport(
@@ -505,7 +508,7 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
                     :300
                 ],
             )
-        attention_path = str(getattr(fast.config, "_attn_implementation", None))
+        attention_path = _unsloth_attention_path(fast)
         try:
             got = _run_one(fast, ids, mask, labels)
             base = _run_one(plain, ids, mask, labels)
@@ -524,6 +527,19 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         logits_atol=result.logits_atol,
         grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
     )
+
+
+def _unsloth_attention_path(model: Any) -> str:
+    """What unsloth chose: transformers' attn_implementation and unsloth's own kernel flags
+    (``HAS_FLASH_ATTENTION`` and ``xformers`` in ``unsloth.models._utils``)."""
+    parts = [f"attn_implementation={getattr(model.config, '_attn_implementation', None)}"]
+    try:
+        utils: Any = importlib.import_module("unsloth.models._utils")
+    except Exception:
+        return parts[0]
+    parts.append(f"HAS_FLASH_ATTENTION={getattr(utils, 'HAS_FLASH_ATTENTION', None)}")
+    parts.append(f"xformers={'yes' if getattr(utils, 'xformers', None) is not None else 'no'}")
+    return ", ".join(parts)
 
 
 def model_report_json(report: ModelReport) -> str:

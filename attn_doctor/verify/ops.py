@@ -193,6 +193,8 @@ def _sdpa(
     softmax_scale: float | None,
     seqlens: Sequence[int] | None,
 ) -> torch.Tensor:
+    import warnings
+
     import torch.nn.functional as F  # noqa: N812 (torch's own idiom)
     from torch.nn.attention import sdpa_kernel
 
@@ -201,16 +203,36 @@ def _sdpa(
         # torch's CUDA flash kernel takes no attn_mask (sdp_utils.cpp check_for_attn_mask),
         # cuDNN's support for boolean masks depends on the cuDNN version.
         raise UnsupportedCaseError(f"{backend} takes no attention mask (padded batch)")
-    with sdpa_kernel(_sdpa_backend_enum(backend)):
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k.transpose(1, 2),
-            v.transpose(1, 2),
-            attn_mask=keep,
-            is_causal=causal and keep is None,
-            scale=softmax_scale,
-            enable_gqa=q.shape[2] != k.shape[2],
-        )
+    groups = q.shape[2] // k.shape[2]
+    gqa = groups > 1
+    if gqa and backend in ("sdpa_mem_efficient", "sdpa_cudnn"):
+        # F.scaled_dot_product_attention's docstring: enable_gqa "currently works only for
+        # Flash_attention and math kernel on CUDA tensor". Expand K/V heads instead, as
+        # transformers' repeat_kv does for these kernels.
+        k = k.repeat_interleave(groups, dim=2)
+        v = v.repeat_interleave(groups, dim=2)
+        gqa = False
+    with warnings.catch_warnings(record=True) as caught, sdpa_kernel(_sdpa_backend_enum(backend)):
+        warnings.simplefilter("always")
+        try:
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                attn_mask=keep,
+                is_causal=causal and keep is None,
+                scale=softmax_scale,
+                enable_gqa=gqa,
+            )
+        except RuntimeError as exc:
+            if "No viable backend" not in str(exc):
+                raise
+            # torch refused the kernel for these inputs (its own constraint checks); the
+            # warnings it issued say which constraint.
+            why = "; ".join(str(w.message).strip().splitlines()[0] for w in caught)
+            raise UnsupportedCaseError(
+                f"torch refuses {backend} for this case" + (f": {why}" if why else "")
+            ) from exc
     return _zero_padded_queries(out.transpose(1, 2), seqlens)
 
 
@@ -373,17 +395,26 @@ def _xformers(
         # xformers the block-diagonal structure.
         lens = list(seqlens)
         cls = fmha.attn_bias.BlockDiagonalCausalMask if causal else fmha.attn_bias.BlockDiagonalMask
-        bias = cls.from_seqlens(lens, lens)
+        try:
+            bias = cls.from_seqlens(lens, lens, device=q.device)
+        except TypeError:  # releases before the device keyword
+            bias = cls.from_seqlens(lens, lens)
         q, k, v = (_unpad(t, lens)[None] for t in (q, k, v))
     elif causal:
         bias = fmha.attn_bias.LowerTriangularMask()
-    if groups > 1:
+    needs_grad = q.requires_grad or k.requires_grad or v.requires_grad
+    if groups > 1 and not needs_grad:
         # Grouped-query attention: the 5-D BMGHK layout, K/V expanded (stride 0) over the
         # query heads of their group, as memory_efficient_attention's docstring prescribes.
         b, m = q.shape[0], q.shape[1]
         q = q.reshape(b, m, heads_kv, groups, dim)
         k = k[:, :, :, None, :].expand(b, m, heads_kv, groups, dim)
         v = v[:, :, :, None, :].expand(b, m, heads_kv, groups, dim)
+    elif groups > 1:
+        # That docstring: "MQA/GQA is an experimental feature supported only for the forward
+        # pass". For training, K/V heads are repeated in the 4-D layout.
+        k = k.repeat_interleave(groups, dim=2)
+        v = v.repeat_interleave(groups, dim=2)
     out = fmha.memory_efficient_attention(q, k, v, attn_bias=bias, scale=softmax_scale)
     out = out.reshape(out.shape[0], out.shape[1], heads_q, dim)
     if seqlens is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.verify.kernels import KernelReport, check_kernels
@@ -18,6 +19,9 @@ from attn_doctor.verify.model import (
 )
 from attn_doctor.verify.ops import KERNEL_BACKENDS
 from attn_doctor.verify.subproc import run_child
+
+if TYPE_CHECKING:
+    from attn_doctor.diagnosis import Diagnosis
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds each child (one backend's kernels, or the model checks) may take."""
@@ -260,3 +264,37 @@ def verify_backends(
         )
     ok = not any(v.usable and v.passed is False for v in verdicts)
     return VerifyReport(device=dev, backends=tuple(verdicts), model=model_report, ok=ok)
+
+
+def verify_usable(
+    diagnosis: Diagnosis,
+    *,
+    device: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    quick: bool = False,
+    python: str | None = None,
+) -> VerifyReport:
+    """``check --verify``: verify the backends the diagnosis calls usable.
+
+    A backend the diagnosis calls usable that verify finds unavailable (its import fails in
+    the child, no device) is a failure here: the two disagree, and the user relies on check.
+    """
+    from dataclasses import replace
+
+    usable: tuple[BackendName, ...] = tuple(b.backend for b in diagnosis.backends if b.usable)
+    if not usable:
+        return VerifyReport(device=device or "cpu", backends=(), model=None, ok=True)
+    report = verify_backends(usable, device=device, timeout=timeout, quick=quick, python=python)
+    verdicts = tuple(
+        v
+        if v.usable or v.backend == "hub_kernels"
+        else replace(
+            v,
+            usable=True,
+            passed=False,
+            failure=f"check calls it usable, but verify cannot run it: {v.failure}",
+        )
+        for v in report.backends
+    )
+    ok = not any(v.usable and v.passed is False for v in verdicts)
+    return replace(report, backends=verdicts, ok=ok)

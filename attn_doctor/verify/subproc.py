@@ -6,6 +6,7 @@ last stdout line. A kernel that segfaults kills only the child: the parent repor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -55,6 +56,19 @@ def child_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the child's process group (POSIX) or the child itself."""
+    killpg = getattr(os, "killpg", None)
+    if killpg is not None:
+        # The group outlives the child only while helpers remain in it; once empty, its id
+        # cannot name anyone else's processes (ProcessLookupError).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            killpg(proc.pid, signal.SIGKILL)
+        return
+    if proc.returncode is None:
+        proc.kill()
+
+
 def run_child(
     args: Sequence[str],
     *,
@@ -65,44 +79,55 @@ def run_child(
     """Run ``python -m attn_doctor.verify._child *args`` and parse its last stdout line."""
     cmd = [python or sys.executable, "-m", "attn_doctor.verify._child", *args]
     start = time.monotonic()
+    # A session of its own, so that a timeout also ends the helpers the child started
+    # (torch.compile's worker processes would otherwise hold our pipes open).
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(environ),
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=child_env(environ),
-            check=False,
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        proc.communicate()
         return ChildOutcome(
             status="timeout",
             data=None,
             reason=f"no answer within {timeout:g} s (killed)",
             seconds=time.monotonic() - start,
         )
+    finally:
+        if proc.returncode is None:  # interrupted (Ctrl-C): do not leave the child running
+            _kill_tree(proc)
+            proc.wait()
+    _kill_tree(proc)  # stragglers in the child's session, if any
     seconds = time.monotonic() - start
-    if proc.returncode < 0:
+    returncode = proc.returncode
+    if returncode < 0:
         return ChildOutcome(
             status="crashed",
             data=None,
-            reason=f"killed by {signal_name(proc.returncode)}"
-            + (f": {_tail(proc.stderr, 4)}" if proc.stderr.strip() else ""),
+            reason=f"killed by {signal_name(returncode)}"
+            + (f": {_tail(stderr, 4)}" if stderr.strip() else ""),
             seconds=seconds,
         )
-    lines = proc.stdout.strip().splitlines()
+    lines = stdout.strip().splitlines()
     data: object = None
     if lines:
         try:
             data = json.loads(lines[-1])
         except json.JSONDecodeError:
             data = None
-    if proc.returncode != 0 or not isinstance(data, dict):
+    if returncode != 0 or not isinstance(data, dict):
         return ChildOutcome(
             status="error",
             data=None,
-            reason=f"child exited with {proc.returncode}: "
-            + (_tail(proc.stderr) or _tail(proc.stdout) or "no output"),
+            reason=f"child exited with {returncode}: "
+            + (_tail(stderr) or _tail(stdout) or "no output"),
             seconds=seconds,
         )
     return ChildOutcome(status="ok", data=data, reason=None, seconds=seconds)
