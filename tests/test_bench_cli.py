@@ -132,3 +132,37 @@ def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     proc = _run(["sdpa_math", "--device", "cuda", "--json"], tmp_path, timeout=300)
     assert proc.returncode == 2
     assert "no CUDA device" in json.loads(proc.stdout)["error"]["message"]
+
+
+@pytest.mark.gpu
+def test_gpu_bench_reports_memory_and_ceiling(tmp_path: Path) -> None:
+    """On a CUDA device: peak memory per call, eager's O(S²) above the fused kernel's O(S)."""
+    proc = _run(
+        [
+            "sdpa_flash",
+            "eager",
+            "--json",
+            "--device",
+            "cuda",
+            "--seqlen",
+            "4096",
+            "--batch",
+            "2",
+            "--head-dim",
+            "128",
+            "--causal",
+            "--reps",
+            "5",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = BenchResult.from_dict(json.loads(proc.stdout)["result"])
+    (ceiling,) = result.ceilings
+    assert ceiling.tflops is not None
+    assert ceiling.tflops > 1.0
+    mem = {s.backend: s.points[0].peak_memory_bytes for s in result.sweeps}
+    assert mem["sdpa_flash"] is not None
+    assert mem["eager"] is not None
+    # eager holds B·H·S·S scores (2·16·4096² fp16 = 1 GiB); flash only its output (32 MiB).
+    assert mem["eager"] > 8 * mem["sdpa_flash"]
