@@ -59,3 +59,19 @@ def test_nothing_measured() -> None:
 def test_format_rate() -> None:
     assert format_rate(312.44) == "312 TFLOP/s"
     assert format_rate(0.0123) == "12.3 GFLOP/s"
+
+
+def test_ranking_lists_every_compared_backend_fastest_first() -> None:
+    rec = recommend(
+        [
+            sweep("eager", {1024: 4.0}),
+            sweep("sdpa_flash", {1024: 1.0}),
+            sweep("sdpa_math", {1024: 2.0}),
+        ]
+    )
+    assert rec is not None
+    assert [name for name, _ in rec.ranking] == ["sdpa_flash", "sdpa_math", "eager"]
+    rates = [rate for _, rate in rec.ranking]
+    assert rates[0] == rec.geomean_tflops
+    assert rates[0] == pytest.approx(2 * rates[1])
+    assert rates[0] == pytest.approx(4 * rates[2])

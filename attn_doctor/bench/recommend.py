@@ -32,8 +32,8 @@ def _geomean(values: Sequence[float]) -> float:
 def recommend(sweeps: Sequence[BackendSweep]) -> BenchRecommendation | None:
     """The backend with the highest geometric-mean TFLOP/s over the shapes it was measured at.
 
-    Only backends whose sweep ran to its end, passed every correctness check and completed a
-    point are candidates: one that crashed or hung part-way is not recommended.
+    Only backends whose sweep ran to its end with no failed check (status ``ok``) and that
+    completed a point are candidates: one that crashed or hung part-way is not recommended.
     Backends that completed every shape any candidate completed are compared on all of them;
     when none did (an OOM here, a crash there), those with the most completed shapes are
     compared on the shapes they all share. Ties go to the earlier backend in the run order.
@@ -99,4 +99,5 @@ def recommend(sweeps: Sequence[BackendSweep]) -> BenchRecommendation | None:
         shapes=len(shapes),
         speedup_vs_eager=speedup,
         runner_up=runner_up,
+        ranking=tuple((name, scores[name]) for name in ranked),
     )

@@ -138,6 +138,9 @@ class BenchRecommendation:
     speedup_vs_eager: float | None = None
     """Geometric-mean time ratio eager / this backend over the common shapes."""
     runner_up: BackendName | None = None
+    ranking: tuple[tuple[BackendName, float], ...] = ()
+    """Every compared backend with its geometric-mean TFLOP/s, fastest first: what ``check``
+    can rank by (backends not compared — fewer shapes completed — are absent)."""
 
 
 @dataclass(frozen=True, kw_only=True)
