@@ -211,3 +211,21 @@ def test_interrupt_ends_the_child(tmp_path: Path) -> None:
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped: the child (and its sleep) are gone
+
+
+def test_torch_that_does_not_import_is_a_usage_error(tmp_path: Path) -> None:
+    import pytest
+
+    from attn_doctor.bench.runner import probe_device
+    from attn_doctor.errors import UsageError
+
+    python = _fake_python(
+        tmp_path,
+        "echo \"ModuleNotFoundError: No module named 'torch'\" >&2\n"
+        + _echo(_record("fatal", detail="ModuleNotFoundError: No module named 'torch'"))
+        + "exit 1\n",
+    )
+    with pytest.raises(UsageError, match="importing torch in a child process failed") as info:
+        probe_device(None, python=python)
+    assert info.value.hint is not None
+    assert "No module named 'torch'" in info.value.hint
