@@ -103,7 +103,7 @@ def render_verify(report: VerifyReport) -> None:
         model = ", ".join(f"{r.family}:{r.status}" for r in ran) or "-"
         diffs = [r.logits_max_diff for r in ran if r.logits_max_diff is not None]
         verdict = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[dim]n/a[/]"}[v.passed]
-        note = v.failure or ""
+        note = v.failure or "; ".join(v.notes)
         table.add_row(
             f"{v.backend} {verdict}",
             kernel,

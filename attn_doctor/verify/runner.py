@@ -43,6 +43,8 @@ class BackendVerdict:
     model: tuple[ImplResult, ...]
     """The model results for this backend's ``attn_implementation`` (one per family)."""
     unsloth: UnslothReport | None = None
+    notes: tuple[str, ...] = ()
+    """What was not checked and why (no backward here, unsupported cases, skipped models)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +167,7 @@ def _verdict(
                 )
         if model_reason is not None and failure is None and model_results == ():
             failure = model_reason
+    notes = _notes(kernel, model_results) if usable else ()
     passed: bool | None
     if not usable:
         passed = None
@@ -180,7 +183,31 @@ def _verdict(
         kernel=kernel,
         model=model_results if usable else (),
         unsloth=unsloth,
+        notes=notes,
     )
+
+
+def _notes(kernel: KernelReport | None, model_results: tuple[ImplResult, ...]) -> tuple[str, ...]:
+    notes: list[str] = []
+    if kernel is not None and kernel.cases:
+        unsupported = [c for c in kernel.cases if c.outcome == "unsupported"]
+        if unsupported:
+            notes.append(
+                f"{len(unsupported)} of {len(kernel.cases)} cases unsupported "
+                f"({unsupported[0].spec.label}: {unsupported[0].error})"
+            )
+        no_bwd = [c for c in kernel.cases if c.backward == "unsupported"]
+        if no_bwd:
+            notes.append(f"forward only: {no_bwd[0].error or 'no backward'}")
+    for result in model_results:
+        if result.status in ("skipped", "unsupported") or (
+            result.status == "passed" and result.reason
+        ):
+            notes.append(
+                f"model {result.family} {result.attn_implementation}: "
+                f"{result.status}, {result.reason}"
+            )
+    return tuple(dict.fromkeys(notes))
 
 
 def verify_backends(
