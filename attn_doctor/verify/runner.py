@@ -6,7 +6,7 @@ module is safe to import from ``check`` and ``install``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -221,13 +221,20 @@ def verify_backends(
     include_model: bool = True,
     quick: bool = False,
     python: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Verify ``backends`` (default: every backend with a kernel, plus unsloth) on ``device``.
 
     ``device`` None: CUDA when torch sees a device, else CPU. ``python`` runs the children
-    under another interpreter (the environment being verified). Never raises for a backend's
-    sake: a crash, a hang or a wrong answer is a verdict.
+    under another interpreter (the environment being verified). ``progress`` receives one line
+    per step (for a spinner on stderr). Never raises for a backend's sake: a crash, a hang or a
+    wrong answer is a verdict.
     """
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress(text)
+
     chosen: tuple[BackendName, ...] = (
         tuple(dict.fromkeys(backends)) if backends else (*KERNEL_BACKENDS, "unsloth")
     )
@@ -235,6 +242,7 @@ def verify_backends(
     kernels: dict[BackendName, KernelReport] = {}
     for backend in chosen:
         if backend in KERNEL_BACKENDS:
+            say(f"{backend}: kernel checks on {dev}")
             kernels[backend] = check_kernels(
                 backend, device=dev, timeout=timeout, quick=quick, python=python
             )
@@ -248,6 +256,7 @@ def verify_backends(
         if impl not in wanted:
             wanted.append(impl)
     if include_model and (wanted or model is not None):
+        say(f"model checks: {', '.join(wanted)}")
         model_report = _run_model(
             device=dev,
             implementations=("eager", *(w for w in wanted if w != "eager")),
@@ -263,6 +272,8 @@ def verify_backends(
         results: tuple[ImplResult, ...] = ()
         if model_report is not None and impl is not None:
             results = tuple(r for r in model_report.results if r.attn_implementation == impl)
+        if backend == "unsloth":
+            say("unsloth: tiny model through FastLanguageModel")
         unsloth = (
             _run_unsloth(device=dev, timeout=timeout, python=python)
             if backend == "unsloth"
