@@ -55,19 +55,24 @@ def verify_command(
     sdpa_math, sdpa_cpu_fused, sdpa_flash, sdpa_mem_efficient, sdpa_cudnn, flex_attention,
     eager. Default: all of them. Exit 1 when a backend that can run here fails.
     """
+    from attn_doctor.report.console import make_console
     from attn_doctor.report.envelope import make_envelope, write_envelope
     from attn_doctor.verify.runner import verify_backends
 
     backends: list[BackendName] = [parse_backend(name) for name in backend_names]
-    report = verify_backends(
-        backends or None,
-        device=device,
-        timeout=timeout,
-        model=model,
-        trust_remote_code=trust_remote_code,
-        include_model=not no_model,
-        quick=quick,
-    )
+    errors = make_console(stderr=True)
+    # Progress goes to stderr, and only to a terminal: stdout stays the table or the envelope.
+    with errors.status("verifying...") as status:
+        report = verify_backends(
+            backends or None,
+            device=device,
+            timeout=timeout,
+            model=model,
+            trust_remote_code=trust_remote_code,
+            include_model=not no_model,
+            quick=quick,
+            progress=status.update if errors.is_terminal else None,
+        )
     code = ExitCode.OK if report.ok else ExitCode.PROBLEMS
     if json_mode:
         write_envelope(make_envelope("verify", result=report, exit_code=code))
@@ -103,7 +108,7 @@ def render_verify(report: VerifyReport) -> None:
         model = ", ".join(f"{r.family}:{r.status}" for r in ran) or "-"
         diffs = [r.logits_max_diff for r in ran if r.logits_max_diff is not None]
         verdict = {True: "[green]ok[/]", False: "[red]FAILED[/]", None: "[dim]n/a[/]"}[v.passed]
-        note = v.failure or ""
+        note = v.failure or "; ".join(v.notes)
         table.add_row(
             f"{v.backend} {verdict}",
             kernel,

@@ -6,7 +6,7 @@ module is safe to import from ``check`` and ``install``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,8 @@ class BackendVerdict:
     model: tuple[ImplResult, ...]
     """The model results for this backend's ``attn_implementation`` (one per family)."""
     unsloth: UnslothReport | None = None
+    notes: tuple[str, ...] = ()
+    """What was not checked and why (no backward here, unsupported cases, skipped models)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +167,7 @@ def _verdict(
                 )
         if model_reason is not None and failure is None and model_results == ():
             failure = model_reason
+    notes = _notes(kernel, model_results) if usable else ()
     passed: bool | None
     if not usable:
         passed = None
@@ -180,7 +183,31 @@ def _verdict(
         kernel=kernel,
         model=model_results if usable else (),
         unsloth=unsloth,
+        notes=notes,
     )
+
+
+def _notes(kernel: KernelReport | None, model_results: tuple[ImplResult, ...]) -> tuple[str, ...]:
+    notes: list[str] = []
+    if kernel is not None and kernel.cases:
+        unsupported = [c for c in kernel.cases if c.outcome == "unsupported"]
+        if unsupported:
+            notes.append(
+                f"{len(unsupported)} of {len(kernel.cases)} cases unsupported "
+                f"({unsupported[0].spec.label}: {unsupported[0].error})"
+            )
+        no_bwd = [c for c in kernel.cases if c.backward == "unsupported"]
+        if no_bwd:
+            notes.append(f"forward only: {no_bwd[0].error or 'no backward'}")
+    for result in model_results:
+        if result.status in ("skipped", "unsupported") or (
+            result.status == "passed" and result.reason
+        ):
+            notes.append(
+                f"model {result.family} {result.attn_implementation}: "
+                f"{result.status}, {result.reason}"
+            )
+    return tuple(dict.fromkeys(notes))
 
 
 def verify_backends(
@@ -194,13 +221,20 @@ def verify_backends(
     include_model: bool = True,
     quick: bool = False,
     python: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Verify ``backends`` (default: every backend with a kernel, plus unsloth) on ``device``.
 
     ``device`` None: CUDA when torch sees a device, else CPU. ``python`` runs the children
-    under another interpreter (the environment being verified). Never raises for a backend's
-    sake: a crash, a hang or a wrong answer is a verdict.
+    under another interpreter (the environment being verified). ``progress`` receives one line
+    per step (for a spinner on stderr). Never raises for a backend's sake: a crash, a hang or a
+    wrong answer is a verdict.
     """
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress(text)
+
     chosen: tuple[BackendName, ...] = (
         tuple(dict.fromkeys(backends)) if backends else (*KERNEL_BACKENDS, "unsloth")
     )
@@ -208,6 +242,7 @@ def verify_backends(
     kernels: dict[BackendName, KernelReport] = {}
     for backend in chosen:
         if backend in KERNEL_BACKENDS:
+            say(f"{backend}: kernel checks on {dev}")
             kernels[backend] = check_kernels(
                 backend, device=dev, timeout=timeout, quick=quick, python=python
             )
@@ -221,6 +256,7 @@ def verify_backends(
         if impl not in wanted:
             wanted.append(impl)
     if include_model and (wanted or model is not None):
+        say(f"model checks: {', '.join(wanted)}")
         model_report = _run_model(
             device=dev,
             implementations=("eager", *(w for w in wanted if w != "eager")),
@@ -236,6 +272,8 @@ def verify_backends(
         results: tuple[ImplResult, ...] = ()
         if model_report is not None and impl is not None:
             results = tuple(r for r in model_report.results if r.attn_implementation == impl)
+        if backend == "unsloth":
+            say("unsloth: tiny model through FastLanguageModel")
         unsloth = (
             _run_unsloth(device=dev, timeout=timeout, python=python)
             if backend == "unsloth"
