@@ -12,10 +12,12 @@ import traceback
 import click
 
 from attn_doctor import __version__
+from attn_doctor.commands.bench import bench_command
 from attn_doctor.commands.check import check_command
 from attn_doctor.commands.download import download_command
 from attn_doctor.commands.explain import explain_command
 from attn_doctor.commands.install import install_command
+from attn_doctor.commands.verify import verify_command
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 
@@ -39,6 +41,8 @@ cli.add_command(check_command)
 cli.add_command(explain_command)
 cli.add_command(install_command)
 cli.add_command(download_command)
+cli.add_command(bench_command)
+cli.add_command(verify_command)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -1,0 +1,110 @@
+"""The bench result cache: the latest run per (device, torch) so ``check`` can use it.
+
+File: ``$XDG_CACHE_HOME/attn-doctor/bench.json`` (``~/.cache/attn-doctor/bench.json`` when
+``XDG_CACHE_HOME`` is unset)::
+
+    {"schema": "attn-doctor/bench-cache", "schema_version": 1,
+     "results": {"<cache key>": <BenchResult>, ...}}
+
+The key is the GPU's name and the full torch version (``cuda:NVIDIA H100 80GB HBM3|torch
+2.8.0+cu128``; ``cpu|torch 2.13.0+cpu`` on CPU), because a result says nothing about another GPU
+or another torch build. A missing, unreadable or newer-schema file reads as "no result": the
+cache only ever adds evidence, it never stops a command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from attn_doctor.bench.results import BenchResult
+from attn_doctor.errors import SnapshotError
+from attn_doctor.facts import Environment
+
+CACHE_SCHEMA = "attn-doctor/bench-cache"
+CACHE_SCHEMA_VERSION = 1
+
+
+def cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the cache lives, honouring ``XDG_CACHE_HOME``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "attn-doctor" / "bench.json"
+
+
+def cache_key(*, device: str, device_name: str, torch_version: str) -> str:
+    """The key a result is stored under; the CPU's model is not part of it."""
+    if device == "cpu":
+        return f"cpu|torch {torch_version}"
+    return f"{device}:{device_name}|torch {torch_version}"
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if (
+        not isinstance(data, dict)
+        or data.get("schema") != CACHE_SCHEMA
+        or data.get("schema_version") != CACHE_SCHEMA_VERSION
+        or not isinstance(data.get("results"), dict)
+    ):
+        return {}
+    results: dict[str, object] = data["results"]
+    return results
+
+
+def save_bench_result(result: BenchResult, path: Path | None = None) -> Path:
+    """Store ``result`` under its key (replacing an older one), atomically. Returns the path."""
+    path = cache_path() if path is None else path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = _read(path)
+    results[result.cache_key] = result.to_dict()
+    doc = {"schema": CACHE_SCHEMA, "schema_version": CACHE_SCHEMA_VERSION, "results": results}
+    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_cached_result(key: str, path: Path | None = None) -> BenchResult | None:
+    """The stored result for ``key``, or None (absent, unreadable, or from a newer schema)."""
+    raw = _read(cache_path() if path is None else path).get(key)
+    if raw is None:
+        return None
+    try:
+        return BenchResult.from_dict(raw)
+    except SnapshotError:
+        return None
+
+
+def load_bench_result(env: Environment, path: Path | None = None) -> BenchResult | None:
+    """The cached bench result that applies to this machine, if there is one.
+
+    Tries each NVIDIA GPU's name with the installed torch version; on a machine without an
+    NVIDIA GPU, the CPU result. None when torch is not installed or nothing was cached.
+    """
+    if env.torch is None:
+        return None
+    keys = [
+        cache_key(device="cuda", device_name=gpu.name, torch_version=env.torch.version)
+        for gpu in env.nvidia_gpus
+    ]
+    if not keys:
+        keys.append(cache_key(device="cpu", device_name="", torch_version=env.torch.version))
+    for key in keys:
+        result = load_cached_result(key, path)
+        if result is not None:
+            return result
+    return None

@@ -1,0 +1,568 @@
+"""Model checks: a tiny transformers model run with each ``attn_implementation``, vs eager.
+
+Models are built from configs (2 layers, hidden 128, 2 query heads over 1 key/value head so
+grouped-query attention is exercised, head dim 64), random weights from a fixed seed, no
+download. Every implementation gets the same weights and inputs (one row left-padded), and is
+compared with ``eager`` on the logits of the real tokens and on the gradient of the loss with
+respect to the input embeddings.
+
+Tolerances are transformers' own:
+- ``sdpa`` and ``flex_attention``: the per-dtype table of ``_test_eager_matches_sdpa_inference``
+  (transformers tests/test_modeling_common.py): atol 1e-6 / rtol 1e-4 for float32, 5e-3 / 5e-3
+  for float16, 1e-2 / 1e-2 for bfloat16 (rtol 3e-2 on CUDA), and for bfloat16 the atol is
+  raised to 3e-2 times the outputs' magnitude, as that test does.
+- flash-attention implementations and xformers: ``flash_attn_inference_equivalence`` (same file)
+  uses atol = rtol = 4e-2.
+transformers has no gradient-equivalence tolerance ("TODO: test gradients as well" in that
+test); gradients are compared with the same atol/rtol after dividing by the eager gradient's
+largest magnitude.
+
+``run_model_checks`` and ``run_unsloth_check`` run in the child process.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ModelStatus = Literal["passed", "failed", "unsupported", "error", "skipped"]
+
+IMPLEMENTATIONS: tuple[str, ...] = (
+    "eager",
+    "sdpa",
+    "flex_attention",
+    "flash_attention_2",
+    "flash_attention_3",
+    "flash_attention_4",
+    "xformers",
+)
+"""The ``attn_implementation`` values tried, eager first (the baseline)."""
+
+FAMILIES: tuple[str, ...] = ("llama", "qwen2", "gemma")
+DEFAULT_FAMILIES: tuple[str, ...] = ("llama", "qwen2")
+
+_FLASH_MODULES: dict[str, str] = {
+    "flash_attention_2": "flash_attn",
+    "flash_attention_3": "flash_attn_interface",
+    "flash_attention_4": "flash_attn.cute",
+}
+
+XFORMERS_MISSING = "xformers attention function not available in this build"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImplResult:
+    """One model family run with one ``attn_implementation``."""
+
+    family: str
+    attn_implementation: str
+    status: ModelStatus
+    reason: str | None
+    logits_max_diff: float | None = None
+    logits_atol: float | None = None
+    logits_rtol: float | None = None
+    grad_max_diff: float | None = None
+    """Largest |grad - grad_eager| / max|grad_eager| (relative to the eager gradient)."""
+    grad_passed: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclaredSupport:
+    """What a model class says it supports (its ``_supports_*`` class attributes)."""
+
+    family: str
+    model_class: str
+    sdpa: bool | None
+    flash_attn: bool | None
+    flex_attn: bool | None
+    attention_backend: bool | None
+    layers: int | None = None
+    """Decoder layers in the model that was run (a --model config is shrunk to 2)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelReport:
+    """Every family x implementation on one device."""
+
+    device: str
+    dtype: str
+    transformers_version: str | None
+    results: tuple[ImplResult, ...]
+    declared: tuple[DeclaredSupport, ...]
+    reason: str | None = None
+    """Why nothing ran (transformers missing, the config could not be read...)."""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnslothReport:
+    """unsloth's FastLanguageModel on a tiny saved model, vs plain transformers."""
+
+    status: ModelStatus
+    reason: str | None
+    attention_path: str | None = None
+    logits_max_diff: float | None = None
+    logits_atol: float | None = None
+    grad_finite: bool | None = None
+
+
+def tolerance(impl: str, dtype: str, device: str) -> tuple[float, float]:
+    """(atol, rtol) for comparing ``impl``'s output with eager; see the module docstring."""
+    if impl in ("sdpa", "flex_attention", "eager") or dtype == "float32":
+        on_cuda = device.startswith("cuda")
+        atol = {"float32": 1e-6, "float16": 5e-3, "bfloat16": 1e-2}[dtype]
+        rtol = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 3e-2 if on_cuda else 1e-2}[dtype]
+        return atol, rtol
+    return 4e-2, 4e-2
+
+
+def _config(family: str) -> Any:
+    transformers: Any = importlib.import_module("transformers")
+    common: dict[str, Any] = {
+        "vocab_size": 128,
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 128,
+        "head_dim": 64,
+    }
+    match family:
+        case "llama":
+            return transformers.LlamaConfig(**common)
+        case "qwen2":
+            return transformers.Qwen2Config(**common, use_sliding_window=False)
+        case "gemma":
+            return transformers.GemmaConfig(**common)
+        case _:
+            raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _shrunk_config(model: str, *, trust_remote_code: bool) -> Any:
+    transformers: Any = importlib.import_module("transformers")
+    config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    text = getattr(config, "text_config", None) or config
+    for name in ("num_hidden_layers", "n_layer", "num_layers"):
+        if hasattr(text, name):
+            setattr(text, name, 2)
+    # Layer-type lists (sliding/full) must match the layer count.
+    layer_types = getattr(text, "layer_types", None)
+    if isinstance(layer_types, list) and len(layer_types) > 2:
+        text.layer_types = layer_types[:2]
+    return config
+
+
+def _declared(family: str, cls: Any, config: Any) -> DeclaredSupport:
+    def flag(name: str) -> bool | None:
+        value = getattr(cls, name, None)
+        return value if isinstance(value, bool) else None
+
+    return DeclaredSupport(
+        family=family,
+        model_class=cls.__name__,
+        sdpa=flag("_supports_sdpa"),
+        flash_attn=flag("_supports_flash_attn"),
+        flex_attn=flag("_supports_flex_attn"),
+        attention_backend=flag("_supports_attention_backend"),
+        layers=getattr(getattr(config, "text_config", None) or config, "num_hidden_layers", None),
+    )
+
+
+def _impl_reason(impl: str, device: str) -> str | None:
+    """Why ``impl`` cannot run here, or None to try it."""
+    on_cuda = device.startswith("cuda")
+    if impl in _FLASH_MODULES:
+        if not on_cuda:
+            return "needs a CUDA device"
+        try:
+            importlib.import_module(_FLASH_MODULES[impl])
+        except Exception as exc:
+            return f"import {_FLASH_MODULES[impl]} failed: {type(exc).__name__}: {exc}"[:300]
+    if impl == "xformers":
+        if not on_cuda:
+            return "needs a CUDA device"
+        try:
+            helper = importlib.import_module("attn_doctor.runtime.xformers_attention")
+            helper.register_xformers_attention()
+        except ImportError:
+            return XFORMERS_MISSING
+        except Exception as exc:
+            return f"registering the xformers attention failed: {type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+def _inputs(vocab: int, device: str, *, seed: int) -> tuple[Any, Any, Any]:
+    torch: Any = importlib.import_module("torch")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    batch, seqlen, pad = 2, 16, 5
+    low = min(3, vocab - 1)  # keep clear of the usual special ids
+    ids = torch.randint(low, vocab, (batch, seqlen), generator=gen)
+    mask = torch.ones(batch, seqlen, dtype=torch.long)
+    mask[1, :pad] = 0  # left padding, as batched generation does
+    labels = ids.clone()
+    labels[mask == 0] = -100
+    # The model shifts labels: the logits at position t predict token t+1. A padded position's
+    # logits are implementation-defined garbage, so the first real token (whose predecessor is
+    # padding) is not a target either.
+    labels[:, 1:][mask[:, :-1] == 0] = -100
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def _run_one(
+    model: Any, ids: Any, mask: Any, labels: Any, *, backward: bool = True
+) -> tuple[Any, Any | None]:
+    """Logits and d(loss)/d(inputs_embeds) of one forward+backward (None: forward only)."""
+    torch: Any = importlib.import_module("torch")
+    embeds = model.get_input_embeddings()(ids).detach()
+    if not backward:
+        with torch.no_grad():
+            out = model(inputs_embeds=embeds, attention_mask=mask, labels=labels)
+        return out.logits.detach().float(), None
+    embeds.requires_grad_(True)
+    out = model(inputs_embeds=embeds, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    return out.logits.detach().float(), embeds.grad.detach().float()
+
+
+def _forward_backward(model: Any, ids: Any, mask: Any, labels: Any) -> tuple[Any, Any | None]:
+    """Logits from a forward without autograd, the gradient from a second, training-style pass.
+
+    The forward runs first and alone so that a kernel compiled on first use (FlexAttention)
+    is compiled for the inference path, as users call it.
+    """
+    logits, _ = _run_one(model, ids, mask, labels, backward=False)
+    _, grad = _run_one(model, ids, mask, labels)
+    return logits, grad
+
+
+def _build(cls: Any, config: Any, impl: str, *, state: Any, dtype: Any, device: str) -> Any:
+    model = cls._from_config(copy.deepcopy(config), attn_implementation=impl)
+    model.load_state_dict(state)
+    model = model.to(device=device, dtype=dtype)
+    model.train(False)  # no dropout: eval mode, but gradients still flow
+    return model
+
+
+def _compare(
+    family: str,
+    impl: str,
+    got: tuple[Any, Any | None],
+    base: tuple[Any, Any | None],
+    *,
+    mask: Any,
+    dtype: str,
+    device: str,
+    no_backward: str | None = None,
+) -> ImplResult:
+    logits, grad = got
+    logits_e, grad_e = base
+    keep = mask.bool()
+    a, b = logits[keep], logits_e[keep]
+    atol, rtol = tolerance(impl, dtype, device)
+    if dtype == "bfloat16":
+        # transformers raises atol to 3e-2 x the outputs' magnitude for bfloat16.
+        magnitude = float(max(a.abs().max().item(), b.abs().max().item()))
+        atol = max(atol, magnitude * 3e-2)
+    if not bool(a.isfinite().all().item()) or (
+        grad is not None and not bool(grad.isfinite().all().item())
+    ):
+        return ImplResult(
+            family=family,
+            attn_implementation=impl,
+            status="failed",
+            reason="NaN or Inf in the logits or the gradient",
+            logits_atol=atol,
+            logits_rtol=rtol,
+        )
+    logits_diff = float((a - b).abs().max().item())
+    logits_ok = bool(((a - b).abs() <= atol + rtol * b.abs()).all().item())
+    grad_diff: float | None = None
+    grad_ok: bool | None = None
+    if grad is not None and grad_e is not None:
+        scale = float(grad_e.abs().max().item()) or 1.0
+        ga, gb = grad / scale, grad_e / scale
+        grad_diff = float((ga - gb).abs().max().item())
+        grad_ok = bool(((ga - gb).abs() <= atol + rtol * gb.abs()).all().item())
+    reason = no_backward
+    if not logits_ok:
+        reason = f"logits differ from eager by {logits_diff:.3g} (atol {atol:g}, rtol {rtol:g})"
+    elif grad_ok is False:
+        reason = f"loss gradient differs from eager by {grad_diff:.3g} (relative)"
+    return ImplResult(
+        family=family,
+        attn_implementation=impl,
+        status="passed" if logits_ok and grad_ok is not False else "failed",
+        reason=reason,
+        logits_max_diff=logits_diff,
+        logits_atol=atol,
+        logits_rtol=rtol,
+        grad_max_diff=grad_diff,
+        grad_passed=grad_ok,
+    )
+
+
+def _check_family(
+    family: str,
+    config: Any,
+    cls: Any,
+    *,
+    implementations: tuple[str, ...],
+    device: str,
+    dtype_name: str,
+    seed: int,
+) -> list[ImplResult]:
+    torch: Any = importlib.import_module("torch")
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(seed)
+    base_model = cls._from_config(copy.deepcopy(config), attn_implementation="eager")
+    state = base_model.state_dict()
+    vocab = int(getattr(getattr(config, "text_config", None) or config, "vocab_size", 128))
+    ids, mask, labels = _inputs(vocab, device, seed=seed)
+    base = _forward_backward(
+        _build(cls, config, "eager", state=state, dtype=dtype, device=device), ids, mask, labels
+    )
+    results: list[ImplResult] = []
+    for impl in implementations:
+        if impl == "eager":
+            continue
+        reason = _impl_reason(impl, device)
+        if reason is not None:
+            results.append(
+                ImplResult(family=family, attn_implementation=impl, status="skipped", reason=reason)
+            )
+            continue
+        try:
+            model = _build(cls, config, impl, state=state, dtype=dtype, device=device)
+        except (ValueError, ImportError) as exc:
+            # transformers refuses an implementation the class does not support.
+            results.append(
+                ImplResult(
+                    family=family,
+                    attn_implementation=impl,
+                    status="unsupported",
+                    reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                )
+            )
+            continue
+        no_backward: str | None = None
+        try:
+            logits, _ = _run_one(model, ids, mask, labels, backward=False)
+            try:
+                _, grad = _run_one(model, ids, mask, labels)
+            except NotImplementedError as exc:
+                # No backward here (FlexAttention on CPU): the forward is still compared.
+                no_backward = f"forward only; backward: {exc}".splitlines()[0][:300]
+                grad = None
+            got = (logits, grad)
+        except Exception as exc:
+            results.append(
+                ImplResult(
+                    family=family,
+                    attn_implementation=impl,
+                    status="error",
+                    reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                )
+            )
+            continue
+        results.append(
+            _compare(
+                family,
+                impl,
+                got,
+                base,
+                mask=mask,
+                dtype=dtype_name,
+                device=device,
+                no_backward=no_backward,
+            )
+        )
+    return results
+
+
+def run_model_checks(
+    *,
+    device: str = "cpu",
+    families: tuple[str, ...] | None = None,
+    implementations: tuple[str, ...] | None = None,
+    model: str | None = None,
+    trust_remote_code: bool = False,
+    seed: int = 0,
+) -> ModelReport:
+    """Child side: build each model and run it with each implementation, vs eager.
+
+    With ``model`` (a local path or a Hub id already in the local cache), that model's config
+    shrunk to 2 layers replaces the built-in families; nothing is downloaded.
+    """
+    start = time.monotonic()
+    dtype_name = "float32" if device == "cpu" else "bfloat16"
+    try:
+        transformers: Any = importlib.import_module("transformers")
+    except Exception as exc:
+        return ModelReport(
+            device=device,
+            dtype=dtype_name,
+            transformers_version=None,
+            results=(),
+            declared=(),
+            reason=f"import transformers failed: {type(exc).__name__}: {exc}"[:300],
+        )
+    impls = implementations or IMPLEMENTATIONS
+    results: list[ImplResult] = []
+    declared: list[DeclaredSupport] = []
+    targets: list[tuple[str, Any, Any]] = []
+    try:
+        if model is not None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            config = _shrunk_config(model, trust_remote_code=trust_remote_code)
+            auto = transformers.AutoModelForCausalLM
+            cls = (
+                auto._model_mapping.get(type(config), None)
+                if hasattr(auto, "_model_mapping")
+                else None
+            )
+            if cls is None or trust_remote_code:
+                probe = auto.from_config(config, trust_remote_code=trust_remote_code)
+                cls = type(probe)
+                del probe
+            targets.append((model, config, cls))
+        else:
+            for family in families or DEFAULT_FAMILIES:
+                config = _config(family)
+                cls = transformers.AutoModelForCausalLM._model_mapping[type(config)]
+                targets.append((family, config, cls))
+    except Exception as exc:
+        return ModelReport(
+            device=device,
+            dtype=dtype_name,
+            transformers_version=str(transformers.__version__),
+            results=(),
+            declared=(),
+            reason=f"could not build the model: {type(exc).__name__}: {exc}".splitlines()[0][:300],
+            seconds=time.monotonic() - start,
+        )
+    for name, config, cls in targets:
+        declared.append(_declared(name, cls, config))
+        try:
+            results.extend(
+                _check_family(
+                    name,
+                    config,
+                    cls,
+                    implementations=impls,
+                    device=device,
+                    dtype_name=dtype_name,
+                    seed=seed,
+                )
+            )
+        except Exception as exc:
+            results.append(
+                ImplResult(
+                    family=name,
+                    attn_implementation="eager",
+                    status="error",
+                    reason=f"eager baseline failed: {type(exc).__name__}: {exc}".splitlines()[0][
+                        :300
+                    ],
+                )
+            )
+    return ModelReport(
+        device=device,
+        dtype=dtype_name,
+        transformers_version=str(transformers.__version__),
+        results=tuple(results),
+        declared=tuple(declared),
+        seconds=time.monotonic() - start,
+    )
+
+
+def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
+    """Child side: save a tiny random Llama, load it with unsloth, forward+backward, compare.
+
+    Needs unsloth and a CUDA device; otherwise skipped with the reason.
+    """
+    torch: Any = importlib.import_module("torch")
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return UnslothReport(status="skipped", reason="unsloth needs a CUDA device")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: nothing to download
+    try:
+        # unsloth must be imported before transformers to patch it.
+        unsloth: Any = importlib.import_module("unsloth")
+    except Exception as exc:
+        return UnslothReport(
+            status="skipped", reason=f"import unsloth failed: {type(exc).__name__}: {exc}"[:300]
+        )
+    transformers: Any = importlib.import_module("transformers")
+    config = _config("llama")
+    torch.manual_seed(seed)
+    plain = transformers.LlamaForCausalLM(config).to(device=device, dtype=torch.bfloat16)
+    ids, mask, labels = _inputs(config.vocab_size, device, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="attn-doctor-unsloth-") as tmp:
+        plain.save_pretrained(tmp)
+        try:
+            fast, _tokenizer = unsloth.FastLanguageModel.from_pretrained(
+                model_name=tmp,
+                max_seq_length=64,
+                dtype=torch.bfloat16,
+                load_in_4bit=False,
+            )
+        except Exception as exc:
+            return UnslothReport(
+                status="error",
+                reason=f"FastLanguageModel.from_pretrained failed: {type(exc).__name__}: {exc}"[
+                    :300
+                ],
+            )
+        attention_path = _unsloth_attention_path(fast)
+        try:
+            got = _forward_backward(fast, ids, mask, labels)
+            base = _forward_backward(plain, ids, mask, labels)
+        except Exception as exc:
+            return UnslothReport(
+                status="error",
+                reason=f"forward/backward failed: {type(exc).__name__}: {exc}"[:300],
+                attention_path=attention_path,
+            )
+    result = _compare("llama", "unsloth", got, base, mask=mask, dtype="bfloat16", device=device)
+    return UnslothReport(
+        status=result.status,
+        reason=result.reason,
+        attention_path=attention_path,
+        logits_max_diff=result.logits_max_diff,
+        logits_atol=result.logits_atol,
+        grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
+    )
+
+
+def _unsloth_attention_path(model: Any) -> str:
+    """What unsloth chose: transformers' attn_implementation and unsloth's own kernel flags
+    (``HAS_FLASH_ATTENTION`` and ``xformers`` in ``unsloth.models._utils``)."""
+    parts = [f"attn_implementation={getattr(model.config, '_attn_implementation', None)}"]
+    try:
+        utils: Any = importlib.import_module("unsloth.models._utils")
+    except Exception:
+        return parts[0]
+    parts.append(f"HAS_FLASH_ATTENTION={getattr(utils, 'HAS_FLASH_ATTENTION', None)}")
+    parts.append(f"xformers={'yes' if getattr(utils, 'xformers', None) is not None else 'no'}")
+    return ", ".join(parts)
+
+
+def model_report_json(report: ModelReport) -> str:
+    """One line of JSON (the child's answer)."""
+    from attn_doctor.facts import encode
+
+    return json.dumps(encode(report), allow_nan=False, sort_keys=True)
+
+
+def unsloth_report_json(report: UnslothReport) -> str:
+    """One line of JSON (the child's answer)."""
+    from attn_doctor.facts import encode
+
+    return json.dumps(encode(report), allow_nan=False, sort_keys=True)

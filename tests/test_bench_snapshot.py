@@ -1,0 +1,27 @@
+"""The recorded CPU run (docs/bench-cpu.md) still decodes, and its recommendation follows."""
+
+from __future__ import annotations
+
+import json
+
+from attn_doctor.bench.recommend import recommend
+from attn_doctor.bench.results import BenchResult
+from tests.conftest import SNAPSHOTS
+
+
+def test_recorded_cpu_run() -> None:
+    data = json.loads((SNAPSHOTS / "bench-cpu-result.json").read_text(encoding="utf-8"))
+    result = BenchResult.from_dict(data)
+    assert result.device == "cpu"
+    assert [s.backend for s in result.sweeps] == [
+        "sdpa_math",
+        "sdpa_cpu_fused",
+        "flex_attention",
+        "eager",
+    ]
+    assert all(s.status == "ok" for s in result.sweeps)
+    assert sum(len(s.points) for s in result.sweeps) == 4 * 16
+    assert recommend(result.sweeps) == result.recommendation
+    assert result.recommendation is not None
+    assert result.recommendation.backend == "sdpa_cpu_fused"
+    assert result.to_dict() == data
