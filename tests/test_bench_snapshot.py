@@ -6,11 +6,11 @@ import json
 
 from attn_doctor.bench.recommend import recommend
 from attn_doctor.bench.results import BenchResult
-from tests.conftest import SNAPSHOTS
+from tests.conftest import REPO_ROOT
 
 
 def test_recorded_cpu_run() -> None:
-    data = json.loads((SNAPSHOTS / "bench-cpu-result.json").read_text(encoding="utf-8"))
+    data = json.loads((REPO_ROOT / "tests" / "data" / "bench" / "bench-cpu-result.json").read_text(encoding="utf-8"))
     result = BenchResult.from_dict(data)
     assert result.device == "cpu"
     assert [s.backend for s in result.sweeps] == [

@@ -398,3 +398,15 @@ def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
     text = json.dumps(encode(diagnose(load(name), rules)), sort_keys=True)
     data = json.loads(text)
     assert set(data) == {"findings", "backends", "recommendations", "folklore"}
+
+
+def test_bench_measurements_reorder_what_works_now() -> None:
+    env = load("cpu-only-laptop")
+    rules = load_rules()
+    plain = [r.backend for r in diagnose(env, rules).recommendations]
+    assert plain[0] == "sdpa_cpu_fused"
+    measured = diagnose(env, rules, measured=(("flex_attention", 0.09), ("sdpa_cpu_fused", 0.03)))
+    ranked = [r.backend for r in measured.recommendations]
+    assert ranked[0] == "flex_attention"  # measured faster here: the measurement wins
+    assert "measured" in measured.recommendations[0].reason
+    assert sorted(ranked) == sorted(plain)  # the same candidates, only reordered

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from attn_doctor.backends import BackendName
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.errors import ExitCode, SnapshotError
 from attn_doctor.explain.engine import ExplainResult
@@ -107,7 +108,8 @@ def check_command(
         env = probe_environment(deep=deep, timeout=timeout)
     if save_path is not None:
         save_snapshot(env, save_path)
-    diagnosis = diagnose(env, load_rules())
+    measured = _bench_ranking(env) if snapshot_path is None else ()
+    diagnosis = diagnose(env, load_rules(), measured=measured)
     explained = _explain_failed_imports(env)
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
@@ -119,6 +121,19 @@ def check_command(
 
         render_check(env, diagnosis, snapshot=snapshot_path, import_explanations=explained)
     sys.exit(int(code))
+
+
+def _bench_ranking(env: Environment) -> tuple[tuple[BackendName, float], ...]:
+    """The cached ``attn-doctor bench`` ranking for this GPU and torch, if one was run."""
+    from attn_doctor.bench.cache import load_bench_result
+
+    try:
+        result = load_bench_result(env)
+    except Exception:  # a stale or foreign cache file must never break check
+        return ()
+    if result is None or result.recommendation is None:
+        return ()
+    return result.recommendation.ranking
 
 
 def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:

@@ -11,7 +11,9 @@ reads the machine, starts a process or imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -87,6 +89,8 @@ _TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pyt
 class _Ctx:
     env: Environment
     rules: Rules
+    measured: dict[BackendName, float] = dataclasses.field(default_factory=dict)
+    """Geometric-mean TFLOP/s per backend from a cached ``attn-doctor bench`` run."""
 
     def finding(
         self,
@@ -1264,7 +1268,7 @@ def _recommend(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Recom
             order = rules.ranking.apple
         else:
             order = rules.ranking.gpu
-        picked: list[tuple[int, int, BackendName, Verdict]] = []
+        picked: list[tuple[int, float, int, BackendName, Verdict]] = []
         have_sdpa = False
         for pos, name in enumerate(order):
             v = verdict(rules.backend(name), dev, env)
@@ -1285,17 +1289,21 @@ def _recommend(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Recom
                 tier = 1  # works as soon as torch itself is installed or fixed
             else:
                 tier = 2 if v.official else 3
-            picked.append((tier, pos, name, v))
-        for rank, (_, _, name, v) in enumerate(sorted(picked), start=1):
+            # Among what works now, measured speed (bench) outranks the policy order.
+            speed = ctx.measured.get(name) if tier == 0 else None
+            picked.append((tier, -speed if speed is not None else 0.0, pos, name, v))
+        for rank, (_, _, _, name, v) in enumerate(sorted(picked), start=1):
             status = table[name]
             value = BACKENDS[name].attn_implementation
+            speed = ctx.measured.get(name)
+            bench_note = f"; measured {speed:.3g} TFLOP/s here (attn-doctor bench)" if speed else ""
             recs.append(
                 Recommendation(
                     rank=rank,
                     backend=name,
                     attn_implementation=value,
                     usable_now=status.usable,
-                    reason=f"{v.reason}; {_install_note(ctx, name, status, dev)}",
+                    reason=f"{v.reason}; {_install_note(ctx, name, status, dev)}{bench_note}",
                     gpu_index=dev.index if dev is not None else None,
                 )
             )
@@ -1401,9 +1409,18 @@ def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
 # --- entry point ----------------------------------------------------------------------------------
 
 
-def diagnose(env: Environment, rules: Rules) -> Diagnosis:
-    """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations."""
-    ctx = _Ctx(env=env, rules=rules)
+def diagnose(
+    env: Environment,
+    rules: Rules,
+    *,
+    measured: Iterable[tuple[BackendName, float]] = (),
+) -> Diagnosis:
+    """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations.
+
+    ``measured`` is a bench ranking for this machine (backend, geometric-mean TFLOP/s): among
+    backends that work now, faster measured ones rank first.
+    """
+    ctx = _Ctx(env=env, rules=rules, measured=dict(measured))
     findings: list[Finding] = []
     findings += _torch_findings(ctx)
     findings += _driver_findings(ctx)
