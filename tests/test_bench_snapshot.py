@@ -10,7 +10,8 @@ from tests.conftest import REPO_ROOT
 
 
 def test_recorded_cpu_run() -> None:
-    data = json.loads((REPO_ROOT / "tests" / "data" / "bench" / "bench-cpu-result.json").read_text(encoding="utf-8"))
+    recorded = REPO_ROOT / "tests" / "data" / "bench" / "bench-cpu-result.json"
+    data = json.loads(recorded.read_text(encoding="utf-8"))
     result = BenchResult.from_dict(data)
     assert result.device == "cpu"
     assert [s.backend for s in result.sweeps] == [
