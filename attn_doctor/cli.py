@@ -6,23 +6,44 @@ Each subcommand lives in ``attn_doctor.commands.<name>`` and is registered below
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
 import click
 
 from attn_doctor import __version__
-from attn_doctor.commands.bench import bench_command
-from attn_doctor.commands.check import check_command
-from attn_doctor.commands.download import download_command
-from attn_doctor.commands.explain import explain_command
-from attn_doctor.commands.install import install_command
-from attn_doctor.commands.verify import verify_command
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 
+# Subcommands, imported only when run: `check` must not pay for bench, verify or install.
+COMMANDS: dict[str, str] = {
+    "check": "attn_doctor.commands.check:check_command",
+    "explain": "attn_doctor.commands.explain:explain_command",
+    "install": "attn_doctor.commands.install:install_command",
+    "download": "attn_doctor.commands.download:download_command",
+    "verify": "attn_doctor.commands.verify:verify_command",
+    "bench": "attn_doctor.commands.bench:bench_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="attn-doctor")
 def cli() -> None:
     """Get a fast attention backend working on this machine, and prove it.
@@ -30,19 +51,15 @@ def cli() -> None:
     \b
     attn-doctor check            what is here, what works, what is wrong and why, the fix
     attn-doctor check --deep     ... also import each package in a child process
-    attn-doctor check --json     one versioned JSON document on stdout
+    attn-doctor install --auto   pick, install and prove the best backend, never moving torch
+    attn-doctor verify           real kernel launches vs a reference, and a small model forward
+    attn-doctor bench            each backend's speed and memory on this machine
+    attn-doctor explain TEXT     an error message in, its cause and this machine's fix out
+    ... --json                   one versioned JSON document on stdout
 
     Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,
     3 internal error, 4 install failed (rolled back), 5 another install holds the lock.
     """
-
-
-cli.add_command(check_command)
-cli.add_command(explain_command)
-cli.add_command(install_command)
-cli.add_command(download_command)
-cli.add_command(bench_command)
-cli.add_command(verify_command)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -53,8 +53,15 @@ def _type_schema(tp: object, defs: dict[str, Any]) -> dict[str, Any]:
     raise TypeError(f"no JSON schema for {tp!r}")
 
 
+def _late_names() -> dict[str, Any]:
+    """Types that result modules import only under TYPE_CHECKING (kept off start-up paths)."""
+    from attn_doctor.explain.engine import ExplainResult
+
+    return {"ExplainResult": ExplainResult}
+
+
 def _dataclass_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, localns=_late_names())
     props: dict[str, Any] = {}
     required: list[str] = []
     for fld in dataclasses.fields(cls):
@@ -124,7 +131,7 @@ def envelope_schema(
 
 def check_schema() -> dict[str, Any]:
     """Schema of ``attn-doctor check --json``."""
-    from attn_doctor.commands.check import CheckReport
+    from attn_doctor.report.check_result import CheckReport
 
     defs: dict[str, Any] = {}
     result = _type_schema(CheckReport, defs)

@@ -19,10 +19,13 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attn_doctor.bench.results import BenchResult
 from attn_doctor.errors import SnapshotError
 from attn_doctor.facts import Environment
+
+if TYPE_CHECKING:
+    from attn_doctor.bench.results import BenchResult
 
 CACHE_SCHEMA = "attn-doctor/bench-cache"
 CACHE_SCHEMA_VERSION = 1
@@ -83,6 +86,8 @@ def load_cached_result(key: str, path: Path | None = None) -> BenchResult | None
     raw = _read(cache_path() if path is None else path).get(key)
     if raw is None:
         return None
+    from attn_doctor.bench.results import BenchResult
+
     try:
         return BenchResult.from_dict(raw)
     except SnapshotError:

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from attn_doctor.backends import BackendName
-from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.errors import ExitCode, SnapshotError
-from attn_doctor.explain.engine import ExplainResult
 from attn_doctor.facts import Environment
 
-
-@dataclass(frozen=True, kw_only=True)
-class ImportExplanation:
-    """A failed ``--deep`` import and what the knowledge base says about it here."""
-
-    module: str
-    explanation: ExplainResult
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckReport:
-    """The ``result`` of ``attn-doctor check --json``."""
-
-    environment: Environment
-    diagnosis: Diagnosis
-    import_explanations: tuple[ImportExplanation, ...] = ()
+if TYPE_CHECKING:
+    from attn_doctor.report.check_result import ImportExplanation
 
 
 def load_snapshot(path: Path) -> Environment:
@@ -114,6 +98,8 @@ def check_command(
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
     if json_mode:
+        from attn_doctor.report.check_result import CheckReport
+
         result = CheckReport(environment=env, diagnosis=diagnosis, import_explanations=explained)
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
@@ -141,6 +127,7 @@ def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:
     if not any(res.status != "ok" for res in env.imports):
         return ()
     from attn_doctor.explain.engine import explain_imports
+    from attn_doctor.report.check_result import ImportExplanation
 
     return tuple(
         ImportExplanation(module=module, explanation=result)

@@ -32,10 +32,14 @@ def scan_distributions(paths: list[str]) -> dict[str, importlib.metadata.Distrib
     """Every distribution on ``paths``, keyed by canonical name; the first one found wins."""
     found: dict[str, importlib.metadata.Distribution] = {}
     for dist in importlib.metadata.distributions(path=paths):
-        try:
-            raw = dist.metadata["Name"]
-        except Exception:  # noqa: S112 - a broken dist-info is skipped; the rest still count
-            continue
+        # The name in the *.dist-info directory's name is enough to key the map; parsing every
+        # METADATA file of a large environment would cost more than the rest of the probe.
+        raw = getattr(dist, "_normalized_name", None)
+        if not isinstance(raw, str) or not raw:
+            try:
+                raw = dist.metadata["Name"]
+            except Exception:  # noqa: S112 - a broken dist-info is skipped; the rest count
+                continue
         if not raw:
             continue
         name = canonicalize_name(raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -10,10 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from attn_doctor.backends import BACKENDS
-from attn_doctor.commands.check import ImportExplanation
 from attn_doctor.diagnosis import Diagnosis, Finding, Tri
 from attn_doctor.facts import Environment, ImportResult
 from attn_doctor.report.console import make_console
+
+if TYPE_CHECKING:
+    from attn_doctor.report.check_result import ImportExplanation
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _SEVERITY_MARK = {"error": "✗ ERROR", "warning": "! WARN", "info": "i INFO"}

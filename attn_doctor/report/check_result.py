@@ -1,0 +1,31 @@
+"""The result document of ``attn-doctor check --json`` (its schema is generated from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from attn_doctor.diagnosis import Diagnosis
+from attn_doctor.facts import Environment
+
+if TYPE_CHECKING:
+    # Imported only where explanations exist (a failed --deep import) and by the schema
+    # generator: the knowledge base is not on `check`'s start-up path.
+    from attn_doctor.explain.engine import ExplainResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportExplanation:
+    """A failed ``--deep`` import and what the knowledge base says about it here."""
+
+    module: str
+    explanation: ExplainResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckReport:
+    """The ``result`` of ``attn-doctor check --json``."""
+
+    environment: Environment
+    diagnosis: Diagnosis
+    import_explanations: tuple[ImportExplanation, ...] = ()
