@@ -198,16 +198,25 @@ def _notes(kernel: KernelReport | None, model_results: tuple[ImplResult, ...]) -
             )
         no_bwd = [c for c in kernel.cases if c.backward == "unsupported"]
         if no_bwd:
-            notes.append(f"forward only: {no_bwd[0].error or 'no backward'}")
+            notes.append(f"forward only: {_sentence(no_bwd[0].error or 'no backward')}")
     for result in model_results:
-        if result.status in ("skipped", "unsupported") or (
+        if result.status == "passed" and (result.reason or "").startswith("forward only"):
+            if not any(n.startswith("forward only") for n in notes):
+                notes.append(f"model forward only: {_sentence(result.reason or '')}")
+        elif result.status in ("skipped", "unsupported") or (
             result.status == "passed" and result.reason
         ):
             notes.append(
-                f"model {result.family} {result.attn_implementation}: "
-                f"{result.status}, {result.reason}"
+                f"model {result.family} {result.attn_implementation} {result.status}: "
+                f"{_sentence(result.reason or '')}"
             )
     return tuple(dict.fromkeys(notes))
+
+
+def _sentence(text: str) -> str:
+    """The first sentence: enough for a table cell; the JSON keeps the whole text."""
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
 
 
 def verify_backends(
