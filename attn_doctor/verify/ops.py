@@ -214,6 +214,8 @@ def _sdpa(
         gqa = False
     with warnings.catch_warnings(record=True) as caught, sdpa_kernel(_sdpa_backend_enum(backend)):
         warnings.simplefilter("always")
+        # enable_gqa exists from torch 2.5; pass it only when the heads differ.
+        extra: dict[str, Any] = {"enable_gqa": True} if gqa else {}
         try:
             out = F.scaled_dot_product_attention(
                 q.transpose(1, 2),
@@ -222,7 +224,7 @@ def _sdpa(
                 attn_mask=keep,
                 is_causal=causal and keep is None,
                 scale=softmax_scale,
-                enable_gqa=gqa,
+                **extra,
             )
         except RuntimeError as exc:
             if "No viable backend" not in str(exc):
@@ -519,11 +521,22 @@ def available_ops(device: str) -> dict[BackendName, str | None]:
 
 def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | None) -> str | None:
     torch = _torch()
+    if backend.startswith("sdpa_"):
+        reason = _import_reason("torch.nn.attention")
+        if reason is None and not hasattr(
+            importlib.import_module("torch.nn.attention"), "sdpa_kernel"
+        ):
+            reason = "needs torch.nn.attention.sdpa_kernel (torch 2.3 or newer)"
+        if reason is not None:
+            return reason
     match backend:
         case "sdpa_math" | "eager" | "sdpa_cpu_fused":
             return None
         case "sdpa_flash":
-            if not torch.backends.cuda.is_flash_attention_available():
+            flash_available = getattr(
+                torch.backends.cuda, "is_flash_attention_available", lambda: True
+            )
+            if not flash_available():
                 return "this torch build has no flash SDPA kernel"
             # torch's CUDA flash kernel needs sm80+ (sdp_utils.cpp check_sm_version).
             if cc is not None and cc < (8, 0):
