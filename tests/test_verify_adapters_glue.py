@@ -144,3 +144,86 @@ def test_flash_adapters_unpad_and_repad_correctly(
     if seqlens is not None:
         assert grad[1, 9:].abs().max().item() == 0.0
         assert grad[1, :9].abs().max().item() > 0.0
+
+
+# --- xformers: memory_efficient_attention's documented shapes and biases, in math ----------
+
+
+class _LowerTriangularMask:
+    pass
+
+
+class _BlockDiagonalMask:
+    causal = False
+
+    def __init__(self, seqlens: list[int]) -> None:
+        self.seqlens = seqlens
+
+    @classmethod
+    def from_seqlens(cls, q_seqlen: Any, kv_seqlen: Any = None, *, device: Any = None) -> Any:
+        assert list(q_seqlen) == list(kv_seqlen)
+        return cls(list(q_seqlen))
+
+
+class _BlockDiagonalCausalMask(_BlockDiagonalMask):
+    causal = True
+
+
+def _memory_efficient_attention(
+    q: Any, k: Any, v: Any, attn_bias: Any = None, p: float = 0.0, scale: Any = None
+) -> Any:
+    # [B, M, H, K], or [B, M, G, H, K] for grouped-query (K/V expanded over H).
+    five = q.dim() == 5
+    if five:
+        b, m, g, h, d = q.shape
+        assert k.stride(3) == 0, "GQA K/V must be expanded, not copied"
+        q, k, v = (t.reshape(b, m, g * h, d) for t in (q, k, v))
+    assert q.shape[2] == k.shape[2], "xformers 4-D inputs need equal heads"
+    if isinstance(attn_bias, _BlockDiagonalMask):
+        assert q.shape[0] == 1
+        cu = torch.tensor(
+            [0, *torch.tensor(attn_bias.seqlens).cumsum(0).tolist()], dtype=torch.int32
+        )
+        out = _varlen(q[0], k[0], v[0], cu, cu, causal=attn_bias.causal, scale=scale)[None]
+    else:
+        causal = isinstance(attn_bias, _LowerTriangularMask)
+        out = _math(q, k, v, causal=causal, scale=scale)
+    return out.reshape(*out.shape[:2], g, h, -1) if five else out
+
+
+@pytest.fixture
+def fake_xformers(monkeypatch: pytest.MonkeyPatch) -> None:
+    attn_bias = types.ModuleType("xformers.ops.fmha.attn_bias")
+    attn_bias.LowerTriangularMask = _LowerTriangularMask  # type: ignore[attr-defined]
+    attn_bias.BlockDiagonalMask = _BlockDiagonalMask  # type: ignore[attr-defined]
+    attn_bias.BlockDiagonalCausalMask = _BlockDiagonalCausalMask  # type: ignore[attr-defined]
+    fmha = types.ModuleType("xformers.ops.fmha")
+    fmha.attn_bias = attn_bias  # type: ignore[attr-defined]
+    fmha.memory_efficient_attention = _memory_efficient_attention  # type: ignore[attr-defined]
+    ops = types.ModuleType("xformers.ops")
+    ops.fmha = fmha  # type: ignore[attr-defined]
+    xformers = types.ModuleType("xformers")
+    xformers.ops = ops  # type: ignore[attr-defined]
+    for name, mod in (
+        ("xformers", xformers),
+        ("xformers.ops", ops),
+        ("xformers.ops.fmha", fmha),
+        ("xformers.ops.fmha.attn_bias", attn_bias),
+    ):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+@pytest.mark.usefixtures("fake_xformers")
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seqlens", [None, (24, 9, 17)])
+def test_xformers_adapter_layouts(
+    grad: bool, causal: bool, seqlens: tuple[int, ...] | None
+) -> None:
+    gen = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 24, 4, 32, generator=gen, dtype=torch.float64).requires_grad_(grad)
+    k = torch.randn(3, 24, 2, 32, generator=gen, dtype=torch.float64)
+    v = torch.randn(3, 24, 2, 32, generator=gen, dtype=torch.float64)
+    out = attention_call("xformers", q, k, v, causal=causal, seqlens=seqlens)
+    ref = eager_attention(q, k, v, causal=causal, seqlens=seqlens)
+    assert torch.allclose(out, ref, atol=1e-12)
