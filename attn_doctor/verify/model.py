@@ -403,6 +403,9 @@ def run_model_checks(
     """
     start = time.monotonic()
     dtype_name = "float32" if device == "cpu" else "bfloat16"
+    if model is not None:
+        # Read before huggingface_hub is imported (it reads the variable once, at import).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         transformers: Any = importlib.import_module("transformers")
     except Exception as exc:
@@ -420,7 +423,6 @@ def run_model_checks(
     targets: list[tuple[str, Any, Any]] = []
     try:
         if model is not None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             config = _shrunk_config(model, trust_remote_code=trust_remote_code)
             auto = transformers.AutoModelForCausalLM
             cls = (

@@ -96,7 +96,13 @@ def _run_model(
         args += ["--model", model]
     if trust_remote_code:
         args.append("--trust-remote-code")
-    outcome = run_child(args, timeout=timeout, python=python)
+    environ = None
+    if model is not None:
+        import os
+
+        # Offline: a Hub id is read from the local cache only; nothing is downloaded.
+        environ = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    outcome = run_child(args, timeout=timeout, python=python, environ=environ)
     reason = outcome.reason
     if outcome.status == "ok" and outcome.data is not None:
         try:
@@ -234,7 +240,8 @@ def verify_backends(
 ) -> VerifyReport:
     """Verify ``backends`` (default: every backend with a kernel, plus unsloth) on ``device``.
 
-    ``device`` None: CUDA when torch sees a device, else CPU. ``python`` runs the children
+    ``device`` None: CUDA when torch sees a device, else CPU. Raises ``UsageError`` only when
+    ``model`` cannot be read. ``python`` runs the children
     under another interpreter (the environment being verified). ``progress`` receives one line
     per step (for a spinner on stderr). Never raises for a backend's sake: a crash, a hang or a
     wrong answer is a verdict.
@@ -275,6 +282,18 @@ def verify_backends(
             timeout=timeout,
             python=python,
         )
+        if (
+            model is not None
+            and not model_report.results
+            and (model_report.reason or "").startswith("could not build the model")
+        ):
+            from attn_doctor.errors import UsageError
+
+            raise UsageError(
+                f"--model {model}: {model_report.reason}",
+                hint="give a local directory with a config.json, or a Hub id already in the "
+                "local cache (verify reads it offline); add --trust-remote-code for custom code",
+            )
     verdicts = []
     for backend in chosen:
         impl = _model_impl(backend)
