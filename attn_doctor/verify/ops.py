@@ -271,15 +271,23 @@ def _flex(
         )
     # Without torch.compile flex_attention runs an unfused reference and warns; the fused
     # kernel (Triton on CUDA, C++ on CPU) is what users get and what we must launch.
+    import warnings
+
     compiled = _compiled_flex(flex_attention)
-    out = compiled(
-        q.transpose(1, 2),
-        k.transpose(1, 2),
-        v.transpose(1, 2),
-        block_mask=block_mask,
-        scale=softmax_scale,
-        enable_gqa=q.shape[2] != k.shape[2],
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compiled(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            block_mask=block_mask,
+            scale=softmax_scale,
+            enable_gqa=q.shape[2] != k.shape[2],
+        )
+    if any("without torch.compile" in str(w.message) for w in caught):
+        # torch.compile gave up (recompile limit, an unsupported input) and ran flex_attention
+        # unfused: that is not the kernel under test.
+        raise UnsupportedCaseError("torch.compile fell back to the unfused flex_attention")
     return _zero_padded_queries(out.transpose(1, 2), seqlens)
 
 
@@ -289,7 +297,12 @@ _COMPILED: dict[str, Callable[..., Any]] = {}
 def _compiled_flex(fn: Callable[..., Any]) -> Callable[..., Any]:
     # One compiled wrapper per process: torch.compile caches its graphs on the wrapper.
     if "flex" not in _COMPILED:
-        _COMPILED["flex"] = _torch().compile(fn)
+        torch = _torch()
+        # Each new shape, dtype or mask recompiles; a case matrix needs more than the default
+        # 8 recompiles of one function before dynamo would fall back to running it uncompiled.
+        config = torch._dynamo.config
+        config.recompile_limit = max(int(getattr(config, "recompile_limit", 8)), 64)
+        _COMPILED["flex"] = torch.compile(fn)
     return _COMPILED["flex"]
 
 
