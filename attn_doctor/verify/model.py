@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -354,7 +355,20 @@ def _check_family(
             continue
         no_backward: str | None = None
         try:
-            logits, _ = _run_one(model, ids, mask, labels, backward=False)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                logits, _ = _run_one(model, ids, mask, labels, backward=False)
+            if any("without torch.compile" in str(w.message) for w in caught):
+                # transformers' compiled flex_attention fell back to the unfused reference.
+                results.append(
+                    ImplResult(
+                        family=family,
+                        attn_implementation=impl,
+                        status="unsupported",
+                        reason="torch.compile fell back to the unfused flex_attention",
+                    )
+                )
+                continue
             try:
                 _, grad = _run_one(model, ids, mask, labels)
             except NotImplementedError as exc:
