@@ -520,8 +520,17 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
     torch.manual_seed(seed)
     plain = transformers.LlamaForCausalLM(config).to(device=device, dtype=torch.bfloat16)
     ids, mask, labels = _inputs(config.vocab_size, device, seed=seed)
+    try:
+        # Before unsloth loads anything: from_pretrained patches the Llama classes in place.
+        base = _forward_backward(plain, ids, mask, labels)
+    except Exception as exc:
+        return UnslothReport(
+            status="error",
+            reason=f"plain transformers forward/backward failed: {type(exc).__name__}: {exc}"[:300],
+        )
     with tempfile.TemporaryDirectory(prefix="attn-doctor-unsloth-") as tmp:
         plain.save_pretrained(tmp)
+        save_tiny_tokenizer(tmp, config.vocab_size)
         try:
             fast, _tokenizer = unsloth.FastLanguageModel.from_pretrained(
                 model_name=tmp,
@@ -539,7 +548,6 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         attention_path = _unsloth_attention_path(fast)
         try:
             got = _forward_backward(fast, ids, mask, labels)
-            base = _forward_backward(plain, ids, mask, labels)
         except Exception as exc:
             return UnslothReport(
                 status="error",
@@ -555,6 +563,24 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         logits_atol=result.logits_atol,
         grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
     )
+
+
+def save_tiny_tokenizer(directory: str, vocab_size: int) -> None:
+    """A word-level tokenizer of ``vocab_size`` made-up words, saved offline next to a model.
+
+    ``FastLanguageModel.from_pretrained`` loads a tokenizer with the model; nothing may be
+    downloaded, so one is made here (ids 0-2 are <unk>, <s>, </s>).
+    """
+    tokenizers: Any = importlib.import_module("tokenizers")
+    transformers: Any = importlib.import_module("transformers")
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"w{i}": i for i in range(3, vocab_size)})
+    # Token names, not secrets (ruff's S106 reads "*_token" arguments as passwords).
+    special = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>"}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, special["unk_token"]))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+    fast.save_pretrained(directory)
 
 
 def _unsloth_attention_path(model: Any) -> str:
