@@ -150,3 +150,14 @@ def test_human_table_names_each_backend_and_why() -> None:
     assert "flash_attn_3" in proc.stdout
     assert "xformers" in proc.stdout
     assert "needs a CUDA device" in proc.stdout
+
+
+def test_an_unreadable_model_is_a_usage_error() -> None:
+    pytest.importorskip("transformers")
+    proc = _run(
+        "verify", "eager", "--device", "cpu", "--quick", "--json", "--model", "/nonexistent/model"
+    )
+    assert proc.returncode == 2, proc.stderr
+    envelope = json.loads(proc.stdout)
+    assert envelope["error"]["code"] == "usage"
+    assert envelope["error"]["message"].startswith("--model /nonexistent/model: could not build")

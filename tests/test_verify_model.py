@@ -129,3 +129,21 @@ def test_flex_attention_model_runs_the_compiled_kernel_forward_only_on_cpu() -> 
     # really run (e.g. an uncompiled fallback).
     assert result.logits_max_diff is not None
     assert 0 < result.logits_max_diff <= 1e-5
+
+
+def test_the_tiny_tokenizer_for_unsloth_loads_offline(tmp_path: Any) -> None:
+    from attn_doctor.verify.model import save_tiny_tokenizer
+
+    save_tiny_tokenizer(str(tmp_path), 128)
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+    assert len(tok) == 128
+    assert tok("w5 w127 nope")["input_ids"] == [5, 127, 0]
+    assert (tok.bos_token_id, tok.eos_token_id) == (1, 2)
+
+
+def test_unsloth_is_skipped_with_a_reason_without_a_gpu() -> None:
+    from attn_doctor.verify.model import run_unsloth_check
+
+    report = run_unsloth_check(device="cpu")
+    assert report.status == "skipped"
+    assert report.reason == "unsloth needs a CUDA device"

@@ -83,3 +83,16 @@ def test_backends_without_a_kernel_are_refused() -> None:
 
 def test_unsupported_case_is_its_own_exception() -> None:
     assert not issubclass(UnsupportedCaseError, RuntimeError)
+
+
+def test_flex_that_did_not_compile_is_not_counted_as_the_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What dynamo does when it gives up: flex_attention runs unfused (and warns). verify must
+    # not report that as the fused kernel passing.
+    from attn_doctor.verify import ops
+
+    monkeypatch.setattr(ops, "_compiled_flex", lambda fn: fn)
+    q, k, v = _inputs()
+    with pytest.raises(UnsupportedCaseError, match="unfused"):
+        attention_call("flex_attention", q.float(), k.float(), v.float(), causal=True)

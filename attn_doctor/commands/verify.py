@@ -35,6 +35,13 @@ from attn_doctor.verify.runner import DEFAULT_TIMEOUT, VerifyReport
     default=None,
     help="Where to run (default: cuda when torch sees a GPU, else cpu).",
 )
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    type=click.Choice(["llama", "qwen2", "gemma"]),
+    help="Model families for the model check (repeatable; default: llama and qwen2).",
+)
 @click.option("--quick", is_flag=True, help="A smaller case matrix (one dtype).")
 @click.option("--no-model", is_flag=True, help="Kernel checks only, no model forward.")
 def verify_command(
@@ -45,6 +52,7 @@ def verify_command(
     trust_remote_code: bool,
     timeout: float,
     device: str | None,
+    families: tuple[str, ...],
     quick: bool,
     no_model: bool,
 ) -> None:
@@ -69,6 +77,7 @@ def verify_command(
             timeout=timeout,
             model=model,
             trust_remote_code=trust_remote_code,
+            families=families or None,
             include_model=not no_model,
             quick=quick,
             progress=status.update if errors.is_terminal else None,

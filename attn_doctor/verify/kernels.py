@@ -280,7 +280,7 @@ def _run_case(
             _poison(out_pt.shape, dtype, device)
             out = adapter(backend, q, k, v, causal=spec.causal, seqlens=seqlens)
         if device != "cpu":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
     except UnsupportedCaseError as exc:
         return CaseResult(spec=spec, outcome="unsupported", checks=(), error=str(exc))
     except Exception as exc:
@@ -317,7 +317,7 @@ def _run_case(
         try:
             got = torch.autograd.grad(out, (q, k, v), g.to(dtype))
             if device != "cpu":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
         except NotImplementedError as exc:
             backward = "unsupported"
             error = f"backward: {exc}"[:300]
@@ -363,6 +363,11 @@ def run_kernel_cases(
     from attn_doctor.verify.ops import available_ops
 
     start = time.monotonic()
+    if device.startswith("cuda"):
+        torch: Any = importlib.import_module("torch")
+        # The float32 reference must be float32: no TF32 rounding in its matmuls.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     fn = load_adapter(adapter)
     if adapter is None:
         reason = available_ops(device).get(backend, f"{backend} launches no kernel of its own")

@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -354,7 +355,20 @@ def _check_family(
             continue
         no_backward: str | None = None
         try:
-            logits, _ = _run_one(model, ids, mask, labels, backward=False)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                logits, _ = _run_one(model, ids, mask, labels, backward=False)
+            if any("without torch.compile" in str(w.message) for w in caught):
+                # transformers' compiled flex_attention fell back to the unfused reference.
+                results.append(
+                    ImplResult(
+                        family=family,
+                        attn_implementation=impl,
+                        status="unsupported",
+                        reason="torch.compile fell back to the unfused flex_attention",
+                    )
+                )
+                continue
             try:
                 _, grad = _run_one(model, ids, mask, labels)
             except NotImplementedError as exc:
@@ -403,6 +417,9 @@ def run_model_checks(
     """
     start = time.monotonic()
     dtype_name = "float32" if device == "cpu" else "bfloat16"
+    if model is not None:
+        # Read before huggingface_hub is imported (it reads the variable once, at import).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         transformers: Any = importlib.import_module("transformers")
     except Exception as exc:
@@ -420,7 +437,6 @@ def run_model_checks(
     targets: list[tuple[str, Any, Any]] = []
     try:
         if model is not None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             config = _shrunk_config(model, trust_remote_code=trust_remote_code)
             auto = transformers.AutoModelForCausalLM
             cls = (
@@ -504,8 +520,17 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
     torch.manual_seed(seed)
     plain = transformers.LlamaForCausalLM(config).to(device=device, dtype=torch.bfloat16)
     ids, mask, labels = _inputs(config.vocab_size, device, seed=seed)
+    try:
+        # Before unsloth loads anything: from_pretrained patches the Llama classes in place.
+        base = _forward_backward(plain, ids, mask, labels)
+    except Exception as exc:
+        return UnslothReport(
+            status="error",
+            reason=f"plain transformers forward/backward failed: {type(exc).__name__}: {exc}"[:300],
+        )
     with tempfile.TemporaryDirectory(prefix="attn-doctor-unsloth-") as tmp:
         plain.save_pretrained(tmp)
+        save_tiny_tokenizer(tmp, config.vocab_size)
         try:
             fast, _tokenizer = unsloth.FastLanguageModel.from_pretrained(
                 model_name=tmp,
@@ -523,7 +548,6 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         attention_path = _unsloth_attention_path(fast)
         try:
             got = _forward_backward(fast, ids, mask, labels)
-            base = _forward_backward(plain, ids, mask, labels)
         except Exception as exc:
             return UnslothReport(
                 status="error",
@@ -539,6 +563,24 @@ def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
         logits_atol=result.logits_atol,
         grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
     )
+
+
+def save_tiny_tokenizer(directory: str, vocab_size: int) -> None:
+    """A word-level tokenizer of ``vocab_size`` made-up words, saved offline next to a model.
+
+    ``FastLanguageModel.from_pretrained`` loads a tokenizer with the model; nothing may be
+    downloaded, so one is made here (ids 0-2 are <unk>, <s>, </s>).
+    """
+    tokenizers: Any = importlib.import_module("tokenizers")
+    transformers: Any = importlib.import_module("transformers")
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"w{i}": i for i in range(3, vocab_size)})
+    # Token names, not secrets (ruff's S106 reads "*_token" arguments as passwords).
+    special = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>"}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, special["unk_token"]))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+    fast.save_pretrained(directory)
 
 
 def _unsloth_attention_path(model: Any) -> str:

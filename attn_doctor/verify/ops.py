@@ -214,6 +214,8 @@ def _sdpa(
         gqa = False
     with warnings.catch_warnings(record=True) as caught, sdpa_kernel(_sdpa_backend_enum(backend)):
         warnings.simplefilter("always")
+        # enable_gqa exists from torch 2.5; pass it only when the heads differ.
+        extra: dict[str, Any] = {"enable_gqa": True} if gqa else {}
         try:
             out = F.scaled_dot_product_attention(
                 q.transpose(1, 2),
@@ -222,7 +224,7 @@ def _sdpa(
                 attn_mask=keep,
                 is_causal=causal and keep is None,
                 scale=softmax_scale,
-                enable_gqa=gqa,
+                **extra,
             )
         except RuntimeError as exc:
             if "No viable backend" not in str(exc):
@@ -269,15 +271,23 @@ def _flex(
         )
     # Without torch.compile flex_attention runs an unfused reference and warns; the fused
     # kernel (Triton on CUDA, C++ on CPU) is what users get and what we must launch.
+    import warnings
+
     compiled = _compiled_flex(flex_attention)
-    out = compiled(
-        q.transpose(1, 2),
-        k.transpose(1, 2),
-        v.transpose(1, 2),
-        block_mask=block_mask,
-        scale=softmax_scale,
-        enable_gqa=q.shape[2] != k.shape[2],
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compiled(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            block_mask=block_mask,
+            scale=softmax_scale,
+            enable_gqa=q.shape[2] != k.shape[2],
+        )
+    if any("without torch.compile" in str(w.message) for w in caught):
+        # torch.compile gave up (recompile limit, an unsupported input) and ran flex_attention
+        # unfused: that is not the kernel under test.
+        raise UnsupportedCaseError("torch.compile fell back to the unfused flex_attention")
     return _zero_padded_queries(out.transpose(1, 2), seqlens)
 
 
@@ -287,7 +297,12 @@ _COMPILED: dict[str, Callable[..., Any]] = {}
 def _compiled_flex(fn: Callable[..., Any]) -> Callable[..., Any]:
     # One compiled wrapper per process: torch.compile caches its graphs on the wrapper.
     if "flex" not in _COMPILED:
-        _COMPILED["flex"] = _torch().compile(fn)
+        torch = _torch()
+        # Each new shape, dtype or mask recompiles; a case matrix needs more than the default
+        # 8 recompiles of one function before dynamo would fall back to running it uncompiled.
+        config = torch._dynamo.config
+        config.recompile_limit = max(int(getattr(config, "recompile_limit", 8)), 64)
+        _COMPILED["flex"] = torch.compile(fn)
     return _COMPILED["flex"]
 
 
@@ -519,11 +534,22 @@ def available_ops(device: str) -> dict[BackendName, str | None]:
 
 def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | None) -> str | None:
     torch = _torch()
+    if backend.startswith("sdpa_"):
+        reason = _import_reason("torch.nn.attention")
+        if reason is None and not hasattr(
+            importlib.import_module("torch.nn.attention"), "sdpa_kernel"
+        ):
+            reason = "needs torch.nn.attention.sdpa_kernel (torch 2.3 or newer)"
+        if reason is not None:
+            return reason
     match backend:
         case "sdpa_math" | "eager" | "sdpa_cpu_fused":
             return None
         case "sdpa_flash":
-            if not torch.backends.cuda.is_flash_attention_available():
+            flash_available = getattr(
+                torch.backends.cuda, "is_flash_attention_available", lambda: True
+            )
+            if not flash_available():
                 return "this torch build has no flash SDPA kernel"
             # torch's CUDA flash kernel needs sm80+ (sdp_utils.cpp check_sm_version).
             if cc is not None and cc < (8, 0):

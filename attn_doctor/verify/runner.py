@@ -96,7 +96,13 @@ def _run_model(
         args += ["--model", model]
     if trust_remote_code:
         args.append("--trust-remote-code")
-    outcome = run_child(args, timeout=timeout, python=python)
+    environ = None
+    if model is not None:
+        import os
+
+        # Offline: a Hub id is read from the local cache only; nothing is downloaded.
+        environ = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    outcome = run_child(args, timeout=timeout, python=python, environ=environ)
     reason = outcome.reason
     if outcome.status == "ok" and outcome.data is not None:
         try:
@@ -198,16 +204,25 @@ def _notes(kernel: KernelReport | None, model_results: tuple[ImplResult, ...]) -
             )
         no_bwd = [c for c in kernel.cases if c.backward == "unsupported"]
         if no_bwd:
-            notes.append(f"forward only: {no_bwd[0].error or 'no backward'}")
+            notes.append(f"forward only: {_sentence(no_bwd[0].error or 'no backward')}")
     for result in model_results:
-        if result.status in ("skipped", "unsupported") or (
+        if result.status == "passed" and (result.reason or "").startswith("forward only"):
+            if not any(n.startswith("forward only") for n in notes):
+                notes.append(f"model forward only: {_sentence(result.reason or '')}")
+        elif result.status in ("skipped", "unsupported") or (
             result.status == "passed" and result.reason
         ):
             notes.append(
-                f"model {result.family} {result.attn_implementation}: "
-                f"{result.status}, {result.reason}"
+                f"model {result.family} {result.attn_implementation} {result.status}: "
+                f"{_sentence(result.reason or '')}"
             )
     return tuple(dict.fromkeys(notes))
+
+
+def _sentence(text: str) -> str:
+    """The first sentence: enough for a table cell; the JSON keeps the whole text."""
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
 
 
 def verify_backends(
@@ -225,7 +240,8 @@ def verify_backends(
 ) -> VerifyReport:
     """Verify ``backends`` (default: every backend with a kernel, plus unsloth) on ``device``.
 
-    ``device`` None: CUDA when torch sees a device, else CPU. ``python`` runs the children
+    ``device`` None: CUDA when torch sees a device, else CPU. Raises ``UsageError`` only when
+    ``model`` cannot be read. ``python`` runs the children
     under another interpreter (the environment being verified). ``progress`` receives one line
     per step (for a spinner on stderr). Never raises for a backend's sake: a crash, a hang or a
     wrong answer is a verdict.
@@ -266,6 +282,18 @@ def verify_backends(
             timeout=timeout,
             python=python,
         )
+        if (
+            model is not None
+            and not model_report.results
+            and (model_report.reason or "").startswith("could not build the model")
+        ):
+            from attn_doctor.errors import UsageError
+
+            raise UsageError(
+                f"--model {model}: {model_report.reason}",
+                hint="give a local directory with a config.json, or a Hub id already in the "
+                "local cache (verify reads it offline); add --trust-remote-code for custom code",
+            )
     verdicts = []
     for backend in chosen:
         impl = _model_impl(backend)
