@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from attn_doctor.backends import BackendName
 from attn_doctor.errors import Locked, UsageError
 from attn_doctor.install.build import (
     flash_attn_arch_for,
     max_jobs_for,
     source_build_settings,
 )
-from attn_doctor.install.check import check_import
 from attn_doctor.install.execute import (
     display_commands,
     explain_refusal,
@@ -35,6 +35,7 @@ from attn_doctor.install.lock import env_lock
 from attn_doctor.install.pip import build_argv, protected_constraints
 from attn_doctor.install.state import EnvState, InstalledDist, diff_state, parse_state
 from attn_doctor.plan.types import InstallPlan, WheelCandidate
+from attn_doctor.probe.imports import import_in_child
 
 GB = 1024**3
 
@@ -344,9 +345,9 @@ def _module_dir(tmp_path: Path, name: str, body: str) -> dict[str, str]:
 
 
 def test_check_import_ok_and_error(tmp_path: Path) -> None:
-    assert check_import(sys.executable, "json", 60).status == "ok"
+    assert import_in_child("json", timeout=60, python=sys.executable).status == "ok"
     env = _module_dir(tmp_path, "broken_ext", "raise ImportError('undefined symbol: _ZN3c10')\n")
-    res = check_import(sys.executable, "broken_ext", 60, env=env)
+    res = import_in_child("broken_ext", timeout=60, python=sys.executable, environ=env)
     assert res.status == "error"
     assert res.detail == "ImportError: undefined symbol: _ZN3c10"
 
@@ -355,11 +356,11 @@ def test_check_import_survives_a_crash_and_a_hang(tmp_path: Path) -> None:
     env = _module_dir(
         tmp_path, "crashes", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
     )
-    crashed = check_import(sys.executable, "crashes", 60, env=env)
+    crashed = import_in_child("crashes", timeout=60, python=sys.executable, environ=env)
     assert crashed.status == "crashed"
     assert "SIGSEGV" in str(crashed.detail)
     env = _module_dir(tmp_path, "hangs", "import time\ntime.sleep(60)\n")
-    hung = check_import(sys.executable, "hangs", 1, env=env)
+    hung = import_in_child("hangs", timeout=1, python=sys.executable, environ=env)
     assert hung.status == "timeout"
 
 
@@ -436,3 +437,21 @@ def test_confirm_url_against_a_local_server() -> None:
     unreachable = confirm_url(f"{base}/ok.whl", timeout=2)
     assert unreachable.exists is None
     assert confirm_url("file:///x.whl").exists is None
+
+
+def _plan(backend: BackendName) -> InstallPlan:
+    cand = WheelCandidate(backend=backend, source="pypi", trust="official", requirement="x")
+    return InstallPlan(backend=backend, candidate=cand, protected=(), commands=())
+
+
+def test_kernel_verification_after_install_is_honest_without_a_gpu() -> None:
+    from attn_doctor.install.execute import verify_installed_kernels
+
+    # flash-attn cannot launch on a CPU-only machine: unverified, said so, not a failure.
+    verdict, failed = verify_installed_kernels(_plan("flash_attn_2"), sys.executable, timeout=300)
+    assert not failed
+    assert verdict.startswith("not run here")
+    # Another interpreter: attn-doctor does not verify across environments, it says how to.
+    verdict, failed = verify_installed_kernels(_plan("xformers"), "/usr/bin/python3", timeout=30)
+    assert not failed
+    assert "-m attn_doctor verify xformers" in verdict

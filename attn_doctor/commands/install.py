@@ -257,11 +257,17 @@ def jsonable(value: object) -> object:
     "--rollback", is_flag=True, help="Undo an interrupted install recorded in the journal."
 )
 @click.option(
+    "--no-verify",
+    "no_verify",
+    is_flag=True,
+    help="Skip the kernel verification after the import check (not recommended).",
+)
+@click.option(
     "--check-timeout",
     type=click.FloatRange(min=1.0),
     default=300.0,
     show_default=True,
-    help="Seconds the post-install import check may take.",
+    help="Seconds the post-install import check (and each kernel check) may take.",
 )
 def install_command(
     *,
@@ -277,10 +283,10 @@ def install_command(
     snapshot_path: Path | None,
     python: str,
     rollback: bool,
+    no_verify: bool,
     check_timeout: float,
 ) -> None:
     """Install an attention backend without ever changing torch; roll back if it fails."""
-    import dataclasses
 
     from attn_doctor.install.build import missing_build_requirements
     from attn_doctor.install.execute import (
@@ -354,7 +360,11 @@ def install_command(
         plan = _confirm_url(plan)
     index_args = wheelhouse_args(wheelhouse)
     options = InstallOptions(
-        python=python, installer=inst, index_args=index_args, check_timeout=check_timeout
+        python=python,
+        installer=inst,
+        index_args=index_args,
+        check_timeout=check_timeout,
+        verify_kernels=not no_verify,
     )
     # Show what will run here (the resolver's own command lines stay in the JSON plan).
     build_env = plan.candidate.build_env
@@ -417,6 +427,8 @@ def install_command(
             con.print(f"  {line}")
         if report.check is not None:
             con.print(f"  check: import {report.check.module} -> {report.check.status}")
+        if report.kernel_check is not None:
+            con.print(f"  kernels: {report.kernel_check}")
         if report.build_seconds is not None:
             con.print(f"  source build took {report.build_seconds / 60:.1f} min; log: {report.log}")
     sys.exit(int(ExitCode.OK))

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,6 @@ from attn_doctor.backends import BACKENDS
 from attn_doctor.errors import InstallFailed, UsageError
 from attn_doctor.facts import ImportResult, encode
 from attn_doctor.install.build import missing_build_requirements, source_build_settings
-from attn_doctor.install.check import check_import
 from attn_doctor.install.journal import (
     Journal,
     Step,
@@ -56,6 +56,7 @@ from attn_doctor.install.state import (
     rollback,
 )
 from attn_doctor.plan.types import InstallPlan
+from attn_doctor.probe.imports import import_in_child
 
 STATE_DIR_NAME = ".attn-doctor"
 CONSTRAINTS_PLACEHOLDER = "constraints.txt"
@@ -77,6 +78,9 @@ class InstallOptions:
     cpu_count: int | None = None
     ram_available_bytes: int | None = None
     """Facts for a source build's MAX_JOBS (read with psutil when omitted)."""
+    verify_kernels: bool = True
+    """After the import check, launch the backend's kernels against a reference
+    (``attn-doctor verify``); a failure there rolls back like a failed import."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +108,8 @@ class InstallReport:
     build_env: tuple[tuple[str, str], ...] = ()
     log: str | None = None
     notes: tuple[str, ...] = ()
+    kernel_check: str | None = None
+    """The kernel verification's verdict in one line (or why it did not run)."""
 
 
 class InstallRolledBack(InstallFailed):
@@ -326,6 +332,36 @@ def _state_dir(prefix: str, run_id: str) -> Path:
     return Path(prefix) / STATE_DIR_NAME / "runs" / run_id
 
 
+def verify_installed_kernels(
+    plan: InstallPlan, python: str, *, timeout: float
+) -> tuple[str, bool]:
+    """Launch the installed backend's kernels against a reference (quick matrix, no model).
+
+    Returns the verdict in one line and whether it *failed*: a backend that cannot launch
+    here (no GPU) is not a failure, only unverified, and says so.
+    """
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        # The verify child runs attn-doctor's own code; in another environment it would see
+        # attn-doctor's site-packages beside the target's, and could test the wrong torch.
+        return (
+            f"not run: the target is another interpreter; run `{python} -m attn_doctor verify "
+            f"{plan.backend}` there",
+            False,
+        )
+    from attn_doctor.verify.runner import verify_backends
+
+    report = verify_backends([plan.backend], include_model=False, quick=True, timeout=timeout)
+    verdict = next((v for v in report.backends if v.backend == plan.backend), None)
+    if verdict is None:
+        return "not run: verify has no kernel check for this backend", False
+    if not verdict.usable:
+        why = verdict.failure or "the backend cannot launch on this machine"
+        return f"not run here: {why}", False
+    if verdict.passed is False:
+        return verdict.failure or "failed", True
+    return "passed (kernel vs reference, flash-attn's error rule)", False
+
+
 def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport:
     """Install the plan's candidate into ``options.python``; roll back exactly on failure.
 
@@ -452,7 +488,9 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             journal = _step(prefix, journal, "checking")
             module = check_module(plan)
             if module is not None:
-                check = check_import(python, module, options.check_timeout, env=child_env)
+                check = import_in_child(
+                    module, timeout=options.check_timeout, python=python, environ=child_env
+                )
                 report = _replace(report, check=check)
                 if check.status != "ok":
                     raise InstallFailed(
@@ -460,6 +498,17 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                         f"`import {module}` {check.status}: {check.detail}",
                         hint=_short_tail(check.traceback_tail),
                     )
+                if options.verify_kernels:
+                    verdict, failed = verify_installed_kernels(
+                        plan, python, timeout=options.check_timeout
+                    )
+                    report = _replace(report, kernel_check=verdict)
+                    if failed:
+                        raise InstallFailed(
+                            f"the installed {plan.candidate.requirement} imports, but its kernel "
+                            f"failed verification: {verdict}",
+                            hint=f"attn-doctor verify {plan.backend} shows every case",
+                        )
         except BaseException as exc:
             if not acted:  # refused before pip changed anything: nothing to undo
                 remove_journal(prefix)
