@@ -56,8 +56,9 @@ def _type_schema(tp: object, defs: dict[str, Any]) -> dict[str, Any]:
 def _late_names() -> dict[str, Any]:
     """Types that result modules import only under TYPE_CHECKING (kept off start-up paths)."""
     from attn_doctor.explain.engine import ExplainResult
+    from attn_doctor.verify.runner import VerifyReport
 
-    return {"ExplainResult": ExplainResult}
+    return {"ExplainResult": ExplainResult, "VerifyReport": VerifyReport}
 
 
 def _dataclass_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:

@@ -155,3 +155,23 @@ def test_unknown_option_is_usage_error() -> None:
     proc = run("check", "--no-such-option")
     assert proc.returncode == ExitCode.USAGE
     assert "no such option" in proc.stderr.lower()
+
+
+@pytest.mark.slow
+def test_check_verify_proves_the_usable_backends_on_this_machine() -> None:
+    proc = run("check", "--verify", "--json")
+    assert proc.returncode in (ExitCode.OK, ExitCode.PROBLEMS), proc.stderr
+    result = envelope(proc)["result"]
+    assert isinstance(result, dict)
+    verification = result["verification"]
+    usable = {b["backend"] for b in result["diagnosis"]["backends"] if b["usable"]}
+    verified = {v["backend"] for v in verification["backends"]}
+    assert usable <= verified  # every backend check calls usable was launched
+    assert verification["ok"] is True
+    for verdict in verification["backends"]:
+        assert verdict["passed"] is True, verdict["failure"]
+
+
+def test_verify_with_a_snapshot_is_a_usage_error() -> None:
+    proc = run("check", "--verify", "--snapshot", str(SNAPSHOTS / "a100-linux.json"))
+    assert proc.returncode == ExitCode.USAGE

@@ -448,10 +448,14 @@ def test_kernel_verification_after_install_is_honest_without_a_gpu() -> None:
     from attn_doctor.install.execute import verify_installed_kernels
 
     # flash-attn cannot launch on a CPU-only machine: unverified, said so, not a failure.
-    verdict, failed = verify_installed_kernels(_bare_plan("flash_attn_2"), sys.executable, timeout=300)
+    verdict, failed = verify_installed_kernels(
+        _bare_plan("flash_attn_2"), sys.executable, timeout=300
+    )
     assert not failed
     assert verdict.startswith("not run here")
     # Another interpreter: attn-doctor does not verify across environments, it says how to.
-    verdict, failed = verify_installed_kernels(_bare_plan("xformers"), "/usr/bin/python3", timeout=30)
+    verdict, failed = verify_installed_kernels(
+        _bare_plan("xformers"), "/usr/bin/python3", timeout=30
+    )
     assert not failed
     assert "-m attn_doctor verify xformers" in verdict

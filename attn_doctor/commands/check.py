@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from attn_doctor.backends import BackendName
-from attn_doctor.errors import ExitCode, SnapshotError
+from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 from attn_doctor.facts import Environment
 
 if TYPE_CHECKING:
@@ -62,6 +62,12 @@ def save_snapshot(env: Environment, path: Path) -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
 @click.option(
+    "--verify",
+    "run_verify",
+    is_flag=True,
+    help="Then prove every backend check calls usable (attn-doctor verify --quick).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1.0),
     default=60.0,
@@ -75,6 +81,7 @@ def check_command(
     snapshot_path: Path | None,
     save_path: Path | None,
     strict: bool,
+    run_verify: bool,
     timeout: float,
 ) -> None:
     """What is here, what works, what is wrong and why, and the fix."""
@@ -83,8 +90,10 @@ def check_command(
     from attn_doctor.rules import load_rules
 
     if snapshot_path is not None:
-        if deep:
-            raise SnapshotError("--deep cannot be combined with --snapshot (nothing to import)")
+        if deep or run_verify:
+            raise UsageError(
+                "--deep and --verify run things on this machine: not with --snapshot"
+            )
         env = load_snapshot(snapshot_path)
     else:
         from attn_doctor.probe import probe_environment
@@ -95,17 +104,32 @@ def check_command(
     measured = _bench_ranking(env) if snapshot_path is None else ()
     diagnosis = diagnose(env, load_rules(), measured=measured)
     explained = _explain_failed_imports(env)
+    verification = None
+    if run_verify:
+        from attn_doctor.verify.runner import verify_usable
+
+        verification = verify_usable(diagnosis, timeout=max(timeout, 300.0), quick=True)
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
+    failed = failed or (verification is not None and not verification.ok)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
     if json_mode:
         from attn_doctor.report.check_result import CheckReport
 
-        result = CheckReport(environment=env, diagnosis=diagnosis, import_explanations=explained)
+        result = CheckReport(
+            environment=env,
+            diagnosis=diagnosis,
+            import_explanations=explained,
+            verification=verification,
+        )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
         from attn_doctor.report.check_view import render_check  # rich: people's output only
 
         render_check(env, diagnosis, snapshot=snapshot_path, import_explanations=explained)
+        if verification is not None:
+            from attn_doctor.commands.verify import render_verify
+
+            render_verify(verification)
     sys.exit(int(code))
 
 

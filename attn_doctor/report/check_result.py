@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     # Imported only where explanations exist (a failed --deep import) and by the schema
     # generator: the knowledge base is not on `check`'s start-up path.
     from attn_doctor.explain.engine import ExplainResult
+    from attn_doctor.verify.runner import VerifyReport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,3 +30,5 @@ class CheckReport:
     environment: Environment
     diagnosis: Diagnosis
     import_explanations: tuple[ImportExplanation, ...] = ()
+    verification: VerifyReport | None = None
+    """``check --verify``: the kernel and model checks of every backend check calls usable."""
