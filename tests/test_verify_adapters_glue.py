@@ -51,19 +51,20 @@ def _fa2() -> types.ModuleType:
     ) -> Any:
         return _math(q, k, v, causal=causal, scale=softmax_scale)
 
+    # flash_attn/flash_attn_interface.py's parameter names (hopper/ uses the same ones).
     def flash_attn_varlen_func(
         q: Any,
         k: Any,
         v: Any,
-        cu_q: Any,
-        cu_k: Any,
-        max_q: int,
-        max_k: int,
+        cu_seqlens_q: Any,
+        cu_seqlens_k: Any,
+        max_seqlen_q: int,
+        max_seqlen_k: int,
         softmax_scale: Any = None,
         causal: bool = False,
     ) -> Any:
-        assert max_q == int((cu_q[1:] - cu_q[:-1]).max())
-        return _varlen(q, k, v, cu_q, cu_k, causal=causal, scale=softmax_scale)
+        assert max_seqlen_q == int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max())
+        return _varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, causal=causal, scale=softmax_scale)
 
     mod.flash_attn_func = flash_attn_func  # type: ignore[attr-defined]
     mod.flash_attn_varlen_func = flash_attn_varlen_func  # type: ignore[attr-defined]

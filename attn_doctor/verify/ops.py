@@ -306,7 +306,18 @@ def _compiled_flex(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _COMPILED["flex"]
 
 
-def _flash_attn_2(
+_FLASH_MODULES: dict[BackendName, str] = {
+    "flash_attn_2": "flash_attn",
+    "flash_attn_3": "flash_attn_interface",
+    "flash_attn_4": "flash_attn.cute",
+}
+"""The module whose ``flash_attn_func`` / ``flash_attn_varlen_func`` each flash-attn
+generation exports; the three share the (batch, seqlen, heads, dim) layout and the keyword
+names of the varlen call."""
+
+
+def _flash_attn(
+    backend: BackendName,
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -315,68 +326,13 @@ def _flash_attn_2(
     softmax_scale: float | None,
     seqlens: Sequence[int] | None,
 ) -> torch.Tensor:
-    from flash_attn import flash_attn_func, flash_attn_varlen_func
+    import importlib
 
+    module = importlib.import_module(_FLASH_MODULES[backend])
     if seqlens is None:
-        return _first(flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal))
+        return _first(module.flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal))
     cu = _cu_seqlens(seqlens, q.device)
-    out = flash_attn_varlen_func(
-        _unpad(q, seqlens),
-        _unpad(k, seqlens),
-        _unpad(v, seqlens),
-        cu,
-        cu,
-        max(seqlens),
-        max(seqlens),
-        softmax_scale=softmax_scale,
-        causal=causal,
-    )
-    return _repad(_first(out), seqlens, q.shape[1])
-
-
-def _flash_attn_3(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    causal: bool,
-    softmax_scale: float | None,
-    seqlens: Sequence[int] | None,
-) -> torch.Tensor:
-    from flash_attn_interface import flash_attn_func, flash_attn_varlen_func
-
-    if seqlens is None:
-        return _first(flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal))
-    cu = _cu_seqlens(seqlens, q.device)
-    out = flash_attn_varlen_func(
-        _unpad(q, seqlens),
-        _unpad(k, seqlens),
-        _unpad(v, seqlens),
-        cu,
-        cu,
-        max(seqlens),
-        max(seqlens),
-        softmax_scale=softmax_scale,
-        causal=causal,
-    )
-    return _repad(_first(out), seqlens, q.shape[1])
-
-
-def _flash_attn_4(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    causal: bool,
-    softmax_scale: float | None,
-    seqlens: Sequence[int] | None,
-) -> torch.Tensor:
-    from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
-
-    if seqlens is None:
-        return _first(flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal))
-    cu = _cu_seqlens(seqlens, q.device)
-    out = flash_attn_varlen_func(
+    out = module.flash_attn_varlen_func(
         _unpad(q, seqlens),
         _unpad(k, seqlens),
         _unpad(v, seqlens),
@@ -461,17 +417,9 @@ def attention_call(
             )
         case "flex_attention":
             return _flex(q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens)
-        case "flash_attn_2":
-            return _flash_attn_2(
-                q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
-            )
-        case "flash_attn_3":
-            return _flash_attn_3(
-                q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
-            )
-        case "flash_attn_4":
-            return _flash_attn_4(
-                q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
+        case "flash_attn_2" | "flash_attn_3" | "flash_attn_4":
+            return _flash_attn(
+                backend, q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
             )
         case "xformers":
             return _xformers(q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens)
