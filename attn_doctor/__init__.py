@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 # The library API, loaded on first access so that `import attn_doctor` (and the CLI) stay light.
-_LAZY = {
-    "Choice": "attn_doctor.runtime.select",
-    "best_attn_implementation": "attn_doctor.runtime.select",
-    "explain_choice": "attn_doctor.runtime.select",
-    "load_kwargs": "attn_doctor.runtime.select",
-    "register_xformers_attention": "attn_doctor.runtime.xformers_attention",
-}
+_RUNTIME_NAMES = frozenset(
+    (
+        "Choice",
+        "best_attn_implementation",
+        "explain_choice",
+        "load_kwargs",
+        "register_xformers_attention",
+    )
+)
+"""The library API, re-exported lazily from ``attn_doctor.runtime`` (which is lazy itself)."""
 
 __all__ = [
     "Choice",
@@ -41,11 +44,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _RUNTIME_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module("attn_doctor.runtime"), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | _RUNTIME_NAMES)
