@@ -410,3 +410,18 @@ def test_bench_measurements_reorder_what_works_now() -> None:
     assert ranked[0] == "flex_attention"  # measured faster here: the measurement wins
     assert "measured" in measured.recommendations[0].reason
     assert sorted(ranked) == sorted(plain)  # the same candidates, only reordered
+
+
+def test_with_the_index_install_notes_name_the_wheel_that_fits() -> None:
+    from attn_doctor.index import load_index
+
+    env = load("h100-linux-recent-torch")  # torch 2.9: no upstream flash-attn 2 wheel exists
+    recs = {r.backend: r for r in diagnose(env, load_rules(), index=load_index()).recommendations}
+    assert "community build" in recs["flash_attn_2"].reason
+    assert "no upstream wheel fits" in recs["flash_attn_2"].reason
+    assert "package index wheel xformers-" in recs["xformers"].reason
+    # an official prebuilt way outranks a community build
+    assert recs["xformers"].rank < recs["flash_attn_2"].rank
+    t4 = load("t4-colab")
+    t4_recs = {r.backend for r in diagnose(t4, load_rules(), index=load_index()).recommendations}
+    assert "flash_attn_2" not in t4_recs  # sm75: never recommended, index or not

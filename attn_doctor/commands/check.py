@@ -102,7 +102,12 @@ def check_command(
     if save_path is not None:
         save_snapshot(env, save_path)
     measured = _bench_ranking(env) if snapshot_path is None else ()
-    diagnosis = diagnose(env, load_rules(), measured=measured)
+    index = None
+    if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
+        from attn_doctor.index import load_index
+
+        index = load_index()
+    diagnosis = diagnose(env, load_rules(), measured=measured, index=index)
     explained = _explain_failed_imports(env)
     verification = None
     if run_verify:

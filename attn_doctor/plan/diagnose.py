@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -31,6 +32,10 @@ from attn_doctor.diagnosis import (
     Tri,
 )
 from attn_doctor.facts import Environment, GpuFacts, PackageFacts
+from attn_doctor.plan.types import BackendPlan
+
+if TYPE_CHECKING:
+    from attn_doctor.index import Index
 from attn_doctor.plan.compat import TORCH_INTERNAL, Verdict, device_verdict, devices, verdict
 from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
@@ -91,6 +96,19 @@ class _Ctx:
     rules: Rules
     measured: dict[BackendName, float] = dataclasses.field(default_factory=dict)
     """Geometric-mean TFLOP/s per backend from a cached ``attn-doctor bench`` run."""
+    index: Index | None = None
+    """The wheel index: when given, "needs install" says exactly which way fits here."""
+    _routes: dict[BackendName, BackendPlan] = dataclasses.field(default_factory=dict)
+
+    def route(self, name: BackendName) -> BackendPlan | None:
+        """The resolver's plan for installing ``name`` here (None without an index)."""
+        if self.index is None:
+            return None
+        if name not in self._routes:
+            from attn_doctor.plan.resolve import plan_backend
+
+            self._routes[name] = plan_backend(self.env, self.index, name)
+        return self._routes[name]
 
     def finding(
         self,
@@ -1233,6 +1251,34 @@ def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, Back
     return table
 
 
+def _route_note(name: BackendName, route: BackendPlan) -> str:
+    """One line: the best way the resolver found to get ``name`` here, or why there is none."""
+    if not route.candidates:
+        why = route.rejections[0].reason if route.rejections else "no source offers it"
+        return f"no prebuilt way here: {why}"
+    best = route.candidates[0]
+    what = best.filename or best.requirement or best.attn_implementation or best.source
+    match best.source:
+        case "source-build":
+            minutes = f", ~{best.estimated_minutes:.0f} min" if best.estimated_minutes else ""
+            return f"needs install: no prebuilt wheel fits, source build{minutes}"
+        case "community":
+            return f"needs install: community build {what} (no upstream wheel fits)"
+        case "hub":
+            return (
+                f"needs `pip install '{best.requirement}'` (no compile); the kernel comes from "
+                "the Hugging Face Hub on first use"
+            )
+        case _:
+            label = {
+                "upstream-release": "upstream release wheel",
+                "pypi": "package index wheel",
+                "pytorch-index": "PyTorch index wheel",
+            }.get(best.source, f"{best.source} wheel")
+            flag = BACKENDS[name].distribution or name
+            return f"needs install: {label} {what} (attn-doctor install {flag})"
+
+
 def _install_note(
     ctx: _Ctx, name: BackendName, status: BackendStatus, device: GpuFacts | None
 ) -> str:
@@ -1244,6 +1290,9 @@ def _install_note(
         return f"in torch, but not usable now: {status.reason}"
     if status.installed == "yes":
         return f"installed but not usable: {status.reason}"
+    route = ctx.route(name)
+    if route is not None:
+        return _route_note(name, route)
     rule = ctx.rules.backend(name)
     os_name = rules_os(ctx.env)
     if name == "hub_kernels":
@@ -1288,7 +1337,16 @@ def _recommend(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Recom
             elif name in TORCH_INTERNAL:
                 tier = 1  # works as soon as torch itself is installed or fixed
             else:
-                tier = 2 if v.official else 3
+                route = ctx.route(name)
+                if route is None:
+                    tier = 2 if v.official else 3
+                elif route.candidates and route.candidates[0].source not in (
+                    "source-build",
+                    "community",
+                ):
+                    tier = 2  # an official prebuilt way exists for this machine
+                else:
+                    tier = 3
             # Among what works now, measured speed (bench) outranks the policy order.
             speed = ctx.measured.get(name) if tier == 0 else None
             picked.append((tier, -speed if speed is not None else 0.0, pos, name, v))
@@ -1414,13 +1472,14 @@ def diagnose(
     rules: Rules,
     *,
     measured: Iterable[tuple[BackendName, float]] = (),
+    index: Index | None = None,
 ) -> Diagnosis:
     """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations.
 
     ``measured`` is a bench ranking for this machine (backend, geometric-mean TFLOP/s): among
     backends that work now, faster measured ones rank first.
     """
-    ctx = _Ctx(env=env, rules=rules, measured=dict(measured))
+    ctx = _Ctx(env=env, rules=rules, measured=dict(measured), index=index)
     findings: list[Finding] = []
     findings += _torch_findings(ctx)
     findings += _driver_findings(ctx)

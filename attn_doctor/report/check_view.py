@@ -181,7 +181,8 @@ def recommendation_table(diagnosis: Diagnosis) -> Table:
         t.add_row(
             str(r.rank) + (f" (GPU {r.gpu_index})" if r.gpu_index is not None else ""),
             BACKENDS[r.backend].title,
-            r.attn_implementation or "—",
+            r.attn_implementation
+            or ("xformers¹" if r.backend == "xformers" else "—"),
             Text("ready", style="green") if r.usable_now else Text("install", style="yellow"),
             r.reason,
         )
@@ -216,6 +217,14 @@ def render_check(
     out.print()
     out.print(backends_table(diagnosis))
     out.print(recommendation_table(diagnosis))
+    if any(r.backend == "xformers" for r in diagnosis.recommendations):
+        out.print(
+            Text(
+                "¹ not a transformers value by itself: call "
+                "attn_doctor.register_xformers_attention() first",
+                style="dim",
+            )
+        )
     for line in diagnosis.folklore:
         out.print(Text.assemble(("Folklore check: ", "bold magenta"), line))
     errors = sum(f.severity == "error" for f in diagnosis.findings)
