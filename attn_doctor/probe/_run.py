@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +94,97 @@ def unknown(field: str, reason: str) -> Unknown:
 
 def is_windows() -> bool:
     return sys.platform == "win32"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Isolated:
+    """How a program run by ``run_isolated`` ended."""
+
+    returncode: int | None
+    """Exit status (negative: killed by that signal on POSIX); None when it timed out or
+    could not start."""
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+    start_error: str | None = None
+    """Why the program could not be started, if it could not."""
+
+
+def kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Kill a child started by ``run_isolated`` and everything it started."""
+    if sys.platform == "win32":
+        # taskkill /T ends the child's own children too; kill() alone would leave them.
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False
+        )
+        proc.kill()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
+    except (ProcessLookupError, PermissionError):
+        if proc.returncode is None:
+            proc.kill()
+
+
+def run_isolated(
+    argv: Sequence[str], *, timeout: float, env: Mapping[str, str], grace: float = 5.0
+) -> Isolated:
+    """Run a program that may crash or hang (an import of the user's packages, a kernel).
+
+    It gets a process group of its own, so a timeout (or Ctrl-C here) ends it together with
+    the helpers it started (torch.compile workers would otherwise hold the pipes open).
+    Never raises for the program's sake; KeyboardInterrupt still propagates, child killed.
+    """
+    kwargs: dict[str, object] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=dict(env),
+            **kwargs,  # type: ignore[call-overload]
+        )
+    except OSError as exc:
+        return Isolated(
+            returncode=None,
+            stdout="",
+            stderr="",
+            seconds=0.0,
+            start_error=f"could not start {argv[0]}: {exc.strerror or exc}",
+        )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:  # a grandchild holds the pipes open; give up on them
+            stdout, stderr = "", ""
+        return Isolated(
+            returncode=None,
+            stdout=stdout,
+            stderr=stderr,
+            seconds=time.perf_counter() - start,
+            timed_out=True,
+        )
+    finally:
+        if proc.returncode is None:  # interrupted (Ctrl-C): do not leave the child running
+            kill_tree(proc)
+            proc.wait()
+    kill_tree(proc)  # stragglers left in the child's process group, if any
+    return Isolated(
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        seconds=time.perf_counter() - start,
+    )

@@ -26,15 +26,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
+from attn_doctor.probe._run import run_isolated
 
 MARKER = "@@attn-doctor-result@@"
 TAIL_CHARS = 2000
@@ -205,22 +204,6 @@ def _parse_marker(stdout: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _kill_tree(proc: subprocess.Popen[str]) -> None:
-    if sys.platform == "win32":
-        # taskkill /T ends the child's own children too; kill() alone would leave them.
-        subprocess.run(
-            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
-            capture_output=True,
-            check=False,
-        )
-        proc.kill()
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
 def run_child(
     code: str,
     *,
@@ -232,42 +215,17 @@ def run_child(
     argv = [python or sys.executable, "-X", "faulthandler", "-c", code]
     env = dict(os.environ if environ is None else environ)
     env.setdefault("PYTHONIOENCODING", "utf-8")
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        kwargs["start_new_session"] = True
-    start = time.perf_counter()
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=env,
-            **kwargs,
-        )
-    except OSError as exc:
-        return ChildOutcome(status="error", detail=f"could not start {argv[0]}: {exc}")
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
-        try:
-            stdout, stderr = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a grandchild holds the pipes open; give up on them
-            stdout, stderr = "", ""
+    ran = run_isolated(argv, timeout=timeout, env=env)
+    if ran.start_error is not None:
+        return ChildOutcome(status="error", detail=ran.start_error)
+    if ran.timed_out:
         return ChildOutcome(
             status="timeout",
             detail=f"no result within {timeout:g} s; the process was killed",
-            traceback_tail=_tail(stderr),
-            seconds=time.perf_counter() - start,
+            traceback_tail=_tail(ran.stderr),
+            seconds=ran.seconds,
         )
-    seconds = time.perf_counter() - start
-    payload = _parse_marker(stdout)
+    payload = _parse_marker(ran.stdout)
     if payload is not None:
         status: ImportStatus = "error" if payload.get("status") == "error" else "ok"
         detail = payload.get("detail")
@@ -277,15 +235,15 @@ def run_child(
             payload=payload,
             detail=detail if isinstance(detail, str) else None,
             traceback_tail=_tail(tb) if isinstance(tb, str) else None,
-            seconds=seconds,
+            seconds=ran.seconds,
         )
     return ChildOutcome(
         status="crashed",
-        detail=describe_exit(proc.returncode)
-        if proc.returncode != 0
+        detail=describe_exit(ran.returncode or 0)
+        if ran.returncode != 0
         else "exited (status 0) before reporting a result",
-        traceback_tail=_tail(stderr),
-        seconds=seconds,
+        traceback_tail=_tail(ran.stderr),
+        seconds=ran.seconds,
     )
 
 

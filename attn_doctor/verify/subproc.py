@@ -6,17 +6,16 @@ last stdout line. A kernel that segfaults kills only the child: the parent repor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from attn_doctor.probe._run import run_isolated
 
 ChildStatus = Literal["ok", "crashed", "timeout", "error"]
 
@@ -56,19 +55,6 @@ def child_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _kill_tree(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the child's process group (POSIX) or the child itself."""
-    killpg = getattr(os, "killpg", None)
-    if killpg is not None:
-        # The group outlives the child only while helpers remain in it; once empty, its id
-        # cannot name anyone else's processes (ProcessLookupError).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            killpg(proc.pid, signal.SIGKILL)
-        return
-    if proc.returncode is None:
-        proc.kill()
-
-
 def run_child(
     args: Sequence[str],
     *,
@@ -78,35 +64,19 @@ def run_child(
 ) -> ChildOutcome:
     """Run ``python -m attn_doctor.verify._child *args`` and parse its last stdout line."""
     cmd = [python or sys.executable, "-m", "attn_doctor.verify._child", *args]
-    start = time.monotonic()
-    # A session of its own, so that a timeout also ends the helpers the child started
-    # (torch.compile's worker processes would otherwise hold our pipes open).
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(environ),
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
-        proc.communicate()
+    ran = run_isolated(cmd, timeout=timeout, env=child_env(environ))
+    if ran.start_error is not None:
+        return ChildOutcome(status="error", data=None, reason=ran.start_error, seconds=0.0)
+    if ran.timed_out or ran.returncode is None:
         return ChildOutcome(
             status="timeout",
             data=None,
             reason=f"no answer within {timeout:g} s (killed)",
-            seconds=time.monotonic() - start,
+            seconds=ran.seconds,
         )
-    finally:
-        if proc.returncode is None:  # interrupted (Ctrl-C): do not leave the child running
-            _kill_tree(proc)
-            proc.wait()
-    _kill_tree(proc)  # stragglers in the child's session, if any
-    seconds = time.monotonic() - start
-    returncode = proc.returncode
+    stdout, stderr = ran.stdout, ran.stderr
+    seconds = ran.seconds
+    returncode = ran.returncode
     if returncode < 0:
         return ChildOutcome(
             status="crashed",
