@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
@@ -684,6 +682,11 @@ def _xformers_findings(ctx: _Ctx) -> list[Finding]:
     ]
 
 
+_TORCH_REQUIREMENT = re.compile(r"\s*torch\s*(?:[<>=!~(;\[]|$)", re.IGNORECASE)
+"""A Requires-Dist line about torch itself (not torchvision, not torch-something). Lines
+under an ``extra`` marker are left out: they apply only if that extra was asked for."""
+
+
 def _pin_findings(ctx: _Ctx) -> list[Finding]:
     env = ctx.env
     torch = env.torch
@@ -692,42 +695,51 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
     tv = parse_version(torch.version)
     if tv is None:
         return []
+    candidates = [
+        (pkg, line)
+        for pkg in env.packages
+        for line in pkg.requires
+        if _TORCH_REQUIREMENT.match(line) and "extra" not in line
+    ]
+    if not candidates:  # the common case: skip importing the requirement parser at all
+        return []
+    from packaging.requirements import InvalidRequirement, Requirement
+
     markers = marker_environment(env)
     out: list[Finding] = []
-    for pkg in env.packages:
-        for line in pkg.requires:
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if canonicalize_name(req.name) != "torch" or not str(req.specifier):
-                continue
-            if req.marker is not None and not req.marker.evaluate(markers):
-                continue
-            if req.specifier.contains(tv, prereleases=True):
-                continue
-            out.append(
-                ctx.finding(
-                    "package-pins-other-torch",
-                    "error",
-                    f"{pkg.name} {pkg.version} requires torch{req.specifier}",
-                    f"{pkg.name} declares `{line}`, which torch {torch.version} does not satisfy: "
-                    "pip will try to replace torch the next time it resolves, or the package runs "
-                    "against a torch it was not built for.",
-                    [
-                        _ev(f"packages.{pkg.name}.requires", line),
-                        _ev("torch.version", torch.version),
-                    ],
-                    fix=f"attn-doctor install {pkg.name}",
-                    fix_note=(
-                        f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
-                        f"it (pip uninstall -y {pkg.name})."
-                    ),
-                    backends=tuple(
-                        n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
-                    ),
-                )
+    for pkg, line in candidates:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if not str(req.specifier):
+            continue
+        if req.marker is not None and not req.marker.evaluate(markers):
+            continue
+        if req.specifier.contains(tv, prereleases=True):
+            continue
+        out.append(
+            ctx.finding(
+                "package-pins-other-torch",
+                "error",
+                f"{pkg.name} {pkg.version} requires torch{req.specifier}",
+                f"{pkg.name} declares `{line}`, which torch {torch.version} does not satisfy: "
+                "pip will try to replace torch the next time it resolves, or the package runs "
+                "against a torch it was not built for.",
+                [
+                    _ev(f"packages.{pkg.name}.requires", line),
+                    _ev("torch.version", torch.version),
+                ],
+                fix=f"attn-doctor install {pkg.name}",
+                fix_note=(
+                    f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
+                    f"it (pip uninstall -y {pkg.name})."
+                ),
+                backends=tuple(
+                    n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
+                ),
             )
+        )
     return out
 
 
