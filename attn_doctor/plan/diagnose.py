@@ -30,10 +30,10 @@ from attn_doctor.diagnosis import (
     Tri,
 )
 from attn_doctor.facts import Environment, GpuFacts, PackageFacts
-from attn_doctor.plan.types import BackendPlan
 
 if TYPE_CHECKING:
     from attn_doctor.index import Index
+    from attn_doctor.plan.types import BackendPlan
 from attn_doctor.plan.compat import TORCH_INTERNAL, Verdict, device_verdict, devices, verdict
 from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
