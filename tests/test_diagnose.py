@@ -425,3 +425,29 @@ def test_with_the_index_install_notes_name_the_wheel_that_fits() -> None:
     t4 = load("t4-colab")
     t4_recs = {r.backend for r in diagnose(t4, load_rules(), index=load_index()).recommendations}
     assert "flash_attn_2" not in t4_recs  # sm75: never recommended, index or not
+
+
+def test_transformers_falls_back_to_hub_kernels_when_flash_attn_is_missing() -> None:
+    from attn_doctor.index import load_index
+
+    h100 = load("h100-linux-recent-torch")  # no flash-attn installed; transformers 4.57.1
+    tf = h100.package("transformers")
+    assert tf is not None
+    kernels = PackageFacts(name="kernels", version="0.18.3")
+    before = dataclasses.replace(h100, packages=(*h100.packages, kernels))
+    ids = {f.id for f in diagnose(before, load_rules(), index=load_index()).findings}
+    assert "transformers-hub-fallback" not in ids  # transformers 4.x has no such fallback
+    tf5 = dataclasses.replace(tf, version="5.2.0")
+    env = dataclasses.replace(
+        h100, packages=tuple(tf5 if p.name == "transformers" else p for p in h100.packages)
+    )
+    with_kernels = dataclasses.replace(env, packages=(*env.packages, kernels))
+    ids = {f.id for f in diagnose(with_kernels, load_rules(), index=load_index()).findings}
+    assert "transformers-hub-fallback" in ids
+    old = dataclasses.replace(kernels, version="0.12.0")
+    off = dataclasses.replace(env, packages=(*env.packages, old))
+    ids = {f.id for f in diagnose(off, load_rules(), index=load_index()).findings}
+    assert "transformers-hub-fallback-off" in ids
+    assert "transformers-hub-fallback" not in ids
+    none = {f.id for f in diagnose(env, load_rules(), index=load_index()).findings}
+    assert not {"transformers-hub-fallback", "transformers-hub-fallback-off"} & none

@@ -1155,6 +1155,81 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
     return out
 
 
+_FLASH_FOR_IMPL: dict[str, BackendName] = {
+    "flash_attention_2": "flash_attn_2",
+    "flash_attention_3": "flash_attn_3",
+    "flash_attention_4": "flash_attn_4",
+}
+
+
+def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Finding]:
+    """What transformers really does here when asked for flash_attention_2/3/4 without the
+    flash package: since 5.0 it loads the Hub kernel by itself if `kernels` is installed in
+    its supported range (modeling_flash_attention_utils.py, FLASH_ATTN_KERNEL_FALLBACK)."""
+    env, index = ctx.env, ctx.index
+    tf = env.package("transformers")
+    if index is None or tf is None or not env.nvidia_gpus:
+        return []
+    hub = index.hub
+    tf_version = parse_version(tf.version)
+    if tf_version is None or tf_version < Version(hub.transformers_fallback_since):
+        return []
+    kernels = env.package("kernels")
+    kv = parse_version(kernels.version) if kernels is not None else None
+    in_range = kv is not None and (
+        Version(hub.kernels_min_version) <= kv < Version(hub.kernels_max_version)
+    )
+    out: list[Finding] = []
+    for kernel in hub.kernels:
+        backend = _FLASH_FOR_IMPL.get(kernel.replaces)
+        if backend is None or table[backend].usable:
+            continue  # the flash package itself serves this value
+        sms = [g.sm for g in env.nvidia_gpus if g.sm is not None]
+        if kernel.min_sm is not None and sms and max(sms) < kernel.min_sm:
+            continue  # neither route runs on this GPU; the GPU findings say so
+        evidence = [
+            _ev("packages.transformers.version", tf.version),
+            _ev("packages.kernels.version", kernels.version if kernels else None),
+            _ev(f"index:hub_kernels.toml#{kernel.repo}", kernel.replaces),
+        ]
+        if in_range and kernels is not None:
+            out.append(
+                ctx.finding(
+                    "transformers-hub-fallback",
+                    "info",
+                    f'attn_implementation="{kernel.replaces}" loads {kernel.repo} from the Hub',
+                    f"{BACKENDS[backend].title} is not usable here, and transformers "
+                    f"{tf.version} (>= {hub.transformers_fallback_since}) then falls back by "
+                    f"itself to the Hub kernel {kernel.repo} because `kernels` {kernels.version} "
+                    "is installed: it downloads on first use (network needed once).",
+                    evidence,
+                    fix_note="To pin what runs, install the flash package "
+                    f"(attn-doctor install {BACKENDS[backend].distribution}) or load with "
+                    f'attn_implementation="{kernel.repo}" explicitly.',
+                    backends=(backend, "hub_kernels"),
+                    sources=(hub.source,),
+                )
+            )
+        elif kernels is not None:
+            out.append(
+                ctx.finding(
+                    "transformers-hub-fallback-off",
+                    "info",
+                    f'no Hub fallback for attn_implementation="{kernel.replaces}"',
+                    f"transformers {tf.version} falls back to {kernel.repo} only with `kernels` "
+                    f">= {hub.kernels_min_version}, < {hub.kernels_max_version}; "
+                    f"{kernels.version} is installed, so asking for {kernel.replaces} fails "
+                    "at model load.",
+                    evidence,
+                    fix=f"pip install 'kernels>={hub.kernels_min_version},"
+                    f"<{hub.kernels_max_version}'",
+                    backends=(backend, "hub_kernels"),
+                    sources=(hub.source,),
+                )
+            )
+    return out
+
+
 def _unknown_findings(ctx: _Ctx) -> list[Finding]:
     out = []
     for unk in ctx.env.unknowns:
@@ -1507,6 +1582,7 @@ def diagnose(
     findings += _unknown_findings(ctx)
     table = _backend_table(ctx, findings)
     findings += _transformers_findings(ctx, table)
+    findings += _hub_fallback_findings(ctx, table)
     ordered = sorted(
         enumerate(findings), key=lambda item: (_SEVERITY_ORDER[item[1].severity], item[0])
     )
