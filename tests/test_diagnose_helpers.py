@@ -17,6 +17,7 @@ from attn_doctor.plan.machine import (
     normalise_cuda,
 )
 from attn_doctor.rules import Rules, load_rules
+from tests.conftest import SNAPSHOTS
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +193,22 @@ def test_verdict_is_frozen(rules: Rules) -> None:
     verdict = device_verdict(rules.backend("eager"), gpu)
     with pytest.raises(dataclasses.FrozenInstanceError):
         verdict.compatible = "no"  # type: ignore[misc]
+
+
+def test_every_max_jobs_suggestion_is_the_same_number() -> None:
+    """check's resolver, explain's fixes and install's build settings name one MAX_JOBS."""
+    from attn_doctor.explain.checks import suggested_max_jobs
+    from attn_doctor.index import load_index
+    from attn_doctor.install.build import max_jobs_for
+    from attn_doctor.plan.resolve import plan_backend
+
+    env = Environment.from_json((SNAPSHOTS / "h100-linux-recent-torch.json").read_text())
+    host = env.host
+    assert host.ram_available_bytes is not None
+    resolved = plan_backend(env, load_index(), "flash_attn_2", allow_sources={"source-build"})
+    from_resolver = dict(resolved.candidates[0].build_env)["MAX_JOBS"]
+    from_install = max_jobs_for(host.cpu_count, host.ram_available_bytes)
+    assert from_resolver == str(from_install) == str(suggested_max_jobs(env))
+    # ... and the index's figure is the rules' figure (two files, one fact).
+    index_figure = load_index().source_build.gib_per_nvcc_thread
+    assert index_figure == load_rules().source_build.gb_per_nvcc_thread

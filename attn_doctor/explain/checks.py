@@ -459,12 +459,20 @@ measured upstream (Dao-AILab/flash-attention pull 2079)."""
 
 
 def suggested_max_jobs(env: Environment) -> int | None:
-    """MAX_JOBS for a flash-attn source build (with NVCC_THREADS=2) that fits in free RAM."""
-    avail, cpus = env.host.ram_available_bytes, env.host.cpu_count
-    if avail is None:
+    """MAX_JOBS for a flash-attn source build that fits in free RAM, by flash-attn's own rule
+    (``plan.machine.source_build_jobs``) at the NVCC_THREADS every fix command sets."""
+    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
+    from attn_doctor.rules import load_rules
+
+    if env.host.ram_available_bytes is None:
         return None
-    jobs = max(1, int(avail // GIB) // BUILD_GIB_PER_JOB)
-    return min(jobs, cpus) if cpus else jobs
+    build = load_rules().source_build
+    return source_build_jobs(
+        env.host.cpu_count,
+        env.host.ram_available_bytes,
+        gib_per_nvcc_thread=build.gb_per_nvcc_thread,
+        nvcc_threads=SOURCE_BUILD_NVCC_THREADS,
+    )
 
 
 def _ram_per_job_low(env: Environment, _args: tuple[str, ...]) -> CheckResult:

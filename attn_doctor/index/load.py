@@ -373,7 +373,7 @@ def _requirements(top: _Entry) -> tuple[tuple[BackendRequirement, ...], SourceBu
     build = SourceBuild(
         min_nvcc=sb.text("min_nvcc"),
         min_nvcc_blackwell=sb.text("min_nvcc_blackwell"),
-        ram_per_job_gib=sb.number("ram_per_job_gib"),
+        gib_per_nvcc_thread=sb.number("gib_per_nvcc_thread"),
         core_minutes_all_archs=sb.number("core_minutes_all_archs"),
         default_archs=sb.integers("default_archs"),
         nvcc_threads=sb.integer("nvcc_threads"),

@@ -305,7 +305,7 @@ class SourceBuild:
 
     min_nvcc: str
     min_nvcc_blackwell: str
-    ram_per_job_gib: float
+    gib_per_nvcc_thread: float
     core_minutes_all_archs: float
     default_archs: tuple[int, ...]
     nvcc_threads: int

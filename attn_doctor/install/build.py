@@ -1,9 +1,10 @@
 """The environment of a source build of flash-attn (and other torch CUDA extensions).
 
-Rules, from flash-attn's own ``setup.py`` (``NinjaBuildExtension``, 2.7.x-2.8.x):
-- each ninja job peaks at about 8-9 GB of RAM with ``NVCC_THREADS=4``, so
-  ``MAX_JOBS = max(1, min(cpu_count // 2, available_GB // 9))``; attn-doctor applies the same
-  rule but sets the variable itself, so that the value is shown in the plan and logged;
+Rules, from flash-attn's own ``setup.py`` (``NinjaBuildExtension``):
+- ``MAX_JOBS = min(cpu_count // 2, free GiB / (5 GiB x NVCC_THREADS))`` (main; 2.8.x used
+  ``free GiB / 9``), computed by ``plan.machine.source_build_jobs`` from the rules data, the
+  same number ``check``, ``explain`` and the resolver show; attn-doctor sets the variable
+  itself, so that the value is shown in the plan and logged;
 - ``FLASH_ATTN_CUDA_ARCHS`` (``;``-separated, default ``80;90;100;120`` at v2.8.3) selects the
   SASS targets; setup.py does not read ``TORCH_CUDA_ARCH_LIST``, which is set as well for
   other extensions built with ``torch.utils.cpp_extension``. Building only this GPU's arch
@@ -17,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS
+
 GB = 1024**3
-RAM_PER_JOB_BYTES = 9 * GB
-"""flash-attn setup.py: "each JOB peak memory cost is ~8-9GB when threads = 4"."""
-NVCC_THREADS = 4
+NVCC_THREADS = SOURCE_BUILD_NVCC_THREADS
+"""Set explicitly, so that MAX_JOBS (computed for it) matches what nvcc really runs."""
 
 FLASH_ATTN_ARCHS: tuple[str, ...] = ("80", "90", "100", "120")
 """The arch tokens flash-attn 2.8.3's setup.py turns into -gencode flags."""
@@ -47,12 +49,17 @@ class BuildSettings:
 
 
 def max_jobs_for(cpu_count: int | None, ram_available_bytes: int | None) -> int:
-    """flash-attn's rule: one job per two cores, at most one per 9 GB of available RAM."""
-    by_cores = max(1, (cpu_count or 2) // 2)
-    if ram_available_bytes is None:
-        return by_cores
-    by_ram = int(ram_available_bytes // RAM_PER_JOB_BYTES)
-    return max(1, min(by_cores, by_ram))
+    """flash-attn's own MAX_JOBS rule, with the rules data's constants."""
+    from attn_doctor.plan.machine import source_build_jobs
+    from attn_doctor.rules import load_rules
+
+    build = load_rules().source_build
+    return source_build_jobs(
+        cpu_count,
+        ram_available_bytes,
+        gib_per_nvcc_thread=build.gb_per_nvcc_thread,
+        nvcc_threads=NVCC_THREADS,
+    )
 
 
 def arch_token(compute_capability: str) -> str:
@@ -78,11 +85,15 @@ def source_build_settings(
     compute_capabilities: Sequence[str],
 ) -> BuildSettings:
     """The environment for building flash-attn from source on a machine with these facts."""
+    from attn_doctor.rules import load_rules
+
     jobs = max_jobs_for(cpu_count, ram_available_bytes)
+    per_job = load_rules().source_build.gb_per_nvcc_thread * NVCC_THREADS
     reasons = [
         f"MAX_JOBS={jobs}: {cpu_count or 'unknown'} cores / 2"
         + (
-            f", {ram_available_bytes / GB:.0f} GB available / 9 GB per job"
+            f", {ram_available_bytes / GB:.0f} GiB available / {per_job} GiB per job "
+            f"({NVCC_THREADS} nvcc threads)"
             if ram_available_bytes is not None
             else ", available RAM unknown"
         )

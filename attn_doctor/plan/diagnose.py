@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 from attn_doctor.plan.compat import TORCH_INTERNAL, Verdict, device_verdict, devices, verdict
 from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
+    SOURCE_BUILD_NVCC_THREADS,
     arch_covers,
     arch_min_cuda,
     choose_cuda_variant,
@@ -55,6 +56,7 @@ from attn_doctor.plan.machine import (
     release_minimum,
     rules_os,
     sm_text,
+    source_build_jobs,
     torch_version,
 )
 from attn_doctor.rules import Rules, cuda_key
@@ -1043,8 +1045,13 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
     per_job = build.gb_per_nvcc_thread * build.nvcc_threads_default
     mem_jobs = max(1, int(gib // per_job))
     cpu_jobs = max(1, cpus // 2)
-    # With 2 nvcc threads per job instead of the default, this many jobs fit in memory.
-    low_jobs = max(1, min(cpu_jobs, int(gib // (build.gb_per_nvcc_thread * 2))))
+    # The fix runs with attn-doctor's NVCC_THREADS, and MAX_JOBS by the one shared rule.
+    low_jobs = source_build_jobs(
+        cpus,
+        avail,
+        gib_per_nvcc_thread=build.gb_per_nvcc_thread,
+        nvcc_threads=SOURCE_BUILD_NVCC_THREADS,
+    )
     if mem_jobs < cpu_jobs and mem_jobs <= 1:
         out.append(
             ctx.finding(
@@ -1061,7 +1068,7 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                     _ev("env.MAX_JOBS", env.env("MAX_JOBS")),
                 ],
                 fix=(
-                    f"MAX_JOBS={low_jobs} NVCC_THREADS=2 "
+                    f"MAX_JOBS={low_jobs} NVCC_THREADS={SOURCE_BUILD_NVCC_THREADS} "
                     "pip install flash-attn --no-build-isolation"
                 ),
                 fix_note="Prefer a prebuilt wheel (attn-doctor install flash-attn) or SDPA.",

@@ -263,3 +263,29 @@ def marker_environment(env: Environment) -> dict[str, str]:
         "sys_platform": sys_platform,
         "extra": "",
     }
+
+
+SOURCE_BUILD_NVCC_THREADS = 2
+"""NVCC_THREADS in every source build attn-doctor plans, runs or suggests: half the peak memory
+per job of flash-attn's default 4, so more jobs fit; MAX_JOBS is always computed for it."""
+
+
+def source_build_jobs(
+    cpu_count: int | None,
+    ram_available_bytes: int | None,
+    *,
+    gib_per_nvcc_thread: float,
+    nvcc_threads: int,
+) -> int:
+    """MAX_JOBS for a flash-attn source build, by flash-attn's own setup.py rule.
+
+    setup.py (NinjaBuildExtension, main and fa4-v4.0.0.beta27): ``min(cpu_count // 2,
+    free GiB / (5 GiB x NVCC_THREADS))``, at least 1 (2.8.x used ``free GiB / 9`` at 4
+    threads). The constants are data (``backends.toml`` ``[source_build.flash_attn_2]``);
+    every place that suggests a MAX_JOBS uses this one function.
+    """
+    by_cores = max(1, (cpu_count or 2) // 2)
+    if ram_available_bytes is None:
+        return by_cores
+    by_ram = max(1, int(ram_available_bytes / 2**30 / (gib_per_nvcc_thread * nvcc_threads)))
+    return min(by_cores, by_ram)

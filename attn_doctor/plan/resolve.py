@@ -12,7 +12,6 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -37,6 +36,7 @@ from attn_doctor.index.naming import (
     setup_py_wheel_name,
     torch_minor,
 )
+from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind, WheelCandidate
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
@@ -109,7 +109,7 @@ def machine_of(env: Environment) -> Machine:
         gpu_names=tuple(g.name for g in env.nvidia_gpus if g.sm is not None),
         nvcc=env.cuda_toolkit.release,
         cpu_count=env.host.cpu_count,
-        ram_bytes=env.host.ram_total_bytes,
+        ram_bytes=env.host.ram_available_bytes or env.host.ram_total_bytes,
     )
 
 
@@ -490,8 +490,12 @@ def _source_build(
         )
     ram_gib = (m.ram_bytes or 0) / 2**30
     cpus = m.cpu_count or 1
-    by_ram = max(1, math.floor(ram_gib / sb.ram_per_job_gib)) if m.ram_bytes else 1
-    jobs = max(1, min(cpus, by_ram))
+    jobs = source_build_jobs(
+        m.cpu_count,
+        m.ram_bytes,
+        gib_per_nvcc_thread=sb.gib_per_nvcc_thread,
+        nvcc_threads=SOURCE_BUILD_NVCC_THREADS,
+    )
     share = (len(families) or len(archs)) / len(sb.default_archs)
     minutes = round(sb.core_minutes_all_archs * share / jobs, 1)
     env: list[tuple[str, str]] = [("MAX_JOBS", str(jobs))]
@@ -509,8 +513,10 @@ def _source_build(
             verified=False,
             estimated_minutes=minutes,
             reason=(
-                f"compile from source with nvcc {m.nvcc}: about {sb.ram_per_job_gib:g} GiB RAM "
-                f"per job, so MAX_JOBS={jobs} here ({ram_gib:.0f} GiB RAM, {cpus} CPUs); "
+                f"compile from source with nvcc {m.nvcc}: about "
+                f"{sb.gib_per_nvcc_thread * SOURCE_BUILD_NVCC_THREADS:g} GiB RAM per job "
+                f"(NVCC_THREADS={SOURCE_BUILD_NVCC_THREADS}), so MAX_JOBS={jobs} here "
+                f"({ram_gib:.0f} GiB free RAM, {cpus} CPUs); "
                 + (
                     f"only this GPU's arch ({arch_env}={';'.join(map(str, families))}); "
                     if families
@@ -629,7 +635,10 @@ def _plan_flash_attn_2(
             min_nvcc=sb.min_nvcc,
             arch_env="FLASH_ATTN_CUDA_ARCHS",
             archs=sb.default_archs,
-            extra_env=(("FLASH_ATTENTION_FORCE_BUILD", "TRUE"), ("NVCC_THREADS", "2")),
+            extra_env=(
+                ("FLASH_ATTENTION_FORCE_BUILD", "TRUE"),
+                ("NVCC_THREADS", str(SOURCE_BUILD_NVCC_THREADS)),
+            ),
         )
         if built is not None:
             candidates.append(built)
