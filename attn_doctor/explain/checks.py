@@ -453,9 +453,15 @@ def _cuda_home_unset(env: Environment, _args: tuple[str, ...]) -> CheckResult:
 # --- host ------------------------------------------------------------------------------------
 
 GIB = 1024**3
-BUILD_GIB_PER_JOB = 10
-"""One flash-attn compile job with NVCC_THREADS=2 peaks near 10 GB: 3-5 GB per nvcc thread,
-measured upstream (Dao-AILab/flash-attention pull 2079)."""
+
+
+def _build_gib_per_job() -> float:
+    """Peak GiB of one flash-attn compile job at the NVCC_THREADS attn-doctor sets (the rules'
+    per-thread figure from flash-attn's setup.py, the same one MAX_JOBS is computed from)."""
+    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS
+    from attn_doctor.rules import load_rules
+
+    return float(load_rules().source_build.gb_per_nvcc_thread * SOURCE_BUILD_NVCC_THREADS)
 
 
 def suggested_max_jobs(env: Environment) -> int | None:
@@ -483,17 +489,18 @@ def _ram_per_job_low(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     if cpus is None:
         return _unknown(check, env, "host.cpu_count", "the CPU count")
     per_cpu = avail / GIB / cpus
+    per_job = _build_gib_per_job()
     ev = (
         ("host.ram_available_bytes", f"{avail / GIB:.1f} GiB"),
         ("host.cpu_count", cpus),
         ("env.MAX_JOBS", env.env("MAX_JOBS")),
     )
-    if per_cpu < BUILD_GIB_PER_JOB:
+    if per_cpu < per_job:
         return _res(
             check,
             "confirmed",
             f"{avail / GIB:.1f} GiB free for {cpus} CPUs ({per_cpu:.1f} GiB each): one "
-            f"parallel compile job per CPU needs about {BUILD_GIB_PER_JOB} GiB each",
+            f"parallel compile job per CPU needs about {per_job:g} GiB each",
             *ev,
         )
     return _res(check, "contradicted", f"{per_cpu:.1f} GiB free per CPU", *ev)

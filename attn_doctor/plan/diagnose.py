@@ -98,7 +98,9 @@ class _Ctx:
     """Geometric-mean TFLOP/s per backend from a cached ``attn-doctor bench`` run."""
     index: Index | None = None
     """The wheel index: when given, "needs install" says exactly which way fits here."""
-    _routes: dict[BackendName, BackendPlan] = dataclasses.field(default_factory=dict)
+    _routes: dict[BackendName, BackendPlan] = dataclasses.field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def route(self, name: BackendName) -> BackendPlan | None:
         """The resolver's plan for installing ``name`` here (None without an index)."""
@@ -1163,9 +1165,9 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
 
 
 _FLASH_FOR_IMPL: dict[str, BackendName] = {
-    "flash_attention_2": "flash_attn_2",
-    "flash_attention_3": "flash_attn_3",
-    "flash_attention_4": "flash_attn_4",
+    info.attn_implementation: name
+    for name, info in BACKENDS.items()
+    if name.startswith("flash_attn_") and info.attn_implementation
 }
 
 
