@@ -47,6 +47,8 @@ def finding(diag: Diagnosis, rule_id: str) -> Finding:
 # name: (expected findings {id: severity} -- exactly these, top backend, top usable now)
 EXPECTED: dict[str, tuple[dict[str, str], str, bool]] = {
     "h100-linux-recent-torch": ({}, "sdpa_flash", True),
+    # Recorded on a real H200 (torch 2.11.0+cu130), see docs/recorded/.
+    "h200-real": ({}, "sdpa_flash", True),
     "a100-linux": ({}, "flash_attn_2", True),
     "rtx4090-windows": (
         {"windows-no-flash-attn-wheels": "info", "xformers-not-an-attn-implementation": "info"},
