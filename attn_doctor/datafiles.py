@@ -2,15 +2,20 @@
 
 In a built wheel the directory is ``attn_doctor/wheels_index``; in a source checkout or an
 editable install it is ``wheels_index/`` at the repository root. Exactly one function reads
-these files; callers validate what they get and raise ``IndexDataError`` naming the entry.
+these files, and one typed reader (``Entry``) validates what every loader takes from them,
+raising ``IndexDataError`` naming the file, the entry and the key.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from attn_doctor.errors import IndexDataError
 
@@ -43,3 +48,143 @@ def read_toml(name: str, directory: Path | None = None) -> dict[str, Any]:
         raise IndexDataError(f"cannot read index file {name}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise IndexDataError(f"index file {name} is not valid TOML: {exc}") from exc
+
+
+class Entry:
+    """Typed access to one TOML table; every error names the file and the entry.
+
+    The one reader every data loader (rules, index, runtime, symptoms) uses: each accessor
+    validates type and format and raises ``IndexDataError`` naming ``file: table[i] (label).key``.
+    """
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise IndexDataError(f"{where}: expected a table")
+        self.data: dict[str, Any] = data
+        self.where = where
+
+    def fail(self, key: str, why: str) -> IndexDataError:
+        return IndexDataError(f"{self.where}.{key}: {why}")
+
+    def str_(
+        self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None
+    ) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "missing")
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {type(value).__name__}")
+        if pattern is not None and value and not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not in the expected format")
+        return value
+
+    def opt_str(self, key: str, *, pattern: re.Pattern[str] | None = None) -> str | None:
+        if key not in self.data or self.data[key] == "":
+            return None
+        return self.str_(key, pattern=pattern)
+
+    def int_(self, key: str, *, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "missing")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(key, f"expected a non-negative integer, got {value!r}")
+        return value
+
+    def opt_int(self, key: str) -> int | None:
+        """An optional positive integer (absent: None)."""
+        if key not in self.data:
+            return None
+        value = self.int_(key)
+        if value == 0:
+            raise self.fail(key, "must be positive")
+        return value
+
+    def sub(self, key: str) -> Entry | None:
+        """An optional inline table as an entry of its own (absent: None)."""
+        if key not in self.data:
+            return None
+        return Entry(self.data[key], f"{self.where}.{key}")
+
+    def only(self, keys: frozenset[str]) -> None:
+        """Refuse keys this reader does not know (a typo must not pass silently)."""
+        unknown = sorted(set(self.data) - keys)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key")
+
+    def bool_(self, key: str, *, default: bool | None = None) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true/false, got {value!r}")
+        return value
+
+    def strs(self, key: str, *, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "expected a list of strings")
+        if allowed is not None:
+            for item in value:
+                if item not in allowed:
+                    raise self.fail(key, f"{item!r} is not one of {', '.join(allowed)}")
+        return tuple(value)
+
+    def ints(self, key: str) -> tuple[int, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise self.fail(key, "expected a list of integers")
+        return tuple(value)
+
+    def provenance(self) -> tuple[str, bool]:
+        source = self.str_("source")
+        if not source.strip():
+            raise self.fail("source", "must name where the fact comes from")
+        return source, self.bool_("verified")
+
+    def version(self, key: str, *, optional: bool = False) -> str | None:
+        value = self.opt_str(key) if optional else self.str_(key)
+        if value is None:
+            return None
+        try:
+            Version(value)
+        except InvalidVersion as exc:
+            raise self.fail(key, f"{value!r} is not a version") from exc
+        return value
+
+    def specifier(self, key: str) -> str:
+        value = self.str_(key)
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier as exc:
+            raise self.fail(key, f"{value!r} is not a version specifier") from exc
+        return value
+
+
+def tables(doc: dict[str, Any], file: str, key: str) -> list[Entry]:
+    """The ``[[key]]`` array of tables as entries (refused when missing or empty)."""
+    raw = doc.get(key)
+    if not isinstance(raw, list) or not raw:
+        raise IndexDataError(f"{file}: [[{key}]] entries are missing")
+    entries = []
+    for i, item in enumerate(raw):
+        label = (
+            item.get("cuda")
+            or item.get("name")
+            or item.get("torch")
+            or item.get("value")
+            or item.get("cuda_major")
+            if isinstance(item, dict)
+            else None
+        )
+        entries.append(
+            Entry(item, f"{file}: {key}[{i}]" + (f" ({label})" if label is not None else ""))
+        )
+    return entries
+
+
+def check_schema(doc: dict[str, Any], file: str, supported: int = 1) -> None:
+    """Refuse a data file whose ``schema`` is not the one this code reads."""
+    schema = doc.get("schema")
+    if schema != supported:
+        raise IndexDataError(f"{file}: schema {schema!r} is not {supported}")

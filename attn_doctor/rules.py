@@ -17,16 +17,16 @@ naming the file and the entry.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
-
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import Any, Literal, cast, get_args
 
 from attn_doctor.backends import BACKEND_NAMES, BackendName
-from attn_doctor.datafiles import read_toml
+from attn_doctor.datafiles import Entry as _Entry
+from attn_doctor.datafiles import check_schema, read_toml
+from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
 from attn_doctor.facts import GpuVendor, OsName
 
@@ -39,7 +39,7 @@ Vendor = str
 """``nvidia``, ``amd``, ``apple``, ``intel`` (GPU vendors) or ``cpu``."""
 _VENDORS = (*get_args(GpuVendor), "cpu")
 _OSES: tuple[str, ...] = get_args(OsName)
-_DTYPES = ("fp32", "fp16", "bf16", "fp8")
+_DTYPES = ("fp64", "fp32", "fp16", "bf16", "fp8")
 _DRIVER_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 _CUDA_RE = re.compile(r"^\d+\.\d+$")
 
@@ -115,11 +115,83 @@ class TorchVariants:
     verified: bool
 
 
+InstallSource = Literal[
+    "torch", "upstream-release", "pypi", "pytorch-index", "hub", "community", "source-build"
+]
+"""Where a backend's installs come from; ``torch``: built into torch, nothing to install."""
+INSTALL_SOURCES: tuple[InstallSource, ...] = get_args(InstallSource)
+VerifyKind = Literal["kernel", "model", "none"]
+Accuracy = Literal["flash-attn-ratio", "published-error"]
+"""How a kernel's output is judged: flash-attn's own rule (error at most twice the error of the
+same computation in the input dtype, both against a float64 reference), or a quantised
+kernel's published error figures (``max_rel_l1`` and ``min_cosine``)."""
+RuntimeDevice = Literal["cuda", "cpu", "mps"]
+ModelFlag = Literal[
+    "supports_sdpa", "supports_flash_attn", "supports_flex_attn", "supports_attention_backend"
+]
+SdpaKernel = Literal["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifySpec:
+    """How ``attn-doctor verify`` proves a backend."""
+
+    kind: VerifyKind
+    """``kernel``: a kernel launch against a reference; ``model``: a model forward only;
+    ``none``: not verified by attn-doctor (e.g. fetched from the Hub at first use)."""
+    cpu: bool
+    """True when the kernel runs on CPU tensors (verified in CI)."""
+    accuracy: Accuracy
+    max_head_dim: int | None = None
+    """Largest head dim the verify matrix uses (None: the backend's ``max_head_dim`` or 256)."""
+    max_rel_l1: float | None = None
+    min_cosine: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeSpec:
+    """What the runtime selector checks before it returns this backend's attn_implementation."""
+
+    devices: tuple[RuntimeDevice, ...]
+    min_sm: int | None = None
+    max_sm: int | None = None
+    train_min_sm: int | None = None
+    bf16_min_sm: int | None = None
+    min_version: str | None = None
+    dtypes: tuple[str, ...] = ()
+    """Overrides the backend's ``dtypes`` for the selector (empty: the backend's)."""
+    softcap: bool = True
+    training_dropout: bool = True
+    model_flags: tuple[ModelFlag, ...] = ()
+    auto: bool = True
+    source: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class BackendRule:
-    """What one backend needs to run."""
+    """One backend's record: who it is, what it needs, how it is verified and installed.
+
+    The only place a backend is described (``wheels_index/backends.toml``); every code table
+    (the probe's imports, verify's kernel list, the runtime's requirements, install's sources)
+    is derived from these records.
+    """
 
     name: BackendName
+    title: str
+    aliases: tuple[str, ...] = ()
+    """Other names people type for it (CLI, ``ATTN_DOCTOR_BACKEND``)."""
+    distributions: tuple[str, ...] = ()
+    """Distributions that provide it: installed means one of these is (empty: torch-internal)."""
+    modules: tuple[str, ...] = ()
+    """Modules whose import proves it loads (the first is the package itself)."""
+    attn_implementation: str | None = None
+    registration: str | None = None
+    """The call that registers it with transformers, when it is not built in."""
+    install: tuple[InstallSource, ...] = ()
+    sdpa_kernel: SdpaKernel | None = None
+    """For torch SDPA's kernels: the ``SDPBackend`` member that forces this one."""
+    verify: VerifySpec
+    runtime: RuntimeSpec | None = None
     vendors: tuple[Vendor, ...]
     min_sm: int
     """Lowest compute capability as an integer (0: no GPU floor)."""
@@ -144,6 +216,21 @@ class BackendRule:
     notes: str
     source: str
     verified: bool
+
+    @property
+    def module(self) -> str | None:
+        """The module whose import proves the package loads (None: torch-internal)."""
+        return self.modules[0] if self.modules else None
+
+    @property
+    def distribution(self) -> str | None:
+        """The distribution to install (None: torch-internal)."""
+        return self.distributions[0] if self.distributions else None
+
+    @property
+    def builtin(self) -> bool:
+        """Built into torch: nothing to install."""
+        return "torch" in self.install
 
     def min_torch_for(self, os_name: str) -> str | None:
         """The torch floor on this OS (an OS-specific floor wins)."""
@@ -290,119 +377,6 @@ class Rules:
 # --- loading and validation ------------------------------------------------------------------
 
 
-class _Entry:
-    """Typed access to one TOML table; every error names the file and the entry."""
-
-    def __init__(self, data: object, where: str) -> None:
-        if not isinstance(data, dict):
-            raise IndexDataError(f"{where}: expected a table")
-        self.data: dict[str, Any] = data
-        self.where = where
-
-    def fail(self, key: str, why: str) -> IndexDataError:
-        return IndexDataError(f"{self.where}.{key}: {why}")
-
-    def str_(
-        self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None
-    ) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            raise self.fail(key, "missing")
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {type(value).__name__}")
-        if pattern is not None and value and not pattern.match(value):
-            raise self.fail(key, f"{value!r} is not in the expected format")
-        return value
-
-    def opt_str(self, key: str, *, pattern: re.Pattern[str] | None = None) -> str | None:
-        if key not in self.data or self.data[key] == "":
-            return None
-        return self.str_(key, pattern=pattern)
-
-    def int_(self, key: str, *, default: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if value is None:
-            raise self.fail(key, "missing")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise self.fail(key, f"expected a non-negative integer, got {value!r}")
-        return value
-
-    def bool_(self, key: str, *, default: bool | None = None) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true/false, got {value!r}")
-        return value
-
-    def strs(self, key: str, *, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "expected a list of strings")
-        if allowed is not None:
-            for item in value:
-                if item not in allowed:
-                    raise self.fail(key, f"{item!r} is not one of {', '.join(allowed)}")
-        return tuple(value)
-
-    def ints(self, key: str) -> tuple[int, ...]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise self.fail(key, "expected a list of integers")
-        return tuple(value)
-
-    def provenance(self) -> tuple[str, bool]:
-        source = self.str_("source")
-        if not source.strip():
-            raise self.fail("source", "must name where the fact comes from")
-        return source, self.bool_("verified")
-
-    def version(self, key: str, *, optional: bool = False) -> str | None:
-        value = self.opt_str(key) if optional else self.str_(key)
-        if value is None:
-            return None
-        try:
-            Version(value)
-        except InvalidVersion as exc:
-            raise self.fail(key, f"{value!r} is not a version") from exc
-        return value
-
-    def specifier(self, key: str) -> str:
-        value = self.str_(key)
-        try:
-            SpecifierSet(value)
-        except InvalidSpecifier as exc:
-            raise self.fail(key, f"{value!r} is not a version specifier") from exc
-        return value
-
-
-def _tables(doc: dict[str, Any], file: str, key: str) -> list[_Entry]:
-    raw = doc.get(key)
-    if not isinstance(raw, list) or not raw:
-        raise IndexDataError(f"{file}: [[{key}]] entries are missing")
-    entries = []
-    for i, item in enumerate(raw):
-        label = (
-            item.get("cuda")
-            or item.get("name")
-            or item.get("torch")
-            or item.get("value")
-            or item.get("cuda_major")
-            if isinstance(item, dict)
-            else None
-        )
-        entries.append(
-            _Entry(item, f"{file}: {key}[{i}]" + (f" ({label})" if label is not None else ""))
-        )
-    return entries
-
-
-def _check_schema(doc: dict[str, Any], file: str) -> None:
-    schema = doc.get("schema")
-    if schema != SUPPORTED_SCHEMA:
-        raise IndexDataError(f"{file}: schema {schema!r} is not {SUPPORTED_SCHEMA}")
-
-
 def _backend_name(entry: _Entry, key: str, value: str) -> BackendName:
     for name in BACKEND_NAMES:
         if name == value:
@@ -419,7 +393,7 @@ def _load_driver(
     tuple[TorchVariants, ...],
 ]:
     file = DRIVER_FILE
-    _check_schema(doc, file)
+    check_schema(doc, file, SUPPORTED_SCHEMA)
     releases = []
     for e in _tables(doc, file, "release"):
         source, verified = e.provenance()
@@ -478,6 +452,214 @@ def _load_driver(
     return tuple(releases), tuple(compat), tuple(archs), tuple(variants)
 
 
+_RECORD_KEYS = frozenset(
+    {
+        "name",
+        "title",
+        "aliases",
+        "distributions",
+        "modules",
+        "attn_implementation",
+        "registration",
+        "install",
+        "sdpa_kernel",
+        "verify",
+        "runtime",
+        "vendors",
+        "min_sm",
+        "max_sm",
+        "sm_majors",
+        "sm_majors_code_only",
+        "amd_gfx",
+        "os",
+        "official_wheels_os",
+        "official_wheels_vendors",
+        "dtypes",
+        "max_head_dim",
+        "min_torch",
+        "os_min_torch",
+        "min_cuda",
+        "needs",
+        "network_first_use",
+        "notes",
+        "source",
+        "verified",
+        "prior",
+    }
+)
+_VERIFY_KEYS = frozenset({"kind", "cpu", "accuracy", "max_head_dim", "max_rel_l1", "min_cosine"})
+_RUNTIME_KEYS = frozenset(
+    {
+        "devices",
+        "min_sm",
+        "max_sm",
+        "train_min_sm",
+        "bf16_min_sm",
+        "min_version",
+        "dtypes",
+        "softcap",
+        "training_dropout",
+        "model_flags",
+        "auto",
+        "source",
+    }
+)
+
+
+def _literal(
+    entry: _Entry, key: str, allowed: tuple[str, ...], *, default: str | None = None
+) -> str:
+    value = entry.str_(key, default=default)
+    if value not in allowed:
+        raise entry.fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _float(entry: _Entry, key: str) -> float | None:
+    value = entry.data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise entry.fail(key, f"expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _verify_spec(e: _Entry) -> VerifySpec:
+    v = e.sub("verify")
+    if v is None:
+        raise e.fail("verify", "missing (how attn-doctor verify proves this backend)")
+    v.only(_VERIFY_KEYS)
+    accuracy = cast(Accuracy, _literal(v, "accuracy", get_args(Accuracy)))
+    spec = VerifySpec(
+        kind=cast(VerifyKind, _literal(v, "kind", get_args(VerifyKind))),
+        cpu=v.bool_("cpu"),
+        accuracy=accuracy,
+        max_head_dim=v.opt_int("max_head_dim"),
+        max_rel_l1=_float(v, "max_rel_l1"),
+        min_cosine=_float(v, "min_cosine"),
+    )
+    if accuracy == "published-error" and (spec.max_rel_l1 is None or spec.min_cosine is None):
+        raise v.fail("accuracy", "published-error needs max_rel_l1 and min_cosine")
+    return spec
+
+
+def _runtime_spec(e: _Entry) -> RuntimeSpec | None:
+    r = e.sub("runtime")
+    if r is None:
+        return None
+    r.only(_RUNTIME_KEYS)
+    devices = r.strs("devices", allowed=get_args(RuntimeDevice))
+    if not devices:
+        raise r.fail("devices", "needs at least one device")
+    source = r.str_("source")
+    if not source.strip():
+        raise r.fail("source", "must name where the fact comes from")
+    return RuntimeSpec(
+        devices=cast(tuple[RuntimeDevice, ...], devices),
+        min_sm=r.opt_int("min_sm"),
+        max_sm=r.opt_int("max_sm"),
+        train_min_sm=r.opt_int("train_min_sm"),
+        bf16_min_sm=r.opt_int("bf16_min_sm"),
+        min_version=r.version("min_version", optional=True),
+        dtypes=r.strs("dtypes", allowed=_DTYPES),
+        softcap=r.bool_("softcap", default=True),
+        training_dropout=r.bool_("training_dropout", default=True),
+        model_flags=cast(tuple[ModelFlag, ...], r.strs("model_flags", allowed=get_args(ModelFlag))),
+        auto=r.bool_("auto", default=True),
+        source=source,
+    )
+
+
+def _backend_record(e: _Entry) -> BackendRule:
+    e.only(_RECORD_KEYS)
+    source, verified = e.provenance()
+    name = _backend_name(e, "name", e.str_("name"))
+    os_min = e.data.get("os_min_torch", {})
+    if not isinstance(os_min, dict):
+        raise e.fail("os_min_torch", "expected a table")
+    os_min_torch = []
+    for os_name, floor in sorted(os_min.items()):
+        if os_name not in _OSES or not isinstance(floor, str):
+            raise e.fail("os_min_torch", f"bad entry {os_name!r} = {floor!r}")
+        os_min_torch.append((os_name, floor))
+    max_sm = e.int_("max_sm") if "max_sm" in e.data else None
+    min_sm = e.int_("min_sm")
+    if max_sm is not None and max_sm < min_sm:
+        raise e.fail("max_sm", f"{max_sm} is below min_sm {min_sm}")
+    max_head = e.int_("max_head_dim", default=0)
+    install = cast(tuple[InstallSource, ...], e.strs("install", allowed=INSTALL_SOURCES))
+    if not install:
+        raise e.fail("install", "name where its installs come from (torch: built in)")
+    distributions = e.strs("distributions")
+    if ("torch" in install) == bool(distributions):
+        raise e.fail("distributions", "a package backend names its distributions; a torch one none")
+    kernel = e.opt_str("sdpa_kernel")
+    if kernel is not None and kernel not in get_args(SdpaKernel):
+        raise e.fail("sdpa_kernel", f"{kernel!r} is not an SDPBackend member")
+    return BackendRule(
+        name=name,
+        title=e.str_("title"),
+        aliases=e.strs("aliases"),
+        distributions=distributions,
+        modules=e.strs("modules"),
+        attn_implementation=e.opt_str("attn_implementation"),
+        registration=e.opt_str("registration"),
+        install=install,
+        sdpa_kernel=cast(SdpaKernel | None, kernel),
+        verify=_verify_spec(e),
+        runtime=_runtime_spec(e),
+        vendors=e.strs("vendors", allowed=_VENDORS),
+        min_sm=min_sm,
+        max_sm=max_sm,
+        sm_majors=e.ints("sm_majors"),
+        sm_majors_code_only=e.ints("sm_majors_code_only"),
+        amd_gfx=e.strs("amd_gfx"),
+        os=e.strs("os", allowed=_OSES),
+        official_wheels_os=e.strs("official_wheels_os", allowed=_OSES),
+        official_wheels_vendors=e.strs("official_wheels_vendors", allowed=_VENDORS),
+        dtypes=e.strs("dtypes", allowed=_DTYPES),
+        max_head_dim=max_head or None,
+        min_torch=e.version("min_torch", optional=True),
+        os_min_torch=tuple(os_min_torch),
+        min_cuda=e.opt_str("min_cuda", pattern=_CUDA_RE),
+        needs=e.strs("needs"),
+        network_first_use=e.bool_("network_first_use", default=False),
+        notes=e.str_("notes", default=""),
+        source=source,
+        verified=verified,
+    )
+
+
+def parse_backend_records(doc: dict[str, Any]) -> tuple[BackendRule, ...]:
+    """Validate every ``[[backend]]`` record; names and aliases must be unique.
+
+    Raises ``IndexDataError`` naming the file, the entry and the key.
+    """
+    file = BACKENDS_FILE
+    check_schema(doc, file, SUPPORTED_SCHEMA)
+    records: list[BackendRule] = []
+    names: dict[str, str] = {}
+    for e in _tables(doc, file, "backend"):
+        record = _backend_record(e)
+        for alias in (record.name, *record.aliases):
+            key = alias.lower().replace("-", "_")
+            if names.get(key, record.name) != record.name:
+                raise e.fail("aliases", f"{alias!r} already names {names[key]}")
+            names[key] = record.name
+        records.append(record)
+    missing = [n for n in BACKEND_NAMES if not any(r.name == n for r in records)]
+    if missing:
+        raise IndexDataError(f"{file}: no [[backend]] entry for {', '.join(missing)}")
+    order = {name: i for i, name in enumerate(BACKEND_NAMES)}
+    return tuple(sorted(records, key=lambda r: order[r.name]))
+
+
+@functools.cache
+def load_backend_records(directory: Path | None = None) -> tuple[BackendRule, ...]:
+    """The backend records of ``backends.toml``, validated (cached for the run)."""
+    return parse_backend_records(read_toml(BACKENDS_FILE, directory))
+
+
 def _load_backends(
     doc: dict[str, Any],
 ) -> tuple[
@@ -489,53 +671,8 @@ def _load_backends(
     tuple[Conflict, ...],
 ]:
     file = BACKENDS_FILE
-    _check_schema(doc, file)
-    rules: list[BackendRule] = []
-    for e in _tables(doc, file, "backend"):
-        source, verified = e.provenance()
-        name = _backend_name(e, "name", e.str_("name"))
-        if any(r.name == name for r in rules):
-            raise e.fail("name", f"{name!r} appears twice")
-        os_min = e.data.get("os_min_torch", {})
-        if not isinstance(os_min, dict):
-            raise e.fail("os_min_torch", "expected a table")
-        os_min_torch = []
-        for os_name, floor in sorted(os_min.items()):
-            if os_name not in _OSES or not isinstance(floor, str):
-                raise e.fail("os_min_torch", f"bad entry {os_name!r} = {floor!r}")
-            os_min_torch.append((os_name, floor))
-        max_sm = e.int_("max_sm") if "max_sm" in e.data else None
-        min_sm = e.int_("min_sm")
-        if max_sm is not None and max_sm < min_sm:
-            raise e.fail("max_sm", f"{max_sm} is below min_sm {min_sm}")
-        max_head = e.int_("max_head_dim", default=0)
-        rules.append(
-            BackendRule(
-                name=name,
-                vendors=e.strs("vendors", allowed=_VENDORS),
-                min_sm=min_sm,
-                max_sm=max_sm,
-                sm_majors=e.ints("sm_majors"),
-                sm_majors_code_only=e.ints("sm_majors_code_only"),
-                amd_gfx=e.strs("amd_gfx"),
-                os=e.strs("os", allowed=_OSES),
-                official_wheels_os=e.strs("official_wheels_os", allowed=_OSES),
-                official_wheels_vendors=e.strs("official_wheels_vendors", allowed=_VENDORS),
-                dtypes=e.strs("dtypes", allowed=_DTYPES),
-                max_head_dim=max_head or None,
-                min_torch=e.version("min_torch", optional=True),
-                os_min_torch=tuple(os_min_torch),
-                min_cuda=e.opt_str("min_cuda", pattern=_CUDA_RE),
-                needs=e.strs("needs"),
-                network_first_use=e.bool_("network_first_use", default=False),
-                notes=e.str_("notes", default=""),
-                source=source,
-                verified=verified,
-            )
-        )
-    missing = [n for n in BACKEND_NAMES if not any(r.name == n for r in rules)]
-    if missing:
-        raise IndexDataError(f"{file}: no [[backend]] entry for {', '.join(missing)}")
+    check_schema(doc, file, SUPPORTED_SCHEMA)
+    rules = parse_backend_records(doc)
 
     rank = _Entry(doc.get("ranking"), f"{file}: [ranking]")
     source, verified = rank.provenance()
@@ -612,7 +749,7 @@ def _load_transformers(
     doc: dict[str, Any],
 ) -> tuple[tuple[AttnImplementation, ...], tuple[InvalidAttnImplementation, ...]]:
     file = TRANSFORMERS_FILE
-    _check_schema(doc, file)
+    check_schema(doc, file, SUPPORTED_SCHEMA)
     values = []
     for e in _tables(doc, file, "attn_implementation"):
         source, verified = e.provenance()

@@ -22,43 +22,32 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from attn_doctor.backends import BackendName
+from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 
 if TYPE_CHECKING:
     import torch
 
-KERNEL_BACKENDS: tuple[BackendName, ...] = (
-    "sdpa_math",
-    "sdpa_cpu_fused",
-    "sdpa_flash",
-    "sdpa_mem_efficient",
-    "sdpa_cudnn",
-    "flex_attention",
-    "flash_attn_2",
-    "flash_attn_3",
-    "flash_attn_4",
-    "xformers",
-    "eager",
-)
-"""Backends that launch an attention kernel of their own (unsloth and Hub kernels do not)."""
+
+def _kernel_backends() -> tuple[BackendName, ...]:
+    return tuple(n for n in BACKEND_NAMES if BACKENDS[n].verify.kind == "kernel")
+
+
+KERNEL_BACKENDS: tuple[BackendName, ...] = _kernel_backends()
+"""Backends that launch an attention kernel of their own (their record's verify kind)."""
 
 CPU_BACKENDS: frozenset[BackendName] = frozenset(
-    {"sdpa_math", "sdpa_cpu_fused", "flex_attention", "eager"}
+    n for n in KERNEL_BACKENDS if BACKENDS[n].verify.cpu
 )
-"""Backends with a CPU implementation."""
+"""Backends with a CPU implementation (their record's ``verify.cpu``)."""
 
-MAX_HEAD_DIM: dict[BackendName, int] = {
-    # flash-attn 2: csrc/flash_attn/flash_api.cpp checks head_size <= 256.
-    "flash_attn_2": 256,
-    # flash-attn 3: hopper/flash_api.cpp, head_size <= 256.
-    "flash_attn_3": 256,
-    # flash-attn 4: flash_attn/cute/interface.py _validate_head_dims (8..256 on SM90, and
-    # 8..128 or (256, 256) on SM100/110).
-    "flash_attn_4": 256,
-    # torch's CUDA flash kernel: sdp_utils.cpp check_head_dim_size_flash (<= 256).
-    "sdpa_flash": 256,
-}
-"""Largest head dim each backend accepts; the kernel check runs it. Absent: 256 is tested."""
+
+def max_head_dim(backend: BackendName) -> int:
+    """Largest head dim the kernel check runs: the record's verify limit, else its own limit
+    (at most 256, the largest any flash kernel takes), else 256."""
+    record = BACKENDS[backend]
+    if record.verify.max_head_dim is not None:
+        return record.verify.max_head_dim
+    return min(record.max_head_dim or 256, 256)
 
 
 class UnsupportedCaseError(Exception):
@@ -70,20 +59,13 @@ def _torch() -> Any:
 
 
 def _sdpa_backend_enum(backend: BackendName) -> Any:
+    """The ``SDPBackend`` member that forces this kernel (its record's ``sdpa_kernel``)."""
     from torch.nn.attention import SDPBackend
 
-    match backend:
-        case "sdpa_math":
-            return SDPBackend.MATH
-        case "sdpa_flash" | "sdpa_cpu_fused":
-            # On CPU, SDPBackend.FLASH_ATTENTION selects the fused CPU kernel.
-            return SDPBackend.FLASH_ATTENTION
-        case "sdpa_mem_efficient":
-            return SDPBackend.EFFICIENT_ATTENTION
-        case "sdpa_cudnn":
-            return SDPBackend.CUDNN_ATTENTION
-        case _:
-            raise ValueError(f"{backend} is not an SDPA backend")
+    kernel = BACKENDS[backend].sdpa_kernel
+    if kernel is None:
+        raise ValueError(f"{backend} is not an SDPA kernel")
+    return getattr(SDPBackend, kernel)
 
 
 def padding_mask(seqlens: Sequence[int], seqlen: int, device: Any) -> torch.Tensor:
@@ -194,6 +176,7 @@ def _sdpa(
     seqlens: Sequence[int] | None,
 ) -> torch.Tensor:
     import warnings
+    from contextlib import nullcontext
 
     import torch.nn.functional as F  # noqa: N812 (torch's own idiom)
     from torch.nn.attention import sdpa_kernel
@@ -212,7 +195,9 @@ def _sdpa(
         k = k.repeat_interleave(groups, dim=2)
         v = v.repeat_interleave(groups, dim=2)
         gqa = False
-    with warnings.catch_warnings(record=True) as caught, sdpa_kernel(_sdpa_backend_enum(backend)):
+    # "sdpa" is the default dispatch, as a model calls it: no kernel is forced.
+    forced = nullcontext() if backend == "sdpa" else sdpa_kernel(_sdpa_backend_enum(backend))
+    with warnings.catch_warnings(record=True) as caught, forced:
         warnings.simplefilter("always")
         # enable_gqa exists from torch 2.5; pass it only when the heads differ.
         extra: dict[str, Any] = {"enable_gqa": True} if gqa else {}
@@ -393,6 +378,34 @@ def _xformers(
     return out  # type: ignore[no-any-return]
 
 
+def _sage(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    softmax_scale: float | None,
+    seqlens: Sequence[int] | None,
+) -> torch.Tensor:
+    """SageAttention's ``sageattn`` on ``(batch, seqlen, heads, dim)`` ("NHD") inputs.
+
+    Inference only (sageattention/core.py has no backward); no attention mask (1.0.x has none
+    and 2.x's ``sageattn`` drops it); head dims 64/96/128 (1.0.x asserts them, 2.x pads to 64
+    or 128 and refuses more). ``k`` is cloned: 1.0.x's ``smooth_k`` subtracts the key mean
+    from the caller's tensor in place.
+    """
+    if seqlens is not None:
+        raise UnsupportedCaseError("sageattn takes no attention mask (padded batch)")
+    if q.shape[-1] not in (64, 96, 128):
+        raise UnsupportedCaseError(f"sageattn supports head dims 64, 96 and 128, not {q.shape[-1]}")
+    if q.requires_grad or k.requires_grad or v.requires_grad:
+        raise NotImplementedError("SageAttention is inference-only (no backward pass)")
+    from sageattention import sageattn
+
+    out = sageattn(q, k.clone(), v, tensor_layout="NHD", is_causal=causal, sm_scale=softmax_scale)
+    return _first(out)
+
+
 def attention_call(
     backend: BackendName,
     q: torch.Tensor,
@@ -411,7 +424,11 @@ def attention_call(
     backend's own exceptions pass through (they are the evidence).
     """
     match backend:
-        case "sdpa_math" | "sdpa_flash" | "sdpa_mem_efficient" | "sdpa_cudnn" | "sdpa_cpu_fused":
+        case "sdpa" | "sdpa_math" | "sdpa_flash" | "sdpa_mem_efficient" | "sdpa_cudnn":
+            return _sdpa(
+                backend, q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
+            )
+        case "sdpa_cpu_fused":
             return _sdpa(
                 backend, q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
             )
@@ -423,6 +440,8 @@ def attention_call(
             )
         case "xformers":
             return _xformers(q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens)
+        case "sageattention":
+            return _sage(q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens)
         case "eager":
             return eager_attention(
                 q, k, v, causal=causal, softmax_scale=softmax_scale, seqlens=seqlens
@@ -482,7 +501,7 @@ def available_ops(device: str) -> dict[BackendName, str | None]:
 
 def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | None) -> str | None:
     torch = _torch()
-    if backend.startswith("sdpa_"):
+    if backend == "sdpa" or backend.startswith("sdpa_"):
         reason = _import_reason("torch.nn.attention")
         if reason is None and not hasattr(
             importlib.import_module("torch.nn.attention"), "sdpa_kernel"
@@ -491,7 +510,7 @@ def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | Non
         if reason is not None:
             return reason
     match backend:
-        case "sdpa_math" | "eager" | "sdpa_cpu_fused":
+        case "sdpa" | "sdpa_math" | "eager" | "sdpa_cpu_fused":
             return None
         case "sdpa_flash":
             flash_available = getattr(
@@ -534,5 +553,11 @@ def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | Non
             return reason
         case "xformers":
             return _import_reason("xformers.ops")
+        case "sageattention":
+            reason = _import_reason("sageattention")
+            if reason is None and cc is not None and cc < (8, 0):
+                # sageattention/core.py sageattn: sm80, sm86, sm89, sm90, sm120 only.
+                return f"SageAttention needs compute capability 8.0+, GPU is {cc[0]}.{cc[1]}"
+            return reason
         case _:
             return f"{backend} launches no attention kernel of its own ({device})"
