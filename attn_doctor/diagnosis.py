@@ -61,18 +61,37 @@ class BackendStatus:
     attn_implementation: str | None = None
 
 
+Readiness = Literal["ready", "install", "blocked"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Recommendation:
-    """A ranked choice, with the reasons for its rank."""
+    """A ranked choice of the one decision (``attn_doctor.plan.decide``), with its reasons."""
 
     rank: int
     backend: BackendName
     attn_implementation: str | None
     usable_now: bool
-    """True if it works as installed; False if it needs an install first."""
+    """True if it works as installed (``status == "ready"``)."""
     reason: str
     gpu_index: int | None = None
     """The GPU this recommendation is for (None: all / CPU)."""
+    status: Readiness = "ready"
+    """``ready``: works now; ``install``: needs the install in ``way``; ``blocked``: cannot
+    work until the problem in ``way`` is fixed."""
+    way: str = ""
+    """How to get it: built in, installed, the install command, or the fix that unblocks it."""
+    score: float | None = None
+    """What it was ranked by: TFLOP/s measured here, or its published speed relative to torch
+    SDPA's flash kernel (``measured`` says which)."""
+    measured: bool = False
+    kernel: BackendName | None = None
+    """For ``sdpa``: the kernel its default dispatch really runs here."""
+    kernel_source: str | None = None
+    activate: BackendName | None = None
+    """For ``sdpa``: a verified kernel measured faster than the default dispatch here."""
+    auto: bool = True
+    """False: a deliberate choice (compiles or downloads on first use, or is quantised)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -162,9 +162,51 @@ class RuntimeSpec:
     """Overrides the backend's ``dtypes`` for the selector (empty: the backend's)."""
     softcap: bool = True
     training_dropout: bool = True
+    backward: bool = True
+    """False for inference-only kernels (never offered when ``training=True``)."""
     model_flags: tuple[ModelFlag, ...] = ()
     auto: bool = True
+    """False: valid to force, never chosen automatically."""
     source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prior:
+    """Expected speed per device class from published or recorded measurements.
+
+    Relative to torch SDPA's flash kernel (FlashAttention-2) on sm80+, to its memory-efficient
+    kernel below sm80 and to its CPU fused kernel on CPU (see backends.toml).
+    """
+
+    speeds: tuple[tuple[str, float], ...]
+    """(``gpu`` | ``cpu`` | ``smN`` for GPU generation N, speed)."""
+    source: str
+    verified: bool
+
+    def for_device(self, sm: int | None, *, cpu: bool) -> float | None:
+        """The speed for a CPU, or for a GPU of compute capability ``sm`` (None: unknown)."""
+        table = dict(self.speeds)
+        if cpu:
+            return table.get("cpu")
+        if sm is not None and f"sm{sm // 10}" in table:
+            return table[f"sm{sm // 10}"]
+        return table.get("gpu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SdpaDispatch:
+    """One row of "what SDPA's default dispatch runs": the first row that holds wins."""
+
+    kernel: BackendName
+    device: Literal["gpu", "cpu"]
+    min_torch: str | None
+    max_torch: str | None
+    sm: tuple[int, ...]
+    """Exact compute capabilities (empty: any from ``min_sm``)."""
+    min_sm: int
+    min_cudnn: str | None
+    source: str
+    verified: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +234,8 @@ class BackendRule:
     """For torch SDPA's kernels: the ``SDPBackend`` member that forces this one."""
     verify: VerifySpec
     runtime: RuntimeSpec | None = None
+    prior: Prior | None = None
+    """Expected speed where nothing was measured here (None: not a candidate of its own)."""
     vendors: tuple[Vendor, ...]
     min_sm: int
     """Lowest compute capability as an integer (0: no GPU floor)."""
@@ -333,6 +377,8 @@ class Rules:
     conflicts: tuple[Conflict, ...]
     attn_implementations: tuple[AttnImplementation, ...]
     invalid_attn_implementations: tuple[InvalidAttnImplementation, ...]
+    sdpa_dispatch: tuple[SdpaDispatch, ...] = ()
+    """What SDPA's default dispatch runs, first matching row first."""
 
     def backend(self, name: BackendName) -> BackendRule:
         for rule in self.backends:
@@ -490,6 +536,7 @@ _RECORD_KEYS = frozenset(
 _VERIFY_KEYS = frozenset({"kind", "cpu", "accuracy", "max_head_dim", "max_rel_l1", "min_cosine"})
 _RUNTIME_KEYS = frozenset(
     {
+        "backward",
         "devices",
         "min_sm",
         "max_sm",
@@ -564,10 +611,58 @@ def _runtime_spec(e: _Entry) -> RuntimeSpec | None:
         dtypes=r.strs("dtypes", allowed=_DTYPES),
         softcap=r.bool_("softcap", default=True),
         training_dropout=r.bool_("training_dropout", default=True),
+        backward=r.bool_("backward", default=True),
         model_flags=cast(tuple[ModelFlag, ...], r.strs("model_flags", allowed=get_args(ModelFlag))),
         auto=r.bool_("auto", default=True),
         source=source,
     )
+
+
+_PRIOR_KEY = re.compile(r"^(gpu|cpu|sm\d+)$")
+
+
+def _prior(e: _Entry) -> Prior | None:
+    p = e.sub("prior")
+    if p is None:
+        return None
+    source, verified = p.provenance()
+    speeds = []
+    for key, value in sorted(p.data.items()):
+        if key in ("source", "verified"):
+            continue
+        if not _PRIOR_KEY.match(key):
+            raise p.fail(key, "expected gpu, cpu or smN")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise p.fail(key, f"expected a non-negative speed, got {value!r}")
+        speeds.append((key, float(value)))
+    return Prior(speeds=tuple(speeds), source=source, verified=verified)
+
+
+def _sdpa_dispatch(doc: dict[str, Any]) -> tuple[SdpaDispatch, ...]:
+    rows = []
+    for e in _tables(doc, BACKENDS_FILE, "sdpa_dispatch"):
+        source, verified = e.provenance()
+        kernel = _backend_name(e, "kernel", e.str_("kernel"))
+        if not kernel.startswith("sdpa_"):
+            raise e.fail("kernel", f"{kernel!r} is not an SDPA kernel")
+        rows.append(
+            SdpaDispatch(
+                kernel=kernel,
+                device=cast(
+                    Literal["gpu", "cpu"], _literal(e, "device", ("gpu", "cpu"), default="gpu")
+                ),
+                min_torch=e.version("min_torch", optional=True),
+                max_torch=e.version("max_torch", optional=True),
+                sm=e.ints("sm"),
+                min_sm=e.int_("min_sm", default=0),
+                min_cudnn=e.version("min_cudnn", optional=True),
+                source=source,
+                verified=verified,
+            )
+        )
+    if rows[-1].min_sm or rows[-1].sm or rows[-1].min_torch:
+        raise IndexDataError(f"{BACKENDS_FILE}: the last [[sdpa_dispatch]] row must always hold")
+    return tuple(rows)
 
 
 def _backend_record(e: _Entry) -> BackendRule:
@@ -608,6 +703,7 @@ def _backend_record(e: _Entry) -> BackendRule:
         sdpa_kernel=cast(SdpaKernel | None, kernel),
         verify=_verify_spec(e),
         runtime=_runtime_spec(e),
+        prior=_prior(e),
         vendors=e.strs("vendors", allowed=_VENDORS),
         min_sm=min_sm,
         max_sm=max_sm,
@@ -810,4 +906,5 @@ def load_rules(directory: Path | None = None) -> Rules:
         conflicts=conflicts,
         attn_implementations=values,
         invalid_attn_implementations=invalid,
+        sdpa_dispatch=_sdpa_dispatch(read_toml(BACKENDS_FILE, directory)),
     )

@@ -242,7 +242,9 @@ def test_hopper_prefers_fa3_blackwell_fa4(tmp_path: Path, site: Path) -> None:
     assert best_attn_implementation(device=H100, dtype="bf16", environ=env) == "flash_attention_3"
     blackwell = explain_choice(device=B200, dtype="bf16", environ=env)
     assert blackwell.value == "flash_attention_4"
-    assert "built for compute capability <= 9.0" in blackwell.reason
+    fa3 = next(c for c in blackwell.candidates if c.value == "flash_attention_3")
+    assert fa3.verdict == "rejected"
+    assert "built for compute capability <= 9.0" in fa3.reason
 
 
 def test_xformers_only_once_registered(tmp_path: Path, site: Path) -> None:

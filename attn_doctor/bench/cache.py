@@ -67,7 +67,7 @@ def save_bench_result(result: BenchResult, path: Path | None = None) -> Path:
     path = cache_path() if path is None else path
     path.parent.mkdir(parents=True, exist_ok=True)
     results = _read(path)
-    results[result.cache_key] = result.to_dict()
+    results[_stored_key(result.cache_key, result.mode)] = result.to_dict()
     doc = {"schema": CACHE_SCHEMA, "schema_version": CACHE_SCHEMA_VERSION, "results": results}
     fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=path.parent)
     try:
@@ -94,6 +94,23 @@ def load_cached_result(key: str, path: Path | None = None) -> BenchResult | None
         return None
 
 
+def _stored_key(key: str, mode: str) -> str:
+    """A forward run is stored under its key; a forward+backward run beside it."""
+    return key if mode == "fwd" else f"{key}|{mode}"
+
+
+def load_bench_results(env: Environment, path: Path | None = None) -> tuple[BenchResult, ...]:
+    """Every cached run that applies to this machine: the forward run and, when one was made,
+    the forward+backward run (same GPU, same torch). Empty when none or torch is missing."""
+    first = load_bench_result(env, path)
+    if first is None:
+        return ()
+    train = load_cached_result(_stored_key(first.cache_key, "fwd_bwd"), path)
+    if first.mode == "fwd_bwd":
+        return (first,)
+    return (first,) if train is None else (first, train)
+
+
 def load_bench_result(env: Environment, path: Path | None = None) -> BenchResult | None:
     """The cached bench result that applies to this machine, if there is one.
 
@@ -109,7 +126,8 @@ def load_bench_result(env: Environment, path: Path | None = None) -> BenchResult
     if not keys:
         keys.append(cache_key(device="cpu", device_name="", torch_version=env.torch.version))
     for key in keys:
-        result = load_cached_result(key, path)
-        if result is not None:
-            return result
+        for stored in (key, _stored_key(key, "fwd_bwd")):
+            result = load_cached_result(stored, path)
+            if result is not None:
+                return result
     return None

@@ -165,6 +165,9 @@ class BenchResult:
     sweeps: tuple[BackendSweep, ...] = ()
     recommendation: BenchRecommendation | None = None
     notes: tuple[str, ...] = ()
+    sdpa_kernel: BackendName | None = None
+    """The kernel SDPA's default dispatch picked on this device (``torch._fused_sdp_choice``
+    for bf16/fp32 causal inputs of head dim 128): what the ``sdpa`` row ran."""
 
     def ceiling(self, dtype: DType) -> Ceiling | None:
         for c in self.ceilings:

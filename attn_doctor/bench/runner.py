@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from attn_doctor.backends import BackendName
+from attn_doctor.backends import BACKEND_NAMES, BackendName
 from attn_doctor.bench.cache import cache_key
 from attn_doctor.bench.gpu_specs import datasheet_tflops, find_gpu_spec
 from attn_doctor.bench.recommend import recommend
@@ -162,6 +162,8 @@ class DeviceInfo:
     ops_source: str
     backends: tuple[tuple[BackendName, str | None], ...]
     """Each kernel backend and why it cannot be launched here (None: it can)."""
+    sdpa_kernel: BackendName | None = None
+    """The kernel SDPA's default dispatch picks here (``torch._fused_sdp_choice``)."""
 
     def reason(self, backend: BackendName) -> str | None:
         for name, reason in self.backends:
@@ -203,7 +205,15 @@ def probe_device(device: Device | None, *, python: str | None = None) -> DeviceI
         torch_cuda=info.get("torch_cuda"),
         ops_source=str(info.get("ops_source") or "unknown"),
         backends=backends,
+        sdpa_kernel=_kernel_name(info.get("sdpa_default_kernel")),
     )
+
+
+def _kernel_name(value: object) -> BackendName | None:
+    for name in BACKEND_NAMES:
+        if name == value and name.startswith("sdpa_"):
+            return name
+    return None
 
 
 # --- ceiling ------------------------------------------------------------------------------
@@ -403,6 +413,7 @@ def run_bench(
         ops_source=info.ops_source,
         ceilings=ceilings,
         sweeps=tuple(sweeps),
-        recommendation=recommend(sweeps),
+        recommendation=recommend(sweeps, mode=mode, sdpa_kernel=info.sdpa_kernel),
         notes=tuple(notes),
+        sdpa_kernel=info.sdpa_kernel,
     )

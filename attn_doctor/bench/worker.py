@@ -519,6 +519,10 @@ def run_info(req: dict[str, Any], emit: Emit) -> None:
         info["compute_capability"] = f"{major}.{minor}"
     else:
         info["device_name"] = _cpu_name()
+    # What attn_implementation="sdpa" really runs here (the "sdpa" row measures it).
+    from attn_doctor.verify.ops import sdpa_dispatch_choice
+
+    info["sdpa_default_kernel"] = sdpa_dispatch_choice(device)
     # A list of pairs, not an object: the order (verify's, eager last) must survive sort_keys.
     info["backends"] = [[name, reason] for name, reason in available_ops(device).items()]
     emit(info)

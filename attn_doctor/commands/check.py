@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from attn_doctor.backends import BackendName
 from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 from attn_doctor.facts import Environment
 
 if TYPE_CHECKING:
+    from attn_doctor.plan.decide import Evidence
     from attn_doctor.report.check_result import ImportExplanation
 
 
@@ -101,13 +101,13 @@ def check_command(
         env = probe_environment(deep=deep, timeout=timeout)
     if save_path is not None:
         save_snapshot(env, save_path)
-    measured = _bench_ranking(env) if snapshot_path is None else ()
+    evidence = bench_evidence(env) if snapshot_path is None else None
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
         from attn_doctor.index import load_index
 
         index = load_index()
-    diagnosis = diagnose(env, load_rules(), measured=measured, index=index)
+    diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
     explained = _explain_failed_imports(env)
     verification = None
     if run_verify:
@@ -138,17 +138,15 @@ def check_command(
     sys.exit(int(code))
 
 
-def _bench_ranking(env: Environment) -> tuple[tuple[BackendName, float], ...]:
-    """The cached ``attn-doctor bench`` ranking for this GPU and torch, if one was run."""
-    from attn_doctor.bench.cache import load_bench_result
+def bench_evidence(env: Environment) -> Evidence | None:
+    """What cached ``attn-doctor bench`` runs measured for this GPU and torch, if any."""
+    from attn_doctor.bench.cache import load_bench_results
+    from attn_doctor.bench.recommend import evidence_from_runs
 
     try:
-        result = load_bench_result(env)
+        return evidence_from_runs(load_bench_results(env))
     except Exception:  # a stale or foreign cache file must never break check
-        return ()
-    if result is None or result.recommendation is None:
-        return ()
-    return result.recommendation.ranking
+        return None
 
 
 def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from attn_doctor.backends import BACKENDS, BackendName, parse_backend
-from attn_doctor.errors import AttnDoctorError, ExitCode, InstallFailed, UsageError
+from attn_doctor.errors import (
+    AttnDoctorError,
+    ExitCode,
+    InstallFailed,
+    ProblemsFound,
+    UsageError,
+)
 from attn_doctor.facts import Environment
 from attn_doctor.plan.types import InstallPlan, SourceKind, WheelCandidate
 
@@ -63,6 +69,12 @@ def explicit_plan(
     )
 
 
+class Blocked(ProblemsFound):
+    """``--auto``: the best backend cannot work until a problem is fixed (exit 1)."""
+
+    code = "blocked"
+
+
 class NothingToInstall(AttnDoctorError):
     """``--auto`` found the best backend already installed and usable (exit 0)."""
 
@@ -108,38 +120,48 @@ def _resolve_plan(
     kinds = tuple(k for s in sources for k in _SOURCE_KINDS.get(s, ()))
     if backend is not None:
         return plan_install(env, index, backend, allow_sources=kinds)
-    return _auto_plan(env, index, kinds)
+    return _auto_plan(env, index, kinds, live=snapshot is None)
 
 
-def _auto_plan(env: Environment, index: Index, kinds: Sequence[SourceKind]) -> InstallPlan:
+def _auto_plan(
+    env: Environment, index: Index, kinds: Sequence[SourceKind], *, live: bool
+) -> InstallPlan:
+    """``--auto``: the top of the one decision (``attn_doctor.plan.decide``) for this machine.
+
+    Installs only when the top choice needs an install; when it is ready, says why nothing is
+    needed (``NothingToInstall``); when it is blocked, says what to fix first (``Blocked``).
+    """
     from attn_doctor.plan.diagnose import diagnose
     from attn_doctor.plan.resolve import plan_install
     from attn_doctor.rules import load_rules
 
-    diagnosis = diagnose(env, load_rules())
-    tried: list[str] = []
-    for rec in diagnosis.recommendations:
-        info = BACKENDS[rec.backend]
-        if info.distribution is None:
-            continue  # built into torch: nothing to install
-        if rec.usable_now:
-            raise NothingToInstall(
-                f"{info.title} is already installed and usable here: nothing to install; "
-                + _how_to_use(rec.backend, rec.attn_implementation)
-            )
-        try:
-            return plan_install(env, index, rec.backend, allow_sources=kinds)
-        except UsageError as exc:
-            tried.append(f"{info.title}: {exc.message}")
+    evidence = None
+    if live:
+        from attn_doctor.commands.check import bench_evidence
+
+        evidence = bench_evidence(env)
+    diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
     top = diagnosis.recommendations[0] if diagnosis.recommendations else None
-    if top is not None and top.usable_now:
-        raise NothingToInstall(
-            f"nothing to install: the best backend here is built into torch "
-            f"({BACKENDS[top.backend].title}); "
-            + _how_to_use(top.backend, top.attn_implementation)
-            + ("" if not tried else ". Not installable here: " + " | ".join(tried))
-        )
-    raise UsageError("--auto found nothing to install here", hint=" | ".join(tried) or None)
+    if top is None:
+        raise UsageError("--auto: no attention backend can run on this machine")
+    title = BACKENDS[top.backend].title
+    match top.status:
+        case "ready":
+            kernel = (
+                f" (it runs {BACKENDS[top.kernel].title} here: {top.kernel_source})"
+                if top.kernel is not None
+                else ""
+            )
+            raise NothingToInstall(
+                f"nothing to install: the best backend here is {title}{kernel}, {top.way}; "
+                + _how_to_use(top.backend, top.attn_implementation)
+            )
+        case "blocked":
+            raise Blocked(
+                f"--auto installs nothing: {title} is the best choice here, but {top.way}",
+                hint=top.reason,
+            )
+    return plan_install(env, index, top.backend, allow_sources=kinds)
 
 
 def _how_to_use(backend: BackendName, attn_implementation: str | None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,8 @@ if TYPE_CHECKING:
     from attn_doctor.index import Index
     from attn_doctor.plan.types import BackendPlan
 from attn_doctor.plan.compat import TORCH_INTERNAL, Verdict, device_verdict, devices, verdict
+from attn_doctor.plan.decide import Evidence as Evidence_
+from attn_doctor.plan.decide import Request
 from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
     SOURCE_BUILD_NVCC_THREADS,
@@ -78,13 +79,8 @@ _TORCH_BLOCKERS = frozenset(
     }
 )
 
-_PACKAGE_BACKENDS: tuple[BackendName, ...] = (
-    "flash_attn_2",
-    "flash_attn_3",
-    "flash_attn_4",
-    "xformers",
-    "unsloth",
-    "hub_kernels",
+_PACKAGE_BACKENDS: tuple[BackendName, ...] = tuple(
+    n for n in BACKEND_NAMES if BACKENDS[n].distributions
 )
 
 _TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pytorch-triton")
@@ -94,8 +90,9 @@ _TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pyt
 class _Ctx:
     env: Environment
     rules: Rules
-    measured: dict[BackendName, float] = dataclasses.field(default_factory=dict)
-    """Geometric-mean TFLOP/s per backend from a cached ``attn-doctor bench`` run."""
+    evidence: Evidence_ | None = None
+    """What a cached ``attn-doctor bench`` run measured on this machine."""
+    request: Request = dataclasses.field(default_factory=Request)
     index: Index | None = None
     """The wheel index: when given, "needs install" says exactly which way fits here."""
     _routes: dict[BackendName, BackendPlan] = dataclasses.field(
@@ -1263,7 +1260,7 @@ def _installed(env: Environment, name: BackendName) -> tuple[Tri, str | None]:
     info = BACKENDS[name]
     if name in TORCH_INTERNAL:
         return ("yes", env.torch.version) if env.torch else ("no", None)
-    pkg = _pkg(env, info.distribution or "")
+    pkg = _pkg(env, *info.distributions)
     return ("yes", pkg.version) if pkg else ("no", None)
 
 
@@ -1347,118 +1344,62 @@ def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, Back
     return table
 
 
-def _route_note(name: BackendName, route: BackendPlan) -> str:
-    """One line: the best way the resolver found to get ``name`` here, or why there is none."""
-    if not route.candidates:
-        why = route.rejections[0].reason if route.rejections else "no source offers it"
-        return f"no prebuilt way here: {why}"
-    best = route.candidates[0]
-    what = best.filename or best.requirement or best.attn_implementation or best.source
-    match best.source:
-        case "source-build":
-            minutes = f", ~{best.estimated_minutes:.0f} min" if best.estimated_minutes else ""
-            return f"needs install: no prebuilt wheel fits, source build{minutes}"
-        case "community":
-            return f"needs install: community build {what} (no upstream wheel fits)"
-        case "hub":
-            return (
-                f"needs `pip install '{best.requirement}'` (no compile); the kernel comes from "
-                "the Hugging Face Hub on first use"
-            )
-        case _:
-            label = {
-                "upstream-release": "upstream release wheel",
-                "pypi": "package index wheel",
-                "pytorch-index": "PyTorch index wheel",
-            }.get(best.source, f"{best.source} wheel")
-            flag = BACKENDS[name].distribution or name
-            return f"needs install: {label} {what} (attn-doctor install {flag})"
+def _recommend(
+    ctx: _Ctx, table: dict[BackendName, BackendStatus], findings: list[Finding]
+) -> list[Recommendation]:
+    """The one decision (``attn_doctor.plan.decide``) per device, as recommendations."""
+    from attn_doctor.plan.decide import candidates, decide
 
-
-def _install_note(
-    ctx: _Ctx, name: BackendName, status: BackendStatus, device: GpuFacts | None
-) -> str:
-    if status.usable:
-        if name in TORCH_INTERNAL:
-            return f"built into torch {status.version}, nothing to install"
-        return f"installed ({status.version})"
-    if name in TORCH_INTERNAL:
-        return f"in torch, but not usable now: {status.reason}"
-    if status.installed == "yes":
-        return f"installed but not usable: {status.reason}"
-    route = ctx.route(name)
-    if route is not None:
-        return _route_note(name, route)
-    rule = ctx.rules.backend(name)
-    os_name = rules_os(ctx.env)
-    if name == "hub_kernels":
-        return "needs `pip install kernels` and the network on first use, no compile"
-    vendor = device.vendor if device is not None else "cpu"
-    if rule.official_wheels_vendors and vendor not in rule.official_wheels_vendors:
-        return f"needs install: no official wheels for {vendor.upper()} GPUs (source build)"
-    if os_name in rule.official_wheels_os:
-        return f"needs install: upstream publishes {os_name} wheels"
-    if name == "flash_attn_3":
-        return "needs install: source build from the hopper/ directory (no wheels)"
-    return f"needs install: no official {os_name} wheels (source or community build)"
-
-
-def _recommend(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Recommendation]:
-    env, rules = ctx.env, ctx.rules
+    env = ctx.env
+    blocker = _torch_blocked(findings)
+    if blocker is not None and not env.gpus and blocker.id != "no-torch":
+        blocker = None  # a GPU-side problem does not stop a CPU-only machine
     recs: list[Recommendation] = []
     for dev in devices(env):
-        if dev is None:
-            order = rules.ranking.apple if env.host.os == "darwin" else rules.ranking.cpu
-        elif dev.vendor == "apple":
-            order = rules.ranking.apple
-        else:
-            order = rules.ranking.gpu
-        picked: list[tuple[int, float, int, BackendName, Verdict]] = []
-        have_sdpa = False
-        for pos, name in enumerate(order):
-            v = verdict(rules.backend(name), dev, env)
-            if v.compatible != "yes":
-                continue
-            if name.startswith("sdpa_") and name != "sdpa_math":
-                if have_sdpa:
-                    continue
-                have_sdpa = True
-            elif name == "sdpa_math" and have_sdpa:
-                continue
-            status = table[name]
-            if name in rules.ranking.fallback and dev is not None:
-                tier = 4
-            elif status.usable:
-                tier = 0
-            elif name in TORCH_INTERNAL:
-                tier = 1  # works as soon as torch itself is installed or fixed
-            else:
-                route = ctx.route(name)
-                if route is None:
-                    tier = 2 if v.official else 3
-                elif route.candidates and route.candidates[0].source not in (
-                    "source-build",
-                    "community",
-                ):
-                    tier = 2  # an official prebuilt way exists for this machine
-                else:
-                    tier = 3
-            # Among what works now, measured speed (bench) outranks the policy order.
-            speed = ctx.measured.get(name) if tier == 0 else None
-            picked.append((tier, -speed if speed is not None else 0.0, pos, name, v))
-        for rank, (_, _, _, name, v) in enumerate(sorted(picked), start=1):
-            status = table[name]
-            value = BACKENDS[name].attn_implementation
-            speed = ctx.measured.get(name)
-            bench_note = f"; measured {speed:.3g} TFLOP/s here (attn-doctor bench)" if speed else ""
+        compatible: dict[BackendName, tuple[bool, str]] = {}
+        for name in candidates():
+            v = verdict(ctx.rules.backend(name), dev, env)
+            compatible[name] = (v.compatible == "yes", v.reason)
+        routes = (
+            {n: ctx.route(n) for n in candidates() if not BACKENDS[n].builtin}
+            if ctx.index is not None
+            else None
+        )
+        decision = decide(
+            env,
+            ctx.rules,
+            table=table,
+            blocker=blocker,
+            compatible=compatible,
+            route=routes,
+            evidence=ctx.evidence,
+            request=ctx.request,
+            gpu=dev,
+        )
+        for choice in decision.choices:
+            note = choice.way
+            if choice.kernel is not None:
+                note += f"; runs {BACKENDS[choice.kernel].title} ({choice.kernel_source})"
+            if choice.activate is not None:
+                note += f"; {BACKENDS[choice.activate].title} measured faster here"
+            if choice.score is not None and choice.measured:
+                note += f"; measured {choice.score:.3g} TFLOP/s here (attn-doctor bench)"
             recs.append(
                 Recommendation(
-                    rank=rank,
-                    backend=name,
-                    attn_implementation=value,
-                    usable_now=status.usable,
-                    reason=f"{v.reason}; {_install_note(ctx, name, status, dev)}{bench_note}",
-                    gpu_index=dev.index if dev is not None else None,
+                    rank=choice.rank,
+                    backend=choice.backend,
+                    attn_implementation=choice.attn_implementation,
+                    usable_now=choice.status == "ready",
+                    reason=f"{choice.reason}; {note}",
+                    gpu_index=decision.gpu_index,
+                    status=choice.status,
+                    way=choice.way,
+                    score=choice.score,
+                    measured=choice.measured,
+                    kernel=choice.kernel,
+                    kernel_source=choice.kernel_source,
+                    activate=choice.activate,
+                    auto=choice.auto,
                 )
             )
     return recs
@@ -1567,15 +1508,16 @@ def diagnose(
     env: Environment,
     rules: Rules,
     *,
-    measured: Iterable[tuple[BackendName, float]] = (),
+    evidence: Evidence_ | None = None,
+    request: Request | None = None,
     index: Index | None = None,
 ) -> Diagnosis:
     """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations.
 
-    ``measured`` is a bench ranking for this machine (backend, geometric-mean TFLOP/s): among
-    backends that work now, faster measured ones rank first.
+    ``evidence`` is what a bench run measured on this machine (same GPU, same torch); the
+    recommendations are the one decision (``attn_doctor.plan.decide``) for each device.
     """
-    ctx = _Ctx(env=env, rules=rules, measured=dict(measured), index=index)
+    ctx = _Ctx(env=env, rules=rules, evidence=evidence, request=request or Request(), index=index)
     findings: list[Finding] = []
     findings += _torch_findings(ctx)
     findings += _driver_findings(ctx)
@@ -1598,6 +1540,6 @@ def diagnose(
     return Diagnosis(
         findings=tuple(f for _, f in ordered),
         backends=tuple(table[name] for name in BACKEND_NAMES),
-        recommendations=tuple(_recommend(ctx, table)),
+        recommendations=tuple(_recommend(ctx, table, findings)),
         folklore=tuple(_folklore(ctx, table)),
     )

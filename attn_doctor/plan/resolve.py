@@ -1166,17 +1166,17 @@ def _plan_hub(
     return BackendPlan(backend=backend, candidates=(cand,))
 
 
-_BUILTIN: frozenset[BackendName] = frozenset(
-    {
-        "sdpa_flash",
-        "sdpa_mem_efficient",
-        "sdpa_cudnn",
-        "sdpa_math",
-        "sdpa_cpu_fused",
-        "flex_attention",
-        "eager",
-    }
-)
+_BUILTIN: frozenset[BackendName] = frozenset(n for n in BACKENDS if BACKENDS[n].builtin)
+
+
+def _plan_sage(
+    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+) -> BackendPlan:
+    from attn_doctor.plan.resolve_sage import plan_sageattention
+
+    plan = plan_sageattention(m, _torch_problem)
+    kept = tuple(c for c in plan.candidates if c.source in allow)
+    return replace(plan, candidates=kept)
 
 
 def plan_backend(
@@ -1205,6 +1205,7 @@ def plan_backend(
         "xformers": _plan_xformers,
         "unsloth": _plan_unsloth,
         "hub_kernels": _plan_hub,
+        "sageattention": _plan_sage,
     }
     plan = planners[backend](m, index, allow, allow_torch_change)
     if installed is not None:

@@ -32,8 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
-from attn_doctor.facts import ImportResult
+from attn_doctor.facts import GpuFacts, ImportResult
+from attn_doctor.plan.decide import Evidence, Option, Request, rank
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.device import Target, parse_device, resolve_target
 from attn_doctor.runtime.model import ModelTraits, dtype_name, resolve_model
@@ -136,7 +138,13 @@ class Choice:
     model: str
     training: bool
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
-    """Every value considered, in preference order."""
+    """Every value considered, in the one decision's order."""
+    sdpa_kernel: BackendName | None = None
+    """The kernel ``sdpa`` runs here (what its default dispatch picks), when sdpa was weighed."""
+    sdpa_kernel_source: str | None = None
+    activate: BackendName | None = None
+    """A verified SDPA kernel measured faster here than the default dispatch: ``load_kwargs``
+    puts it first (unless ATTN_DOCTOR_SDPA_PRIORITY=0)."""
 
     @property
     def fallbacks(self) -> tuple[str, ...]:
@@ -146,6 +154,15 @@ class Choice:
     def explain(self) -> str:
         """Human-readable multi-line account of the decision."""
         lines = [f"attn_implementation={self.value!r}: {self.reason}"]
+        if self.sdpa_kernel is not None:
+            lines.append(
+                f"  sdpa runs the {self.sdpa_kernel} kernel here ({self.sdpa_kernel_source})"
+            )
+        if self.activate is not None:
+            lines.append(
+                f"  {self.activate} passed verify and was measured faster here: load_kwargs() "
+                "sets it first in torch's SDPA priority (ATTN_DOCTOR_SDPA_PRIORITY=0: off)"
+            )
         for cand in self.candidates:
             lines.append(f"  {cand.verdict:<9} {cand.value:<18} {cand.reason}")
         return "\n".join(lines)
@@ -368,8 +385,16 @@ def decide(
     installed: Callable[[Requirement], str | None],
     imports: Callable[[str], ImportResult],
     requirements: tuple[Requirement, ...] | None = None,
+    evidence: Evidence | None = None,
+    sdpa_dispatch: tuple[BackendName, str] | None = None,
 ) -> Choice:
-    """The decision, given every fact as an argument (no detection happens here)."""
+    """The decision, given every fact as an argument (no detection happens here).
+
+    Requirements that cannot hold here are rejected with the reason; the rest are ordered by
+    the one decision (``attn_doctor.plan.decide.rank``: measured speed here, else published
+    priors) and the first whose modules import in a child process is chosen.
+    ``sdpa_dispatch``: the kernel SDPA's default dispatch runs here and where that comes from.
+    """
     reqs = requirements if requirements is not None else load_requirements()
     effective = dtype or traits.param_dtype or traits.config_dtype
     dtype_note = "" if effective else " (assumed: no dtype given, torch's default)"
@@ -413,9 +438,8 @@ def decide(
             **common,
         )
 
-    candidates: list[Candidate] = []
-    chosen: Requirement | None = None
-    chosen_note = ""
+    rejected: dict[str, Candidate] = {}
+    passing: list[Requirement] = []
     for req in reqs:
         why = static_rejection(
             req,
@@ -428,18 +452,44 @@ def decide(
             installed=installed,
         )
         if why is not None:
-            candidates.append(Candidate(value=req.value, verdict="rejected", reason=why))
-            continue
+            rejected[req.value] = Candidate(value=req.value, verdict="rejected", reason=why)
+        else:
+            passing.append(req)
+    kernel, kernel_source = sdpa_dispatch or ("sdpa_math", "not known")
+    gpu = target.gpu if target.kind in ("cuda", "rocm") else None
+    ranked = rank(
+        [
+            Option(backend=req.backend, status="ready", way="installed", reason="", auto=req.auto)
+            for req in passing
+        ],
+        gpu=gpu,
+        sdpa_kernel=kernel,
+        sdpa_kernel_source=kernel_source,
+        evidence=evidence,
+        request=Request(training=training),
+    )
+    by_backend = {req.backend: req for req in passing}
+    ordered: list[Candidate] = []
+    chosen: Requirement | None = None
+    chosen_note = ""
+    activate: BackendName | None = None
+    for choice in ranked:
+        req = by_backend[choice.backend]
+        speed = (
+            f" ({choice.score:.3g} TFLOP/s measured here)"
+            if choice.measured and choice.score
+            else ""
+        )
         if chosen is not None:
             note = "would also work (import not tried)" if req.modules else "would also work"
-            candidates.append(Candidate(value=req.value, verdict="fallback", reason=note))
+            ordered.append(Candidate(value=req.value, verdict="fallback", reason=note + speed))
             continue
         note = ""
         if req.modules:
             failed = next((r for r in map(imports, req.modules) if r.status != "ok"), None)
             if failed is not None:
                 detail = f": {failed.detail}" if failed.detail else ""
-                candidates.append(
+                ordered.append(
                     Candidate(
                         value=req.value,
                         verdict="rejected",
@@ -451,18 +501,21 @@ def decide(
             names = " and ".join(req.modules)
             note = f"{names} import in a child process ({req.distributions[0]} {version})"
         chosen = req
-        chosen_note = note
-        candidates.append(
+        chosen_note = note + speed
+        activate = choice.activate
+        ordered.append(
             Candidate(
                 value=req.value,
                 verdict="chosen",
-                reason=note or "built into torch/transformers; every requirement holds",
+                reason=chosen_note or "built into torch/transformers; every requirement holds",
             )
         )
+    # Rejected values keep the record order after the ranked ones.
+    candidates = ordered + [rejected[r.value] for r in reqs if r.value in rejected]
     if chosen is None:  # pragma: no cover - eager has no requirement that can fail
         raise AssertionError("eager was rejected")
-    position = [c.value for c in candidates].index(chosen.value)
-    better = [c for c in candidates[:position] if c.verdict == "rejected"]
+    faster = _at_least_as_fast(chosen, reqs, gpu)
+    better = [c for c in candidates if c.verdict == "rejected" and c.value in faster]
     reason = f"{traits.name} on {target.describe()} in {effective}{dtype_note}"
     if chosen_note:
         reason += f"; {chosen_note}"
@@ -473,7 +526,32 @@ def decide(
         reason += "; passed over: " + "; ".join(
             f"{', '.join(values)} ({why})" for why, values in grouped.items()
         )
-    return Choice(value=chosen.value, reason=reason, candidates=tuple(candidates), **common)
+    uses_sdpa = any(r.backend == "sdpa" for r in passing)
+    return Choice(
+        value=chosen.value,
+        reason=reason,
+        candidates=tuple(candidates),
+        sdpa_kernel=kernel if uses_sdpa else None,
+        sdpa_kernel_source=kernel_source if uses_sdpa else None,
+        activate=activate if chosen.backend == "sdpa" else None,
+        **common,
+    )
+
+
+def _at_least_as_fast(
+    chosen: Requirement, reqs: tuple[Requirement, ...], gpu: GpuFacts | None
+) -> set[str]:
+    """Automatic values whose record's prior is at least the chosen one's on this device:
+    what "passed over" reports when they were rejected."""
+
+    def prior(req: Requirement) -> float:
+        record = BACKENDS[req.backend]
+        sm = gpu.sm if gpu is not None else None
+        speed = record.prior.for_device(sm, cpu=gpu is None) if record.prior else None
+        return speed if speed is not None else 1.0
+
+    base = prior(chosen)
+    return {r.value for r in reqs if r.auto and r.value != chosen.value and prior(r) >= base}
 
 
 # --- detection and caching ------------------------------------------------------------------
@@ -557,6 +635,7 @@ def _decide_uncached(
         )
         return checked.result
 
+    torch_version = importcheck.distribution_version("torch", path)
     choice = decide(
         traits=traits,
         target=target,
@@ -566,9 +645,59 @@ def _decide_uncached(
         registered=registered,
         installed=installed,
         imports=imports,
+        evidence=_evidence_here(target, torch_version, environ),
+        sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version),
     )
     logger.info("attn-doctor: attn_implementation=%r: %s", choice.value, choice.reason)
     return choice
+
+
+def _evidence_here(
+    target: Target, torch_version: str | None, environ: Mapping[str, str]
+) -> Evidence | None:
+    """What a cached bench run measured for this device and torch; a missing, corrupt or
+    foreign cache is no evidence (it never stops model loading)."""
+    if torch_version is None:
+        return None
+    try:
+        from attn_doctor.bench.cache import cache_key, cache_path, load_cached_result
+        from attn_doctor.bench.recommend import evidence_from_runs
+
+        gpu = target.gpu
+        if target.kind == "cuda" and gpu is not None:
+            key = cache_key(device="cuda", device_name=gpu.name, torch_version=torch_version)
+        elif target.kind == "cpu":
+            key = cache_key(device="cpu", device_name="", torch_version=torch_version)
+        else:
+            return None
+        path = cache_path(environ)
+        runs = [load_cached_result(k, path) for k in (key, f"{key}|fwd_bwd")]
+        return evidence_from_runs([r for r in runs if r is not None])
+    except Exception:
+        logger.debug("attn-doctor: bench cache unreadable; deciding without it", exc_info=True)
+        return None
+
+
+def _sdpa_dispatch_here(
+    target: Target, dtype: str | None, torch_version: str | None
+) -> tuple[BackendName, str]:
+    """What SDPA's default dispatch runs on ``target``: torch's own answer when torch is
+    already imported in this process, else the dispatch rules of backends.toml."""
+    import sys
+
+    from attn_doctor.plan.decide import dispatch_rule
+    from attn_doctor.rules import load_rules
+
+    if "torch" in sys.modules and target.kind in ("cuda", "cpu"):
+        from attn_doctor.verify.ops import sdpa_dispatch_choice
+
+        device = "cpu" if target.kind == "cpu" else f"cuda:{target.gpu.index if target.gpu else 0}"
+        low = dtype if dtype in ("float16", "bfloat16") else None
+        asked = sdpa_dispatch_choice(device, dtype=low)
+        if asked is not None:
+            return asked, "torch._fused_sdp_choice in this process"
+    gpu = target.gpu if target.kind in ("cuda", "rocm") else None
+    return dispatch_rule(load_rules(), gpu, torch_version=torch_version, cudnn=None)
 
 
 def explain_choice(
@@ -689,6 +818,16 @@ def load_kwargs(
         name = default_dtype(_target(device, env), training=training)
     choice = explain_choice(model, device=device, dtype=name, training=training, environ=env)
     kwargs: dict[str, Any] = {"attn_implementation": choice.value}
+    if choice.activate is not None:
+        from attn_doctor.runtime import sdpa_priority
+
+        if not sdpa_priority.disabled(env):
+            change = sdpa_priority.apply_for_process(
+                choice.activate,
+                reason=f"{choice.activate} passed verify and was measured faster than the "
+                f"default dispatch ({choice.sdpa_kernel}) here",
+            )
+            logger.info("attn-doctor: SDPA priority: %s", change)
     if name is not None:
         import torch
 

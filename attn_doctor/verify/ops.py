@@ -561,3 +561,46 @@ def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | Non
             return reason
         case _:
             return f"{backend} launches no attention kernel of its own ({device})"
+
+
+_SDP_CHOICE: dict[int, BackendName] = {
+    0: "sdpa_math",
+    1: "sdpa_flash",
+    2: "sdpa_mem_efficient",
+    3: "sdpa_cudnn",
+}
+"""``torch._fused_sdp_choice`` return values (``torch.nn.attention.SDPBackend``: MATH=0,
+FLASH_ATTENTION=1, EFFICIENT_ATTENTION=2, CUDNN_ATTENTION=3; torch/_C/__init__.pyi)."""
+
+
+def sdpa_dispatch_choice(
+    device: str,
+    *,
+    dtype: str | None = None,
+    batch: int = 4,
+    heads: int = 16,
+    seqlen: int = 1024,
+    head_dim: int = 128,
+    causal: bool = True,
+) -> BackendName | None:
+    """The kernel SDPA's default dispatch picks for these inputs, without running one.
+
+    ``torch._fused_sdp_choice`` answers from the same checks the dispatcher makes (the priority
+    list ``torch._C._get_sdp_priority_order`` does not: on an H200 with torch 2.11 it listed
+    flash first while cuDNN ran). On CPU tensors FLASH_ATTENTION is the CPU fused kernel.
+    None when this torch has no such function or it raised.
+    """
+    torch = _torch()
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return None
+    name = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    try:
+        q = torch.empty(batch, heads, seqlen, head_dim, dtype=getattr(torch, name), device=device)
+        choice = int(choose(q, q, q, None, 0.0, causal))
+    except Exception:
+        return None
+    kernel = _SDP_CHOICE.get(choice)
+    if kernel == "sdpa_flash" and not device.startswith("cuda"):
+        return "sdpa_cpu_fused"
+    return kernel

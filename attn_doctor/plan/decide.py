@@ -1,0 +1,507 @@
+"""The one decision: which attention backend, here, now.
+
+Everything that picks "the best backend" — ``check``'s recommendation, ``install --auto``,
+the runtime's ``best_attn_implementation`` / ``load_kwargs`` and bench's recommendation —
+calls ``rank`` (directly or through ``decide``) and nothing else ranks. The policy
+(docs/decision.md), in order:
+
+1. **Gate.** A blocked option (torch missing or unable to use the GPU, a driver too old, a GPU
+   the backend does not support) ranks after every option that is ready or installable.
+2. **Evidence.** Where this machine measured a backend (bench TFLOP/s for the same GPU and
+   torch, and the backend passed its kernel check in that run), the measurement is its score;
+   fwd+bwd figures when the request is for training.
+3. **Priors.** Otherwise its score is its record's published or recorded speed for this GPU
+   generation (``prior`` in backends.toml, each with its source), scaled to the measured speed
+   of SDPA's default dispatch when there is one. SDPA's own score is the score of the kernel
+   its default dispatch really runs here (not torch's printed priority list).
+4. **Cost and trust.** An option that needs an install must promise at least
+   ``INSTALL_MARGIN`` times the speed to outrank one that is ready; ties go to ready over
+   install, then to the more trusted source (upstream > package index > PyTorch index > Hub >
+   community > source build), then to the record order.
+
+Options with ``auto = false`` (FlexAttention compiles on first use, Hub kernels download on
+first use, SageAttention is quantised) are listed after every automatic option.
+
+Pure: no I/O, no torch. ``decide`` builds the options from a diagnosis of an ``Environment``;
+the runtime builds them from what it checked in its own process and calls ``rank``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from packaging.version import InvalidVersion, Version
+
+from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
+from attn_doctor.facts import Environment, GpuFacts
+
+if TYPE_CHECKING:
+    from attn_doctor.diagnosis import BackendStatus, Finding
+    from attn_doctor.plan.types import BackendPlan
+    from attn_doctor.rules import Rules
+
+Status = Literal["ready", "install", "blocked"]
+
+INSTALL_MARGIN = 1.25
+"""An install must promise this much more speed than what is ready now to rank above it:
+a wheel download, a possible compile and a new moving part are not free."""
+
+_TRUST: tuple[str, ...] = (
+    "torch",
+    "installed",
+    "upstream-release",
+    "wheelhouse",
+    "pypi",
+    "pytorch-index",
+    "hub",
+    "community",
+    "source-build",
+)
+_STATUS_ORDER: dict[Status, int] = {"ready": 0, "install": 1, "blocked": 2}
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """One backend measured on this machine (one bench run)."""
+
+    backend: BackendName
+    tflops: float | None = None
+    """Forward geometric-mean TFLOP/s over the shapes of the run."""
+    tflops_train: float | None = None
+    """Forward+backward geometric-mean TFLOP/s, when the run measured it."""
+    verified: bool = False
+    """Its kernel check passed in the same run: only then is the figure evidence."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """What this machine measured, for one GPU (or the CPU) and one torch build."""
+
+    key: str
+    """The bench cache key: device name and torch version (package versions are in the run)."""
+    measurements: tuple[Measurement, ...] = ()
+    sdpa_kernel: BackendName | None = None
+    """The kernel SDPA's default dispatch ran in that run (``torch._fused_sdp_choice``)."""
+
+    def speed(self, backend: BackendName, *, training: bool) -> float | None:
+        for m in self.measurements:
+            if m.backend == backend and m.verified:
+                value = m.tflops_train if training else m.tflops
+                if value is not None and value > 0:
+                    return value
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What the caller wants a backend for."""
+
+    training: bool = False
+    gpu_index: int | None = None
+    """The device the decision is for (None: the first GPU, else the CPU)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One backend as the caller sees it on this machine, before ranking."""
+
+    backend: BackendName
+    status: Status
+    way: str
+    """How to get it: "built into torch", "installed (2.8.3)", the install command, or the
+    fix that unblocks it."""
+    reason: str
+    source: str = "installed"
+    """Trust of the way: ``torch``, ``installed`` or a resolver ``SourceKind``."""
+    auto: bool = True
+    """False: a deliberate choice, listed after every automatic option."""
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    """One ranked option with the figures its rank rests on."""
+
+    rank: int
+    backend: BackendName
+    status: Status
+    attn_implementation: str | None
+    way: str
+    reason: str
+    score: float | None
+    """The speed it was ranked by (TFLOP/s when measured, else relative to the unit)."""
+    measured: bool
+    """True when ``score`` was measured on this machine."""
+    kernel: BackendName | None = None
+    """For ``sdpa``: the kernel its default dispatch runs here."""
+    kernel_source: str | None = None
+    """Where ``kernel`` comes from: measured, asked of torch, or the dispatch rules."""
+    activate: BackendName | None = None
+    """For ``sdpa``: a kernel that passed verify and was measured faster than the default
+    dispatch here; the runtime may set it first (``attn_doctor.runtime.sdpa_priority``)."""
+    auto: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The ranked options for one device, best first."""
+
+    choices: tuple[Choice, ...]
+    gpu_index: int | None = None
+    blocker: str | None = None
+    """The gating problem (its fix) when torch cannot run here at all."""
+
+    @property
+    def top(self) -> Choice | None:
+        return self.choices[0] if self.choices else None
+
+    @property
+    def best_ready(self) -> Choice | None:
+        """What works now: the runtime's answer."""
+        return next((c for c in self.choices if c.status == "ready"), None)
+
+
+# --- SDPA's default dispatch ------------------------------------------------------------------
+
+
+def _version(text: str | None) -> Version | None:
+    if not text:
+        return None
+    try:
+        return Version(text.split("+")[0])
+    except InvalidVersion:
+        return None
+
+
+def sdpa_default_kernel(
+    env: Environment, rules: Rules, gpu: GpuFacts | None, evidence: Evidence | None = None
+) -> tuple[BackendName, str]:
+    """The kernel ``attn_implementation="sdpa"`` runs here for bf16/fp16, head dim <= 128.
+
+    A measured answer (a bench run's default-dispatch row) wins, then what torch itself said
+    in ``check --deep`` (``torch._fused_sdp_choice``), then the first ``[[sdpa_dispatch]]`` row
+    of backends.toml that holds. Returns (kernel, where the answer comes from).
+    """
+    if evidence is not None and evidence.sdpa_kernel is not None:
+        return evidence.sdpa_kernel, "measured here (attn-doctor bench)"
+    runtime = env.torch_runtime
+    asked = getattr(runtime, "sdpa_default_kernel", None) if runtime is not None else None
+    if isinstance(asked, str) and asked in BACKEND_NAMES and asked.startswith("sdpa_"):
+        return asked, "torch._fused_sdp_choice in check --deep"
+    return dispatch_rule(
+        rules,
+        gpu,
+        torch_version=env.torch.version if env.torch else None,
+        cudnn=env.torch.cudnn_version if env.torch else None,
+    )
+
+
+def dispatch_rule(
+    rules: Rules, gpu: GpuFacts | None, *, torch_version: str | None, cudnn: str | None
+) -> tuple[BackendName, str]:
+    """The first ``[[sdpa_dispatch]]`` row of backends.toml that holds (pure)."""
+    if gpu is not None and gpu.vendor == "amd":
+        # ROCm builds run AOTriton's flash and memory-efficient kernels on the GPUs it targets.
+        for kernel in ("sdpa_flash", "sdpa_mem_efficient"):
+            if gpu.gfx_arch and gpu.gfx_arch in BACKENDS[kernel].amd_gfx:
+                return kernel, f"backends.toml {kernel}.amd_gfx (AOTriton targets)"
+        return "sdpa_math", "no AOTriton kernel listed for this AMD GPU"
+    tv = _version(torch_version)
+    cv = _version(cudnn)
+    sm = gpu.sm if gpu is not None and gpu.vendor == "nvidia" else None
+    on_cpu = gpu is None
+    for row in rules.sdpa_dispatch:
+        if row.device == "cpu" and not on_cpu:
+            continue
+        if row.device == "gpu" and (row.sm or row.min_sm) and sm is None:
+            continue
+        if row.sm and sm not in row.sm:
+            continue
+        if row.min_sm and (sm is None or sm < row.min_sm):
+            continue
+        if row.min_torch and (tv is None or tv < Version(row.min_torch)):
+            continue
+        if row.max_torch and (tv is None or tv > Version(row.max_torch)):
+            continue
+        if row.min_cudnn and (cv is None or cv < Version(row.min_cudnn)):
+            continue
+        return row.kernel, "backends.toml [[sdpa_dispatch]]: " + row.source.split(";")[0]
+    return "sdpa_math", "no fused kernel applies"
+
+
+# --- the sort key -----------------------------------------------------------------------------
+
+
+def _prior(backend: BackendName, gpu: GpuFacts | None) -> float | None:
+    record = BACKENDS[backend]
+    if record.prior is None:
+        return None
+    sm = gpu.sm if gpu is not None and gpu.vendor == "nvidia" else None
+    return record.prior.for_device(sm, cpu=gpu is None)
+
+
+def _score(
+    backend: BackendName,
+    *,
+    gpu: GpuFacts | None,
+    evidence: Evidence | None,
+    training: bool,
+    sdpa_kernel: BackendName,
+    anchor: tuple[float, float] | None,
+) -> tuple[float | None, bool]:
+    """(score, measured). ``anchor`` = (measured TFLOP/s, prior) of SDPA's default kernel."""
+    subject: BackendName = sdpa_kernel if backend == "sdpa" else backend
+    if evidence is not None:
+        for name in (backend, subject):
+            speed = evidence.speed(name, training=training)
+            if speed is not None:
+                return speed, True
+    prior = _prior(subject, gpu)
+    if prior is None:
+        return None, False
+    if anchor is not None and anchor[1] > 0:
+        return prior * anchor[0] / anchor[1], False
+    return prior, False
+
+
+def rank(
+    options: Iterable[Option],
+    *,
+    gpu: GpuFacts | None,
+    sdpa_kernel: BackendName,
+    sdpa_kernel_source: str,
+    evidence: Evidence | None = None,
+    request: Request = Request(),
+    verified: Iterable[BackendName] = (),
+) -> tuple[Choice, ...]:
+    """Rank ``options`` by the policy in this module's docstring. The only ranking there is.
+
+    ``verified``: kernels that passed verify here (with ``evidence``, they may be activated
+    for SDPA when measured faster than its default dispatch).
+    """
+    opts = list(options)
+    training = request.training
+    anchor = None
+    if evidence is not None:
+        measured = evidence.speed(sdpa_kernel, training=training) or evidence.speed(
+            "sdpa", training=training
+        )
+        base = _prior(sdpa_kernel, gpu)
+        if measured is not None and base:
+            anchor = (measured, base)
+    scores = {
+        o.backend: _score(
+            o.backend,
+            gpu=gpu,
+            evidence=evidence,
+            training=training,
+            sdpa_kernel=sdpa_kernel,
+            anchor=anchor,
+        )
+        for o in opts
+    }
+    def key(o: Option) -> tuple[object, ...]:
+        score = scores[o.backend][0]
+        effective = score if score is not None else 0.0
+        if o.status == "install":
+            effective /= INSTALL_MARGIN
+        trust = _TRUST.index(o.source) if o.source in _TRUST else len(_TRUST)
+        return (
+            o.status == "blocked",
+            not o.auto,
+            -effective,
+            _STATUS_ORDER[o.status],
+            trust,
+            BACKEND_NAMES.index(o.backend),
+        )
+
+    activate = _activation(evidence, verified, sdpa_kernel, training)
+    out: list[Choice] = []
+    for position, o in enumerate(sorted(opts, key=key), start=1):
+        score, was_measured = scores[o.backend]
+        is_sdpa = o.backend == "sdpa"
+        out.append(
+            Choice(
+                rank=position,
+                backend=o.backend,
+                status=o.status,
+                attn_implementation=BACKENDS[o.backend].attn_implementation,
+                way=o.way,
+                reason=o.reason,
+                score=score,
+                measured=was_measured,
+                kernel=sdpa_kernel if is_sdpa else None,
+                kernel_source=sdpa_kernel_source if is_sdpa else None,
+                activate=activate if is_sdpa else None,
+                auto=o.auto,
+            )
+        )
+    return tuple(out)
+
+
+def _activation(
+    evidence: Evidence | None,
+    verified: Iterable[BackendName],
+    default: BackendName,
+    training: bool,
+) -> BackendName | None:
+    """A verified SDPA kernel measured faster than the default dispatch (by 5%), or None."""
+    if evidence is None:
+        return None
+    base = evidence.speed("sdpa", training=training) or evidence.speed(default, training=training)
+    if base is None:
+        return None
+    ok = set(verified) | {m.backend for m in evidence.measurements if m.verified}
+    best: tuple[float, BackendName] | None = None
+    for name in BACKEND_NAMES:
+        if not name.startswith("sdpa_") or name == default or name not in ok:
+            continue
+        if BACKENDS[name].sdpa_kernel is None or name == "sdpa_math":
+            continue
+        speed = evidence.speed(name, training=training)
+        if speed is not None and speed > base * 1.05 and (best is None or speed > best[0]):
+            best = (speed, name)
+    return best[1] if best else None
+
+
+# --- options from a diagnosis -----------------------------------------------------------------
+
+
+def candidates() -> tuple[BackendName, ...]:
+    """Backends a model can be loaded with (a runtime spec in their record), record order."""
+    return tuple(n for n in BACKEND_NAMES if BACKENDS[n].runtime is not None)
+
+
+def _option(
+    name: BackendName,
+    status: BackendStatus,
+    *,
+    blocker: Finding | None,
+    route: BackendPlan | None,
+    compatible_here: bool,
+    compat_reason: str,
+) -> Option | None:
+    record = BACKENDS[name]
+    auto = record.runtime.auto if record.runtime is not None else False
+    if not compatible_here:
+        return None
+    if blocker is not None:
+        fix = blocker.fix or blocker.title
+        return Option(
+            backend=name,
+            status="blocked",
+            way=f"fix first: {fix}",
+            reason=f"{blocker.title}; {compat_reason}",
+            source="torch" if record.builtin else "installed",
+            auto=auto,
+        )
+    if status.usable:
+        way = (
+            f"built into torch {status.version}"
+            if record.builtin
+            else f"installed ({status.version})"
+        )
+        if record.registration:
+            way += f"; register it first: {record.registration}"
+        return Option(
+            backend=name,
+            status="ready",
+            way=way,
+            reason=compat_reason,
+            source="torch" if record.builtin else "installed",
+            auto=auto,
+        )
+    if record.builtin:
+        return Option(
+            backend=name,
+            status="blocked",
+            way=f"in torch, but not usable now: {status.reason}",
+            reason=status.reason,
+            source="torch",
+            auto=auto,
+        )
+    if route is None:
+        return Option(
+            backend=name,
+            status="install",
+            way=f"attn-doctor install {record.distribution or name}",
+            reason=status.reason,
+            source=record.install[0],
+            auto=auto,
+        )
+    if not route.candidates:
+        why = route.rejections[0].reason if route.rejections else "no source offers it"
+        return Option(
+            backend=name,
+            status="blocked",
+            way=f"no way to install it here: {why}",
+            reason=status.reason,
+            source="source-build",
+            auto=auto,
+        )
+    best = route.candidates[0]
+    what = best.filename or best.requirement or best.source
+    return Option(
+        backend=name,
+        status="install",
+        way=f"attn-doctor install {record.distribution or name} ({best.source}: {what})",
+        reason=status.reason if status.installed == "yes" else compat_reason,
+        source=best.source,
+        auto=auto,
+    )
+
+
+def decide(
+    env: Environment,
+    rules: Rules,
+    *,
+    table: Mapping[BackendName, BackendStatus],
+    blocker: Finding | None,
+    compatible: Mapping[BackendName, tuple[bool, str]],
+    route: Mapping[BackendName, BackendPlan | None] | None = None,
+    evidence: Evidence | None = None,
+    request: Request = Request(),
+    gpu: GpuFacts | None = None,
+) -> Decision:
+    """The decision for one device of ``env`` from its diagnosis (pure).
+
+    ``table``: the diagnosis' backend rows; ``blocker``: the finding that stops torch from
+    running here at all (None when there is none); ``compatible``: per backend, whether it can
+    run on this device and why (the rules' verdict); ``route``: the resolver's plan per package
+    backend (None: no index at hand).
+    """
+    options: list[Option] = []
+    for name in candidates():
+        ok, why = compatible.get(name, (False, "no verdict"))
+        option = _option(
+            name,
+            table[name],
+            blocker=blocker,
+            route=(route or {}).get(name),
+            compatible_here=ok,
+            compat_reason=why,
+        )
+        if option is not None:
+            options.append(option)
+    kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)
+    verified: Sequence[BackendName] = ()
+    return Decision(
+        choices=rank(
+            options,
+            gpu=gpu,
+            sdpa_kernel=kernel,
+            sdpa_kernel_source=source,
+            evidence=evidence,
+            request=request,
+            verified=verified,
+        ),
+        gpu_index=gpu.index if gpu is not None else None,
+        blocker=(blocker.fix or blocker.title) if blocker is not None else None,
+    )

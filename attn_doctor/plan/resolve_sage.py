@@ -1,0 +1,132 @@
+"""Ways to get SageAttention onto a machine (pure, over ``wheels_index/sageattention.toml``).
+
+The package index holds 1.0.x only (Triton kernels, a ``py3-none-any`` wheel); 2.x (CUDA
+kernels per GPU architecture, faster) is built from the repository with
+``--no-build-isolation`` so that it compiles against the installed torch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from packaging.version import Version
+
+from attn_doctor.backends import BACKENDS, BackendName
+from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
+from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
+
+if TYPE_CHECKING:
+    from attn_doctor.plan.resolve import Machine
+
+FILE = "sageattention.toml"
+_BACKEND: BackendName = "sageattention"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageRelease:
+    version: str
+    kind: SourceKind
+    wheel: str | None
+    requirement: str | None
+    min_torch: str
+    min_cuda: str | None
+    requires: tuple[str, ...]
+    source: str
+    verified: bool
+
+
+def _release(e: Entry) -> SageRelease:
+    source, verified = e.provenance()
+    kind = e.str_("kind")
+    if kind not in ("pypi", "source-build"):
+        raise e.fail("kind", f"{kind!r} is not pypi or source-build")
+    return SageRelease(
+        version=e.version("version") or "",
+        kind="pypi" if kind == "pypi" else "source-build",
+        wheel=e.opt_str("wheel"),
+        requirement=e.opt_str("requirement"),
+        min_torch=e.version("min_torch") or "",
+        min_cuda=e.opt_str("min_cuda"),
+        requires=e.strs("requires"),
+        source=source,
+        verified=verified,
+    )
+
+
+@functools.cache
+def load_sage_releases() -> tuple[SageRelease, ...]:
+    """The validated releases (cached for the run)."""
+    doc = read_toml(FILE)
+    check_schema(doc, FILE)
+    return tuple(_release(e) for e in tables(doc, FILE, "release"))
+
+
+def plan_sageattention(
+    m: Machine,
+    torch_problem: Callable[[Machine, str], str | None],
+    releases: tuple[SageRelease, ...] | None = None,
+) -> BackendPlan:
+    """Every way to get SageAttention here, best first: the index's Triton wheel, then the
+    CUDA source build; each refusal with its reason."""
+    rel = releases if releases is not None else load_sage_releases()
+    record = BACKENDS[_BACKEND]
+    problem = torch_problem(m, record.title)
+    if problem is None and m.os not in record.os:
+        problem = f"{record.title} is built for {', '.join(record.os)} (community forks elsewhere)"
+    if problem is None:
+        for name, sm in zip(m.gpu_names, m.sms, strict=False):
+            if sm < record.min_sm or (record.max_sm is not None and sm > record.max_sm):
+                problem = (
+                    f"{record.title} runs on compute capability 8.0 to 12.1 "
+                    f"(sageattention/core.py); {name} is {sm // 10}.{sm % 10}"
+                )
+                break
+    candidates: list[WheelCandidate] = []
+    rejections: list[Rejection] = []
+    for r in rel:
+        what = r.wheel or r.requirement or f"sageattention=={r.version}"
+        why = problem
+        if why is None and m.torch and Version(m.torch.split("+")[0]) < Version(r.min_torch):
+            why = f"sageattention {r.version} needs torch >= {r.min_torch}; installed {m.torch}"
+        if (
+            why is None
+            and r.min_cuda
+            and m.torch_cuda
+            and Version(m.torch_cuda) < Version(r.min_cuda)
+        ):
+            why = f"sageattention {r.version} needs CUDA >= {r.min_cuda}; torch has {m.torch_cuda}"
+        if why is None and r.kind == "source-build" and not m.nvcc:
+            why = f"sageattention {r.version} compiles CUDA kernels: no nvcc on this machine"
+        if why is not None:
+            rejections.append(Rejection(backend=_BACKEND, source=r.kind, what=what, reason=why))
+            continue
+        is_wheel = r.kind == "pypi"
+        candidates.append(
+            WheelCandidate(
+                backend=_BACKEND,
+                source=r.kind,
+                trust="official",
+                requirement=f"sageattention=={r.version}" if is_wheel else (r.requirement or ""),
+                version=r.version,
+                filename=r.wheel,
+                pip_args=() if is_wheel else ("--no-build-isolation",),
+                verified=r.verified,
+                reason=(
+                    f"sageattention {r.version} from the package index: Triton kernels, no "
+                    "compile (inference only)"
+                    if is_wheel
+                    else f"sageattention {r.version} built here against the installed torch "
+                    "(CUDA kernels for this GPU; needs the repository and nvcc)"
+                ),
+                provenance=(r.source,),
+            )
+        )
+    return BackendPlan(
+        backend=_BACKEND,
+        candidates=tuple(candidates),
+        rejections=tuple(rejections),
+        ways_out=() if candidates else (f"{record.title}: {problem or 'no release fits'}",),
+    )
