@@ -459,7 +459,14 @@ def decide(
     gpu = target.gpu if target.kind in ("cuda", "rocm") else None
     ranked = rank(
         [
-            Option(backend=req.backend, status="ready", way="installed", reason="", auto=req.auto)
+            Option(
+                backend=req.backend,
+                status="ready",
+                way="built into torch" if BACKENDS[req.backend].builtin else "installed",
+                reason="",
+                source="torch" if BACKENDS[req.backend].builtin else "installed",
+                auto=req.auto,
+            )
             for req in passing
         ],
         gpu=gpu,
