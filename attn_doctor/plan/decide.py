@@ -190,11 +190,11 @@ def sdpa_default_kernel(
     of backends.toml that holds. Returns (kernel, where the answer comes from).
     """
     if evidence is not None and evidence.sdpa_kernel is not None:
-        return evidence.sdpa_kernel, "measured here (attn-doctor bench)"
+        return evidence.sdpa_kernel, "measured here by attn-doctor bench"
     runtime = env.torch_runtime
     asked = getattr(runtime, "sdpa_default_kernel", None) if runtime is not None else None
     if isinstance(asked, str) and asked in BACKEND_NAMES and asked.startswith("sdpa_"):
-        return asked, "torch._fused_sdp_choice in check --deep"
+        return asked, "torch's own answer (check --deep)"
     return dispatch_rule(
         rules,
         gpu,
@@ -211,7 +211,7 @@ def dispatch_rule(
         # ROCm builds run AOTriton's flash and memory-efficient kernels on the GPUs it targets.
         for kernel in ("sdpa_flash", "sdpa_mem_efficient"):
             if gpu.gfx_arch and gpu.gfx_arch in BACKENDS[kernel].amd_gfx:
-                return kernel, f"backends.toml {kernel}.amd_gfx (AOTriton targets)"
+                return kernel, "AOTriton's GPU targets (backends.toml)"
         return "sdpa_math", "no AOTriton kernel listed for this AMD GPU"
     tv = _version(torch_version)
     cv = _version(cudnn)
@@ -232,7 +232,7 @@ def dispatch_rule(
             continue
         if row.min_cudnn and (cv is None or cv < Version(row.min_cudnn)):
             continue
-        return row.kernel, "backends.toml [[sdpa_dispatch]]: " + row.source.split(";")[0]
+        return row.kernel, "torch's dispatch rules for this GPU, torch and cuDNN (backends.toml)"
     return "sdpa_math", "no fused kernel applies"
 
 
@@ -307,6 +307,7 @@ def rank(
         )
         for o in opts
     }
+
     def key(o: Option) -> tuple[object, ...]:
         score = scores[o.backend][0]
         effective = score if score is not None else 0.0

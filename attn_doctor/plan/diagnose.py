@@ -1379,7 +1379,8 @@ def _recommend(
         for choice in decision.choices:
             note = choice.way
             if choice.kernel is not None:
-                note += f"; runs {BACKENDS[choice.kernel].title} ({choice.kernel_source})"
+                kernel = BACKENDS[choice.kernel].title.removeprefix("torch SDPA: ")
+                note += f"; its default dispatch runs the {kernel} here ({choice.kernel_source})"
             if choice.activate is not None:
                 note += f"; {BACKENDS[choice.activate].title} measured faster here"
             if choice.score is not None and choice.measured:

@@ -171,19 +171,31 @@ def backends_table(diagnosis: Diagnosis) -> Table:
 
 
 def recommendation_table(diagnosis: Diagnosis) -> Table:
-    t = Table(title="Recommendation", box=box.SIMPLE_HEAD, title_justify="left")
+    t = Table(
+        title="Recommendation (one decision: check, install --auto and the runtime agree)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     t.add_column("#")
     t.add_column("backend")
     t.add_column("attn_implementation")
-    t.add_column("now?")
-    t.add_column("why", overflow="fold")
+    t.add_column("status")
+    t.add_column("speed")
+    t.add_column("how, why", overflow="fold")
+    styles = {"ready": "green", "install": "yellow", "blocked": "red"}
     for r in diagnosis.recommendations:
+        title = BACKENDS[r.backend].title
+        if r.kernel is not None:
+            title += f"\n→ runs {BACKENDS[r.kernel].title.removeprefix('torch SDPA: ')}"
+        speed = "—"
+        if r.score is not None:
+            speed = f"{r.score:.3g} TFLOP/s" if r.measured else f"×{r.score:.2g} (prior)"
         t.add_row(
             str(r.rank) + (f" (GPU {r.gpu_index})" if r.gpu_index is not None else ""),
-            BACKENDS[r.backend].title,
-            r.attn_implementation
-            or ("xformers¹" if r.backend == "xformers" else "—"),
-            Text("ready", style="green") if r.usable_now else Text("install", style="yellow"),
+            title,
+            r.attn_implementation or "—",
+            Text(r.status + ("" if r.auto else " (manual)"), style=styles[r.status]),
+            speed,
             r.reason,
         )
     return t
