@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from attn_doctor.runtime.sage_attention import register_sageattention
     from attn_doctor.runtime.select import (
         Choice,
         best_attn_implementation,
@@ -28,6 +29,7 @@ _RUNTIME_NAMES = frozenset(
         "best_attn_implementation",
         "explain_choice",
         "load_kwargs",
+        "register_sageattention",
         "register_xformers_attention",
     )
 )
@@ -39,6 +41,7 @@ __all__ = [
     "best_attn_implementation",
     "explain_choice",
     "load_kwargs",
+    "register_sageattention",
     "register_xformers_attention",
 ]
 

@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from attn_doctor.runtime.sage_attention import register_sageattention
     from attn_doctor.runtime.select import (
         Choice,
         best_attn_implementation,
@@ -28,6 +29,7 @@ _LAZY = {
     "explain_choice": "attn_doctor.runtime.select",
     "load_kwargs": "attn_doctor.runtime.select",
     "register_xformers_attention": "attn_doctor.runtime.xformers_attention",
+    "register_sageattention": "attn_doctor.runtime.sage_attention",
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "clear_caches",
     "explain_choice",
     "load_kwargs",
+    "register_sageattention",
     "register_xformers_attention",
 ]
 

@@ -40,7 +40,7 @@ from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.device import Target, parse_device, resolve_target
 from attn_doctor.runtime.model import ModelTraits, dtype_name, resolve_model
 from attn_doctor.runtime.requirements import Requirement, load_requirements
-from attn_doctor.runtime.xformers_attention import XFORMERS_KEY, is_xformers_registered
+from attn_doctor.runtime.xformers_attention import XFORMERS_KEY
 
 logger = logging.getLogger("attn_doctor.runtime")
 
@@ -49,16 +49,11 @@ ENV_DISABLE = "ATTN_DOCTOR_DISABLE"
 ENV_TIMEOUT = "ATTN_DOCTOR_IMPORT_TIMEOUT"
 
 KNOWN_VALUES: tuple[str, ...] = (
-    "flash_attention_3",
-    "flash_attention_4",
-    "flash_attention_2",
-    XFORMERS_KEY,
-    "sdpa",
-    "flex_attention",
-    "eager",
+    *(r.value for r in load_requirements() if "/" not in r.value),
     "paged|eager",
 )
-"""The ``attn_implementation`` values transformers (5.x) accepts, plus ``xformers``."""
+"""The ``attn_implementation`` values of the backend records (transformers' own, plus those
+attn-doctor registers: ``xformers``, ``sageattention``), and transformers' ``paged|eager``."""
 
 FLASH_VALUES = ("flash_attention_2", "flash_attention_3", "flash_attention_4")
 
@@ -182,6 +177,12 @@ class Settings:
             if name == value:
                 return variable
         return None
+
+
+def _is_registered(value: str, registered: bool | frozenset[str]) -> bool:
+    if isinstance(registered, bool):
+        return registered
+    return value in registered
 
 
 def _registered_values() -> tuple[str, ...]:
@@ -308,7 +309,7 @@ def static_rejection(
     dtype: str,
     training: bool,
     settings: Settings,
-    registered: bool,
+    registered: bool | frozenset[str],
     installed: Callable[[Requirement], str | None],
 ) -> str | None:
     """Why ``req`` cannot work here without importing anything, or None if nothing says so.
@@ -320,8 +321,8 @@ def static_rejection(
         return f"disabled by {variable}"
     if not req.auto:
         return f"never chosen automatically; force it with {ENV_BACKEND}={req.value}"
-    if req.needs_registration and not registered:
-        return "not registered: call attn_doctor.register_xformers_attention() first"
+    if req.needs_registration and not _is_registered(req.value, registered):
+        return f"not registered: call {req.registration} first"
     missing = [flag for flag in req.model_flags if not traits.flag(flag)]
     if missing:
         if not traits.known:
@@ -381,7 +382,7 @@ def decide(
     dtype: str | None,
     training: bool,
     settings: Settings,
-    registered: bool,
+    registered: bool | frozenset[str],
     installed: Callable[[Requirement], str | None],
     imports: Callable[[str], ImportResult],
     requirements: tuple[Requirement, ...] | None = None,
@@ -409,7 +410,7 @@ def decide(
 
     if settings.forced is not None:
         value = settings.forced
-        if value == XFORMERS_KEY and not registered:
+        if value == XFORMERS_KEY and not _is_registered(value, registered):
             raise UsageError(
                 f"{ENV_BACKEND}=xformers, but xformers is not registered with transformers: "
                 "call attn_doctor.register_xformers_attention() before loading the model"
@@ -620,7 +621,7 @@ def _decide_uncached(
     target: Target,
     dtype: str | None,
     training: bool,
-    registered: bool,
+    registered: bool | frozenset[str],
     environ: Mapping[str, str],
 ) -> Choice:
     settings = read_settings(environ)
@@ -724,7 +725,7 @@ def explain_choice(
     traits = _traits(model)
     target = _target(device, env)
     name = dtype_name(dtype)
-    registered = is_xformers_registered()
+    registered = frozenset(_registered_values())
     key = (
         traits,
         target,
