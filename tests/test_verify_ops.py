@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from attn_doctor.verify.ops import (
@@ -96,3 +98,23 @@ def test_flex_that_did_not_compile_is_not_counted_as_the_kernel(
     q, k, v = _inputs()
     with pytest.raises(UnsupportedCaseError, match="unfused"):
         attention_call("flex_attention", q.float(), k.float(), v.float(), causal=True)
+
+
+def test_presence_is_decided_by_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flash-attn-4 alone: `import flash_attn` succeeds (namespace package), yet flash-attn 2
+    is not installed (the H200 case: the adapter said "failed" instead)."""
+    import importlib
+
+    from attn_doctor.verify.ops import _distribution_reason
+    from tests.runtime_helpers import plant
+
+    plant(tmp_path, "flash_attn.cute", dist="flash-attn-4", version="4.0.0b36")
+    (tmp_path / "flash_attn" / "__init__.py").unlink()  # FA4 ships no flash_attn/__init__.py
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("flash_attn") is not None
+    assert _distribution_reason("flash_attn_2") == "not installed (no flash-attn distribution)"
+    assert _distribution_reason("flash_attn_4") is None
+    assert _distribution_reason("sdpa") is None

@@ -499,8 +499,30 @@ def available_ops(device: str) -> dict[BackendName, str | None]:
     return result
 
 
+def _distribution_reason(backend: BackendName) -> str | None:
+    """None when one of the backend's distributions is installed, else "not installed".
+
+    Presence is decided by distribution, not by whether an import succeeds: flash-attn-4 ships
+    ``flash_attn/cute/`` without ``flash_attn/__init__.py``, so ``import flash_attn`` succeeds
+    (a namespace package) where flash-attn 2 is not installed at all.
+    """
+    import importlib.metadata
+
+    dists = BACKENDS[backend].distributions
+    for dist in dists:
+        try:
+            importlib.metadata.distribution(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return None
+    return f"not installed (no {' or '.join(dists)} distribution)" if dists else None
+
+
 def _backend_reason(backend: BackendName, device: str, cc: tuple[int, int] | None) -> str | None:
     torch = _torch()
+    missing = _distribution_reason(backend)
+    if missing is not None:
+        return missing
     if backend == "sdpa" or backend.startswith("sdpa_"):
         reason = _import_reason("torch.nn.attention")
         if reason is None and not hasattr(
