@@ -78,7 +78,15 @@ def render_bench(result: BenchResult, console: Console) -> None:
         console.print(line)
     console.print()
     for sweep in result.sweeps:
-        console.print(f"  {sweep.backend:<20} {_sweep_line(sweep)}")
+        label = sweep.backend
+        if sweep.backend == "sdpa":
+            label = "sdpa (as dispatched by default)"
+        console.print(f"  {label:<20} {_sweep_line(sweep)}")
+    if result.sdpa_kernel is not None:
+        console.print(
+            f"  SDPA's default dispatch runs the {result.sdpa_kernel} kernel here "
+            "(torch._fused_sdp_choice; torch's printed priority list is not the answer)"
+        )
     groups: dict[tuple[object, ...], list[BenchShape]] = {}
     for sweep in result.sweeps:
         for p in sweep.points:
