@@ -240,8 +240,9 @@ def test_xformers_pypi_wheel_matching_the_installed_torch() -> None:
     best = plan.candidates[0]
     assert (best.source, best.requirement) == ("pypi", "xformers==0.0.32.post2")
     assert "torch==2.8.0" in best.reason
+    assert "against torch 2.8.0+cu128" in best.reason
     # Newer releases are rejected with their pin.
-    assert "xformers 0.0.33.post2: its wheel METADATA requires torch==2.9.1" in reasons(plan)
+    assert "xformers 0.0.33.post2 requires torch==2.9.1" in reasons(plan)
 
 
 def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
@@ -255,25 +256,69 @@ def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
 def test_xformers_never_moves_torch_unless_allowed() -> None:
     env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", python="3.13.1", abi=True)
     plan = plan_backend(env, INDEX, "xformers")
-    for cand in plan.candidates:
-        assert cand.torch_requirement is None
-    assert "no wheel for Python 3.13" in reasons(plan)
+    assert not plan.candidates
+    # The release built for torch 2.6 says why first: no Python 3.13 wheel.
+    assert "this is Python 3.13" in plan.rejections[0].reason
+    assert plan.rejections[0].what == "xformers 0.0.28.post2 … 0.0.30"
 
 
-def test_xformers_torch_2_3_has_no_pinned_release_in_the_index_window() -> None:
+def test_xformers_torch_2_3_gets_the_release_pinned_to_it() -> None:
     env = make_env(torch="2.3.0+cu121", torch_cuda="12.1", abi=False, python="3.11.9")
     plan = plan_backend(env, INDEX, "xformers")
+    assert plan.candidates[0].requirement == "xformers==0.0.26.post1"
+    assert plan.candidates[0].source == "pypi"
+    cu118 = plan_backend(
+        make_env(torch="2.3.0+cu118", torch_cuda="11.8", abi=False, python="3.11.9"),
+        INDEX,
+        "xformers",
+    )
+    assert cu118.candidates[0].index_url == "https://download.pytorch.org/whl/cu118"
+
+
+def test_xformers_torch_2_1_is_covered_back_to_0_0_23() -> None:
+    env = make_env(torch="2.1.1+cu121", torch_cuda="12.1", abi=False, python="3.10.14")
+    assert plan_backend(env, INDEX, "xformers").candidates[0].requirement == "xformers==0.0.23"
+
+
+def test_xformers_missing_variant_is_refused_with_the_real_reason() -> None:
+    # 0.0.27.post2 (torch 2.4.0) was built for cu118 and cu121 only.
+    env = make_env(torch="2.4.0+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    plan = plan_backend(env, INDEX, "xformers")
     assert not plan.candidates
-    assert "pip would replace torch" in reasons(plan)
-    assert any("replacing torch 2.3.0+cu121" in w for w in plan.ways_out)
+    first = plan.rejections[0]
+    assert "0.0.27.post2" in first.what
+    assert "cu118 (PyTorch index), cu121 (PyTorch index), cu121 (package index)" in first.reason
+    assert "CUDA 12.4" in first.reason
     allowed = plan_backend(env, INDEX, "xformers", allow_torch_change=True)
-    assert allowed.candidates[0].torch_requirement is not None
+    assert allowed.candidates[0].torch_requirement == "torch==2.6.0"
+    assert allowed.candidates[0].index_url == "https://download.pytorch.org/whl/cu124"
+
+
+def test_xformers_windows_cu118_is_never_planned_from_0_0_28() -> None:
+    env = make_env(
+        torch="2.4.1+cu118", torch_cuda="11.8", os="windows", arch="AMD64", python="3.10.2"
+    )
+    plan = plan_backend(env, INDEX, "xformers")
+    assert not plan.candidates
+    assert "cu124 (PyTorch index) on windows" in reasons(plan)
+    assert "xformers 0.0.28 published no windows wheel" in reasons(plan)
+
+
+def test_xformers_package_index_wheel_is_built_for_its_own_cuda_not_torchs() -> None:
+    # The H200 record: torch 2.11.0+cu130; the package index's 0.0.35 is a cu128 build.
+    env = make_env(torch="2.11.0+cu130", torch_cuda="13.0")
+    best = plan_backend(env, INDEX, "xformers").candidates[0]
+    assert best.source == "pytorch-index"
+    assert best.index_url == "https://download.pytorch.org/whl/cu130"
+    pypi = plan_backend(make_env(torch="2.11.0+cu128", torch_cuda="12.8"), INDEX, "xformers")
+    assert pypi.candidates[0].source == "pypi"
+    assert "torch 2.10.0+cu128" in pypi.candidates[0].reason
 
 
 def test_xformers_has_no_aarch64_wheel() -> None:
     plan = plan_backend(make_env(arch="aarch64", gpu="GH200"), INDEX, "xformers")
     assert not plan.candidates
-    assert "no wheel for Python 3.12 on linux-aarch64" in reasons(plan)
+    assert "this CPU is aarch64" in reasons(plan)
 
 
 def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
@@ -284,7 +329,8 @@ def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
     assert "cutlassF-pt" not in blackwell.reason  # cutlass FwOp max is sm90 from 0.0.33 on
     kepler = plan_backend(make_env(gpu="K80"), INDEX, "xformers")
     assert not kepler.candidates
-    assert "no xformers 0.0.32.post2 attention operator supports Tesla K80" in reasons(kepler)
+    assert "attention operator supports Tesla K80" in reasons(kepler)
+    assert "{" not in reasons(kepler)  # no f-string placeholder in operator names
 
 
 # ------------------------------------------------------------------ FA3, FA4, unsloth, hub

@@ -12,6 +12,7 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,7 @@ from attn_doctor.index.model import (
     FlashAttnRelease,
     Index,
     PublishedWheel,
+    XformersBuild,
     XformersWheel,
 )
 from attn_doctor.index.naming import (
@@ -815,18 +817,6 @@ def _plan_flash_attn_4(
     return BackendPlan(backend=backend, candidates=(cand,))
 
 
-def _xformers_cuda_ok(w: XformersWheel, m: Machine, index: Index) -> tuple[bool, str | None]:
-    """(PyPI build fits torch's CUDA, the PyPI default CUDA of that torch if known)."""
-    public = Version(m.torch or "0").public
-    plat = "win_amd64" if m.os == "windows" else f"linux_{m.arch}"
-    default = next(
-        (t.cuda for t in index.torch_pypi if t.version == public and t.platform == plat), None
-    )
-    if default is None:
-        return False, None
-    return default == m.torch_cuda, default
-
-
 def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str | None]:
     """(``; forward ops for this GPU: …``, or a reason no forward op runs on a GPU here)."""
     table = index.xformers_ops_for(version)
@@ -848,11 +838,133 @@ def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str 
     return f"; forward operators for this GPU: {', '.join(names)}", None
 
 
+def torch_variant(m: Machine) -> str | None:
+    """The PyTorch index variant of the installed torch: ``cu124``, ``rocm6.1``, or None.
+
+    From the local label (``2.4.0+cu124``), else from torch's CUDA version (the package
+    index's default torch has no label). A vendor label (``2.2.0a0+6a974be``) names none.
+    """
+    if m.torch is None:
+        return None
+    local = Version(m.torch).local or ""
+    if re.fullmatch(r"cu\d{3}|rocm\d+(\.\d+)*", local):
+        return local
+    if m.torch_build == "cuda" and m.torch_cuda and not local:
+        return "cu" + "".join(m.torch_cuda.split(".")[:2])
+    return None
+
+
+def _variant_text(variant: str) -> str:
+    if variant.startswith("rocm"):
+        return f"ROCm {variant[4:]}"
+    digits = variant[2:]
+    return f"CUDA {digits[:-1]}.{digits[-1]}"
+
+
+def vendor_torch(m: Machine) -> bool:
+    """A torch built outside PyTorch's releases (NGC containers, distributions): a
+    pre-release or a local label that is not ``cuXYZ``/``rocmX``/``cpu``, e.g. ``2.2.0a0+6a974be``.
+    No prebuilt extension wheel is built against it."""
+    if m.torch is None:
+        return False
+    v = Version(m.torch)
+    local = v.local or ""
+    label_ok = not local or re.fullmatch(r"cu\d+|rocm[\d.]+|cpu|xpu", local) is not None
+    return not label_ok or (v.pre is not None and not v.is_devrelease)
+
+
+def _xformers_python_problem(build: XformersBuild, m: Machine) -> str | None:
+    here = Version(m.python)
+    if build.python_tag == "cpXY-cpXY":
+        if m.free_threaded:
+            return "no free-threaded (cp3XYt) wheel"
+        if m.python not in build.python:
+            return f"built for Python {', '.join(build.python)}; this is Python {m.python}"
+        return None
+    py, abi = build.python_tag.split("-")
+    return python_mismatch(py, abi, m) if here.major == 3 else "needs Python 3"
+
+
+def _xformers_build_fit(
+    build: XformersBuild, m: Machine, index: Index
+) -> tuple[XformersWheel | None, str | None, str | None]:
+    """(package-index wheel, PyTorch index variant, reason none fits) for one release."""
+    variant = torch_variant(m)
+    if m.os not in ("linux", "windows"):
+        return None, None, f"xformers {build.version}: no wheel for {m.os} (Linux and Windows only)"
+    plat = build.linux_platform if m.os == "linux" else "win_amd64"
+    why = platform_mismatch(plat, m) or _xformers_python_problem(build, m)
+    if why:
+        return None, None, f"xformers {build.version}: {plat} wheels only; {why}"
+    spec = Requirement(build.requires_torch).specifier
+    torch_public = Version(m.torch or "0").public
+    if not spec.contains(torch_public, prereleases=True):
+        return (
+            None,
+            None,
+            (
+                f"xformers {build.version} requires {build.requires_torch} (built against torch "
+                f"{build.build_torch}); installed torch is {m.torch} (pip would replace torch)"
+            ),
+        )
+    if build.stable_abi_torch and Version(torch_public) < Version(build.stable_abi_torch):
+        return None, None, f"xformers {build.version} needs torch >= {build.stable_abi_torch}"
+    built_here = build.pytorch_variants(m.os)
+    on_pypi = [
+        w
+        for w in index.xformers
+        if w.version == build.version
+        and platform_mismatch(w.platform_tag, m) is None
+        and python_mismatch(w.python_tag, w.abi_tag, m) is None
+    ]
+    pypi_variant = (
+        build.package_index_cuda if m.os in build.package_index_platforms and on_pypi else None
+    )
+    if variant is not None and variant == pypi_variant:
+        return on_pypi[0], None, None
+    if variant is not None and variant in built_here:
+        return None, variant, None
+    offered = [f"{v} (PyTorch index)" for v in built_here]
+    if pypi_variant:
+        offered.append(f"{pypi_variant} (package index)")
+    have = f"torch {m.torch}" + (f" ({_variant_text(variant)})" if variant else "")
+    if variant is None and vendor_torch(m):
+        have = f"torch {m.torch} is a vendor build (not a PyTorch release)"
+    if not offered:
+        return (
+            None,
+            None,
+            (
+                f"xformers {build.version} published no {m.os} wheel (built against torch "
+                f"{build.build_torch})"
+            ),
+        )
+    return (
+        None,
+        None,
+        (
+            f"xformers {build.version} was built against torch {build.build_torch} for "
+            f"{', '.join(offered)} on {m.os}; {have}: no wheel for it"
+        ),
+    )
+
+
 def _plan_xformers(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    version: str | None = None,
 ) -> BackendPlan:
     backend: BackendName = "xformers"
-    problem = _torch_problem(m, "xformers")
+    problem = None
+    if m.torch is None:
+        problem = "torch is not installed: xformers needs a CUDA or ROCm build of torch first"
+    elif m.torch_build not in ("cuda", "rocm"):
+        problem = (
+            f"the installed torch {m.torch} is a {m.torch_build} build: xformers' wheels need "
+            "a CUDA or ROCm build"
+        )
     if problem:
         return BackendPlan(
             backend=backend,
@@ -864,148 +976,107 @@ def _plan_xformers(
     rejections: list[Rejection] = []
     candidates: list[WheelCandidate] = []
     ways: list[str] = []
-    versions = sorted({w.version for w in index.xformers}, key=Version, reverse=True)
-    torch_public = Version(m.torch).public
-    for version in versions:
-        wheels = [w for w in index.xformers if w.version == version]
-        fitting = [
-            w
-            for w in wheels
-            if platform_mismatch(w.platform_tag, m) is None
-            and python_mismatch(w.python_tag, w.abi_tag, m) is None
-        ]
-        if not fitting:
+    builds = [b for b in reversed(index.xformers_builds) if version in (None, b.version)]
+    for build in builds:
+        wheel, variant, why = _xformers_build_fit(build, m, index)
+        what = f"xformers=={build.version}"
+        if why is not None:
             if not candidates:
-                tags = sorted({f"{w.python_tag}-{w.platform_tag}" for w in wheels})
-                rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=f"no wheel for Python {m.python} on {m.platform_label} "
-                        f"(has {', '.join(tags)})",
-                    )
-                )
+                rejections.append(Rejection(backend=backend, source="pypi", what=what, reason=why))
             continue
-        w = fitting[0]
-        spec = (
-            SpecifierSet(str(Requirement(w.requires_torch).specifier))
-            if w.requires_torch
-            else SpecifierSet()
-        )
-        if not spec.contains(torch_public, prereleases=True):
-            if not candidates:
-                rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=f"xformers {version}: its wheel METADATA requires "
-                        f"{w.requires_torch}; installed torch is {m.torch} (pip would replace "
-                        "torch)",
-                    )
-                )
-            continue
-        gpu_ops, gpu_problem = _xformers_gpu_ops(version, m, index)
+        gpu_ops, gpu_problem = _xformers_gpu_ops(build.version, m, index)
         if gpu_problem:
             if not candidates:
                 rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=gpu_problem,
-                    )
+                    Rejection(backend=backend, source="pypi", what=what, reason=gpu_problem)
                 )
             continue
-        fits_cuda, default = _xformers_cuda_ok(w, m, index)
-        if fits_cuda and "pypi" in allow:
+        built = (
+            f"built by xformers' CI ({build.tag}) against torch {build.build_torch}"
+            f"+{build.package_index_cuda if wheel is not None else variant}"
+        )
+        if wheel is not None and "pypi" in allow:
             candidates.append(
                 WheelCandidate(
                     backend=backend,
                     source="pypi",
                     trust="official",
-                    requirement=f"xformers=={version}",
-                    version=version,
-                    filename=w.filename,
-                    verified=w.verified,
+                    requirement=what,
+                    version=build.version,
+                    filename=wheel.filename,
+                    verified=wheel.verified and build.verified,
                     reason=(
-                        f"package-index wheel requires {w.requires_torch or 'torch (unpinned)'}, "
-                        f"satisfied by the installed torch {m.torch}; built for the index's torch "
-                        f"(CUDA {default}) like the installed one{gpu_ops}"
+                        f"package-index wheel {built} (its upload_pip filter), like the "
+                        f"installed torch {m.torch}; METADATA requires "
+                        f"{wheel.requires_torch or 'torch (unpinned)'}{gpu_ops}"
                     ),
-                    provenance=(w.source,),
+                    provenance=(wheel.source, build.source),
                 )
             )
-        elif "pytorch-index" in allow and m.torch_cuda:
-            tag = "cu" + m.torch_cuda.replace(".", "")
+        elif variant is not None and "pytorch-index" in allow:
             candidates.append(
                 WheelCandidate(
                     backend=backend,
                     source="pytorch-index",
                     trust="official",
-                    requirement=f"xformers=={version}",
-                    version=version,
-                    index_url=PYTORCH_INDEX.format(tag=tag),
+                    requirement=what,
+                    version=build.version,
+                    index_url=PYTORCH_INDEX.format(tag=variant),
                     verified=False,
                     reason=(
-                        f"torch {m.torch} is a CUDA {m.torch_cuda} build"
-                        + (
-                            f" and the package index's xformers is built for CUDA {default}"
-                            if default
-                            else ""
-                        )
-                        + f": use PyTorch's {tag} index; its torch pin "
-                        f"{w.requires_torch or '(none)'} "
-                        "is read from the package-index wheel (the cu build itself is not "
-                        f"confirmed offline){gpu_ops}"
+                        f"PyTorch's {variant} index holds the {m.os} wheel {built} (its "
+                        f"upload_pt job), matching the installed torch {m.torch}; pins "
+                        f"{build.requires_torch} (the upload itself is not confirmed offline)"
+                        f"{gpu_ops}"
                     ),
-                    provenance=(w.source,),
+                    provenance=(build.source,),
                 )
             )
+        else:
+            source: SourceKind = "pypi" if wheel is not None else "pytorch-index"
+            rejections.append(
+                Rejection(
+                    backend=backend,
+                    source=source,
+                    what=what,
+                    reason=f"fits here ({built}) but the {source} source is not allowed",
+                )
+            )
+            continue
         if len(candidates) >= 2:
             break
     if not candidates:
-        # Which torch would get an xformers wheel here? Nearest torch minor first, then newest.
-        def same_minor(version: str) -> bool:
-            pins = [
-                x.requires_torch.replace(" ", "") for x in index.xformers if x.version == version
-            ]
-            return any(f"=={m.torch_minor}." in p for p in pins)
-
-        for version in sorted(versions, key=same_minor, reverse=True):
-            alt = next(
-                (
-                    x
-                    for x in index.xformers
-                    if x.version == version
-                    and platform_mismatch(x.platform_tag, m) is None
-                    and python_mismatch(x.python_tag, x.abi_tag, m) is None
-                ),
-                None,
+        variant = torch_variant(m)
+        for build in builds:
+            if variant is None:
+                break
+            here = variant in build.pytorch_variants(m.os) or (
+                variant == build.package_index_cuda and m.os in build.package_index_platforms
             )
-            if alt is None or not alt.requires_torch:
+            if not here:
                 continue
-            if allow_torch_change and "pypi" in allow:
+            pin = f"torch=={build.build_torch}"
+            if allow_torch_change and "pytorch-index" in allow:
                 candidates.append(
                     WheelCandidate(
                         backend=backend,
-                        source="pypi",
+                        source="pytorch-index",
                         trust="official",
-                        requirement=f"xformers=={version}",
-                        version=version,
-                        filename=alt.filename,
-                        verified=alt.verified,
-                        torch_requirement=alt.requires_torch,
-                        reason=f"REPLACES torch {m.torch}: xformers {version} requires "
-                        f"{alt.requires_torch}",
-                        provenance=(alt.source,),
+                        requirement=f"xformers=={build.version}",
+                        version=build.version,
+                        index_url=PYTORCH_INDEX.format(tag=variant),
+                        verified=False,
+                        torch_requirement=pin,
+                        reason=f"REPLACES torch {m.torch}: xformers {build.version} was built "
+                        f"against torch {build.build_torch}+{variant} ({build.tag} CI)",
+                        provenance=(build.source,),
                     )
                 )
             else:
                 ways.append(
-                    f"xformers {version} installs with {alt.requires_torch}: that means "
-                    f"replacing torch {m.torch} (re-run with torch changes allowed)."
+                    f"xformers {build.version} has a {variant} wheel built against torch "
+                    f"{build.build_torch}: that means replacing torch {m.torch} with "
+                    f"{pin} from PyTorch's {variant} index (re-run with torch changes allowed)."
                 )
             break
         ways.append(
@@ -1015,9 +1086,38 @@ def _plan_xformers(
     return BackendPlan(
         backend=backend,
         candidates=tuple(candidates),
-        rejections=tuple(rejections),
+        rejections=_group_xformers(rejections),
         ways_out=tuple(ways),
     )
+
+
+def _group_xformers(rejections: list[Rejection]) -> tuple[Rejection, ...]:
+    """Merge consecutive releases refused for the same reason (their version left out)."""
+    groups: list[tuple[list[Rejection], str]] = []
+    for r in rejections:
+        version = r.what.removeprefix("xformers==")
+        key = r.source + "|" + r.reason.replace(f"xformers {version}", "xformers {v}")
+        if groups and groups[-1][1] == key:
+            groups[-1][0].append(r)
+        else:
+            groups.append(([r], key))
+    out = []
+    for members, key in groups:
+        newest = members[0].what.removeprefix("xformers==")
+        oldest = members[-1].what.removeprefix("xformers==")
+        if newest == oldest:
+            out.append(members[0])
+            continue
+        span = f"{oldest} … {newest}"
+        out.append(
+            replace(
+                members[0],
+                what=f"xformers {span}",
+                reason=key.split("|", 1)[1].replace("xformers {v}", f"xformers {span}"),
+            )
+        )
+    # Releases whose torch pin accepts this torch carry the real reason: they come first.
+    return tuple(sorted(out, key=lambda r: "pip would replace torch" in r.reason))
 
 
 def _plan_unsloth(
