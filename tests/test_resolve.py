@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from attn_doctor.errors import UsageError
+from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
+from attn_doctor.index.naming import published_wheels
 from attn_doctor.plan.resolve import ALL_SOURCES, plan_backend, plan_install
 from attn_doctor.plan.types import BackendPlan
 from tests.index_envs import make_env
 
 INDEX = load_index()
 NO_COMMUNITY = ALL_SOURCES - {"community"}
+
+
+def replace_glibc(env: Environment, glibc: str) -> Environment:
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, libc_version=glibc))
 
 
 def reasons(plan: BackendPlan) -> str:
@@ -60,12 +68,43 @@ def test_fa2_confirmed_missing_asset_is_never_offered(tmp_path: Path) -> None:
     assert again.source == "upstream-release"
 
 
-def test_fa2_old_glibc_gets_a_warning_not_a_silent_wheel() -> None:
-    best = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2").candidates[0]
-    assert "built on ubuntu-22.04 (glibc 2.35)" in best.reason
-    assert "this system has glibc 2.28" in best.reason
-    fine = plan_backend(make_env(glibc="2.39"), INDEX, "flash_attn_2").candidates[0]
-    assert "WARNING" not in fine.reason
+def test_fa2_glibc_filters_releases_built_on_a_newer_image() -> None:
+    plan = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+    assert "built on ubuntu-22.04 (glibc 2.35); this system has glibc 2.28" in reasons(plan)
+    # glibc 2.31 (Ubuntu 20.04): the newest release built on ubuntu-20.04 that fits torch 2.5.
+    env = make_env(torch="2.5.1+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    old = plan_backend(replace_glibc(env, "2.31"), INDEX, "flash_attn_2").candidates[0]
+    new = plan_backend(env, INDEX, "flash_attn_2").candidates[0]
+    assert old.version is not None
+    assert new.version is not None
+    assert Version(old.version) < Version(new.version)
+    release = next(r for r in INDEX.flash_attn if r.version == old.version)
+    assert release.runner == ("ubuntu-20.04",)
+
+
+def test_fa2_python_3_7_has_no_upstream_plan() -> None:
+    release = INDEX.flash_attn[0]
+    names = [w.filename for w in published_wheels(release) if w.python == "3.7"]
+    assert names
+    assert all("-cp37-cp37m-" in n for n in names)
+
+
+def test_fa2_torch_2_7_abi_false_is_not_offered_the_misnamed_assets() -> None:
+    env = make_env(torch="2.8.0+cu128", abi=False)
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+    assert "is named cxx11abiFALSE but was built against PyTorch's torch" in reasons(plan)
+    # Community builds use PyTorch's torch too: ABI TRUE only from 2.7.
+    community = plan_backend(env, INDEX, "flash_attn_2")
+    assert all(c.source != "community" for c in community.candidates)
+
+
+def test_fa2_vendor_torch_gets_a_source_build() -> None:
+    env = make_env(torch="2.2.0a0+6a974be", torch_cuda="12.3", nvcc="12.3")
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    assert [c.source for c in plan.candidates] == ["source-build"]
+    assert "vendor build" in reasons(plan)
 
 
 def test_fa2_abi_false_torch_gets_the_abi_false_wheel() -> None:

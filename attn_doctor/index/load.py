@@ -540,7 +540,11 @@ def load_index(directory: Path | None = None) -> Index:
 def _load_index(directory: Path | None) -> Index:
     fa = _file("flash_attn.toml", directory)
     reqs, build = _requirements(_file("flash_attn_3_4.toml", directory))
+    torch_top = _file("torch.toml", directory)
+    abi = torch_top.table("cxx11_abi")
     return Index(
+        torch_cxx11_abi_since=abi.text("pytorch_wheels_true_since", pattern=r"\d+\.\d+"),
+        torch_cxx11_abi_source=abi.text("source"),
         flash_attn=_flash_attn(fa),
         flash_attn_url_template=fa.text("url_template"),
         community=_community(_file("flash_attn_community.toml", directory)),
@@ -554,7 +558,7 @@ def _load_index(directory: Path | None) -> Index:
             _unsloth_recipes(_file("unsloth_recipes.toml", directory)),
         ),
         torch_pypi=_torch_pypi(_file("torch_pypi.toml", directory)),
-        torch_releases=_torch(_file("torch.toml", directory)),
+        torch_releases=_torch(torch_top),
         hub=_hub(_file("hub_kernels.toml", directory)),
         source_build=build,
         runners=_runners(_file("build_runners.toml", directory)),

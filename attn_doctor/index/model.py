@@ -373,6 +373,15 @@ class Index:
     hub: HubRules
     source_build: SourceBuild
     runners: tuple[BuildRunner, ...] = ()
+    torch_cxx11_abi_since: str = "2.7"
+    """PyTorch's own Linux wheels use the C++11 ABI from this torch minor on."""
+    torch_cxx11_abi_source: str = ""
+
+    def pytorch_wheel_abi(self, torch_minor: str) -> bool:
+        """The C++11 ABI flag of PyTorch's own Linux wheels of ``torch_minor``."""
+        from packaging.version import Version
+
+        return Version(torch_minor) >= Version(self.torch_cxx11_abi_since)
 
     def runner_glibc(self, name: str) -> str | None:
         return next((r.glibc for r in self.runners if r.name == name), None)

@@ -246,6 +246,11 @@ def _upstream_reason(release: FlashAttnRelease, requested: str, m: Machine) -> s
             f"but torch {m.torch_minor} wheels were built with CUDA {', '.join(built)} only"
         )
     same_py = [w for w in same_cuda if w.python == m.python]
+    if same_py and m.python == "3.7":
+        return (
+            f"flash-attn {v}: the release publishes cp37-cp37m wheels, but setup.py asks for "
+            f"{requested} (cp37-cp37): no upstream prebuilt wheel reaches Python 3.7"
+        )
     if not same_py:
         return f"flash-attn {v}: no wheel for Python {m.python} with torch {m.torch_minor}"
     return f"flash-attn {v}: no wheel with C++11 ABI {str(m.cxx11_abi).upper()} ({requested})"
@@ -297,6 +302,23 @@ def _upstream_flash_attn(
                     f"{wrong_platform}"
                 )
             continue
+        if not wheel.cxx11_abi and index.pytorch_wheel_abi(wheel.torch_minor):
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: {wheel.filename} is named cxx11abiFALSE but "
+                    f"was built against PyTorch's torch {wheel.build_torch}, whose Linux wheels "
+                    f"use the C++11 ABI from torch {index.torch_cxx11_abi_since} on: it would not "
+                    "load in this ABI-FALSE torch"
+                )
+            continue
+        built_glibc = _release_glibc(release, index)
+        if m.glibc is not None and built_glibc is not None and m.glibc < built_glibc:
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: built on {', '.join(release.runner)} "
+                    f"(glibc {built_glibc}); this system has glibc {m.glibc}"
+                )
+            continue
         archs = release.archs_for(wheel.build_cuda)
         bad = [sm for sm in m.sms if not _runs_on(archs, sm)]
         if bad:
@@ -336,18 +358,10 @@ def _group_reasons(reasons: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _glibc_warning(release: FlashAttnRelease, m: Machine, index: Index) -> str:
-    """A note when this system's glibc is older than the image that built the wheel."""
-    if m.glibc is None:
-        return ""
-    for runner in release.runner:
-        built = index.runner_glibc(runner)
-        if built is not None and m.glibc < Version(built):
-            return (
-                f"; WARNING: built on {runner} (glibc {built}) and tagged plain linux_x86_64, "
-                f"this system has glibc {m.glibc}: it may fail to load (GLIBC_x not found)"
-            )
-    return ""
+def _release_glibc(release: FlashAttnRelease, index: Index) -> Version | None:
+    """The newest glibc among the images that built this release (None when unknown)."""
+    known = [g for r in release.runner if (g := index.runner_glibc(r)) is not None]
+    return max((Version(g) for g in known), default=None)
 
 
 def _upstream_candidate(
@@ -373,7 +387,6 @@ def _upstream_candidate(
             f"{', '.join(f'sm_{a}' for a in archs)}; it is the file flash-attn's own setup.py "
             "asks for here"
             + ("" if release.assets_confirmed else " (upload not confirmed offline)")
-            + _glibc_warning(release, m, index)
         ),
         provenance=(release.source,),
     )
@@ -382,9 +395,19 @@ def _upstream_candidate(
 # ---------------------------------------------------------------------------- community builds
 
 
-def _community_match(w: CommunityWheel, m: Machine) -> str | None:
+def _community_match(w: CommunityWheel, m: Machine, index: Index) -> str | None:
     if w.torch_minor != m.torch_minor:
         return f"built for torch {w.torch_minor}"
+    if any(t.startswith(("linux", "manylinux")) for t in w.platform_tags) and m.os == "linux":
+        # Built against PyTorch's own torch of that minor: its C++11 ABI is that torch's.
+        abi = index.pytorch_wheel_abi(w.torch_minor)
+        if m.cxx11_abi is None:
+            return "torch's C++11 ABI flag is unknown here (the build needs it to match)"
+        if m.cxx11_abi != abi:
+            return (
+                f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
+                f"{str(abi).upper()}); this torch has C++11 ABI {str(m.cxx11_abi).upper()}"
+            )
     if m.torch_cuda is None:
         return "torch has no CUDA"
     have = Version(m.torch_cuda)
@@ -408,7 +431,7 @@ def _community_candidates(
     for w in index.community.wheels:
         if w.package != package:
             continue
-        why = _community_match(w, m)
+        why = _community_match(w, m, index)
         if why is None:
             fits.append(w)
         elif w.torch_minor == m.torch_minor and len(near) < 3:
@@ -443,8 +466,9 @@ def _community_candidates(
                     f"community build ({w.project}, release {w.tag}) for torch {w.torch_minor}, "
                     f"CUDA {w.cuda}{'' if exact else older}, "
                     f"{w.python_tag}-{w.abi_tag}; not built or tested by flash-attn's authors; "
-                    "built against the package index's torch (a torch with another C++ ABI "
-                    "fails with an undefined symbol); GPU archs not stated in the name"
+                    f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
+                    f"{str(index.pytorch_wheel_abi(w.torch_minor)).upper()}, like this torch); "
+                    "GPU archs not stated in the name"
                 ),
                 provenance=(index.community.source,),
             )
@@ -556,14 +580,24 @@ def _plan_flash_attn_2(
         return BackendPlan(backend=backend, rejections=tuple(rejections), ways_out=tuple(ways))
 
     candidates: list[WheelCandidate] = []
-    if m.cxx11_abi is None and m.os == "linux":
+    vendor = vendor_torch(m)
+    if vendor:
+        reject(
+            "upstream-release",
+            "flash-attn prebuilt wheels",
+            f"torch {m.torch} is a vendor build (a pre-release or local label, e.g. an NGC "
+            "container's torch), not a PyTorch release: no prebuilt flash-attn wheel (upstream "
+            "or community) was built against it; build from source against this torch",
+        )
+        matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
+    elif m.cxx11_abi is None and m.os == "linux":
         reject(
             "upstream-release",
             "flash-attn release wheels",
             "torch's C++11 ABI flag is unknown, so the right release wheel cannot be named "
             "(run `attn-doctor check --deep`)",
         )
-        matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
+        matches = []
     else:
         matches, reasons = _upstream_flash_attn(m, index)
         for what, reason in _group_reasons(reasons):
@@ -572,7 +606,9 @@ def _plan_flash_attn_2(
         for release, wheel in matches[:MAX_UPSTREAM_CANDIDATES]:
             candidates.append(_upstream_candidate(release, wheel, index, m))
 
-    if not candidates and "community" in allow:
+    if vendor:
+        pass
+    elif not candidates and "community" in allow:
         community, near = _community_candidates(backend, "flash_attn", m, index)
         candidates += community
         if not community:
