@@ -257,7 +257,7 @@ def _upstream_reason(release: FlashAttnRelease, requested: str, m: Machine) -> s
 
 
 def _upstream_flash_attn(
-    m: Machine, index: Index
+    m: Machine, index: Index, versions: SpecifierSet | None = None
 ) -> tuple[list[tuple[FlashAttnRelease, PublishedWheel]], list[str]]:
     """Matching (release, wheel) pairs newest first, and reasons for newer non-matching ones."""
     matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
@@ -271,6 +271,8 @@ def _upstream_flash_attn(
     if m.torch is None or m.torch_cuda is None or m.cxx11_abi is None:
         return matches, reasons
     for release in reversed(index.flash_attn):
+        if versions is not None and not versions.contains(release.version, prereleases=True):
+            continue
         try:
             requested = setup_py_wheel_name(
                 release,
@@ -424,12 +426,18 @@ def _community_match(w: CommunityWheel, m: Machine, index: Index) -> str | None:
 
 
 def _community_candidates(
-    backend: BackendName, package: str, m: Machine, index: Index
+    backend: BackendName,
+    package: str,
+    m: Machine,
+    index: Index,
+    versions: SpecifierSet | None = None,
 ) -> tuple[list[WheelCandidate], list[str]]:
     fits: list[CommunityWheel] = []
     near: list[str] = []
     for w in index.community.wheels:
         if w.package != package:
+            continue
+        if versions is not None and not versions.contains(w.version, prereleases=True):
             continue
         why = _community_match(w, m, index)
         if why is None:
@@ -560,7 +568,11 @@ def _source_build(
 
 
 def _plan_flash_attn_2(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "flash_attn_2"
     rejections: list[Rejection] = []
@@ -599,7 +611,7 @@ def _plan_flash_attn_2(
         )
         matches = []
     else:
-        matches, reasons = _upstream_flash_attn(m, index)
+        matches, reasons = _upstream_flash_attn(m, index, versions)
         for what, reason in _group_reasons(reasons):
             reject("upstream-release", what, reason)
     if "upstream-release" in allow:
@@ -609,7 +621,7 @@ def _plan_flash_attn_2(
     if vendor:
         pass
     elif not candidates and "community" in allow:
-        community, near = _community_candidates(backend, "flash_attn", m, index)
+        community, near = _community_candidates(backend, "flash_attn", m, index, versions)
         candidates += community
         if not community:
             reject(
@@ -628,7 +640,7 @@ def _plan_flash_attn_2(
             )
 
     # A torch with an upstream wheel for this Python/platform/ABI.
-    if not matches:
+    if not matches and versions is None:
         other = _torch_with_upstream_wheel(m, index)
         if other is not None:
             release, wheel = other
@@ -663,7 +675,12 @@ def _plan_flash_attn_2(
             )
 
     if "source-build" in allow:
-        newest = index.flash_attn[-1].version
+        pinned = [
+            r.version
+            for r in index.flash_attn
+            if versions is None or versions.contains(r.version, prereleases=True)
+        ]
+        newest = pinned[-1] if pinned else index.flash_attn[-1].version
         sb = index.source_build
         built, why = _source_build(
             backend,
@@ -679,7 +696,7 @@ def _plan_flash_attn_2(
             ),
         )
         if built is not None:
-            candidates.append(built)
+            candidates.append(replace(built, version=newest))
         else:
             reject("source-build", f"flash-attn=={newest}", why)
             if m.nvcc is None:
@@ -990,7 +1007,7 @@ def _plan_xformers(
     index: Index,
     allow: frozenset[SourceKind],
     allow_torch_change: bool,
-    version: str | None = None,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "xformers"
     problem = None
@@ -1012,7 +1029,11 @@ def _plan_xformers(
     rejections: list[Rejection] = []
     candidates: list[WheelCandidate] = []
     ways: list[str] = []
-    builds = [b for b in reversed(index.xformers_builds) if version in (None, b.version)]
+    builds = [
+        b
+        for b in reversed(index.xformers_builds)
+        if versions is None or versions.contains(b.version, prereleases=True)
+    ]
     for build in builds:
         wheel, variant, why = _xformers_build_fit(build, m, index)
         what = f"xformers=={build.version}"
@@ -1315,6 +1336,35 @@ _BUILTIN: frozenset[BackendName] = frozenset(
 )
 
 
+def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
+    """Every release of ``backend`` the index knows, oldest first (empty: not versioned)."""
+    found: set[str] = set()
+    if backend == "flash_attn_2":
+        found = {r.version for r in index.flash_attn}
+        found |= {w.version for w in index.community.wheels if w.package == "flash_attn"}
+    elif backend == "flash_attn_3":
+        found = {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
+    elif backend == "flash_attn_4":
+        found = {r.version for r in index.flash_attn_4}
+    elif backend == "xformers":
+        found = {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
+    elif backend == "unsloth":
+        found = {index.unsloth.version}
+    return tuple(sorted(found, key=Version))
+
+
+def check_versions(index: Index, backend: BackendName, versions: SpecifierSet) -> None:
+    """Raise ``UsageError`` when no release the index knows satisfies ``versions``."""
+    known = known_versions(index, backend)
+    name = BACKENDS[backend].distribution or backend
+    if not known:
+        raise UsageError(f"{name} takes no version: drop {versions}")
+    if not any(versions.contains(v, prereleases=True) for v in known):
+        raise UsageError(
+            f"{name}{versions}: no such release in the index (known: {known[0]} … {known[-1]})"
+        )
+
+
 def plan_backend(
     env: Environment,
     index: Index,
@@ -1322,8 +1372,16 @@ def plan_backend(
     *,
     allow_sources: Iterable[SourceKind] = ALL_SOURCES,
     allow_torch_change: bool = False,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
-    """Every way to get ``backend`` onto the machine ``env`` describes, best first, and why not."""
+    """Every way to get ``backend`` onto the machine ``env`` describes, best first, and why not.
+
+    With ``versions`` (``==0.0.30``) only releases it accepts are planned; when none fits,
+    ``ways_out`` names the versions that do fit here. Raises ``UsageError`` when the index
+    knows no release it accepts.
+    """
+    if versions is not None:
+        check_versions(index, backend, versions)
     m = machine_of(env)
     allow = frozenset(allow_sources)
     info = BACKENDS[backend]
@@ -1342,10 +1400,39 @@ def plan_backend(
         "unsloth": _plan_unsloth,
         "hub_kernels": _plan_hub,
     }
-    plan = planners[backend](m, index, allow, allow_torch_change)
+    if versions is not None and backend in ("flash_attn_2", "xformers"):
+        versioned = _plan_flash_attn_2 if backend == "flash_attn_2" else _plan_xformers
+        plan = versioned(m, index, allow, allow_torch_change, versions)
+    else:
+        plan = planners[backend](m, index, allow, allow_torch_change)
+    if versions is not None:
+        plan = _only_versions(
+            plan, versions, planners[backend](m, index, allow, allow_torch_change)
+        )
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
     return plan
+
+
+def _only_versions(plan: BackendPlan, versions: SpecifierSet, unpinned: BackendPlan) -> BackendPlan:
+    """Keep the candidates ``versions`` accepts; when none is left, say which versions fit."""
+    kept = tuple(
+        c
+        for c in plan.candidates
+        if c.version is not None and versions.contains(c.version, prereleases=True)
+    )
+    if kept:
+        return replace(plan, candidates=kept)
+    fit = sorted(
+        {c.version for c in unpinned.candidates if c.version is not None},
+        key=Version,
+        reverse=True,
+    )
+    ways = (
+        f"Versions that fit here: {', '.join(fit)}." if fit else "No version fits here.",
+        *plan.ways_out,
+    )
+    return replace(plan, candidates=(), ways_out=ways)
 
 
 def plan_install(
@@ -1356,18 +1443,29 @@ def plan_install(
     allow_sources: Iterable[SourceKind] = ALL_SOURCES,
     allow_torch_change: bool = False,
     choice: int = 0,
+    versions: SpecifierSet | None = None,
 ) -> InstallPlan:
     """The install plan for the ``choice``-th candidate (best first).
 
     Raises ``UsageError`` when no candidate fits (the hint carries the ways out).
     """
     plan = plan_backend(
-        env, index, backend, allow_sources=allow_sources, allow_torch_change=allow_torch_change
+        env,
+        index,
+        backend,
+        allow_sources=allow_sources,
+        allow_torch_change=allow_torch_change,
+        versions=versions,
     )
     if not plan.candidates:
         reasons = "; ".join(r.reason for r in plan.rejections[:3]) or "no source offers it"
+        what = (
+            f"{BACKENDS[backend].distribution or backend}{versions}"
+            if versions is not None
+            else BACKENDS[backend].title
+        )
         raise UsageError(
-            f"no way to install {BACKENDS[backend].title} here: {reasons}",
+            f"no way to install {what} here: {reasons}",
             hint=" ".join(plan.ways_out) or None,
         )
     if not 0 <= choice < len(plan.candidates):
