@@ -84,6 +84,9 @@ def test_requirement_must_name_the_same_backend(capsys: pytest.CaptureFixture[st
     args = ["install", "xformers", "--requirement", "flash-attn==2.8.3", "--snapshot", H100]
     code, doc = _run(args, capsys)
     assert code == 2
+    error = doc["error"]
+    assert isinstance(error, dict)
+    assert "is not a requirement on 'xformers'" in error["message"]
 
 
 def test_h200_record_gets_the_cu130_xformers_not_the_package_index_cu128_one(
