@@ -452,8 +452,23 @@ def test_install_plan_pins_torch_family_exactly() -> None:
     install = plan_install(make_env(), INDEX, "xformers")
     assert install.protected == ("torch==2.8.0+cu128", "torchvision==0.23.0+cu128", "triton==3.4.0")
     assert install.commands == (
-        "/venv/bin/python -m pip install --no-input -c constraints.txt 'xformers==0.0.32.post2'",
+        "/venv/bin/python -m pip install --no-input --disable-pip-version-check "
+        "xformers==0.0.32.post2 -c constraints.txt",
     )
+
+
+def test_plan_commands_are_the_commands_the_installer_runs() -> None:
+    """One builder: the plan's JSON commands equal what ``execute_install`` displays and runs."""
+    from attn_doctor.install.execute import display_commands, install_args
+
+    env = make_env(torch="2.8.0+cu126", torch_cuda="12.6")
+    install = plan_install(env, INDEX, "xformers")
+    assert install.candidate.index_url == "https://download.pytorch.org/whl/cu126"
+    shown = display_commands(install, python="/venv/bin/python", installer="pip", index_args=())
+    assert install.commands == shown
+    args = install_args(install, ())
+    assert args[1:3] == ["--index-url", "https://download.pytorch.org/whl/cu126"]
+    assert " ".join(args[1:]) in install.commands[-1]
 
 
 def test_install_plan_source_build_command_carries_the_environment() -> None:

@@ -445,6 +445,8 @@ def install_command(
         build_env=build_env,
         pre_requirements=pre,
     )
+    # The plan's commands are the ones that run here (one builder: install.pip.command_lines).
+    plan = dataclasses.replace(plan, commands=commands)
     if not json_mode:
         _print_plan(_console(), plan, commands, constraints)
     if snapshot_path is not None or dry_run:

@@ -38,6 +38,7 @@ from attn_doctor.index.naming import (
     setup_py_wheel_name,
     torch_minor,
 )
+from attn_doctor.install.pip import command_lines
 from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind, WheelCandidate
 
@@ -1474,28 +1475,15 @@ def plan_install(
     protected = protected_lines(env, except_torch=cand.torch_requirement is not None)
     py = env.python.executable or "python"
     notes: list[str] = []
-    commands: list[str] = []
     if cand.torch_requirement is not None:
         notes.append(
             f"torch {env.torch.version if env.torch else '(none)'} WILL BE REPLACED: "
             f"{cand.torch_requirement}"
         )
-        commands.append(
-            f"{py} -m pip install --no-input -c constraints.txt '{cand.torch_requirement}'"
-        )
     if cand.source == "hub":
-        commands.append(f"{py} -m pip install --no-input -c constraints.txt '{cand.requirement}'")
         notes.append(f"then load models with attn_implementation='{cand.attn_implementation}'")
-    else:
-        prefix = " ".join(f"{k}={v}" for k, v in cand.build_env)
-        args = list(cand.pip_args)
-        if cand.index_url:
-            args += ["--index-url", cand.index_url]
-        cmd = (
-            f"{py} -m pip install --no-input -c constraints.txt {' '.join(args)} "
-            f"'{cand.requirement}'"
-        )
-        commands.append((prefix + " " if prefix else "") + " ".join(cmd.split()))
+    # The same builder the installer runs (``install.pip.command_lines``).
+    commands = command_lines(cand, python=py, build_env=cand.build_env)
     if cand.source == "community":
         notes.append("community build: not produced by the backend's authors")
     if not cand.verified:
@@ -1506,7 +1494,7 @@ def plan_install(
         backend=backend,
         candidate=cand,
         protected=protected,
-        commands=tuple(commands),
+        commands=commands,
         notes=tuple(notes),
     )
 
