@@ -538,6 +538,8 @@ def xformers_ops(repo: Path, versions: list[str]) -> str:
 # ------------------------------------------------------------------ xformers CI build matrix
 
 XFORMERS_FIRST_TAG = "v0.0.23"
+XFORMERS_SINCE = "2023-11-01"
+"""Oldest package-index upload of xformers kept: 0.0.23 (December 2023) and later."""
 _XF_TAG = re.compile(r"v0\.0\.\d+(\.post\d+)?")
 _XF_FILTER = re.compile(r"\*torch(?P<torch>[0-9.]+)\+(?P<suffix>(?:cu\d+|rocm[0-9.]+))\*")
 
@@ -992,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
-    ap.add_argument("--since", default="2023-11-01", help="oldest xformers/torch upload to keep")
+    ap.add_argument("--since", default="2024-06-01", help="oldest torch upload to keep")
     ap.add_argument("--record-naming", type=Path, help="write the setup.py naming replay JSON")
     ap.add_argument(
         "--record-xformers", type=Path, help="write the xformers CI workflow replay JSON"
@@ -1047,7 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"recorded xformers workflows: {args.record_xformers}")
     if args.pypi:
-        outputs["xformers.toml"] = pypi_xformers(args.since)
+        outputs["xformers.toml"] = pypi_xformers(XFORMERS_SINCE)
         outputs["flash_attn_4.toml"] = pypi_flash_attn_4()
         outputs["unsloth.toml"] = pypi_unsloth()
         outputs["torch_pypi.toml"] = pypi_torch(args.since)
