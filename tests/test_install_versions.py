@@ -80,6 +80,14 @@ def test_malformed_or_unknown_versions_exit_2_without_a_plan(
     assert "\n" not in error["message"]
 
 
+def test_requirement_and_auto_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(
+        ["install", "--auto", "--requirement", "xformers==0.0.30", "--snapshot", H100], capsys
+    )
+    assert code == 2
+    assert "drop --auto" in str(doc["error"])
+
+
 def test_requirement_must_name_the_same_backend(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["install", "xformers", "--requirement", "flash-attn==2.8.3", "--snapshot", H100]
     code, doc = _run(args, capsys)

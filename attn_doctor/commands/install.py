@@ -349,6 +349,8 @@ def install_command(
                         con.print(f"  {line}")
         sys.exit(int(ExitCode.OK))
 
+    if auto and requirement is not None:
+        raise UsageError("--requirement names its backend: drop --auto")
     if backend is None and requirement is not None and not auto:
         backend = requirement  # `install --requirement flash-attn==2.6.3` names its backend
     if bool(backend) == auto:
