@@ -106,6 +106,16 @@ def test_h200_record_gets_the_cu130_xformers_not_the_package_index_cu128_one(
     assert isinstance(cand, dict)
     assert cand["source"] == "pytorch-index"
     assert str(cand["index_url"]).endswith("/cu130")
+    # The plan's commands are what would run there: its interpreter, the one index.
+    result = doc["result"]
+    assert isinstance(result, dict)
+    assert _plan(doc)["commands"] == result["commands"]
+    (cmd,) = result["commands"]
+    snapshot = json.loads(Path(H200).read_text(encoding="utf-8"))
+    python = snapshot.get("environment", snapshot)["python"]["executable"]
+    assert cmd.startswith(f"{python} -m pip install ")
+    assert "--index-url https://download.pytorch.org/whl/cu130 xformers==0.0.35" in cmd
+    assert "--extra-index-url" not in cmd
 
 
 def test_parse_target() -> None:

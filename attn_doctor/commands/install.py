@@ -433,15 +433,20 @@ def install_command(
         check_timeout=check_timeout,
         verify_kernels=not no_verify,
     )
-    # Show what will run here (the resolver's own command lines stay in the JSON plan).
+    # Show what will run (here, or on the snapshot's machine with its own interpreter).
     build_env = plan.candidate.build_env
     pre: tuple[str, ...] = ()
+    shown_python = python
     if plan.candidate.source == "source-build" and snapshot_path is None:
         build_env = build_environment(plan, options)
         pre = missing_build_requirements(python)
+    if snapshot_path is not None and python == sys.executable:
+        from attn_doctor.commands.check import load_snapshot
+
+        shown_python = load_snapshot(snapshot_path).python.executable or "python"
     commands = display_commands(
         plan,
-        python=python,
+        python=shown_python,
         installer=inst,
         index_args=index_args,
         build_env=build_env,
