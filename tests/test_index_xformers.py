@@ -148,3 +148,19 @@ def test_upload_and_matrix_readers_on_a_small_workflow(refresh: ModuleType) -> N
     assert out["pytorch_index"] == ["linux:cu118", "windows:cu118"]
     with pytest.raises(ValueError, match="cannot read"):
         refresh.xformers_builds_from_record({**record, "pip_filter": "*"})
+
+
+def test_package_index_variant_agrees_with_a_wheels_own_build_metadata() -> None:
+    """``xformers/cpp_lib.json`` of the package-index 0.0.34 wheel (recorded by the probe tests)
+    names the torch and CUDA its CI filter sent to the package index."""
+    meta = json.loads(
+        (REPO / "tests" / "data" / "probe" / "xformers_cpp_lib_0.0.34_cu128.json").read_text(
+            "utf-8"
+        )
+    )
+    build = INDEX.xformers_build(meta["env"]["XFORMERS_PACKAGE_FROM"].removeprefix("wheel-v"))
+    assert build is not None
+    torch, _, variant = meta["version"]["torch"].partition("+")
+    assert (build.build_torch, build.package_index_cuda) == (torch, variant)
+    cuda = meta["version"]["cuda"]  # 1208 -> 12.8
+    assert variant == f"cu{cuda // 100}{cuda % 100}"
