@@ -12,6 +12,13 @@ Sources and how each is read (nothing is typed in by hand here):
   every tag: ``tests/data/flash_attn_setup_names.json``, replayed by ``tests/test_index_naming.py``.
 * ``flash_attn_community.toml``: a git clone of mjun0812/flash-attention-prebuild-wheels
   (``--community-git DIR``): its generated ``doc/packages.md`` lists every released asset.
+* ``xformers_builds.toml``: a git clone of xformers (``--xformers-git DIR``). For each ``v0.0.23``+
+  tag: the build matrix of ``.github/workflows/wheels.yml`` (its ``target_determinator`` script
+  is run as a tag push would run it, or its static matrix is expanded), the upload jobs' filters
+  (which CUDA variant goes to the package index, which to PyTorch's per-CUDA indexes), the torch
+  pin ``wheels_build.yml`` writes into ``requirements.txt`` and the wheel tags ``setup.py`` sets.
+  ``--record-xformers FILE`` writes those raw facts (``tests/data/xformers_workflows.json``),
+  replayed by ``tests/test_index_xformers.py``.
 * ``xformers.toml``, ``flash_attn_4.toml``, ``unsloth.toml``, ``torch_pypi.toml``: the package
   index's JSON API and each wheel's own METADATA (PEP 658 ``.metadata`` files), ``--pypi``.
 
@@ -33,6 +40,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import types
 import urllib.error
 import urllib.parse
@@ -484,6 +492,10 @@ def _ops_in(source: str) -> list[dict[str, Any]]:
                     else ast.unparse(value).removeprefix("f").strip("'\"")
                 )
         known[node.name] = attrs
+        if "NAME" in attrs:
+            # f"fa2F@{FLASH_VERSION}": the part after @ is the loaded flash-attn's version at
+            # run time, not a fact of the release; keep the operator's own name.
+            attrs["NAME"] = re.sub(r"@\{\w+\}", "", str(attrs["NAME"]))
         if "NAME" in attrs and (node.name.startswith(("FwOp", "BwOp"))):
             lo = attrs["CUDA_MINIMUM_COMPUTE_CAPABILITY"]
             hi = attrs["CUDA_MAXIMUM_COMPUTE_CAPABILITY"]
@@ -520,6 +532,167 @@ def xformers_ops(repo: Path, versions: list[str]) -> str:
                 },
             )
         )
+    return to_toml({"schema": 1, "package": "xformers"}, tables)
+
+
+# ------------------------------------------------------------------ xformers CI build matrix
+
+XFORMERS_FIRST_TAG = "v0.0.23"
+XFORMERS_SINCE = "2023-11-01"
+"""Oldest package-index upload of xformers kept: 0.0.23 (December 2023) and later."""
+_XF_TAG = re.compile(r"v0\.0\.\d+(\.post\d+)?")
+_XF_FILTER = re.compile(r"\*torch(?P<torch>[0-9.]+)\+(?P<suffix>(?:cu\d+|rocm[0-9.]+))\*")
+
+
+def _xf_matrix_cells(wheels_yml: dict[str, Any]) -> list[dict[str, str]]:
+    """The build matrix of ``wheels.yml``: run its ``target_determinator`` script (as a push
+    to a tag would) or expand its static ``matrix``. One dict per cell."""
+    jobs = wheels_yml["jobs"]
+    if "target_determinator" in jobs:
+        script = next(s["run"] for s in jobs["target_determinator"]["steps"] if "run" in s)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "output"
+            out.write_text("", encoding="utf-8")
+            env = {"GITHUB_EVENT_NAME": "push", "GITHUB_OUTPUT": str(out), "PATH": "/usr/bin:/bin"}
+            subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+            matrix = json.loads(out.read_text(encoding="utf-8").split("matrix=", 1)[1])
+        return [{k: str(v) for k, v in cell.items()} for cell in matrix["include"]]
+    matrix = jobs["build"]["strategy"]["matrix"]
+    keys = [k for k in matrix if k not in ("include", "exclude")]
+    cells = [
+        {k: str(v) for k, v in zip(keys, values, strict=True)}
+        for values in itertools.product(*(matrix[k] for k in keys))
+    ]
+    if matrix.get("exclude") or matrix.get("include"):
+        raise ValueError("static matrix with include/exclude: not handled")
+    return cells
+
+
+def _xf_uploads(wheels_yml: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the package-index upload filter, the PyPI-index upload filters) of ``wheels.yml``."""
+    pip_filter = ""
+    s3: list[str] = []
+    for job in wheels_yml["jobs"].values():
+        uses = str(job.get("uses", ""))
+        filt = str(job.get("with", {}).get("filter", ""))
+        if uses.endswith("wheels_upload_pip.yml"):
+            pip_filter = filt
+        elif uses.endswith("wheels_upload_s3.yml"):
+            suffixes = job.get("strategy", {}).get("matrix", {}).get("suffix")
+            if suffixes:
+                s3 += [filt.replace("${{ matrix.suffix }}", str(s)) for s in suffixes]
+            else:
+                s3.append(filt)
+    return pip_filter, s3
+
+
+def xformers_workflow_record(repo: Path, tag: str) -> dict[str, Any]:
+    """What xformers' CI at ``tag`` builds and uploads, and how it pins torch (raw facts)."""
+    import yaml
+
+    wheels = yaml.safe_load(_git(repo, "show", f"{tag}:.github/workflows/wheels.yml"))
+    build = _git(repo, "show", f"{tag}:.github/workflows/wheels_build.yml")
+    setup_py = _git(repo, "show", f"{tag}:setup.py")
+    requirements = _git(repo, "show", f"{tag}:requirements.txt")
+    cells = []
+    for cell in _xf_matrix_cells(wheels):
+        toolkit = cell.get("toolkit_type", "cuda")
+        short = cell.get("toolkit_short_version", cell.get("cuda_short_version", ""))
+        suffix = f"cu{short}" if toolkit == "cuda" else f"rocm{short}"
+        os_name = "windows" if "windows" in cell["os"] else "linux"
+        cells.append([os_name, cell["python"], cell["torch_version"], suffix])
+    pip_filter, s3 = _xf_uploads(wheels)
+    plat = re.search(r"--plat-name (manylinux[\w.]+)", build)
+    stable = re.search(r"TORCH_TARGET_VERSION=0x([0-9a-f]{4})", setup_py)
+    if re.search(r'return "py39", "none"', setup_py):
+        python_tag = "py39-none"
+    elif '"py_limited_api": "cp39"' in setup_py:
+        python_tag = "cp39-abi3"
+    else:
+        python_tag = "cpXY-cpXY"
+    return {
+        "tag": tag,
+        "cells": sorted(cells),
+        "pip_filter": pip_filter,
+        "s3_filters": s3,
+        # wheels_build.yml replaces requirements.txt's torch line with the build torch.
+        "pins_build_torch": 'echo "torch == ${{ inputs.torch_version }}"' in build,
+        "requirements_torch": next(
+            (ln.strip() for ln in requirements.splitlines() if ln.strip().startswith("torch")),
+            "",
+        ),
+        "linux_platform": plat.group(1) if plat else "linux_x86_64",
+        "python_tag": python_tag,
+        "stable_abi_torch": (
+            f"{int(stable.group(1)[:2], 16)}.{int(stable.group(1)[2:], 16)}" if stable else ""
+        ),
+    }
+
+
+def xformers_builds_from_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Pure: one ``xformers_builds.toml`` release from what its CI does (``record``).
+
+    A variant exists on an index when a build cell made it and an upload job's filter
+    (``*torch{T}+{suffix}*``) takes it: the package index gets one CUDA suffix, PyTorch's
+    per-CUDA index gets each suffix its upload jobs name.
+    """
+    tag = record["tag"]
+    pip = _XF_FILTER.fullmatch(record["pip_filter"])
+    if pip is None:
+        raise ValueError(f"{tag}: cannot read the package-index filter {record['pip_filter']!r}")
+    s3 = []
+    for filt in record["s3_filters"]:
+        m = _XF_FILTER.fullmatch(filt)
+        if m is None:
+            raise ValueError(f"{tag}: cannot read the upload filter {filt!r}")
+        s3.append((m["torch"], m["suffix"]))
+    built = {(os_name, torch, suffix) for os_name, _py, torch, suffix in record["cells"]}
+    torch_versions = sorted({c[2] for c in record["cells"]}, key=Version)
+    if len(torch_versions) != 1:
+        raise ValueError(f"{tag}: expected one build torch, got {torch_versions}")
+    build_torch = torch_versions[0]
+    pypi_platforms = [
+        os_name
+        for os_name in ("linux", "windows")
+        if (os_name, pip["torch"], pip["suffix"]) in built
+    ]
+    pytorch_index = []
+    for torch, suffix in s3:
+        for os_name in ("linux", "windows"):
+            if (os_name, torch, suffix) in built:
+                pytorch_index.append(f"{os_name}:{suffix}")
+    pin = (
+        f"torch=={build_torch}"
+        if record["pins_build_torch"]
+        else record["requirements_torch"].replace(" ", "")
+    )
+    pythons = sorted({c[1] for c in record["cells"]}, key=Version)
+    return {
+        "version": tag[1:],
+        "tag": tag,
+        "build_torch": build_torch,
+        "requires_torch": pin,
+        "stable_abi_torch": record["stable_abi_torch"],
+        "python": pythons if record["python_tag"] == "cpXY-cpXY" else [],
+        "python_tag": record["python_tag"],
+        "linux_platform": record["linux_platform"],
+        "package_index_cuda": pip["suffix"],
+        "package_index_platforms": pypi_platforms,
+        "pytorch_index": pytorch_index,
+        "source": f"{XFORMERS_REPO}@{tag}: .github/workflows/wheels.yml (build matrix, "
+        "upload_pip and upload_pt filters), wheels_build.yml (torch pin, platform tag), setup.py",
+        "verified": True,
+    }
+
+
+def xformers_records(repo: Path) -> list[dict[str, Any]]:
+    tags = [t for t in _git(repo, "tag", "--list", "v0.0.*").split() if _XF_TAG.fullmatch(t)]
+    tags = [t for t in tags if Version(t[1:]) >= Version(XFORMERS_FIRST_TAG[1:])]
+    return [xformers_workflow_record(repo, t) for t in sorted(tags, key=lambda t: Version(t[1:]))]
+
+
+def xformers_builds(records: list[dict[str, Any]]) -> str:
+    tables = [("release", xformers_builds_from_record(r)) for r in records]
     return to_toml({"schema": 1, "package": "xformers"}, tables)
 
 
@@ -821,8 +994,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
-    ap.add_argument("--since", default="2024-06-01", help="oldest xformers/torch upload to keep")
+    ap.add_argument("--since", default="2024-06-01", help="oldest torch upload to keep")
     ap.add_argument("--record-naming", type=Path, help="write the setup.py naming replay JSON")
+    ap.add_argument(
+        "--record-xformers", type=Path, help="write the xformers CI workflow replay JSON"
+    )
     ap.add_argument("--write", action="store_true", help="write the files (default: diff only)")
     args = ap.parse_args(argv)
 
@@ -849,10 +1025,31 @@ def main(argv: list[str] | None = None) -> int:
         import tomllib
 
         listed = tomllib.loads((INDEX / "xformers.toml").read_text(encoding="utf-8"))
-        versions = sorted({w["version"] for w in listed["wheel"]}, key=parse)
+        records = xformers_records(args.xformers_git)
+        versions = sorted(
+            {w["version"] for w in listed["wheel"]} | {r["tag"][1:] for r in records}, key=parse
+        )
         outputs["xformers_ops.toml"] = xformers_ops(args.xformers_git, versions)
+        outputs["xformers_builds.toml"] = xformers_builds(records)
+        if args.record_xformers:
+            args.record_xformers.write_text(
+                json.dumps(
+                    {
+                        "comment": "Recorded by scripts/refresh_index.py: what xformers' CI "
+                        "workflow builds and uploads at each tag (cells: os python torch "
+                        "variant).",
+                        "tags": [
+                            {**r, "cells": [" ".join(c) for c in r["cells"]]} for r in records
+                        ],
+                    },
+                    indent=1,
+                )
+                + "\n",
+                encoding="utf-8",
+            )
+            print(f"recorded xformers workflows: {args.record_xformers}")
     if args.pypi:
-        outputs["xformers.toml"] = pypi_xformers(args.since)
+        outputs["xformers.toml"] = pypi_xformers(XFORMERS_SINCE)
         outputs["flash_attn_4.toml"] = pypi_flash_attn_4()
         outputs["unsloth.toml"] = pypi_unsloth()
         outputs["torch_pypi.toml"] = pypi_torch(args.since)

@@ -167,13 +167,13 @@ def test_build_argv_needs_a_subcommand() -> None:
         build_argv([], python="python")
 
 
-def test_install_args_drop_the_extra_index_when_offline() -> None:
+def test_install_args_drop_the_candidate_index_when_offline() -> None:
     plan = _plan(index_url="https://index.example/whl/cu128")
     assert install_args(plan, ("--no-index", "--find-links", "/w")) == [
         "install", "--no-index", "--find-links", "/w", "flash-attn==2.8.3",
     ]  # fmt: skip
     assert install_args(plan, ()) == [
-        "install", "--extra-index-url", "https://index.example/whl/cu128",
+        "install", "--index-url", "https://index.example/whl/cu128",
         "flash-attn==2.8.3",
     ]  # fmt: skip
 

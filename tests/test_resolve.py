@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from attn_doctor.errors import UsageError
+from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
+from attn_doctor.index.naming import published_wheels
 from attn_doctor.plan.resolve import ALL_SOURCES, plan_backend, plan_install
 from attn_doctor.plan.types import BackendPlan
 from tests.index_envs import make_env
 
 INDEX = load_index()
 NO_COMMUNITY = ALL_SOURCES - {"community"}
+
+
+def replace_glibc(env: Environment, glibc: str) -> Environment:
+    return dataclasses.replace(env, host=dataclasses.replace(env.host, libc_version=glibc))
 
 
 def reasons(plan: BackendPlan) -> str:
@@ -60,12 +68,43 @@ def test_fa2_confirmed_missing_asset_is_never_offered(tmp_path: Path) -> None:
     assert again.source == "upstream-release"
 
 
-def test_fa2_old_glibc_gets_a_warning_not_a_silent_wheel() -> None:
-    best = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2").candidates[0]
-    assert "built on ubuntu-22.04 (glibc 2.35)" in best.reason
-    assert "this system has glibc 2.28" in best.reason
-    fine = plan_backend(make_env(glibc="2.39"), INDEX, "flash_attn_2").candidates[0]
-    assert "WARNING" not in fine.reason
+def test_fa2_glibc_filters_releases_built_on_a_newer_image() -> None:
+    plan = plan_backend(make_env(glibc="2.28"), INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+    assert "built on ubuntu-22.04 (glibc 2.35); this system has glibc 2.28" in reasons(plan)
+    # glibc 2.31 (Ubuntu 20.04): the newest release built on ubuntu-20.04 that fits torch 2.5.
+    env = make_env(torch="2.5.1+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    old = plan_backend(replace_glibc(env, "2.31"), INDEX, "flash_attn_2").candidates[0]
+    new = plan_backend(env, INDEX, "flash_attn_2").candidates[0]
+    assert old.version is not None
+    assert new.version is not None
+    assert Version(old.version) < Version(new.version)
+    release = next(r for r in INDEX.flash_attn if r.version == old.version)
+    assert release.runner == ("ubuntu-20.04",)
+
+
+def test_fa2_python_3_7_has_no_upstream_plan() -> None:
+    release = INDEX.flash_attn[0]
+    names = [w.filename for w in published_wheels(release) if w.python == "3.7"]
+    assert names
+    assert all("-cp37-cp37m-" in n for n in names)
+
+
+def test_fa2_torch_2_7_abi_false_is_not_offered_the_misnamed_assets() -> None:
+    env = make_env(torch="2.8.0+cu128", abi=False)
+    plan = plan_backend(env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY)
+    assert all(c.source != "upstream-release" for c in plan.candidates)
+    assert "is named cxx11abiFALSE but was built against PyTorch's torch" in reasons(plan)
+    # Community builds use PyTorch's torch too: ABI TRUE only from 2.7.
+    community = plan_backend(env, INDEX, "flash_attn_2")
+    assert all(c.source != "community" for c in community.candidates)
+
+
+def test_fa2_vendor_torch_gets_a_source_build() -> None:
+    env = make_env(torch="2.2.0a0+6a974be", torch_cuda="12.3", nvcc="12.3")
+    plan = plan_backend(env, INDEX, "flash_attn_2")
+    assert [c.source for c in plan.candidates] == ["source-build"]
+    assert "vendor build" in reasons(plan)
 
 
 def test_fa2_abi_false_torch_gets_the_abi_false_wheel() -> None:
@@ -240,8 +279,9 @@ def test_xformers_pypi_wheel_matching_the_installed_torch() -> None:
     best = plan.candidates[0]
     assert (best.source, best.requirement) == ("pypi", "xformers==0.0.32.post2")
     assert "torch==2.8.0" in best.reason
+    assert "against torch 2.8.0+cu128" in best.reason
     # Newer releases are rejected with their pin.
-    assert "xformers 0.0.33.post2: its wheel METADATA requires torch==2.9.1" in reasons(plan)
+    assert "xformers 0.0.33.post2 requires torch==2.9.1" in reasons(plan)
 
 
 def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
@@ -255,25 +295,69 @@ def test_xformers_other_cuda_flavour_goes_to_the_pytorch_index() -> None:
 def test_xformers_never_moves_torch_unless_allowed() -> None:
     env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", python="3.13.1", abi=True)
     plan = plan_backend(env, INDEX, "xformers")
-    for cand in plan.candidates:
-        assert cand.torch_requirement is None
-    assert "no wheel for Python 3.13" in reasons(plan)
+    assert not plan.candidates
+    # The release built for torch 2.6 says why first: no Python 3.13 wheel.
+    assert "this is Python 3.13" in plan.rejections[0].reason
+    assert plan.rejections[0].what == "xformers 0.0.28.post2 … 0.0.30"
 
 
-def test_xformers_torch_2_3_has_no_pinned_release_in_the_index_window() -> None:
+def test_xformers_torch_2_3_gets_the_release_pinned_to_it() -> None:
     env = make_env(torch="2.3.0+cu121", torch_cuda="12.1", abi=False, python="3.11.9")
     plan = plan_backend(env, INDEX, "xformers")
+    assert plan.candidates[0].requirement == "xformers==0.0.26.post1"
+    assert plan.candidates[0].source == "pypi"
+    cu118 = plan_backend(
+        make_env(torch="2.3.0+cu118", torch_cuda="11.8", abi=False, python="3.11.9"),
+        INDEX,
+        "xformers",
+    )
+    assert cu118.candidates[0].index_url == "https://download.pytorch.org/whl/cu118"
+
+
+def test_xformers_torch_2_1_is_covered_back_to_0_0_23() -> None:
+    env = make_env(torch="2.1.1+cu121", torch_cuda="12.1", abi=False, python="3.10.14")
+    assert plan_backend(env, INDEX, "xformers").candidates[0].requirement == "xformers==0.0.23"
+
+
+def test_xformers_missing_variant_is_refused_with_the_real_reason() -> None:
+    # 0.0.27.post2 (torch 2.4.0) was built for cu118 and cu121 only.
+    env = make_env(torch="2.4.0+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    plan = plan_backend(env, INDEX, "xformers")
     assert not plan.candidates
-    assert "pip would replace torch" in reasons(plan)
-    assert any("replacing torch 2.3.0+cu121" in w for w in plan.ways_out)
+    first = plan.rejections[0]
+    assert "0.0.27.post2" in first.what
+    assert "cu118 (PyTorch index), cu121 (PyTorch index), cu121 (package index)" in first.reason
+    assert "CUDA 12.4" in first.reason
     allowed = plan_backend(env, INDEX, "xformers", allow_torch_change=True)
-    assert allowed.candidates[0].torch_requirement is not None
+    assert allowed.candidates[0].torch_requirement == "torch==2.6.0"
+    assert allowed.candidates[0].index_url == "https://download.pytorch.org/whl/cu124"
+
+
+def test_xformers_windows_cu118_is_never_planned_from_0_0_28() -> None:
+    env = make_env(
+        torch="2.4.1+cu118", torch_cuda="11.8", os="windows", arch="AMD64", python="3.10.2"
+    )
+    plan = plan_backend(env, INDEX, "xformers")
+    assert not plan.candidates
+    assert "cu124 (PyTorch index) on windows" in reasons(plan)
+    assert "xformers 0.0.28 published no windows wheel" in reasons(plan)
+
+
+def test_xformers_package_index_wheel_is_built_for_its_own_cuda_not_torchs() -> None:
+    # The H200 record: torch 2.11.0+cu130; the package index's 0.0.35 is a cu128 build.
+    env = make_env(torch="2.11.0+cu130", torch_cuda="13.0")
+    best = plan_backend(env, INDEX, "xformers").candidates[0]
+    assert best.source == "pytorch-index"
+    assert best.index_url == "https://download.pytorch.org/whl/cu130"
+    pypi = plan_backend(make_env(torch="2.11.0+cu128", torch_cuda="12.8"), INDEX, "xformers")
+    assert pypi.candidates[0].source == "pypi"
+    assert "torch 2.10.0+cu128" in pypi.candidates[0].reason
 
 
 def test_xformers_has_no_aarch64_wheel() -> None:
     plan = plan_backend(make_env(arch="aarch64", gpu="GH200"), INDEX, "xformers")
     assert not plan.candidates
-    assert "no wheel for Python 3.12 on linux-aarch64" in reasons(plan)
+    assert "this CPU is aarch64" in reasons(plan)
 
 
 def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
@@ -284,7 +368,8 @@ def test_xformers_operators_per_gpu_come_from_the_release_source() -> None:
     assert "cutlassF-pt" not in blackwell.reason  # cutlass FwOp max is sm90 from 0.0.33 on
     kepler = plan_backend(make_env(gpu="K80"), INDEX, "xformers")
     assert not kepler.candidates
-    assert "no xformers 0.0.32.post2 attention operator supports Tesla K80" in reasons(kepler)
+    assert "attention operator supports Tesla K80" in reasons(kepler)
+    assert "{" not in reasons(kepler)  # no f-string placeholder in operator names
 
 
 # ------------------------------------------------------------------ FA3, FA4, unsloth, hub
@@ -367,8 +452,23 @@ def test_install_plan_pins_torch_family_exactly() -> None:
     install = plan_install(make_env(), INDEX, "xformers")
     assert install.protected == ("torch==2.8.0+cu128", "torchvision==0.23.0+cu128", "triton==3.4.0")
     assert install.commands == (
-        "/venv/bin/python -m pip install --no-input -c constraints.txt 'xformers==0.0.32.post2'",
+        "/venv/bin/python -m pip install --no-input --disable-pip-version-check "
+        "xformers==0.0.32.post2 -c constraints.txt",
     )
+
+
+def test_plan_commands_are_the_commands_the_installer_runs() -> None:
+    """One builder: the plan's JSON commands equal what ``execute_install`` displays and runs."""
+    from attn_doctor.install.execute import display_commands, install_args
+
+    env = make_env(torch="2.8.0+cu126", torch_cuda="12.6")
+    install = plan_install(env, INDEX, "xformers")
+    assert install.candidate.index_url == "https://download.pytorch.org/whl/cu126"
+    shown = display_commands(install, python="/venv/bin/python", installer="pip", index_args=())
+    assert install.commands == shown
+    args = install_args(install, ())
+    assert args[1:3] == ["--index-url", "https://download.pytorch.org/whl/cu126"]
+    assert " ".join(args[1:]) in install.commands[-1]
 
 
 def test_install_plan_source_build_command_carries_the_environment() -> None:

@@ -78,7 +78,7 @@ def render_bench(result: BenchResult, console: Console) -> None:
         console.print(line)
     console.print()
     for sweep in result.sweeps:
-        label = sweep.backend
+        label: str = sweep.backend
         if sweep.backend == "sdpa":
             label = "sdpa (as dispatched by default)"
         console.print(f"  {label:<20} {_sweep_line(sweep)}")

@@ -7,6 +7,7 @@ leftover journal), 4 install failed or refused (the environment is as before), 5
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from attn_doctor.facts import Environment
 from attn_doctor.plan.types import InstallPlan, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
     from attn_doctor.index import Index
     from attn_doctor.install.state import RollbackResult
 
@@ -75,6 +78,30 @@ class Blocked(ProblemsFound):
     code = "blocked"
 
 
+def parse_target(text: str) -> tuple[BackendName, SpecifierSet | None, str | None]:
+    """``xformers``, ``flash-attn==2.6.3`` or ``flash-attn @ URL`` -> (backend, versions, url).
+
+    Raises ``UsageError`` (one line, exit 2) for anything that is not a requirement on a known
+    backend: ``xformers>=``, ``xformers==``, extras or markers.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    text = text.strip()
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        return parse_backend(text), None, None
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "cannot parse it"
+        raise UsageError(f"malformed requirement {text!r}: {first}") from None
+    if req.extras or req.marker is not None:
+        raise UsageError(f"{text!r}: extras and markers are not supported here")
+    backend = parse_backend(req.name)
+    if req.url:
+        return backend, None, req.url
+    return backend, req.specifier if str(req.specifier) else None, None
+
+
 class NothingToInstall(AttnDoctorError):
     """``--auto`` found the best backend already installed and usable (exit 0)."""
 
@@ -96,6 +123,7 @@ def _resolve_plan(
     sources: Sequence[str],
     snapshot: Path | None,
     python: str,
+    versions: SpecifierSet | None = None,
 ) -> InstallPlan:
     """The resolver's plan for this machine (or the snapshot's).
 
@@ -113,13 +141,11 @@ def _resolve_plan(
 
         env = probe_environment()
     if python != sys.executable and snapshot is None:
-        env = dataclasses.replace(
-            env, python=dataclasses.replace(env.python, executable=python)
-        )
+        env = dataclasses.replace(env, python=dataclasses.replace(env.python, executable=python))
     index = load_index()
     kinds = tuple(k for s in sources for k in _SOURCE_KINDS.get(s, ()))
     if backend is not None:
-        return plan_install(env, index, backend, allow_sources=kinds)
+        return plan_install(env, index, backend, allow_sources=kinds, versions=versions)
     return _auto_plan(env, index, kinds, live=snapshot is None)
 
 
@@ -259,7 +285,9 @@ def jsonable(value: object) -> object:
     help="Offline: install only from the wheels in DIR (pip --no-index --find-links DIR).",
 )
 @click.option(
-    "--requirement", help="Install exactly this requirement (e.g. xformers==0.0.32.post2)."
+    "--requirement",
+    help="Install exactly this requirement: NAME==VERSION (planned by the resolver, or refused "
+    "with the reason) or NAME @ URL (e.g. xformers==0.0.32.post2).",
 )
 @click.option("--installer", type=click.Choice(["pip", "uv"]), default="pip", show_default=True)
 @click.option(
@@ -343,11 +371,33 @@ def install_command(
                         con.print(f"  {line}")
         sys.exit(int(ExitCode.OK))
 
+    if auto and requirement is not None:
+        raise UsageError("--requirement names its backend: drop --auto")
+    if backend is None and requirement is not None and not auto:
+        backend = requirement  # `install --requirement flash-attn==2.6.3` names its backend
     if bool(backend) == auto:
         raise UsageError(
             "name one backend, or pass --auto", hint="e.g. attn-doctor install xformers"
         )
-    chosen: BackendName | None = parse_backend(backend) if backend else None
+    chosen: BackendName | None = None
+    versions: SpecifierSet | None = None
+    url: str | None = None
+    if backend:
+        chosen, versions, url = parse_target(backend)
+    if requirement is not None and chosen is not None:
+        req_backend, req_versions, req_url = parse_target(requirement)
+        if req_backend != chosen:
+            raise UsageError(f"--requirement {requirement!r} is not a requirement on {backend!r}")
+        if versions is not None and req_versions is not None and versions != req_versions:
+            raise UsageError(f"{backend!r} and --requirement {requirement!r} disagree")
+        versions = versions or req_versions
+        url = url or req_url
+    if url is not None and versions is None:
+        requirement = f"{BACKENDS[chosen].distribution if chosen else ''} @ {url}"
+    elif requirement is not None and url is None:
+        requirement = None  # a name and version: the resolver plans exactly that version
+    if chosen is not None and versions is not None and wheelhouse is not None:
+        requirement = f"{BACKENDS[chosen].distribution}{versions}"
     allowed = sources or DEFAULT_SOURCES
 
     if chosen is not None and BACKENDS[chosen].distribution is None:
@@ -358,7 +408,22 @@ def install_command(
         sys.exit(int(ExitCode.OK))
 
     if snapshot_path is not None:
-        plan = _resolve_plan(backend=chosen, sources=allowed, snapshot=snapshot_path, python=python)
+        if chosen is not None and (requirement is not None or wheelhouse is not None):
+            from attn_doctor.commands.check import load_snapshot
+            from attn_doctor.plan.resolve import protected_lines
+
+            pins = protected_lines(load_snapshot(snapshot_path))
+            plan = explicit_plan(
+                chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins
+            )
+        else:
+            plan = _resolve_plan(
+                backend=chosen,
+                sources=allowed,
+                snapshot=snapshot_path,
+                python=python,
+                versions=versions,
+            )
         constraints = plan.protected
     else:
         state = record_state(python)
@@ -368,7 +433,9 @@ def install_command(
                 chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins
             )
         else:
-            plan = _resolve_plan(backend=chosen, sources=allowed, snapshot=None, python=python)
+            plan = _resolve_plan(
+                backend=chosen, sources=allowed, snapshot=None, python=python, versions=versions
+            )
         constraints = merge_constraints(pins, plan.protected)
     _check_source_allowed(plan, allowed)
     if not plan.candidate.requirement:
@@ -388,20 +455,27 @@ def install_command(
         check_timeout=check_timeout,
         verify_kernels=not no_verify,
     )
-    # Show what will run here (the resolver's own command lines stay in the JSON plan).
+    # Show what will run (here, or on the snapshot's machine with its own interpreter).
     build_env = plan.candidate.build_env
     pre: tuple[str, ...] = ()
+    shown_python = python
     if plan.candidate.source == "source-build" and snapshot_path is None:
         build_env = build_environment(plan, options)
         pre = missing_build_requirements(python)
+    if snapshot_path is not None and python == sys.executable:
+        from attn_doctor.commands.check import load_snapshot
+
+        shown_python = load_snapshot(snapshot_path).python.executable or "python"
     commands = display_commands(
         plan,
-        python=python,
+        python=shown_python,
         installer=inst,
         index_args=index_args,
         build_env=build_env,
         pre_requirements=pre,
     )
+    # The plan's commands are the ones that run here (one builder: install.pip.command_lines).
+    plan = dataclasses.replace(plan, commands=commands)
     if not json_mode:
         _print_plan(_console(), plan, commands, constraints)
     if snapshot_path is not None or dry_run:

@@ -36,6 +36,7 @@ from attn_doctor.index.model import (
     UnslothExtra,
     UnslothIndex,
     UnslothRecipes,
+    XformersBuild,
     XformersOp,
     XformersOps,
     XformersWheel,
@@ -52,6 +53,7 @@ FILES = (
     "flash_attn_4.toml",
     "xformers.toml",
     "xformers_ops.toml",
+    "xformers_builds.toml",
     "unsloth.toml",
     "unsloth_recipes.toml",
     "torch.toml",
@@ -304,6 +306,44 @@ def _xformers(top: _Entry) -> tuple[XformersWheel, ...]:
     return tuple(out)
 
 
+_XF_VARIANT = r"cu\d{3}|rocm\d+(\.\d+)*"
+
+
+def _xformers_builds(top: _Entry) -> tuple[XformersBuild, ...]:
+    out = []
+    for e in _entries(top, "release", lambda d: d.get("tag")):
+        pairs = []
+        for item in e.texts("pytorch_index"):
+            os_name, _, variant = item.partition(":")
+            if os_name not in ("linux", "windows") or not re.fullmatch(_XF_VARIANT, variant):
+                raise IndexDataError(f"{e.where}.pytorch_index: {item!r} is not os:variant")
+            pairs.append((os_name, variant))
+        plats = e.texts("package_index_platforms")
+        if any(p not in ("linux", "windows") for p in plats):
+            raise IndexDataError(f"{e.where}.package_index_platforms: expected linux|windows")
+        stable = e.text("stable_abi_torch", pattern=r"(\d+\.\d+)?")
+        out.append(
+            XformersBuild(
+                version=e.version("version"),
+                tag=e.text("tag", pattern=r"v\d+\.\d+\.\d+(\.post\d+)?"),
+                build_torch=e.version("build_torch"),
+                requires_torch=e.requirement("requires_torch", e.text("requires_torch")),
+                stable_abi_torch=stable,
+                python=e.texts("python"),
+                python_tag=e.text("python_tag", pattern=r"cpXY-cpXY|cp\d+-abi3|py\d+-none"),
+                linux_platform=e.text("linux_platform"),
+                package_index_cuda=e.text("package_index_cuda", pattern=_XF_VARIANT),
+                package_index_platforms=plats,
+                pytorch_index=tuple(pairs),
+                source=e.text("source"),
+                verified=e.flag("verified"),
+            )
+        )
+        if out[-1].tag != f"v{out[-1].version}":
+            raise IndexDataError(f"{e.where}: tag does not match version {out[-1].version}")
+    return tuple(sorted(out, key=lambda b: Version(b.version)))
+
+
 def _xformers_ops(top: _Entry) -> tuple[XformersOps, ...]:
     out = []
     for e in _entries(top, "release", lambda d: d.get("version")):
@@ -500,12 +540,17 @@ def load_index(directory: Path | None = None) -> Index:
 def _load_index(directory: Path | None) -> Index:
     fa = _file("flash_attn.toml", directory)
     reqs, build = _requirements(_file("flash_attn_3_4.toml", directory))
+    torch_top = _file("torch.toml", directory)
+    abi = torch_top.table("cxx11_abi")
     return Index(
+        torch_cxx11_abi_since=abi.text("pytorch_wheels_true_since", pattern=r"\d+\.\d+"),
+        torch_cxx11_abi_source=abi.text("source"),
         flash_attn=_flash_attn(fa),
         flash_attn_url_template=fa.text("url_template"),
         community=_community(_file("flash_attn_community.toml", directory)),
         xformers=_xformers(_file("xformers.toml", directory)),
         xformers_ops=_xformers_ops(_file("xformers_ops.toml", directory)),
+        xformers_builds=_xformers_builds(_file("xformers_builds.toml", directory)),
         flash_attn_4=_flash_attn_4(_file("flash_attn_4.toml", directory)),
         requirements=reqs,
         unsloth=_unsloth(
@@ -513,7 +558,7 @@ def _load_index(directory: Path | None) -> Index:
             _unsloth_recipes(_file("unsloth_recipes.toml", directory)),
         ),
         torch_pypi=_torch_pypi(_file("torch_pypi.toml", directory)),
-        torch_releases=_torch(_file("torch.toml", directory)),
+        torch_releases=_torch(torch_top),
         hub=_hub(_file("hub_kernels.toml", directory)),
         source_build=build,
         runners=_runners(_file("build_runners.toml", directory)),

@@ -140,6 +140,38 @@ class XformersWheel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class XformersBuild:
+    """What xformers' CI built and uploaded for one release (its ``wheels.yml`` at the tag).
+
+    A variant is ``cu128`` or ``rocm6.1``: the package index holds one CUDA variant
+    (``package_index_cuda``) for ``package_index_platforms``; PyTorch's per-variant index
+    ``download.pytorch.org/whl/{variant}`` holds the ``pytorch_index`` pairs.
+    """
+
+    version: str
+    tag: str
+    build_torch: str
+    """The torch every wheel of this release was compiled against (``2.4.1``)."""
+    requires_torch: str
+    """The pin the CI writes into the wheel (``torch==2.4.1``), or requirements.txt's line."""
+    stable_abi_torch: str
+    """``2.10`` when the C++ code uses torch's stable ABI (loads with any torch >= it)."""
+    python: tuple[str, ...]
+    python_tag: str
+    """``cpXY-cpXY`` (one wheel per Python), ``cp39-abi3`` or ``py39-none``."""
+    linux_platform: str
+    package_index_cuda: str
+    package_index_platforms: tuple[str, ...]
+    pytorch_index: tuple[tuple[str, str], ...]
+    """(os, variant) pairs: ``("linux", "cu118")``, ``("windows", "cu124")``."""
+    source: str
+    verified: bool
+
+    def pytorch_variants(self, os: str) -> tuple[str, ...]:
+        return tuple(v for o, v in self.pytorch_index if o == os)
+
+
+@dataclass(frozen=True, kw_only=True)
 class XformersOp:
     """One memory-efficient-attention operator of an xformers release and its GPU range."""
 
@@ -332,6 +364,7 @@ class Index:
     community: CommunitySource
     xformers: tuple[XformersWheel, ...]
     xformers_ops: tuple[XformersOps, ...]
+    xformers_builds: tuple[XformersBuild, ...]
     flash_attn_4: tuple[FlashAttn4Release, ...]
     requirements: tuple[BackendRequirement, ...]
     unsloth: UnslothIndex
@@ -340,9 +373,21 @@ class Index:
     hub: HubRules
     source_build: SourceBuild
     runners: tuple[BuildRunner, ...] = ()
+    torch_cxx11_abi_since: str = "2.7"
+    """PyTorch's own Linux wheels use the C++11 ABI from this torch minor on."""
+    torch_cxx11_abi_source: str = ""
+
+    def pytorch_wheel_abi(self, torch_minor: str) -> bool:
+        """The C++11 ABI flag of PyTorch's own Linux wheels of ``torch_minor``."""
+        from packaging.version import Version
+
+        return Version(torch_minor) >= Version(self.torch_cxx11_abi_since)
 
     def runner_glibc(self, name: str) -> str | None:
         return next((r.glibc for r in self.runners if r.name == name), None)
+
+    def xformers_build(self, version: str) -> XformersBuild | None:
+        return next((b for b in self.xformers_builds if b.version == version), None)
 
     def xformers_ops_for(self, version: str) -> XformersOps | None:
         return next((x for x in self.xformers_ops if x.version == version), None)

@@ -91,9 +91,12 @@ def published_wheels(release: FlashAttnRelease) -> tuple[PublishedWheel, ...]:
             continue
         tag = published_cuda_tag(release, cuda)
         pytag = "cp" + py.replace(".", "")
+        # CPython 3.7 builds carry the pymalloc ABI flag: its assets are cp37-cp37m (setup.py
+        # asks for cp37-cp37, so Python 3.7 never gets one through setup.py).
+        abitag = pytag + "m" if py == "3.7" else pytag
         name = (
             f"flash_attn-{release.version}+cu{tag}torch{torch_minor(torch)}"
-            f"cxx11abi{str(abi).upper()}-{pytag}-{pytag}-{release.published_platform}.whl"
+            f"cxx11abi{str(abi).upper()}-{pytag}-{abitag}-{release.published_platform}.whl"
         )
         out.append(
             PublishedWheel(

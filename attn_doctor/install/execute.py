@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import re
-import shlex
 import shutil
 import sys
 import tempfile
@@ -40,8 +39,9 @@ from attn_doctor.install.lock import env_lock
 from attn_doctor.install.pip import (
     PROTECTED_DISTRIBUTIONS,
     Installer,
-    build_argv,
+    candidate_install_args,
     canonical_name,
+    command_lines,
     protected_constraints,
     run_pip,
     stderr_tail,
@@ -59,7 +59,6 @@ from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
 
 STATE_DIR_NAME = ".attn-doctor"
-CONSTRAINTS_PLACEHOLDER = "constraints.txt"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,18 +124,7 @@ class InstallRolledBack(InstallFailed):
 
 def install_args(plan: InstallPlan, index_args: Sequence[str]) -> list[str]:
     """pip's arguments for the plan's install (without constraints, added by ``run_pip``)."""
-    cand = plan.candidate
-    args = ["install", *index_args]
-    if cand.index_url and "--no-index" not in index_args:
-        args += ["--extra-index-url", cand.index_url]
-    args += list(cand.pip_args)
-    if cand.source == "source-build":
-        if "--no-build-isolation" not in args:
-            args.append("--no-build-isolation")
-        if "-v" not in args and "--verbose" not in args:
-            args.append("-v")  # the compiler's output goes to the kept log
-    args.append(cand.requirement)
-    return args
+    return candidate_install_args(plan.candidate, index_args)
 
 
 def merge_constraints(from_state: Sequence[str], from_plan: Sequence[str]) -> tuple[str, ...]:
@@ -168,24 +156,14 @@ def display_commands(
     pre_requirements: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """The exact commands the install will run, for the plan shown before acting."""
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in build_env)
-    cmds = []
-    if pre_requirements:
-        argv = build_argv(
-            ["install", *index_args, *pre_requirements],
-            python=python,
-            installer=installer,
-            constraints_file=CONSTRAINTS_PLACEHOLDER,
-        )
-        cmds.append(shlex.join(argv))
-    argv = build_argv(
-        install_args(plan, index_args),
+    return command_lines(
+        plan.candidate,
         python=python,
         installer=installer,
-        constraints_file=CONSTRAINTS_PLACEHOLDER,
+        index_args=index_args,
+        build_env=build_env,
+        pre_requirements=pre_requirements,
     )
-    cmds.append(f"{prefix} {shlex.join(argv)}".strip())
-    return tuple(cmds)
 
 
 def parse_report(text: str) -> Prediction:
@@ -332,9 +310,7 @@ def _state_dir(prefix: str, run_id: str) -> Path:
     return Path(prefix) / STATE_DIR_NAME / "runs" / run_id
 
 
-def verify_installed_kernels(
-    plan: InstallPlan, python: str, *, timeout: float
-) -> tuple[str, bool]:
+def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) -> tuple[str, bool]:
     """Launch the installed backend's kernels against a reference (quick matrix, no model).
 
     Returns the verdict in one line and whether it *failed*: a backend that cannot launch

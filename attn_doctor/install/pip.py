@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from attn_doctor.errors import InstallFailed, UsageError
+from attn_doctor.plan.types import WheelCandidate
 
 Installer = Literal["pip", "uv"]
 
@@ -123,6 +124,77 @@ def build_argv(
     if constraints_file is not None:
         extra += ["-c", constraints_file]
     return [python, "-m", "pip", args[0], *PIP_QUIET_FLAGS, *args[1:], *extra]
+
+
+CONSTRAINTS_PLACEHOLDER = "constraints.txt"
+"""How the temporary constraints file is named in displayed commands."""
+
+
+def index_url_args(index_url: str | None, index_args: Sequence[str] = ()) -> list[str]:
+    """The candidate's own index, as upstream documents it (xformers' README:
+    ``pip install xformers --index-url https://download.pytorch.org/whl/cu126``): the only
+    index, so pip cannot take a same-named wheel of another CUDA variant from elsewhere.
+    Offline (``--no-index``) it is dropped."""
+    if index_url and "--no-index" not in index_args:
+        return ["--index-url", index_url]
+    return []
+
+
+def candidate_install_args(cand: WheelCandidate, index_args: Sequence[str] = ()) -> list[str]:
+    """pip's arguments to install one candidate (constraints are added by ``build_argv``)."""
+    args = ["install", *index_args, *index_url_args(cand.index_url, index_args)]
+    args += list(cand.pip_args)
+    if cand.source == "source-build":
+        if "--no-build-isolation" not in args:
+            args.append("--no-build-isolation")
+        if "-v" not in args and "--verbose" not in args:
+            args.append("-v")  # the compiler's output goes to the kept log
+    args.append(cand.requirement)
+    return args
+
+
+def command_lines(
+    cand: WheelCandidate,
+    *,
+    python: str,
+    installer: Installer = "pip",
+    index_args: Sequence[str] = (),
+    build_env: Sequence[tuple[str, str]] = (),
+    pre_requirements: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """The exact command lines that install ``cand``: the plan shows them, the installer runs
+    the same argument vectors. The one builder for both."""
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in build_env)
+    cmds = []
+    if cand.torch_requirement is not None:
+        argv = build_argv(
+            [
+                "install",
+                *index_args,
+                *index_url_args(cand.index_url, index_args),
+                cand.torch_requirement,
+            ],
+            python=python,
+            installer=installer,
+            constraints_file=CONSTRAINTS_PLACEHOLDER,
+        )
+        cmds.append(shlex.join(argv))
+    if pre_requirements:
+        argv = build_argv(
+            ["install", *index_args, *pre_requirements],
+            python=python,
+            installer=installer,
+            constraints_file=CONSTRAINTS_PLACEHOLDER,
+        )
+        cmds.append(shlex.join(argv))
+    argv = build_argv(
+        candidate_install_args(cand, index_args),
+        python=python,
+        installer=installer,
+        constraints_file=CONSTRAINTS_PLACEHOLDER,
+    )
+    cmds.append(f"{prefix} {shlex.join(argv)}".strip())
+    return tuple(cmds)
 
 
 def _write_lines(directory: str, name: str, lines: Iterable[str]) -> str:

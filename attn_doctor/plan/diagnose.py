@@ -851,10 +851,46 @@ def _source_build_relevant(ctx: _Ctx) -> bool:
     return any(verdict(rule, g, env).compatible == "yes" for g in env.nvidia_gpus)
 
 
+def rocm_release(text: str | None) -> tuple[int, int] | None:
+    """``6.4.1`` or torch's HIP ``6.4.43482`` -> ``(6, 4)``; None when unreadable."""
+    parts = (text or "").split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def _rocm_findings(ctx: _Ctx) -> list[Finding]:
+    """The system ROCm toolkit against torch's HIP, as nvcc is compared with torch's CUDA."""
+    env = ctx.env
+    torch = env.torch
+    if torch is None or torch.build != "rocm":
+        return []
+    tk = env.cuda_toolkit
+    system, built = rocm_release(tk.rocm_version), rocm_release(torch.hip)
+    if system is None or built is None or system == built:
+        return []
+    return [
+        ctx.finding(
+            "rocm-toolkit-torch-hip-mismatch",
+            "warning" if env.amd_gpus else "info",
+            f"the ROCm toolkit is {tk.rocm_version}, torch is built for ROCm/HIP {torch.hip}",
+            "Source builds of ROCm extensions (flash-attn's ROCm backend, xformers) compile "
+            "with this toolkit's hipcc and headers but load into torch's own HIP runtime: a "
+            "different ROCm release builds against other headers and libraries than torch "
+            "uses. Prebuilt wheels are not affected.",
+            [_ev("cuda_toolkit.rocm_version", tk.rocm_version), _ev("torch.hip", torch.hip)],
+            fix=(
+                f"Point ROCM_HOME at a ROCm {built[0]}.{built[1]} toolkit before a source build, "
+                f"or install torch for ROCm {system[0]}.{system[1]}"
+            ),
+        )
+    ]
+
+
 def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
     env = ctx.env
     torch = env.torch
-    out: list[Finding] = []
+    out: list[Finding] = _rocm_findings(ctx)
     if not env.nvidia_gpus or torch is None or torch.build != "cuda" or not torch.cuda:
         return out
     tk = env.cuda_toolkit

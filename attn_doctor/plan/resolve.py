@@ -12,6 +12,7 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,7 @@ from attn_doctor.index.model import (
     FlashAttnRelease,
     Index,
     PublishedWheel,
+    XformersBuild,
     XformersWheel,
 )
 from attn_doctor.index.naming import (
@@ -36,6 +38,7 @@ from attn_doctor.index.naming import (
     setup_py_wheel_name,
     torch_minor,
 )
+from attn_doctor.install.pip import command_lines
 from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind, WheelCandidate
 
@@ -244,13 +247,18 @@ def _upstream_reason(release: FlashAttnRelease, requested: str, m: Machine) -> s
             f"but torch {m.torch_minor} wheels were built with CUDA {', '.join(built)} only"
         )
     same_py = [w for w in same_cuda if w.python == m.python]
+    if same_py and m.python == "3.7":
+        return (
+            f"flash-attn {v}: the release publishes cp37-cp37m wheels, but setup.py asks for "
+            f"{requested} (cp37-cp37): no upstream prebuilt wheel reaches Python 3.7"
+        )
     if not same_py:
         return f"flash-attn {v}: no wheel for Python {m.python} with torch {m.torch_minor}"
     return f"flash-attn {v}: no wheel with C++11 ABI {str(m.cxx11_abi).upper()} ({requested})"
 
 
 def _upstream_flash_attn(
-    m: Machine, index: Index
+    m: Machine, index: Index, versions: SpecifierSet | None = None
 ) -> tuple[list[tuple[FlashAttnRelease, PublishedWheel]], list[str]]:
     """Matching (release, wheel) pairs newest first, and reasons for newer non-matching ones."""
     matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
@@ -264,6 +272,8 @@ def _upstream_flash_attn(
     if m.torch is None or m.torch_cuda is None or m.cxx11_abi is None:
         return matches, reasons
     for release in reversed(index.flash_attn):
+        if versions is not None and not versions.contains(release.version, prereleases=True):
+            continue
         try:
             requested = setup_py_wheel_name(
                 release,
@@ -293,6 +303,23 @@ def _upstream_flash_attn(
                 reasons.append(
                     f"flash-attn {release.version}: setup.py asks for {wheel.filename}, "
                     f"{wrong_platform}"
+                )
+            continue
+        if not wheel.cxx11_abi and index.pytorch_wheel_abi(wheel.torch_minor):
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: {wheel.filename} is named cxx11abiFALSE but "
+                    f"was built against PyTorch's torch {wheel.build_torch}, whose Linux wheels "
+                    f"use the C++11 ABI from torch {index.torch_cxx11_abi_since} on: it would not "
+                    "load in this ABI-FALSE torch"
+                )
+            continue
+        built_glibc = _release_glibc(release, index)
+        if m.glibc is not None and built_glibc is not None and m.glibc < built_glibc:
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: built on {', '.join(release.runner)} "
+                    f"(glibc {built_glibc}); this system has glibc {m.glibc}"
                 )
             continue
         archs = release.archs_for(wheel.build_cuda)
@@ -334,18 +361,10 @@ def _group_reasons(reasons: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _glibc_warning(release: FlashAttnRelease, m: Machine, index: Index) -> str:
-    """A note when this system's glibc is older than the image that built the wheel."""
-    if m.glibc is None:
-        return ""
-    for runner in release.runner:
-        built = index.runner_glibc(runner)
-        if built is not None and m.glibc < Version(built):
-            return (
-                f"; WARNING: built on {runner} (glibc {built}) and tagged plain linux_x86_64, "
-                f"this system has glibc {m.glibc}: it may fail to load (GLIBC_x not found)"
-            )
-    return ""
+def _release_glibc(release: FlashAttnRelease, index: Index) -> Version | None:
+    """The newest glibc among the images that built this release (None when unknown)."""
+    known = [g for r in release.runner if (g := index.runner_glibc(r)) is not None]
+    return max((Version(g) for g in known), default=None)
 
 
 def _upstream_candidate(
@@ -371,7 +390,6 @@ def _upstream_candidate(
             f"{', '.join(f'sm_{a}' for a in archs)}; it is the file flash-attn's own setup.py "
             "asks for here"
             + ("" if release.assets_confirmed else " (upload not confirmed offline)")
-            + _glibc_warning(release, m, index)
         ),
         provenance=(release.source,),
     )
@@ -380,9 +398,19 @@ def _upstream_candidate(
 # ---------------------------------------------------------------------------- community builds
 
 
-def _community_match(w: CommunityWheel, m: Machine) -> str | None:
+def _community_match(w: CommunityWheel, m: Machine, index: Index) -> str | None:
     if w.torch_minor != m.torch_minor:
         return f"built for torch {w.torch_minor}"
+    if any(t.startswith(("linux", "manylinux")) for t in w.platform_tags) and m.os == "linux":
+        # Built against PyTorch's own torch of that minor: its C++11 ABI is that torch's.
+        abi = index.pytorch_wheel_abi(w.torch_minor)
+        if m.cxx11_abi is None:
+            return "torch's C++11 ABI flag is unknown here (the build needs it to match)"
+        if m.cxx11_abi != abi:
+            return (
+                f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
+                f"{str(abi).upper()}); this torch has C++11 ABI {str(m.cxx11_abi).upper()}"
+            )
     if m.torch_cuda is None:
         return "torch has no CUDA"
     have = Version(m.torch_cuda)
@@ -399,14 +427,20 @@ def _community_match(w: CommunityWheel, m: Machine) -> str | None:
 
 
 def _community_candidates(
-    backend: BackendName, package: str, m: Machine, index: Index
+    backend: BackendName,
+    package: str,
+    m: Machine,
+    index: Index,
+    versions: SpecifierSet | None = None,
 ) -> tuple[list[WheelCandidate], list[str]]:
     fits: list[CommunityWheel] = []
     near: list[str] = []
     for w in index.community.wheels:
         if w.package != package:
             continue
-        why = _community_match(w, m)
+        if versions is not None and not versions.contains(w.version, prereleases=True):
+            continue
+        why = _community_match(w, m, index)
         if why is None:
             fits.append(w)
         elif w.torch_minor == m.torch_minor and len(near) < 3:
@@ -441,8 +475,9 @@ def _community_candidates(
                     f"community build ({w.project}, release {w.tag}) for torch {w.torch_minor}, "
                     f"CUDA {w.cuda}{'' if exact else older}, "
                     f"{w.python_tag}-{w.abi_tag}; not built or tested by flash-attn's authors; "
-                    "built against the package index's torch (a torch with another C++ ABI "
-                    "fails with an undefined symbol); GPU archs not stated in the name"
+                    f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
+                    f"{str(index.pytorch_wheel_abi(w.torch_minor)).upper()}, like this torch); "
+                    "GPU archs not stated in the name"
                 ),
                 provenance=(index.community.source,),
             )
@@ -534,7 +569,11 @@ def _source_build(
 
 
 def _plan_flash_attn_2(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "flash_attn_2"
     rejections: list[Rejection] = []
@@ -554,24 +593,36 @@ def _plan_flash_attn_2(
         return BackendPlan(backend=backend, rejections=tuple(rejections), ways_out=tuple(ways))
 
     candidates: list[WheelCandidate] = []
-    if m.cxx11_abi is None and m.os == "linux":
+    vendor = vendor_torch(m)
+    if vendor:
+        reject(
+            "upstream-release",
+            "flash-attn prebuilt wheels",
+            f"torch {m.torch} is a vendor build (a pre-release or local label, e.g. an NGC "
+            "container's torch), not a PyTorch release: no prebuilt flash-attn wheel (upstream "
+            "or community) was built against it; build from source against this torch",
+        )
+        matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
+    elif m.cxx11_abi is None and m.os == "linux":
         reject(
             "upstream-release",
             "flash-attn release wheels",
             "torch's C++11 ABI flag is unknown, so the right release wheel cannot be named "
             "(run `attn-doctor check --deep`)",
         )
-        matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
+        matches = []
     else:
-        matches, reasons = _upstream_flash_attn(m, index)
+        matches, reasons = _upstream_flash_attn(m, index, versions)
         for what, reason in _group_reasons(reasons):
             reject("upstream-release", what, reason)
     if "upstream-release" in allow:
         for release, wheel in matches[:MAX_UPSTREAM_CANDIDATES]:
             candidates.append(_upstream_candidate(release, wheel, index, m))
 
-    if not candidates and "community" in allow:
-        community, near = _community_candidates(backend, "flash_attn", m, index)
+    if vendor:
+        pass
+    elif not candidates and "community" in allow:
+        community, near = _community_candidates(backend, "flash_attn", m, index, versions)
         candidates += community
         if not community:
             reject(
@@ -590,7 +641,7 @@ def _plan_flash_attn_2(
             )
 
     # A torch with an upstream wheel for this Python/platform/ABI.
-    if not matches:
+    if not matches and versions is None:
         other = _torch_with_upstream_wheel(m, index)
         if other is not None:
             release, wheel = other
@@ -625,7 +676,12 @@ def _plan_flash_attn_2(
             )
 
     if "source-build" in allow:
-        newest = index.flash_attn[-1].version
+        pinned = [
+            r.version
+            for r in index.flash_attn
+            if versions is None or versions.contains(r.version, prereleases=True)
+        ]
+        newest = pinned[-1] if pinned else index.flash_attn[-1].version
         sb = index.source_build
         built, why = _source_build(
             backend,
@@ -641,7 +697,7 @@ def _plan_flash_attn_2(
             ),
         )
         if built is not None:
-            candidates.append(built)
+            candidates.append(replace(built, version=newest))
         else:
             reject("source-build", f"flash-attn=={newest}", why)
             if m.nvcc is None:
@@ -815,18 +871,6 @@ def _plan_flash_attn_4(
     return BackendPlan(backend=backend, candidates=(cand,))
 
 
-def _xformers_cuda_ok(w: XformersWheel, m: Machine, index: Index) -> tuple[bool, str | None]:
-    """(PyPI build fits torch's CUDA, the PyPI default CUDA of that torch if known)."""
-    public = Version(m.torch or "0").public
-    plat = "win_amd64" if m.os == "windows" else f"linux_{m.arch}"
-    default = next(
-        (t.cuda for t in index.torch_pypi if t.version == public and t.platform == plat), None
-    )
-    if default is None:
-        return False, None
-    return default == m.torch_cuda, default
-
-
 def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str | None]:
     """(``; forward ops for this GPU: …``, or a reason no forward op runs on a GPU here)."""
     table = index.xformers_ops_for(version)
@@ -848,11 +892,133 @@ def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str 
     return f"; forward operators for this GPU: {', '.join(names)}", None
 
 
+def torch_variant(m: Machine) -> str | None:
+    """The PyTorch index variant of the installed torch: ``cu124``, ``rocm6.1``, or None.
+
+    From the local label (``2.4.0+cu124``), else from torch's CUDA version (the package
+    index's default torch has no label). A vendor label (``2.2.0a0+6a974be``) names none.
+    """
+    if m.torch is None:
+        return None
+    local = Version(m.torch).local or ""
+    if re.fullmatch(r"cu\d{3}|rocm\d+(\.\d+)*", local):
+        return local
+    if m.torch_build == "cuda" and m.torch_cuda and not local:
+        return "cu" + "".join(m.torch_cuda.split(".")[:2])
+    return None
+
+
+def _variant_text(variant: str) -> str:
+    if variant.startswith("rocm"):
+        return f"ROCm {variant[4:]}"
+    digits = variant[2:]
+    return f"CUDA {digits[:-1]}.{digits[-1]}"
+
+
+def vendor_torch(m: Machine) -> bool:
+    """A torch built outside PyTorch's releases (NGC containers, distributions): a
+    pre-release or a local label that is not ``cuXYZ``/``rocmX``/``cpu``, e.g. ``2.2.0a0+6a974be``.
+    No prebuilt extension wheel is built against it."""
+    if m.torch is None:
+        return False
+    v = Version(m.torch)
+    local = v.local or ""
+    label_ok = not local or re.fullmatch(r"cu\d+|rocm[\d.]+|cpu|xpu", local) is not None
+    return not label_ok or (v.pre is not None and not v.is_devrelease)
+
+
+def _xformers_python_problem(build: XformersBuild, m: Machine) -> str | None:
+    here = Version(m.python)
+    if build.python_tag == "cpXY-cpXY":
+        if m.free_threaded:
+            return "no free-threaded (cp3XYt) wheel"
+        if m.python not in build.python:
+            return f"built for Python {', '.join(build.python)}; this is Python {m.python}"
+        return None
+    py, abi = build.python_tag.split("-")
+    return python_mismatch(py, abi, m) if here.major == 3 else "needs Python 3"
+
+
+def _xformers_build_fit(
+    build: XformersBuild, m: Machine, index: Index
+) -> tuple[XformersWheel | None, str | None, str | None]:
+    """(package-index wheel, PyTorch index variant, reason none fits) for one release."""
+    variant = torch_variant(m)
+    if m.os not in ("linux", "windows"):
+        return None, None, f"xformers {build.version}: no wheel for {m.os} (Linux and Windows only)"
+    plat = build.linux_platform if m.os == "linux" else "win_amd64"
+    why = platform_mismatch(plat, m) or _xformers_python_problem(build, m)
+    if why:
+        return None, None, f"xformers {build.version}: {plat} wheels only; {why}"
+    spec = Requirement(build.requires_torch).specifier
+    torch_public = Version(m.torch or "0").public
+    if not spec.contains(torch_public, prereleases=True):
+        return (
+            None,
+            None,
+            (
+                f"xformers {build.version} requires {build.requires_torch} (built against torch "
+                f"{build.build_torch}); installed torch is {m.torch} (pip would replace torch)"
+            ),
+        )
+    if build.stable_abi_torch and Version(torch_public) < Version(build.stable_abi_torch):
+        return None, None, f"xformers {build.version} needs torch >= {build.stable_abi_torch}"
+    built_here = build.pytorch_variants(m.os)
+    on_pypi = [
+        w
+        for w in index.xformers
+        if w.version == build.version
+        and platform_mismatch(w.platform_tag, m) is None
+        and python_mismatch(w.python_tag, w.abi_tag, m) is None
+    ]
+    pypi_variant = (
+        build.package_index_cuda if m.os in build.package_index_platforms and on_pypi else None
+    )
+    if variant is not None and variant == pypi_variant:
+        return on_pypi[0], None, None
+    if variant is not None and variant in built_here:
+        return None, variant, None
+    offered = [f"{v} (PyTorch index)" for v in built_here]
+    if pypi_variant:
+        offered.append(f"{pypi_variant} (package index)")
+    have = f"torch {m.torch}" + (f" ({_variant_text(variant)})" if variant else "")
+    if variant is None and vendor_torch(m):
+        have = f"torch {m.torch} is a vendor build (not a PyTorch release)"
+    if not offered:
+        return (
+            None,
+            None,
+            (
+                f"xformers {build.version} published no {m.os} wheel (built against torch "
+                f"{build.build_torch})"
+            ),
+        )
+    return (
+        None,
+        None,
+        (
+            f"xformers {build.version} was built against torch {build.build_torch} for "
+            f"{', '.join(offered)} on {m.os}; {have}: no wheel for it"
+        ),
+    )
+
+
 def _plan_xformers(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "xformers"
-    problem = _torch_problem(m, "xformers")
+    problem = None
+    if m.torch is None:
+        problem = "torch is not installed: xformers needs a CUDA or ROCm build of torch first"
+    elif m.torch_build not in ("cuda", "rocm"):
+        problem = (
+            f"the installed torch {m.torch} is a {m.torch_build} build: xformers' wheels need "
+            "a CUDA or ROCm build"
+        )
     if problem:
         return BackendPlan(
             backend=backend,
@@ -864,148 +1030,111 @@ def _plan_xformers(
     rejections: list[Rejection] = []
     candidates: list[WheelCandidate] = []
     ways: list[str] = []
-    versions = sorted({w.version for w in index.xformers}, key=Version, reverse=True)
-    torch_public = Version(m.torch).public
-    for version in versions:
-        wheels = [w for w in index.xformers if w.version == version]
-        fitting = [
-            w
-            for w in wheels
-            if platform_mismatch(w.platform_tag, m) is None
-            and python_mismatch(w.python_tag, w.abi_tag, m) is None
-        ]
-        if not fitting:
+    builds = [
+        b
+        for b in reversed(index.xformers_builds)
+        if versions is None or versions.contains(b.version, prereleases=True)
+    ]
+    for build in builds:
+        wheel, variant, why = _xformers_build_fit(build, m, index)
+        what = f"xformers=={build.version}"
+        if why is not None:
             if not candidates:
-                tags = sorted({f"{w.python_tag}-{w.platform_tag}" for w in wheels})
-                rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=f"no wheel for Python {m.python} on {m.platform_label} "
-                        f"(has {', '.join(tags)})",
-                    )
-                )
+                rejections.append(Rejection(backend=backend, source="pypi", what=what, reason=why))
             continue
-        w = fitting[0]
-        spec = (
-            SpecifierSet(str(Requirement(w.requires_torch).specifier))
-            if w.requires_torch
-            else SpecifierSet()
-        )
-        if not spec.contains(torch_public, prereleases=True):
-            if not candidates:
-                rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=f"xformers {version}: its wheel METADATA requires "
-                        f"{w.requires_torch}; installed torch is {m.torch} (pip would replace "
-                        "torch)",
-                    )
-                )
-            continue
-        gpu_ops, gpu_problem = _xformers_gpu_ops(version, m, index)
+        gpu_ops, gpu_problem = _xformers_gpu_ops(build.version, m, index)
         if gpu_problem:
             if not candidates:
                 rejections.append(
-                    Rejection(
-                        backend=backend,
-                        source="pypi",
-                        what=f"xformers=={version}",
-                        reason=gpu_problem,
-                    )
+                    Rejection(backend=backend, source="pypi", what=what, reason=gpu_problem)
                 )
             continue
-        fits_cuda, default = _xformers_cuda_ok(w, m, index)
-        if fits_cuda and "pypi" in allow:
+        built = (
+            f"built by xformers' CI ({build.tag}) against torch {build.build_torch}"
+            f"+{build.package_index_cuda if wheel is not None else variant}"
+        )
+        if wheel is not None and "pypi" in allow:
             candidates.append(
                 WheelCandidate(
                     backend=backend,
                     source="pypi",
                     trust="official",
-                    requirement=f"xformers=={version}",
-                    version=version,
-                    filename=w.filename,
-                    verified=w.verified,
+                    requirement=what,
+                    version=build.version,
+                    filename=wheel.filename,
+                    verified=wheel.verified and build.verified,
                     reason=(
-                        f"package-index wheel requires {w.requires_torch or 'torch (unpinned)'}, "
-                        f"satisfied by the installed torch {m.torch}; built for the index's torch "
-                        f"(CUDA {default}) like the installed one{gpu_ops}"
+                        f"package-index wheel {built} (its upload_pip filter), like the "
+                        f"installed torch {m.torch}; METADATA requires "
+                        f"{wheel.requires_torch or 'torch (unpinned)'}{gpu_ops}"
                     ),
-                    provenance=(w.source,),
+                    provenance=(wheel.source, build.source),
                 )
             )
-        elif "pytorch-index" in allow and m.torch_cuda:
-            tag = "cu" + m.torch_cuda.replace(".", "")
+        elif variant is not None and "pytorch-index" in allow:
             candidates.append(
                 WheelCandidate(
                     backend=backend,
                     source="pytorch-index",
                     trust="official",
-                    requirement=f"xformers=={version}",
-                    version=version,
-                    index_url=PYTORCH_INDEX.format(tag=tag),
+                    requirement=what,
+                    version=build.version,
+                    index_url=PYTORCH_INDEX.format(tag=variant),
                     verified=False,
                     reason=(
-                        f"torch {m.torch} is a CUDA {m.torch_cuda} build"
-                        + (
-                            f" and the package index's xformers is built for CUDA {default}"
-                            if default
-                            else ""
-                        )
-                        + f": use PyTorch's {tag} index; its torch pin "
-                        f"{w.requires_torch or '(none)'} "
-                        "is read from the package-index wheel (the cu build itself is not "
-                        f"confirmed offline){gpu_ops}"
+                        f"PyTorch's {variant} index holds the {m.os} wheel {built} (its "
+                        f"upload_pt job), matching the installed torch {m.torch}; pins "
+                        f"{build.requires_torch} (the upload itself is not confirmed offline)"
+                        f"{gpu_ops}"
                     ),
-                    provenance=(w.source,),
+                    provenance=(build.source,),
                 )
             )
+        else:
+            source: SourceKind = "pypi" if wheel is not None else "pytorch-index"
+            rejections.append(
+                Rejection(
+                    backend=backend,
+                    source=source,
+                    what=what,
+                    reason=f"fits here ({built}) but the {source} source is not allowed",
+                )
+            )
+            continue
         if len(candidates) >= 2:
             break
     if not candidates:
-        # Which torch would get an xformers wheel here? Nearest torch minor first, then newest.
-        def same_minor(version: str) -> bool:
-            pins = [
-                x.requires_torch.replace(" ", "") for x in index.xformers if x.version == version
-            ]
-            return any(f"=={m.torch_minor}." in p for p in pins)
-
-        for version in sorted(versions, key=same_minor, reverse=True):
-            alt = next(
-                (
-                    x
-                    for x in index.xformers
-                    if x.version == version
-                    and platform_mismatch(x.platform_tag, m) is None
-                    and python_mismatch(x.python_tag, x.abi_tag, m) is None
-                ),
-                None,
+        variant = torch_variant(m)
+        for build in builds:
+            if variant is None:
+                break
+            here = variant in build.pytorch_variants(m.os) or (
+                variant == build.package_index_cuda and m.os in build.package_index_platforms
             )
-            if alt is None or not alt.requires_torch:
+            if not here:
                 continue
-            if allow_torch_change and "pypi" in allow:
+            pin = f"torch=={build.build_torch}"
+            if allow_torch_change and "pytorch-index" in allow:
                 candidates.append(
                     WheelCandidate(
                         backend=backend,
-                        source="pypi",
+                        source="pytorch-index",
                         trust="official",
-                        requirement=f"xformers=={version}",
-                        version=version,
-                        filename=alt.filename,
-                        verified=alt.verified,
-                        torch_requirement=alt.requires_torch,
-                        reason=f"REPLACES torch {m.torch}: xformers {version} requires "
-                        f"{alt.requires_torch}",
-                        provenance=(alt.source,),
+                        requirement=f"xformers=={build.version}",
+                        version=build.version,
+                        index_url=PYTORCH_INDEX.format(tag=variant),
+                        verified=False,
+                        torch_requirement=pin,
+                        reason=f"REPLACES torch {m.torch}: xformers {build.version} was built "
+                        f"against torch {build.build_torch}+{variant} ({build.tag} CI)",
+                        provenance=(build.source,),
                     )
                 )
             else:
                 ways.append(
-                    f"xformers {version} installs with {alt.requires_torch}: that means "
-                    f"replacing torch {m.torch} (re-run with torch changes allowed)."
+                    f"xformers {build.version} has a {variant} wheel built against torch "
+                    f"{build.build_torch}: that means replacing torch {m.torch} with "
+                    f"{pin} from PyTorch's {variant} index (re-run with torch changes allowed)."
                 )
             break
         ways.append(
@@ -1015,9 +1144,38 @@ def _plan_xformers(
     return BackendPlan(
         backend=backend,
         candidates=tuple(candidates),
-        rejections=tuple(rejections),
+        rejections=_group_xformers(rejections),
         ways_out=tuple(ways),
     )
+
+
+def _group_xformers(rejections: list[Rejection]) -> tuple[Rejection, ...]:
+    """Merge consecutive releases refused for the same reason (their version left out)."""
+    groups: list[tuple[list[Rejection], str]] = []
+    for r in rejections:
+        version = r.what.removeprefix("xformers==")
+        key = r.source + "|" + r.reason.replace(f"xformers {version}", "xformers {v}")
+        if groups and groups[-1][1] == key:
+            groups[-1][0].append(r)
+        else:
+            groups.append(([r], key))
+    out = []
+    for members, key in groups:
+        newest = members[0].what.removeprefix("xformers==")
+        oldest = members[-1].what.removeprefix("xformers==")
+        if newest == oldest:
+            out.append(members[0])
+            continue
+        span = f"{oldest} … {newest}"
+        out.append(
+            replace(
+                members[0],
+                what=f"xformers {span}",
+                reason=key.split("|", 1)[1].replace("xformers {v}", f"xformers {span}"),
+            )
+        )
+    # Releases whose torch pin accepts this torch carry the real reason: they come first.
+    return tuple(sorted(out, key=lambda r: "pip would replace torch" in r.reason))
 
 
 def _plan_unsloth(
@@ -1179,6 +1337,35 @@ def _plan_sage(
     return replace(plan, candidates=kept)
 
 
+def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
+    """Every release of ``backend`` the index knows, oldest first (empty: not versioned)."""
+    found: set[str] = set()
+    if backend == "flash_attn_2":
+        found = {r.version for r in index.flash_attn}
+        found |= {w.version for w in index.community.wheels if w.package == "flash_attn"}
+    elif backend == "flash_attn_3":
+        found = {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
+    elif backend == "flash_attn_4":
+        found = {r.version for r in index.flash_attn_4}
+    elif backend == "xformers":
+        found = {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
+    elif backend == "unsloth":
+        found = {index.unsloth.version}
+    return tuple(sorted(found, key=Version))
+
+
+def check_versions(index: Index, backend: BackendName, versions: SpecifierSet) -> None:
+    """Raise ``UsageError`` when no release the index knows satisfies ``versions``."""
+    known = known_versions(index, backend)
+    name = BACKENDS[backend].distribution or backend
+    if not known:
+        raise UsageError(f"{name} takes no version: drop {versions}")
+    if not any(versions.contains(v, prereleases=True) for v in known):
+        raise UsageError(
+            f"{name}{versions}: no such release in the index (known: {known[0]} … {known[-1]})"
+        )
+
+
 def plan_backend(
     env: Environment,
     index: Index,
@@ -1186,8 +1373,16 @@ def plan_backend(
     *,
     allow_sources: Iterable[SourceKind] = ALL_SOURCES,
     allow_torch_change: bool = False,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
-    """Every way to get ``backend`` onto the machine ``env`` describes, best first, and why not."""
+    """Every way to get ``backend`` onto the machine ``env`` describes, best first, and why not.
+
+    With ``versions`` (``==0.0.30``) only releases it accepts are planned; when none fits,
+    ``ways_out`` names the versions that do fit here. Raises ``UsageError`` when the index
+    knows no release it accepts.
+    """
+    if versions is not None:
+        check_versions(index, backend, versions)
     m = machine_of(env)
     allow = frozenset(allow_sources)
     info = BACKENDS[backend]
@@ -1207,10 +1402,39 @@ def plan_backend(
         "hub_kernels": _plan_hub,
         "sageattention": _plan_sage,
     }
-    plan = planners[backend](m, index, allow, allow_torch_change)
+    if versions is not None and backend in ("flash_attn_2", "xformers"):
+        versioned = _plan_flash_attn_2 if backend == "flash_attn_2" else _plan_xformers
+        plan = versioned(m, index, allow, allow_torch_change, versions)
+    else:
+        plan = planners[backend](m, index, allow, allow_torch_change)
+    if versions is not None:
+        plan = _only_versions(
+            plan, versions, planners[backend](m, index, allow, allow_torch_change)
+        )
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
     return plan
+
+
+def _only_versions(plan: BackendPlan, versions: SpecifierSet, unpinned: BackendPlan) -> BackendPlan:
+    """Keep the candidates ``versions`` accepts; when none is left, say which versions fit."""
+    kept = tuple(
+        c
+        for c in plan.candidates
+        if c.version is not None and versions.contains(c.version, prereleases=True)
+    )
+    if kept:
+        return replace(plan, candidates=kept)
+    fit = sorted(
+        {c.version for c in unpinned.candidates if c.version is not None},
+        key=Version,
+        reverse=True,
+    )
+    ways = (
+        f"Versions that fit here: {', '.join(fit)}." if fit else "No version fits here.",
+        *plan.ways_out,
+    )
+    return replace(plan, candidates=(), ways_out=ways)
 
 
 def plan_install(
@@ -1221,18 +1445,29 @@ def plan_install(
     allow_sources: Iterable[SourceKind] = ALL_SOURCES,
     allow_torch_change: bool = False,
     choice: int = 0,
+    versions: SpecifierSet | None = None,
 ) -> InstallPlan:
     """The install plan for the ``choice``-th candidate (best first).
 
     Raises ``UsageError`` when no candidate fits (the hint carries the ways out).
     """
     plan = plan_backend(
-        env, index, backend, allow_sources=allow_sources, allow_torch_change=allow_torch_change
+        env,
+        index,
+        backend,
+        allow_sources=allow_sources,
+        allow_torch_change=allow_torch_change,
+        versions=versions,
     )
     if not plan.candidates:
         reasons = "; ".join(r.reason for r in plan.rejections[:3]) or "no source offers it"
+        what = (
+            f"{BACKENDS[backend].distribution or backend}{versions}"
+            if versions is not None
+            else BACKENDS[backend].title
+        )
         raise UsageError(
-            f"no way to install {BACKENDS[backend].title} here: {reasons}",
+            f"no way to install {what} here: {reasons}",
             hint=" ".join(plan.ways_out) or None,
         )
     if not 0 <= choice < len(plan.candidates):
@@ -1241,28 +1476,15 @@ def plan_install(
     protected = protected_lines(env, except_torch=cand.torch_requirement is not None)
     py = env.python.executable or "python"
     notes: list[str] = []
-    commands: list[str] = []
     if cand.torch_requirement is not None:
         notes.append(
             f"torch {env.torch.version if env.torch else '(none)'} WILL BE REPLACED: "
             f"{cand.torch_requirement}"
         )
-        commands.append(
-            f"{py} -m pip install --no-input -c constraints.txt '{cand.torch_requirement}'"
-        )
     if cand.source == "hub":
-        commands.append(f"{py} -m pip install --no-input -c constraints.txt '{cand.requirement}'")
         notes.append(f"then load models with attn_implementation='{cand.attn_implementation}'")
-    else:
-        prefix = " ".join(f"{k}={v}" for k, v in cand.build_env)
-        args = list(cand.pip_args)
-        if cand.index_url:
-            args += ["--index-url", cand.index_url]
-        cmd = (
-            f"{py} -m pip install --no-input -c constraints.txt {' '.join(args)} "
-            f"'{cand.requirement}'"
-        )
-        commands.append((prefix + " " if prefix else "") + " ".join(cmd.split()))
+    # The same builder the installer runs (``install.pip.command_lines``).
+    commands = command_lines(cand, python=py, build_env=cand.build_env)
     if cand.source == "community":
         notes.append("community build: not produced by the backend's authors")
     if not cand.verified:
@@ -1273,7 +1495,7 @@ def plan_install(
         backend=backend,
         candidate=cand,
         protected=protected,
-        commands=tuple(commands),
+        commands=commands,
         notes=tuple(notes),
     )
 
