@@ -200,13 +200,22 @@ def sdpa_default_kernel(
         gpu,
         torch_version=env.torch.version if env.torch else None,
         cudnn=env.torch.cudnn_version if env.torch else None,
+        os_name=env.host.os,
     )
 
 
 def dispatch_rule(
-    rules: Rules, gpu: GpuFacts | None, *, torch_version: str | None, cudnn: str | None
+    rules: Rules,
+    gpu: GpuFacts | None,
+    *,
+    torch_version: str | None,
+    cudnn: str | None,
+    os_name: str | None = None,
 ) -> tuple[BackendName, str]:
-    """The first ``[[sdpa_dispatch]]`` row of backends.toml that holds (pure)."""
+    """The first ``[[sdpa_dispatch]]`` row of backends.toml that holds (pure).
+
+    A kernel this OS's torch build lacks is skipped (the kernel record's ``os_min_torch``:
+    torch's Windows wheels had no flash kernel before 2.5)."""
     if gpu is not None and gpu.vendor == "amd":
         # ROCm builds run AOTriton's flash and memory-efficient kernels on the GPUs it targets.
         for kernel in ("sdpa_flash", "sdpa_mem_efficient"):
@@ -231,6 +240,9 @@ def dispatch_rule(
         if row.max_torch and (tv is None or tv > Version(row.max_torch)):
             continue
         if row.min_cudnn and (cv is None or cv < Version(row.min_cudnn)):
+            continue
+        floor = BACKENDS[row.kernel].min_torch_for(os_name) if os_name else None
+        if floor and tv is not None and tv < Version(floor):
             continue
         return row.kernel, "torch's dispatch rules for this GPU, torch and cuDNN (backends.toml)"
     return "sdpa_math", "no fused kernel applies"
@@ -433,7 +445,7 @@ def _option(
             backend=name,
             status="install",
             way=f"attn-doctor install {record.distribution or name}",
-            reason=status.reason,
+            reason=compat_reason if status.installed != "yes" else status.reason,
             source=record.install[0],
             auto=auto,
         )
