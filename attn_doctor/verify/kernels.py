@@ -19,12 +19,14 @@ import importlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from attn_doctor.backends import BackendName
 from attn_doctor.verify.ops import MAX_HEAD_DIM, UnsupportedCaseError
+from attn_doctor.verify.warned import recorded_warnings, warning_notes
 
 if TYPE_CHECKING:
     import torch
@@ -110,6 +112,8 @@ class KernelReport:
     allowed: float | None
     """... and what the rule allowed there."""
     seconds: float
+    notes: tuple[str, ...] = ()
+    """Warnings the run issued (a library's DeprecationWarning...): recorded, never a failure."""
 
 
 # --- the matrix ---------------------------------------------------------------------------
@@ -369,8 +373,12 @@ def run_kernel_cases(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     fn = load_adapter(adapter)
+    caught: list[warnings.WarningMessage] = []
     if adapter is None:
-        reason = available_ops(device).get(backend, f"{backend} launches no kernel of its own")
+        with recorded_warnings() as on_import:
+            ops = available_ops(device)
+        caught += on_import
+        reason = ops.get(backend, f"{backend} launches no kernel of its own")
         if reason is not None:
             return KernelReport(
                 backend=backend,
@@ -381,12 +389,16 @@ def run_kernel_cases(
                 max_error=None,
                 allowed=None,
                 seconds=time.monotonic() - start,
+                notes=warning_notes(caught),
             )
-    cases = tuple(
-        _run_case(backend, spec, device, fn, seed + i)
-        for i, spec in enumerate(case_matrix(backend, device, quick=quick))
-    )
-    return summarize(backend, device, cases, seconds=time.monotonic() - start)
+    results: list[CaseResult] = []
+    for i, spec in enumerate(case_matrix(backend, device, quick=quick)):
+        # A warning inside the run (even where warnings are errors) is a note, not a failure.
+        with recorded_warnings() as in_case:
+            results.append(_run_case(backend, spec, device, fn, seed + i))
+        caught += in_case
+    report = summarize(backend, device, tuple(results), seconds=time.monotonic() - start)
+    return replace(report, notes=warning_notes(caught))
 
 
 def summarize(
