@@ -140,3 +140,41 @@ def test_download_for_a_cuda_13_snapshot_fetches_the_whole_runtime(tmp_path: Pat
     assert names == {"flash_attn_4", "nvidia_cutlass_dsl", *(n.replace("-", "_") for n in
                      (BASE, CORE, CU12, CU13))}  # fmt: skip
     assert report.notes == ()  # following the metadata was already complete
+
+
+def test_check_deep_explains_the_recorded_h200_failure_as_an_incomplete_install() -> None:
+    import re
+    from dataclasses import replace
+
+    from attn_doctor.commands.check import load_snapshot
+    from attn_doctor.explain.engine import explain_imports
+    from attn_doctor.facts import ImportResult
+
+    recorded = (ROOT / "docs" / "recorded" / "check-deep-with-flash-attn-4-h200.txt").read_text()
+    m = re.search(r"`import flash_attn\.cute` error in a child process: (.+)", recorded)
+    assert m is not None
+    detail = m.group(1).strip()
+    assert detail == "ModuleNotFoundError: No module named 'cutlass.cute'"
+    h200 = load_snapshot(ROOT / "tests" / "snapshots" / "h200-real.json")
+    packages = (
+        PackageFacts(name="flash-attn-4", version="4.0.0b36"),
+        PackageFacts(name="nvidia-cutlass-dsl", version=V),
+        PackageFacts(name=BASE, version=V),
+        PackageFacts(name=CU12, version=V),
+    )
+    env = replace(
+        h200,
+        packages=h200.packages + packages,
+        imports=(ImportResult(module="flash_attn.cute", status="error", detail=detail),),
+    )
+    ((module, result),) = explain_imports(env)
+    assert module == "flash_attn.cute"
+    sid = "flash-attn-4-cutlass-dsl-incomplete"
+    (exp,) = [e for e in result.explanations if e.match.symptom_id == sid]
+    assert exp.confirmation.status == "confirmed"
+    assert f"pip install {CORE}=={V}" in [f.command for f in exp.fix]
+    # With libs-core present the same message is not this cause.
+    env_core = replace(env, packages=(*env.packages, PackageFacts(name=CORE, version=V)))
+    ((_, again),) = explain_imports(env_core)
+    (exp2,) = [e for e in again.explanations if e.match.symptom_id == sid]
+    assert exp2.confirmation.status == "contradicted"
