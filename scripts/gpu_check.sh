@@ -10,7 +10,8 @@
 # --python PY   the interpreter whose environment is checked (default: python3)
 # --wheelhouse DIR --wheel NAME
 #               also run `attn-doctor install NAME --wheelhouse DIR --yes`, with `pip freeze`
-#               before and after compared (NAME: a backend name such as xformers)
+#               before and after compared (NAME: a backend such as xformers, or a wheel file
+#               name in DIR: that distribution at exactly that version)
 # --budget S    total seconds for all steps (default 470: under 8 minutes with the summary)
 # --bench-backends "A B"
 #               bench only these (default: every backend that can run here)
@@ -133,9 +134,18 @@ print("load_kwargs:", load_kwargs())
 EOF
 step verify         "$LIM_LONG"  "${AD[@]}" "${VERIFY[@]}"
 if [ -n "$WHEEL" ]; then
+    # A backend name (xformers), or a wheel file in the wheelhouse: then its distribution is
+    # the backend and exactly that version is installed.
+    INSTALL=(install "$WHEEL" --wheelhouse "$WHEELHOUSE")
+    case "$WHEEL" in
+        *.whl)
+            base=$(basename "$WHEEL"); dist=${base%%-*}; rest=${base#*-}
+            INSTALL=(install "$dist" --wheelhouse "$WHEELHOUSE" --requirement "$dist==${rest%%-*}")
+            ;;
+    esac
     "$PY" -m pip freeze > "$OUT/freeze-before.txt" 2> /dev/null
-    step install-plan "$LIM_SHORT" "${AD[@]}" install "$WHEEL" --dry-run --wheelhouse "$WHEELHOUSE"
-    step install      "$LIM_LONG"  "${AD[@]}" install "$WHEEL" --yes --wheelhouse "$WHEELHOUSE"
+    step install-plan "$LIM_SHORT" "${AD[@]}" "${INSTALL[@]}" --dry-run
+    step install      "$LIM_LONG"  "${AD[@]}" "${INSTALL[@]}" --yes
     "$PY" -m pip freeze > "$OUT/freeze-after.txt" 2> /dev/null
     diff "$OUT/freeze-before.txt" "$OUT/freeze-after.txt" > "$OUT/freeze.diff"
 fi
