@@ -96,3 +96,23 @@ def test_a_deprecation_warning_in_a_model_run_is_a_note_and_the_check_passes() -
     verdict = _verdict("sdpa", None, report.results[:1], None, None)
     assert verdict.passed is True
     assert verdict.notes == warned.notes
+
+
+def test_the_child_never_runs_with_warnings_as_errors() -> None:
+    from attn_doctor.verify.subproc import child_env
+
+    assert child_env({"PYTHONWARNINGS": "error"})["PYTHONWARNINGS"] == "ignore"
+    assert child_env({})["PYTHONWARNINGS"] == "ignore"
+
+
+def test_a_warning_in_the_child_is_a_note_even_with_pythonwarnings_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from attn_doctor.verify.kernels import check_kernels
+
+    monkeypatch.setenv("PYTHONWARNINGS", "error")
+    report = check_kernels(
+        "eager", device="cpu", timeout=240, quick=True, adapter=f"{PLANTS}:warns_deprecation"
+    )
+    assert report.status == "passed", report.reason
+    assert any("DeprecationWarning: _compile is deprecated" in n for n in report.notes)
