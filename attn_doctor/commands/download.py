@@ -103,6 +103,8 @@ def download_command(
             click.echo(f"  {name}")
         for line in report.skipped:
             click.echo(f"  skipped {line}")
+        for line in report.notes:
+            click.echo(f"  note    {line}")
         click.echo(
             f"On the target: attn-doctor install {plan.backend} --wheelhouse DIR "
             f"--requirement '{cand.requirement}'"

@@ -153,6 +153,7 @@ PLACEHOLDERS: Mapping[str, Callable[[Environment], str | None]] = {
     "half_dtype": _half_dtype,
     "flash_attn_version": _pkg_version("flash-attn"),
     "xformers_version": _pkg_version("xformers"),
+    "cutlass_dsl_version": _pkg_version("nvidia-cutlass-dsl"),
     "torch_triton_requirement": _torch_triton_requirement,
 }
 """Every placeholder a fix template may use, and the fact it is filled from."""

@@ -23,6 +23,7 @@ from attn_doctor.index.model import (
     BuildRunner,
     CommunitySource,
     CommunityWheel,
+    CutlassDslLayout,
     FlashAttn4Release,
     FlashAttnRelease,
     GpuArch,
@@ -392,6 +393,32 @@ def _flash_attn_4(top: _Entry) -> tuple[FlashAttn4Release, ...]:
     return tuple(sorted(out, key=lambda r: Version(r.version)))
 
 
+def _cutlass_dsl(top: _Entry) -> tuple[CutlassDslLayout, ...]:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    out = []
+    for e in _entries(top, "cutlass_dsl", lambda d: d.get("versions")):
+        versions = e.text("versions")
+        try:
+            SpecifierSet(versions)
+        except InvalidSpecifier:
+            raise IndexDataError(f"{e.where}.versions: {versions!r} is not a specifier") from None
+        deps = e.texts("deps")
+        for r in deps:
+            e.requirement("deps", r)
+        out.append(
+            CutlassDslLayout(
+                versions=versions,
+                requires=e.texts("requires"),
+                cuda13=e.texts("cuda13"),
+                deps=deps,
+                source=e.text("source"),
+                verified=e.flag("verified"),
+            )
+        )
+    return tuple(out)
+
+
 def _requirements(top: _Entry) -> tuple[tuple[BackendRequirement, ...], SourceBuild]:
     reqs = []
     for e in _entries(top, "backend", lambda d: d.get("backend")):
@@ -539,7 +566,8 @@ def load_index(directory: Path | None = None) -> Index:
 @functools.cache
 def _load_index(directory: Path | None) -> Index:
     fa = _file("flash_attn.toml", directory)
-    reqs, build = _requirements(_file("flash_attn_3_4.toml", directory))
+    fa34 = _file("flash_attn_3_4.toml", directory)
+    reqs, build = _requirements(fa34)
     torch_top = _file("torch.toml", directory)
     abi = torch_top.table("cxx11_abi")
     return Index(
@@ -562,4 +590,5 @@ def _load_index(directory: Path | None) -> Index:
         hub=_hub(_file("hub_kernels.toml", directory)),
         source_build=build,
         runners=_runners(_file("build_runners.toml", directory)),
+        cutlass_dsl=_cutlass_dsl(fa34),
     )

@@ -210,6 +210,21 @@ class FlashAttn4Release:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CutlassDslLayout:
+    """Which distributions make a complete nvidia-cutlass-dsl of some versions (flash-attn-4's
+    runtime): ``requires`` on every machine, plus ``cuda13`` on a CUDA 13 torch."""
+
+    versions: str
+    """A version specifier (``>=4.6.0``)."""
+    requires: tuple[str, ...]
+    cuda13: tuple[str, ...]
+    deps: tuple[str, ...]
+    """Their own requirements on other distributions (for the record)."""
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class BackendRequirement:
     """Hand-kept requirements of a backend (FA3, FA4): GPU archs, CUDA, torch, platform."""
 
@@ -382,6 +397,17 @@ class Index:
         from packaging.version import Version
 
         return Version(torch_minor) >= Version(self.torch_cxx11_abi_since)
+    cutlass_dsl: tuple[CutlassDslLayout, ...] = ()
+
+    def cutlass_dsl_distributions(self, version: str, cuda_major: int | None) -> tuple[str, ...]:
+        """The distributions a complete nvidia-cutlass-dsl ``version`` needs on a torch of
+        CUDA ``cuda_major`` (empty when the index has no layout for that version)."""
+        from packaging.specifiers import SpecifierSet
+
+        for layout in self.cutlass_dsl:
+            if SpecifierSet(layout.versions).contains(version, prereleases=True):
+                return layout.requires + (layout.cuda13 if cuda_major == 13 else ())
+        return ()
 
     def runner_glibc(self, name: str) -> str | None:
         return next((r.glibc for r in self.runners if r.name == name), None)

@@ -34,6 +34,8 @@ class DownloadReport:
     files: tuple[str, ...]
     skipped: tuple[str, ...]
     commands: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """What the completeness check added or found missing (nvidia-cutlass-dsl's parts)."""
 
 
 def _arch(env: Environment) -> str:
@@ -149,9 +151,17 @@ def wheel_requirements(wheel: Path) -> tuple[str, ...]:
 
 
 def needed_requirements(
-    lines: Sequence[str], *, markers: Mapping[str, str], installed: Mapping[str, str]
+    lines: Sequence[str],
+    *,
+    markers: Mapping[str, str],
+    installed: Mapping[str, str],
+    extras: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """Split ``Requires-Dist`` lines into (to download, skipped with reason) (pure)."""
+    """Split ``Requires-Dist`` lines into (to download, skipped with reason) (pure).
+
+    ``extras`` are the extras the wheel was asked for (``flash-attn-4[cu13]``): a line whose
+    marker holds for one of them is needed too, and keeps its own extras for the next level.
+    """
     from packaging.requirements import Requirement
 
     fetch: list[str] = []
@@ -159,7 +169,9 @@ def needed_requirements(
     for line in lines:
         req = Requirement(line)
         name = canonical_name(req.name)
-        if req.marker is not None and not req.marker.evaluate(dict(markers)):
+        if req.marker is not None and not any(
+            req.marker.evaluate({**markers, "extra": extra}) for extra in ("", *extras)
+        ):
             continue
         if name in PROTECTED_DISTRIBUTIONS:
             skipped.append(f"{line}: protected, the target keeps its own")
@@ -196,22 +208,61 @@ def download_for_snapshot(
             break
         res = run_pip([*base, *index_args, *queue], python=_python(), env=environ, log=log)
         commands.append(res.command)
-        names = {canonical_name(_req_name(q)) for q in queue}
-        seen |= names
+        wanted: dict[str, set[str]] = {}
+        for q in queue:
+            wanted.setdefault(canonical_name(_req_name(q)), set()).update(_req_extras(q))
+        seen |= set(wanted)
         queue = []
-        for wheel in sorted(w for w in dest.glob("*.whl") if _wheel_name(w) in names):
+        for wheel in sorted(w for w in dest.glob("*.whl") if _wheel_name(w) in wanted):
             fetch, skip = needed_requirements(
-                wheel_requirements(wheel), markers=markers, installed=installed
+                wheel_requirements(wheel),
+                markers=markers,
+                installed=installed,
+                extras=sorted(wanted[_wheel_name(wheel)]),
             )
             skipped += skip
             queue += [r for r in fetch if canonical_name(_req_name(r)) not in seen]
         queue = sorted(set(queue))
+    missing, notes = missing_runtime_parts(env, dest, installed)
+    if missing:
+        res = run_pip([*base, *index_args, *missing], python=_python(), env=environ, log=log)
+        commands.append(res.command)
+        notes.append("added to complete nvidia-cutlass-dsl: " + ", ".join(missing))
     return DownloadReport(
         dest=str(dest),
         files=tuple(sorted(p.name for p in dest.glob("*.whl"))),
         skipped=tuple(sorted(set(skipped))),
         commands=tuple(commands),
+        notes=tuple(notes),
     )
+
+
+def missing_runtime_parts(
+    env: Environment, dest: Path, installed: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """Pinned requirements for the parts of nvidia-cutlass-dsl (flash-attn-4's runtime) that
+    neither ``dest`` nor the target holds, per flash_attn_3_4.toml [[cutlass_dsl]]; and notes.
+
+    A wheelhouse with nvidia-cutlass-dsl but without, say, nvidia-cutlass-dsl-libs-core
+    installs a ``cutlass`` without ``cutlass.cute`` (seen on an H200).
+    """
+    from attn_doctor.index import load_index
+
+    have = {_wheel_name(w): w.name.split("-")[1] for w in dest.glob("*.whl")}
+    version = have.get("nvidia-cutlass-dsl")
+    if version is None:
+        return [], []
+    cuda = env.torch.cuda if env.torch is not None else None
+    major = int(cuda.split(".")[0]) if cuda and cuda.split(".")[0].isdigit() else None
+    parts = load_index().cutlass_dsl_distributions(version, major)
+    if not parts:
+        return [], [f"nvidia-cutlass-dsl {version}: the index does not know its parts"]
+    missing = [
+        f"{name}=={version}"
+        for name in parts
+        if name not in have and installed.get(name) != version
+    ]
+    return missing, []
 
 
 def _python() -> str:
@@ -224,6 +275,12 @@ def _req_name(requirement: str) -> str:
     from packaging.requirements import Requirement
 
     return Requirement(requirement).name
+
+
+def _req_extras(requirement: str) -> set[str]:
+    from packaging.requirements import Requirement
+
+    return set(Requirement(requirement).extras)
 
 
 def _wheel_name(path: Path) -> str:

@@ -813,6 +813,23 @@ def _plan_flash_attn_3(
     )
 
 
+def flash_attn_4_runtime(
+    requires_dist: Iterable[str], index: Index, cuda_major: int | None
+) -> tuple[str, ...]:
+    """The nvidia-cutlass-dsl distributions a working flash-attn-4 needs (flash_attn_3_4.toml
+    [[cutlass_dsl]]), for the lowest nvidia-cutlass-dsl its ``Requires-Dist`` admits."""
+    for line in requires_dist:
+        req = Requirement(line)
+        if req.name != "nvidia-cutlass-dsl" or req.marker is not None:
+            continue
+        floor = next(
+            (sp.version for sp in req.specifier if sp.operator in (">=", "==", "~=")), None
+        )
+        if floor is not None:
+            return index.cutlass_dsl_distributions(floor, cuda_major)
+    return ()
+
+
 def _plan_flash_attn_4(
     m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
 ) -> BackendPlan:
@@ -840,6 +857,7 @@ def _plan_flash_attn_4(
         )
     newest = releases[-1]
     extra = "[cu13]" if m.cuda_major == 13 else ""
+    dsl = flash_attn_4_runtime(newest.requires_dist, index, m.cuda_major)
     torch_req = next((r for r in newest.requires_dist if Requirement(r).name == "torch"), "torch")
     cand = WheelCandidate(
         backend=backend,
@@ -853,6 +871,7 @@ def _plan_flash_attn_4(
             f"pure-Python wheel on the package index (Requires-Dist {torch_req!r}: keeps the "
             f"installed torch); kernels JIT-compiled for this GPU by nvidia-cutlass-dsl"
             + ("; the cu13 extra matches torch's CUDA 13" if extra else "")
+            + (f"; a working install also has {', '.join(dsl)}" if dsl else "")
         ),
         provenance=(newest.source, req.source),
     )

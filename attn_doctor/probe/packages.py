@@ -58,11 +58,13 @@ WATCHED: tuple[str, ...] = (
     "nvidia-cutlass-dsl",
     "liger-kernel",
 )
-"""Canonical names of the distributions recorded (plus every ``nvidia-cudnn-*``)."""
+"""Canonical names of the distributions recorded (plus every ``nvidia-cudnn-*`` and
+``nvidia-cutlass-dsl-*``)."""
 
 
 def is_watched(name: str) -> bool:
-    return name in WATCHED or name.startswith("nvidia-cudnn-")
+    # nvidia-cutlass-dsl-libs-*: the parts of flash-attn-4's runtime (one missing breaks it).
+    return name in WATCHED or name.startswith(("nvidia-cudnn-", "nvidia-cutlass-dsl-"))
 
 
 def parse_xformers_cpp_lib(text: str) -> tuple[tuple[str, str], ...] | None:

@@ -20,12 +20,14 @@ import importlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.verify.ops import UnsupportedCaseError, max_head_dim
+from attn_doctor.verify.warned import recorded_warnings, warning_notes
 
 if TYPE_CHECKING:
     import torch
@@ -111,6 +113,8 @@ class KernelReport:
     allowed: float | None
     """... and what the rule allowed there."""
     seconds: float
+    notes: tuple[str, ...] = ()
+    """Warnings the run issued (a library's DeprecationWarning...): recorded, never a failure."""
 
 
 # --- the matrix ---------------------------------------------------------------------------
@@ -427,8 +431,12 @@ def run_kernel_cases(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     fn = load_adapter(adapter)
+    caught: list[warnings.WarningMessage] = []
     if adapter is None:
-        reason = available_ops(device).get(backend, f"{backend} launches no kernel of its own")
+        with recorded_warnings() as on_import:
+            ops = available_ops(device)
+        caught += on_import
+        reason = ops.get(backend, f"{backend} launches no kernel of its own")
         if reason is not None:
             return KernelReport(
                 backend=backend,
@@ -439,12 +447,16 @@ def run_kernel_cases(
                 max_error=None,
                 allowed=None,
                 seconds=time.monotonic() - start,
+                notes=warning_notes(caught),
             )
-    cases = tuple(
-        _run_case(backend, spec, device, fn, seed + i)
-        for i, spec in enumerate(case_matrix(backend, device, quick=quick))
-    )
-    return summarize(backend, device, cases, seconds=time.monotonic() - start)
+    results: list[CaseResult] = []
+    for i, spec in enumerate(case_matrix(backend, device, quick=quick)):
+        # A warning inside the run (even where warnings are errors) is a note, not a failure.
+        with recorded_warnings() as in_case:
+            results.append(_run_case(backend, spec, device, fn, seed + i))
+        caught += in_case
+    report = summarize(backend, device, tuple(results), seconds=time.monotonic() - start)
+    return replace(report, notes=warning_notes(caught))
 
 
 def summarize(

@@ -30,8 +30,10 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+from attn_doctor.verify.warned import recorded_warnings, warning_notes
 
 ModelStatus = Literal["passed", "failed", "unsupported", "error", "skipped"]
 
@@ -72,6 +74,8 @@ class ImplResult:
     grad_max_diff: float | None = None
     """Largest |grad - grad_eager| / max|grad_eager| (relative to the eager gradient)."""
     grad_passed: bool | None = None
+    notes: tuple[str, ...] = ()
+    """Warnings the run issued (a library's DeprecationWarning...): recorded, never a failure."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,78 +331,107 @@ def _check_family(
     state = base_model.state_dict()
     vocab = int(getattr(getattr(config, "text_config", None) or config, "vocab_size", 128))
     ids, mask, labels = _inputs(vocab, device, seed=seed)
-    base = _forward_backward(
-        _build(cls, config, "eager", state=state, dtype=dtype, device=device), ids, mask, labels
-    )
+    with recorded_warnings():
+        # The baseline's warnings are not a backend's; a warning never fails it either.
+        base = _forward_backward(
+            _build(cls, config, "eager", state=state, dtype=dtype, device=device),
+            ids,
+            mask,
+            labels,
+        )
     results: list[ImplResult] = []
     for impl in implementations:
         if impl == "eager":
             continue
-        reason = _impl_reason(impl, device)
-        if reason is not None:
-            results.append(
-                ImplResult(family=family, attn_implementation=impl, status="skipped", reason=reason)
-            )
-            continue
-        try:
-            model = _build(cls, config, impl, state=state, dtype=dtype, device=device)
-        except (ValueError, ImportError) as exc:
-            # transformers refuses an implementation the class does not support.
-            results.append(
-                ImplResult(
-                    family=family,
-                    attn_implementation=impl,
-                    status="unsupported",
-                    reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
-                )
-            )
-            continue
-        no_backward: str | None = None
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                logits, _ = _run_one(model, ids, mask, labels, backward=False)
-            if any("without torch.compile" in str(w.message) for w in caught):
-                # transformers' compiled flex_attention fell back to the unfused reference.
+        with recorded_warnings() as caught:
+            reason = _impl_reason(impl, device)
+            if reason is not None:
                 results.append(
                     ImplResult(
-                        family=family,
-                        attn_implementation=impl,
-                        status="unsupported",
-                        reason="torch.compile fell back to the unfused flex_attention",
+                        family=family, attn_implementation=impl, status="skipped", reason=reason
                     )
                 )
                 continue
-            try:
-                _, grad = _run_one(model, ids, mask, labels)
-            except NotImplementedError as exc:
-                # No backward here (FlexAttention on CPU): the forward is still compared.
-                no_backward = f"forward only; backward: {exc}".splitlines()[0][:300]
-                grad = None
-            got = (logits, grad)
-        except Exception as exc:
-            results.append(
-                ImplResult(
-                    family=family,
-                    attn_implementation=impl,
-                    status="error",
-                    reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
-                )
-            )
-            continue
-        results.append(
-            _compare(
+            result = _run_impl(
                 family,
                 impl,
-                got,
-                base,
-                mask=mask,
-                dtype=dtype_name,
+                cls,
+                config,
+                caught,
+                state=state,
+                inputs=(ids, mask, labels),
+                base=base,
+                dtype=dtype,
+                dtype_name=dtype_name,
                 device=device,
-                no_backward=no_backward,
             )
-        )
+        notes = warning_notes(caught)
+        results.append(replace(result, notes=result.notes + notes) if notes else result)
     return results
+
+
+def _run_impl(
+    family: str,
+    impl: str,
+    cls: Any,
+    config: Any,
+    caught: list[warnings.WarningMessage],
+    *,
+    state: Any,
+    inputs: tuple[Any, Any, Any],
+    base: tuple[Any, Any | None],
+    dtype: Any,
+    dtype_name: str,
+    device: str,
+) -> ImplResult:
+    """One implementation: build, forward, backward, compare. ``caught`` receives the
+    warnings (``recorded_warnings``); an exception is the backend's own failure."""
+    ids, mask, labels = inputs
+    try:
+        model = _build(cls, config, impl, state=state, dtype=dtype, device=device)
+    except (ValueError, ImportError) as exc:
+        # transformers refuses an implementation the class does not support.
+        return ImplResult(
+            family=family,
+            attn_implementation=impl,
+            status="unsupported",
+            reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+        )
+    no_backward: str | None = None
+    try:
+        seen = len(caught)
+        logits, _ = _run_one(model, ids, mask, labels, backward=False)
+        if any("without torch.compile" in str(w.message) for w in caught[seen:]):
+            # transformers' compiled flex_attention fell back to the unfused reference.
+            return ImplResult(
+                family=family,
+                attn_implementation=impl,
+                status="unsupported",
+                reason="torch.compile fell back to the unfused flex_attention",
+            )
+        try:
+            _, grad = _run_one(model, ids, mask, labels)
+        except NotImplementedError as exc:
+            # No backward here (FlexAttention on CPU): the forward is still compared.
+            no_backward = f"forward only; backward: {exc}".splitlines()[0][:300]
+            grad = None
+    except Exception as exc:
+        return ImplResult(
+            family=family,
+            attn_implementation=impl,
+            status="error",
+            reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+        )
+    return _compare(
+        family,
+        impl,
+        (logits, grad),
+        base,
+        mask=mask,
+        dtype=dtype_name,
+        device=device,
+        no_backward=no_backward,
+    )
 
 
 def run_model_checks(

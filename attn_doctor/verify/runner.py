@@ -216,6 +216,11 @@ def _notes(kernel: KernelReport | None, model_results: tuple[ImplResult, ...]) -
                 f"model {result.family} {result.attn_implementation} {result.status}: "
                 f"{_sentence(result.reason or '')}"
             )
+    # A library's warnings during the run (never a failure), once each.
+    if kernel is not None:
+        notes += kernel.notes
+    for result in model_results:
+        notes += result.notes
     return tuple(dict.fromkeys(notes))
 
 
