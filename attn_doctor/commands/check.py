@@ -16,16 +16,28 @@ if TYPE_CHECKING:
     from attn_doctor.report.check_result import ImportExplanation
 
 
+SNAPSHOT_MAX_BYTES = 8 << 20
+"""A snapshot is a few KiB (tens with --deep tracebacks); anything above 8 MiB is not one,
+and is refused before it is read whole."""
+
+
 def load_snapshot(path: Path) -> Environment:
     """Read a snapshot file; every failure is a ``SnapshotError`` naming the file."""
+    from attn_doctor.userfiles import UnreadableFile, read_json_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json_file(path, max_bytes=SNAPSHOT_MAX_BYTES)
     except OSError as exc:
-        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from exc
+        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
+    except UnreadableFile as exc:
+        raise SnapshotError(
+            f"--snapshot {path}: {exc}",
+            hint="Write one with `attn-doctor check --save-snapshot FILE` on that machine.",
+        ) from None
     try:
-        return Environment.from_json(text)
+        return Environment.from_dict(data)
     except SnapshotError as exc:
-        raise SnapshotError(f"{path}: {exc.message}", hint=exc.hint) from exc
+        raise SnapshotError(f"--snapshot {path}: {exc.message}", hint=exc.hint) from None
 
 
 def save_snapshot(env: Environment, path: Path) -> None:

@@ -116,6 +116,13 @@ def _auto_plan(env: Environment, index: Index, kinds: Sequence[SourceKind]) -> I
     from attn_doctor.plan.resolve import plan_install
     from attn_doctor.rules import load_rules
 
+    if env.torch is None:
+        # Every backend is built for one torch: nothing can be chosen before torch is here.
+        raise UsageError(
+            "--auto: torch is not installed in this environment; install torch first",
+            hint=f"{env.python.executable or 'python'} -m pip install torch  (then run "
+            "`attn-doctor check`, and `attn-doctor install --auto` again)",
+        )
     diagnosis = diagnose(env, load_rules())
     tried: list[str] = []
     for rec in diagnosis.recommendations:
@@ -290,12 +297,14 @@ def install_command(
 
     from attn_doctor.install.build import missing_build_requirements
     from attn_doctor.install.execute import (
+        InstallInterrupted,
         InstallOptions,
         InstallRolledBack,
         build_environment,
         display_commands,
         execute_install,
         merge_constraints,
+        refuse_leftover_journal,
         rollback_interrupted,
     )
     from attn_doctor.install.pip import Installer, protected_constraints
@@ -321,7 +330,12 @@ def install_command(
                         con.print(f"  {line}")
         sys.exit(int(ExitCode.OK))
 
-    if bool(backend) == auto:
+    if backend and auto:
+        raise UsageError(
+            f"a backend ({backend}) or --auto, not both",
+            hint=f"attn-doctor install {backend}, or attn-doctor install --auto",
+        )
+    if not backend and not auto:
         raise UsageError(
             "name one backend, or pass --auto", hint="e.g. attn-doctor install xformers"
         )
@@ -340,6 +354,7 @@ def install_command(
         constraints = plan.protected
     else:
         state = record_state(python)
+        refuse_leftover_journal(state.prefix)  # before the plan: it could not be carried out
         pins = protected_constraints(state.versions())
         if chosen is not None and (requirement is not None or wheelhouse is not None):
             plan = explicit_plan(
@@ -401,7 +416,7 @@ def install_command(
     options = dataclasses.replace(options, echo=echo)
     try:
         report = execute_install(plan, options)
-    except InstallRolledBack as exc:
+    except (InstallRolledBack, InstallInterrupted) as exc:
         _emit(json_mode, {"plan": plan, "report": exc.report}, exc.exit_code, exc)
         if json_mode:
             sys.exit(int(exc.exit_code))
