@@ -110,7 +110,15 @@ def check_command(
     else:
         from attn_doctor.probe import probe_environment
 
-        env = probe_environment(deep=deep, timeout=timeout)
+        if deep:
+            from attn_doctor.probe.imports import ImportBoard
+            from attn_doctor.report.console import progress_on_stderr
+
+            board = ImportBoard(timeout=timeout)
+            with progress_on_stderr(board.describe):
+                env = probe_environment(deep=True, timeout=timeout, board=board)
+        else:
+            env = probe_environment(timeout=timeout)
     if save_path is not None:
         save_snapshot(env, save_path)
     measured = _bench_ranking(env) if snapshot_path is None else ()

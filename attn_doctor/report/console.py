@@ -8,9 +8,10 @@ row to the table's width, which a terminal hides and a file or ``grep`` does not
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -91,3 +92,27 @@ def make_console(*, stderr: bool = False, environ: Mapping[str, str] | None = No
         soft_wrap=False,
         width=console_width(isatty, env),
     )
+
+
+class _Describe:
+    """A renderable whose text is asked for again at each refresh."""
+
+    def __init__(self, describe: Callable[[], str]) -> None:
+        self._describe = describe
+
+    def __rich__(self) -> str:
+        return self._describe()
+
+
+@contextlib.contextmanager
+def progress_on_stderr(
+    describe: Callable[[], str], *, environ: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """A spinner line on stderr showing ``describe()`` (refreshed), only when stderr is a
+    terminal: in a pipe, a log or a CI job it prints nothing at all."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    console = make_console(stderr=True, environ=environ)
+    with console.status(_Describe(describe), refresh_per_second=4):
+        yield
