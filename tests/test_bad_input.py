@@ -181,7 +181,7 @@ def test_verify_without_torch_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> None:
     proc = run_without_torch(tmp_path, "install", "--auto", "--dry-run")
     assert_clean_usage_error(proc, "install torch first")
-    assert "-m pip install torch" in proc.stderr
+    assert "hint: pip install torch --index-url " in proc.stderr  # check's no-torch fix, CPU here
 
 
 # --- the command line itself ------------------------------------------------------------

@@ -116,14 +116,15 @@ def _auto_plan(env: Environment, index: Index, kinds: Sequence[SourceKind]) -> I
     from attn_doctor.plan.resolve import plan_install
     from attn_doctor.rules import load_rules
 
+    diagnosis = diagnose(env, load_rules())
     if env.torch is None:
         # Every backend is built for one torch: nothing can be chosen before torch is here.
+        # check's no-torch finding names the build for this machine's GPU and driver.
+        fix = next((f.fix for f in diagnosis.findings if f.id == "no-torch" and f.fix), None)
         raise UsageError(
             "--auto: torch is not installed in this environment; install torch first",
-            hint=f"{env.python.executable or 'python'} -m pip install torch  (then run "
-            "`attn-doctor check`, and `attn-doctor install --auto` again)",
+            hint=f"{fix or 'pip install torch'}, then `attn-doctor install --auto` again",
         )
-    diagnosis = diagnose(env, load_rules())
     tried: list[str] = []
     for rec in diagnosis.recommendations:
         info = BACKENDS[rec.backend]
