@@ -173,3 +173,10 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
     code, stderr = _run_deep(tmp_path, stderr_tty=False)
     assert code == 1
     assert stderr == ""
+
+
+def test_one_explanation_per_broken_package() -> None:
+    from attn_doctor.commands.check import _explain_failed_imports
+
+    explained = _explain_failed_imports(_with_broken_packages("cpu-only-laptop"))
+    assert [e.module for e in explained] == ["flash_attn", "xformers", "unsloth", "kernels"]

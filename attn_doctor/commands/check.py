@@ -176,9 +176,15 @@ def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:
     if not any(res.status != "ok" for res in env.imports):
         return ()
     from attn_doctor.explain.engine import explain_imports
+    from attn_doctor.plan.diagnose import package_of_module
     from attn_doctor.report.check_result import ImportExplanation
 
-    return tuple(
-        ImportExplanation(module=module, explanation=result)
-        for module, result in explain_imports(env)
-    )
+    # One explanation per package, for its first failed module (the others failed with it).
+    seen: set[str] = set()
+    out = []
+    for module, result in explain_imports(env):
+        package = package_of_module(module)
+        if package not in seen:
+            seen.add(package)
+            out.append(ImportExplanation(module=module, explanation=result))
+    return tuple(out)

@@ -525,6 +525,12 @@ def _owner_of(module: str) -> BackendName | None:
     return None
 
 
+def package_of_module(module: str) -> str:
+    """The backend a ``--deep`` module belongs to, else its top-level name: the unit that
+    gets one finding (and one explanation) however many of its modules failed."""
+    return _owner_of(module) or module.split(".", maxsplit=1)[0]
+
+
 def _import_findings(ctx: _Ctx) -> list[Finding]:
     """One finding per package whose ``--deep`` import failed.
 
