@@ -43,9 +43,19 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
 @click.version_option(__version__, prog_name="attn-doctor")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an error, also print the Python traceback (for bug reports).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Get a fast attention backend working on this machine, and prove it.
 
     \b
@@ -60,10 +70,19 @@ def cli() -> None:
     Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,
     3 internal error, 4 install failed (rolled back), 5 another install holds the lock.
     """
+    del debug  # read from argv by main(), which must know it even when parsing fails
+    if ctx.invoked_subcommand is None:  # bare `attn-doctor`: the help, not an error
+        click.echo(ctx.get_help())
 
 
 def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
+
+
+def _wants_debug(argv: list[str]) -> bool:
+    """``--debug`` before the subcommand (the group's option), or anywhere: a bug report
+    needs the traceback even when the arguments after it did not parse."""
+    return "--debug" in argv
 
 
 def _command_name(argv: list[str]) -> str:
@@ -77,9 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with a documented exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = _wants_json(args)
+    debug = _wants_debug(args)
     try:
         cli.main(args=args, prog_name="attn-doctor", standalone_mode=False)
     except AttnDoctorError as exc:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
         _fail(exc, json_mode=json_mode, command=_command_name(args))
     except click.exceptions.Abort:
         _fail(
@@ -96,18 +118,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(ExitCode.INTERRUPTED)
-    except Exception as exc:  # a bug: say so, with the traceback, and the internal-error code
-        traceback.print_exc(file=sys.stderr)
+    except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        hint = (
+            "This is a bug in attn-doctor; please report it with the traceback above."
+            if debug
+            else "This is a bug in attn-doctor; run again with --debug "
+            "(attn-doctor --debug ...) and report it with the traceback."
+        )
         _fail(
-            AttnDoctorError(
-                f"internal error: {type(exc).__name__}: {exc}",
-                hint="This is a bug in attn-doctor; please report it with the traceback above.",
-            ),
+            AttnDoctorError(f"internal error: {type(exc).__name__}: {_one_line(exc)}", hint=hint),
             json_mode=json_mode,
             command=_command_name(args),
             code=ExitCode.INTERNAL,
         )
     sys.exit(ExitCode.OK)
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fail(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -324,11 +325,14 @@ class Environment:
         return decode(cls, data, "snapshot")
 
     @classmethod
-    def from_json(cls, text: str) -> Environment:
+    def from_json(cls, text: str | bytes) -> Environment:
+        """Build from a snapshot's text or bytes; any content gives ``SnapshotError``."""
+        from attn_doctor.userfiles import UnreadableFile, load_json_bytes
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SnapshotError(f"snapshot: not valid JSON ({exc})") from exc
+            data = load_json_bytes(text)
+        except UnreadableFile as exc:
+            raise SnapshotError(f"snapshot: {exc}") from None
         return cls.from_dict(data)
 
 
@@ -369,8 +373,29 @@ def decode(cls: type[T], data: object, path: str) -> T:
             if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
                 raise SnapshotError(f"{path}.{name}: missing")
             continue
-        kwargs[name] = _decode_value(hints[name], data[name], f"{path}.{name}")
+        value = _decode_value(hints[name], data[name], f"{path}.{name}")
+        _check_range(cls.__name__, name, value, f"{path}.{name}")
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("HostFacts", "wsl"): (0, 2),
+    ("HostFacts", "cpu_count"): (1, 1 << 20),
+    ("GpuFacts", "index"): (0, 1 << 16),
+    ("TorchRuntimeFacts", "device_count"): (0, 1 << 16),
+}
+"""Bounds beyond "not negative" (every number in a snapshot is a count, a size or seconds)."""
+
+
+def _check_range(owner: str, name: str, value: object, path: str) -> None:
+    """Refuse numbers no machine reports: negative sizes, NaN, a WSL version 7."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = _RANGES.get((owner, name), (0, float("inf")))
+    if not (low <= value <= high and math.isfinite(value)):  # NaN and inf too
+        where = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
+        raise SnapshotError(f"{path}: {value!r} is out of range (must be {where})")
 
 
 def _kind(value: object) -> str:

@@ -39,6 +39,12 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 _ISOLATED = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
 
 
+def isolated_home_env() -> dict[str, str]:
+    """The suite's HOME and XDG_* folders: add them to any environment a test builds from
+    scratch for a child process (one without HOME would find the real home in passwd)."""
+    return {k: os.environ[k] for k in _ISOLATED if k in os.environ}
+
+
 def _has_cuda() -> bool:
     try:
         import torch

@@ -132,7 +132,8 @@ def test_check_auto_and_runtime_agree(
             error = doc["error"]
             assert isinstance(error, dict)
             assert error["code"] == "blocked"
-            assert "fix first" in str(error["message"])
+            assert "first" in str(error["message"])
+            assert "fix first" in str(error["hint"]) or "install --auto" in str(error["hint"])
 
 
 @pytest.mark.parametrize(

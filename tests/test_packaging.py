@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, isolated_home_env
 
 
 @pytest.mark.slow
@@ -50,6 +50,6 @@ def test_wheel_ships_the_index_and_the_schemas(tmp_path: Path) -> None:
         text=True,
         check=True,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", **isolated_home_env()},
     )
     assert Path(out.stdout.strip()) == target / "attn_doctor" / "wheels_index"

@@ -17,6 +17,7 @@ import pytest
 
 from attn_doctor.facts import Environment, GpuFacts, PackageFacts
 from attn_doctor.probe import probe_environment
+from tests.conftest import isolated_home_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,6 +111,7 @@ def test_environ_is_a_parameter(tmp_path: Path) -> None:
         "CUDA_VISIBLE_DEVICES": "1",
         "MAX_JOBS": "4",
         "CONDA_DEFAULT_ENV": "ml",
+        **isolated_home_env(),
     }
     env = probe_environment(environ=environ)
     assert env.cuda_toolkit.cuda_home == str(fake_home)

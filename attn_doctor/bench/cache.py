@@ -46,10 +46,16 @@ def cache_key(*, device: str, device_name: str, torch_version: str) -> str:
     return f"{device}:{device_name}|torch {torch_version}"
 
 
+CACHE_MAX_BYTES = 32 << 20
+"""A bench result is tens of KiB; a file above this is not a cache this tool wrote."""
+
+
 def _read(path: Path) -> dict[str, object]:
+    from attn_doctor.userfiles import read_json_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json_file(path, max_bytes=CACHE_MAX_BYTES)
+    except (OSError, ValueError):  # absent, unreadable, binary, not JSON, too large: no cache
         return {}
     if (
         not isinstance(data, dict)
@@ -90,8 +96,8 @@ def load_cached_result(key: str, path: Path | None = None) -> BenchResult | None
 
     try:
         return BenchResult.from_dict(raw)
-    except SnapshotError:
-        return None
+    except (SnapshotError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
+        return None  # a hand-edited or foreign entry: as if nothing were cached
 
 
 def _stored_key(key: str, mode: str) -> str:

@@ -16,16 +16,28 @@ if TYPE_CHECKING:
     from attn_doctor.report.check_result import ImportExplanation
 
 
+SNAPSHOT_MAX_BYTES = 8 << 20
+"""A snapshot is a few KiB (tens with --deep tracebacks); anything above 8 MiB is not one,
+and is refused before it is read whole."""
+
+
 def load_snapshot(path: Path) -> Environment:
     """Read a snapshot file; every failure is a ``SnapshotError`` naming the file."""
+    from attn_doctor.userfiles import UnreadableFile, read_json_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json_file(path, max_bytes=SNAPSHOT_MAX_BYTES)
     except OSError as exc:
-        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from exc
+        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
+    except UnreadableFile as exc:
+        raise SnapshotError(
+            f"--snapshot {path}: {exc}",
+            hint="Write one with `attn-doctor check --save-snapshot FILE` on that machine.",
+        ) from None
     try:
-        return Environment.from_json(text)
+        return Environment.from_dict(data)
     except SnapshotError as exc:
-        raise SnapshotError(f"{path}: {exc.message}", hint=exc.hint) from exc
+        raise SnapshotError(f"--snapshot {path}: {exc.message}", hint=exc.hint) from None
 
 
 def save_snapshot(env: Environment, path: Path) -> None:
@@ -98,7 +110,15 @@ def check_command(
     else:
         from attn_doctor.probe import probe_environment
 
-        env = probe_environment(deep=deep, timeout=timeout)
+        if deep:
+            from attn_doctor.probe.imports import ImportBoard
+            from attn_doctor.report.console import progress_on_stderr
+
+            board = ImportBoard(timeout=timeout)
+            with progress_on_stderr(board.describe):
+                env = probe_environment(deep=True, timeout=timeout, board=board)
+        else:
+            env = probe_environment(timeout=timeout)
     if save_path is not None:
         save_snapshot(env, save_path)
     evidence = bench_evidence(env) if snapshot_path is None else None
@@ -154,9 +174,15 @@ def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:
     if not any(res.status != "ok" for res in env.imports):
         return ()
     from attn_doctor.explain.engine import explain_imports
+    from attn_doctor.plan.diagnose import package_of_module
     from attn_doctor.report.check_result import ImportExplanation
 
-    return tuple(
-        ImportExplanation(module=module, explanation=result)
-        for module, result in explain_imports(env)
-    )
+    # One explanation per package, for its first failed module (the others failed with it).
+    seen: set[str] = set()
+    out = []
+    for module, result in explain_imports(env):
+        package = package_of_module(module)
+        if package not in seen:
+            seen.add(package)
+            out.append(ImportExplanation(module=module, explanation=result))
+    return tuple(out)

@@ -183,9 +183,18 @@ def _auto_plan(
                 + _how_to_use(top.backend, top.attn_implementation)
             )
         case "blocked":
+            fix = top.way.removeprefix("fix first: ")
+            if env.torch is None:
+                raise Blocked(
+                    "--auto: torch is not installed in this environment; install torch first "
+                    "(every attention backend is built for one torch)",
+                    hint=f"{fix}, then `attn-doctor install --auto` again",
+                )
+            problem = top.reason.split(";")[0]
             raise Blocked(
-                f"--auto installs nothing: {title} is the best choice here, but {top.way}",
-                hint=top.reason,
+                f"--auto installs nothing until this is fixed: {problem} ({title} would be "
+                "the best choice here)",
+                hint=f"fix first: {fix}",
             )
     return plan_install(env, index, top.backend, allow_sources=kinds)
 
@@ -340,12 +349,14 @@ def install_command(
 
     from attn_doctor.install.build import missing_build_requirements
     from attn_doctor.install.execute import (
+        InstallInterrupted,
         InstallOptions,
         InstallRolledBack,
         build_environment,
         display_commands,
         execute_install,
         merge_constraints,
+        refuse_leftover_journal,
         rollback_interrupted,
     )
     from attn_doctor.install.pip import Installer, protected_constraints
@@ -375,7 +386,12 @@ def install_command(
         raise UsageError("--requirement names its backend: drop --auto")
     if backend is None and requirement is not None and not auto:
         backend = requirement  # `install --requirement flash-attn==2.6.3` names its backend
-    if bool(backend) == auto:
+    if backend and auto:
+        raise UsageError(
+            f"a backend ({backend}) or --auto, not both",
+            hint=f"attn-doctor install {backend}, or attn-doctor install --auto",
+        )
+    if not backend and not auto:
         raise UsageError(
             "name one backend, or pass --auto", hint="e.g. attn-doctor install xformers"
         )
@@ -427,6 +443,7 @@ def install_command(
         constraints = plan.protected
     else:
         state = record_state(python)
+        refuse_leftover_journal(state.prefix)  # before the plan: it could not be carried out
         pins = protected_constraints(state.versions())
         if chosen is not None and (requirement is not None or wheelhouse is not None):
             plan = explicit_plan(
@@ -497,7 +514,7 @@ def install_command(
     options = dataclasses.replace(options, echo=echo)
     try:
         report = execute_install(plan, options)
-    except InstallRolledBack as exc:
+    except (InstallRolledBack, InstallInterrupted) as exc:
         _emit(json_mode, {"plan": plan, "report": exc.report}, exc.exit_code, exc)
         if json_mode:
             sys.exit(int(exc.exit_code))

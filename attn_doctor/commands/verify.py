@@ -7,8 +7,20 @@ import sys
 import click
 
 from attn_doctor.backends import BackendName, parse_backend
-from attn_doctor.errors import ExitCode
+from attn_doctor.errors import ExitCode, UsageError
 from attn_doctor.verify.runner import DEFAULT_TIMEOUT, VerifyReport
+
+
+def _require_torch() -> None:
+    """``UsageError`` when torch is not installed: every check launches a torch kernel, so
+    there is nothing to verify (twelve "FAILED" rows would say less than this one line)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError(
+            f"cannot verify: torch is not installed in this environment ({sys.executable})",
+            hint=f"Install torch first: {sys.executable} -m pip install torch",
+        )
 
 
 @click.command("verify")
@@ -68,6 +80,7 @@ def verify_command(
     from attn_doctor.verify.runner import verify_backends
 
     backends: list[BackendName] = [parse_backend(name) for name in backend_names]
+    _require_torch()
     errors = make_console(stderr=True)
     # Progress goes to stderr, and only to a terminal: stdout stays the table or the envelope.
     with errors.status("verifying...") as status:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attn_doctor.backends import BACKENDS
-from attn_doctor.errors import InstallFailed, UsageError
+from attn_doctor.errors import ExitCode, InstallFailed, UsageError
 from attn_doctor.facts import ImportResult, encode
 from attn_doctor.install.build import missing_build_requirements, source_build_settings
 from attn_doctor.install.journal import (
@@ -338,6 +338,30 @@ def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) 
     return "passed (kernel vs reference, flash-attn's error rule)", False
 
 
+def refuse_leftover_journal(prefix: str) -> None:
+    """``UsageError`` when an interrupted install's journal is in ``prefix``: nothing may be
+    installed on top of it (and no plan is worth showing) before ``install --rollback``."""
+    leftover = read_journal(prefix)
+    if leftover is not None:
+        raise UsageError(
+            f"an earlier install (process {leftover.pid}, {leftover.started_at}, "
+            f"{leftover.requirement}) was interrupted at step '{leftover.step}'",
+            hint="Run `attn-doctor install --rollback` (with the same --python) to "
+            "restore the environment recorded before it, then install again.",
+        )
+
+
+class InstallInterrupted(InstallFailed):
+    """Ctrl-C (or SIGTERM) during an install: the environment was rolled back; exit 130."""
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"
+
+    def __init__(self, message: str, *, report: InstallReport, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
+
+
 def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport:
     """Install the plan's candidate into ``options.python``; roll back exactly on failure.
 
@@ -350,14 +374,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
     first = record_state(python)
     prefix = first.prefix
     with env_lock(prefix):
-        leftover = read_journal(prefix)
-        if leftover is not None:
-            raise UsageError(
-                f"an earlier install (process {leftover.pid}, {leftover.started_at}, "
-                f"{leftover.requirement}) was interrupted at step '{leftover.step}'",
-                hint="Run `attn-doctor install --rollback` (with the same --python) to "
-                "restore the environment recorded before it, then install again.",
-            )
+        refuse_leftover_journal(prefix)
         prior = record_state(python)
         constraints = merge_constraints(protected_constraints(prior.versions()), plan.protected)
         run_id = _run_id()
@@ -504,8 +521,23 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             if result.exact:
                 remove_journal(prefix)
                 shutil.rmtree(state_dir, ignore_errors=True)
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: rolled back, say so and stop
+                state = (
+                    f"rolled back to its prior state ({_undone(result)})"
+                    if result.exact
+                    else "NOT fully rolled back: " + "; ".join(result.remaining.lines())
+                )
+                raise InstallInterrupted(
+                    f"interrupted while installing {plan.candidate.requirement}; "
+                    f"the environment was {state}",
+                    report=report,
+                    hint=None if result.exact else (
+                        f"The journal was kept: run `attn-doctor install --rollback --python "
+                        f"{python}`. Log: {log}"
+                    ),
+                ) from exc
             if not isinstance(exc, Exception):
-                raise  # Ctrl-C / SystemExit: rolled back, now stop
+                raise  # SystemExit and the like: rolled back, now stop
             message = exc.message if isinstance(exc, InstallFailed) else str(exc)
             if result.exact:
                 message += "; the environment was rolled back to its prior state"
@@ -568,6 +600,17 @@ def rollback_interrupted(python: str, *, installer: Installer | None = None) -> 
         if journal.state_dir:
             shutil.rmtree(journal.state_dir, ignore_errors=True)
         return report
+
+
+def _undone(result: RollbackResult) -> str:
+    """One clause: what the rollback removed and put back."""
+    back = {spec.split("==")[0] for spec in result.restored + result.reinstalled}
+    parts = [f"removed {', '.join(n for n in result.uninstalled if n not in back)}"]
+    if back:
+        parts.append(f"restored {', '.join(result.restored + result.reinstalled)}")
+    if parts[0] == "removed ":
+        parts.pop(0)
+    return "; ".join(parts) or "nothing had changed yet"
 
 
 def _step(prefix: str, journal: Journal, step: Step, **changes: object) -> Journal:

@@ -112,22 +112,44 @@ def write_journal(prefix: str | Path, journal: Journal) -> Path:
     return path
 
 
+JOURNAL_MAX_BYTES = 64 << 20
+"""A journal lists the environment's distributions and backed-up files: a few MiB at most."""
+
+# What a malformed (hand-edited, truncated, foreign) journal can raise while being decoded:
+# a wrong type where an object or a list belongs, a missing key, a number too large for int.
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
 def read_journal(prefix: str | Path) -> Journal | None:
     """The leftover journal of an interrupted run, or None. A corrupt one is a usage error."""
+    from attn_doctor.userfiles import read_json_file
+
     path = journal_path(prefix)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json_file(path, max_bytes=JOURNAL_MAX_BYTES)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise UsageError(f"cannot read the install journal {path}: {exc}") from exc
-    try:
-        return Journal.from_dict(json.loads(text))
-    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot read the install journal {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # UnreadableFile: binary, not JSON, too large
         raise UsageError(
-            f"the install journal {path} is unreadable: {exc}",
-            hint="Inspect it; delete it only once the environment is known to be right.",
-        ) from exc
+            f"the install journal {path} is unreadable: {exc}", hint=_CORRUPT_HINT
+        ) from None
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("expected a JSON object at the top level")
+        return Journal.from_dict(data)
+    except _MALFORMED as exc:
+        why = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+        raise UsageError(
+            f"the install journal {path} is unreadable: {why}", hint=_CORRUPT_HINT
+        ) from None
+
+
+_CORRUPT_HINT = (
+    "attn-doctor cannot tell what the interrupted install changed. Compare `pip freeze` with "
+    "what you expect, fix the environment by hand, then delete that file."
+)
 
 
 def remove_journal(prefix: str | Path) -> None:

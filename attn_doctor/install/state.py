@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attn_doctor.errors import InstallFailed
+from attn_doctor.errors import InstallFailed, UsageError
 from attn_doctor.install.pip import Installer, canonical_name, run_pip
 
 STATE_TIMEOUT_S = 120.0
@@ -188,7 +188,12 @@ class StateDiff:
         return tuple(out)
 
 
-def _run_child(python: str, script: str, *args: str, timeout: float) -> str:
+def _run_child(
+    python: str, script: str, *args: str, timeout: float, bad_input: bool = False
+) -> str:
+    """Run ``script`` under ``python``. ``bad_input``: a failure to start or to run a
+    standard-library script means ``python`` is not an interpreter (``UsageError``, exit 2),
+    not that an install failed."""
     try:
         proc = subprocess.run(
             [python, "-c", script, *args],
@@ -198,9 +203,17 @@ def _run_child(python: str, script: str, *args: str, timeout: float) -> str:
             check=False,
             stdin=subprocess.DEVNULL,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
+        if bad_input:
+            raise _not_a_python(python, exc.strerror or str(exc)) from None
+        raise InstallFailed(f"cannot read the installed packages of {python}: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
         raise InstallFailed(f"cannot read the installed packages of {python}: {exc}") from exc
     if proc.returncode != 0:
+        if bad_input:
+            last = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+            why = f"it exited {proc.returncode}" + (f": {last}" if last else "")
+            raise _not_a_python(python, why)
         raise InstallFailed(
             f"cannot read the installed packages of {python} (exit {proc.returncode})",
             hint=proc.stderr.strip()[-2000:] or None,
@@ -208,20 +221,36 @@ def _run_child(python: str, script: str, *args: str, timeout: float) -> str:
     return proc.stdout
 
 
-def parse_state(python: str, text: str) -> EnvState:
-    """Parse the state script's JSON output (pure)."""
-    data = json.loads(text)
-    return EnvState(
-        python=python,
-        prefix=str(data["prefix"]),
-        purelib=str(data["purelib"]),
-        distributions=tuple(_dist_from_dict(d) for d in data["distributions"]),
+def _not_a_python(python: str, why: str) -> UsageError:
+    return UsageError(
+        f"--python {python}: not a working Python interpreter ({why})",
+        hint="Give the path of the environment's python, e.g. .venv/bin/python.",
     )
 
 
+def parse_state(python: str, text: str) -> EnvState:
+    """Parse the state script's JSON output (pure); ``UsageError`` when it is not that."""
+    try:
+        data = json.loads(text)
+        return EnvState(
+            python=python,
+            prefix=str(data["prefix"]),
+            purelib=str(data["purelib"]),
+            distributions=tuple(_dist_from_dict(d) for d in data["distributions"]),
+        )
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+        shown = " ".join(text.split())[:80]
+        raise _not_a_python(
+            python, f"it printed {shown!r}, not the package list" if shown else "it printed nothing"
+        ) from None
+
+
 def record_state(python: str, *, timeout: float = STATE_TIMEOUT_S) -> EnvState:
-    """Every installed distribution of ``python``, with exact versions and PEP 610 origins."""
-    return parse_state(python, _run_child(python, _STATE_SCRIPT, timeout=timeout))
+    """Every installed distribution of ``python``, with exact versions and PEP 610 origins.
+
+    Raises ``UsageError`` when ``python`` is not a working interpreter (missing, not
+    executable, not Python), ``InstallFailed`` when it does not answer in time."""
+    return parse_state(python, _run_child(python, _STATE_SCRIPT, timeout=timeout, bad_input=True))
 
 
 def diff_state(before: EnvState, after: EnvState) -> StateDiff:

@@ -28,7 +28,7 @@ from attn_doctor.diagnosis import (
     Severity,
     Tri,
 )
-from attn_doctor.facts import Environment, GpuFacts, PackageFacts
+from attn_doctor.facts import Environment, GpuFacts, ImportResult, PackageFacts
 
 if TYPE_CHECKING:
     from attn_doctor.index import Index
@@ -522,59 +522,117 @@ def _owner_of(module: str) -> BackendName | None:
     return None
 
 
+def package_of_module(module: str) -> str:
+    """The backend a ``--deep`` module belongs to, else its top-level name: the unit that
+    gets one finding (and one explanation) however many of its modules failed."""
+    return _owner_of(module) or module.split(".", maxsplit=1)[0]
+
+
 def _import_findings(ctx: _Ctx) -> list[Finding]:
+    """One finding per package whose ``--deep`` import failed.
+
+    A package's modules are imported one per child (``flash_attn`` then its extension;
+    ``xformers``, ``xformers.ops``, ``xformers._cpp_lib``): when the first one fails, the
+    others fail with it, so the first failure in import order is the cause and the others are
+    evidence of the same package, never a finding of their own. Evidence names only the
+    package's own modules.
+    """
     env = ctx.env
-    out: list[Finding] = []
+    failed: dict[BackendName, list[ImportResult]] = {}
     for res in env.imports:
         if res.status == "ok" or res.module == "torch":
             continue
         owner = _owner_of(res.module)
-        detail = res.detail or ""
-        ev = [_ev(f"import:{res.module}", f"{res.status}: {detail}")]
+        if owner is not None:
+            failed.setdefault(owner, []).append(res)
+    out: list[Finding] = []
+    for owner, results in failed.items():
+        undefined = next((r for r in results if "undefined symbol" in (r.detail or "")), None)
+        first = undefined or results[0]
+        detail = first.detail or ""
+        ev = [_ev(f"import:{r.module}", f"{r.status}: {r.detail or ''}") for r in results]
         if env.torch:
             ev.append(_ev("torch.version", env.torch.version))
-        undefined = "undefined symbol" in detail
-        if owner in ("flash_attn_2", "flash_attn_3", "flash_attn_4") and undefined:
+        if owner in ("flash_attn_2", "flash_attn_3", "flash_attn_4") and undefined is not None:
             pkg = _pkg(env, BACKENDS[owner].distribution or "flash-attn")
             if pkg:
                 ev.append(_ev(f"packages.{pkg.name}.version", pkg.version))
+            fix, note = _reinstall_fix(ctx, owner, pkg.name if pkg else "flash-attn")
             out.append(
                 ctx.finding(
                     "flash-attn-abi-mismatch",
                     "error",
                     "flash-attn was built for another torch",
-                    f"`import {res.module}` fails with an undefined C++ symbol: its compiled "
+                    f"`import {first.module}` fails with an undefined C++ symbol: its compiled "
                     "extension was built against a different torch (or C++ ABI) than torch "
                     f"{env.torch.version if env.torch else '?'} installed here.",
                     ev,
-                    fix=(
-                        f"pip uninstall -y {pkg.name if pkg else 'flash-attn'} && attn-doctor "
-                        "install flash-attn"
-                    ),
+                    fix=fix,
                     fix_note=(
                         "Install the wheel built for this exact torch major.minor, CUDA major and "
                         "C++11 ABI flag; never upgrade torch under an installed flash-attn."
+                        + (f" {note}" if note else "")
                     ),
                     backends=(owner,),
                 )
             )
             continue
-        if owner == "xformers" and (undefined or "built for" in detail or "can't load" in detail):
+        if owner == "xformers" and any(
+            "undefined symbol" in d or "built for" in d or "can't load" in d
+            for d in (r.detail or "" for r in results)
+        ):
             continue  # reported by _xformers_findings with the build metadata
-        if owner is None:
-            continue
+        dist = BACKENDS[owner].distribution or owner.replace("_", "-")
+        fix, note = _reinstall_fix(ctx, owner, dist)
+        others = (
+            f"; {', '.join(f'`{r.module}`' for r in results if r is not first)} "
+            f"failed with it"
+            if len(results) > 1
+            else ""
+        )
         out.append(
             ctx.finding(
                 "backend-import-failed",
                 "error",
                 f"{BACKENDS[owner].title} fails to import",
-                f"`import {res.module}` {res.status} in a child process: {detail or 'no detail'}",
+                f"`import {first.module}` {_status_words(first)} in a child process: "
+                f"{detail or 'no detail'}{others}.",
                 ev,
-                fix=f"attn-doctor install {owner.replace('_', '-')}",
+                fix=fix,
+                fix_note=note,
                 backends=(owner,),
             )
         )
     return out
+
+
+def _status_words(res: ImportResult) -> str:
+    return {"error": "raised", "crashed": "crashed", "timeout": "timed out"}.get(
+        res.status, res.status
+    )
+
+
+def _reinstall_fix(ctx: _Ctx, owner: BackendName, dist: str) -> tuple[str, str | None]:
+    """The fix for a broken install of ``owner``: reinstall through attn-doctor only when the
+    resolver has a way to install it on this machine; else remove the broken package (which
+    always works, and lets transformers fall back to SDPA) and say why not reinstall."""
+    route = ctx.route(owner)
+    reinstall = f"pip uninstall -y {dist} && attn-doctor install {owner.replace('_', '-')}"
+    if route is not None and route.candidates:
+        return reinstall, None
+    if route is None and ctx.env.gpus:  # no index given (a library caller): cannot tell
+        return reinstall, None
+    if route is not None and route.rejections:
+        why = route.rejections[0].reason
+    elif not ctx.env.gpus:
+        why = f"no GPU was found here, and {BACKENDS[owner].title} needs one"
+    else:
+        why = "no installable build for this machine is known"
+    return (
+        f"pip uninstall -y {dist}",
+        f"attn-doctor cannot reinstall {BACKENDS[owner].title} here ({why}); removing the "
+        "broken package keeps it from failing every import of it.",
+    )
 
 
 def _build_label_findings(ctx: _Ctx) -> list[Finding]:

@@ -29,7 +29,12 @@ from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
 from attn_doctor.probe.distributions import scan_distributions, search_path
 from attn_doctor.probe.env_vars import select_env_vars
 from attn_doctor.probe.host import os_name, probe_host
-from attn_doctor.probe.imports import import_in_child, probe_deep, probe_torch_runtime
+from attn_doctor.probe.imports import (
+    ImportBoard,
+    import_in_child,
+    probe_deep,
+    probe_torch_runtime,
+)
 from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
 from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
@@ -58,6 +63,7 @@ def probe_environment(
     environ: Mapping[str, str] | None = None,
     nvml: ModuleType | Any | None = None,
     python: str | None = None,
+    board: ImportBoard | None = None,
 ) -> Environment:
     """Read every fact about this machine. Never imports torch in this process.
 
@@ -66,6 +72,7 @@ def probe_environment(
     read from the environment (PATH lookups, CUDA_HOME, PYTHONPATH for metadata and for the
     children, the recorded variables). ``nvml`` replaces the ``pynvml`` module (tests).
     ``python`` is the interpreter the ``--deep`` children run (default: this one).
+    ``board`` is told which ``--deep`` imports run (for a progress line).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     tool_timeout = min(timeout, DEFAULT_TOOL_TIMEOUT)
@@ -125,7 +132,7 @@ def probe_environment(
     torch_runtime = None
     if deep:
         imports, torch_runtime = probe_deep(
-            dists.keys(), timeout=timeout, python=python, environ=env
+            dists.keys(), timeout=timeout, python=python, environ=env, board=board
         )
 
     kwargs: dict[str, Any] = {}

@@ -23,17 +23,22 @@ Imports run in parallel (a thread pool waiting on subprocesses) to keep ``--deep
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
 from attn_doctor.probe._run import run_isolated
+
+_R = TypeVar("_R")
 
 MARKER = "@@attn-doctor-result@@"
 TAIL_CHARS = 2000
@@ -377,27 +382,97 @@ def probe_torch_runtime(
     return torch_runtime_and_import(timeout=timeout, python=python, environ=environ)[1]
 
 
+class ImportBoard:
+    """What the ``--deep`` children are doing now, for a progress line (thread-safe).
+
+    ``probe_deep`` calls ``started`` and ``finished``; a spinner on stderr calls ``describe``
+    a few times a second. Nothing here prints.
+    """
+
+    def __init__(self, *, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._running: dict[str, float] = {}
+        self._done = 0
+        self._total = 0
+
+    def expect(self, count: int) -> None:
+        with self._lock:
+            self._total += count
+
+    def started(self, module: str) -> None:
+        with self._lock:
+            self._running[module] = self._clock()
+
+    def finished(self, module: str) -> None:
+        with self._lock:
+            self._running.pop(module, None)
+            self._done += 1
+
+    def describe(self) -> str:
+        """``importing xformers (12 s), flash_attn_2_cuda (12 s) of 60 s each; 3/7 done``."""
+        now = self._clock()
+        with self._lock:
+            running = sorted(self._running.items(), key=lambda kv: kv[1])
+            done, total = self._done, self._total
+        if not running:
+            return f"--deep: {done}/{total} imports done"
+        shown = ", ".join(f"{m} ({now - t0:.0f} s)" for m, t0 in running[:4])
+        more = f" and {len(running) - 4} more" if len(running) > 4 else ""
+        return (
+            f"--deep: importing {shown}{more}; timeout {self.timeout:g} s each; "
+            f"{done}/{total} done"
+        )
+
+
+def _tracked(board: ImportBoard | None, module: str, fn: Callable[[], _R]) -> _R:
+    if board is None:
+        return fn()
+    board.started(module)
+    try:
+        return fn()
+    finally:
+        board.finished(module)
+
+
 def probe_deep(
     installed: Iterable[str],
     *,
     timeout: float,
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
+    board: ImportBoard | None = None,
 ) -> tuple[tuple[ImportResult, ...], TorchRuntimeFacts | None]:
     """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime
-    (whose child also gives the ``torch`` import result)."""
+    (whose child also gives the ``torch`` import result). Each child has its own ``timeout``;
+    ``board`` (optional) is told which imports run, for a progress line."""
     modules = [m for m in modules_to_import(installed) if m != "torch"]
     with_torch = "torch" in modules_to_import(installed)
+    if board is not None:
+        board.expect(len(modules) + int(with_torch))
     # At least 4 workers: a hung import holds one for the whole timeout.
     workers = max(1, min(len(modules) + 1, max(4, os.cpu_count() or 2)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex:
         runtime = (
-            ex.submit(torch_runtime_and_import, timeout=timeout, python=python, environ=environ)
+            ex.submit(
+                _tracked,
+                board,
+                "torch",
+                lambda: torch_runtime_and_import(timeout=timeout, python=python, environ=environ),
+            )
             if with_torch
             else None
         )
         futures = [
-            ex.submit(import_in_child, m, timeout=timeout, python=python, environ=environ)
+            ex.submit(
+                _tracked,
+                board,
+                m,
+                functools.partial(
+                    import_in_child, m, timeout=timeout, python=python, environ=environ
+                ),
+            )
             for m in modules
         ]
         results = tuple(f.result() for f in futures)

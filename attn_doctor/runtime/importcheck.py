@@ -19,6 +19,7 @@ import hashlib
 import importlib.machinery
 import importlib.metadata
 import json
+import math
 import os
 import sys
 import tempfile
@@ -138,15 +139,25 @@ class CheckedImport:
     """The cache key's digest."""
 
 
+CACHE_MAX_BYTES = 16 << 20
+"""Far above MAX_ENTRIES entries; a larger file is not this cache and is ignored."""
+
+
 def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries; anything unreadable (binary, not JSON, truncated, too large, a
+    foreign schema, entries of the wrong shape) reads as an empty cache, rebuilt on write."""
+    from attn_doctor.userfiles import read_json_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_file(path, max_bytes=CACHE_MAX_BYTES)
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
         return {}
     entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if isinstance(v, dict)}
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
@@ -182,8 +193,18 @@ def _result_from(data: object, module: str) -> ImportResult | None:
         status=status,
         detail=detail if isinstance(detail, str) else None,
         traceback_tail=tail if isinstance(tail, str) else None,
-        seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        seconds=_seconds(seconds),
     )
+
+
+def _seconds(value: object) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float: not a time this tool wrote
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 @contextlib.contextmanager

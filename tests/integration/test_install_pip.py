@@ -202,6 +202,12 @@ def test_killed_install_is_detected_and_rolled_back(venv: Path, wheelhouse: Path
     assert isinstance(error, dict)
     assert "interrupted" in error["message"]
     assert "--rollback" in str(error["hint"])
+    # Refused before the plan: a plan that cannot be carried out is not shown.
+    people = run_cli(["install", "flash-attn", "--python", str(py), "--wheelhouse",
+                      str(wheelhouse), "--dry-run"])  # fmt: skip
+    assert people.returncode == 2
+    assert "Plan:" not in people.stdout
+    assert "interrupted" in people.stderr
 
     undo = run_cli(["install", "--rollback", "--python", str(py), "--json"])
     assert undo.returncode == 0, undo.stdout + undo.stderr
@@ -347,5 +353,10 @@ def test_ctrl_c_during_the_check_rolls_back_and_exits_130(venv: Path, wheelhouse
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the foreground group
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
+    # Not just "interrupted": what happened to the environment, and to what state.
+    assert "interrupted while installing flash-attn==2.6.3" in err
+    assert "rolled back to its prior state" in err
+    assert "removed flash-attn" in err
+    assert "Traceback" not in err
     assert freeze(py) == before
     assert not journal_path(venv).exists()

@@ -1,0 +1,60 @@
+"""People's output to a pipe or a file: no padding, and as wide as COLUMNS says."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from attn_doctor.report.console import PIPE_WIDTH, StripTrailingSpaces, console_width
+
+from .conftest import REPO_ROOT, SNAPSHOTS
+
+
+def check_to_pipe(columns: str | None) -> list[str]:
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("FORCE_COLOR", None)
+    env.pop("COLUMNS", None)
+    if columns is not None:
+        env["COLUMNS"] = columns
+    proc = subprocess.run(
+        [sys.executable, "-m", "attn_doctor", "check", "--snapshot",
+         str(SNAPSHOTS / "h100-linux-recent-torch.json")],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.parametrize("columns", [None, "70"], ids=["default", "COLUMNS=70"])
+def test_check_to_a_pipe_has_no_trailing_spaces_and_honours_columns(columns: str | None) -> None:
+    lines = check_to_pipe(columns)
+    assert len(lines) > 20
+    padded = [line for line in lines if line.endswith(" ")]
+    assert padded == []
+    widest = max(len(line) for line in lines)
+    assert widest <= (int(columns) if columns else PIPE_WIDTH)
+    if columns:
+        assert widest > 40  # the tables did use the room they were given
+
+
+def test_console_width_rule() -> None:
+    assert console_width(False, {}) == PIPE_WIDTH
+    assert console_width(False, {"COLUMNS": "70"}) == 70
+    assert console_width(True, {"COLUMNS": "90"}) == 90
+    assert console_width(True, {}) is None  # the terminal's own width
+    assert console_width(False, {"COLUMNS": "wide"}) == PIPE_WIDTH
+
+
+def test_strip_trailing_spaces_across_partial_writes() -> None:
+    out = io.StringIO()
+    stream = StripTrailingSpaces(out)
+    stream.write("a   \nb")
+    stream.write("c  ")
+    assert out.getvalue() == "a\n"  # "bc  " waits: more of its line may come
+    stream.write("  \n  indented kept\n")
+    stream.flush()
+    assert out.getvalue() == "a\nbc\n  indented kept\n"
