@@ -132,7 +132,9 @@ def test_check_auto_and_runtime_agree(
             error = doc["error"]
             assert isinstance(error, dict)
             assert error["code"] == "blocked"
-            assert "first" in str(error["message"])
+            assert "installs nothing" in str(error["message"]) or "install torch first" in str(
+                error["message"]
+            )
             assert "fix first" in str(error["hint"]) or "install --auto" in str(error["hint"])
 
 

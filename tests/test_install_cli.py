@@ -66,11 +66,17 @@ def test_source_policy_is_enforced(tmp_path: Path, capsys: pytest.CaptureFixture
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-def test_auto_plans_xformers_for_a_t4_without_touching_torch(
+def test_auto_on_a_t4_needs_nothing_and_xformers_installs_without_touching_torch(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     snap = str(SNAPSHOTS / "t4-colab.json")
     code, out, _ = _run(["install", "--auto", "--snapshot", snap, "--json"], capsys)
+    assert code == 0
+    # SDPA's memory-efficient kernel is the CUTLASS kernel xformers would run on sm75.
+    note = json.loads(out)["result"]["note"]
+    assert "nothing to install" in note
+    assert "memory-efficient kernel" in note
+    code, out, _ = _run(["install", "xformers", "--snapshot", snap, "--json"], capsys)
     assert code == 0
     plan = json.loads(out)["result"]["plan"]
     assert plan["backend"] == "xformers"  # flash-attn 2 cannot run on sm75
@@ -82,7 +88,9 @@ def test_auto_when_the_best_is_already_usable(capsys: pytest.CaptureFixture[str]
     snap = str(SNAPSHOTS / "a100-linux.json")
     code, out, _ = _run(["install", "--auto", "--snapshot", snap, "--json"], capsys)
     assert code == 0
-    assert "already installed and usable" in json.loads(out)["result"]["note"]
+    note = json.loads(out)["result"]["note"]
+    assert "nothing to install" in note
+    assert "flash kernel" in note  # what attn_implementation="sdpa" runs on an A100
 
 
 def test_auto_on_a_cpu_laptop_has_nothing_to_install(capsys: pytest.CaptureFixture[str]) -> None:
