@@ -410,6 +410,20 @@ def _nvcc_major_differs_from_torch(env: Environment, _args: tuple[str, ...]) -> 
     return _res(check, "contradicted", "nvcc and torch share the CUDA major version", *ev)
 
 
+def _nvcc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
+    check = f"nvcc_below:{args[0]}"
+    tk = env.cuda_toolkit
+    if tk.nvcc_path is None or tk.release is None:
+        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
+    have, need = _mm(tk.release), _mm(args[0])
+    if have is None or need is None:
+        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
+    ev = ("cuda_toolkit.release", tk.release)
+    if have < need:
+        return _res(check, "confirmed", f"nvcc {tk.release} is older than CUDA {args[0]}", ev)
+    return _res(check, "contradicted", f"nvcc {tk.release} is CUDA {args[0]} or newer", ev)
+
+
 def _nvcc_newer_than_driver(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     check = "nvcc_newer_than_driver"
     tk = env.cuda_toolkit
@@ -789,6 +803,7 @@ CHECKS: Mapping[str, _Spec] = {
     "nvcc_present": _Spec(nargs=0, func=_nvcc_present, help="nvcc is found"),
     "nvcc_major_differs_from_torch": _Spec(nargs=0, func=_nvcc_major_differs_from_torch,
                                            help="nvcc's CUDA major differs from torch's"),
+    "nvcc_below": _Spec(nargs=1, func=_nvcc_below, help="nvcc is older than CUDA X.Y"),
     "nvcc_newer_than_driver": _Spec(nargs=0, func=_nvcc_newer_than_driver,
                                     help="nvcc is newer than the driver's CUDA"),
     "cuda_home_unset": _Spec(nargs=0, func=_cuda_home_unset,
