@@ -282,3 +282,75 @@ def test_failed_deep_imports_are_explained_for_check() -> None:
     assert fa_exp.confirmation.status == "confirmed"  # built for torch 2.8, 2.7.1 installed
     (xf_exp,) = results["xformers.ops"].explanations
     assert xf_exp.match.symptom_id == "attention-extension-segfault"
+
+
+# --- the newer classes are confirmed (or not) by this machine's facts ------------------------
+
+
+@pytest.mark.parametrize(
+    ("release", "status"), [("11.5", "confirmed"), ("12.6", "contradicted")],
+    ids=["nvcc-11.5", "nvcc-12.6"],
+)
+def test_old_nvcc_for_a_flash_attn_build_is_checked_against_the_message(
+    release: str, status: str
+) -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts(
+        nvcc_path="/usr/local/cuda/bin/nvcc", nvcc_version=f"{release}.0", release=release,
+        cuda_home="/usr/local/cuda"))
+    exp = _explain_one("flash-attn-build-nvcc-too-old", env)
+    assert exp.match.symptom_id == "flash-attn-build-nvcc-too-old"
+    assert exp.match.captured()["min_cuda"] == "11.6"
+    assert exp.confirmation.status == status
+    assert exp.confirmation.checks[0].check == "nvcc_below:11.6|nvcc_missing"
+
+
+def test_old_nvcc_check_without_nvcc_is_the_missing_alternative() -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts())
+    exp = _explain_one("flash-attn-build-nvcc-too-old", env)
+    assert exp.confirmation.status == "confirmed"
+    assert "nvcc was not found" in exp.confirmation.summary
+
+
+@pytest.mark.parametrize(
+    ("os_name", "status"), [("windows", "confirmed"), ("linux", "contradicted")]
+)
+def test_torch_without_flash_sdpa_is_a_windows_build_warning(os_name: str, status: str) -> None:
+    env = with_host(make_env(), os=os_name)
+    exp = _explain_one("torch-sdpa-no-flash-windows--storydiffusion", env)
+    assert exp.match.symptom_id == "torch-sdpa-no-flash-windows"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize(
+    ("cc", "status"), [("12.0", "confirmed"), ("9.0", "contradicted")], ids=["sm120", "sm90"]
+)
+def test_xformers_bundled_fa3_kernels_fail_only_on_blackwell(cc: str, status: str) -> None:
+    env = make_env(gpus=(gpu(cc, "NVIDIA GeForce RTX 5090"),),
+                   packages=(PackageFacts(name="xformers", version="0.0.30"),))
+    result = explain_text(_sample("xformers-fa3-kernels-blackwell"), env)
+    assert [e.match.symptom_id for e in result.explanations] == ["xformers-fa3-kernels-blackwell"]
+    assert result.explanations[0].confirmation.status == status
+
+
+@pytest.mark.parametrize(
+    ("cc", "status"), [("7.5", "confirmed"), ("8.9", "contradicted")], ids=["T4", "RTX4090"]
+)
+def test_a_models_own_flash_warning_is_confirmed_on_pre_ampere(cc: str, status: str) -> None:
+    exp = _explain_one("model-flash-attention-not-used--phi3-turing", make_env(gpus=(gpu(cc),)))
+    assert exp.match.symptom_id == "model-flash-attention-not-used"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize(("torch_version", "status"), [("1.13.1", "confirmed"),
+                                                       ("2.1.2", "contradicted")])
+def test_missing_sdpa_means_torch_before_2_0(torch_version: str, status: str) -> None:
+    env = with_torch(make_env(), version=torch_version)
+    exp = _explain_one("torch-too-old-for-sdpa--cambrian", env)
+    assert exp.confirmation.status == status
+
+
+def test_transformers_flash_version_check_compares_with_the_installed_flash_attn() -> None:
+    old = make_env(packages=(PackageFacts(name="flash-attn", version="2.0.4"),))
+    new = make_env(packages=(PackageFacts(name="flash-attn", version="2.5.8"),))
+    assert _explain_one("transformers-fa2-too-old", old).confirmation.status == "confirmed"
+    assert _explain_one("transformers-fa2-too-old", new).confirmation.status == "contradicted"
