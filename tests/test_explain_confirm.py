@@ -42,16 +42,18 @@ def _explain_one(sample: str, env: Environment | None) -> Explanation:
 
 @pytest.mark.parametrize(
     ("cc", "status"),
-    [("7.5", "confirmed"), ("7.0", "confirmed"), ("8.0", "contradicted"), ("9.0", "contradicted")],
-    ids=["sm75-T4", "sm70-V100", "sm80-A100", "sm90-H100"],
+    [("7.5", "confirmed"), ("7.0", "confirmed"), ("8.0", "contradicted"), ("9.0", "contradicted"),
+     ("12.0", "confirmed")],
+    ids=["sm75-T4", "sm70-V100", "sm80-A100", "sm90-H100", "sm120-RTX5090"],
 )
 def test_ampere_message_confirmed_only_below_sm80(cc: str, status: str) -> None:
+    """Below sm_80 the GPU is too old; on sm_100+ the flash-attn build is (it predates it)."""
     kb = load_symptoms()
     (match,) = match_symptoms(_sample("flash-attn-needs-ampere"), kb)
     result = confirm(match, make_env(gpus=(gpu(cc),)), kb=kb)
     assert result.status == status
     (check,) = result.checks
-    assert check.check == "gpu_sm_below:80"
+    assert check.check == "gpu_sm_below:80|gpu_sm_at_least:100"
     assert check.evidence[0].fact == "gpus[0].compute_capability"
     assert check.evidence[0].value == cc
 
