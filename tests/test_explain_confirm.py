@@ -356,3 +356,29 @@ def test_transformers_flash_version_check_compares_with_the_installed_flash_attn
     new = make_env(packages=(PackageFacts(name="flash-attn", version="2.5.8"),))
     assert _explain_one("transformers-fa2-too-old", old).confirmation.status == "confirmed"
     assert _explain_one("transformers-fa2-too-old", new).confirmation.status == "contradicted"
+
+
+@pytest.mark.parametrize(
+    ("sample", "release", "status"),
+    [("nvcc-unsupported-gpu-arch", "12.6", "confirmed"),  # compute_120 needs 12.8
+     ("nvcc-unsupported-gpu-arch", "12.8", "contradicted"),
+     ("nvcc-unsupported-gpu-arch--86", "10.2", "confirmed"),
+     ("nvcc-unsupported-gpu-arch--90a", "12.4", "contradicted")],
+)
+def test_nvcc_is_compared_with_the_architecture_the_build_asked_for(
+    sample: str, release: str, status: str
+) -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts(
+        nvcc_path="/usr/local/cuda/bin/nvcc", nvcc_version=f"{release}.1", release=release,
+        cuda_home="/usr/local/cuda"))
+    exp = _explain_one(sample, env)
+    assert exp.match.symptom_id == "nvcc-unsupported-gpu-arch"
+    assert exp.confirmation.status == status
+    (check,) = exp.confirmation.checks
+    assert check.evidence[0].value == release
+
+
+def test_an_architecture_without_a_known_minimum_is_unknown_not_guessed() -> None:
+    result = evaluate_check("nvcc_too_old_for_arch:{arch}", make_env(), {"arch": "30"})
+    assert result.status == "unknown"
+    assert "no known minimum CUDA for architecture 30" in result.reason
