@@ -101,7 +101,7 @@ def test_piped_stdin_is_read_when_not_a_terminal(
     code, out, _ = _run(["explain", "--no-probe", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0
-    assert doc["result"]["input"] == {"source": "stdin", "lines": 7}
+    assert doc["result"]["input"] == {"source": "stdin", "lines": 7, "truncated": False}
     ids = [e["match"]["symptom_id"] for e in doc["result"]["explanations"]]
     assert ids == ["xformers-with-cpu-torch"]
 
@@ -175,3 +175,80 @@ def test_missing_log_and_bad_snapshot_are_usage_errors(
     code, out, _ = _run(["explain", "--json", "--snapshot", str(bad), AMPERE], capsys)
     assert code == 2
     assert json.loads(out)["error"]["code"] == "bad-snapshot"
+
+
+TRITON = "torch._inductor.exc.TritonMissing: Cannot find a working triton installation."
+
+
+def test_long_log_is_read_from_its_end_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("attn_doctor.commands.explain.MAX_INPUT_BYTES", 64 * 1024)
+    log = tmp_path / "train.log"
+    noise = "".join(f"step {i} loss 0.{i}\n" for i in range(20_000))
+    log.write_text(AMPERE + "\n" + noise + TRITON + "\n", encoding="utf-8")
+    size = log.stat().st_size
+    code, out, _ = _run(["explain", "--no-probe", "--log", str(log)], capsys)
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("Read only the last 0.1 MiB of this ")
+    assert first.endswith("MiB log: causes earlier in it were not scanned.")
+    assert "triton-missing" in out
+    assert "flash-attn-needs-ampere" not in out  # it is in the part that was not read
+    code, out, _ = _run(["explain", "--json", "--no-probe", "--log", str(log)], capsys)
+    given = json.loads(out)["result"]["input"]
+    assert given["truncated"] is True
+    assert given["bytes_total"] == size
+    assert 64 * 1024 - 100 < given["bytes_read"] < 64 * 1024  # from a line boundary
+    assert given["lines"] < 20_000
+
+
+def test_short_log_is_read_whole_and_says_nothing_about_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "build.log"
+    log.write_text("noise\n" + AMPERE + "\n", encoding="utf-8")
+    code, out, _ = _run(["explain", "--no-probe", "--log", str(log)], capsys)
+    assert code == 0
+    assert "Read only" not in out
+    code, out, _ = _run(["explain", "--json", "--no-probe", "--log", str(log)], capsys)
+    assert json.loads(out)["result"]["input"] == {"source": "log", "lines": 2, "truncated": False}
+
+
+def test_piped_input_over_the_limit_keeps_its_end(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("attn_doctor.commands.explain.MAX_INPUT_BYTES", 32 * 1024)
+    noise = "".join(f"it {i}\n" for i in range(30_000))
+    monkeypatch.setattr("sys.stdin", _Stdin(AMPERE + "\n" + noise + TRITON + "\n", tty=False))
+    code, out, _ = _run(["explain", "--json", "--no-probe"], capsys)
+    res = json.loads(out)["result"]
+    assert code == 0
+    assert res["input"]["truncated"] is True
+    assert res["input"]["source"] == "stdin"
+    assert [e["match"]["symptom_id"] for e in res["explanations"]] == ["triton-missing"]
+
+
+def test_a_100_mib_log_keeps_working(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "huge.log"
+    line = b"step 123456 loss 0.12345 lr 3e-4 grad_norm 0.456 tokens/s 12345\n"
+    with log.open("wb") as fh:
+        fh.write(AMPERE.encode() + b"\n")
+        fh.write(line * (100 * 1024 * 1024 // len(line)))
+        fh.write(TRITON.encode() + b"\n")
+    code, out, _ = _run(["explain", "--json", "--no-probe", "--log", str(log)], capsys)
+    res = json.loads(out)["result"]
+    assert code == 0
+    assert res["input"]["truncated"] is True
+    assert res["input"]["bytes_total"] > 100 * 1000 * 1000
+    assert res["input"]["bytes_read"] <= 32 * 1024 * 1024
+    assert [e["match"]["symptom_id"] for e in res["explanations"]] == ["triton-missing"]
+
+
+def test_a_control_message_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (DATA / "controls" / "keyerror-data-collator.txt").read_text(encoding="utf-8")
+    code, out, _ = _run(["explain", "--no-probe", text.partition("\n")[2]], capsys)
+    assert code == 1
+    assert "No known cause" in out

@@ -42,16 +42,18 @@ def _explain_one(sample: str, env: Environment | None) -> Explanation:
 
 @pytest.mark.parametrize(
     ("cc", "status"),
-    [("7.5", "confirmed"), ("7.0", "confirmed"), ("8.0", "contradicted"), ("9.0", "contradicted")],
-    ids=["sm75-T4", "sm70-V100", "sm80-A100", "sm90-H100"],
+    [("7.5", "confirmed"), ("7.0", "confirmed"), ("8.0", "contradicted"), ("9.0", "contradicted"),
+     ("12.0", "confirmed")],
+    ids=["sm75-T4", "sm70-V100", "sm80-A100", "sm90-H100", "sm120-RTX5090"],
 )
 def test_ampere_message_confirmed_only_below_sm80(cc: str, status: str) -> None:
+    """Below sm_80 the GPU is too old; on sm_100+ the flash-attn build is (it predates it)."""
     kb = load_symptoms()
     (match,) = match_symptoms(_sample("flash-attn-needs-ampere"), kb)
     result = confirm(match, make_env(gpus=(gpu(cc),)), kb=kb)
     assert result.status == status
     (check,) = result.checks
-    assert check.check == "gpu_sm_below:80"
+    assert check.check == "gpu_sm_below:80|gpu_sm_at_least:100"
     assert check.evidence[0].fact == "gpus[0].compute_capability"
     assert check.evidence[0].value == cc
 
@@ -252,15 +254,17 @@ def test_unknown_text_reports_the_key_facts() -> None:
 
 
 def test_confirmed_causes_rank_before_contradicted_ones() -> None:
-    text = _sample("xformers-no-operator")  # matches the generic entry and bf16-needs-ampere
+    # xformers with a CPU torch is contradicted here (torch is a CUDA build); the Ampere
+    # message is confirmed on a T4 and comes first although it is later in the log.
+    text = _sample("xformers-with-cpu-torch") + "\n" + _sample("flash-attn-needs-ampere")
     env = make_env(gpus=(gpu("7.5", "Tesla T4"),))
     result = explain_text(text, env)
     statuses = [e.confirmation.status for e in result.explanations]
-    assert statuses[0] == "confirmed"
-    assert result.explanations[0].match.symptom_id == "xformers-bf16-needs-ampere"
+    assert statuses == ["confirmed", "contradicted"]
+    assert result.explanations[0].match.symptom_id == "flash-attn-needs-ampere"
     env = make_env(gpus=(gpu("9.0", "H100"),))
     result = explain_text(text, env)
-    assert result.explanations[-1].confirmation.status == "contradicted"
+    assert [e.confirmation.status for e in result.explanations] == ["contradicted"] * 2
 
 
 def test_failed_deep_imports_are_explained_for_check() -> None:
@@ -282,3 +286,101 @@ def test_failed_deep_imports_are_explained_for_check() -> None:
     assert fa_exp.confirmation.status == "confirmed"  # built for torch 2.8, 2.7.1 installed
     (xf_exp,) = results["xformers.ops"].explanations
     assert xf_exp.match.symptom_id == "attention-extension-segfault"
+
+
+# --- the newer classes are confirmed (or not) by this machine's facts ------------------------
+
+
+@pytest.mark.parametrize(
+    ("release", "status"), [("11.5", "confirmed"), ("12.6", "contradicted")],
+    ids=["nvcc-11.5", "nvcc-12.6"],
+)
+def test_old_nvcc_for_a_flash_attn_build_is_checked_against_the_message(
+    release: str, status: str
+) -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts(
+        nvcc_path="/usr/local/cuda/bin/nvcc", nvcc_version=f"{release}.0", release=release,
+        cuda_home="/usr/local/cuda"))
+    exp = _explain_one("flash-attn-build-nvcc-too-old", env)
+    assert exp.match.symptom_id == "flash-attn-build-nvcc-too-old"
+    assert exp.match.captured()["min_cuda"] == "11.6"
+    assert exp.confirmation.status == status
+    assert exp.confirmation.checks[0].check == "nvcc_below:11.6|nvcc_missing"
+
+
+def test_old_nvcc_check_without_nvcc_is_the_missing_alternative() -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts())
+    exp = _explain_one("flash-attn-build-nvcc-too-old", env)
+    assert exp.confirmation.status == "confirmed"
+    assert "nvcc was not found" in exp.confirmation.summary
+
+
+@pytest.mark.parametrize(
+    ("os_name", "status"), [("windows", "confirmed"), ("linux", "contradicted")]
+)
+def test_torch_without_flash_sdpa_is_a_windows_build_warning(os_name: str, status: str) -> None:
+    env = with_host(make_env(), os=os_name)
+    exp = _explain_one("torch-sdpa-no-flash-windows--storydiffusion", env)
+    assert exp.match.symptom_id == "torch-sdpa-no-flash-windows"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize(
+    ("cc", "status"), [("12.0", "confirmed"), ("9.0", "contradicted")], ids=["sm120", "sm90"]
+)
+def test_xformers_bundled_fa3_kernels_fail_only_on_blackwell(cc: str, status: str) -> None:
+    env = make_env(gpus=(gpu(cc, "NVIDIA GeForce RTX 5090"),),
+                   packages=(PackageFacts(name="xformers", version="0.0.30"),))
+    result = explain_text(_sample("xformers-fa3-kernels-blackwell"), env)
+    assert [e.match.symptom_id for e in result.explanations] == ["xformers-fa3-kernels-blackwell"]
+    assert result.explanations[0].confirmation.status == status
+
+
+@pytest.mark.parametrize(
+    ("cc", "status"), [("7.5", "confirmed"), ("8.9", "contradicted")], ids=["T4", "RTX4090"]
+)
+def test_a_models_own_flash_warning_is_confirmed_on_pre_ampere(cc: str, status: str) -> None:
+    exp = _explain_one("model-flash-attention-not-used--phi3-turing", make_env(gpus=(gpu(cc),)))
+    assert exp.match.symptom_id == "model-flash-attention-not-used"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize(("torch_version", "status"), [("1.13.1", "confirmed"),
+                                                       ("2.1.2", "contradicted")])
+def test_missing_sdpa_means_torch_before_2_0(torch_version: str, status: str) -> None:
+    env = with_torch(make_env(), version=torch_version)
+    exp = _explain_one("torch-too-old-for-sdpa--cambrian", env)
+    assert exp.confirmation.status == status
+
+
+def test_transformers_flash_version_check_compares_with_the_installed_flash_attn() -> None:
+    old = make_env(packages=(PackageFacts(name="flash-attn", version="2.0.4"),))
+    new = make_env(packages=(PackageFacts(name="flash-attn", version="2.5.8"),))
+    assert _explain_one("transformers-fa2-too-old", old).confirmation.status == "confirmed"
+    assert _explain_one("transformers-fa2-too-old", new).confirmation.status == "contradicted"
+
+
+@pytest.mark.parametrize(
+    ("sample", "release", "status"),
+    [("nvcc-unsupported-gpu-arch", "12.6", "confirmed"),  # compute_120 needs 12.8
+     ("nvcc-unsupported-gpu-arch", "12.8", "contradicted"),
+     ("nvcc-unsupported-gpu-arch--86", "10.2", "confirmed"),
+     ("nvcc-unsupported-gpu-arch--90a", "12.4", "contradicted")],
+)
+def test_nvcc_is_compared_with_the_architecture_the_build_asked_for(
+    sample: str, release: str, status: str
+) -> None:
+    env = make_env(cuda_toolkit=CudaToolkitFacts(
+        nvcc_path="/usr/local/cuda/bin/nvcc", nvcc_version=f"{release}.1", release=release,
+        cuda_home="/usr/local/cuda"))
+    exp = _explain_one(sample, env)
+    assert exp.match.symptom_id == "nvcc-unsupported-gpu-arch"
+    assert exp.confirmation.status == status
+    (check,) = exp.confirmation.checks
+    assert check.evidence[0].value == release
+
+
+def test_an_architecture_without_a_known_minimum_is_unknown_not_guessed() -> None:
+    result = evaluate_check("nvcc_too_old_for_arch:{arch}", make_env(), {"arch": "30"})
+    assert result.status == "unknown"
+    assert "no known minimum CUDA for architecture 30" in result.reason

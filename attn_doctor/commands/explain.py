@@ -10,7 +10,10 @@ unreadable log or snapshot, a malformed knowledge base).
 
 from __future__ import annotations
 
+import collections
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -26,33 +29,108 @@ MAX_INPUT_BYTES = 32 * 1024 * 1024
 """Longer logs are cut (from the front: the end of a log is where a failure shows)."""
 
 
-def read_input(
-    text: tuple[str, ...], log: Path | None, stdin: TextIO
-) -> tuple[str, str]:
-    """The text to explain and where it came from (``argument``, ``log``, ``stdin``)."""
+@dataclass(frozen=True, kw_only=True)
+class InputText:
+    """The text to explain, where it came from, and how much of it was read."""
+
+    text: str
+    source: str
+    """``argument``, ``log`` or ``stdin``."""
+    total_bytes: int
+    """Size of the whole input in bytes (UTF-8 for arguments and stdin)."""
+    read_bytes: int
+    """Bytes actually read: less than ``total_bytes`` when only the last part was kept."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.read_bytes < self.total_bytes
+
+    def to_json(self, lines: int) -> dict[str, object]:
+        out: dict[str, object] = {"source": self.source, "lines": lines}
+        if self.truncated:
+            out.update(truncated=True, bytes_total=self.total_bytes, bytes_read=self.read_bytes)
+        else:
+            out["truncated"] = False
+        return out
+
+
+def _tail(data: bytes, total: int, source: str) -> InputText:
+    """Keep the last ``MAX_INPUT_BYTES`` of ``data`` (already cut to at most that), starting
+    at a line boundary when the front was dropped."""
+    if len(data) < total:
+        # Drop the partial first line, unless the window is (nearly) one line.
+        cut = data.find(b"\n", 0, 1 << 20)
+        if 0 <= cut < len(data) - 1:
+            data = data[cut + 1 :]
+    return InputText(
+        text=data.decode("utf-8", errors="replace"),
+        source=source,
+        total_bytes=total,
+        read_bytes=len(data),
+    )
+
+
+def read_input(text: tuple[str, ...], log: Path | None, stdin: TextIO) -> InputText:
+    """The text to explain; a log longer than ``MAX_INPUT_BYTES`` is read from its end only."""
     if text and log is not None:
         raise UsageError("give the text as an argument or with --log, not both")
     if text:
-        return " ".join(text), "argument"
+        joined = " ".join(text)
+        size = len(joined.encode("utf-8", errors="replace"))
+        return InputText(text=joined, source="argument", total_bytes=size, read_bytes=size)
     if log is not None:
         if str(log) == "-":
-            return _read_stream(stdin), "stdin"
+            return _read_stream(stdin)
         try:
-            data = log.read_bytes()
+            with log.open("rb") as fh:
+                total = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, total - MAX_INPUT_BYTES))
+                data = fh.read(MAX_INPUT_BYTES)
         except OSError as exc:
             raise UsageError(f"cannot read log {log}: {exc.strerror or exc}") from exc
-        return data[-MAX_INPUT_BYTES:].decode("utf-8", errors="replace"), "log"
+        return _tail(data, total, "log")
     if not stdin.isatty():
-        return _read_stream(stdin), "stdin"
+        return _read_stream(stdin)
     raise UsageError(
         "nothing to explain",
         hint='pass the message: attn-doctor explain "TEXT", --log FILE, or pipe it on stdin',
     )
 
 
-def _read_stream(stream: TextIO) -> str:
-    data = stream.read()
-    return data[-MAX_INPUT_BYTES:]
+def _read_stream(stream: TextIO) -> InputText:
+    """Read a stream to its end, keeping only its last ``MAX_INPUT_BYTES`` in memory."""
+    buffer = getattr(stream, "buffer", None)
+    chunks: collections.deque[bytes] = collections.deque()
+    kept = total = 0
+    while True:
+        if buffer is not None:
+            chunk = buffer.read(1 << 20)
+        else:
+            piece = stream.read(1 << 20)
+            chunk = piece.encode("utf-8", errors="replace") if piece else b""
+        if not chunk:
+            break
+        chunks.append(chunk)
+        kept += len(chunk)
+        total += len(chunk)
+        while kept - len(chunks[0]) >= MAX_INPUT_BYTES:
+            kept -= len(chunks.popleft())
+    data = b"".join(chunks)
+    return _tail(data[-MAX_INPUT_BYTES:], total, "stdin")
+
+
+def read_note(given: InputText) -> str | None:
+    """The sentence saying that only the end of a long input was read, or None."""
+    if not given.truncated:
+        return None
+    return (
+        f"Read only the last {_mib(given.read_bytes)} of this {_mib(given.total_bytes)} "
+        f"{'log' if given.source == 'log' else 'input'}: causes earlier in it were not scanned."
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def gather_facts(
@@ -76,13 +154,13 @@ def gather_facts(
 
 
 def explain_json(
-    result: ExplainResult, *, source: str, snapshot: Path | None
+    result: ExplainResult, *, given: InputText, snapshot: Path | None
 ) -> dict[str, object]:
     """The ``result`` member of the ``--json`` envelope (documented in docs/explain.md)."""
     from attn_doctor.facts import encode
 
     return {
-        "input": {"source": source, "lines": result.lines},
+        "input": given.to_json(result.lines),
         "matched": result.matched,
         "explanations": encode(result.explanations),
         "facts_available": result.facts_available,
@@ -130,7 +208,8 @@ def explain_command(
     from attn_doctor.explain import explain_text, load_symptoms
     from attn_doctor.report.envelope import make_envelope, write_envelope
 
-    message, source = read_input(text, log_path, sys.stdin)
+    given = read_input(text, log_path, sys.stdin)
+    message = given.text
     if not message.strip():
         raise UsageError("the text to explain is empty")
     kb = load_symptoms()
@@ -141,12 +220,12 @@ def explain_command(
         write_envelope(
             make_envelope(
                 "explain",
-                result=explain_json(result, source=source, snapshot=snapshot_path),
+                result=explain_json(result, given=given, snapshot=snapshot_path),
                 exit_code=code,
             )
         )
     else:
         from attn_doctor.report.explain_view import render_explain
 
-        render_explain(result, snapshot=snapshot_path)
+        render_explain(result, snapshot=snapshot_path, read_note=read_note(given))
     sys.exit(int(code))

@@ -410,6 +410,42 @@ def _nvcc_major_differs_from_torch(env: Environment, _args: tuple[str, ...]) -> 
     return _res(check, "contradicted", "nvcc and torch share the CUDA major version", *ev)
 
 
+def _nvcc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
+    check = f"nvcc_below:{args[0]}"
+    tk = env.cuda_toolkit
+    if tk.nvcc_path is None or tk.release is None:
+        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
+    have, need = _mm(tk.release), _mm(args[0])
+    if have is None or need is None:
+        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
+    ev = ("cuda_toolkit.release", tk.release)
+    if have < need:
+        return _res(check, "confirmed", f"nvcc {tk.release} is older than CUDA {args[0]}", ev)
+    return _res(check, "contradicted", f"nvcc {tk.release} is CUDA {args[0]} or newer", ev)
+
+
+# The first CUDA toolkit whose nvcc accepts each -gencode architecture (NVIDIA's CUDA toolkit
+# release notes: sm_80 in 11.0, sm_86 11.1, sm_87 11.4, sm_89/sm_90 11.8, sm_90a 12.0,
+# sm_100/sm_101/sm_120 12.8, sm_103/sm_121 12.9, sm_110 13.0).
+NVCC_ARCH_MIN_CUDA = {
+    "70": "9.0", "72": "10.0", "75": "10.0", "80": "11.0", "86": "11.1", "87": "11.4",
+    "89": "11.8", "90": "11.8", "90a": "12.0", "100": "12.8", "100a": "12.8", "101": "12.8",
+    "101a": "12.8", "103": "12.9", "103a": "12.9", "110": "13.0", "110a": "13.0",
+    "120": "12.8", "120a": "12.8", "121": "12.9", "121a": "12.9",
+}
+
+
+def _nvcc_too_old_for_arch(env: Environment, args: tuple[str, ...]) -> CheckResult:
+    arch = args[0].lower().removeprefix("compute_").removeprefix("sm_")
+    check = f"nvcc_too_old_for_arch:{arch}"
+    need = NVCC_ARCH_MIN_CUDA.get(arch)
+    if need is None:
+        return _res(check, "unknown", f"no known minimum CUDA for architecture {arch}")
+    res = _nvcc_below(env, (need,))
+    reason = f"{res.reason}; compute_{arch} needs CUDA {need} or newer"
+    return CheckResult(check=check, status=res.status, reason=reason, evidence=res.evidence)
+
+
 def _nvcc_newer_than_driver(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     check = "nvcc_newer_than_driver"
     tk = env.cuda_toolkit
@@ -789,6 +825,9 @@ CHECKS: Mapping[str, _Spec] = {
     "nvcc_present": _Spec(nargs=0, func=_nvcc_present, help="nvcc is found"),
     "nvcc_major_differs_from_torch": _Spec(nargs=0, func=_nvcc_major_differs_from_torch,
                                            help="nvcc's CUDA major differs from torch's"),
+    "nvcc_below": _Spec(nargs=1, func=_nvcc_below, help="nvcc is older than CUDA X.Y"),
+    "nvcc_too_old_for_arch": _Spec(nargs=1, func=_nvcc_too_old_for_arch,
+                                   help="nvcc predates a GPU architecture (compute_XY)"),
     "nvcc_newer_than_driver": _Spec(nargs=0, func=_nvcc_newer_than_driver,
                                     help="nvcc is newer than the driver's CUDA"),
     "cuda_home_unset": _Spec(nargs=0, func=_cuda_home_unset,

@@ -8,7 +8,7 @@ from attn_doctor.diagnosis import Evidence
 from attn_doctor.explain.confirm import Confirmation, confirm_symptom, facts_unavailable
 from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, load_symptoms
-from attn_doctor.explain.match import Match, match_symptoms, split_lines
+from attn_doctor.explain.match import Match, count_lines, match_symptoms
 from attn_doctor.facts import Environment, ImportResult
 
 _RANK = {"confirmed": 0, "unknown": 1, "contradicted": 2}
@@ -145,7 +145,7 @@ def explain_text(
     # Stable sort: the matcher's specificity order holds within each confirmation status.
     explanations.sort(key=lambda e: _RANK[e.confirmation.status])
     return ExplainResult(
-        lines=len(split_lines(text)),
+        lines=count_lines(text),
         explanations=tuple(explanations),
         facts_available=env is not None,
         facts_unavailable_reason=None if env is not None else why,

@@ -48,11 +48,22 @@ class Match:
 
 def split_lines(text: str) -> list[str]:
     """The text's lines with colour codes and carriage-return progress bars removed."""
-    raw_lines = _ANSI.sub("", text).replace("\r\n", "\n").split("\n")
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    carriage = "\r" in text
+    raw_lines = (text.replace("\r\n", "\n") if carriage else text).split("\n")
     if raw_lines and raw_lines[-1] == "":
         raw_lines.pop()
-    # A bare carriage return redraws the line (progress bars): keep what was drawn last.
-    return [raw.rsplit("\r", 1)[-1] for raw in raw_lines]
+    if carriage:
+        # A bare carriage return redraws the line (progress bars): keep what was drawn last.
+        raw_lines = [raw.rsplit("\r", 1)[-1] for raw in raw_lines]
+    return raw_lines
+
+
+def count_lines(text: str) -> int:
+    """``len(split_lines(text))`` without building the list (for very long logs)."""
+    n = text.count("\n")
+    return n + 1 if text and not text.endswith("\n") else n
 
 
 @functools.lru_cache(maxsize=1024)

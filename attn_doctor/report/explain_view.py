@@ -19,10 +19,17 @@ _STATUS = {
 
 
 def render_explain(
-    result: ExplainResult, *, snapshot: Path | None = None, console: Console | None = None
+    result: ExplainResult,
+    *,
+    snapshot: Path | None = None,
+    console: Console | None = None,
+    read_note: str | None = None,
 ) -> None:
+    """``read_note``: printed first, e.g. that only the end of a long log was read."""
     out = console or make_console()
     where = f"the machine in {snapshot}" if snapshot else "this machine"
+    if read_note:
+        out.print(f"[yellow]{escape(read_note)}[/]")
     if not result.matched:
         out.print(
             f"[bold]No known cause[/] matched these {result.lines} line(s). attn-doctor's "
