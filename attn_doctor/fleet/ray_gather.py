@@ -13,9 +13,12 @@ by ``fleet --ray``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,23 +34,35 @@ importing attn-doctor there) takes seconds before ``check`` itself starts."""
 
 
 def check_on_this_node(check_args: list[str], timeout: float) -> dict[str, Any]:
-    """The Ray task: ``attn-doctor check --json`` here, in a child process, with a timeout."""
+    """The Ray task: ``attn-doctor check --json`` here, in a child process, with a timeout.
+
+    The child gets its own process group so that, on timeout, what it started (a hung
+    ``nvidia-smi``) is ended with it.
+    """
     cmd = [sys.executable, "-m", "attn_doctor", "check", "--json", *check_args]
-    host = socket.gethostname()
+    answer: dict[str, Any] = {"host": socket.gethostname(), "timeout": False, "returncode": None}
+    posix = os.name == "posix"
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"host": host, "timeout": True, "returncode": None, "stdout": "", "stderr": ""}
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=posix,
+        )
     except OSError as exc:
-        return {"host": host, "timeout": False, "returncode": None, "stdout": "",
-                "stderr": f"cannot start {sys.executable}: {exc}"}  # fmt: skip
-    return {
-        "host": host,
-        "timeout": False,
-        "returncode": done.returncode,
-        "stdout": done.stdout,
-        "stderr": done.stderr[-4000:],
-    }
+        return {**answer, "stdout": "", "stderr": f"cannot start {sys.executable}: {exc}"}
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if posix:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
+        proc.communicate()
+        return {**answer, "timeout": True, "stdout": "", "stderr": ""}
+    return {**answer, "returncode": proc.returncode, "stdout": stdout, "stderr": stderr[-4000:]}
 
 
 def _last_line(text: str) -> str:
