@@ -325,3 +325,20 @@ def test_missing_inputs(tmp_path: Path, make: str, message: str) -> None:
 def test_usage_errors() -> None:
     assert run("--deep", "x").returncode == ExitCode.USAGE
     assert run("--ray", "x").returncode == ExitCode.USAGE
+
+
+def test_save_snapshot_per_host_then_fleet(tmp_path: Path) -> None:
+    """The Slurm recipe: every node saves `{host}.json` into one folder; fleet reads it."""
+    import socket
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "attn_doctor", "check", "--json",
+         "--save-snapshot", str(tmp_path / "{host}.json")],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode in (ExitCode.OK, ExitCode.PROBLEMS), proc.stderr
+    host = socket.gethostname().split(".")[0]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{host}.json"]
+    result = envelope(run(str(tmp_path), "--json"))["result"]
+    assert isinstance(result, dict)
+    assert result["groups"][0]["nodes"] == [host]
