@@ -422,6 +422,8 @@ def _decode_value(tp: object, value: object, path: str) -> object:
             raise SnapshotError(f"{path}: expected a list, got {_kind(value)}")
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
+            if args[0] is str and all(isinstance(v, str) for v in value):
+                return tuple(value)  # the common case (Requires-Dist lines), without recursion
             return tuple(_decode_value(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise SnapshotError(f"{path}: expected {len(args)} items, got {len(value)}")

@@ -23,23 +23,24 @@ def node_list(names: tuple[str, ...] | list[str]) -> str:
 
 def _group_row(group: FleetGroup, reference: FleetGroup) -> list[str | Text]:
     facts = {f.name: f.value for f in group.facts}
-    summary = " · ".join(facts.get(name, "?") for name in _SUMMARY_FACTS)
+    lines = [facts.get("gpus", "?"), f"driver {facts.get('driver', '?')}",
+             f"torch {facts.get('torch', '?')}"]  # fmt: skip
     if group is not reference:
         ref = {f.name: f.value for f in reference.facts}
         changed = [n for n in facts if n not in _SUMMARY_FACTS and facts[n] != ref.get(n)]
         changed += [n for n in ref if n not in facts]
         if changed:
-            summary += " · differs in " + ", ".join(changed)
+            lines.append("also differs in: " + ", ".join(changed))
     style = _STATE_STYLE[group.state]
     best = group.best_backend or "none"
     if group.attn_implementation:
-        best += f" ({group.attn_implementation})"
+        best += f"\n({group.attn_implementation})"
     return [
-        str(group.id) + (" (reference)" if group is reference else ""),
+        str(group.id) + ("\n(reference)" if group is reference else ""),
         Text(f"{len(group.nodes)}: {node_list(group.nodes)}"),
         f"[{style}]{group.state}[/{style}]",
         Text(best),
-        Text(summary),
+        Text("\n".join(lines)),
     ]
 
 
@@ -54,7 +55,7 @@ def render_fleet(report: FleetReport, console: Console) -> None:
     if report.groups:
         reference = report.groups[0]
         t = Table(title="Groups", box=box.SIMPLE_HEAD, title_justify="left")
-        for column in ("group", "nodes", "state", "best backend", "GPUs · driver · torch"):
+        for column in ("group", "nodes", "state", "best backend", "GPUs, driver, torch"):
             t.add_column(column, overflow="fold")
         for group in report.groups:
             t.add_row(*_group_row(group, reference))
