@@ -342,3 +342,29 @@ def test_save_snapshot_per_host_then_fleet(tmp_path: Path) -> None:
     result = envelope(run(str(tmp_path), "--json"))["result"]
     assert isinstance(result, dict)
     assert result["groups"][0]["nodes"] == [host]
+
+
+def test_a_diagnosis_from_another_version_is_redone_here() -> None:
+    """A `check --json` whose diagnosis this version cannot read still gives its facts."""
+    from attn_doctor.fleet.read import parse_document
+
+    doc = {
+        "schema": "attn-doctor/envelope", "schema_version": 1, "command": "check",
+        "attn_doctor_version": "9.0.0", "ok": True, "exit_code": 0, "error": None,
+        "result": {"environment": snapshot("a100-linux"),
+                   "diagnosis": {"findings": [], "backends": [], "recommendations": [
+                       {"rank": 1, "backend": "a_future_backend", "attn_implementation": None,
+                        "usable_now": True, "reason": "new"}]}},
+    }  # fmt: skip
+    node = parse_document(doc, name="n", source="n.json")
+    assert node.environment is not None
+    assert node.diagnosis is None
+    recorded = parse_document(
+        {**doc, "result": {**doc["result"], "diagnosis": {
+            "findings": [], "backends": [], "recommendations": [
+                {"rank": 1, "backend": "xformers", "attn_implementation": None,
+                 "usable_now": True, "reason": "measured fastest here"}]}}},
+        name="m", source="m.json",
+    )  # fmt: skip
+    report = build_report([recorded], Diagnoser().diagnose)
+    assert report.groups[0].best_backend == "xformers"  # the node's own answer is kept

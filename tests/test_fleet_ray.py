@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -60,6 +61,33 @@ def test_the_task_runs_check_here() -> None:
     node = node_from_answer(answer, name="here", source="local", timeout=120)
     assert node.environment is not None, answer["stderr"]
     assert node.diagnosis is not None
+
+
+def _fleet_ray(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    full.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "attn_doctor", "fleet", "--ray", *args],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=full, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def test_without_ray_installed_the_error_says_how(tmp_path: Path) -> None:
+    fake = tmp_path / "ray"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray (test)')\n")
+    proc = _fleet_ray(env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}"})
+    assert proc.returncode == ExitCode.USAGE
+    assert "fleet --ray needs Ray" in proc.stderr
+    assert "attn-doctor[fleet]" in proc.stderr
+
+
+def test_no_cluster_is_a_usage_error() -> None:
+    pytest.importorskip("ray", reason="Ray is not installed here")
+    proc = _fleet_ray("--json")  # runs before the test cluster below exists
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "cannot connect to a Ray cluster" in doc["error"]["message"]
 
 
 @pytest.fixture(scope="module")
