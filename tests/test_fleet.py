@@ -97,6 +97,10 @@ def test_deciding_facts_name_what_decides_backends() -> None:
     assert facts["flash-attn"] == "2.7.4.post1"
     assert facts["import flash_attn"] == "ok"
     assert "peft" not in facts  # not an attention package
+    laptop = {
+        f.name: f.value for f in deciding_facts(Environment.from_dict(snapshot("cpu-only-laptop")))
+    }
+    assert laptop["driver"] == laptop["gpus"] == "none"
 
 
 # --- made-up clusters -------------------------------------------------------------------------

@@ -75,8 +75,8 @@ def deciding_facts(env: Environment) -> tuple[Fact, ...]:
     drv = env.driver
     if drv.version or drv.cuda_version:
         facts.append(("driver", f"{drv.version or '?'} (CUDA {drv.cuda_version or '?'})"))
-    else:
-        facts.append(("driver", None))
+    else:  # no NVIDIA GPU: no driver to speak of; with one: the driver could not be read
+        facts.append(("driver", None if env.nvidia_gpus else "none"))
     facts.append(("gpus", _gpus(env)))
     torch = env.torch
     if torch is None:
