@@ -372,3 +372,21 @@ def test_a_diagnosis_from_another_version_is_redone_here() -> None:
     )  # fmt: skip
     report = build_report([recorded], Diagnoser().diagnose)
     assert report.groups[0].best_backend == "xformers"  # the node's own answer is kept
+
+
+def test_save_snapshots_turns_check_documents_into_snapshots(tmp_path: Path) -> None:
+    nodes = tmp_path / "in"
+    write_cluster(nodes, "a100-linux", 2)
+    lines = "\n".join(json.dumps(node_copy(snapshot("t4-colab"), n)) for n in (1, 2))
+    proc = run(str(nodes), "-", "--save-snapshots", str(tmp_path / "out"), stdin=lines)
+    assert proc.returncode == ExitCode.PROBLEMS, proc.stderr  # two kinds of machine
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "node01.json",
+        "node02.json",
+        "stdin_1.json",
+        "stdin_2.json",
+    ]
+    again = run(str(tmp_path / "out"), "--json")
+    result = envelope(again)["result"]
+    assert isinstance(result, dict)
+    assert [len(g["nodes"]) for g in result["groups"]] == [2, 2]

@@ -43,6 +43,12 @@ if TYPE_CHECKING:
     help="With --ray: seconds each node's check may take before it is reported as hung.",
 )
 @click.option("--deep", is_flag=True, help="With --ray: run `check --deep` on each node.")
+@click.option(
+    "--save-snapshots",
+    "save_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write each node's snapshot to DIR/NODE.json (then: install --snapshot DIR).",
+)
 def fleet_command(
     *,
     paths: tuple[Path, ...],
@@ -52,6 +58,7 @@ def fleet_command(
     ray_address: str,
     timeout: float,
     deep: bool,
+    save_dir: Path | None,
 ) -> None:
     """Check many machines: group nodes by the facts that decide attention backends.
 
@@ -74,6 +81,8 @@ def fleet_command(
         if deep:
             raise UsageError("--deep runs on the nodes: only with --ray")
         nodes = _read_inputs(paths)
+    if save_dir is not None:
+        _save_snapshots(nodes, save_dir)
     report = build_report(nodes, Diagnoser().diagnose)
     ok = report.all_ready_and_same and not (strict and len(report.groups) > 1)
     code = ExitCode.OK if ok else ExitCode.PROBLEMS
@@ -107,3 +116,19 @@ def _read_inputs(paths: tuple[Path, ...]) -> list[NodeInput]:
         nodes.extend(read_stream(sys.stdin.buffer))
     nodes.extend(read_paths(files))
     return nodes
+
+
+def _save_snapshots(nodes: list[NodeInput], folder: Path) -> None:
+    """Each node's facts as ``FOLDER/NODE.json`` (characters unsafe in file names become _)."""
+    import re
+
+    from attn_doctor.commands.check import save_snapshot
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+    for node in nodes:
+        if node.environment is not None:
+            name = re.sub(r"[^A-Za-z0-9._#-]", "_", node.name)
+            save_snapshot(node.environment, folder / f"{name}.json")
