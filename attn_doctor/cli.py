@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "download": "attn_doctor.commands.download:download_command",
     "verify": "attn_doctor.commands.verify:verify_command",
     "bench": "attn_doctor.commands.bench:bench_command",
+    "fleet": "attn_doctor.commands.fleet:fleet_command",
 }
 
 
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     attn-doctor verify           real kernel launches vs a reference, and a small model forward
     attn-doctor bench            each backend's speed and memory on this machine
     attn-doctor explain TEXT     an error message in, its cause and this machine's fix out
+    attn-doctor fleet DIR|--ray  many machines: which nodes are ready, which differ and why
     ... --json                   one versioned JSON document on stdout
 
     Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,

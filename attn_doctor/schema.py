@@ -139,6 +139,15 @@ def check_schema() -> dict[str, Any]:
     return envelope_schema("attn-doctor check --json", result, defs)
 
 
+def fleet_schema() -> dict[str, Any]:
+    """Schema of ``attn-doctor fleet --json``."""
+    from attn_doctor.fleet.model import FleetReport
+
+    defs: dict[str, Any] = {}
+    result = _type_schema(FleetReport, defs)
+    return envelope_schema("attn-doctor fleet --json", result, defs)
+
+
 def snapshot_schema() -> dict[str, Any]:
     """Schema of a snapshot file (``check --save-snapshot``)."""
     from attn_doctor.facts import Environment
@@ -151,5 +160,6 @@ def snapshot_schema() -> dict[str, Any]:
 
 SCHEMAS: dict[str, typing.Callable[[], dict[str, Any]]] = {
     "check.schema.json": check_schema,
+    "fleet.schema.json": fleet_schema,
     "snapshot.schema.json": snapshot_schema,
 }

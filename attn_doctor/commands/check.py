@@ -40,6 +40,16 @@ def load_snapshot(path: Path) -> Environment:
         raise SnapshotError(f"--snapshot {path}: {exc.message}", hint=exc.hint) from None
 
 
+def host_path(path: Path) -> Path:
+    """``{host}`` in the file name replaced by this machine's short host name (Slurm's ``%N``)."""
+    if "{host}" not in str(path):
+        return path
+    import socket
+
+    host = socket.gethostname().split(".")[0] or "localhost"
+    return Path(str(path).replace("{host}", host))
+
+
 def save_snapshot(env: Environment, path: Path) -> None:
     """Write atomically: a reader never sees half a snapshot."""
     import os
@@ -70,7 +80,8 @@ def save_snapshot(env: Environment, path: Path) -> None:
     "--save-snapshot",
     "save_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write this machine's facts to FILE (for --snapshot elsewhere).",
+    help="Write this machine's facts to FILE (for --snapshot elsewhere); {host} in FILE "
+    "becomes this machine's host name (one file per node: attn-doctor fleet DIR).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
 @click.option(
@@ -120,7 +131,7 @@ def check_command(
         else:
             env = probe_environment(timeout=timeout)
     if save_path is not None:
-        save_snapshot(env, save_path)
+        save_snapshot(env, host_path(save_path))
     evidence = bench_evidence(env) if snapshot_path is None else None
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)

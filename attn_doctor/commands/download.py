@@ -16,10 +16,12 @@ from attn_doctor.errors import ExitCode, UsageError
 @click.option("--auto", is_flag=True, help="The best backend for the snapshot's machine.")
 @click.option(
     "--snapshot",
-    "snapshot_path",
+    "snapshot_paths",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="The target machine's facts (attn-doctor check --save-snapshot FILE).",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="The target machine's facts (attn-doctor check --save-snapshot FILE). Several, or a "
+    "folder: one wheelhouse for every group of alike nodes (as attn-doctor fleet groups).",
 )
 @click.option(
     "--dest",
@@ -46,7 +48,7 @@ def download_command(
     *,
     backend: str | None,
     auto: bool,
-    snapshot_path: Path,
+    snapshot_paths: tuple[Path, ...],
     dest: Path,
     requirement: str | None,
     sources: tuple[str, ...],
@@ -68,6 +70,20 @@ def download_command(
     if bool(backend) == auto:
         raise UsageError("name one backend, or pass --auto")
     chosen = parse_backend(backend) if backend else None
+    if len(snapshot_paths) > 1 or snapshot_paths[0].is_dir():
+        from attn_doctor.fleet.plans import download_for_groups
+
+        code = download_for_groups(
+            snapshot_paths,
+            dest=dest,
+            backend=chosen,
+            requirement=requirement,
+            sources=sources or DEFAULT_SOURCES,
+            find_links=find_links,
+            json_mode=json_mode,
+        )
+        sys.exit(int(code))
+    snapshot_path = snapshot_paths[0]
     env = load_snapshot(snapshot_path)
     if requirement is not None:
         if chosen is None:

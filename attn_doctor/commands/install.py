@@ -131,8 +131,6 @@ def _resolve_plan(
     package (not built into torch) and that some allowed source can provide here.
     """
     from attn_doctor.commands.check import load_snapshot
-    from attn_doctor.index import load_index
-    from attn_doctor.plan.resolve import plan_install
 
     if snapshot is not None:
         env = load_snapshot(snapshot)
@@ -142,11 +140,30 @@ def _resolve_plan(
         env = probe_environment()
     if python != sys.executable and snapshot is None:
         env = dataclasses.replace(env, python=dataclasses.replace(env.python, executable=python))
+    return plan_for_environment(
+        env, backend=backend, sources=sources, versions=versions, live=snapshot is None
+    )
+
+
+def plan_for_environment(
+    env: Environment,
+    *,
+    backend: BackendName | None,
+    sources: Sequence[str],
+    versions: SpecifierSet | None = None,
+    live: bool = False,
+) -> InstallPlan:
+    """The resolver's plan for the machine ``env`` describes (``backend=None``: ``--auto``,
+    the one decision's top choice). ``live``: ``env`` is this machine (its bench cache is
+    evidence)."""
+    from attn_doctor.index import load_index
+    from attn_doctor.plan.resolve import plan_install
+
     index = load_index()
     kinds = tuple(k for s in sources for k in _SOURCE_KINDS.get(s, ()))
     if backend is not None:
         return plan_install(env, index, backend, allow_sources=kinds, versions=versions)
-    return _auto_plan(env, index, kinds, live=snapshot is None)
+    return _auto_plan(env, index, kinds, live=live)
 
 
 def _auto_plan(
@@ -301,9 +318,11 @@ def jsonable(value: object) -> object:
 @click.option("--installer", type=click.Choice(["pip", "uv"]), default="pip", show_default=True)
 @click.option(
     "--snapshot",
-    "snapshot_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Plan for the machine recorded in this snapshot (prints the plan; installs nothing).",
+    "snapshot_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Plan for the machine recorded in this snapshot (prints the plan; installs nothing). "
+    "Several, or a folder: one plan per group of alike nodes (as attn-doctor fleet groups).",
 )
 @click.option(
     "--python",
@@ -339,7 +358,7 @@ def install_command(
     wheelhouse: Path | None,
     requirement: str | None,
     installer: str,
-    snapshot_path: Path | None,
+    snapshot_paths: tuple[Path, ...],
     python: str,
     rollback: bool,
     no_verify: bool,
@@ -423,6 +442,14 @@ def install_command(
             _console().print(msg)
         sys.exit(int(ExitCode.OK))
 
+    if len(snapshot_paths) > 1 or any(p.is_dir() for p in snapshot_paths):
+        from attn_doctor.fleet.plans import install_plans_for_groups
+
+        code = install_plans_for_groups(
+            snapshot_paths, backend=chosen, sources=allowed, installer=inst, json_mode=json_mode
+        )
+        sys.exit(int(code))
+    snapshot_path = snapshot_paths[0] if snapshot_paths else None
     if snapshot_path is not None:
         if chosen is not None and (requirement is not None or wheelhouse is not None):
             from attn_doctor.commands.check import load_snapshot
