@@ -221,6 +221,10 @@ class TorchRuntimeFacts:
     """``major.minor`` per visible device, as torch sees them."""
     flash_sdp_available: bool | None = None
     """``torch.backends.cuda.is_flash_attention_available()`` where it exists."""
+    sdpa_default_kernel: str | None = None
+    """The kernel SDPA's default dispatch picks on device 0 (the CPU without a GPU) for bf16
+    causal inputs of head dim 128, by ``torch._fused_sdp_choice``: ``sdpa_cudnn``,
+    ``sdpa_flash``, ``sdpa_mem_efficient``, ``sdpa_math`` or ``sdpa_cpu_fused``."""
     mps_available: bool | None = None
     error: str | None = None
     torch_version: str | None = None

@@ -192,9 +192,11 @@ def sdpa_default_kernel(
     if evidence is not None and evidence.sdpa_kernel is not None:
         return evidence.sdpa_kernel, "measured here by attn-doctor bench"
     runtime = env.torch_runtime
-    asked = getattr(runtime, "sdpa_default_kernel", None) if runtime is not None else None
-    if isinstance(asked, str) and asked in BACKEND_NAMES and asked.startswith("sdpa_"):
-        return asked, "torch's own answer (check --deep)"
+    asked = runtime.sdpa_default_kernel if runtime is not None else None
+    on_device_zero = gpu is None or gpu.index == 0
+    for name in BACKEND_NAMES:
+        if on_device_zero and name == asked and name.startswith("sdpa_"):
+            return name, "torch's own answer (check --deep)"
     return dispatch_rule(
         rules,
         gpu,

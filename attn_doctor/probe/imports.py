@@ -43,29 +43,30 @@ _R = TypeVar("_R")
 MARKER = "@@attn-doctor-result@@"
 TAIL_CHARS = 2000
 
-DEEP_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("torch", ("torch",)),
-    # flash_attn_2_cuda is flash-attn 2's compiled extension: an ABI/torch mismatch surfaces
-    # there as "undefined symbol", even where `import flash_attn` alone gets further.
-    ("flash-attn", ("flash_attn", "flash_attn_2_cuda")),
-    # hopper/setup.py: distribution flash_attn_3, py_modules=["flash_attn_interface"], which
-    # imports the extension itself (flash_attn_3_cuda; flash_attn_3._C in later layouts), so
-    # importing the interface covers both without naming a module that may not exist.
-    ("flash-attn-3", ("flash_attn_interface",)),
-    ("flash-attn-4", ("flash_attn.cute",)),
-    ("flash-attn-cute", ("flash_attn.cute",)),
-    # xformers imports even when its C++/CUDA library fails to load (it logs a warning);
-    # the "xformers._cpp_lib" check re-raises the load exception xformers recorded.
-    ("xformers", ("xformers", "xformers.ops", "xformers._cpp_lib")),
-    ("unsloth", ("unsloth",)),
-    ("transformers", ("transformers",)),
-    ("triton", ("triton",)),
-    ("pytorch-triton", ("triton",)),
-    ("pytorch-triton-rocm", ("triton",)),
-    ("pytorch-triton-xpu", ("triton",)),
-    ("triton-windows", ("triton",)),
-    ("kernels", ("kernels",)),
-)
+def _deep_modules() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from attn_doctor.backends import BACKEND_NAMES, BACKENDS
+
+    backends = tuple(
+        (dist, BACKENDS[name].modules)
+        for name in BACKEND_NAMES
+        for dist in BACKENDS[name].distributions
+        if BACKENDS[name].modules
+    )
+    return (
+        ("torch", ("torch",)),
+        # Every attention package's modules come from its record in backends.toml (flash-attn
+        # 2's compiled flash_attn_2_cuda, xformers' _cpp_lib check, flash-attn-4's CuTe module).
+        *backends,
+        ("transformers", ("transformers",)),
+        ("triton", ("triton",)),
+        ("pytorch-triton", ("triton",)),
+        ("pytorch-triton-rocm", ("triton",)),
+        ("pytorch-triton-xpu", ("triton",)),
+        ("triton-windows", ("triton",)),
+    )
+
+
+DEEP_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = _deep_modules()
 """(distribution, modules to import when it is installed)."""
 
 TORCH_FIRST: frozenset[str] = frozenset(
@@ -147,6 +148,22 @@ _fa = getattr(torch.backends.cuda, "is_flash_attention_available", None)
 _try("flash_sdp_available", lambda: bool(_fa()) if _fa is not None else None)
 _try("mps_available", lambda: bool(torch.backends.mps.is_available())
      if hasattr(torch.backends, "mps") else None)
+def _sdpa_default():
+    # What attn_implementation="sdpa" runs (not torch's printed priority list): the
+    # dispatcher's own choice for bf16 (fp16 before sm80) causal inputs of head dim 128.
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return None
+    cuda = bool(out.get("cuda_available"))
+    dev = "cuda" if cuda else "cpu"
+    dt = torch.float32
+    if cuda:
+        dt = torch.bfloat16 if torch.cuda.get_device_capability(0)[0] >= 8 else torch.float16
+    q = torch.empty(4, 16, 1024, 128, dtype=dt, device=dev)
+    names = {0: "sdpa_math", 1: "sdpa_flash" if cuda else "sdpa_cpu_fused",
+             2: "sdpa_mem_efficient", 3: "sdpa_cudnn"}
+    return names.get(int(choose(q, q, q, None, 0.0, True)))
+_try("sdpa_default_kernel", _sdpa_default)
 out["status"] = "ok"
 out["seconds"] = time.perf_counter() - _t0
 _report(out)
@@ -334,6 +351,7 @@ def torch_runtime_from_payload(
         device_capabilities=_str_tuple(payload.get("device_capabilities")),
         flash_sdp_available=_opt(payload.get("flash_sdp_available"), bool),
         mps_available=_opt(payload.get("mps_available"), bool),
+        sdpa_default_kernel=_opt(payload.get("sdpa_default_kernel"), str),
         error="; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else None,
         torch_version=_opt(payload.get("torch_version"), str),
         torch_cuda=_opt(payload.get("torch_cuda"), str),
