@@ -243,6 +243,8 @@ def test_deep_probe_records_planted_failures_and_survives(tmp_path: Path) -> Non
         assert env.torch is not None
         assert env.torch_runtime.torch_version == env.torch.version
         assert env.torch_runtime.cxx11_abi == env.torch.cxx11_abi
+        # What SDPA's default dispatch runs here, as torch itself answers (not its priority list).
+        assert env.torch_runtime.sdpa_default_kernel == "sdpa_cpu_fused"
     assert elapsed < 120
 
 
