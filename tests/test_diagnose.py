@@ -47,7 +47,7 @@ def finding(diag: Diagnosis, rule_id: str) -> Finding:
 # name: (expected findings {id: severity} -- exactly these, the one decision"s top backend,
 # whether it works now). h200-real was recorded on a real H200 (docs/recorded/).
 EXPECTED: dict[str, tuple[dict[str, str], str, bool]] = {
-    "a100-linux": ({}, "sdpa", True),
+    "a100-linux": ({}, "flash_attn_2", True),
     "apple-silicon-mps": ({"apple-mps": "info"}, "sdpa", True),
     "b200-linux": ({}, "flash_attn_4", False),
     "broken-flash-attn-undefined-symbol": (
@@ -94,7 +94,7 @@ EXPECTED: dict[str, tuple[dict[str, str], str, bool]] = {
     ),
     "rtx4090-windows": (
         {"windows-no-flash-attn-wheels": "info", "xformers-not-an-attn-implementation": "info"},
-        "sdpa",
+        "xformers",
         True,
     ),
     "rtx5090-linux": ({}, "sdpa", True),
@@ -110,7 +110,7 @@ EXPECTED: dict[str, tuple[dict[str, str], str, bool]] = {
     ),
     "v100-linux": (
         {"gpu-pre-ampere": "info", "xformers-not-an-attn-implementation": "info"},
-        "sdpa",
+        "xformers",
         True,
     ),
 }

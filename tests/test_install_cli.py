@@ -90,7 +90,7 @@ def test_auto_when_the_best_is_already_usable(capsys: pytest.CaptureFixture[str]
     assert code == 0
     note = json.loads(out)["result"]["note"]
     assert "nothing to install" in note
-    assert "flash kernel" in note  # what attn_implementation="sdpa" runs on an A100
+    assert "flash-attn 2" in note  # installed and usable: preferred over SDPA's same kernel
 
 
 def test_auto_on_a_cpu_laptop_has_nothing_to_install(capsys: pytest.CaptureFixture[str]) -> None:

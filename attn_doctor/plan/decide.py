@@ -16,8 +16,10 @@ calls ``rank`` (directly or through ``decide``) and nothing else ranks. The poli
    its default dispatch really runs here (not torch's printed priority list).
 4. **Cost and trust.** An option that needs an install must promise at least
    ``INSTALL_MARGIN`` times the speed to outrank one that is ready; ties go to ready over
-   install, then to the more trusted source (upstream > package index > PyTorch index > Hub >
-   community > source build), then to the record order.
+   install, then to what the user installed over what torch has built in (the same kernel
+   speed, but flash_attention_2 also unpads batches), then to the more trusted source
+   (upstream > package index > PyTorch index > Hub > community > source build), then to the
+   record order.
 
 Options with ``auto = false`` (FlexAttention compiles on first use, Hub kernels download on
 first use, SageAttention is quantised) are listed after every automatic option.
@@ -49,8 +51,8 @@ INSTALL_MARGIN = 1.25
 a wheel download, a possible compile and a new moving part are not free."""
 
 _TRUST: tuple[str, ...] = (
-    "torch",
     "installed",
+    "torch",
     "upstream-release",
     "wheelhouse",
     "pypi",
@@ -246,7 +248,7 @@ def dispatch_rule(
         floor = BACKENDS[row.kernel].min_torch_for(os_name) if os_name else None
         if floor and tv is not None and tv < Version(floor):
             continue
-        return row.kernel, "torch's dispatch rules for this GPU, torch and cuDNN (backends.toml)"
+        return row.kernel, "torch's dispatch rules in backends.toml"
     return "sdpa_math", "no fused kernel applies"
 
 
@@ -414,7 +416,13 @@ def _option(
             status="blocked",
             way=f"fix first: {fix}",
             reason=f"{blocker.title}; {compat_reason}",
-            source="torch" if record.builtin else "installed",
+            source=(
+                "torch"
+                if record.builtin
+                else "installed"
+                if status.installed == "yes"
+                else record.install[0]
+            ),
             auto=auto,
         )
     if status.usable:
