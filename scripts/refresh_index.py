@@ -304,9 +304,10 @@ def _matrix_names(table: dict[str, Any]) -> list[str]:
         tag = str(cv.major) if table["published_cuda_tag"] == "major" else f"{cv.major}{cv.minor}"
         tv = Version(torch)
         pytag = "cp" + py.replace(".", "")
+        abitag = pytag + "m" if py == "3.7" else pytag  # CPython 3.7's pymalloc ABI flag
         names.append(
             f"flash_attn-{table['version']}+cu{tag}torch{tv.major}.{tv.minor}"
-            f"cxx11abi{str(abi).upper()}-{pytag}-{pytag}-{table['published_platform']}.whl"
+            f"cxx11abi{str(abi).upper()}-{pytag}-{abitag}-{table['published_platform']}.whl"
         )
     return names
 
