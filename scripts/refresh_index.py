@@ -37,6 +37,7 @@ import difflib
 import io
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -303,9 +304,10 @@ def _matrix_names(table: dict[str, Any]) -> list[str]:
         tag = str(cv.major) if table["published_cuda_tag"] == "major" else f"{cv.major}{cv.minor}"
         tv = Version(torch)
         pytag = "cp" + py.replace(".", "")
+        abitag = pytag + "m" if py == "3.7" else pytag  # CPython 3.7's pymalloc ABI flag
         names.append(
             f"flash_attn-{table['version']}+cu{tag}torch{tv.major}.{tv.minor}"
-            f"cxx11abi{str(abi).upper()}-{pytag}-{pytag}-{table['published_platform']}.whl"
+            f"cxx11abi{str(abi).upper()}-{pytag}-{abitag}-{table['published_platform']}.whl"
         )
     return names
 
@@ -553,7 +555,7 @@ def _xf_matrix_cells(wheels_yml: dict[str, Any]) -> list[dict[str, str]]:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "output"
             out.write_text("", encoding="utf-8")
-            env = {"GITHUB_EVENT_NAME": "push", "GITHUB_OUTPUT": str(out), "PATH": "/usr/bin:/bin"}
+            env = {**os.environ, "GITHUB_EVENT_NAME": "push", "GITHUB_OUTPUT": str(out)}
             subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
             matrix = json.loads(out.read_text(encoding="utf-8").split("matrix=", 1)[1])
         return [{k: str(v) for k, v in cell.items()} for cell in matrix["include"]]

@@ -145,7 +145,7 @@ class XformersBuild:
 
     A variant is ``cu128`` or ``rocm6.1``: the package index holds one CUDA variant
     (``package_index_cuda``) for ``package_index_platforms``; PyTorch's per-variant index
-    ``download.pytorch.org/whl/{variant}`` holds the ``pytorch_index`` pairs.
+    (``whl/{variant}``) holds the ``pytorch_index`` pairs.
     """
 
     version: str

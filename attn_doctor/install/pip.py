@@ -131,9 +131,9 @@ CONSTRAINTS_PLACEHOLDER = "constraints.txt"
 
 
 def index_url_args(index_url: str | None, index_args: Sequence[str] = ()) -> list[str]:
-    """The candidate's own index, as upstream documents it (xformers' README:
-    ``pip install xformers --index-url https://download.pytorch.org/whl/cu126``): the only
-    index, so pip cannot take a same-named wheel of another CUDA variant from elsewhere.
+    """The candidate's own index, as upstream documents it (xformers' README installs from
+    PyTorch's ``cu126`` index with ``--index-url``): the only index, so pip cannot take a
+    same-named wheel of another CUDA variant from elsewhere.
     Offline (``--no-index``) it is dropped."""
     if index_url and "--no-index" not in index_args:
         return ["--index-url", index_url]
