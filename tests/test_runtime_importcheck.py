@@ -154,10 +154,11 @@ def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, Path.home() / ".cache" / "attn-doctor"),
+        ({}, None),  # ~/.cache/attn-doctor, with the suite's own HOME (read at run time)
         ({"XDG_CACHE_HOME": "/x"}, Path("/x/attn-doctor")),
     ],
     ids=["default", "xdg"],
 )
-def test_cache_dir(environ: dict[str, str], expected: Path) -> None:
-    assert importcheck.cache_dir(environ) == expected
+def test_cache_dir(environ: dict[str, str], expected: Path | None) -> None:
+    want = expected if expected is not None else Path.home() / ".cache" / "attn-doctor"
+    assert importcheck.cache_dir(environ) == want
