@@ -12,7 +12,7 @@ import functools
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -142,7 +142,14 @@ class Entry:
             raise self.fail("source", "must name where the fact comes from")
         return source, self.bool_("verified")
 
+    @overload
+    def version(self, key: str) -> str: ...
+
+    @overload
+    def version(self, key: str, *, optional: bool) -> str | None: ...
+
     def version(self, key: str, *, optional: bool = False) -> str | None:
+        """A PEP 440 version (``optional``: absent or empty reads as None)."""
         value = self.opt_str(key) if optional else self.str_(key)
         if value is None:
             return None
@@ -150,6 +157,83 @@ class Entry:
             Version(value)
         except InvalidVersion as exc:
             raise self.fail(key, f"{value!r} is not a version") from exc
+        return value
+
+    # The index loader's accessors (``...`` as the default means "required").
+
+    def _get(self, key: str, default: object = ...) -> object:
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, "missing")
+            return default
+        return self.data[key]
+
+    def text(self, key: str, default: object = ..., *, pattern: str | None = None) -> str:
+        """A string; ``pattern`` must match it whole."""
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {value!r}")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise self.fail(key, f"{value!r} does not look like {pattern}")
+        return value
+
+    def flag(self, key: str, default: object = ...) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        return value
+
+    def texts(self, key: str, default: object = ...) -> tuple[str, ...]:
+        value = self._get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "expected a list of strings")
+        return tuple(value)
+
+    def integers(self, key: str) -> tuple[int, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise self.fail(key, "expected a list of integers")
+        return tuple(value)
+
+    def flags(self, key: str) -> tuple[bool, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
+            raise self.fail(key, "expected a list of true/false")
+        return tuple(value)
+
+    def tables(self, key: str, default: object = ...) -> list[Entry]:
+        """An array of tables, each an entry named ``where.key[i]``."""
+        value = self._get(key, default)
+        if not isinstance(value, list):
+            raise self.fail(key, "expected a list of tables")
+        return [Entry(v, f"{self.where}.{key}[{i}]") for i, v in enumerate(value)]
+
+    def table(self, key: str) -> Entry:
+        """A required sub-table."""
+        return Entry(self._get(key), f"{self.where}.{key}")
+
+    def requirement(self, key: str, value: str) -> str:
+        """``value`` (read from ``key``) must be a PEP 508 requirement."""
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            Requirement(value)
+        except InvalidRequirement as exc:
+            raise self.fail(key, f"{value!r} is not a requirement ({exc})") from None
         return value
 
     def specifier(self, key: str) -> str:

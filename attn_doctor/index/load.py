@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from attn_doctor.datafiles import Entry as _Entry
 from attn_doctor.datafiles import read_toml
 from attn_doctor.errors import IndexDataError
 from attn_doctor.index.model import (
@@ -62,96 +62,6 @@ FILES = (
     "hub_kernels.toml",
     "build_runners.toml",
 )
-
-
-class _Entry:
-    """A TOML table with the path used in error messages."""
-
-    def __init__(self, data: object, where: str) -> None:
-        if not isinstance(data, dict):
-            raise IndexDataError(f"{where}: expected a table")
-        self.data: dict[str, Any] = data
-        self.where = where
-
-    def _fail(self, key: str, what: str) -> IndexDataError:
-        return IndexDataError(f"{self.where}.{key}: {what}")
-
-    def _get(self, key: str, default: object = ...) -> object:
-        if key not in self.data:
-            if default is ...:
-                raise self._fail(key, "missing")
-            return default
-        return self.data[key]
-
-    def text(self, key: str, default: object = ..., *, pattern: str | None = None) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str):
-            raise self._fail(key, f"expected a string, got {value!r}")
-        if pattern is not None and not re.fullmatch(pattern, value):
-            raise self._fail(key, f"{value!r} does not look like {pattern}")
-        return value
-
-    def version(self, key: str) -> str:
-        value = self.text(key)
-        try:
-            Version(value)
-        except InvalidVersion:
-            raise self._fail(key, f"{value!r} is not a version") from None
-        return value
-
-    def flag(self, key: str, default: object = ...) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise self._fail(key, f"expected true or false, got {value!r}")
-        return value
-
-    def number(self, key: str) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, f"expected a number, got {value!r}")
-        return float(value)
-
-    def integer(self, key: str) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._fail(key, f"expected an integer, got {value!r}")
-        return value
-
-    def texts(self, key: str, default: object = ...) -> tuple[str, ...]:
-        value = self._get(key, default)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "expected a list of strings")
-        return tuple(value)
-
-    def integers(self, key: str) -> tuple[int, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise self._fail(key, "expected a list of integers")
-        return tuple(value)
-
-    def flags(self, key: str) -> tuple[bool, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
-            raise self._fail(key, "expected a list of true/false")
-        return tuple(value)
-
-    def tables(self, key: str, default: object = ...) -> list[_Entry]:
-        value = self._get(key, default)
-        if not isinstance(value, list):
-            raise self._fail(key, "expected a list of tables")
-        return [_Entry(v, f"{self.where}.{key}[{i}]") for i, v in enumerate(value)]
-
-    def table(self, key: str) -> _Entry:
-        return _Entry(self._get(key), f"{self.where}.{key}")
-
-    def requirement(self, key: str, value: str) -> str:
-        try:
-            Requirement(value)
-        except InvalidRequirement as exc:
-            raise self._fail(key, f"{value!r} is not a requirement ({exc})") from None
-        return value
 
 
 def _file(name: str, directory: Path | None) -> _Entry:
