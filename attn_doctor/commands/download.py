@@ -105,7 +105,7 @@ def download_command(
     if find_links is not None:
         index_args = ["--no-index", "--find-links", str(find_links.resolve())]
     elif cand.index_url:
-        from attn_doctor.install.pip import index_url_args
+        from attn_doctor.plan.pip_command import index_url_args
 
         index_args = index_url_args(cand.index_url)
     report = download_for_snapshot(env, cand.requirement, dest, index_args=index_args)

@@ -378,8 +378,9 @@ def install_command(
         refuse_leftover_journal,
         rollback_interrupted,
     )
-    from attn_doctor.install.pip import Installer, protected_constraints
+    from attn_doctor.install.pip import protected_constraints
     from attn_doctor.install.state import record_state
+    from attn_doctor.plan.pip_command import Installer
 
     inst: Installer = "uv" if installer == "uv" else "pip"
     if rollback:

@@ -20,7 +20,7 @@ from attn_doctor.fleet.decide import Diagnoser
 from attn_doctor.fleet.group import build_report
 from attn_doctor.fleet.read import read_paths
 from attn_doctor.fleet.view import node_list
-from attn_doctor.install.pip import Installer
+from attn_doctor.plan.pip_command import Installer
 from attn_doctor.plan.types import InstallPlan
 
 

@@ -38,10 +38,7 @@ from attn_doctor.install.journal import (
 from attn_doctor.install.lock import env_lock
 from attn_doctor.install.pip import (
     PROTECTED_DISTRIBUTIONS,
-    Installer,
-    candidate_install_args,
     canonical_name,
-    command_lines,
     protected_constraints,
     run_pip,
     stderr_tail,
@@ -55,6 +52,7 @@ from attn_doctor.install.state import (
     record_state,
     rollback,
 )
+from attn_doctor.plan.pip_command import Installer, candidate_install_args, command_lines
 from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
 

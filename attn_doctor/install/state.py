@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attn_doctor.errors import InstallFailed, UsageError
-from attn_doctor.install.pip import Installer, canonical_name, run_pip
+from attn_doctor.install.pip import canonical_name, run_pip
+from attn_doctor.plan.pip_command import Installer
 
 STATE_TIMEOUT_S = 120.0
 

@@ -38,8 +38,8 @@ from attn_doctor.index.naming import (
     setup_py_wheel_name,
     torch_minor,
 )
-from attn_doctor.install.pip import command_lines
 from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
+from attn_doctor.plan.pip_command import command_lines
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind, WheelCandidate
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
