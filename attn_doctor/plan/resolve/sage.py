@@ -19,7 +19,7 @@ from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
-    from attn_doctor.plan.resolve import Machine
+    from attn_doctor.plan.resolve.common import Machine
 
 FILE = "sageattention.toml"
 _BACKEND: BackendName = "sageattention"
