@@ -370,8 +370,16 @@ def test_snapshots_are_valid_json_with_schema_version() -> None:
 
 
 def test_planner_does_not_import_torch() -> None:
-    """plan/ is pure: no torch, no subprocess, no NVML (checked in the source)."""
-    for path in sorted((REPO_ROOT / "attn_doctor" / "plan").glob("*.py")):
+    """plan/ is pure: no torch, no subprocess, no NVML, and nothing from the layers above it
+    (install, commands, report, runtime, verify, bench) (checked in the source)."""
+    paths = sorted((REPO_ROOT / "attn_doctor" / "plan").rglob("*.py"))
+    assert len(paths) > 10  # the diagnose and resolve packages are included
+    upward = ("install", "commands", "report", "runtime", "verify", "bench", "cli", "fleet")
+    for path in paths:
+        text = path.read_text()
+        for layer in upward:
+            assert f"from attn_doctor.{layer}" not in text, f"{path.name} imports {layer}"
+            assert f"import attn_doctor.{layer}" not in text, f"{path.name} imports {layer}"
         lines = [line.strip() for line in path.read_text().splitlines()]
         imports = [line for line in lines if line.startswith(("import ", "from "))]
         for banned in ("torch", "subprocess", "pynvml", "psutil", "platform"):

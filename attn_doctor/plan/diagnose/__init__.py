@@ -1,0 +1,90 @@
+"""The diagnosis: a pure function of (Environment, Rules).
+
+``diagnose(env, rules)`` returns findings (each with a stable id, severity, cause, evidence,
+the fix for this machine and the sources of the rule), a status row for every backend, a
+ranked recommendation per GPU model (or for the CPU), and the places where common folklore
+("Windows -> xformers, Linux -> flash-attn, unsloth first") is wrong for this machine.
+
+Deterministic: the same facts and rules give the same answer, in the same order. Nothing here
+reads the machine, starts a process or imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from attn_doctor.backends import BACKEND_NAMES
+from attn_doctor.diagnosis import Diagnosis, Finding
+from attn_doctor.facts import Environment
+from attn_doctor.plan.decide import Evidence as Evidence_
+from attn_doctor.plan.decide import Request
+from attn_doctor.plan.diagnose.context import _SEVERITY_ORDER, _Ctx
+from attn_doctor.plan.diagnose.folklore import _folklore
+from attn_doctor.plan.diagnose.gpu_backends import _gpu_backend_findings
+from attn_doctor.plan.diagnose.packages import (
+    _build_label_findings,
+    _conflict_findings,
+    _import_findings,
+    _pin_findings,
+    _xformers_findings,
+    package_of_module,
+)
+from attn_doctor.plan.diagnose.table import _backend_table, _recommend
+from attn_doctor.plan.diagnose.toolchain import (
+    _platform_findings,
+    _toolchain_findings,
+    rocm_release,
+)
+from attn_doctor.plan.diagnose.torch_gpu import _arch_findings, _driver_findings, _torch_findings
+from attn_doctor.plan.diagnose.transformers import (
+    _hub_fallback_findings,
+    _transformers_findings,
+    _unknown_findings,
+)
+from attn_doctor.rules import Rules
+
+if TYPE_CHECKING:
+    from attn_doctor.index import Index
+
+__all__ = ["diagnose", "package_of_module", "rocm_release"]
+
+
+def diagnose(
+    env: Environment,
+    rules: Rules,
+    *,
+    evidence: Evidence_ | None = None,
+    request: Request | None = None,
+    index: Index | None = None,
+) -> Diagnosis:
+    """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations.
+
+    ``evidence`` is what a bench run measured on this machine (same GPU, same torch); the
+    recommendations are the one decision (``attn_doctor.plan.decide``) for each device.
+    """
+    ctx = _Ctx(env=env, rules=rules, evidence=evidence, request=request or Request(), index=index)
+    findings: list[Finding] = []
+    findings += _torch_findings(ctx)
+    findings += _driver_findings(ctx)
+    findings += _arch_findings(ctx)
+    findings += _import_findings(ctx)
+    findings += _build_label_findings(ctx)
+    findings += _xformers_findings(ctx)
+    findings += _pin_findings(ctx)
+    findings += _conflict_findings(ctx)
+    findings += _gpu_backend_findings(ctx)
+    findings += _toolchain_findings(ctx)
+    findings += _platform_findings(ctx)
+    findings += _unknown_findings(ctx)
+    table = _backend_table(ctx, findings)
+    findings += _transformers_findings(ctx, table)
+    findings += _hub_fallback_findings(ctx, table)
+    ordered = sorted(
+        enumerate(findings), key=lambda item: (_SEVERITY_ORDER[item[1].severity], item[0])
+    )
+    return Diagnosis(
+        findings=tuple(f for _, f in ordered),
+        backends=tuple(table[name] for name in BACKEND_NAMES),
+        recommendations=tuple(_recommend(ctx, table, findings)),
+        folklore=tuple(_folklore(ctx, table)),
+    )

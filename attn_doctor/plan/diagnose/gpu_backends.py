@@ -1,0 +1,92 @@
+"""Findings about the GPU generation against each backend's requirements (pure)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from attn_doctor.backends import BACKENDS
+from attn_doctor.diagnosis import (
+    Finding,
+)
+from attn_doctor.facts import GpuFacts, PackageFacts
+
+if TYPE_CHECKING:
+    pass
+from attn_doctor.plan.compat import device_verdict, devices, verdict
+from attn_doctor.plan.diagnose.context import _PACKAGE_BACKENDS, _Ctx, _ev, _pkg
+from attn_doctor.plan.machine import (
+    family,
+    gpu_label,
+    sm_text,
+)
+
+# --- GPU generation vs backends ----------------------------------------------------------------
+
+
+def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
+    names = []
+    for name in ctx.rules.ranking.gpu:
+        if verdict(ctx.rules.backend(name), gpu, ctx.env).compatible == "yes" and name != "eager":
+            names.append(BACKENDS[name].title)
+    return names
+
+
+def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
+    env, rules = ctx.env, ctx.rules
+    out: list[Finding] = []
+    for name in _PACKAGE_BACKENDS:
+        info = BACKENDS[name]
+        if info.distribution is None or _pkg(env, info.distribution) is None:
+            continue
+        rule = rules.backend(name)
+        for gpu in devices(env):
+            if gpu is None:
+                continue
+            v = verdict(rule, gpu, env)
+            if v.compatible != "no" or device_verdict(rule, gpu).compatible != "no":
+                continue
+            instead = _works_instead(ctx, gpu)
+            out.append(
+                ctx.finding(
+                    "gpu-unsupported-by-backend",
+                    "warning",
+                    f"{info.title} is installed but cannot run on {gpu_label(gpu)}",
+                    v.reason + ".",
+                    [
+                        _ev(
+                            f"gpus[{gpu.index}].compute_capability",
+                            gpu.compute_capability or gpu.gfx_arch,
+                        ),
+                        _ev(
+                            f"packages.{info.distribution}.version",
+                            (
+                                _pkg(env, info.distribution) or PackageFacts(name="", version="")
+                            ).version,
+                        ),
+                        _ev(f"index:backends.toml#{name}.min_sm", rule.min_sm),
+                    ],
+                    fix=f"pip uninstall -y {info.distribution}",
+                    fix_note="Works on this GPU instead: " + ", ".join(instead)
+                    if instead
+                    else None,
+                    backends=(name,),
+                    sources=(rule.source,),
+                )
+            )
+    for gpu in devices(env):
+        if gpu is None or gpu.vendor != "nvidia" or gpu.sm is None or gpu.sm >= 80:
+            continue
+        instead = _works_instead(ctx, gpu)
+        out.append(
+            ctx.finding(
+                "gpu-pre-ampere",
+                "info",
+                f"{gpu_label(gpu)} predates Ampere",
+                f"flash-attn 2/3/4, SDPA's flash and cuDNN kernels and FlexAttention need sm80+; "
+                f"{gpu.name} is {sm_text(gpu.sm)} ({family(gpu.sm)}).",
+                [_ev(f"gpus[{gpu.index}].compute_capability", gpu.compute_capability)],
+                fix_note=("What runs here: " + ", ".join(instead)) if instead else None,
+                backends=("flash_attn_2", "flash_attn_3", "flash_attn_4", "sdpa_flash"),
+            )
+        )
+    return out
