@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attn_doctor.backends import BACKENDS, BackendName
+from attn_doctor.backends import BACKENDS, BackendName, BackendRule
 from attn_doctor.diagnosis import Tri
 from attn_doctor.facts import Environment, GpuFacts
 from attn_doctor.plan.machine import family, gpu_label, rules_os, sm_text, torch_version
-from attn_doctor.rules import BackendRule, Rules, cuda_key
+from attn_doctor.rules import Rules, cuda_key
 
 TORCH_INTERNAL: frozenset[BackendName] = frozenset(
     name for name, info in BACKENDS.items() if info.distribution is None

@@ -13,11 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
-from attn_doctor.rules import ModelFlag, RuntimeDevice
+from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName, ModelFlag, RuntimeDevice
 
 if TYPE_CHECKING:
-    from attn_doctor.rules import BackendRule
+    from attn_doctor.backends import BackendRule
 
 DeviceType = RuntimeDevice
 
