@@ -6,7 +6,7 @@ Three files feed the diagnosis:
   version compatibility), GPU families that need a minimum CUDA in the torch build, and the
   CUDA/ROCm variants each torch minor release ships.
 - ``backends.toml``: what each attention backend needs (GPU generation, OS, dtypes, head dims,
-  torch/CUDA), the ranking policy, source-build and prebuilt-wheel thresholds, and the sources
+  torch/CUDA) in its backend records, source-build and prebuilt-wheel thresholds, and the sources
   of every diagnosis rule.
 - ``transformers.toml``: the ``attn_implementation`` values and the first transformers release
   accepting each, plus values that guides use but transformers rejects.
@@ -131,19 +131,6 @@ class SdpaDispatch:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Ranking:
-    """Preference order among compatible backends, per kind of device."""
-
-    gpu: tuple[BackendName, ...]
-    cpu: tuple[BackendName, ...]
-    apple: tuple[BackendName, ...]
-    fallback: tuple[BackendName, ...]
-    """Ranked after everything else: reference paths and special-purpose APIs."""
-    source: str
-    verified: bool
-
-
-@dataclass(frozen=True, kw_only=True)
 class SourceBuild:
     """Memory needs of a flash-attn source build (its setup.py's own MAX_JOBS rule)."""
 
@@ -216,7 +203,6 @@ class Rules:
     arch_min_cuda: tuple[ArchMinCuda, ...]
     torch_variants: tuple[TorchVariants, ...]
     backends: tuple[BackendRule, ...]
-    ranking: Ranking
     source_build: SourceBuild
     prebuilt_flash_attn: PrebuiltPython
     rule_sources: tuple[tuple[str, tuple[str, ...]], ...]
@@ -368,7 +354,6 @@ def _load_backends(
     doc: dict[str, Any],
 ) -> tuple[
     tuple[BackendRule, ...],
-    Ranking,
     SourceBuild,
     PrebuiltPython,
     tuple[tuple[str, tuple[str, ...]], ...],
@@ -377,21 +362,6 @@ def _load_backends(
     file = BACKENDS_FILE
     check_schema(doc, file, SUPPORTED_SCHEMA)
     rules = parse_backend_records(doc)
-
-    rank = _Entry(doc.get("ranking"), f"{file}: [ranking]")
-    source, verified = rank.provenance()
-
-    def order(key: str) -> tuple[BackendName, ...]:
-        return tuple(backend_name(rank, key, v) for v in rank.strs(key))
-
-    ranking = Ranking(
-        gpu=order("gpu"),
-        cpu=order("cpu"),
-        apple=order("apple"),
-        fallback=order("fallback"),
-        source=source,
-        verified=verified,
-    )
 
     builds = doc.get("source_build")
     sb = _Entry(
@@ -446,7 +416,7 @@ def _load_backends(
                 f"{file}: [rule_sources].{rule_id}: expected a non-empty list of strings"
             )
         rule_sources.append((rule_id, tuple(sources)))
-    return tuple(rules), ranking, source_build, prebuilt, tuple(rule_sources), tuple(conflicts)
+    return tuple(rules), source_build, prebuilt, tuple(rule_sources), tuple(conflicts)
 
 
 def _load_transformers(
@@ -497,7 +467,7 @@ def load_rules(directory: Path | None = None) -> Rules:
     Raises ``IndexDataError`` naming the file and the entry when anything is malformed.
     """
     releases, compat, archs, variants = _load_driver(read_toml(DRIVER_FILE, directory))
-    backends, ranking, source_build, prebuilt, rule_sources, conflicts = _load_backends(
+    backends, source_build, prebuilt, rule_sources, conflicts = _load_backends(
         read_toml(BACKENDS_FILE, directory)
     )
     values, invalid = _load_transformers(read_toml(TRANSFORMERS_FILE, directory))
@@ -507,7 +477,6 @@ def load_rules(directory: Path | None = None) -> Rules:
         arch_min_cuda=archs,
         torch_variants=variants,
         backends=backends,
-        ranking=ranking,
         source_build=source_build,
         prebuilt_flash_attn=prebuilt,
         rule_sources=rule_sources,

@@ -41,7 +41,7 @@ def test_every_entry_names_its_source(rules: Rules) -> None:
         rules.backends,
         rules.attn_implementations,
         rules.invalid_attn_implementations,
-        (rules.ranking, rules.source_build, rules.prebuilt_flash_attn),
+        (rules.source_build, rules.prebuilt_flash_attn),
     ]
     for group in groups:
         for entry in group:
@@ -97,10 +97,16 @@ def test_torch_variants_sample(rules: Rules) -> None:
     assert row.cuda == ("12.6", "12.8", "12.9")
 
 
-def test_ranking_names_compatible_backends(rules: Rules) -> None:
-    assert rules.ranking.gpu[0] == "flash_attn_3"
-    assert "eager" in rules.ranking.fallback
-    assert set(rules.ranking.fallback) <= set(BACKEND_NAMES)
+def test_every_candidate_has_a_prior_with_its_source(rules: Rules) -> None:
+    """The one decision ranks by each record's prior where nothing was measured; there is no
+    separate ranking table."""
+    for rule in rules.backends:
+        if rule.runtime is None or rule.name == "sdpa":  # sdpa: its kernel's prior
+            continue
+        assert rule.prior is not None, rule.name
+        assert rule.prior.source.strip(), rule.name
+        assert rule.prior.speeds, rule.name
+    assert set(BACKEND_NAMES) == {r.name for r in rules.backends}
 
 
 def test_flash_attn_2_needs_ampere(rules: Rules) -> None:
@@ -230,7 +236,7 @@ def test_missing_backend_entry_is_refused(tmp_path: Path) -> None:
     path = index / BACKENDS_FILE
     text = path.read_text()
     start = text.index('[[backend]]\nname = "eager"')
-    end = text.index("# --- Ranking")
+    end = text.index("# --- Priors")
     path.write_text(text[:start] + text[end:])
     with pytest.raises(IndexDataError, match="no \\[\\[backend\\]\\] entry for eager"):
         load_rules(index)

@@ -24,11 +24,39 @@ from attn_doctor.plan.machine import (
 
 
 def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
-    names = []
-    for name in ctx.rules.ranking.gpu:
-        if verdict(ctx.rules.backend(name), gpu, ctx.env).compatible == "yes" and name != "eager":
-            names.append(BACKENDS[name].title)
-    return names
+    """What runs on this GPU instead, in the one decision's order (its priors: nothing here
+    is measured or installed yet)."""
+    from attn_doctor.plan.decide import Option, candidates, dispatch_rule, rank
+
+    options = [
+        Option(
+            backend=name,
+            status="ready",
+            way="",
+            reason="",
+            source="torch" if BACKENDS[name].builtin else BACKENDS[name].install[0],
+        )
+        for name in candidates()
+        if name != "eager"
+        and BACKENDS[name].runtime is not None
+        and BACKENDS[name].runtime.auto  # type: ignore[union-attr]
+        and verdict(ctx.rules.backend(name), gpu, ctx.env).compatible == "yes"
+    ]
+    kernel, source = dispatch_rule(
+        ctx.rules,
+        gpu,
+        torch_version=ctx.env.torch.version if ctx.env.torch else None,
+        cudnn=ctx.env.torch.cudnn_version if ctx.env.torch else None,
+        os_name=ctx.env.host.os,
+    )
+    ranked = rank(options, gpu=gpu, sdpa_kernel=kernel, sdpa_kernel_source=source)
+    runs = BACKENDS[kernel].title.removeprefix("torch SDPA: ")
+    return [
+        f"torch SDPA (attn_implementation='sdpa', its {runs} here)"
+        if c.backend == "sdpa"
+        else BACKENDS[c.backend].title
+        for c in ranked
+    ]
 
 
 def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
