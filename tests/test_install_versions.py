@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attn_doctor.cli import main
-from attn_doctor.commands.install import parse_target
+from attn_doctor.commands.install_plan import parse_target
 from attn_doctor.errors import UsageError
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -114,9 +114,7 @@ def check_command(
 
     if snapshot_path is not None:
         if deep or run_verify:
-            raise UsageError(
-                "--deep and --verify run things on this machine: not with --snapshot"
-            )
+            raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
         env = load_snapshot(snapshot_path)
     else:
         from attn_doctor.probe import probe_environment

@@ -57,7 +57,7 @@ def download_command(
 ) -> None:
     """Download the wheels that the machine in a snapshot needs, for an offline install."""
     from attn_doctor.commands.check import load_snapshot
-    from attn_doctor.commands.install import (
+    from attn_doctor.commands.install_plan import (
         DEFAULT_SOURCES,
         _resolve_plan,
         explicit_plan,
@@ -71,7 +71,7 @@ def download_command(
         raise UsageError("name one backend, or pass --auto")
     chosen = parse_backend(backend) if backend else None
     if len(snapshot_paths) > 1 or snapshot_paths[0].is_dir():
-        from attn_doctor.fleet.plans import download_for_groups
+        from attn_doctor.commands.group_plans import download_for_groups
 
         code = download_for_groups(
             snapshot_paths,

@@ -53,7 +53,7 @@ def _header(target: GroupTarget) -> str:
 
 
 def _emit(command: str, result: object, code: ExitCode, error: AttnDoctorError | None) -> None:
-    from attn_doctor.commands.install import jsonable
+    from attn_doctor.commands.install_plan import jsonable
     from attn_doctor.report.envelope import make_envelope, write_envelope
 
     write_envelope(make_envelope(command, result=jsonable(result), exit_code=code, error=error))
@@ -87,7 +87,7 @@ def install_plans_for_groups(
     json_mode: bool,
 ) -> ExitCode:
     """``install --snapshot A --snapshot B`` (or a folder): one plan per group; installs nothing."""
-    from attn_doctor.commands.install import (
+    from attn_doctor.commands.install_plan import (
         NothingToInstall,
         _check_source_allowed,
         _console,
@@ -145,7 +145,7 @@ def download_for_groups(
     """``download --snapshot DIR``: one wheelhouse holding what every group needs."""
     import click
 
-    from attn_doctor.commands.install import (
+    from attn_doctor.commands.install_plan import (
         NothingToInstall,
         explicit_plan,
         plan_for_environment,
