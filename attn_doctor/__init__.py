@@ -11,16 +11,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from attn_doctor.runtime.sage_attention import register_sageattention
+    from attn_doctor.integrations.sage_attention import register_sageattention
+    from attn_doctor.integrations.xformers_attention import register_xformers_attention
     from attn_doctor.runtime.select import (
         Choice,
         best_attn_implementation,
         explain_choice,
         load_kwargs,
     )
-    from attn_doctor.runtime.xformers_attention import register_xformers_attention
 
-__version__ = "0.1.0"
+from attn_doctor._version import __version__
 
 # The library API, loaded on first access so that `import attn_doctor` (and the CLI) stay light.
 _RUNTIME_NAMES = frozenset(

@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from attn_doctor import __version__
+from attn_doctor._version import __version__
 from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 

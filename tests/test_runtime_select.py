@@ -251,7 +251,7 @@ def test_xformers_only_once_registered(tmp_path: Path, site: Path) -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
-    from attn_doctor.runtime.xformers_attention import register_xformers_attention
+    from attn_doctor.integrations.xformers_attention import register_xformers_attention
 
     plant(site, "xformers.ops", dist="xformers", version="0.0.32")
     (site / "xformers" / "_cpp_lib.py").write_text("_cpp_library_load_exception = None\n")

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from attn_doctor.runtime.xformers_attention import (  # noqa: E402
+from attn_doctor.integrations.xformers_attention import (  # noqa: E402
     XFORMERS_KEY,
     is_xformers_registered,
     make_bias_tensor,
@@ -240,7 +240,7 @@ def test_real_function_without_xformers_says_what_to_do() -> None:
 
     if importlib.util.find_spec("xformers") is not None:
         pytest.skip("xformers is installed here")
-    from attn_doctor.runtime.xformers_attention import xformers_attention_forward
+    from attn_doctor.integrations.xformers_attention import xformers_attention_forward
 
     q = torch.randn(1, 2, 3, 8)
     with pytest.raises(ImportError, match="attn-doctor check"):

@@ -137,7 +137,7 @@ def test_adapter_has_no_backward(sage: types.ModuleType) -> None:
 
 def test_runtime_registration_makes_it_a_forced_choice_only(sage: types.ModuleType) -> None:
     transformers = pytest.importorskip("transformers")
-    from attn_doctor.runtime.sage_attention import SAGE_KEY, make_sage_attention
+    from attn_doctor.integrations.sage_attention import SAGE_KEY, make_sage_attention
 
     forward = make_sage_attention(sage.sageattn)  # type: ignore[attr-defined]
     module = types.SimpleNamespace(is_causal=True)

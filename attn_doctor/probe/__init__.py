@@ -21,7 +21,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
-from attn_doctor import __version__
+from attn_doctor._version import __version__
 from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
 from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, unknown
 from attn_doctor.probe.amd import probe_amd_and_apple

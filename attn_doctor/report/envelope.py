@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from attn_doctor import __version__
+from attn_doctor._version import __version__
 from attn_doctor.errors import AttnDoctorError, ExitCode
 from attn_doctor.facts import encode
 

@@ -2,7 +2,7 @@
 
 ``best_attn_implementation()``, ``explain_choice()`` and ``load_kwargs()`` live in
 ``attn_doctor.runtime.select``; ``register_xformers_attention()`` in
-``attn_doctor.runtime.xformers_attention``. Importing this package imports neither torch nor
+``attn_doctor.integrations.xformers_attention``. Importing this package imports neither torch nor
 transformers: the names below load their module on first access.
 """
 
@@ -12,7 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from attn_doctor.runtime.sage_attention import register_sageattention
+    from attn_doctor.integrations.sage_attention import register_sageattention
+    from attn_doctor.integrations.xformers_attention import register_xformers_attention
     from attn_doctor.runtime.select import (
         Choice,
         best_attn_implementation,
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
         explain_choice,
         load_kwargs,
     )
-    from attn_doctor.runtime.xformers_attention import register_xformers_attention
 
 _LAZY = {
     "Choice": "attn_doctor.runtime.select",
@@ -28,8 +28,8 @@ _LAZY = {
     "clear_caches": "attn_doctor.runtime.select",
     "explain_choice": "attn_doctor.runtime.select",
     "load_kwargs": "attn_doctor.runtime.select",
-    "register_xformers_attention": "attn_doctor.runtime.xformers_attention",
-    "register_sageattention": "attn_doctor.runtime.sage_attention",
+    "register_xformers_attention": "attn_doctor.integrations.xformers_attention",
+    "register_sageattention": "attn_doctor.integrations.sage_attention",
 }
 
 __all__ = [

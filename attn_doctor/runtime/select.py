@@ -35,12 +35,12 @@ from typing import Any, Literal
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import GpuFacts, ImportResult
+from attn_doctor.integrations.xformers_attention import XFORMERS_KEY
 from attn_doctor.plan.decide import Evidence, Option, Request, rank
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.device import Target, parse_device, resolve_target
 from attn_doctor.runtime.model import ModelTraits, dtype_name, resolve_model
 from attn_doctor.runtime.requirements import Requirement, load_requirements
-from attn_doctor.runtime.xformers_attention import XFORMERS_KEY
 
 logger = logging.getLogger("attn_doctor.runtime")
 

@@ -195,7 +195,7 @@ def _impl_reason(impl: str, device: str) -> str | None:
         if not on_cuda:
             return "needs a CUDA device"
         try:
-            helper = importlib.import_module("attn_doctor.runtime.xformers_attention")
+            helper = importlib.import_module("attn_doctor.integrations.xformers_attention")
             helper.register_xformers_attention()
         except ImportError:
             return XFORMERS_MISSING
