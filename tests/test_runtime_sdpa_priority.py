@@ -130,3 +130,21 @@ def test_corrupt_cache_never_breaks_model_loading(tmp_path: Path) -> None:
     (cache / "attn-doctor" / "bench.json").write_bytes(b"\x00\xff{not json")
     kwargs = load_kwargs(device="cpu", dtype="float32", environ=clean_environ(cache))
     assert kwargs["attn_implementation"] == "sdpa"
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_dispatch_choice_is_named_and_the_order_restored() -> None:
+    """On a real GPU: torch names the kernel its default dispatch picks, putting another kernel
+    first changes what it picks where that kernel accepts the inputs, and leaving restores both
+    the order and the choice (torch's own set_priority did not on an H200)."""
+    from attn_doctor.verify.ops import sdpa_dispatch_choice
+
+    before_order = sdpa_priority.current_order()
+    before = sdpa_dispatch_choice("cuda")
+    assert before in {"sdpa_flash", "sdpa_cudnn", "sdpa_mem_efficient", "sdpa_math"}
+    other = "sdpa_mem_efficient" if before != "sdpa_mem_efficient" else "sdpa_math"
+    with sdpa_priority.prefer_sdpa_kernel(other) as change:  # type: ignore[arg-type]
+        assert change.applied
+        assert sdpa_dispatch_choice("cuda") == other
+    assert sdpa_priority.current_order() == before_order
+    assert sdpa_dispatch_choice("cuda") == before
