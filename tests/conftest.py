@@ -35,6 +35,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_DATA_HOME"] = str(home / ".local" / "share")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_terminal_size() -> None:
+    """No COLUMNS or LINES in the children's environment: human output to a pipe is as wide
+    as COLUMNS says, and GNU readline, once something in the test process imports it,
+    exports COLUMNS=80 behind ``os.environ``'s back. A test that wants a width sets it."""
+    for key in ("COLUMNS", "LINES"):
+        os.environ.pop(key, None)
+        os.unsetenv(key)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = os.environ.get("HOME", "")
     if Path(home).name.startswith(HOME_PREFIX):

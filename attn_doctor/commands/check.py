@@ -121,6 +121,13 @@ def check_command(
             env = probe_environment(timeout=timeout)
     if save_path is not None:
         save_snapshot(env, save_path)
+    console = None
+    if not json_mode:  # people see the machine while the diagnosis is computed
+        from attn_doctor.report.check_view import render_facts  # rich: people's output only
+        from attn_doctor.report.console import make_console
+
+        console = make_console()
+        render_facts(env, snapshot=snapshot_path, console=console)
     measured = _bench_ranking(env) if snapshot_path is None else ()
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
@@ -148,9 +155,9 @@ def check_command(
         )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
-        from attn_doctor.report.check_view import render_check  # rich: people's output only
+        from attn_doctor.report.check_view import render_diagnosis
 
-        render_check(env, diagnosis, snapshot=snapshot_path, import_explanations=explained)
+        render_diagnosis(diagnosis, console=console, import_explanations=explained)
         if verification is not None:
             from attn_doctor.commands.verify import render_verify
 
