@@ -46,7 +46,12 @@ def save_snapshot(env: Environment, path: Path) -> None:
     import tempfile
 
     path = path.expanduser()
-    fd, tmp = tempfile.mkstemp(prefix=".attn-doctor-", suffix=".json", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".attn-doctor-", suffix=".json", dir=path.parent or ".")
+    except OSError as exc:
+        raise UsageError(
+            f"--save-snapshot {path}: cannot write there ({exc.strerror or exc})"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(env.to_json())
