@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,31 +13,47 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Point HOME, XDG_CACHE_HOME and XDG_CONFIG_HOME at an empty folder for the whole suite.
+_ISOLATED = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+HOME_PREFIX = "attn-doctor-tests-home-"
+_saved_environ: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point HOME, XDG_CACHE_HOME, XDG_CONFIG_HOME and XDG_DATA_HOME at an empty folder for
+    the whole run, from before collection (a parametrize list that calls ``Path.home()`` is
+    evaluated then) to the end.
 
     The tool keeps a bench cache, an import-check cache and an install journal under the
     user's cache; a test that read the real one would pass or fail by what the machine's
     owner ran before. Child processes inherit the same variables.
     """
-    home = tmp_path_factory.mktemp("home")
-    saved = {k: os.environ.get(k) for k in _ISOLATED}
+    home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX))
+    _saved_environ.update({k: os.environ.get(k) for k in _ISOLATED})
     os.environ["HOME"] = str(home)
     os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
     os.environ["XDG_DATA_HOME"] = str(home / ".local" / "share")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
-_ISOLATED = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+@pytest.fixture(autouse=True, scope="session")
+def _no_terminal_size() -> None:
+    """No COLUMNS or LINES in the children's environment: human output to a pipe is as wide
+    as COLUMNS says, and GNU readline, once something in the test process imports it,
+    exports COLUMNS=80 behind ``os.environ``'s back. A test that wants a width sets it."""
+    for key in ("COLUMNS", "LINES"):
+        os.environ.pop(key, None)
+        os.unsetenv(key)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = os.environ.get("HOME", "")
+    if Path(home).name.startswith(HOME_PREFIX):
+        shutil.rmtree(home, ignore_errors=True)
+    for key, value in _saved_environ.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def isolated_home_env() -> dict[str, str]:

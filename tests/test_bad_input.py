@@ -107,6 +107,13 @@ def test_snapshot_numbers_out_of_range_are_refused(
     assert_clean_usage_error(run("check", "--snapshot", str(bad)), message)
 
 
+def test_save_snapshot_where_it_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "me.json"
+    proc = run("check", "--save-snapshot", str(target))
+    assert_clean_usage_error(proc, f"--save-snapshot {target}", "No such file or directory")
+    assert proc.stdout == ""  # refused before the report, not after it
+
+
 # --- install ------------------------------------------------------------------------------
 
 

@@ -56,7 +56,12 @@ def save_snapshot(env: Environment, path: Path) -> None:
     import tempfile
 
     path = path.expanduser()
-    fd, tmp = tempfile.mkstemp(prefix=".attn-doctor-", suffix=".json", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".attn-doctor-", suffix=".json", dir=path.parent or ".")
+    except OSError as exc:
+        raise UsageError(
+            f"--save-snapshot {path}: cannot write there ({exc.strerror or exc})"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(env.to_json())
@@ -130,6 +135,13 @@ def check_command(
             env = probe_environment(timeout=timeout)
     if save_path is not None:
         save_snapshot(env, host_path(save_path))
+    console = None
+    if not json_mode:  # people see the machine while the diagnosis is computed
+        from attn_doctor.report.check_view import render_facts  # rich: people's output only
+        from attn_doctor.report.console import make_console
+
+        console = make_console()
+        render_facts(env, snapshot=snapshot_path, console=console)
     evidence = bench_evidence(env) if snapshot_path is None else None
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
@@ -157,9 +169,9 @@ def check_command(
         )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
-        from attn_doctor.report.check_view import render_check  # rich: people's output only
+        from attn_doctor.report.check_view import render_diagnosis
 
-        render_check(env, diagnosis, snapshot=snapshot_path, import_explanations=explained)
+        render_diagnosis(diagnosis, console=console, import_explanations=explained)
         if verification is not None:
             from attn_doctor.commands.verify import render_verify
 

@@ -211,11 +211,31 @@ def render_check(
 ) -> None:
     """Print the whole check report for people."""
     out = console or make_console()
+    render_facts(env, snapshot=snapshot, console=out)
+    render_diagnosis(diagnosis, console=out, import_explanations=import_explanations)
+
+
+def render_facts(
+    env: Environment, *, snapshot: Path | None = None, console: Console | None = None
+) -> None:
+    """The report's first part, the machine and its packages: it needs only the facts, so
+    ``check`` prints it before the diagnosis is computed."""
+    out = console or make_console()
     if snapshot is not None:
         out.print(Text(f"Diagnosing the machine recorded in {snapshot}", style="bold"))
     out.print(machine_table(env))
     if env.packages:
         out.print(packages_table(env))
+
+
+def render_diagnosis(
+    diagnosis: Diagnosis,
+    *,
+    console: Console | None = None,
+    import_explanations: tuple[ImportExplanation, ...] = (),
+) -> None:
+    """The report's second part: findings, why imports failed, backends, recommendation."""
+    out = console or make_console()
     out.print(Text("Findings", style="bold underline"))
     findings_view(out, diagnosis.findings)
     if import_explanations:
