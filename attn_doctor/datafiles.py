@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, overload
 
@@ -106,9 +107,9 @@ class Entry:
             return None
         return Entry(self.data[key], f"{self.where}.{key}")
 
-    def only(self, keys: frozenset[str]) -> None:
+    def only(self, keys: Collection[str]) -> None:
         """Refuse keys this reader does not know (a typo must not pass silently)."""
-        unknown = sorted(set(self.data) - keys)
+        unknown = sorted(set(self.data) - set(keys))
         if unknown:
             raise self.fail(unknown[0], "unknown key")
 

@@ -148,17 +148,17 @@ def test_minimal_entry_parses() -> None:
     [
         ({"patterns": ["(unclosed"]}, "not a valid regex"),
         ({"patterns": ["a*"]}, "matches the empty string"),
-        ({"patterns": None}, "'patterns' is missing"),
+        ({"patterns": None}, ".patterns: missing"),
         ({"checks": ["gpu_sm_belowish:80"]}, "unknown check"),
         ({"checks": ["gpu_sm_below"]}, "takes 1 argument"),
         ({"checks": ["glibc_below:{needed}"]}, "which no pattern captures"),
         ({"fix": ["pip install <no_such_fact>"]}, "unknown placeholder <no_such_fact>"),
-        ({"threads": []}, "'threads' must not be empty"),
+        ({"threads": []}, ".threads: must not be empty"),
         ({"threads": ["https://example.com/x"]}, "not a GitHub issue/pull URL"),
-        ({"verified": "yes"}, "'verified' must be true or false"),
-        ({"supersedes": ["nope"]}, "supersedes unknown entry 'nope'"),
+        ({"verified": "yes"}, ".verified: expected true/false"),
+        ({"supersedes": ["nope"]}, ".supersedes: unknown entry 'nope'"),
         ({"backends": ["flash-attention-9"]}, "unknown backend"),
-        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"colour": "red"}, ".colour: unknown key"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -197,7 +197,7 @@ def test_malformed_kb_file_on_disk_names_the_entry(tmp_path: Path) -> None:
         "verified = true\n",
         encoding="utf-8",
     )
-    with pytest.raises(IndexDataError, match=r"symptom 'broken-regex': patterns pattern"):
+    with pytest.raises(IndexDataError, match=r"symptom 'broken-regex'\.patterns: pattern"):
         load_symptoms(tmp_path)
 
 

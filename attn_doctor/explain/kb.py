@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from attn_doctor.backends import BACKEND_NAMES, BackendName
+from attn_doctor.datafiles import Entry
 from attn_doctor.errors import IndexDataError
 from attn_doctor.explain.checks import capture_refs, check_problem
 from attn_doctor.explain.fix import PLACEHOLDERS, placeholders_in
@@ -24,8 +25,19 @@ KB_SCHEMA_VERSION = 1
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _THREAD = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/(?:issues|pull|discussions)/\d+$")
 _KNOWN_KEYS = {
-    "id", "title", "backends", "patterns", "requires", "supersedes", "cause", "checks",
-    "fix", "fix_note", "threads", "verified", "note",
+    "id",
+    "title",
+    "backends",
+    "patterns",
+    "requires",
+    "supersedes",
+    "cause",
+    "checks",
+    "fix",
+    "fix_note",
+    "threads",
+    "verified",
+    "note",
 }
 
 
@@ -68,48 +80,45 @@ class KnowledgeBase:
         return None
 
 
-def _fail(where: str, message: str) -> IndexDataError:
-    return IndexDataError(f"{KB_FILE}: {where}: {message}")
-
-
-def _str(entry: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
-    value = entry.get(key)
-    if value is None:
+def _text(e: Entry, key: str, *, required: bool = True) -> str | None:
+    if e.data.get(key) is None:
         if required:
-            raise _fail(where, f"{key!r} is missing")
+            raise e.fail(key, "missing")
         return None
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(where, f"{key!r} must be a non-empty string")
+    value = e.str_(key)
+    if not value.strip():
+        raise e.fail(key, "must be a non-empty string")
     return value.strip()
 
 
-def _strs(entry: dict[str, Any], key: str, where: str, *, required: bool) -> tuple[str, ...]:
-    value = entry.get(key)
-    if value is None:
+def _texts(e: Entry, key: str, *, required: bool) -> tuple[str, ...]:
+    if e.data.get(key) is None:
         if required:
-            raise _fail(where, f"{key!r} is missing")
+            raise e.fail(key, "missing")
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise _fail(where, f"{key!r} must be a list of non-empty strings")
-    if required and not value:
-        raise _fail(where, f"{key!r} must not be empty")
-    return tuple(v.strip() if key not in {"patterns", "requires"} else v for v in value)
+    values = e.strs(key)
+    if not all(v.strip() for v in values):
+        raise e.fail(key, "must be a list of non-empty strings")
+    if required and not values:
+        raise e.fail(key, "must not be empty")
+    return tuple(v.strip() if key not in {"patterns", "requires"} else v for v in values)
 
 
-def _compile(texts: tuple[str, ...], key: str, where: str) -> tuple[re.Pattern[str], ...]:
+def _compile(e: Entry, key: str, texts: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     out = []
     for text in texts:
         try:
             out.append(re.compile(text, re.MULTILINE))
         except re.error as exc:
-            raise _fail(where, f"{key} pattern {text!r} is not a valid regex: {exc}") from exc
+            raise e.fail(key, f"pattern {text!r} is not a valid regex: {exc}") from exc
         if out[-1].search(""):
-            raise _fail(where, f"{key} pattern {text!r} matches the empty string")
+            raise e.fail(key, f"pattern {text!r} matches the empty string")
     return tuple(out)
 
 
 def parse_symptoms(data: dict[str, Any]) -> KnowledgeBase:
-    """Validate decoded TOML into a ``KnowledgeBase``; errors name the bad entry."""
+    """Validate decoded TOML into a ``KnowledgeBase`` with the shared typed reader
+    (``datafiles.Entry``); errors name the file, the entry and the key."""
     version = data.get("schema_version")
     if version != KB_SCHEMA_VERSION:
         raise IndexDataError(
@@ -120,70 +129,65 @@ def parse_symptoms(data: dict[str, Any]) -> KnowledgeBase:
         raise IndexDataError(f"{KB_FILE}: expected one or more [[symptom]] tables")
     symptoms: list[Symptom] = []
     seen: set[str] = set()
-    for n, entry in enumerate(raw):
-        if not isinstance(entry, dict):
-            raise IndexDataError(f"{KB_FILE}: symptom #{n + 1} is not a table")
-        ident = entry.get("id")
-        where = f"symptom {ident!r}" if isinstance(ident, str) else f"symptom #{n + 1}"
+    for n, item in enumerate(raw):
+        ident = item.get("id") if isinstance(item, dict) else None
+        label = f"symptom {ident!r}" if isinstance(ident, str) else f"symptom #{n + 1}"
+        e = Entry(item, f"{KB_FILE}: {label}")
         if not isinstance(ident, str) or not _ID.match(ident):
-            raise _fail(where, "'id' must be kebab-case (a-z, 0-9, '-')")
+            raise e.fail("id", "must be kebab-case (a-z, 0-9, '-')")
         if ident in seen:
-            raise _fail(where, "duplicate id")
+            raise e.fail("id", "duplicate id")
         seen.add(ident)
-        extra = sorted(set(entry) - _KNOWN_KEYS)
-        if extra:
-            raise _fail(where, f"unknown key {extra[0]!r}")
-        patterns = _compile(_strs(entry, "patterns", where, required=True), "patterns", where)
-        requires = _compile(_strs(entry, "requires", where, required=False), "requires", where)
+        e.only(_KNOWN_KEYS)
+        patterns = _compile(e, "patterns", _texts(e, "patterns", required=True))
+        requires = _compile(e, "requires", _texts(e, "requires", required=False))
         group_names = {g for p in patterns for g in p.groupindex}
-        checks = _strs(entry, "checks", where, required=False)
+        checks = _texts(e, "checks", required=False)
         for check in checks:
             problem = check_problem(check)
             if problem:
-                raise _fail(where, f"check {check!r}: {problem}")
+                raise e.fail("checks", f"{check!r}: {problem}")
             missing = capture_refs(check) - group_names
             if missing:
-                raise _fail(where, f"check {check!r} uses {sorted(missing)[0]!r}, which no "
-                            "pattern captures")
-        fix = _strs(entry, "fix", where, required=False)
+                raise e.fail(
+                    "checks", f"{check!r} uses {sorted(missing)[0]!r}, which no pattern captures"
+                )
+        fix = _texts(e, "fix", required=False)
         for cmd in fix:
             for ph in placeholders_in(cmd):
-                if ph not in PLACEHOLDERS and not (
-                    ph.startswith("msg.") and ph[4:] in group_names
-                ):
-                    raise _fail(where, f"fix {cmd!r} uses unknown placeholder <{ph}>")
-        threads = _strs(entry, "threads", where, required=True)
+                if ph not in PLACEHOLDERS and not (ph.startswith("msg.") and ph[4:] in group_names):
+                    raise e.fail("fix", f"{cmd!r} uses unknown placeholder <{ph}>")
+        threads = _texts(e, "threads", required=True)
         for url in threads:
             if not _THREAD.match(url):
-                raise _fail(where, f"thread {url!r} is not a GitHub issue/pull URL")
-        backends = _strs(entry, "backends", where, required=False)
+                raise e.fail("threads", f"{url!r} is not a GitHub issue/pull URL")
+        backends = _texts(e, "backends", required=False)
         for b in backends:
             if b not in BACKEND_NAMES:
-                raise _fail(where, f"unknown backend {b!r}")
-        verified = entry.get("verified")
-        if not isinstance(verified, bool):
-            raise _fail(where, "'verified' must be true or false")
+                raise e.fail("backends", f"unknown backend {b!r}")
         symptoms.append(
             Symptom(
                 id=ident,
-                title=_str(entry, "title", where) or "",
+                title=_text(e, "title") or "",
                 patterns=patterns,
                 requires=requires,
-                supersedes=_strs(entry, "supersedes", where, required=False),
-                cause=" ".join((_str(entry, "cause", where) or "").split()),
+                supersedes=_texts(e, "supersedes", required=False),
+                cause=" ".join((_text(e, "cause") or "").split()),
                 checks=checks,
                 fix=fix,
-                fix_note=_norm(_str(entry, "fix_note", where, required=False)),
+                fix_note=_norm(_text(e, "fix_note", required=False)),
                 backends=tuple(b for b in BACKEND_NAMES if b in backends),
                 threads=threads,
-                verified=verified,
-                note=_norm(_str(entry, "note", where, required=False)),
+                verified=e.bool_("verified"),
+                note=_norm(_text(e, "note", required=False)),
             )
         )
     for s in symptoms:
         for other in s.supersedes:
             if other not in seen or other == s.id:
-                raise _fail(f"symptom {s.id!r}", f"supersedes unknown entry {other!r}")
+                raise IndexDataError(
+                    f"{KB_FILE}: symptom {s.id!r}.supersedes: unknown entry {other!r}"
+                )
     return KnowledgeBase(symptoms=tuple(symptoms))
 
 
