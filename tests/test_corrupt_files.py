@@ -265,9 +265,10 @@ def test_import_cache_entry_of_any_shape_reads_or_is_ignored(
 def test_explain_log_of_any_bytes_reads_as_text(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "build.log"
     path.write_bytes(data)
-    text, source = read_input((), path, io.StringIO())
-    assert source == "log"
-    assert isinstance(text, str)
+    got = read_input((), path, io.StringIO())
+    assert got.source == "log"
+    assert isinstance(got.text, str)
+    assert got.read_bytes <= got.total_bytes
 
 
 def test_explain_log_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:

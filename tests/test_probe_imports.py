@@ -228,7 +228,7 @@ def test_deep_probe_records_planted_failures_and_survives(tmp_path: Path) -> Non
         assert res is not None, module
         assert res.status == "error"
         assert res.detail == f"ImportError: {message}"
-    for module in ("xformers", "xformers.ops", "xformers._cpp_lib"):
+    for module in ("xformers.ops", "xformers._cpp_lib"):  # its record's modules
         res = env.import_result(module)
         assert res is not None, module
         assert (res.status, res.detail) == ("crashed", "SIGSEGV")

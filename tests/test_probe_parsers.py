@@ -453,14 +453,15 @@ def test_torch_runtime_from_recorded_payload() -> None:
 
 
 def test_modules_to_import() -> None:
-    mods = imports.modules_to_import({"torch", "flash-attn", "xformers", "numpy"})
+    mods = imports.modules_to_import({"torch", "flash-attn", "xformers", "sageattention", "numpy"})
+    # torch first, then each installed backend's modules from its record in backends.toml.
     assert mods == (
         "torch",
         "flash_attn",
         "flash_attn_2_cuda",
-        "xformers",
         "xformers.ops",
         "xformers._cpp_lib",
+        "sageattention",
     )
     assert imports.modules_to_import({"pytorch-triton", "triton"}) == ("triton",)
 
