@@ -176,12 +176,12 @@ def recommendation_table(diagnosis: Diagnosis) -> Table:
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
-    t.add_column("#")
-    t.add_column("backend")
-    t.add_column("attn_implementation")
-    t.add_column("status")
-    t.add_column("speed")
-    t.add_column("how, why", overflow="fold")
+    t.add_column("#", no_wrap=True)
+    t.add_column("backend", max_width=28)
+    t.add_column("attn_implementation", max_width=20, overflow="fold")
+    t.add_column("status", max_width=9)
+    t.add_column("speed", max_width=13)
+    t.add_column("how, why", overflow="fold", ratio=1)
     styles = {"ready": "green", "install": "yellow", "blocked": "red"}
     for r in diagnosis.recommendations:
         title = BACKENDS[r.backend].title
