@@ -335,17 +335,18 @@ def release_assets(tag: str) -> list[str] | None:
 BUILD_IMAGES: dict[str, dict[str, Any]] = {
     "ubuntu-20.04": {
         "glibc": "2.31",
-        "source": "Ubuntu 20.04 LTS (focal) ships libc6 2.31 (focal's libc6 package); "
-        "upstream's publish.yml says it picked 20.04 over 22.04 'for more compatibility (glibc)'",
-        "verified": False,
+        "source": "Ubuntu's package archive: focal (20.04 LTS) source package glibc "
+        "2.31-0ubuntu9.x, the only glibc focal ships (updates keep 2.31)",
+        "verified": True,
         "retired": "2025-04-15",
         "retired_source": "actions/runner-images#11101: the ubuntu-20.04 Actions image "
         "is fully unsupported from 2025-04-15",
     },
     "ubuntu-22.04": {
         "glibc": "2.35",
-        "source": "Ubuntu 22.04 LTS (jammy) ships libc6 2.35 (jammy's libc6 package)",
-        "verified": False,
+        "source": "Ubuntu's package archive: jammy (22.04 LTS) source package glibc "
+        "2.35-0ubuntu3.x, the only glibc jammy ships (updates keep 2.35)",
+        "verified": True,
     },
 }
 

@@ -187,6 +187,8 @@ def test_build_runners_replay_every_tag(refresh: ModuleType) -> None:
             replay["built"],
         ), tag
         assert build.verified
+        release = next((r for r in index.flash_attn if r.tag == tag), None)
+        assert release is None or release.runner == build.image, tag  # flash_attn.toml agrees
         assert f"@{tag}: .github/workflows/publish.yml" in build.source
     # What the workflows say: ubuntu-20.04 up to v2.8.0, ubuntu-22.04 from v2.8.0.post1 on;
     # v2.8.0 asked for ubuntu-20.04 after GitHub had retired it, and was rebuilt as .post1.
