@@ -329,6 +329,128 @@ def release_assets(tag: str) -> list[str] | None:
     return [str(a["name"]) for a in data.get("assets", [])]
 
 
+# The C library of each CI image that built flash-attn release wheels. The build job installs
+# CUDA on the runner itself (Jimver/cuda-toolkit), with no `container:`, so the runner image
+# decides the glibc the wheels link against. Hand-kept facts, each with its source.
+BUILD_IMAGES: dict[str, dict[str, Any]] = {
+    "ubuntu-20.04": {
+        "glibc": "2.31",
+        "source": "Ubuntu's package archive: focal (20.04 LTS) source package glibc "
+        "2.31-0ubuntu9.x, the only glibc focal ships (updates keep 2.31)",
+        "verified": True,
+        "retired": "2025-04-15",
+        "retired_source": "actions/runner-images#11101: the ubuntu-20.04 Actions image "
+        "is fully unsupported from 2025-04-15",
+    },
+    "ubuntu-22.04": {
+        "glibc": "2.35",
+        "source": "Ubuntu's package archive: jammy (22.04 LTS) source package glibc "
+        "2.35-0ubuntu3.x, the only glibc jammy ships (updates keep 2.35)",
+        "verified": True,
+    },
+}
+
+_WORKFLOW_KEYS = re.compile(r"^(\s*)(build_wheels|runs-on|container|image|os):(.*)$")
+
+
+def workflow_excerpt(text: str) -> str:
+    """The lines of a publish.yml that decide the build image: the ``build_wheels`` job's
+    ``runs-on``, ``container``/``image`` and matrix ``os`` lines (comments dropped)."""
+    out: list[str] = []
+    job_indent: int | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if job_indent is not None and indent <= job_indent:
+            break
+        m = _WORKFLOW_KEYS.match(line)
+        if m and m.group(2) == "build_wheels":
+            job_indent = indent
+            out.append(line.rstrip())
+        elif m and job_indent is not None and m.group(2) != "build_wheels":
+            out.append(line.split(" #", 1)[0].rstrip())
+    return "\n".join(out) + "\n"
+
+
+def build_image(excerpt: str) -> dict[str, Any]:
+    """Runner labels and container image of the ``build_wheels`` job, from its text."""
+
+    def items(value: str) -> list[str]:
+        value = value.strip()
+        if value.startswith("["):
+            return [v.strip().strip("'\"") for v in value.strip("[]").split(",") if v.strip()]
+        return [value.strip("'\"")] if value else []
+
+    runs_on: list[str] = []
+    matrix_os: list[str] = []
+    container: str | None = None
+    for line in excerpt.splitlines():
+        m = _WORKFLOW_KEYS.match(line)
+        if not m:
+            continue
+        key, value = m.group(2), m.group(3)
+        if key == "runs-on":
+            runs_on = items(value)
+        elif key == "os":
+            matrix_os = items(value)
+        elif key in ("container", "image") and value.strip():
+            container = value.strip().strip("'\"")
+    runners = [o for r in runs_on for o in (matrix_os if "matrix.os" in r else [r])]
+    if not runners:
+        raise ValueError("no runs-on in the build_wheels job")
+    return {"runner": runners, "container": container}
+
+
+def release_build(tag: str, version: str, date: str, excerpt: str) -> dict[str, Any]:
+    """The build image of one release and the glibc its wheels need, replayed from the
+    workflow excerpt at the tag; ``built`` is false when GitHub had retired the runner
+    image before the tag was pushed (the build jobs could not start)."""
+    image = build_image(excerpt)
+    if image["container"] is not None:
+        raise ValueError(f"{tag}: container {image['container']} has no glibc fact here")
+    facts = [BUILD_IMAGES[r] for r in image["runner"]]
+    glibc = max((f["glibc"] for f in facts), key=Version)
+    retired = [
+        (r, f["retired"])
+        for r, f in zip(image["runner"], facts, strict=True)
+        if "retired" in f and f["retired"] <= date
+    ]
+    table: dict[str, Any] = {
+        "version": version,
+        "tag": tag,
+        "date": date,
+        "image": image["runner"],
+        "glibc": glibc,
+        "built": not retired,
+    }
+    if retired:
+        table["not_built_why"] = (
+            f"the workflow asks for {retired[0][0]}, retired by GitHub on {retired[0][1]}, "
+            f"before the tag ({date})"
+        )
+    table["source"] = (
+        f"{FA_REPO}@{tag}: .github/workflows/publish.yml (jobs.build_wheels runs-on, no container)"
+    )
+    table["verified"] = True
+    return table
+
+
+def build_runners(repo: Path, record: dict[str, Any] | None = None) -> str:
+    """wheels_index/build_runners.toml: the image facts and each release's build image."""
+    tables: list[tuple[str, dict[str, Any]]] = [
+        ("runner", {"name": name, **facts}) for name, facts in BUILD_IMAGES.items()
+    ]
+    for tag in fa_tags(repo):
+        text = _git(repo, "show", f"{tag}:.github/workflows/publish.yml")
+        excerpt = workflow_excerpt(text)
+        date = _git(repo, "log", "-1", "--format=%cs", tag).strip()
+        tables.append(("release", release_build(tag, _fa_version_at(repo, tag), date, excerpt)))
+        if record is not None:
+            record["tags"][tag] = {"date": date, "excerpt": excerpt}
+    return to_toml({"schema": 1}, tables)
+
+
 def flash_attn_releases(
     repo: Path, record: dict[str, Any] | None, *, confirm_assets: bool = False
 ) -> str:
@@ -999,6 +1121,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--since", default="2024-06-01", help="oldest torch upload to keep")
     ap.add_argument("--record-naming", type=Path, help="write the setup.py naming replay JSON")
     ap.add_argument(
+        "--record-build-images", type=Path, help="write the flash-attn build image replay JSON"
+    )
+    ap.add_argument(
         "--record-xformers", type=Path, help="write the xformers CI workflow replay JSON"
     )
     ap.add_argument("--write", action="store_true", help="write the files (default: diff only)")
@@ -1016,6 +1141,19 @@ def main(argv: list[str] | None = None) -> int:
         outputs["flash_attn.toml"] = flash_attn_releases(
             args.flash_attn_git, record, confirm_assets=args.confirm_assets
         )
+        images: dict[str, Any] | None = None
+        if args.record_build_images:
+            images = {
+                "comment": "Recorded by scripts/refresh_index.py: the lines of publish.yml that "
+                "name the build_wheels job's image, per tag, with the tag's commit date.",
+                "tags": {},
+            }
+        outputs["build_runners.toml"] = build_runners(args.flash_attn_git, images)
+        if images is not None and args.record_build_images:
+            args.record_build_images.write_text(
+                json.dumps(images, indent=1) + "\n", encoding="utf-8"
+            )
+            print(f"recorded build images: {args.record_build_images}")
         if record is not None and args.record_naming:
             args.record_naming.write_text(
                 json.dumps(_dedupe_names(record), indent=1, sort_keys=True) + "\n", encoding="utf-8"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -138,3 +139,81 @@ def test_missing_assets_are_the_matrix_names_not_uploaded(refresh: ModuleType) -
         "a.whl",
         "c.whl",
     ]
+
+
+BUILD_IMAGES = REPO / "tests" / "data" / "flash_attn_build_images.json"
+
+
+def test_build_image_is_read_from_the_workflow_excerpt(refresh: ModuleType) -> None:
+    text = (
+        "jobs:\n  setup_release:\n    runs-on: ubuntu-latest\n"
+        "  build_wheels:\n    name: Build\n    runs-on: ${{ matrix.os }}\n"
+        "    strategy:\n      matrix:\n"
+        "          # Using ubuntu-20.04 instead of 22.04 for more compatibility (glibc).\n"
+        "          os: [ubuntu-22.04]  # a comment\n"
+        "  publish_package:\n    runs-on: ubuntu-latest\n"
+    )
+    excerpt = refresh.workflow_excerpt(text)
+    assert "ubuntu-latest" not in excerpt  # other jobs' runners are not the build image
+    assert refresh.build_image(excerpt) == {"runner": ["ubuntu-22.04"], "container": None}
+    plain = refresh.build_image("  build_wheels:\n    runs-on: ubuntu-20.04\n")
+    assert plain["runner"] == ["ubuntu-20.04"]
+    boxed = (
+        "  build_wheels:\n    runs-on: ubuntu-22.04\n"
+        "    container:\n      image: quay.io/pypa/manylinux_2_28_x86_64\n"
+    )
+    assert refresh.build_image(boxed)["container"] == "quay.io/pypa/manylinux_2_28_x86_64"
+    with pytest.raises(ValueError, match="no glibc fact"):
+        refresh.release_build("v9", "9", "2025-01-01", boxed)
+
+
+def test_build_runners_replay_every_tag(refresh: ModuleType) -> None:
+    """Each release's build image, glibc and built flag, replayed from the recorded lines of
+    publish.yml at its tag, are what wheels_index/build_runners.toml says."""
+    import json
+
+    from attn_doctor.index import load_index
+
+    recorded = json.loads(BUILD_IMAGES.read_text(encoding="utf-8"))["tags"]
+    index = load_index()
+    assert {b.tag for b in index.release_builds} == set(recorded)
+    assert {r.tag for r in index.flash_attn} <= set(recorded)  # every release names its image
+    for tag, rec in recorded.items():
+        build = next(b for b in index.release_builds if b.tag == tag)
+        replay = refresh.release_build(tag, build.version, rec["date"], rec["excerpt"])
+        assert (list(build.image), build.glibc, build.built) == (
+            replay["image"],
+            replay["glibc"],
+            replay["built"],
+        ), tag
+        assert build.verified
+        release = next((r for r in index.flash_attn if r.tag == tag), None)
+        assert release is None or release.runner == build.image, tag  # flash_attn.toml agrees
+        assert f"@{tag}: .github/workflows/publish.yml" in build.source
+    # What the workflows say: ubuntu-20.04 up to v2.8.0, ubuntu-22.04 from v2.8.0.post1 on;
+    # v2.8.0 asked for ubuntu-20.04 after GitHub had retired it, and was rebuilt as .post1.
+    by_tag = {b.tag: b for b in index.release_builds}
+    assert by_tag["v2.7.4.post1"].glibc == "2.31"
+    assert by_tag["v2.7.4.post1"].built
+    assert by_tag["v2.8.0"].image == ("ubuntu-20.04",)
+    assert not by_tag["v2.8.0"].built
+    assert by_tag["v2.8.0.post1"].glibc == "2.35"
+    runners = {r.name: r for r in index.runners}
+    assert runners["ubuntu-20.04"].retired == "2025-04-15"
+    assert "actions/runner-images#11101" in runners["ubuntu-20.04"].retired_source
+
+
+def test_build_runners_toml_is_what_the_script_writes(refresh: ModuleType) -> None:
+    """The script regenerates build_runners.toml byte for byte from the recorded excerpts."""
+    import json
+
+    recorded = json.loads(BUILD_IMAGES.read_text(encoding="utf-8"))["tags"]
+    index_text = (REPO / "wheels_index" / "build_runners.toml").read_text(encoding="utf-8")
+    versions = dict(re.findall(r'version = "([^"]+)"\ntag = "([^"]+)"', index_text))
+    tables = [("runner", {"name": n, **f}) for n, f in refresh.BUILD_IMAGES.items()]
+    tags = {t: v for v, t in versions.items()}
+    tables += [
+        ("release", refresh.release_build(tag, tags[tag], rec["date"], rec["excerpt"]))
+        for tag, rec in recorded.items()
+    ]
+    assert refresh.to_toml({"schema": 1}, tables) == index_text

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.errors import UsageError
@@ -18,6 +19,7 @@ from attn_doctor.plan.types import BackendPlan
 from tests.index_envs import make_env
 
 INDEX = load_index()
+INDEX_DIR = Path(__file__).resolve().parent.parent / "wheels_index"
 NO_COMMUNITY = ALL_SOURCES - {"community"}
 
 
@@ -81,6 +83,76 @@ def test_fa2_glibc_filters_releases_built_on_a_newer_image() -> None:
     assert Version(old.version) < Version(new.version)
     release = next(r for r in INDEX.flash_attn if r.version == old.version)
     assert release.runner == ("ubuntu-20.04",)
+
+
+@pytest.mark.parametrize(
+    ("torch", "cuda", "python"),
+    [("2.4.0+cu121", "12.1", "3.10.14"), ("2.6.0+cu124", "12.4", "3.12.7")],
+)
+def test_fa2_glibc_2_31_gets_the_newest_release_its_glibc_loads(
+    torch: str, cuda: str, python: str
+) -> None:
+    """A torch that both 2.7.4.post1 and 2.8.x publish wheels for, on glibc 2.31 (Ubuntu 20.04,
+    Debian 11): the newest release whose build image's glibc <= 2.31 is chosen. Per the
+    workflows at the tags that is 2.7.4.post1 (the user case): v2.8.0.post1 on were built on
+    ubuntu-22.04 (glibc 2.35), and v2.8.0 asked for ubuntu-20.04 after GitHub retired it."""
+    env = make_env(torch=torch, torch_cuda=cuda, abi=False, python=python)
+    builds = {b.version: b for b in INDEX.release_builds}
+    releases = {r.version: r for r in INDEX.flash_attn}
+    tail = f"torch{torch[:3]}cxx11abiFALSE-cp{python[0]}{python[2:4]}-"
+
+    def publishes(version: str) -> bool:
+        return any(tail in w.filename for w in published_wheels(releases[version]))
+
+    both = [v for v in ("2.7.4.post1", "2.8.0", "2.8.3") if publishes(v)]
+    assert both == ["2.7.4.post1", "2.8.0", "2.8.3"]  # the combination is published by both
+    plan = plan_backend(
+        replace_glibc(env, "2.31"), INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY
+    )
+    best = plan.candidates[0]
+    assert best.source == "upstream-release"
+    assert best.version is not None
+    # The rule, replayed over the index: newest built release whose glibc <= 2.31.
+    fits = [
+        r.version
+        for r in INDEX.flash_attn
+        if builds[r.version].built
+        and Version(builds[r.version].glibc) <= Version("2.31")
+        and publishes(r.version)
+    ]
+    assert best.version == max(fits, key=Version) == "2.7.4.post1"
+    text = reasons(plan)
+    assert "flash-attn 2.8.0: no release wheels were built" in text
+    assert "retired by GitHub on 2025-04-15" in text
+    assert "built on ubuntu-22.04 (glibc 2.35); this system has glibc 2.31" in text
+    # glibc 2.35 loads them all: the newest release.
+    newest = plan_backend(env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY).candidates[0]
+    built = [v for v in releases if builds[v].built and publishes(v)]
+    assert newest.version == max(built, key=Version) == "2.8.3.post1"
+
+
+def test_fa2_release_whose_runner_was_retired_is_not_planned(tmp_path: Path) -> None:
+    """v2.8.0's workflow asks for ubuntu-20.04, which GitHub retired before the tag: its wheels
+    are never planned; marked built, the same machine would get it."""
+    env = make_env(torch="2.6.0+cu124", torch_cuda="12.4", abi=False, python="3.11.9")
+    pinned = plan_backend(
+        env, INDEX, "flash_attn_2", allow_sources=NO_COMMUNITY, versions=SpecifierSet("==2.8.0")
+    )
+    assert all(c.source != "upstream-release" for c in pinned.candidates)
+    directory = tmp_path / "index"
+    shutil.copytree(INDEX_DIR, directory)
+    path = directory / "build_runners.toml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('version = "2.8.0"\n')
+    head, tail = text[:start], text[start:]
+    tail = tail.replace("built = false", "built = true", 1)
+    path.write_text(head + tail, encoding="utf-8")
+    edited = load_index(directory)
+    again = plan_backend(
+        env, edited, "flash_attn_2", allow_sources=NO_COMMUNITY, versions=SpecifierSet("==2.8.0")
+    )
+    assert again.candidates[0].version == "2.8.0"
+    assert again.candidates[0].source == "upstream-release"
 
 
 def test_fa2_python_3_7_has_no_upstream_plan() -> None:

@@ -31,6 +31,7 @@ from attn_doctor.index.model import (
     HubRules,
     Index,
     MatrixExclude,
+    ReleaseBuild,
     SourceBuild,
     TorchPypiWheel,
     TorchRelease,
@@ -460,9 +461,42 @@ def _runners(top: _Entry) -> tuple[BuildRunner, ...]:
             glibc=e.version("glibc"),
             source=e.text("source"),
             verified=e.flag("verified"),
+            retired=e.opt_str("retired", pattern=_DATE),
+            retired_source=e.text("retired_source", ""),
         )
         for e in _entries(top, "runner", lambda d: d.get("name"))
     )
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _release_builds(top: _Entry, runners: tuple[BuildRunner, ...]) -> tuple[ReleaseBuild, ...]:
+    known = {r.name for r in runners}
+    builds = []
+    for e in _entries(top, "release", lambda d: d.get("version")):
+        image = e.texts("image")
+        unknown = [i for i in image if i not in known]
+        if unknown:
+            raise e.fail("image", f"{unknown[0]} has no [[runner]] entry (its glibc is unknown)")
+        built = e.flag("built")
+        why = e.text("not_built_why", "")
+        if not built and not why:
+            raise e.fail("not_built_why", "a release marked built = false must say why")
+        builds.append(
+            ReleaseBuild(
+                version=e.version("version"),
+                tag=e.text("tag"),
+                date=e.text("date", pattern=_DATE.pattern),
+                image=image,
+                glibc=e.version("glibc"),
+                built=built,
+                not_built_why=why,
+                source=e.text("source"),
+                verified=e.flag("verified"),
+            )
+        )
+    return tuple(builds)
 
 
 def load_index(directory: Path | None = None) -> Index:
@@ -480,6 +514,8 @@ def _load_index(directory: Path | None) -> Index:
     reqs, build = _requirements(fa34)
     torch_top = _file("torch.toml", directory)
     abi = torch_top.table("cxx11_abi")
+    build_top = _file("build_runners.toml", directory)
+    runners = _runners(build_top)
     return Index(
         torch_cxx11_abi_since=abi.text("pytorch_wheels_true_since", pattern=r"\d+\.\d+"),
         torch_cxx11_abi_source=abi.text("source"),
@@ -499,6 +535,7 @@ def _load_index(directory: Path | None) -> Index:
         torch_releases=_torch(torch_top),
         hub=_hub(_file("hub_kernels.toml", directory)),
         source_build=build,
-        runners=_runners(_file("build_runners.toml", directory)),
+        runners=runners,
+        release_builds=_release_builds(build_top, runners),
         cutlass_dsl=_cutlass_dsl(fa34),
     )

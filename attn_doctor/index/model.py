@@ -368,6 +368,25 @@ class BuildRunner:
     glibc: str
     source: str
     verified: bool
+    retired: str | None = None
+    """The date GitHub stopped running jobs on this image (ISO), when it has."""
+    retired_source: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseBuild:
+    """The image that built one flash-attn release's wheels, read from its workflow at the tag."""
+
+    version: str
+    tag: str
+    date: str
+    image: tuple[str, ...]
+    glibc: str
+    built: bool
+    """False when the release job could not run (its runner image was retired before the tag)."""
+    not_built_why: str
+    source: str
+    verified: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -388,6 +407,7 @@ class Index:
     hub: HubRules
     source_build: SourceBuild
     runners: tuple[BuildRunner, ...] = ()
+    release_builds: tuple[ReleaseBuild, ...] = ()
     torch_cxx11_abi_since: str = "2.7"
     """PyTorch's own Linux wheels use the C++11 ABI from this torch minor on."""
     torch_cxx11_abi_source: str = ""
@@ -411,6 +431,10 @@ class Index:
 
     def runner_glibc(self, name: str) -> str | None:
         return next((r.glibc for r in self.runners if r.name == name), None)
+
+    def release_build(self, version: str) -> ReleaseBuild | None:
+        """How flash-attn ``version``'s release wheels were built (None when not recorded)."""
+        return next((b for b in self.release_builds if b.version == version), None)
 
     def xformers_build(self, version: str) -> XformersBuild | None:
         return next((b for b in self.xformers_builds if b.version == version), None)

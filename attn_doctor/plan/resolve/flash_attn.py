@@ -135,11 +135,20 @@ def _upstream_flash_attn(
                     "load in this ABI-FALSE torch"
                 )
             continue
+        build = index.release_build(release.version)
+        if build is not None and not build.built:
+            if not matches:
+                reasons.append(
+                    f"flash-attn {release.version}: no release wheels were built: "
+                    f"{build.not_built_why}"
+                )
+            continue
         built_glibc = _release_glibc(release, index)
         if m.glibc is not None and built_glibc is not None and m.glibc < built_glibc:
             if not matches:
+                images = build.image if build is not None else release.runner
                 reasons.append(
-                    f"flash-attn {release.version}: built on {', '.join(release.runner)} "
+                    f"flash-attn {release.version}: built on {', '.join(images)} "
                     f"(glibc {built_glibc}); this system has glibc {m.glibc}"
                 )
             continue
@@ -183,7 +192,11 @@ def _group_reasons(reasons: list[str]) -> list[tuple[str, str]]:
 
 
 def _release_glibc(release: FlashAttnRelease, index: Index) -> Version | None:
-    """The newest glibc among the images that built this release (None when unknown)."""
+    """The glibc of the image that built this release's wheels, as read from its workflow at
+    the tag (build_runners.toml); else the newest among its matrix runners (None when unknown)."""
+    build = index.release_build(release.version)
+    if build is not None:
+        return Version(build.glibc)
     known = [g for r in release.runner if (g := index.runner_glibc(r)) is not None]
     return max((Version(g) for g in known), default=None)
 
