@@ -384,3 +384,31 @@ def test_an_architecture_without_a_known_minimum_is_unknown_not_guessed() -> Non
     result = evaluate_check("nvcc_too_old_for_arch:{arch}", make_env(), {"arch": "30"})
     assert result.status == "unknown"
     assert "no known minimum CUDA for architecture 30" in result.reason
+
+
+def test_each_deep_import_explanation_cites_only_its_own_package() -> None:
+    # xformers crashed and flash_attn hung after printing a segfault from a worker: the
+    # segfault explanation of flash_attn must not be "confirmed" by xformers' crash, and
+    # neither explanation may cite the other package's import.
+    from attn_doctor.explain import explain_imports
+
+    imports = (
+        ImportResult(module="torch", status="ok"),
+        ImportResult(module="xformers", status="crashed", detail="SIGSEGV"),
+        ImportResult(module="flash_attn", status="timeout", detail="no answer after 60 s",
+                     traceback_tail="flash_attn_2_cuda worker: Segmentation fault"),
+    )
+    results = dict(explain_imports(make_env(imports=imports, deep=True)))
+    assert set(results) == {"xformers", "flash_attn"}
+    for module, result in results.items():
+        assert result.explanations, module
+        for exp in result.explanations:
+            cited = {ev.fact.split(":", 1)[1] for c in exp.confirmation.checks
+                     for ev in c.evidence if ev.fact.startswith("import:")}
+            assert cited, (module, exp.match.symptom_id)
+            assert {m.split(".")[0] for m in cited} == {module}, (module, cited)
+    (xf,) = results["xformers"].explanations
+    assert xf.confirmation.status == "confirmed"
+    (fa,) = results["flash_attn"].explanations
+    assert fa.match.symptom_id == "attention-extension-segfault"
+    assert fa.confirmation.status == "contradicted"  # flash_attn hung; it did not crash
