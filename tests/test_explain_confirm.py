@@ -412,3 +412,32 @@ def test_each_deep_import_explanation_cites_only_its_own_package() -> None:
     (fa,) = results["flash_attn"].explanations
     assert fa.match.symptom_id == "attention-extension-segfault"
     assert fa.confirmation.status == "contradicted"  # flash_attn hung; it did not crash
+
+
+@pytest.mark.parametrize(
+    ("sm", "name", "status"),
+    [("7.5", "Tesla T4", "confirmed"), ("9.0", "H100", "contradicted")],
+    ids=["turing", "hopper"],
+)
+def test_sageattention_unsupported_arch_is_checked_against_the_gpu(
+    sm: str, name: str, status: str
+) -> None:
+    result = explain_text(_sample("sageattention-gpu-unsupported"),
+                          make_env(gpus=(gpu(sm, name),)))
+    (exp,) = result.explanations
+    assert exp.match.symptom_id == "sageattention-gpu-unsupported"
+    assert exp.match.captured()["arch"] == "sm75"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["missing", "installed"])
+def test_sageattention_not_installed_is_checked_and_fixed_with_the_install(
+    installed: bool
+) -> None:
+    pkgs = (PackageFacts(name="sageattention", version="2.2.0"),) if installed else ()
+    result = explain_text(_sample("sageattention-not-installed--kjnodes"),
+                          make_env(packages=pkgs))
+    (exp,) = result.explanations
+    assert exp.match.symptom_id == "sageattention-not-installed"
+    assert exp.confirmation.status == ("contradicted" if installed else "confirmed")
+    assert [f.command for f in exp.fix] == ["attn-doctor install sageattention"]
