@@ -441,3 +441,16 @@ def test_sageattention_not_installed_is_checked_and_fixed_with_the_install(
     assert exp.match.symptom_id == "sageattention-not-installed"
     assert exp.confirmation.status == ("contradicted" if installed else "confirmed")
     assert [f.command for f in exp.fix] == ["attn-doctor install sageattention"]
+
+
+def test_vllm_fallback_is_confirmed_when_the_package_vllm_imports_is_missing() -> None:
+    # vLLM 0.5 imports vllm_flash_attn: an installed flash-attn does not help it.
+    text = _sample("vllm-flash-attn-backend-unavailable--vllm-flash-attn")
+    fa = PackageFacts(name="flash-attn", version="2.6.1")
+    (exp,) = explain_text(text, make_env(packages=(fa,))).explanations
+    assert exp.match.symptom_id == "vllm-flash-attn-backend-unavailable"
+    assert exp.match.captured()["module"] == "vllm_flash_attn"
+    assert exp.confirmation.status == "confirmed"
+    both = (fa, PackageFacts(name="vllm-flash-attn", version="2.6.1"))
+    (exp,) = explain_text(text, make_env(packages=both)).explanations
+    assert exp.confirmation.status == "contradicted"
