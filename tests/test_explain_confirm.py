@@ -384,3 +384,73 @@ def test_an_architecture_without_a_known_minimum_is_unknown_not_guessed() -> Non
     result = evaluate_check("nvcc_too_old_for_arch:{arch}", make_env(), {"arch": "30"})
     assert result.status == "unknown"
     assert "no known minimum CUDA for architecture 30" in result.reason
+
+
+def test_each_deep_import_explanation_cites_only_its_own_package() -> None:
+    # xformers crashed and flash_attn hung after printing a segfault from a worker: the
+    # segfault explanation of flash_attn must not be "confirmed" by xformers' crash, and
+    # neither explanation may cite the other package's import.
+    from attn_doctor.explain import explain_imports
+
+    imports = (
+        ImportResult(module="torch", status="ok"),
+        ImportResult(module="xformers", status="crashed", detail="SIGSEGV"),
+        ImportResult(module="flash_attn", status="timeout", detail="no answer after 60 s",
+                     traceback_tail="flash_attn_2_cuda worker: Segmentation fault"),
+    )
+    results = dict(explain_imports(make_env(imports=imports, deep=True)))
+    assert set(results) == {"xformers", "flash_attn"}
+    for module, result in results.items():
+        assert result.explanations, module
+        for exp in result.explanations:
+            cited = {ev.fact.split(":", 1)[1] for c in exp.confirmation.checks
+                     for ev in c.evidence if ev.fact.startswith("import:")}
+            assert cited, (module, exp.match.symptom_id)
+            assert {m.split(".")[0] for m in cited} == {module}, (module, cited)
+    (xf,) = results["xformers"].explanations
+    assert xf.confirmation.status == "confirmed"
+    (fa,) = results["flash_attn"].explanations
+    assert fa.match.symptom_id == "attention-extension-segfault"
+    assert fa.confirmation.status == "contradicted"  # flash_attn hung; it did not crash
+
+
+@pytest.mark.parametrize(
+    ("sm", "name", "status"),
+    [("7.5", "Tesla T4", "confirmed"), ("9.0", "H100", "contradicted")],
+    ids=["turing", "hopper"],
+)
+def test_sageattention_unsupported_arch_is_checked_against_the_gpu(
+    sm: str, name: str, status: str
+) -> None:
+    result = explain_text(_sample("sageattention-gpu-unsupported"),
+                          make_env(gpus=(gpu(sm, name),)))
+    (exp,) = result.explanations
+    assert exp.match.symptom_id == "sageattention-gpu-unsupported"
+    assert exp.match.captured()["arch"] == "sm75"
+    assert exp.confirmation.status == status
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["missing", "installed"])
+def test_sageattention_not_installed_is_checked_and_fixed_with_the_install(
+    installed: bool
+) -> None:
+    pkgs = (PackageFacts(name="sageattention", version="2.2.0"),) if installed else ()
+    result = explain_text(_sample("sageattention-not-installed--kjnodes"),
+                          make_env(packages=pkgs))
+    (exp,) = result.explanations
+    assert exp.match.symptom_id == "sageattention-not-installed"
+    assert exp.confirmation.status == ("contradicted" if installed else "confirmed")
+    assert [f.command for f in exp.fix] == ["attn-doctor install sageattention"]
+
+
+def test_vllm_fallback_is_confirmed_when_the_package_vllm_imports_is_missing() -> None:
+    # vLLM 0.5 imports vllm_flash_attn: an installed flash-attn does not help it.
+    text = _sample("vllm-flash-attn-backend-unavailable--vllm-flash-attn")
+    fa = PackageFacts(name="flash-attn", version="2.6.1")
+    (exp,) = explain_text(text, make_env(packages=(fa,))).explanations
+    assert exp.match.symptom_id == "vllm-flash-attn-backend-unavailable"
+    assert exp.match.captured()["module"] == "vllm_flash_attn"
+    assert exp.confirmation.status == "confirmed"
+    both = (fa, PackageFacts(name="vllm-flash-attn", version="2.6.1"))
+    (exp,) = explain_text(text, make_env(packages=both)).explanations
+    assert exp.confirmation.status == "contradicted"

@@ -893,13 +893,29 @@ def capture_refs(text: str) -> set[str]:
     return set(_CAPTURE_REF.findall(text))
 
 
+_IMPORT_CHECKS = frozenset({"import_failed", "import_crashed"})
+
+
+def _in_scope(name: str, args: tuple[str, ...], scope: str | None) -> bool:
+    """Whether an alternative may speak for the package in ``scope`` (None: any package)."""
+    if scope is None or name not in _IMPORT_CHECKS:
+        return True
+    return args[0].split(".")[0] == scope.split(".")[0]
+
+
 def evaluate_check(
-    text: str, env: Environment, captures: Mapping[str, str] | None = None
+    text: str,
+    env: Environment,
+    captures: Mapping[str, str] | None = None,
+    *,
+    import_scope: str | None = None,
 ) -> CheckResult:
     """Evaluate one check (with ``|`` alternatives) against the facts.
 
     ``{name}`` in the arguments is replaced by the value captured from the message; a missing
-    capture makes the check unknown.
+    capture makes the check unknown. ``import_scope`` (a module, for ``check --deep``'s
+    explanation of that module's failed import) keeps only the import alternatives about that
+    module's own package: another package's crash is no evidence about this one.
     """
     caps = captures or {}
     missing = sorted(r for r in capture_refs(text) if r not in caps)
@@ -911,7 +927,11 @@ def evaluate_check(
         )
     filled = _CAPTURE_REF.sub(lambda m: caps[m.group(1)], text)
     results = []
-    for name, args in split_check(filled):
+    alternatives = [(n, a) for n, a in split_check(filled) if _in_scope(n, a, import_scope)]
+    if not alternatives:
+        return CheckResult(check=filled, status="unknown",
+                           reason=f"the check is about another package than {import_scope}")
+    for name, args in alternatives:
         try:
             results.append(CHECKS[name].func(env, args))
         except (ValueError, KeyError) as exc:  # a capture that is not a number, say

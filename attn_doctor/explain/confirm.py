@@ -40,14 +40,19 @@ def confirm(match: Match, env: Environment, *, kb: KnowledgeBase | None = None) 
     return confirm_symptom(symptom, match, env)
 
 
-def confirm_symptom(symptom: Symptom, match: Match, env: Environment) -> Confirmation:
-    """``confirm`` for a symptom already looked up."""
+def confirm_symptom(
+    symptom: Symptom, match: Match, env: Environment, *, import_scope: str | None = None
+) -> Confirmation:
+    """``confirm`` for a symptom already looked up (``import_scope``: see ``evaluate_check``)."""
     if not symptom.checks:
         return Confirmation(
             status="unknown",
             summary="no machine check applies to this cause; the message itself is the evidence",
         )
-    results = tuple(evaluate_check(c, env, match.captured()) for c in symptom.checks)
+    results = tuple(
+        evaluate_check(c, env, match.captured(), import_scope=import_scope)
+        for c in symptom.checks
+    )
     contradicted = [r for r in results if r.status == "contradicted"]
     unknown = [r for r in results if r.status == "unknown"]
     if contradicted:

@@ -102,7 +102,8 @@ def explain_imports(
     for res in env.imports:
         text = import_failure_text(res)
         if text is not None:
-            out.append((res.module, explain_text(text, env, kb=base)))
+            # Each module's explanation speaks only of its own package's imports.
+            out.append((res.module, explain_text(text, env, kb=base, import_scope=res.module)))
     return tuple(out)
 
 
@@ -112,11 +113,14 @@ def explain_text(
     *,
     kb: KnowledgeBase | None = None,
     facts_reason: str | None = None,
+    import_scope: str | None = None,
 ) -> ExplainResult:
     """Explain an error message, traceback or log on the machine described by ``env``.
 
     ``env`` None means the facts could not be read: matches are still reported, each with
-    "could not confirm: facts unavailable" (``facts_reason`` says why). Pure given ``env``.
+    "could not confirm: facts unavailable" (``facts_reason`` says why). ``import_scope`` (the
+    module whose failed import the text is) limits the import checks to that module's package.
+    Pure given ``env``.
     """
     base = kb if kb is not None else load_symptoms()
     why = facts_reason or "no facts were given"
@@ -126,7 +130,9 @@ def explain_text(
         assert symptom is not None  # match_symptoms only returns ids from ``base``
         caps = match.captured()
         confirmation = (
-            confirm_symptom(symptom, match, env) if env is not None else facts_unavailable(why)
+            confirm_symptom(symptom, match, env, import_scope=import_scope)
+            if env is not None
+            else facts_unavailable(why)
         )
         explanations.append(
             Explanation(
