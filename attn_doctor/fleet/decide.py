@@ -1,8 +1,9 @@
 """Each node's diagnosis and best backend. The fleet never ranks backends itself.
 
 ``best_recommendation`` is the ONE place the fleet asks "which backend, on this node": it
-returns what ``attn-doctor check`` recommends first for that node, so that ``fleet`` and
-``check`` cannot disagree.
+returns the diagnosis' first recommendation, which is the one decision
+(``attn_doctor.plan.decide``) that ``check``, ``install --auto`` and the runtime also follow,
+so that ``fleet`` and ``check`` cannot disagree.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from attn_doctor.backends import BACKENDS, BackendName, BackendRule
 from attn_doctor.diagnosis import Tri
 from attn_doctor.facts import Environment, GpuFacts
 from attn_doctor.plan.machine import family, gpu_label, rules_os, sm_text, torch_version
-from attn_doctor.rules import Rules, cuda_key
+from attn_doctor.rules import cuda_key
 
 TORCH_INTERNAL: frozenset[BackendName] = frozenset(
     name for name, info in BACKENDS.items() if info.distribution is None
@@ -175,7 +175,3 @@ def devices(env: Environment) -> tuple[GpuFacts | None, ...]:
     if not seen:
         return (None,)
     return tuple(seen.values())
-
-
-def rule_for(rules: Rules, name: BackendName) -> BackendRule:
-    return rules.backend(name)

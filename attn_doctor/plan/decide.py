@@ -30,7 +30,7 @@ the runtime builds them from what it checked in its own process and calls ``rank
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -339,7 +339,7 @@ def rank(
             BACKEND_NAMES.index(o.backend),
         )
 
-    activate = _activation(evidence, verified, sdpa_kernel, training)
+    activate = _activation(evidence, sdpa_kernel, training)
     out: list[Choice] = []
     for position, o in enumerate(sorted(opts, key=key), start=1):
         score, was_measured = scores[o.backend]
@@ -364,10 +364,7 @@ def rank(
 
 
 def _activation(
-    evidence: Evidence | None,
-    verified: Iterable[BackendName],
-    default: BackendName,
-    training: bool,
+    evidence: Evidence | None, default: BackendName, training: bool
 ) -> BackendName | None:
     """A verified SDPA kernel measured faster than the default dispatch (by 5%), or None."""
     if evidence is None:
@@ -375,10 +372,9 @@ def _activation(
     base = evidence.speed("sdpa", training=training) or evidence.speed(default, training=training)
     if base is None:
         return None
-    ok = set(verified) | {m.backend for m in evidence.measurements if m.verified}
     best: tuple[float, BackendName] | None = None
     for name in BACKEND_NAMES:
-        if not name.startswith("sdpa_") or name == default or name not in ok:
+        if not name.startswith("sdpa_") or name == default:
             continue
         if BACKENDS[name].sdpa_kernel is None or name == "sdpa_math":
             continue
@@ -514,7 +510,6 @@ def decide(
         if option is not None:
             options.append(option)
     kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)
-    verified: Sequence[BackendName] = ()
     return Decision(
         choices=rank(
             options,
@@ -523,7 +518,6 @@ def decide(
             sdpa_kernel_source=source,
             evidence=evidence,
             request=request,
-            verified=verified,
         ),
         gpu_index=gpu.index if gpu is not None else None,
         blocker=(blocker.fix or blocker.title) if blocker is not None else None,

@@ -201,20 +201,6 @@ def recommendation_table(diagnosis: Diagnosis) -> Table:
     return t
 
 
-def render_check(
-    env: Environment,
-    diagnosis: Diagnosis,
-    *,
-    snapshot: Path | None = None,
-    console: Console | None = None,
-    import_explanations: tuple[ImportExplanation, ...] = (),
-) -> None:
-    """Print the whole check report for people."""
-    out = console or make_console()
-    render_facts(env, snapshot=snapshot, console=out)
-    render_diagnosis(diagnosis, console=out, import_explanations=import_explanations)
-
-
 def render_facts(
     env: Environment, *, snapshot: Path | None = None, console: Console | None = None
 ) -> None:

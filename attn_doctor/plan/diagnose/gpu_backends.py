@@ -28,20 +28,16 @@ def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
     is measured or installed yet)."""
     from attn_doctor.plan.decide import Option, candidates, dispatch_rule, rank
 
-    options = [
-        Option(
-            backend=name,
-            status="ready",
-            way="",
-            reason="",
-            source="torch" if BACKENDS[name].builtin else BACKENDS[name].install[0],
-        )
-        for name in candidates()
-        if name != "eager"
-        and BACKENDS[name].runtime is not None
-        and BACKENDS[name].runtime.auto  # type: ignore[union-attr]
-        and verdict(ctx.rules.backend(name), gpu, ctx.env).compatible == "yes"
-    ]
+    options = []
+    for name in candidates():
+        record = BACKENDS[name]
+        automatic = record.runtime is not None and record.runtime.auto
+        if name == "eager" or not automatic:
+            continue
+        if verdict(ctx.rules.backend(name), gpu, ctx.env).compatible != "yes":
+            continue
+        trust = "torch" if record.builtin else record.install[0]
+        options.append(Option(backend=name, status="ready", way="", reason="", source=trust))
     kernel, source = dispatch_rule(
         ctx.rules,
         gpu,
