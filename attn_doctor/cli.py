@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             code=ExitCode.INTERRUPTED,
         )
     except click.ClickException as exc:
-        _fail(
-            UsageError(exc.format_message()), json_mode=json_mode, command=_command_name(args)
-        )
+        _fail(UsageError(exc.format_message()), json_mode=json_mode, command=_command_name(args))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """The backend rules data (``wheels_index/*.toml``), loaded and validated once.
 
-Three files feed the diagnosis:
+Four files feed the diagnosis:
 
 - ``driver_cuda.toml``: NVIDIA driver minimums per CUDA release and per CUDA major (minor
   version compatibility), GPU families that need a minimum CUDA in the torch build, and the
@@ -10,6 +10,8 @@ Three files feed the diagnosis:
   of every diagnosis rule.
 - ``transformers.toml``: the ``attn_implementation`` values and the first transformers release
   accepting each, plus values that guides use but transformers rejects.
+- ``sdpa_dispatch.toml``: what torch SDPA's default dispatch runs, per torch release
+  (:mod:`attn_doctor.sdpa_data`; the rule is :func:`attn_doctor.plan.sdpa_rule.sdpa_dispatch`).
 
 Every entry carries ``source`` and ``verified``; a malformed entry raises ``IndexDataError``
 naming the file and the entry.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 from attn_doctor.backends import (
     BACKENDS_FILE,
@@ -29,13 +31,13 @@ from attn_doctor.backends import (
     BackendName,
     BackendRule,
     backend_name,
-    one_of,
     parse_backend_records,
 )
 from attn_doctor.datafiles import Entry as _Entry
 from attn_doctor.datafiles import check_schema, read_toml
 from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
+from attn_doctor.sdpa_data import SDPA_FILE, SdpaRelease, parse_sdpa_releases
 
 DRIVER_FILE = "driver_cuda.toml"
 TRANSFORMERS_FILE = "transformers.toml"
@@ -110,22 +112,6 @@ class TorchVariants:
     rocm: tuple[str, ...]
     python: str
     """PEP 440 specifier for the Python versions it ships for."""
-    source: str
-    verified: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class SdpaDispatch:
-    """One row of "what SDPA's default dispatch runs": the first row that holds wins."""
-
-    kernel: BackendName
-    device: Literal["gpu", "cpu"]
-    min_torch: str | None
-    max_torch: str | None
-    sm: tuple[int, ...]
-    """Exact compute capabilities (empty: any from ``min_sm``)."""
-    min_sm: int
-    min_cudnn: str | None
     source: str
     verified: bool
 
@@ -209,8 +195,8 @@ class Rules:
     conflicts: tuple[Conflict, ...]
     attn_implementations: tuple[AttnImplementation, ...]
     invalid_attn_implementations: tuple[InvalidAttnImplementation, ...]
-    sdpa_dispatch: tuple[SdpaDispatch, ...] = ()
-    """What SDPA's default dispatch runs, first matching row first."""
+    sdpa_releases: tuple[SdpaRelease, ...] = ()
+    """What SDPA's default dispatch runs on NVIDIA GPUs, per torch release (sdpa_dispatch.toml)."""
 
     def backend(self, name: BackendName) -> BackendRule:
         for rule in self.backends:
@@ -321,33 +307,6 @@ def _load_driver(
             )
         )
     return tuple(releases), tuple(compat), tuple(archs), tuple(variants)
-
-
-def _sdpa_dispatch(doc: dict[str, Any]) -> tuple[SdpaDispatch, ...]:
-    rows = []
-    for e in _tables(doc, BACKENDS_FILE, "sdpa_dispatch"):
-        source, verified = e.provenance()
-        kernel = backend_name(e, "kernel", e.str_("kernel"))
-        if not kernel.startswith("sdpa_"):
-            raise e.fail("kernel", f"{kernel!r} is not an SDPA kernel")
-        rows.append(
-            SdpaDispatch(
-                kernel=kernel,
-                device=cast(
-                    Literal["gpu", "cpu"], one_of(e, "device", ("gpu", "cpu"), default="gpu")
-                ),
-                min_torch=e.version("min_torch", optional=True),
-                max_torch=e.version("max_torch", optional=True),
-                sm=e.ints("sm"),
-                min_sm=e.int_("min_sm", default=0),
-                min_cudnn=e.version("min_cudnn", optional=True),
-                source=source,
-                verified=verified,
-            )
-        )
-    if rows[-1].min_sm or rows[-1].sm or rows[-1].min_torch:
-        raise IndexDataError(f"{BACKENDS_FILE}: the last [[sdpa_dispatch]] row must always hold")
-    return tuple(rows)
 
 
 def _load_backends(
@@ -483,5 +442,5 @@ def load_rules(directory: Path | None = None) -> Rules:
         conflicts=conflicts,
         attn_implementations=values,
         invalid_attn_implementations=invalid,
-        sdpa_dispatch=_sdpa_dispatch(read_toml(BACKENDS_FILE, directory)),
+        sdpa_releases=parse_sdpa_releases(read_toml(SDPA_FILE, directory)),
     )

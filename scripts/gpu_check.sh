@@ -132,6 +132,26 @@ for dt, tr in ((torch.bfloat16, False), (torch.float16, True), (torch.float32, F
     print(c.explain())
 print("load_kwargs:", load_kwargs())
 EOF
+# torch's sdpa_kernel(set_priority=True): the order before any SDPA call, after a first
+# default dispatch (the lazy cuDNN preference of torch >= 2.10), inside and after the block.
+step sdpa-restore   "$LIM_SHORT" "$PY" - <<'EOF'
+import torch
+get = getattr(torch._C, "_get_sdp_priority_order", None)
+if get is None or not torch.cuda.is_available():
+    raise SystemExit("not run: no CUDA device or no _get_sdp_priority_order in this torch")
+from torch.nn.attention import SDPBackend, sdpa_kernel
+print("before any SDPA call:", list(get()))
+q = torch.randn(1, 2, 64, 64, device="cuda", dtype=torch.bfloat16)
+torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+first = list(get())
+print("after the first default dispatch:", first)
+with sdpa_kernel([SDPBackend.MATH, SDPBackend.FLASH_ATTENTION], set_priority=True):
+    print("inside the block:", list(get()))
+after = list(get())
+print("after the block:", after)
+print("restored" if after == first else "NOT restored")
+raise SystemExit(0 if after == first else 1)
+EOF
 step verify         "$LIM_LONG"  "${AD[@]}" "${VERIFY[@]}"
 if [ -n "$WHEEL" ]; then
     # A backend name (xformers), or a wheel file in the wheelhouse: then its distribution is

@@ -23,6 +23,7 @@ STEPS = (
     "check-deep",
     "snapshot",
     "runtime",
+    "sdpa-restore",
     "verify",
     "pytest-gpu",
     "bench-fwd",
@@ -121,7 +122,7 @@ def test_quick_run_on_cpu_leaves_one_folder_with_a_summary(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()]
     names = [r[0] for r in rows]
-    assert names == [*STEPS[:5], "install-plan", "install", *STEPS[5:]]
+    assert names == [*STEPS[:6], "install-plan", "install", *STEPS[6:]]
     status = {r[0]: r[1] for r in rows}
     for name in ("check", "check-deep", "snapshot"):
         assert status[name] == "ok", (out / f"{name}.err").read_text()[-1000:]

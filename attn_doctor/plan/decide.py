@@ -32,12 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
+from attn_doctor.plan.sdpa_rule import Dtype, Mask, SdpaInputs, sdpa_dispatch
+from attn_doctor.sdpa_data import SdpaKernel
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
@@ -183,13 +185,20 @@ def _version(text: str | None) -> Version | None:
 
 
 def sdpa_default_kernel(
-    env: Environment, rules: Rules, gpu: GpuFacts | None, evidence: Evidence | None = None
+    env: Environment,
+    rules: Rules,
+    gpu: GpuFacts | None,
+    evidence: Evidence | None = None,
+    *,
+    dtype: Dtype | None = None,
+    head_dim: int | None = None,
 ) -> tuple[BackendName, str]:
-    """The kernel ``attn_implementation="sdpa"`` runs here for bf16/fp16, head dim <= 128.
+    """The kernel ``attn_implementation="sdpa"`` runs here (the model's dtype and head dim where
+    the caller knows them, else stated defaults).
 
     A measured answer (a bench run's default-dispatch row) wins, then what torch itself said
-    in ``check --deep`` (``torch._fused_sdp_choice``), then the first ``[[sdpa_dispatch]]`` row
-    of backends.toml that holds. Returns (kernel, where the answer comes from).
+    in ``check --deep`` (``torch._fused_sdp_choice``), then the per-release rule of
+    sdpa_dispatch.toml. Returns (kernel, where the answer comes from and what it assumed).
     """
     if evidence is not None and evidence.sdpa_kernel is not None:
         return evidence.sdpa_kernel, "measured here by attn-doctor bench"
@@ -205,6 +214,10 @@ def sdpa_default_kernel(
         torch_version=env.torch.version if env.torch else None,
         cudnn=env.torch.cudnn_version if env.torch else None,
         os_name=env.host.os,
+        torch_cuda=env.torch.cuda if env.torch else None,
+        env_vars=dict(env.env_vars),
+        dtype=dtype,
+        head_dim=head_dim,
     )
 
 
@@ -215,11 +228,21 @@ def dispatch_rule(
     torch_version: str | None,
     cudnn: str | None,
     os_name: str | None = None,
+    torch_cuda: str | None = None,
+    env_vars: Mapping[str, str] | None = None,
+    dtype: Dtype | None = None,
+    head_dim: int | None = None,
+    mask: Mask | None = None,
+    decode: bool | None = None,
+    training: bool | None = None,
+    cudnn_loaded: bool = False,
 ) -> tuple[BackendName, str]:
-    """The first ``[[sdpa_dispatch]]`` row of backends.toml that holds (pure).
+    """What torch SDPA's default dispatch runs on this device, from the data (pure).
 
-    A kernel this OS's torch build lacks is skipped (the kernel record's ``os_min_torch``:
-    torch's Windows wheels had no flash kernel before 2.5)."""
+    NVIDIA GPUs: :func:`attn_doctor.plan.sdpa_rule.sdpa_dispatch` over the per-release table;
+    ``cudnn`` is the cuDNN version known here (``cudnn_loaded``: read from the library torch
+    loaded, else the pip package's, which a library on LD_LIBRARY_PATH can contradict). Returns
+    (kernel, the reason with every assumed input)."""
     if gpu is not None and gpu.vendor == "amd":
         # ROCm builds run AOTriton's flash and memory-efficient kernels on the GPUs it targets.
         for kernel in ("sdpa_flash", "sdpa_mem_efficient"):
@@ -227,29 +250,36 @@ def dispatch_rule(
                 return kernel, "AOTriton's GPU targets (backends.toml)"
         return "sdpa_math", "no AOTriton kernel listed for this AMD GPU"
     tv = _version(torch_version)
-    cv = _version(cudnn)
-    sm = gpu.sm if gpu is not None and gpu.vendor == "nvidia" else None
-    on_cpu = gpu is None
-    for row in rules.sdpa_dispatch:
-        if row.device == "cpu" and not on_cpu:
-            continue
-        if row.device == "gpu" and (row.sm or row.min_sm) and sm is None:
-            continue
-        if row.sm and sm not in row.sm:
-            continue
-        if row.min_sm and (sm is None or sm < row.min_sm):
-            continue
-        if row.min_torch and (tv is None or tv < Version(row.min_torch)):
-            continue
-        if row.max_torch and (tv is None or tv > Version(row.max_torch)):
-            continue
-        if row.min_cudnn and (cv is None or cv < Version(row.min_cudnn)):
-            continue
-        floor = BACKENDS[row.kernel].min_torch_for(os_name) if os_name else None
-        if floor and tv is not None and tv < Version(floor):
-            continue
-        return row.kernel, "torch's dispatch rules in backends.toml"
-    return "sdpa_math", "no fused kernel applies"
+    if gpu is None:
+        # pytorch aten/src/ATen/native/transformers/sdp_utils_cpp.cpp: the CPU flash kernel
+        # first (torch._fused_sdp_choice returns FLASH_ATTENTION for CPU tensors, torch 2.13).
+        if tv is not None and tv >= Version("2.2"):
+            return "sdpa_cpu_fused", "torch's CPU dispatch (flash kernel first, torch >= 2.2)"
+        return "sdpa_math", "no fused CPU kernel before torch 2.2"
+    if gpu.vendor != "nvidia" or gpu.sm is None:
+        return "sdpa_math", "torch's own path on this device (no fused CUDA kernel)"
+    floor = BACKENDS["sdpa_flash"].min_torch_for(os_name) if os_name else None
+    absent: tuple[SdpaKernel, ...] = ()
+    if floor and tv is not None and tv < Version(floor):
+        absent = ("flash",)
+    answer = sdpa_dispatch(
+        rules.sdpa_releases,
+        SdpaInputs(
+            torch_version=torch_version,
+            torch_cuda=torch_cuda,
+            sm=gpu.sm,
+            dtype=dtype,
+            head_dim=head_dim,
+            mask=mask,
+            decode=decode,
+            training=training,
+            cudnn_loaded=cudnn,
+            cudnn_from="the cuDNN torch loaded" if cudnn_loaded else "the cuDNN pip package",
+            env=env_vars or {},
+            absent=absent,
+        ),
+    )
+    return cast(BackendName, answer.kernel), answer.describe()
 
 
 # --- the sort key -----------------------------------------------------------------------------

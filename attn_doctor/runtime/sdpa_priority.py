@@ -4,9 +4,11 @@ Only on evidence: the one decision names a kernel to ``activate`` when it passed
 check and a bench run on this machine measured it faster than what SDPA's default dispatch
 runs. ``ATTN_DOCTOR_SDPA_PRIORITY=0`` (or ``off``/``false``/``no``) turns it off.
 
-torch's ``sdpa_kernel(..., set_priority=True)`` did not restore the order on leaving the
-``with`` block on an H200 with torch 2.11 (it stayed [3, 1, 2, 0, 4]), so this module saves
-``torch._C._get_sdp_priority_order()`` itself and restores exactly that list.
+This module saves ``torch._C._get_sdp_priority_order()`` itself and restores exactly that
+list. That torch's ``sdpa_kernel(..., set_priority=True)`` does not restore the order is
+unverified; the lazy first-call cuDNN preference explains the record (on an H200 with torch
+2.11 the order was [3, 1, 2, 0, 4] after the block because the first SDPA call, before it, had
+put cuDNN first). ``tests/test_runtime_sdpa_priority.py`` checks it on a GPU.
 ``torch._C._set_sdp_priority_order`` exists from torch 2.6 (pytorch#140467); on older torch
 nothing is changed and the reason is recorded.
 """

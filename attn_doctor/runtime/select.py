@@ -30,13 +30,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import GpuFacts, ImportResult
 from attn_doctor.integrations.xformers_attention import XFORMERS_KEY
 from attn_doctor.plan.decide import Evidence, Option, Request, rank
+from attn_doctor.plan.sdpa_rule import Dtype
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.device import Target, parse_device, resolve_target
 from attn_doctor.runtime.model import ModelTraits, dtype_name, resolve_model
@@ -654,7 +655,7 @@ def _decide_uncached(
         installed=installed,
         imports=imports,
         evidence=_evidence_here(target, torch_version, environ),
-        sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version),
+        sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version, traits.head_dim),
     )
     logger.info("attn-doctor: attn_implementation=%r: %s", choice.value, choice.reason)
     return choice
@@ -687,10 +688,10 @@ def _evidence_here(
 
 
 def _sdpa_dispatch_here(
-    target: Target, dtype: str | None, torch_version: str | None
+    target: Target, dtype: str | None, torch_version: str | None, head_dim: int | None = None
 ) -> tuple[BackendName, str]:
     """What SDPA's default dispatch runs on ``target``: torch's own answer when torch is
-    already imported in this process, else the dispatch rules of backends.toml."""
+    already imported in this process, else the per-release rule (sdpa_dispatch.toml)."""
     import sys
 
     from attn_doctor.plan.decide import dispatch_rule
@@ -705,7 +706,15 @@ def _sdpa_dispatch_here(
         if asked is not None:
             return asked, "torch._fused_sdp_choice in this process"
     gpu = target.gpu if target.kind in ("cuda", "rocm") else None
-    return dispatch_rule(load_rules(), gpu, torch_version=torch_version, cudnn=None)
+    known = dtype if dtype in ("float16", "bfloat16", "float32") else None
+    return dispatch_rule(
+        load_rules(),
+        gpu,
+        torch_version=torch_version,
+        cudnn=None,
+        dtype=cast(Dtype | None, known),
+        head_dim=head_dim,
+    )
 
 
 def explain_choice(
