@@ -21,6 +21,8 @@ Sources and how each is read (nothing is typed in by hand here):
   replayed by ``tests/test_index_xformers.py``.
 * ``xformers.toml``, ``flash_attn_4.toml``, ``unsloth.toml``, ``torch_pypi.toml``: the package
   index's JSON API and each wheel's own METADATA (PEP 658 ``.metadata`` files), ``--pypi``.
+  Each wheel's ``sha256`` is the digest the JSON API publishes; ``--pypi-hashes`` adds only those
+  to the wheels already listed (no other change).
 
 Run from the repository root, e.g.::
 
@@ -934,6 +936,7 @@ def pypi_xformers(since: str) -> str:
                         "version": version,
                         "uploaded": uploaded,
                         "filename": f["filename"],
+                        "sha256": f["digests"]["sha256"],
                         "python_tag": py,
                         "abi_tag": abi,
                         "platform_tag": plat,
@@ -961,6 +964,7 @@ def pypi_flash_attn_4() -> str:
                     "version": version,
                     "uploaded": uploaded,
                     "filename": f["filename"],
+                    "sha256": f["digests"]["sha256"],
                     "requires_python": _header(meta, "Requires-Python") or "",
                     "requires_dist": _requires_dist(meta),
                     "source": "flash-attn-4 wheel METADATA on the package index",
@@ -969,6 +973,37 @@ def pypi_flash_attn_4() -> str:
             )
         )
     return to_toml({"schema": 1, "package": "flash-attn-4"}, tables)
+
+
+_FILENAME_LINE = re.compile(r'^filename = "([^"]+)"$')
+
+
+def pypi_digests(package: str) -> dict[str, str]:
+    """Every file's sha256 as the package index's JSON API publishes it, by file name."""
+    data = _get_json(PYPI_JSON.format(name=package))
+    return {
+        f["filename"]: f["digests"]["sha256"]
+        for files in data["releases"].values()
+        for f in files
+        if f.get("digests", {}).get("sha256")
+    }
+
+
+def add_hashes(text: str, digests: dict[str, str]) -> str:
+    """``text`` with ``sha256 = "…"`` after each ``filename = "…"`` line whose file the index
+    publishes a digest for (an existing sha256 line is replaced; others are left as they are)."""
+    out: list[str] = []
+    previous = ""
+    for line in text.splitlines():
+        after_filename = _FILENAME_LINE.match(previous)
+        previous = line
+        if line.startswith("sha256 = ") and after_filename:
+            continue  # replaced below
+        out.append(line)
+        found = _FILENAME_LINE.match(line)
+        if found and found.group(1) in digests:
+            out.append(f'sha256 = "{digests[found.group(1)]}"')
+    return "\n".join(out) + "\n"
 
 
 _UNSLOTH_EXTRA = re.compile(r"^cu(\d+)(-ampere)?-torch(\d+)$")
@@ -1118,6 +1153,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
+    ap.add_argument(
+        "--pypi-hashes",
+        action="store_true",
+        help="only add the package index's sha256 to the wheels already listed",
+    )
     ap.add_argument("--since", default="2024-06-01", help="oldest torch upload to keep")
     ap.add_argument("--record-naming", type=Path, help="write the setup.py naming replay JSON")
     ap.add_argument(
@@ -1193,6 +1233,10 @@ def main(argv: list[str] | None = None) -> int:
         outputs["flash_attn_4.toml"] = pypi_flash_attn_4()
         outputs["unsloth.toml"] = pypi_unsloth()
         outputs["torch_pypi.toml"] = pypi_torch(args.since)
+    if args.pypi_hashes:
+        for file, package in (("xformers.toml", "xformers"), ("flash_attn_4.toml", "flash-attn-4")):
+            text = outputs.get(file) or (INDEX / file).read_text(encoding="utf-8")
+            outputs[file] = add_hashes(text, pypi_digests(package))
     if not outputs:
         ap.error("nothing to refresh: give --flash-attn-git, --community-git and/or --pypi")
     changed = [name for name, text in outputs.items() if _show_and_write(name, text, args.write)]

@@ -213,6 +213,7 @@ def _xformers(top: _Entry) -> tuple[XformersWheel, ...]:
                 requires_torch=req,
                 source=e.text("source"),
                 verified=e.flag("verified"),
+                sha256=_sha256(e),
             )
         )
     return tuple(out)
@@ -299,9 +300,18 @@ def _flash_attn_4(top: _Entry) -> tuple[FlashAttn4Release, ...]:
                 requires_dist=reqs,
                 source=e.text("source"),
                 verified=e.flag("verified"),
+                sha256=_sha256(e),
             )
         )
     return tuple(sorted(out, key=lambda r: Version(r.version)))
+
+
+def _sha256(e: _Entry) -> str | None:
+    """An optional ``sha256`` (64 lower-case hex digits; absent: not known)."""
+    value = e.text("sha256", "")
+    if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise e.fail("sha256", f"{value!r} is not a sha256 hex digest")
+    return value or None
 
 
 def _cutlass_dsl(top: _Entry) -> tuple[CutlassDslLayout, ...]:

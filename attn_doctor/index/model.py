@@ -137,6 +137,8 @@ class XformersWheel:
     """``torch==2.8.0`` or ``torch>=2.10``: read from the wheel's own METADATA."""
     source: str
     verified: bool
+    sha256: str | None = None
+    """The file's sha256 as the package index publishes it (None: not recorded)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +209,8 @@ class FlashAttn4Release:
     requires_dist: tuple[str, ...]
     source: str
     verified: bool
+    sha256: str | None = None
+    """The wheel's sha256 as the package index publishes it (None: not recorded)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from attn_doctor.errors import UsageError
+from attn_doctor.plan.integrity import pinned_requirement
 from attn_doctor.plan.types import WheelCandidate
 
 Installer = Literal["pip", "uv"]
@@ -71,7 +72,7 @@ def candidate_install_args(cand: WheelCandidate, index_args: Sequence[str] = ())
             args.append("--no-build-isolation")
         if "-v" not in args and "--verbose" not in args:
             args.append("-v")  # the compiler's output goes to the kept log
-    args.append(cand.requirement)
+    args.append(pinned_requirement(cand))
     return args
 
 

@@ -51,6 +51,9 @@ class WheelCandidate:
     provenance: tuple[str, ...] = ()
     estimated_minutes: float | None = None
     """For source builds: the expected build time on this machine."""
+    sha256: str | None = None
+    """The file's sha256 where its source publishes one (the package index's JSON API); a URL
+    install is pinned to it (``URL#sha256=…``). None: not known."""
     torch_requirement: str | None = None
     """Only with ``allow_torch_change``: the torch this candidate needs installed first
     (``torch==2.8.*``); None means the installed torch stays as it is."""

@@ -22,6 +22,7 @@ from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
+from attn_doctor.plan.integrity import integrity_note
 from attn_doctor.plan.pip_command import command_lines
 from attn_doctor.plan.resolve.common import (
     ALL_SOURCES,
@@ -222,6 +223,9 @@ def plan_install(
     commands = command_lines(cand, python=py, build_env=cand.build_env)
     if cand.source == "community":
         notes.append("community build: not produced by the backend's authors")
+    integrity = integrity_note(cand)
+    if integrity is not None:
+        notes.append(integrity)
     if not cand.verified:
         notes.append("the index entry behind this choice is not confirmed against upstream")
     if cand.confirmed_online is None and cand.url:

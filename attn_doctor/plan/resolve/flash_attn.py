@@ -700,6 +700,7 @@ def _plan_flash_attn_4(
         requirement=f"flash-attn-4{extra}=={newest.version}",
         version=newest.version,
         filename=newest.filename,
+        sha256=newest.sha256,
         verified=newest.verified,
         reason=(
             f"pure-Python wheel on the package index (Requires-Dist {torch_req!r}: keeps the "

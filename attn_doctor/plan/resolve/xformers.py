@@ -185,6 +185,7 @@ def _plan_xformers(
                     requirement=what,
                     version=build.version,
                     filename=wheel.filename,
+                    sha256=wheel.sha256,
                     verified=wheel.verified and build.verified,
                     reason=(
                         f"package-index wheel {built} (its upload_pip filter), like the "
