@@ -52,6 +52,7 @@ from attn_doctor.install.state import (
     record_state,
     rollback,
 )
+from attn_doctor.plan.integrity import downloaded_sha256, first_download_note
 from attn_doctor.plan.pip_command import Installer, candidate_install_args, command_lines
 from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
@@ -85,6 +86,8 @@ class Prediction:
     """What pip says it would install (name -> version), from its dry-run report."""
 
     install: tuple[tuple[str, str], ...]
+    hashes: tuple[tuple[str, str], ...] = ()
+    """(canonical name, sha256) of each file pip downloaded, from its report's download_info."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,10 +171,14 @@ def parse_report(text: str) -> Prediction:
     """pip's ``--report`` JSON (install list) as (canonical name, version) pairs."""
     data = json.loads(text)
     items = []
+    hashes = []
     for item in data.get("install", []):
         meta = item.get("metadata", {})
         items.append((canonical_name(str(meta["name"])), str(meta["version"])))
-    return Prediction(install=tuple(sorted(items)))
+        digest = downloaded_sha256(item)
+        if digest is not None:
+            hashes.append((canonical_name(str(meta["name"])), digest))
+    return Prediction(install=tuple(sorted(items)), hashes=tuple(sorted(hashes)))
 
 
 def explain_refusal(output: str, constraints: Sequence[str]) -> str | None:
@@ -449,6 +456,12 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                         hint="Pick a build made for the installed torch (`attn-doctor check`).",
                     )
                 report = _replace(report, predicted=report.predicted + prediction.install)
+                seen = first_download_note(plan.candidate, prediction.hashes)
+                if seen is not None:  # an unpinned wheel: its digest, recorded on first download
+                    report = _replace(report, notes=(*report.notes, seen))
+                    journal = _step(
+                        prefix, journal, journal.step, plan={**journal.plan, "sha256_seen": seen}
+                    )
                 # 2. Back up what pip will replace (byte-exact, for the rollback).
                 saved = {b.name for b in backups}
                 replaced = [

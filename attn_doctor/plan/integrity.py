@@ -14,6 +14,8 @@ it downloaded in the install journal.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from attn_doctor.plan.types import WheelCandidate
 
@@ -46,4 +48,33 @@ def integrity_note(cand: WheelCandidate) -> str | None:
         )
     if cand.source == "upstream-release":
         return "unpinned: the release asset's sha256 is not known offline"
+    return None
+
+
+def downloaded_sha256(item: Mapping[str, Any]) -> str | None:
+    """The sha256 of the file behind one ``install`` item of pip's ``--report`` JSON."""
+    info = item.get("download_info")
+    archive = info.get("archive_info") if isinstance(info, Mapping) else None
+    if not isinstance(archive, Mapping):
+        return None
+    hashes = archive.get("hashes")
+    if isinstance(hashes, Mapping) and isinstance(hashes.get("sha256"), str):
+        return str(hashes["sha256"])
+    text = archive.get("hash")
+    if isinstance(text, str) and text.startswith("sha256="):
+        return text.removeprefix("sha256=")
+    return None
+
+
+def first_download_note(cand: WheelCandidate, hashes: Sequence[tuple[str, str]]) -> str | None:
+    """For a URL wheel without a known digest: the sha256 of the file pip downloaded, in words
+    (recorded in the install journal and report), else None."""
+    if cand.sha256 is not None or _URL_REQ.match(cand.requirement) is None:
+        return None
+    name = re.sub(r"[-_.]+", "-", cand.requirement.split("@", 1)[0].strip()).lower()
+    name = name.split("[", 1)[0]
+    for dist, digest in hashes:
+        if dist == name:
+            label = UNPINNED_WARNING if cand.source == "community" else "unpinned"
+            return f"{label}: sha256 of the downloaded file {digest} (recorded on first download)"
     return None

@@ -77,3 +77,31 @@ def test_an_unknown_hash_on_a_community_build_is_said_in_words() -> None:
     assert note is not None
     assert note.startswith(UNPINNED_WARNING)
     assert pinned_requirement(cand) == cand.requirement
+
+
+def test_an_unpinned_community_wheel_has_its_sha256_recorded_on_first_download(
+    venv: Path, wheelhouse: Path, serve_dir: tuple[Path, str]
+) -> None:
+    import shutil
+
+    root, base = serve_dir
+    (source,) = wheelhouse.glob("flash_attn-2.8.3-*.whl")
+    served = Path(shutil.copy(source, root / source.name))
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()
+    cand = _candidate(f"{base}/{served.name}", None, source="community")
+    py = venv_python(venv)
+    plan = InstallPlan(
+        backend="flash_attn_2",
+        candidate=cand,
+        protected=(),
+        commands=command_lines(cand, python=str(py)),
+    )
+    environ = {**isolated_env(), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    report = execute_install(
+        plan, InstallOptions(python=str(py), environ=environ, verify_kernels=False)
+    )
+    assert any(
+        n.startswith(UNPINNED_WARNING) and digest in n and "first download" in n
+        for n in report.notes
+    ), report.notes
+    assert any(line.startswith("flash-attn @ ") for line in freeze(py).splitlines())
