@@ -391,18 +391,38 @@ def test_xformers_torch_2_1_is_covered_back_to_0_0_23() -> None:
     assert plan_backend(env, INDEX, "xformers").candidates[0].requirement == "xformers==0.0.23"
 
 
-def test_xformers_missing_variant_is_refused_with_the_real_reason() -> None:
-    # 0.0.27.post2 (torch 2.4.0) was built for cu118 and cu121 only.
+def test_xformers_same_cuda_major_build_is_offered_and_checked() -> None:
+    # 0.0.27.post2 (torch 2.4.0) was built for cu118 and cu121 only; cu121 on the package
+    # index has the same CUDA major as torch's cu124: offered, verified after install.
     env = make_env(torch="2.4.0+cu124", torch_cuda="12.4", abi=False, python="3.10.14")
+    best = plan_backend(env, INDEX, "xformers").candidates[0]
+    assert (best.source, best.requirement) == ("pypi", "xformers==0.0.27.post2")
+    assert "built for cu121, torch is cu124: same CUDA major" in best.reason
+    assert "rolled back" in best.reason
+
+
+def test_xformers_other_cuda_major_is_refused_with_the_real_reason() -> None:
+    # 0.0.27.post2 has no CUDA 11.x wheel other than cu118 on PyTorch's index.
+    env = make_env(torch="2.4.0+cu117", torch_cuda="11.7", abi=False, python="3.10.14")
     plan = plan_backend(env, INDEX, "xformers")
-    assert not plan.candidates
-    first = plan.rejections[0]
-    assert "0.0.27.post2" in first.what
-    assert "cu118 (PyTorch index), cu121 (PyTorch index), cu121 (package index)" in first.reason
-    assert "CUDA 12.4" in first.reason
-    allowed = plan_backend(env, INDEX, "xformers", allow_torch_change=True)
-    assert allowed.candidates[0].torch_requirement == "torch==2.6.0"
-    assert allowed.candidates[0].index_url == "https://download.pytorch.org/whl/cu124"
+    assert not [c for c in plan.candidates if c.version == "0.0.27.post2"]
+
+
+def test_xformers_verified_source_wins_over_a_newer_unverified_one() -> None:
+    env = make_env(torch="2.2.2+cu121", torch_cuda="12.1", abi=False, python="3.10.12")
+    cands = plan_backend(env, INDEX, "xformers").candidates
+    assert [(c.version, c.source, c.verified) for c in cands[:2]] == [
+        ("0.0.25.post1", "pypi", True),
+        ("0.0.26", "pytorch-index", False),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["xformers", "flash_attn_2"])
+def test_a_nightly_torch_is_a_pre_release_for_prebuilt_wheels(backend: str) -> None:
+    env = make_env(torch="2.8.0.dev20250601+cu128", torch_cuda="12.8")
+    plan = plan_backend(env, INDEX, backend)  # type: ignore[arg-type]
+    assert not [c for c in plan.candidates if c.source != "source-build"]
+    assert "nightly (.dev) build" in " ".join(r.reason for r in plan.rejections)
 
 
 def test_xformers_windows_cu118_is_never_planned_from_0_0_28() -> None:

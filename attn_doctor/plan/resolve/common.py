@@ -217,12 +217,19 @@ def _variant_text(variant: str) -> str:
 
 
 def vendor_torch(m: Machine) -> bool:
-    """A torch built outside PyTorch's releases (NGC containers, distributions): a
-    pre-release or a local label that is not ``cuXYZ``/``rocmX``/``cpu``, e.g. ``2.2.0a0+6a974be``.
-    No prebuilt extension wheel is built against it."""
+    """A torch that is not a PyTorch release: a vendor build (NGC containers, distributions: a
+    pre-release or a local label that is not ``cuXYZ``/``rocmX``/``cpu``, e.g.
+    ``2.2.0a0+6a974be``) or a nightly (``2.10.0.dev20250901+cu128``, a pre-release by PEP 440).
+    No prebuilt extension wheel is built against it: prebuilt wheels pair with releases, and a
+    nightly's C++ ABI moves daily (PyTorch's nightly index builds its own extensions)."""
     if m.torch is None:
         return False
     v = Version(m.torch)
     local = v.local or ""
     label_ok = not local or re.fullmatch(r"cu\d+|rocm[\d.]+|cpu|xpu", local) is not None
-    return not label_ok or (v.pre is not None and not v.is_devrelease)
+    return not label_ok or v.is_prerelease
+
+
+def nightly_torch(m: Machine) -> bool:
+    """A torch nightly or other ``.dev`` build (PEP 440 development release)."""
+    return m.torch is not None and Version(m.torch).is_devrelease

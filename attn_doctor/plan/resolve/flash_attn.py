@@ -33,6 +33,7 @@ from attn_doctor.plan.resolve.common import (
     _runs_on,
     _sm_text,
     _torch_problem,
+    nightly_torch,
     platform_mismatch,
     python_mismatch,
     vendor_torch,
@@ -432,9 +433,14 @@ def _plan_flash_attn_2(
         reject(
             "upstream-release",
             "flash-attn prebuilt wheels",
-            f"torch {m.torch} is a vendor build (a pre-release or local label, e.g. an NGC "
-            "container's torch), not a PyTorch release: no prebuilt flash-attn wheel (upstream "
-            "or community) was built against it; build from source against this torch",
+            (
+                f"torch {m.torch} is a nightly (.dev) build, a pre-release"
+                if nightly_torch(m)
+                else f"torch {m.torch} is a vendor build (a pre-release or local label, e.g. "
+                "an NGC container's torch)"
+            )
+            + ", not a PyTorch release: no prebuilt flash-attn wheel (upstream or community) "
+            "was built against it; build from source against this torch",
         )
         matches: list[tuple[FlashAttnRelease, PublishedWheel]] = []
     elif m.cxx11_abi is None and m.os == "linux":

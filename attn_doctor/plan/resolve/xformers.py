@@ -21,6 +21,7 @@ from attn_doctor.plan.resolve.common import (
     Machine,
     _sm_text,
     _variant_text,
+    nightly_torch,
     platform_mismatch,
     python_mismatch,
     torch_variant,
@@ -62,6 +63,30 @@ def _xformers_python_problem(build: XformersBuild, m: Machine) -> str | None:
     return python_mismatch(py, abi, m) if here.major == 3 else "needs Python 3"
 
 
+def verified_first(candidates: list[WheelCandidate]) -> tuple[WheelCandidate, ...]:
+    """Verified index entries before unverified ones, each group in its own order (newest
+    first): a confirmed build beats a newer one nobody confirmed (torch 2.2.2: 0.0.25.post1 on
+    the package index, verified, over 0.0.26 on PyTorch's index, unverified)."""
+    return tuple(sorted(candidates, key=lambda c: not c.verified))
+
+
+def _other_minor(have: str | None, built: str) -> str:
+    if have is None or have == built or not same_cuda_major(have, built):
+        return ""
+    return (
+        f"; built for {built}, torch is {have}: same CUDA major, so it is offered and verified "
+        "after install (rolled back if the check fails)"
+    )
+
+
+def same_cuda_major(a: str, b: str) -> bool:
+    """Two torch CUDA variants (``cu124``, ``cu121``) of the same CUDA major (12)."""
+    if not (a.startswith("cu") and b.startswith("cu")):
+        return False
+    da, db = a[2:], b[2:]
+    return da.isdigit() and db.isdigit() and da[:-1] == db[:-1] and da != db
+
+
 def _xformers_build_fit(
     build: XformersBuild, m: Machine, index: Index
 ) -> tuple[XformersWheel | None, str | None, str | None]:
@@ -69,6 +94,15 @@ def _xformers_build_fit(
     variant = torch_variant(m)
     if m.os not in ("linux", "windows"):
         return None, None, f"xformers {build.version}: no wheel for {m.os} (Linux and Windows only)"
+    if nightly_torch(m):
+        return (
+            None,
+            None,
+            (
+                f"xformers {build.version}: torch {m.torch} is a nightly (.dev) build, a "
+                "pre-release: xformers' wheels are built against torch releases"
+            ),
+        )
     plat = build.linux_platform if m.os == "linux" else "win_amd64"
     why = platform_mismatch(plat, m) or _xformers_python_problem(build, m)
     if why:
@@ -101,6 +135,11 @@ def _xformers_build_fit(
         return on_pypi[0], None, None
     if variant is not None and variant in built_here:
         return None, variant, None
+    if variant is not None and pypi_variant and same_cuda_major(variant, pypi_variant):
+        # xformers' package-index wheel is one CUDA build per release; CUDA's minor-version
+        # compatibility runs it under a torch of the same CUDA major (CUDA compatibility guide,
+        # "minor version compatibility"). Offered with the install's own check and rollback.
+        return on_pypi[0], None, None
     offered = [f"{v} (PyTorch index)" for v in built_here]
     if pypi_variant:
         offered.append(f"{pypi_variant} (package index)")
@@ -191,6 +230,7 @@ def _plan_xformers(
                         f"package-index wheel {built} (its upload_pip filter), like the "
                         f"installed torch {m.torch}; METADATA requires "
                         f"{wheel.requires_torch or 'torch (unpinned)'}{gpu_ops}"
+                        + _other_minor(torch_variant(m), build.package_index_cuda)
                     ),
                     provenance=(wheel.source, build.source),
                 )
@@ -267,7 +307,7 @@ def _plan_xformers(
         )
     return BackendPlan(
         backend=backend,
-        candidates=tuple(candidates),
+        candidates=verified_first(candidates),
         rejections=_group_xformers(rejections),
         ways_out=tuple(ways),
     )
