@@ -580,3 +580,12 @@ def test_install_plan_without_candidates_is_a_usage_error_with_ways_out() -> Non
 def test_resolver_is_deterministic() -> None:
     env = make_env(torch="2.9.1+cu128")
     assert plan_backend(env, INDEX, "flash_attn_2") == plan_backend(env, INDEX, "flash_attn_2")
+
+
+def test_no_install_is_planned_for_a_backend_check_says_cannot_run_here() -> None:
+    from attn_doctor.facts import Environment as Env
+
+    env = Env.from_json((Path(__file__).parent / "snapshots" / "b200-linux.json").read_text())
+    plan = plan_backend(env, INDEX, "sageattention")
+    assert not plan.candidates
+    assert plan.rejections[0].reason.startswith("check says it cannot run here")

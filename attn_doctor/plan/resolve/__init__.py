@@ -43,7 +43,7 @@ from attn_doctor.plan.resolve.flash_attn import (
 from attn_doctor.plan.resolve.hub import _plan_hub
 from attn_doctor.plan.resolve.unsloth import _plan_unsloth
 from attn_doctor.plan.resolve.xformers import _plan_xformers
-from attn_doctor.plan.types import BackendPlan, InstallPlan, SourceKind
+from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind
 
 __all__ = [
     "ALL_SOURCES",
@@ -147,9 +147,32 @@ def plan_backend(
         plan = _only_versions(
             plan, versions, planners[backend](m, index, allow, allow_torch_change)
         )
+    plan = gate_on_device(plan, env)
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
     return plan
+
+
+def gate_on_device(plan: BackendPlan, env: Environment) -> BackendPlan:
+    """No install for a backend that check says cannot run on any GPU here: the same device
+    verdict (``plan.compat.device_verdict``, from the backend's record in backends.toml)
+    refuses every candidate, with check's reason."""
+    gpus = env.gpus
+    if not plan.candidates or not gpus:
+        return plan
+    from attn_doctor.plan.compat import device_verdict
+    from attn_doctor.rules import load_rules
+
+    rule = load_rules().backend(plan.backend)
+    verdicts = [device_verdict(rule, gpu) for gpu in gpus]
+    if any(v.compatible != "no" for v in verdicts):
+        return plan
+    why = f"check says it cannot run here: {verdicts[0].reason}"
+    refused = tuple(
+        Rejection(backend=plan.backend, source=c.source, what=c.requirement, reason=why)
+        for c in plan.candidates
+    )
+    return replace(plan, candidates=(), rejections=refused + plan.rejections)
 
 
 def _only_versions(plan: BackendPlan, versions: SpecifierSet, unpinned: BackendPlan) -> BackendPlan:
