@@ -34,8 +34,8 @@ from attn_doctor.plan.resolve.common import (
     torch_variant,
     vendor_torch,
 )
-from attn_doctor.plan.resolve.flash_attn import (
-    _plan_flash_attn_2,
+from attn_doctor.plan.resolve.flash_attn import _plan_flash_attn_2
+from attn_doctor.plan.resolve.flash_attn_3_4 import (
     _plan_flash_attn_3,
     _plan_flash_attn_4,
     flash_attn_4_runtime,
