@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "verify": "attn_doctor.commands.verify:verify_command",
     "bench": "attn_doctor.commands.bench:bench_command",
     "fleet": "attn_doctor.commands.fleet:fleet_command",
+    "index": "attn_doctor.commands.index:index_group",
 }
 
 
@@ -67,6 +68,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     attn-doctor bench            each backend's speed and memory on this machine
     attn-doctor explain TEXT     an error message in, its cause and this machine's fix out
     attn-doctor fleet DIR|--ray  many machines: which nodes are ready, which differ and why
+    attn-doctor index update     read newer releases from the registries into the user's cache
     ... --json                   one versioned JSON document on stdout
 
     Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,

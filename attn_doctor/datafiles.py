@@ -27,7 +27,20 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 
 def index_dir() -> Path:
-    """The directory holding the index data files."""
+    """The directory holding the index data files: the overlay ``attn-doctor index update``
+    wrote for this attn-doctor version (``$XDG_CACHE_HOME/attn-doctor/index``), else the
+    bundled data."""
+    import os
+
+    from attn_doctor.index.update import overlay_path, read_overlay
+
+    if read_overlay(os.environ) is not None:
+        return overlay_path(os.environ)
+    return bundled_index_dir()
+
+
+def bundled_index_dir() -> Path:
+    """The data shipped with attn-doctor."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "wheels_index", here.parent / "wheels_index"):
         if candidate.is_dir():
@@ -38,10 +51,14 @@ def index_dir() -> Path:
     )
 
 
-@functools.cache
 def read_toml(name: str, directory: Path | None = None) -> dict[str, Any]:
     """Parse ``wheels_index/<name>`` (cached: the files cannot change within a run)."""
-    path = (directory or index_dir()) / name
+    return _read_toml(name, directory or index_dir())
+
+
+@functools.cache
+def _read_toml(name: str, directory: Path) -> dict[str, Any]:
+    path = directory / name
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

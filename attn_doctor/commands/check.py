@@ -172,6 +172,12 @@ def check_command(
         from attn_doctor.report.check_view import render_diagnosis
 
         render_diagnosis(diagnosis, console=console, import_explanations=explained)
+        if snapshot_path is None or index is not None:
+            import os
+
+            from attn_doctor.index.update import knowledge_line
+
+            click.echo(knowledge_line(os.environ), err=True)
         if verification is not None:
             from attn_doctor.commands.verify import render_verify
 

@@ -514,11 +514,13 @@ def load_index(directory: Path | None = None) -> Index:
 
     Raises ``IndexDataError`` naming the file, entry and field of the first bad fact.
     """
-    return _load_index(directory)
+    from attn_doctor.datafiles import index_dir
+
+    return _load_index(directory or index_dir())
 
 
 @functools.cache
-def _load_index(directory: Path | None) -> Index:
+def _load_index(directory: Path) -> Index:
     fa = _file("flash_attn.toml", directory)
     fa34 = _file("flash_attn_3_4.toml", directory)
     reqs, build = _requirements(fa34)

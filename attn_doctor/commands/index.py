@@ -1,0 +1,74 @@
+"""``attn-doctor index``: the knowledge attn-doctor plans with, and ``index update``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from attn_doctor.errors import ExitCode
+
+
+@click.group("index")
+def index_group() -> None:
+    """The wheel index attn-doctor plans with: where it comes from, and updating it."""
+
+
+@index_group.command("update")
+@click.option(
+    "--index-url",
+    help="The package index (a mirror for air-gapped sites) to read, JSON simple API "
+    "(default: ATTN_DOCTOR_INDEX_URL, PIP_INDEX_URL, else pip's default).",
+)
+@click.option("--offline", is_flag=True, help="Read nothing: say what the bundled data is.")
+@click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+def update_command(*, index_url: str | None, offline: bool, json_mode: bool) -> None:
+    """Read current releases from the registries into an overlay in the user's cache.
+
+    Validated by the same loaders as the bundled data before it replaces anything; when a
+    source cannot be reached, the bundled data stays in use and the output says so.
+    """
+    from attn_doctor.datafiles import bundled_index_dir
+    from attn_doctor.index.update import (
+        SourceResult,
+        UpdateResult,
+        default_index_url,
+        knowledge_line,
+        update_index,
+    )
+
+    environ = dict(os.environ)
+    if offline:
+        result = UpdateResult(
+            updated=None,
+            directory=None,
+            sources=(
+                SourceResult(
+                    name="the package index", url="", trust="official", status="not read (offline)"
+                ),
+            ),
+            notes=("offline: the bundled data (or an earlier update) stays in use",),
+        )
+    else:
+        result = update_index(
+            index_url=index_url or default_index_url(environ),
+            environ=environ,
+            bundled=bundled_index_dir(),
+        )
+    code = ExitCode.OK
+    if json_mode:
+        from attn_doctor.report.envelope import make_envelope, write_envelope
+
+        write_envelope(make_envelope("index update", result=result, exit_code=code))
+    else:
+        for src in result.sources:
+            click.echo(f"{src.name} ({src.trust}) {src.url}: {src.status}")
+        for name, version in result.newest:
+            click.echo(f"  newest {name}: {version}")
+        if result.directory:
+            click.echo(f"overlay written: {', '.join(result.files)} ({result.updated})")
+        for note in result.notes:
+            click.echo(note)
+        click.echo(knowledge_line(environ))
+    sys.exit(int(code))

@@ -1,0 +1,138 @@
+"""``attn-doctor index update`` against a local HTTP server on 127.0.0.1 that serves the package
+index's responses recorded once (tests/data/index_update)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from attn_doctor.cli import cli
+from attn_doctor.facts import Environment
+from attn_doctor.index import load_index
+from attn_doctor.index.update import knowledge_line, read_overlay
+from attn_doctor.plan.resolve import plan_backend
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "index_update"
+SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "h200-real.json"
+
+
+class _Recorded(http.server.BaseHTTPRequestHandler):
+    broken = False
+
+    def do_GET(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        parts = [p for p in path.split("/") if p]
+        body: bytes | None = None
+        kind = "application/octet-stream"
+        if self.broken:
+            body, kind = b"<html>not the simple API</html>", "text/html"
+        elif len(parts) == 2 and parts[0] == "simple":
+            page = DATA / "simple" / f"{parts[1]}.json"
+            if page.is_file():
+                body, kind = page.read_bytes(), "application/vnd.pypi.simple.v1+json"
+        elif len(parts) == 2 and parts[0] == "files":
+            file = DATA / "files" / parts[1]
+            if file.is_file():
+                body = file.read_bytes()
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def index_url() -> Iterator[str]:
+    yield from _serve(_Recorded)
+
+
+@pytest.fixture
+def broken_url() -> Iterator[str]:
+    yield from _serve(type("Broken", (_Recorded,), {"broken": True}))
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    return tmp_path
+
+
+def _newest_recorded() -> str:
+    from packaging.version import Version
+
+    page = json.loads((DATA / "simple" / "flash-attn-4.json").read_text())
+    return str(max(page["versions"], key=Version))
+
+
+def test_after_index_update_flash_attn_4_is_the_newest_served(
+    fresh_home: Path, index_url: str
+) -> None:
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", index_url])
+    assert res.exit_code == 0, res.output
+    assert "overlay written: flash_attn_4.toml" in res.output
+    overlay = read_overlay({"XDG_CACHE_HOME": str(fresh_home / ".cache")})
+    assert overlay is not None
+    assert overlay["sources"][0]["status"] == "ok"
+    assert overlay["newest"]["flash-attn-4"] == _newest_recorded() == "4.0.0b40"
+    env = Environment.from_json(SNAPSHOT.read_text())
+    plan = plan_backend(env, load_index(), "flash_attn_4")
+    best = plan.candidates[0]
+    assert best.version == _newest_recorded()
+    assert best.sha256 is not None
+    line = knowledge_line({"XDG_CACHE_HOME": str(fresh_home / ".cache")})
+    assert "index update of" in line
+    assert "0 days old" in line or "day" in line
+
+
+def test_a_failing_source_keeps_the_bundled_data_and_says_so(
+    fresh_home: Path, broken_url: str
+) -> None:
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", broken_url, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    result = doc["result"]
+    assert result["directory"] is None
+    assert result["sources"][0]["status"].startswith("failed")
+    assert "bundled data stays in use" in result["notes"][0]
+    assert read_overlay({"XDG_CACHE_HOME": str(fresh_home / ".cache")}) is None
+
+
+def test_unreachable_index_keeps_the_bundled_data(fresh_home: Path) -> None:
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", "http://127.0.0.1:9/simple"])
+    assert res.exit_code == 0, res.output
+    assert "unreachable" in res.output
+    assert "the data bundled with attn-doctor" in res.output
+
+
+def test_offline_reads_nothing(fresh_home: Path) -> None:
+    res = CliRunner().invoke(cli, ["index", "update", "--offline"])
+    assert res.exit_code == 0
+    assert "not read (offline)" in res.output
