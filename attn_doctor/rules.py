@@ -38,6 +38,7 @@ from attn_doctor.datafiles import check_schema, read_toml
 from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
 from attn_doctor.sdpa_data import SDPA_FILE, SdpaRelease, parse_sdpa_releases
+from attn_doctor.triton_data import TRITON_FILE, TritonPairing, parse_triton
 
 DRIVER_FILE = "driver_cuda.toml"
 TRANSFORMERS_FILE = "transformers.toml"
@@ -195,6 +196,8 @@ class Rules:
     conflicts: tuple[Conflict, ...]
     attn_implementations: tuple[AttnImplementation, ...]
     invalid_attn_implementations: tuple[InvalidAttnImplementation, ...]
+    triton: TritonPairing | None = None
+    """The triton each torch release pins (triton.toml)."""
     sdpa_releases: tuple[SdpaRelease, ...] = ()
     """What SDPA's default dispatch runs on NVIDIA GPUs, per torch release (sdpa_dispatch.toml)."""
 
@@ -443,4 +446,5 @@ def load_rules(directory: Path | None = None) -> Rules:
         attn_implementations=values,
         invalid_attn_implementations=invalid,
         sdpa_releases=parse_sdpa_releases(read_toml(SDPA_FILE, directory)),
+        triton=parse_triton(read_toml(TRITON_FILE, directory)),
     )

@@ -949,6 +949,71 @@ def pypi_flash_attn_4() -> str:
     return index_update.flash_attn_4_toml(page).replace(index_update.GENERATED, HEADER, 1)
 
 
+def pypi_triton() -> str:
+    """triton.toml: the triton each torch release pins (Requires-Dist of its Linux x86-64 wheel,
+    read with the same reader as ``attn-doctor index update``), and the triton-windows releases
+    (their version carries the Triton release they build)."""
+    url = index_update.default_index_url(os.environ)
+    if url is None:
+        raise SystemExit("no package index URL: set PIP_INDEX_URL")
+    page = index_update.simple_project(url, "torch")
+    by_version: dict[str, dict[str, Any]] = {}
+    for f in page["files"]:
+        name = str(f["filename"])
+        version = index_update.version_of(name)
+        if not version or f.get("yanked") or "manylinux" not in name or "x86_64" not in name:
+            continue
+        v = Version(version)
+        if v.is_prerelease or v.local or v < Version("2.2") or "-cp312-cp312-" not in name:
+            continue
+        by_version.setdefault(version, f)
+    tables = []
+    for version in sorted(by_version, key=Version):
+        f = by_version[version]
+        meta = index_update.wheel_metadata(f)
+        pins = [
+            r
+            for r in index_update.metadata_field(meta, "Requires-Dist")
+            if Requirement(r).name == "triton"
+        ]
+        spec = str(Requirement(pins[0]).specifier) if pins else ""
+        tables.append(
+            (
+                "torch",
+                {
+                    "torch": version,
+                    "triton": spec,
+                    "source": f"torch {version} {f['filename']} METADATA Requires-Dist on the "
+                    "package index",
+                    "verified": True,
+                },
+            )
+        )
+    windows = index_update.simple_project(url, "triton-windows")
+    minors = sorted(
+        {
+            ".".join(v.split(".")[:2])
+            for f in windows["files"]
+            if (v := index_update.version_of(str(f["filename"]))) and not f.get("yanked")
+        },
+        key=Version,
+    )
+    for minor in minors:
+        tables.append(
+            (
+                "triton_windows",
+                {
+                    "triton": minor,
+                    "source": f"triton-windows {minor}.* releases on the package index: the "
+                    "version carries the Triton release it builds; paired with the torch whose "
+                    "Linux wheel pins that Triton (the fork's own pairing table not read here)",
+                    "verified": False,
+                },
+            )
+        )
+    return to_toml({"schema": 1}, tables)
+
+
 _FILENAME_LINE = re.compile(r'^filename = "([^"]+)"$')
 
 
@@ -1127,6 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--xformers-git", type=Path, help="git clone of facebookresearch/xformers")
     ap.add_argument("--pypi", action="store_true", help="refresh the package-index sources")
+    ap.add_argument("--triton", action="store_true", help="refresh triton.toml only")
     ap.add_argument(
         "--pypi-hashes",
         action="store_true",
@@ -1207,6 +1273,9 @@ def main(argv: list[str] | None = None) -> int:
         outputs["flash_attn_4.toml"] = pypi_flash_attn_4()
         outputs["unsloth.toml"] = pypi_unsloth()
         outputs["torch_pypi.toml"] = pypi_torch(args.since)
+        outputs["triton.toml"] = pypi_triton()
+    if args.triton:
+        outputs["triton.toml"] = pypi_triton()
     if args.pypi_hashes:
         for file, package in (("xformers.toml", "xformers"), ("flash_attn_4.toml", "flash-attn-4")):
             text = outputs.get(file) or (INDEX / file).read_text(encoding="utf-8")

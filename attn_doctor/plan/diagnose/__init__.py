@@ -26,6 +26,7 @@ from attn_doctor.plan.diagnose.packages import (
     _conflict_findings,
     _import_findings,
     _pin_findings,
+    _triton_findings,
     _xformers_findings,
     package_of_module,
 )
@@ -72,6 +73,7 @@ def diagnose(
     findings += _xformers_findings(ctx)
     findings += _pin_findings(ctx)
     findings += _conflict_findings(ctx)
+    findings += _triton_findings(ctx)
     findings += _gpu_backend_findings(ctx)
     findings += _toolchain_findings(ctx)
     findings += _platform_findings(ctx)

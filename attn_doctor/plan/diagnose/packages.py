@@ -12,6 +12,7 @@ from attn_doctor.diagnosis import (
     Finding,
 )
 from attn_doctor.facts import ImportResult
+from attn_doctor.triton_data import triton_problem
 
 if TYPE_CHECKING:
     pass
@@ -326,6 +327,46 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
                 backends=tuple(
                     n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
                 ),
+            )
+        )
+    return out
+
+
+def _triton_findings(ctx: _Ctx) -> list[Finding]:
+    """The installed triton (triton-windows on Windows) against the one torch pins."""
+    env = ctx.env
+    pairing = ctx.rules.triton
+    if env.torch is None or pairing is None:
+        return []
+    out: list[Finding] = []
+    for dist in ("triton", "triton-windows"):
+        pkg = env.package(dist)
+        if pkg is None:
+            continue
+        problem = triton_problem(
+            pairing,
+            torch_version=env.torch.version,
+            distribution=dist,
+            installed=pkg.version,
+            os_name=env.host.os,
+        )
+        if problem is None:
+            continue
+        why, fit, source = problem
+        py = env.python.executable or "python"
+        out.append(
+            ctx.finding(
+                "triton-torch-mismatch",
+                "warning",
+                f"{dist} {pkg.version} is not the Triton torch {env.torch.version} was built with",
+                f"{why}: torch.compile, FlexAttention and Triton-based backends (SageAttention "
+                "1.x, flash-attn-4's helpers) can fail to compile or load.",
+                [
+                    _ev(f"packages.{dist}.version", pkg.version),
+                    _ev("torch.version", env.torch.version),
+                ],
+                fix=f'{py} -m pip install "{fit}"',
+                sources=(source,),
             )
         )
     return out
