@@ -24,6 +24,7 @@ from attn_doctor.plan.diagnose.gpu_backends import _gpu_backend_findings
 from attn_doctor.plan.diagnose.packages import (
     _build_label_findings,
     _conflict_findings,
+    _flash_attn_4_extra_findings,
     _import_findings,
     _pin_findings,
     _triton_findings,
@@ -74,6 +75,7 @@ def diagnose(
     findings += _pin_findings(ctx)
     findings += _conflict_findings(ctx)
     findings += _triton_findings(ctx)
+    findings += _flash_attn_4_extra_findings(ctx)
     findings += _gpu_backend_findings(ctx)
     findings += _toolchain_findings(ctx)
     findings += _platform_findings(ctx)

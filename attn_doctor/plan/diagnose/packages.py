@@ -372,6 +372,52 @@ def _triton_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
+def _flash_attn_4_extra_findings(ctx: _Ctx) -> list[Finding]:
+    """flash-attn-4 installed without the nvidia-cutlass-dsl pieces its torch's CUDA major
+    needs: name the extra (``flash-attn-4[cu13]`` on CUDA 13) instead of repeating the error."""
+    env, index = ctx.env, ctx.index
+    fa4 = env.package("flash-attn-4")
+    dsl = env.package("nvidia-cutlass-dsl")
+    if fa4 is None or index is None or env.torch is None or not env.torch.cuda:
+        return []
+    try:
+        cuda_major = int(env.torch.cuda.split(".")[0])
+    except ValueError:
+        return []
+    if dsl is None:
+        missing: list[str] = ["nvidia-cutlass-dsl"]
+    else:
+        needed = index.cutlass_dsl_distributions(dsl.version, cuda_major)
+        missing = [name for name in needed if env.package(name) is None]
+    if not missing:
+        return []
+    extra = "[cu13]" if cuda_major == 13 else ""
+    py = env.python.executable or "python"
+    layout = next(iter(index.cutlass_dsl), None)
+    return [
+        ctx.finding(
+            "flash-attn-4-missing-cuda-extra",
+            "warning",
+            f"flash-attn-4 {fa4.version} lacks {', '.join(missing)} for CUDA {cuda_major}",
+            f"torch is built with CUDA {env.torch.cuda}; flash-attn-4's CuTe DSL runtime on CUDA "
+            f"{cuda_major} needs {', '.join(missing)}"
+            + (
+                " (flash-attn-4's `cu13` extra: nvidia-cutlass-dsl[cu13])"
+                if cuda_major == 13
+                else ""
+            )
+            + ": without it importing flash_attn.cute fails.",
+            [
+                _ev("packages.flash-attn-4.version", fa4.version),
+                _ev("torch.cuda", env.torch.cuda),
+            ],
+            fix=f'{py} -m pip install "flash-attn-4{extra}=={fa4.version}"',
+            backends=("flash_attn_4",),
+            sources=(layout.source,) if layout is not None else (),
+        )
+    ]
+
+
 def _conflict_findings(ctx: _Ctx) -> list[Finding]:
     env = ctx.env
     out: list[Finding] = []
