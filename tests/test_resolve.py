@@ -589,3 +589,27 @@ def test_no_install_is_planned_for_a_backend_check_says_cannot_run_here() -> Non
     plan = plan_backend(env, INDEX, "sageattention")
     assert not plan.candidates
     assert plan.rejections[0].reason.startswith("check says it cannot run here")
+
+
+def _rocm_env(**changes: str | None) -> Environment:
+    env = Environment.from_json(
+        (Path(__file__).parent / "snapshots" / "mi300-rocm.json").read_text()
+    )
+    toolkit = dataclasses.replace(env.cuda_toolkit, **changes)
+    return dataclasses.replace(env, cuda_toolkit=toolkit)
+
+
+def test_flash_attn_on_rocm_is_a_source_build_with_the_toolkit_torch_was_built_for() -> None:
+    plan = plan_backend(_rocm_env(), INDEX, "flash_attn_2")
+    (cand,) = plan.candidates
+    assert cand.source == "source-build"
+    assert ("GPU_ARCHS", "gfx942") in cand.build_env
+    assert "needs a CUDA build" not in " ".join(r.reason for r in plan.rejections)
+
+
+def test_flash_attn_on_rocm_refuses_another_rocm_toolkit() -> None:
+    plan = plan_backend(_rocm_env(rocm_version="6.2.4"), INDEX, "flash_attn_2")
+    assert not plan.candidates
+    assert "point ROCM_HOME at a ROCm 6.4 toolkit" in plan.rejections[0].reason
+    none = plan_backend(_rocm_env(rocm_version=None), INDEX, "flash_attn_2")
+    assert "no ROCm toolkit" in none.rejections[0].reason

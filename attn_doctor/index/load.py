@@ -32,6 +32,7 @@ from attn_doctor.index.model import (
     Index,
     MatrixExclude,
     ReleaseBuild,
+    RocmSourceBuild,
     SourceBuild,
     TorchPypiWheel,
     TorchRelease,
@@ -306,6 +307,20 @@ def _flash_attn_4(top: _Entry) -> tuple[FlashAttn4Release, ...]:
     return tuple(sorted(out, key=lambda r: Version(r.version)))
 
 
+def _rocm_source_build(top: _Entry) -> RocmSourceBuild | None:
+    if "rocm_source_build" not in top.data:
+        return None
+    e = top.table("rocm_source_build")
+    return RocmSourceBuild(
+        min_rocm=e.version("min_rocm"),
+        ck_gfx=e.texts("ck_gfx"),
+        triton_env=e.text("triton_env"),
+        arch_env=e.text("arch_env"),
+        source=e.text("source"),
+        verified=e.flag("verified"),
+    )
+
+
 def _sha256(e: _Entry) -> str | None:
     """An optional ``sha256`` (64 lower-case hex digits; absent: not known)."""
     value = e.text("sha256", "")
@@ -550,4 +565,5 @@ def _load_index(directory: Path) -> Index:
         runners=runners,
         release_builds=_release_builds(build_top, runners),
         cutlass_dsl=_cutlass_dsl(fa34),
+        flash_attn_rocm=_rocm_source_build(fa34),
     )

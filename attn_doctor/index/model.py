@@ -214,6 +214,19 @@ class FlashAttn4Release:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RocmSourceBuild:
+    """flash-attn 2's source build on AMD GPUs (flash_attn_3_4.toml [rocm_source_build])."""
+
+    min_rocm: str
+    ck_gfx: tuple[str, ...]
+    """gfx archs of the composable_kernel backend (others: the Triton backend)."""
+    triton_env: str
+    arch_env: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class CutlassDslLayout:
     """Which distributions make a complete nvidia-cutlass-dsl of some versions (flash-attn-4's
     runtime): ``requires`` on every machine, plus ``cuda13`` on a CUDA 13 torch."""
@@ -423,6 +436,7 @@ class Index:
         return Version(torch_minor) >= Version(self.torch_cxx11_abi_since)
 
     cutlass_dsl: tuple[CutlassDslLayout, ...] = ()
+    flash_attn_rocm: RocmSourceBuild | None = None
 
     def cutlass_dsl_distributions(self, version: str, cuda_major: int | None) -> tuple[str, ...]:
         """The distributions a complete nvidia-cutlass-dsl ``version`` needs on a torch of

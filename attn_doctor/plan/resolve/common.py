@@ -50,6 +50,11 @@ class Machine:
     nvcc: str | None
     cpu_count: int | None
     ram_bytes: int | None
+    gfx: tuple[str, ...] = ()
+    """gfx archs of the AMD GPUs (``gfx942``)."""
+    torch_hip: str | None = None
+    rocm: str | None = None
+    """The system ROCm toolkit's release (``6.4.1``), if found."""
 
     @property
     def sys_platform(self) -> str:
@@ -88,6 +93,9 @@ def machine_of(env: Environment) -> Machine:
         nvcc=env.cuda_toolkit.release,
         cpu_count=env.host.cpu_count,
         ram_bytes=env.host.ram_available_bytes or env.host.ram_total_bytes,
+        gfx=tuple(g.gfx_arch for g in env.gpus if g.vendor == "amd" and g.gfx_arch),
+        torch_hip=torch.hip if torch else None,
+        rocm=env.cuda_toolkit.rocm_version,
     )
 
 
