@@ -64,6 +64,89 @@ def load_sage_releases() -> tuple[SageRelease, ...]:
     return tuple(_release(e) for e in tables(doc, FILE, "release"))
 
 
+WINDOWS_URL = "https://github.com/woct0rdho/SageAttention/releases/download/{tag}/{filename}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageWindowsWheel:
+    tag: str
+    filename: str
+    cuda: str
+    torch: str
+    requires_python: str
+    source: str
+    verified: bool
+
+
+@functools.cache
+def load_sage_windows_wheels() -> tuple[SageWindowsWheel, ...]:
+    """The community Windows wheels (``[[windows_wheel]]``; none when the file lists none)."""
+    doc = read_toml(FILE)
+    if "windows_wheel" not in doc:
+        return ()
+    out = []
+    for e in tables(doc, FILE, "windows_wheel"):
+        source, verified = e.provenance()
+        out.append(
+            SageWindowsWheel(
+                tag=e.str_("tag"),
+                filename=e.str_("filename"),
+                cuda=e.version("cuda"),
+                torch=e.specifier("torch"),
+                requires_python=e.specifier("requires_python"),
+                source=source,
+                verified=verified,
+            )
+        )
+    return tuple(out)
+
+
+def _windows_candidates(
+    m: Machine, wheels: tuple[SageWindowsWheel, ...]
+) -> tuple[list[WheelCandidate], list[Rejection]]:
+    """The newest community Windows wheel for this torch, CUDA major and Python."""
+    from packaging.specifiers import SpecifierSet
+
+    out: list[WheelCandidate] = []
+    refused: list[Rejection] = []
+    torch = Version(Version(m.torch or "0").public)
+    have = Version(m.torch_cuda) if m.torch_cuda else None
+    for w in wheels:
+        built = Version(w.cuda)
+        why = None
+        if not SpecifierSet(w.torch).contains(torch, prereleases=True):
+            why = f"built for torch {w.torch}; installed {m.torch}"
+        elif have is None or have.major != built.major or have < built:
+            why = f"built for CUDA {w.cuda}; torch has CUDA {m.torch_cuda}"
+        elif not SpecifierSet(w.requires_python).contains(m.python + ".0"):
+            why = f"for Python {w.requires_python}; this is Python {m.python}"
+        if why is not None:
+            refused.append(
+                Rejection(backend=_BACKEND, source="community", what=w.filename, reason=why)
+            )
+            continue
+        url = WINDOWS_URL.format(tag=w.tag, filename=w.filename.replace("+", "%2B"))
+        out.append(
+            WheelCandidate(
+                backend=_BACKEND,
+                source="community",
+                trust="community",
+                requirement=f"sageattention @ {url}",
+                version=w.filename.split("-")[1],
+                filename=w.filename,
+                url=url,
+                verified=w.verified,
+                reason=(
+                    f"community Windows build ({w.tag}) for torch {w.torch}, CUDA {w.cuda}: "
+                    "not built by SageAttention's authors; needs triton-windows matching torch"
+                ),
+                provenance=(w.source,),
+            )
+        )
+        break
+    return out, refused
+
+
 def plan_sageattention(
     m: Machine,
     torch_problem: Callable[[Machine, str], str | None],
@@ -74,7 +157,8 @@ def plan_sageattention(
     rel = releases if releases is not None else load_sage_releases()
     record = BACKENDS[_BACKEND]
     problem = torch_problem(m, record.title)
-    if problem is None and m.os not in record.os:
+    windows = m.os == "windows" and bool(load_sage_windows_wheels())
+    if problem is None and m.os not in record.os and not windows:
         problem = f"{record.title} is built for {', '.join(record.os)} (community forks elsewhere)"
     if problem is None:
         for name, sm in zip(m.gpu_names, m.sms, strict=False):
@@ -86,6 +170,9 @@ def plan_sageattention(
                 break
     candidates: list[WheelCandidate] = []
     rejections: list[Rejection] = []
+    if windows and problem is None:
+        candidates, rejections = _windows_candidates(m, load_sage_windows_wheels())
+        rel = ()
     for r in rel:
         what = r.wheel or r.requirement or f"sageattention=={r.version}"
         why = problem
