@@ -21,9 +21,30 @@ def index_group() -> None:
     help="The package index (a mirror for air-gapped sites) to read, JSON simple API "
     "(default: ATTN_DOCTOR_INDEX_URL, PIP_INDEX_URL, else pip's default).",
 )
+@click.option(
+    "--github-api",
+    default="https://api.github.com",
+    show_default=True,
+    help="GitHub's API (release pages: flash-attn's assets, the community builds); "
+    "'none' skips them.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    help="A PEP 503 / --find-links page publishing attention wheels (third-party trust); "
+    "default: Astral's GPU wheel index. Repeatable; 'none' skips them.",
+)
 @click.option("--offline", is_flag=True, help="Read nothing: say what the bundled data is.")
 @click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
-def update_command(*, index_url: str | None, offline: bool, json_mode: bool) -> None:
+def update_command(
+    *,
+    index_url: str | None,
+    github_api: str,
+    find_links: tuple[str, ...],
+    offline: bool,
+    json_mode: bool,
+) -> None:
     """Read current releases from the registries into an overlay in the user's cache.
 
     Validated by the same loaders as the bundled data before it replaces anything; when a
@@ -31,6 +52,7 @@ def update_command(*, index_url: str | None, offline: bool, json_mode: bool) -> 
     """
     from attn_doctor.datafiles import bundled_index_dir
     from attn_doctor.index.update import (
+        FIND_LINKS,
         SourceResult,
         UpdateResult,
         default_index_url,
@@ -51,10 +73,17 @@ def update_command(*, index_url: str | None, offline: bool, json_mode: bool) -> 
             notes=("offline: the bundled data (or an earlier update) stays in use",),
         )
     else:
+        pages = (
+            ()
+            if find_links == ("none",)
+            else tuple((u, "third-party index") for u in find_links) or FIND_LINKS
+        )
         result = update_index(
             index_url=index_url or default_index_url(environ),
             environ=environ,
             bundled=bundled_index_dir(),
+            github_api=None if github_api == "none" else github_api,
+            find_links=pages,
         )
     code = ExitCode.OK
     if json_mode:

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -238,6 +239,85 @@ def flash_attn_4_toml(page: Mapping[str, Any], fetch: Fetch = http_get) -> str:
     return to_toml({"schema": 1, "package": "flash-attn-4"}, tables)
 
 
+# --- GitHub releases and --find-links pages ---------------------------------------------------
+
+GITHUB_REPOS: tuple[tuple[str, str], ...] = (
+    ("Dao-AILab/flash-attention", "official"),
+    ("mjun0812/flash-attention-prebuild-wheels", "community"),
+)
+"""Release pages read by ``index update``: flash-attn's own (their real asset lists: a page
+can gain assets after its tag) and the community builds."""
+FIND_LINKS: tuple[tuple[str, str], ...] = (("https://wheels.astral.sh/", "third-party index"),)
+"""PEP 503 / --find-links pages that publish attention wheels, with their trust level."""
+_HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
+ATTENTION_WHEEL = re.compile(r"^(flash_attn|flash_attn_3|sageattention|xformers)-", re.IGNORECASE)
+
+
+def github_releases(api: str, repo: str, fetch: Fetch = http_get) -> list[dict[str, Any]]:
+    """One page of a repository's releases: tag, date and each asset's name and digest
+    (GitHub's ``digest``, ``sha256:…``, where it publishes one)."""
+    url = f"{api.rstrip('/')}/repos/{repo}/releases?per_page=100"
+    data = json.loads(fetch(url, {"Accept": "application/vnd.github+json"}))
+    if not isinstance(data, list):
+        raise ValueError(f"{url}: not a list of releases")
+    out = []
+    for rel in data:
+        assets = [
+            {"name": str(a.get("name", "")), "sha256": str(a.get("digest") or "")[7:] or None}
+            for a in rel.get("assets", [])
+            if str(a.get("name", "")).endswith(".whl")
+        ]
+        out.append(
+            {"tag": rel.get("tag_name"), "published": rel.get("published_at"), "assets": assets}
+        )
+    return out
+
+
+def find_links_wheels(url: str, fetch: Fetch = http_get) -> list[str]:
+    """The attention wheels a PEP 503 / ``--find-links`` HTML page links to (file names)."""
+    page = fetch(url, {"Accept": "text/html"}).decode("utf-8", "replace")
+    names = []
+    for href in _HREF.findall(page):
+        name = urllib.parse.unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])
+        if name.endswith(".whl") and ATTENTION_WHEEL.match(name):
+            names.append(name)
+    return sorted(set(names))
+
+
+def _read_extra_sources(
+    github_api: str | None, find_links: Sequence[tuple[str, str]], fetch: Fetch
+) -> tuple[list[SourceResult], dict[str, Any]]:
+    """GitHub release pages and find-links pages: each a source with its trust and status;
+    what they list is kept in overlay.json (not yet used for planning)."""
+    results: list[SourceResult] = []
+    seen: dict[str, Any] = {}
+    for repo, trust in GITHUB_REPOS:
+        url = f"{github_api.rstrip('/')}/repos/{repo}/releases" if github_api else ""
+        if github_api is None:
+            results.append(SourceResult(name=repo, url="", trust=trust, status="not read"))
+            continue
+        try:
+            rels = github_releases(github_api, repo, fetch)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            results.append(
+                SourceResult(name=repo, url=url, trust=trust, status=f"unreachable: {exc}")
+            )
+            continue
+        seen[repo] = rels
+        results.append(SourceResult(name=repo, url=url, trust=trust, status="ok"))
+    for page, trust in find_links:
+        try:
+            names = find_links_wheels(page, fetch)
+        except (OSError, ValueError) as exc:
+            results.append(
+                SourceResult(name=page, url=page, trust=trust, status=f"unreachable: {exc}")
+            )
+            continue
+        seen[page] = names
+        results.append(SourceResult(name=page, url=page, trust=trust, status="ok"))
+    return results, seen
+
+
 # --- the overlay --------------------------------------------------------------------------
 
 
@@ -294,6 +374,8 @@ def update_index(
     fetch: Fetch = http_get,
     projects: Sequence[str] = PROJECTS,
     now: dt.datetime | None = None,
+    github_api: str | None = None,
+    find_links: Sequence[tuple[str, str]] = (),
 ) -> UpdateResult:
     """Read the sources and write the overlay; never raises for a network failure (the result
     says which source failed and the bundled data stays in use)."""
@@ -331,6 +413,8 @@ def update_index(
         sources.append(
             SourceResult(name="the package index", url=index_url, trust="official", status=status)
         )
+    extra, listed = _read_extra_sources(github_api, find_links, fetch)
+    sources += extra
     if not files:
         return UpdateResult(
             updated=None,
@@ -356,6 +440,7 @@ def update_index(
             "files": sorted(files),
             "sources": [vars(s) for s in sources],
             "newest": dict(sorted(newest.items())),
+            "listed": listed,
         }
         (target / OVERLAY_FILE).write_text(json.dumps(description, indent=1) + "\n", "utf-8")
         final = overlay_path(environ)
@@ -391,7 +476,7 @@ def knowledge_line(environ: Mapping[str, str], today: dt.date | None = None) -> 
     except ValueError:
         old = ""
     names = ", ".join(
-        f"{s.get('name')} ({s.get('trust')}, {s.get('status')})"
+        f"{s.get('name')} ({s.get('trust')}, {str(s.get('status')).split(':')[0]})"
         for s in data.get("sources", [])
         if isinstance(s, dict)
     )

@@ -37,6 +37,11 @@ class _Recorded(http.server.BaseHTTPRequestHandler):
             page = DATA / "simple" / f"{parts[1]}.json"
             if page.is_file():
                 body, kind = page.read_bytes(), "application/vnd.pypi.simple.v1+json"
+        elif parts[:1] == ["gh"] and parts[-1] == "releases":
+            body = (DATA / "handmade" / "github-releases.json").read_bytes()
+            kind = "application/json"
+        elif parts == ["links"]:
+            body, kind = (DATA / "handmade" / "find-links.html").read_bytes(), "text/html"
         elif len(parts) == 2 and parts[0] == "files":
             file = DATA / "files" / parts[1]
             if file.is_file():
@@ -95,12 +100,25 @@ def _newest_recorded() -> str:
 def test_after_index_update_flash_attn_4_is_the_newest_served(
     fresh_home: Path, index_url: str
 ) -> None:
-    res = CliRunner().invoke(cli, ["index", "update", "--index-url", index_url])
+    base = index_url.removesuffix("/simple")
+    args = ["--github-api", f"{base}/gh", "--find-links", f"{base}/links"]
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", index_url, *args])
     assert res.exit_code == 0, res.output
     assert "overlay written: flash_attn_4.toml" in res.output
     overlay = read_overlay({"XDG_CACHE_HOME": str(fresh_home / ".cache")})
     assert overlay is not None
-    assert overlay["sources"][0]["status"] == "ok"
+    assert [s["status"] for s in overlay["sources"]] == ["ok"] * 4
+    assert [s["trust"] for s in overlay["sources"]] == [
+        "official",
+        "official",
+        "community",
+        "third-party index",
+    ]
+    fa = overlay["listed"]["Dao-AILab/flash-attention"][0]
+    assert fa["assets"][0]["sha256"] == "1" * 64
+    assert overlay["listed"][f"{base}/links"] == [
+        "flash_attn-2.8.3+cu128torch2.11-cp312-cp312-linux_x86_64.whl"
+    ]
     assert overlay["newest"]["flash-attn-4"] == _newest_recorded() == "4.0.0b40"
     env = Environment.from_json(SNAPSHOT.read_text())
     plan = plan_backend(env, load_index(), "flash_attn_4")
@@ -115,7 +133,8 @@ def test_after_index_update_flash_attn_4_is_the_newest_served(
 def test_a_failing_source_keeps_the_bundled_data_and_says_so(
     fresh_home: Path, broken_url: str
 ) -> None:
-    res = CliRunner().invoke(cli, ["index", "update", "--index-url", broken_url, "--json"])
+    skip = ["--github-api", "none", "--find-links", "none"]
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", broken_url, "--json", *skip])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     result = doc["result"]
@@ -126,9 +145,11 @@ def test_a_failing_source_keeps_the_bundled_data_and_says_so(
 
 
 def test_unreachable_index_keeps_the_bundled_data(fresh_home: Path) -> None:
-    res = CliRunner().invoke(cli, ["index", "update", "--index-url", "http://127.0.0.1:9/simple"])
+    dead = "http://127.0.0.1:9"
+    dead_args = ["--github-api", dead, "--find-links", f"{dead}/links"]
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", f"{dead}/simple", *dead_args])
     assert res.exit_code == 0, res.output
-    assert "unreachable" in res.output
+    assert res.output.count("unreachable") == 4
     assert "the data bundled with attn-doctor" in res.output
 
 
