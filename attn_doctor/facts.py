@@ -399,8 +399,6 @@ def _check_range(owner: str, name: str, value: object, path: str) -> None:
     if not (low <= value <= high and math.isfinite(value)):  # NaN and inf too
         where = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
         raise SnapshotError(f"{path}: {value!r} is out of range (must be {where})")
-
-
 _FieldsOf = tuple[dict[str, Any], dict[str, "dataclasses.Field[Any]"]]
 _FIELDS_OF: dict[type, _FieldsOf] = {}
 """Per dataclass: fixed for the life of the process (the classes never change)."""

@@ -43,7 +43,6 @@ _R = TypeVar("_R")
 MARKER = "@@attn-doctor-result@@"
 TAIL_CHARS = 2000
 
-
 def _deep_modules() -> tuple[tuple[str, tuple[str, ...]], ...]:
     from attn_doctor.backends import BACKEND_NAMES, BACKENDS
 
@@ -440,7 +439,8 @@ class ImportBoard:
         shown = ", ".join(f"{m} ({now - t0:.0f} s)" for m, t0 in running[:4])
         more = f" and {len(running) - 4} more" if len(running) > 4 else ""
         return (
-            f"--deep: importing {shown}{more}; timeout {self.timeout:g} s each; {done}/{total} done"
+            f"--deep: importing {shown}{more}; timeout {self.timeout:g} s each; "
+            f"{done}/{total} done"
         )
 
 

@@ -73,10 +73,8 @@ def machine_table(env: Environment) -> Table:
     else:
         t.add_row("GPU", _or_unknown(env, None, "gpus"))
     ct = env.cuda_toolkit
-    nvcc = (
-        f"nvcc {ct.release} ({ct.nvcc_path})"
-        if ct.release
-        else _or_unknown(env, None, "cuda_toolkit.nvcc_version")
+    nvcc = f"nvcc {ct.release} ({ct.nvcc_path})" if ct.release else _or_unknown(
+        env, None, "cuda_toolkit.nvcc_version"
     )
     t.add_row("CUDA toolkit", nvcc + (f" · CUDA_HOME={ct.cuda_home}" if ct.cuda_home else ""))
     if ct.rocm_version:
@@ -121,7 +119,9 @@ def packages_table(env: Environment) -> Table:
 
 
 def _import_text(env: Environment, dist: str) -> Text:
-    modules = {b.distribution: b.module for b in BACKENDS.values() if b.distribution and b.module}
+    modules = {
+        b.distribution: b.module for b in BACKENDS.values() if b.distribution and b.module
+    }
     module = modules.get(dist, dist.replace("-", "_"))
     res: ImportResult | None = env.import_result(module)
     if res is None:
