@@ -28,6 +28,7 @@ def _run(args: list[str], tmp_path: Path, timeout: float = 900) -> subprocess.Co
     )
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 def test_cpu_bench_really_runs(tmp_path: Path) -> None:
     """SDPA math vs the CPU fused kernel vs flex vs eager, tiny shapes, few reps."""
@@ -101,6 +102,7 @@ def test_cpu_bench_really_runs(tmp_path: Path) -> None:
     assert cached.recommendation == result.recommendation
 
 
+@pytest.mark.functional
 def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     proc = _run(["flash-attn-99", "--json"], tmp_path, timeout=120)
     assert proc.returncode == 2
@@ -118,12 +120,14 @@ def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
         (["--head-dim", "0"], "--head-dim"),
     ],
 )
+@pytest.mark.functional
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     proc = _run([*args, "--json"], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert message in json.loads(proc.stdout)["error"]["message"]
 
 
+@pytest.mark.functional
 def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     from tests.conftest import _has_cuda
 

@@ -109,6 +109,7 @@ def test_board_says_which_import_how_long_and_the_timeout() -> None:
     assert "importing" not in board.describe()
 
 
+@pytest.mark.functional
 @posix_only
 def test_imports_run_in_parallel_each_with_its_own_timeout(tmp_path: Path) -> None:
     names = ("unsloth", "kernels", "triton")  # distributions --deep imports, all hanging
@@ -159,6 +160,7 @@ def _run_deep(root: Path, *, stderr_tty: bool) -> tuple[int, str]:
     return child.returncode, out.decode("utf-8", "replace")
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 @posix_only
 def test_progress_on_a_terminal_only(tmp_path: Path) -> None:

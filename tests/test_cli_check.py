@@ -15,6 +15,9 @@ from attn_doctor.errors import ExitCode
 
 from .conftest import REPO_ROOT, SNAPSHOTS
 
+# Every test here starts processes: the functional lane (see tests/conftest.py).
+pytestmark = pytest.mark.functional
+
 SCHEMA = json.loads((REPO_ROOT / "attn_doctor" / "schemas" / "check.schema.json").read_text())
 
 

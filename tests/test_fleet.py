@@ -162,6 +162,7 @@ def test_failed_import_changes_the_best_backend(tmp_path: Path, diagnoser: Diagn
     assert "best backends differ" in report.verdict
 
 
+@pytest.mark.functional
 def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     same = tmp_path / "same"
     write_cluster(same, "a100-linux", 4)
@@ -188,6 +189,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert "3 of 4 nodes ready" in text
 
 
+@pytest.mark.functional
 def test_check_json_documents_and_stdin_lines(tmp_path: Path) -> None:
     """`check --json` output is read as well as snapshots, from files and from stdin lines."""
     check = subprocess.run(
@@ -220,6 +222,7 @@ def test_check_json_documents_and_stdin_lines(tmp_path: Path) -> None:
     assert [g["nodes"] for g in result["groups"]] == [["stdin:2", "stdin:3"], ["stdin:1"]]
 
 
+@pytest.mark.functional
 def test_a_failed_check_is_a_failed_node_not_bad_input(tmp_path: Path) -> None:
     write_cluster(tmp_path, "a100-linux", 2)
     failed = {
@@ -276,6 +279,7 @@ def test_same_file_name_in_two_folders_keeps_both(tmp_path: Path, diagnoser: Dia
         "newer-envelope",
     ],
 )
+@pytest.mark.functional
 def test_bad_file_exits_2_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
     write_cluster(tmp_path, "a100-linux", 2)
     bad = tmp_path / "node99.json"
@@ -293,6 +297,7 @@ def test_bad_file_exits_2_naming_it(tmp_path: Path, content: bytes, message: str
     assert str(bad) in doc["error"]["message"]
 
 
+@pytest.mark.functional
 def test_bad_line_on_stdin_names_the_line() -> None:
     good = json.dumps(snapshot("a100-linux"))
     proc = run("-", stdin=f"{good}\n{{oops\n")
@@ -316,6 +321,7 @@ def test_too_large_is_refused_before_reading(
     ("make", "message"),
     [("missing", "no such file or folder"), ("empty-dir", "no .json or .jsonl files")],
 )
+@pytest.mark.functional
 def test_missing_inputs(tmp_path: Path, make: str, message: str) -> None:
     target = tmp_path / "x"
     if make == "empty-dir":
@@ -326,11 +332,13 @@ def test_missing_inputs(tmp_path: Path, make: str, message: str) -> None:
     assert str(target) in proc.stderr.decode()
 
 
+@pytest.mark.functional
 def test_usage_errors() -> None:
     assert run("--deep", "x").returncode == ExitCode.USAGE
     assert run("--ray", "x").returncode == ExitCode.USAGE
 
 
+@pytest.mark.functional
 def test_save_snapshot_per_host_then_fleet(tmp_path: Path) -> None:
     """The Slurm recipe: every node saves `{host}.json` into one folder; fleet reads it."""
     import socket
@@ -374,6 +382,7 @@ def test_a_diagnosis_from_another_version_is_redone_here() -> None:
     assert report.groups[0].best_backend == "xformers"  # the node's own answer is kept
 
 
+@pytest.mark.functional
 def test_save_snapshots_turns_check_documents_into_snapshots(tmp_path: Path) -> None:
     nodes = tmp_path / "in"
     write_cluster(nodes, "a100-linux", 2)

@@ -37,6 +37,7 @@ def test_torch_internal_backends_need_nothing(capsys: pytest.CaptureFixture[str]
     assert "comes with torch" in json.loads(out)["result"]["note"]
 
 
+@pytest.mark.functional
 def test_dry_run_shows_the_pins_of_the_target_interpreter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -55,6 +56,7 @@ def test_dry_run_shows_the_pins_of_the_target_interpreter(
     assert cmd.endswith(f"--no-index --find-links {tmp_path} flash-attn==2.8.3 -c constraints.txt")
 
 
+@pytest.mark.functional
 def test_source_policy_is_enforced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["install", "flash-attn", "--python", sys.executable, "--wheelhouse", str(tmp_path),
             "--source", "community", "--dry-run", "--json"]  # fmt: skip
