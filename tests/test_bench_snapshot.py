@@ -28,6 +28,10 @@ def test_recorded_cpu_run() -> None:
     # The round trip keeps every recorded field; fields added since (sdpa_kernel) read as
     # unknown, never guessed.
     again = result.to_dict()
+    # The quality gate's fields (schema 2) are added to every figure with their defaults.
+    for item in list(again["ceilings"]) + [p for s in again["sweeps"] for p in s["points"]]:
+        assert item.pop("problem") is None
+        assert item.pop("attempts") == 1
     assert {k: v for k, v in again.items() if k in data} == data
     assert set(again) - set(data) == {"sdpa_kernel"}
     assert result.sdpa_kernel is None
