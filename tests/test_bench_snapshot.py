@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from attn_doctor.bench.recommend import recommend
@@ -22,8 +23,14 @@ def test_recorded_cpu_run() -> None:
     ]
     assert all(s.status == "ok" for s in result.sweeps)
     assert sum(len(s.points) for s in result.sweeps) == 4 * 16
-    assert recommend(result.sweeps) == result.recommendation
     assert result.recommendation is not None
+    again_rec = recommend(result.sweeps)
+    assert again_rec is not None
+    # The same choice and figures; the reason now also gives the geometric mean's spread.
+    assert dataclasses.replace(again_rec, reason=result.recommendation.reason) == (
+        result.recommendation
+    )
+    assert "(middle half " in again_rec.reason
     assert result.recommendation.backend == "sdpa_cpu_fused"
     # The round trip keeps every recorded field; fields added since (sdpa_kernel) read as
     # unknown, never guessed.

@@ -205,8 +205,8 @@ def recommend(
                 ]
             )
     reason = (
-        f"fastest measured: {format_rate(scores[best])} geometric mean over {len(shapes)} "
-        f"shape(s), fastest at {wins} of them"
+        f"fastest measured: {format_rate(scores[best])}{_spread(runs[best], shapes)} "
+        f"geometric mean over {len(shapes)} shape(s), fastest at {wins} of them"
     )
     if runner_up is not None:
         reason += f"; next {runner_up} at {format_rate(scores[runner_up])}"
@@ -226,6 +226,17 @@ def recommend(
         runner_up=runner_up,
         ranking=tuple((name, scores[name]) for name in ranked),
     )
+
+
+def _spread(points: dict[BenchShape, BenchPoint], shapes: Sequence[BenchShape]) -> str:
+    """The geometric mean's spread: the same mean over each figure's middle half."""
+    lows = [points[s].tflops_q1 for s in shapes if s in points]
+    highs = [points[s].tflops_q3 for s in shapes if s in points]
+    if not lows or any(v is None or v <= 0 for v in (*lows, *highs)):
+        return ""
+    lo = _geomean([v for v in lows if v is not None])
+    hi = _geomean([v for v in highs if v is not None])
+    return f" (middle half {format_rate(lo)} to {format_rate(hi)})"
 
 
 def _decided(
