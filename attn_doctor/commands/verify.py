@@ -80,10 +80,11 @@ def verify_command(
     eager. Default: all of them.
 
     \b
-    Exit 0: every backend named passed; with none named, nothing failed and at least one
-    backend was verified. Exit 1: a backend failed, a named backend could not be verified
-    here (not installed, needs CUDA), or nothing was verified. Exit 2: bad input, or
-    --device cuda where torch sees no CUDA device.
+    Exit 0: every backend named was verified; with none named, nothing
+            failed and at least one backend was verified.
+    Exit 1: a backend failed, a named backend could not be verified here
+            (not installed, needs CUDA), or nothing was verified.
+    Exit 2: bad input, or --device cuda where torch sees no CUDA device.
     """
     from attn_doctor.report.console import make_console
     from attn_doctor.report.envelope import make_envelope, write_envelope
