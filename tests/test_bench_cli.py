@@ -55,15 +55,22 @@ def test_cpu_bench_really_runs(tmp_path: Path) -> None:
         ],
         tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
     env = json.loads(proc.stdout)  # nothing but the envelope on stdout
+    result = BenchResult.from_dict(env["result"])
+    if all(p.problem is not None for s in result.sweeps for p in s.points):
+        # Every figure failed the quality gate (a machine busy enough to make them noise):
+        # then nothing is recommended or saved, and the run says so. Rare; not a failure here.
+        assert proc.returncode == 1, proc.stderr
+        assert result.recommendation is None
+        assert any(n.startswith("not saved") for n in result.notes)
+        return
+    assert proc.returncode == 0, proc.stderr
     assert (env["schema"], env["command"], env["ok"], env["exit_code"]) == (
         "attn-doctor/envelope",
         "bench",
         True,
         0,
     )
-    result = BenchResult.from_dict(env["result"])
     assert result.device == "cpu"
     assert [s.backend for s in result.sweeps] == [
         "sdpa_math",

@@ -78,6 +78,11 @@ class Measurement:
     """Forward+backward geometric-mean TFLOP/s, when the run measured it."""
     verified: bool = False
     """Its kernel check passed in the same run: only then is the figure evidence."""
+    figures: int = 0
+    """Figures the score rests on, each through bench's quality gate (spread within its
+    bound, below the matmul peak and the datasheet rate); unreliable ones are never here."""
+    left_out: int = 0
+    """This backend's figures the gate refused (unreliable): not part of the score."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +94,18 @@ class Evidence:
     measurements: tuple[Measurement, ...] = ()
     sdpa_kernel: BackendName | None = None
     """The kernel SDPA's default dispatch ran in that run (``torch._fused_sdp_choice``)."""
+    source: str = "attn-doctor bench"
+    """Which runs the measurements come from (command, machine key, date)."""
+
+    def used(self, backend: BackendName) -> str | None:
+        """In words, which evidence ranks ``backend``: the runs and how many reliable
+        figures (and how many unreliable ones were left out); None when unmeasured."""
+        for m in self.measurements:
+            if m.backend == backend and m.verified:
+                figures = f"{m.figures} reliable figure(s)" if m.figures else "reliable figures"
+                skipped = f", {m.left_out} unreliable left out" if m.left_out else ""
+                return f"{figures}{skipped} from {self.source}"
+        return None
 
     def speed(self, backend: BackendName, *, training: bool) -> float | None:
         for m in self.measurements:
@@ -149,6 +166,9 @@ class Choice:
     """For ``sdpa``: a kernel that passed verify and was measured faster than the default
     dispatch here; the runtime may set it first (``attn_doctor.runtime.sdpa_priority``)."""
     auto: bool = True
+    evidence: str | None = None
+    """When ``measured``: which evidence the score comes from (the bench runs, how many
+    reliable figures; unreliable figures are never used)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,9 +378,25 @@ def rank(
                 kernel_source=sdpa_kernel_source if is_sdpa else None,
                 activate=activate if is_sdpa else None,
                 auto=o.auto,
+                evidence=_used(evidence, o.backend, sdpa_kernel, training)
+                if was_measured
+                else None,
             )
         )
     return tuple(out)
+
+
+def _used(
+    evidence: Evidence | None, backend: BackendName, sdpa_kernel: BackendName, training: bool
+) -> str | None:
+    """Which evidence ``_score`` took for ``backend`` (the same lookup order)."""
+    if evidence is None:
+        return None
+    for name in (backend, sdpa_kernel if backend == "sdpa" else backend):
+        if evidence.speed(name, training=training) is not None:
+            used = evidence.used(name)
+            return used if name == backend else f"{name}: {used}"
+    return None
 
 
 def _activation(
