@@ -38,6 +38,7 @@ from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
+from attn_doctor.framework_names import FrameworkName
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
@@ -106,6 +107,11 @@ class Request:
     training: bool = False
     gpu_index: int | None = None
     """The device the decision is for (None: the first GPU, else the CPU)."""
+    framework: FrameworkName | None = None
+    """The framework the backend is for (None: transformers, the default). Only backends with
+    a name in that framework (its record's ``[[backend.frameworks]]``) are offered."""
+    framework_version: str | None = None
+    """That framework's version (None: not installed here, every name is assumed to hold)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +155,8 @@ class Choice:
     """For ``sdpa``: a kernel that passed verify and was measured faster than the default
     dispatch here; the runtime may set it first (``attn_doctor.runtime.sdpa_priority``)."""
     auto: bool = True
+    framework_name: str | None = None
+    """The backend's name in ``Request.framework`` (None: no framework asked)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -303,6 +311,9 @@ def rank(
     for SDPA when measured faster than its default dispatch).
     """
     opts = list(options)
+    if request.framework is not None:  # what that framework cannot use is not offered for it
+        fw, fv = request.framework, request.framework_version
+        opts = [o for o in opts if BACKENDS[o.backend].framework_entry(fw, fv) is not None]
     training = request.training
     anchor = None
     if evidence is not None:
@@ -358,9 +369,17 @@ def rank(
                 kernel_source=sdpa_kernel_source if is_sdpa else None,
                 activate=activate if is_sdpa else None,
                 auto=o.auto,
+                framework_name=_framework_name(o.backend, request),
             )
         )
     return tuple(out)
+
+
+def _framework_name(backend: BackendName, request: Request) -> str | None:
+    if request.framework is None:
+        return None
+    entry = BACKENDS[backend].framework_entry(request.framework, request.framework_version)
+    return entry.name if entry is not None else None
 
 
 def _activation(
@@ -507,6 +526,10 @@ def decide(
             compatible_here=ok,
             compat_reason=why,
         )
+        if option is not None and request.framework is not None:
+            from attn_doctor.plan.frameworks import framework_option
+
+            option = framework_option(option, env, request.framework, table[name])
         if option is not None:
             options.append(option)
     kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)
