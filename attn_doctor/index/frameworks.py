@@ -93,11 +93,29 @@ class Minimum:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HubKernel:
+    """A Hub kernel a framework fetches for one of its knob values."""
+
+    framework: FrameworkName
+    versions: str
+    knob: str
+    """The knob value that fetches it (``flash_attention_2``, ``flash_hub``, ``sage_hub``)."""
+    repo: str
+    version: int
+    """The kernel version (the repository's ``v{N}`` branch)."""
+    trust: str
+    """The switch it needs to load, or why none is needed."""
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class FrameworkData:
     frameworks: tuple[Framework, ...]
     settings: tuple[Setting, ...]
     pins: tuple[Pin, ...]
     minimums: tuple[Minimum, ...]
+    hub_kernels: tuple[HubKernel, ...] = ()
 
     def framework(self, name: FrameworkName) -> Framework:
         for fw in self.frameworks:
@@ -189,7 +207,24 @@ def parse_frameworks(doc: dict[str, Any]) -> FrameworkData:
                 verified=verified,
             )
         )
+    hub = []
+    for e in tables(doc, FILE, "hub_kernel"):
+        e.only({"framework", "versions", "knob", "repo", "version", "trust", "source", "verified"})
+        source, verified = e.provenance()
+        hub.append(
+            HubKernel(
+                framework=_framework_name(e, "framework"),
+                versions=e.specifier("versions"),
+                knob=e.str_("knob"),
+                repo=e.str_("repo"),
+                version=e.int_("version"),
+                trust=e.str_("trust"),
+                source=source,
+                verified=verified,
+            )
+        )
     return FrameworkData(
+        hub_kernels=tuple(hub),
         frameworks=tuple(frameworks),
         settings=tuple(settings),
         pins=tuple(pins),

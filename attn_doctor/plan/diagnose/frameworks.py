@@ -329,4 +329,11 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
 
 
 def framework_findings(ctx: _Ctx) -> list[Finding]:
-    return _setting_findings(ctx) + _pin_conflict_findings(ctx) + _bundled_findings(ctx)
+    from attn_doctor.plan.diagnose.hub_ready import hub_readiness_findings
+
+    return (
+        _setting_findings(ctx)
+        + _pin_conflict_findings(ctx)
+        + _bundled_findings(ctx)
+        + hub_readiness_findings(ctx)
+    )
