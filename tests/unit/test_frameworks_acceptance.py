@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -17,8 +18,7 @@ from attn_doctor.index import load_index
 from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.plan.resolve import plan_backend, plan_install
 from attn_doctor.rules import load_rules
-
-from ..conftest import REPO_ROOT, SNAPSHOTS
+from tests.conftest import REPO_ROOT, SNAPSHOTS
 
 H200 = SNAPSHOTS / "h200-real.json"
 CHECK_SCHEMA = json.loads((REPO_ROOT / "attn_doctor/schemas/check.schema.json").read_text())
@@ -46,7 +46,7 @@ def h200_with(
     )
 
 
-def check_json(env: Environment, tmp_path: Path, *args: str) -> dict[str, object]:
+def check_json(env: Environment, tmp_path: Path, *args: str) -> dict[str, Any]:
     snap = tmp_path / "snap.json"
     snap.write_text(env.to_json())
     result = CliRunner().invoke(cli, ["check", "--snapshot", str(snap), "--json", *args])
@@ -55,15 +55,15 @@ def check_json(env: Environment, tmp_path: Path, *args: str) -> dict[str, object
     return doc
 
 
-def advice(doc: dict[str, object], framework: str) -> dict[str, object]:
+def advice(doc: dict[str, Any], framework: str) -> dict[str, Any]:
     result = doc["result"]
     assert isinstance(result, dict)
     found = [a for a in result["diagnosis"]["frameworks"] if a["framework"] == framework]
     assert found, f"no {framework} knob in {result['diagnosis']['frameworks']}"
-    return found[0]  # type: ignore[no-any-return]
+    return found[0]
 
 
-def finding_ids(doc: dict[str, object]) -> set[str]:
+def finding_ids(doc: dict[str, Any]) -> set[str]:
     result = doc["result"]
     assert isinstance(result, dict)
     return {f["id"] for f in result["diagnosis"]["findings"]}
@@ -121,12 +121,14 @@ def test_install_sageattention_with_diffusers_never_plans_1_0_6_silently() -> No
 
 def test_without_nvcc_the_ways_out_name_the_real_ways() -> None:
     env = h200_with(DIFFUSERS)
-    env = dataclasses.replace(env, cuda_toolkit=dataclasses.replace(env.cuda_toolkit, nvcc_path=None, nvcc_version=None, release=None))  # fmt: skip
+    toolkit = dataclasses.replace(env.cuda_toolkit, nvcc_path=None, nvcc_version=None, release=None)
+    env = dataclasses.replace(env, cuda_toolkit=toolkit)
     plan = plan_backend(env, load_index(), "sageattention")
     assert not plan.candidates
     text = " ".join(plan.ways_out)
     assert "diffusers needs sageattention>=2.1.1" in text
-    assert "--no-build-isolation" in text and "woct0rdho/SageAttention" in text
+    assert "--no-build-isolation" in text
+    assert "woct0rdho/SageAttention" in text
 
 
 def test_install_keeps_vllm_pins_as_constraints() -> None:
@@ -142,7 +144,8 @@ def test_flash_attn_is_not_offered_to_a_vllm_user() -> None:
     env = h200_with(VLLM)
     diagnosis = diagnose(env, load_rules(), index=load_index())
     vllm = [a for a in diagnosis.frameworks if a.framework == "vllm"]
-    assert vllm and all("attn-doctor install" not in a.way for a in vllm)
+    assert vllm
+    assert all("attn-doctor install" not in a.way for a in vllm)
 
 
 def _advice(diagnosis: Diagnosis, framework: str) -> list[str]:
@@ -170,8 +173,10 @@ def test_diffusers_variable_naming_sage(installed: str | None, expect: str) -> N
 
 def test_sglang_and_transformers_5_25_cannot_share_kernels() -> None:
     env = h200_with(SGLANG, PackageFacts(name="transformers", version="5.25.0"))
-    findings = [f for f in diagnose(env, load_rules()).findings if f.id == "framework-pins-disjoint"]
-    assert findings and "kernels" in findings[0].title
+    found = diagnose(env, load_rules()).findings
+    findings = [f for f in found if f.id == "framework-pins-disjoint"]
+    assert findings
+    assert "kernels" in findings[0].title
 
 
 def test_installing_xformers_says_comfyui_changes_its_default(tmp_path: Path) -> None:
