@@ -24,6 +24,10 @@ calls ``rank`` (directly or through ``decide``) and nothing else ranks. The poli
 Options with ``auto = false`` (FlexAttention compiles on first use, Hub kernels download on
 first use, SageAttention is quantised) are listed after every automatic option.
 
+For a framework (``Request.framework``: diffusers, vLLM, SGLang, ComfyUI) only backends with a
+name there (their record's ``[[backend.frameworks]]``) are ranked; a kernel the framework ships
+itself is ready wherever the framework is installed (``plan.frameworks.framework_option``).
+
 Pure: no I/O, no torch. ``decide`` builds the options from a diagnosis of an ``Environment``;
 the runtime builds them from what it checked in its own process and calls ``rank``.
 """
