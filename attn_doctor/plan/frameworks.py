@@ -201,7 +201,9 @@ def framework_option(
     if entry is None:
         return None
     title = framework_title(framework)
-    if entry.bundled and not option.way.startswith("fix first"):
+    # vLLM's own flash-attn build is its CUDA one; on ROCm it imports the upstream package.
+    cuda_here = bool(env.nvidia_gpus) or not env.amd_gpus
+    if entry.bundled and cuda_here and not option.way.startswith("fix first"):
         if is_present(env, framework):
             return replace(
                 option,
