@@ -113,7 +113,7 @@ def test_install_sageattention_with_diffusers_never_plans_1_0_6_silently() -> No
     plan = plan_backend(env, load_index(), "sageattention")
     assert all(c.version != "1.0.6" for c in plan.candidates)
     refusal = next(r for r in plan.rejections if "1.0.6" in r.what)
-    assert "diffusers 0.42.1 needs sageattention>=2.1.1" in refusal.reason
+    assert "diffusers 0.42.1 refuses 1.0.6: it needs sageattention>=2.1.1" in refusal.reason
     install = plan_install(env, load_index(), "sageattention")
     assert install.candidate.version == "2.2.0"  # the source build (nvcc is on the H200)
     assert any("sageattention>=2.1.1" in n for n in install.notes)
@@ -127,7 +127,7 @@ def test_without_nvcc_the_ways_out_name_the_real_ways() -> None:
     assert not plan.candidates
     text = " ".join(plan.ways_out)
     assert "diffusers needs sageattention>=2.1.1" in text
-    assert "--no-build-isolation" in text
+    assert "--source source-build" in text
     assert "woct0rdho/SageAttention" in text
 
 
@@ -185,3 +185,18 @@ def test_installing_xformers_says_comfyui_changes_its_default(tmp_path: Path) ->
     env = h200_with(comfyui=ComfyUIFacts(path=str(tmp_path), found_by="cwd", version="0.3.75"))
     install = plan_install(env, load_index(), "xformers")
     assert any("ComfyUI uses xformers" in n and "--disable-xformers" in n for n in install.notes)
+
+
+def test_install_dry_run_from_the_cli_says_why_not_1_0_6(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from attn_doctor.cli import main
+
+    snap = tmp_path / "snap.json"
+    snap.write_text(h200_with(DIFFUSERS).to_json())
+    with pytest.raises(SystemExit):
+        main(["install", "sageattention", "--dry-run", "--json", "--snapshot", str(snap)])
+    doc = json.loads(capsys.readouterr().out)
+    text = json.dumps(doc)
+    assert "sageattention>=2.1.1" in text
+    assert "--source source-build" in text

@@ -51,9 +51,9 @@ def limit_for_frameworks(env: Environment, backend: BackendName, plan: BackendPl
                 backend=backend,
                 source=cand.source,
                 what=cand.requirement,
-                reason=f"{title} {framework_version(env, refusal.framework)} needs "
-                f"{refusal.requirement} for this backend ({refusal.source}); "
-                f"this is {cand.version}",
+                reason=f"{title} {framework_version(env, refusal.framework)} refuses "
+                f"{cand.version}: it needs {refusal.requirement} for this backend "
+                f"({refusal.source})",
             )
         )
     if not rejected:
@@ -62,7 +62,8 @@ def limit_for_frameworks(env: Environment, backend: BackendName, plan: BackendPl
     if not kept:
         for m in minimums:
             title = framework_title(m.framework)
-            ways += [f"{title} needs {m.requirement}: {way}." for way in m.ways]
+            if m.ways:
+                ways.append(f"{title} needs {m.requirement}: " + "; or ".join(m.ways) + ".")
     return replace(
         plan,
         candidates=tuple(kept),
