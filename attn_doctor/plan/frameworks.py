@@ -44,6 +44,23 @@ def satisfies(version: str | None, specifier: str) -> bool | None:
     return SpecifierSet(specifier).contains(v, prereleases=True)
 
 
+def can_both_hold(a: str, b: str) -> bool:
+    """Whether two specifiers can both hold: some version they mention satisfies both."""
+    sa, sb = SpecifierSet(a), SpecifierSet(b)
+    probes = []
+    for spec in (*sa, *sb):
+        try:
+            v = Version(spec.version.rstrip(".*"))
+        except InvalidVersion:
+            return True
+        probes += [v, Version(f"{v.public}.post9999")]
+    if not probes:
+        return True
+    return any(
+        sa.contains(v, prereleases=True) and sb.contains(v, prereleases=True) for v in probes
+    )
+
+
 def framework_version(env: Environment, framework: FrameworkName) -> str | None:
     """The installed version (ComfyUI: its ``comfyui_version.py``); None: absent or unknown."""
     if framework == "comfyui":

@@ -200,3 +200,24 @@ def test_install_dry_run_from_the_cli_says_why_not_1_0_6(
     text = json.dumps(doc)
     assert "sageattention>=2.1.1" in text
     assert "--source source-build" in text
+
+
+def test_a_hub_kernels_install_next_to_sglang_says_it_cannot_hold() -> None:
+    env = h200_with(SGLANG)
+    install = plan_install(env, load_index(), "hub_kernels")
+    assert "kernels<0.15,>=0.14.1" in install.protected
+    assert any(
+        "SGLang 0.5.23 requires kernels<0.15,>=0.14.1" in n and "pip refuses it" in n
+        for n in install.notes
+    )
+
+
+def test_comfyui_portable_with_another_python_says_how_to_diagnose_it(tmp_path: Path) -> None:
+    from attn_doctor.facts import ComfyUIFacts
+
+    embedded = str(tmp_path / "python_embeded" / "python.exe")
+    comfy = ComfyUIFacts(path=str(tmp_path / "ComfyUI"), found_by="cwd", python=embedded)
+    found = diagnose(h200_with(comfyui=comfy), load_rules()).findings
+    other = next(f for f in found if f.id == "comfyui-other-python")
+    assert other.fix is not None
+    assert other.fix.startswith(f"{embedded} -m pip install attn-doctor")

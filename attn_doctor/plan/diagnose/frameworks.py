@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
-
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.diagnosis import BackendStatus, Evidence, Finding, FrameworkAdvice
 from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
@@ -27,6 +24,7 @@ from attn_doctor.plan.diagnose.context import _Ctx, _ev
 from attn_doctor.plan.frameworks import (
     FrameworkRequirement,
     backend_for_name,
+    can_both_hold,
     framework_requirements,
     framework_title,
     framework_version,
@@ -248,7 +246,7 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
         for b in reqs:
             if a.framework >= b.framework or a.name != b.name:
                 continue
-            if (a.requirement, b.requirement) in seen or _compatible(a.specifier, b.specifier):
+            if (a.requirement, b.requirement) in seen or can_both_hold(a.specifier, b.specifier):
                 continue
             seen.add((a.requirement, b.requirement))
             ta, tb = framework_title(a.framework), framework_title(b.framework)
@@ -283,22 +281,6 @@ def _pin_fix(ctx: _Ctx, req: FrameworkRequirement, title: str, have: str) -> str
     return f"{python} -m pip install '{req.requirement}'"
 
 
-def _compatible(a: str, b: str) -> bool:
-    """Whether two specifiers can both hold: some version they mention satisfies both."""
-    sa, sb = SpecifierSet(a), SpecifierSet(b)
-    probes = []
-    for spec in (*sa, *sb):
-        try:
-            v = Version(spec.version.rstrip(".*"))
-        except InvalidVersion:
-            return True
-        probes += [v, Version(f"{v.public}.post9999")]
-    if not probes:
-        return True
-    return any(sa.contains(v, prereleases=True) and sb.contains(v, prereleases=True)
-               for v in probes)  # fmt: skip
-
-
 def _bundled_findings(ctx: _Ctx) -> list[Finding]:
     env = ctx.env
     out = []
@@ -328,6 +310,27 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
+def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
+    """The portable build runs its own interpreter: this diagnosis is of another one."""
+    comfy = ctx.env.comfyui
+    here = ctx.env.python.executable
+    if comfy is None or comfy.python is None or here is None or comfy.python == here:
+        return []
+    return [
+        ctx.finding(
+            "comfyui-other-python",
+            "info",
+            "ComfyUI runs under its own python_embeded: these packages are not ComfyUI's",
+            f"The portable build at {comfy.path} starts {comfy.python}; attn-doctor ran "
+            f"under {here}, so the packages, knobs and installs above are for that "
+            "interpreter, not ComfyUI's.",
+            [_ev("comfyui.python", comfy.python), _ev("python.executable", here)],
+            fix=f"{comfy.python} -m pip install attn-doctor && {comfy.python} -m attn_doctor check",
+            sources=("comfyanonymous/ComfyUI README.md (Windows portable: python_embeded)",),
+        )
+    ]
+
+
 def framework_findings(ctx: _Ctx) -> list[Finding]:
     from attn_doctor.plan.diagnose.hub_ready import hub_readiness_findings
 
@@ -335,5 +338,6 @@ def framework_findings(ctx: _Ctx) -> list[Finding]:
         _setting_findings(ctx)
         + _pin_conflict_findings(ctx)
         + _bundled_findings(ctx)
+        + _comfyui_python_findings(ctx)
         + hub_readiness_findings(ctx)
     )

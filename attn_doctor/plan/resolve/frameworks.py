@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import Environment
 from attn_doctor.index.frameworks import load_frameworks
 from attn_doctor.plan.frameworks import (
+    can_both_hold,
     framework_requirements,
     framework_title,
     framework_version,
@@ -96,7 +98,6 @@ def framework_notes(
     """What the plan must say about the frameworks here."""
     record = BACKENDS[backend]
     notes: list[str] = []
-    dist = canonicalize_name(record.distribution or backend)
     for fw in present_frameworks(env):
         version = framework_version(env, fw)
         title = framework_title(fw)
@@ -113,13 +114,15 @@ def framework_notes(
                 f"this install: it serves transformers and other libraries only"
             )
         for req in framework_requirements(env, fw):
-            if req.name != dist or candidate.version is None:
+            brings = _brings(candidate, req.name)
+            if brings is None:
                 continue
-            if satisfies(candidate.version, req.specifier) is False:
-                kind = "may need (Hub kernels)" if req.optional else "requires"
+            kind = "may need (Hub kernels)" if req.optional else "requires"
+            if not can_both_hold(brings, req.specifier):
                 notes.append(
                     f"{title} {version} {kind} {req.requirement}: this installs "
-                    f"{dist} {candidate.version}"
+                    f"{req.name}{brings}"
+                    + ("" if req.optional else " (pip refuses it: that pin is a constraint)")
                 )
     for m in minimums_for(env, backend, present_frameworks(env)):
         notes.append(
@@ -128,3 +131,16 @@ def framework_notes(
             f"{'qualifies' if satisfies(candidate.version, m.specifier) else 'does not'}"
         )
     return tuple(dict.fromkeys(notes))
+
+
+def _brings(candidate: WheelCandidate, name: str) -> str | None:
+    """The versions of ``name`` the candidate installs, as a specifier (None: not that one)."""
+    try:
+        req = Requirement(candidate.requirement)
+    except InvalidRequirement:
+        return None
+    if canonicalize_name(req.name) != name:
+        return None
+    if candidate.version is not None:
+        return f"=={candidate.version}"
+    return str(req.specifier) or None
