@@ -221,3 +221,16 @@ def test_comfyui_portable_with_another_python_says_how_to_diagnose_it(tmp_path: 
     other = next(f for f in found if f.id == "comfyui-other-python")
     assert other.fix is not None
     assert other.fix.startswith(f"{embedded} -m pip install attn-doctor")
+
+
+def test_vllm_pins_an_older_transformers_than_the_installed_one() -> None:
+    env = h200_with(VLLM, PackageFacts(name="transformers", version="5.25.0"))
+    found = diagnose(env, load_rules()).findings
+    conflict = next(f for f in found if f.id == "framework-pin-conflict")
+    assert "transformers<5.23.0,>=5.16.1" in conflict.title
+    assert conflict.fix is not None
+    assert "-m pip install 'transformers<5.23.0,>=5.16.1'" in conflict.fix
+    # the pin the machine already breaks is not a constraint (it would refuse every install)
+    assert (
+        "transformers<5.23.0,>=5.16.1" not in plan_install(env, load_index(), "xformers").protected
+    )
