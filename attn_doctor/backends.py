@@ -25,7 +25,12 @@ from attn_doctor.datafiles import check_schema, read_toml
 from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
 from attn_doctor.facts import GpuVendor, OsName
-from attn_doctor.framework_names import FrameworkEntry, FrameworkName, parse_framework_entries
+from attn_doctor.framework_names import (
+    Device,
+    FrameworkEntry,
+    FrameworkName,
+    parse_framework_entries,
+)
 
 BackendName = Literal[
     "flash_attn_2",
@@ -194,9 +199,10 @@ class BackendRule:
     ``attn_implementation``."""
 
     def framework_entry(
-        self, framework: FrameworkName, version: str | None = None
+        self, framework: FrameworkName, version: str | None = None, device: Device | None = None
     ) -> FrameworkEntry | None:
-        """This framework's name for the backend at ``version`` (None: it has none)."""
+        """This framework's name for the backend at ``version`` on ``device`` (None: it has
+        none there)."""
         if framework == "transformers":
             if self.attn_implementation is None:
                 return None
@@ -207,7 +213,7 @@ class BackendRule:
                 verified=self.verified,
             )
         for entry in self.frameworks:
-            if entry.framework == framework and entry.holds_for(version):
+            if entry.framework == framework and entry.holds_for(version) and entry.runs_on(device):
                 return entry
         return None
 

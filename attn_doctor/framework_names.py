@@ -24,8 +24,11 @@ FrameworkName = Literal["transformers", "diffusers", "vllm", "sglang", "comfyui"
 FRAMEWORK_NAMES: tuple[FrameworkName, ...] = get_args(FrameworkName)
 
 _KEYS = frozenset(
-    {"framework", "name", "extra", "versions", "bundled", "default", "source", "verified"}
-)
+    {"framework", "name", "extra", "versions", "devices", "bundled", "default", "source",
+     "verified"}
+)  # fmt: skip
+Device = Literal["cuda", "rocm", "cpu"]
+DEVICES: tuple[Device, ...] = get_args(Device)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +42,8 @@ class FrameworkEntry:
     """More settings the knob needs, e.g. vLLM's ``("flash_attn_version", "3")``."""
     versions: str = ""
     """The framework versions this name holds for (a specifier; empty: all)."""
+    devices: tuple[Device, ...] = ()
+    """Where the framework can run it (empty: wherever the backend itself runs)."""
     bundled: bool = False
     """The framework ships the kernel itself (vLLM's ``vllm_flash_attn``, SGLang's
     sglang-kernel): the backend's own package is neither needed nor used there."""
@@ -55,6 +60,10 @@ class FrameworkEntry:
             return SpecifierSet(self.versions).contains(Version(version).public, prereleases=True)
         except InvalidVersion:
             return True
+
+    def runs_on(self, device: Device | None) -> bool:
+        """True when the framework uses this name on that device (None: any device)."""
+        return device is None or not self.devices or device in self.devices
 
     def setting(self, key: str) -> str | None:
         for k, v in self.extra:
@@ -90,6 +99,7 @@ def parse_framework_entries(e: Entry) -> tuple[FrameworkEntry, ...]:
             name=name,
             extra=tuple(sorted(extra_raw.items())),
             versions=versions,
+            devices=tuple(d for d in DEVICES if d in f.strs("devices", allowed=DEVICES)),
             bundled=f.bool_("bundled", default=False),
             default=f.bool_("default", default=False),
             source=source,

@@ -42,7 +42,7 @@ from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
-from attn_doctor.framework_names import FrameworkName
+from attn_doctor.framework_names import Device, FrameworkName
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
@@ -316,8 +316,8 @@ def rank(
     """
     opts = list(options)
     if request.framework is not None:  # what that framework cannot use is not offered for it
-        fw, fv = request.framework, request.framework_version
-        opts = [o for o in opts if BACKENDS[o.backend].framework_entry(fw, fv) is not None]
+        fw, fv, dev = request.framework, request.framework_version, _device(gpu)
+        opts = [o for o in opts if BACKENDS[o.backend].framework_entry(fw, fv, dev) is not None]
     training = request.training
     anchor = None
     if evidence is not None:
@@ -377,6 +377,18 @@ def rank(
             )
         )
     return tuple(out)
+
+
+def _device(gpu: GpuFacts | None) -> Device | None:
+    if gpu is None:
+        return "cpu"
+    match gpu.vendor:
+        case "nvidia":
+            return "cuda"
+        case "amd":
+            return "rocm"
+        case _:
+            return None
 
 
 def _framework_name(backend: BackendName, request: Request) -> str | None:

@@ -44,3 +44,16 @@ def test_a_folder_that_is_not_comfyui_is_an_unknown_fact(tmp_path: Path) -> None
     env = probe_environment(environ=environ, cwd=tmp_path, comfyui=tmp_path, timeout=5.0)
     assert env.comfyui is None
     assert "not a ComfyUI folder" in (env.unknown_reason("comfyui") or "")
+
+
+def test_vllm_and_sglang_args_from_the_decision_here(tmp_path: Path) -> None:
+    from attn_doctor.runtime import sglang_args, vllm_args
+
+    environ = {**isolated_home_env(), "PATH": "/usr/bin:/bin"}
+    vllm = vllm_args(environ=environ)
+    sglang = sglang_args(environ=environ)
+    for args in (vllm, sglang):
+        assert args == [] or args[0] == "--attention-backend"
+    env = probe_environment(environ=environ, cwd=tmp_path, timeout=5.0)
+    if not env.gpus:
+        assert vllm == []  # vLLM's names here are its CUDA ones: keep its CPU default
