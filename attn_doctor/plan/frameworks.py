@@ -21,6 +21,7 @@ from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import Environment
 from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkEntry, FrameworkName
 from attn_doctor.index.frameworks import FrameworkData, Minimum, load_frameworks
+from attn_doctor.plan.machine import marker_environment
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus
@@ -110,15 +111,24 @@ class FrameworkRequirement:
         return str(Requirement(self.requirement).specifier)
 
 
-def _plain(line: str) -> str | None:
-    """``name<spec>`` of a Requires-Dist line, without extras; None for extras-only lines,
-    lines with other markers, or lines that pin nothing."""
+def _plain(line: str, markers: dict[str, str]) -> str | None:
+    """``name<spec>`` of a Requires-Dist line that applies to this machine, without extras and
+    markers; None for lines under an ``extra``, lines whose markers do not hold for the
+    machine (evaluated against its facts, not the running one), or lines that pin nothing."""
     try:
         req = Requirement(line)
     except InvalidRequirement:
         return None
-    if req.marker is not None or req.url or not str(req.specifier):
+    if req.url or not str(req.specifier):
         return None
+    if req.marker is not None:
+        if "extra" in str(req.marker):
+            return None
+        try:
+            if not req.marker.evaluate(markers):
+                return None
+        except Exception:  # an unknown marker variable: not for us to guess
+            return None
     return f"{canonicalize_name(req.name)}{req.specifier}"
 
 
@@ -129,6 +139,7 @@ def framework_requirements(
     version; plus the data's optional needs (transformers' Hub fallback range of kernels)."""
     data = data or load_frameworks()
     version = framework_version(env, framework)
+    markers = marker_environment(env)
     out: list[FrameworkRequirement] = []
     pkg = env.package(framework) if framework != "comfyui" else None
     for pin in data.pins:
@@ -137,7 +148,7 @@ def framework_requirements(
         if pkg is not None and pkg.requires and not pin.optional:
             continue  # the installed metadata holds the truth
         for line in pin.requires:
-            plain = _plain(line)
+            plain = _plain(line, markers)
             if plain is not None:
                 out.append(
                     FrameworkRequirement(
@@ -150,7 +161,7 @@ def framework_requirements(
                 )
     if pkg is not None:
         for line in pkg.requires:
-            plain = _plain(line)
+            plain = _plain(line, markers)
             if plain is not None:
                 out.append(
                     FrameworkRequirement(

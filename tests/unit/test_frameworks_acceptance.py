@@ -234,3 +234,18 @@ def test_vllm_pins_an_older_transformers_than_the_installed_one() -> None:
     assert (
         "transformers<5.23.0,>=5.16.1" not in plan_install(env, load_index(), "xformers").protected
     )
+
+
+def test_framework_pins_follow_the_machines_markers() -> None:
+    vllm = dataclasses.replace(
+        VLLM,
+        requires=(
+            *VLLM.requires,
+            'xformers==0.0.35; platform_system == "Linux"',
+            'triton-windows==3.5.0; platform_system == "Windows"',
+            'pytest==9.0; extra == "test"',
+        ),
+    )
+    lines = plan_install(h200_with(vllm), load_index(), "flash_attn_2").protected
+    assert "xformers==0.0.35" in lines
+    assert not any(line.startswith(("triton-windows", "pytest")) for line in lines)
