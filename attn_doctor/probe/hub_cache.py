@@ -13,13 +13,13 @@ Read without the network and without importing ``kernels``:
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from attn_doctor.facts import CachedKernel, HubKernelFacts, LockedKernel, Unknown
 from attn_doctor.probe._run import unknown
+from attn_doctor.userfiles import UnreadableFile, load_json_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +29,18 @@ else:  # pragma: no cover - Python 3.10
 _PREFIX = "kernels--"
 MAX_REPOS = 200
 """A cache with more kernel repositories than this is cut (a report is not a file listing)."""
+
+
+MAX_FILE_BYTES = 4 << 20
+"""A kernels.lock or pyproject.toml is a few KiB; a larger one is not read (it is not one)."""
+
+
+def _read(path: Path) -> str:
+    with path.open("rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+    return data.decode("utf-8")
 
 
 def cache_dir(environ: Mapping[str, str], home: Path) -> Path:
@@ -45,8 +57,8 @@ def cache_dir(environ: Mapping[str, str], home: Path) -> Path:
 def parse_lockfile(text: str) -> tuple[LockedKernel, ...] | None:
     """The kernels of a ``kernels.lock`` (None: not that format)."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = load_json_bytes(text)
+    except UnreadableFile:
         return None
     if not isinstance(data, list):
         return None
@@ -73,9 +85,11 @@ def parse_pyproject_dependencies(text: str) -> tuple[LockedKernel, ...] | None:
     """``[tool.kernels.dependencies]`` (None: unreadable or absent)."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return None
-    deps = data.get("tool", {}).get("kernels", {}).get("dependencies")
+    deps: object = data
+    for key in ("tool", "kernels", "dependencies"):
+        deps = deps.get(key) if isinstance(deps, dict) else None
     if not isinstance(deps, dict):
         return None
     return tuple(LockedKernel(repo=str(k), version=str(v)) for k, v in sorted(deps.items()))
@@ -122,7 +136,7 @@ def probe_hub_kernels(
     lock_path = cwd / "kernels.lock"
     if lock_path.is_file():
         try:
-            parsed = parse_lockfile(lock_path.read_text(encoding="utf-8"))
+            parsed = parse_lockfile(_read(lock_path))
         except (OSError, UnicodeDecodeError):
             parsed = None
         if parsed is None:
@@ -133,7 +147,7 @@ def probe_hub_kernels(
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         try:
-            deps = parse_pyproject_dependencies(pyproject.read_text(encoding="utf-8"))
+            deps = parse_pyproject_dependencies(_read(pyproject))
         except (OSError, UnicodeDecodeError):
             deps = None
         for dep in deps or ():

@@ -181,3 +181,21 @@ def test_the_cache_is_scanned_for_versions_and_variants(tmp_path: Path) -> None:
     assert cached.repo == "kernels-community/flash-attn2"
     assert cached.versions == (("v4", commit),)
     assert cached.variants == ((commit, "torch211-cxx11-cu130-x86_64-linux"),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "[", "[[[[" * 10000, "null", '[{"dependency": 3}]', '[{"dependency": {"repo-id": 1}}]',
+     "NaN", "\ufeff[]"],
+    ids=["empty", "cut", "deep", "null", "bad-dependency", "bad-repo", "nan", "bom"],
+)  # fmt: skip
+def test_a_broken_lockfile_is_not_one(text: str) -> None:
+    assert parse_lockfile(text) in (None, ())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["tool = 1", "[tool]\nkernels = 'x'", "[tool.kernels]\ndependencies = []", "= broken"],
+)
+def test_a_pyproject_without_kernel_dependencies_has_none(text: str) -> None:
+    assert parse_pyproject_dependencies(text) is None
