@@ -105,8 +105,9 @@ def _list_dir(path: Path) -> list[Path]:
 def scan_cache(root: Path) -> tuple[CachedKernel, ...]:
     """Every kernel repository in the cache, with its version refs and build variants."""
     out = []
-    for repo_dir in _list_dir(root)[: MAX_REPOS * 4]:
-        if not repo_dir.name.startswith(_PREFIX) or not repo_dir.is_dir():
+    repos = [p for p in _list_dir(root) if p.name.startswith(_PREFIX)]
+    for repo_dir in repos:
+        if not repo_dir.is_dir():
             continue
         repo = repo_dir.name[len(_PREFIX) :].replace("--", "/", 1)
         refs = []
