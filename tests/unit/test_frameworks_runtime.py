@@ -85,12 +85,14 @@ def test_offline_transformers_and_diffusers_kernels_name_their_trust_switch() ->
         packages=(
             PackageFacts(name="diffusers", version="0.42.1"),
             PackageFacts(name="transformers", version="5.25.0"),
+            PackageFacts(name="kernels", version="0.19.1"),
         ),
-        env_vars=(("HF_HUB_OFFLINE", "1"),),
+        env_vars=(("DIFFUSERS_ATTN_BACKEND", "sage_hub"), ("HF_HUB_OFFLINE", "1")),
     )
     found = [f for f in diagnose(env, load_rules()).findings if f.id.startswith("hub-kernel")]
     sage = next(f for f in found if "sage_hub" in f.title)
     assert "DIFFUSERS_TRUST_REMOTE_KERNELS=true" in sage.cause
+    assert sage.severity == "warning"  # chosen by DIFFUSERS_ATTN_BACKEND, and offline
     assert any(
         "flash_attention_2 fetches kernels-community/flash-attn2 v4" in f.title for f in found
     )
@@ -141,3 +143,11 @@ def test_diffusers_helper_refuses_a_package_below_diffusers_minimum(
     assert frameworks._usable_in_diffusers("flash_attn_2", "0.42.1") == "flash"
     assert frameworks._usable_in_diffusers("sdpa_cudnn", "0.42.1") == "_native_cudnn"
     assert frameworks._usable_in_diffusers("eager", "0.42.1") is None
+
+
+def test_offline_without_kernels_installed_says_nothing_about_hub_kernels() -> None:
+    env = h200(
+        packages=(PackageFacts(name="diffusers", version="0.42.1"),),
+        env_vars=(("HF_HUB_OFFLINE", "1"),),
+    )
+    assert not any(f.id.startswith("hub-kernel") for f in diagnose(env, load_rules()).findings)

@@ -206,14 +206,19 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
         version = framework_version(env, hub.framework)
         if not is_present(env, hub.framework) or satisfies(version, hub.versions) is False:
             continue
-        if not offline and _cached(env, hub.repo) is None:
-            continue  # online and never fetched: nothing to say before first use
+        chosen = any(
+            s.framework == hub.framework and (env.env(s.variable) or "").strip() == hub.knob
+            for s in load_frameworks().settings
+        )
+        plausible = chosen or env.package("kernels") is not None
+        if _cached(env, hub.repo) is None and not (offline and plausible):
+            continue  # never fetched and nothing would fetch it offline: nothing to say
         status, why = _readiness(env, LockedKernel(repo=hub.repo, version=str(hub.version)))
         ready = status == "ready"
         out.append(
             ctx.finding(
                 "hub-kernel-ready" if ready else "hub-kernel-not-ready",
-                "info" if ready or not offline else "warning",
+                "warning" if chosen and offline and not ready else "info",
                 f"{hub.framework} {hub.knob} fetches {hub.repo} v{hub.version}: "
                 + ("ready offline" if ready else "not in the cache for this machine"),
                 f"{why}. Trust: {hub.trust}.",
