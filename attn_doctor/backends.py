@@ -25,6 +25,12 @@ from attn_doctor.datafiles import check_schema, read_toml
 from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
 from attn_doctor.facts import GpuVendor, OsName
+from attn_doctor.framework_names import (
+    Device,
+    FrameworkEntry,
+    FrameworkName,
+    parse_framework_entries,
+)
 
 BackendName = Literal[
     "flash_attn_2",
@@ -188,6 +194,28 @@ class BackendRule:
     notes: str
     source: str
     verified: bool
+    frameworks: tuple[FrameworkEntry, ...] = ()
+    """Each framework's name for it (``[[backend.frameworks]]``); transformers' is
+    ``attn_implementation``."""
+
+    def framework_entry(
+        self, framework: FrameworkName, version: str | None = None, device: Device | None = None
+    ) -> FrameworkEntry | None:
+        """This framework's name for the backend at ``version`` on ``device`` (None: it has
+        none there)."""
+        if framework == "transformers":
+            if self.attn_implementation is None:
+                return None
+            return FrameworkEntry(
+                framework="transformers",
+                name=self.attn_implementation,
+                source=self.source,
+                verified=self.verified,
+            )
+        for entry in self.frameworks:
+            if entry.framework == framework and entry.holds_for(version) and entry.runs_on(device):
+                return entry
+        return None
 
     @property
     def module(self) -> str | None:
@@ -256,6 +284,7 @@ _RECORD_KEYS = frozenset(
         "source",
         "verified",
         "prior",
+        "frameworks",
     }
 )
 _VERIFY_KEYS = frozenset({"kind", "cpu", "accuracy", "max_head_dim", "max_rel_l1", "min_cosine"})
@@ -419,6 +448,7 @@ def _backend_record(e: _Entry) -> BackendRule:
         notes=e.str_("notes", default=""),
         source=source,
         verified=verified,
+        frameworks=parse_framework_entries(e),
     )
 
 

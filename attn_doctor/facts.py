@@ -239,6 +239,55 @@ class TorchRuntimeFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComfyUIFacts:
+    """A ComfyUI installation: a folder with ``comfy/cli_args.py`` and ``main.py``."""
+
+    path: str
+    found_by: Literal["cwd", "option"]
+    """``cwd``: the current folder (or its ``ComfyUI`` subfolder); ``option``: ``--comfyui``."""
+    version: str | None = None
+    """``__version__`` of ``comfyui_version.py``."""
+    python: str | None = None
+    """The Windows portable build's ``python_embeded`` interpreter, which runs it (its packages
+    are not the ones probed here unless attn-doctor runs under it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockedKernel:
+    """One Hub kernel a project asks for (``kernels.lock`` / ``[tool.kernels.dependencies]``)."""
+
+    repo: str
+    version: str | None = None
+    """The kernel version (``vN`` branch) asked for."""
+    commit: str | None = None
+    """The commit ``kernels.lock`` pins (None: not locked)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedKernel:
+    """A Hub kernel repository in the local Hugging Face cache."""
+
+    repo: str
+    versions: tuple[tuple[str, str], ...] = ()
+    """(``vN`` ref, commit) pairs from the cache's ``refs/``."""
+    variants: tuple[tuple[str, str], ...] = ()
+    """(commit, build variant) pairs: the ``build/<variant>`` folders of each snapshot."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubKernelFacts:
+    """What is on disk for Hugging Face Hub kernels, read without the network."""
+
+    cache_dir: str | None = None
+    """``KERNELS_CACHE``, else ``HF_HUB_CACHE``, else ``HF_HOME``/hub, else the default."""
+    lockfile: str | None = None
+    """The ``kernels.lock`` read (current folder)."""
+    locked: tuple[LockedKernel, ...] = ()
+    """Kernels asked for by ``kernels.lock`` and ``[tool.kernels.dependencies]``."""
+    cached: tuple[CachedKernel, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Environment:
     """Every fact attn-doctor uses about one machine. Round-trips through JSON."""
 
@@ -262,6 +311,10 @@ class Environment:
     torch_runtime: TorchRuntimeFacts | None = None
     """Set by ``--deep`` when torch imports."""
     deep: bool = False
+    comfyui: ComfyUIFacts | None = None
+    """A ComfyUI installation found here or named with ``check --comfyui``."""
+    hub_kernels: HubKernelFacts | None = None
+    """Hub kernels asked for by the project here, and those in the local cache."""
     unknowns: tuple[Unknown, ...] = ()
 
     # Convenience lookups: pure functions of the fields above.
@@ -399,6 +452,8 @@ def _check_range(owner: str, name: str, value: object, path: str) -> None:
     if not (low <= value <= high and math.isfinite(value)):  # NaN and inf too
         where = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
         raise SnapshotError(f"{path}: {value!r} is out of range (must be {where})")
+
+
 _FieldsOf = tuple[dict[str, Any], dict[str, "dataclasses.Field[Any]"]]
 _FIELDS_OF: dict[type, _FieldsOf] = {}
 """Per dataclass: fixed for the life of the process (the classes never change)."""

@@ -408,7 +408,7 @@ def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
 
     text = json.dumps(encode(diagnose(load(name), rules)), sort_keys=True)
     data = json.loads(text)
-    assert set(data) == {"findings", "backends", "recommendations", "folklore"}
+    assert set(data) == {"findings", "backends", "recommendations", "folklore", "frameworks"}
 
 
 def test_bench_measurements_reorder_what_works_now() -> None:

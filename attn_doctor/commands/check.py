@@ -10,6 +10,7 @@ import click
 
 from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 from attn_doctor.facts import Environment
+from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
 
 if TYPE_CHECKING:
     from attn_doctor.plan.decide import Evidence
@@ -102,8 +103,24 @@ def save_snapshot(env: Environment, path: Path) -> None:
     show_default=True,
     help="Seconds each child-process import may take with --deep.",
 )
+@click.option(
+    "--for",
+    "for_frameworks",
+    multiple=True,
+    type=click.Choice(FRAMEWORK_NAMES),
+    help="Also say the recommendation in this framework's knob (frameworks installed here "
+    "always get theirs). Repeatable.",
+)
+@click.option(
+    "--comfyui",
+    "comfyui_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The ComfyUI folder to look at (default: the current folder, or its ComfyUI/).",
+)
 def check_command(
     *,
+    for_frameworks: tuple[FrameworkName, ...] = (),
+    comfyui_path: Path | None = None,
     json_mode: bool,
     deep: bool,
     snapshot_path: Path | None,
@@ -120,6 +137,8 @@ def check_command(
     if snapshot_path is not None:
         if deep or run_verify:
             raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
+        if comfyui_path is not None:
+            raise UsageError("--comfyui looks at a folder on this machine: not with --snapshot")
         env = load_snapshot(snapshot_path)
     else:
         from attn_doctor.probe import probe_environment
@@ -130,9 +149,11 @@ def check_command(
 
             board = ImportBoard(timeout=timeout)
             with progress_on_stderr(board.describe):
-                env = probe_environment(deep=True, timeout=timeout, board=board)
+                env = probe_environment(
+                    deep=True, timeout=timeout, board=board, comfyui=comfyui_path
+                )
         else:
-            env = probe_environment(timeout=timeout)
+            env = probe_environment(timeout=timeout, comfyui=comfyui_path)
     if save_path is not None:
         save_snapshot(env, host_path(save_path))
     console = None
@@ -148,7 +169,9 @@ def check_command(
         from attn_doctor.index import load_index
 
         index = load_index()
-    diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
+    diagnosis = diagnose(
+        env, load_rules(), evidence=evidence, index=index, frameworks=for_frameworks
+    )
     explained = _explain_failed_imports(env)
     verification = None
     if run_verify:

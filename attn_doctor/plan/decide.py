@@ -24,6 +24,10 @@ calls ``rank`` (directly or through ``decide``) and nothing else ranks. The poli
 Options with ``auto = false`` (FlexAttention compiles on first use, Hub kernels download on
 first use, SageAttention is quantised) are listed after every automatic option.
 
+For a framework (``Request.framework``: diffusers, vLLM, SGLang, ComfyUI) only backends with a
+name there (their record's ``[[backend.frameworks]]``) are ranked; a kernel the framework ships
+itself is ready wherever the framework is installed (``plan.frameworks.framework_option``).
+
 Pure: no I/O, no torch. ``decide`` builds the options from a diagnosis of an ``Environment``;
 the runtime builds them from what it checked in its own process and calls ``rank``.
 """
@@ -38,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
+from attn_doctor.framework_names import Device, FrameworkName
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
@@ -123,6 +128,11 @@ class Request:
     training: bool = False
     gpu_index: int | None = None
     """The device the decision is for (None: the first GPU, else the CPU)."""
+    framework: FrameworkName | None = None
+    """The framework the backend is for (None: transformers, the default). Only backends with
+    a name in that framework (its record's ``[[backend.frameworks]]``) are offered."""
+    framework_version: str | None = None
+    """That framework's version (None: not installed here, every name is assumed to hold)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +179,8 @@ class Choice:
     evidence: str | None = None
     """When ``measured``: which evidence the score comes from (the bench runs, how many
     reliable figures; unreliable figures are never used)."""
+    framework_name: str | None = None
+    """The backend's name in ``Request.framework`` (None: no framework asked)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,6 +335,9 @@ def rank(
     for SDPA when measured faster than its default dispatch).
     """
     opts = list(options)
+    if request.framework is not None:  # what that framework cannot use is not offered for it
+        fw, fv, dev = request.framework, request.framework_version, _device(gpu)
+        opts = [o for o in opts if BACKENDS[o.backend].framework_entry(fw, fv, dev) is not None]
     training = request.training
     anchor = None
     if evidence is not None:
@@ -381,6 +396,7 @@ def rank(
                 evidence=_used(evidence, o.backend, sdpa_kernel, training)
                 if was_measured
                 else None,
+                framework_name=_framework_name(o.backend, request),
             )
         )
     return tuple(out)
@@ -397,6 +413,25 @@ def _used(
             used = evidence.used(name)
             return used if name == backend else f"{name}: {used}"
     return None
+
+
+def _device(gpu: GpuFacts | None) -> Device | None:
+    if gpu is None:
+        return "cpu"
+    match gpu.vendor:
+        case "nvidia":
+            return "cuda"
+        case "amd":
+            return "rocm"
+        case _:
+            return None
+
+
+def _framework_name(backend: BackendName, request: Request) -> str | None:
+    if request.framework is None:
+        return None
+    entry = BACKENDS[backend].framework_entry(request.framework, request.framework_version)
+    return entry.name if entry is not None else None
 
 
 def _activation(
@@ -543,6 +578,10 @@ def decide(
             compatible_here=ok,
             compat_reason=why,
         )
+        if option is not None and request.framework is not None:
+            from attn_doctor.plan.frameworks import framework_option
+
+            option = framework_option(option, env, request.framework, table[name])
         if option is not None:
             options.append(option)
     kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)

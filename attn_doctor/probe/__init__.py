@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,10 +26,12 @@ from attn_doctor._version import __version__
 from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
 from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, unknown
 from attn_doctor.probe.amd import probe_amd_and_apple
+from attn_doctor.probe.comfyui import probe_comfyui
 from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
 from attn_doctor.probe.distributions import scan_distributions, search_path
 from attn_doctor.probe.env_vars import select_env_vars
 from attn_doctor.probe.host import os_name, probe_host
+from attn_doctor.probe.hub_cache import probe_hub_kernels
 from attn_doctor.probe.imports import (
     ImportBoard,
     import_in_child,
@@ -64,6 +67,8 @@ def probe_environment(
     nvml: ModuleType | Any | None = None,
     python: str | None = None,
     board: ImportBoard | None = None,
+    cwd: Path | None = None,
+    comfyui: Path | None = None,
 ) -> Environment:
     """Read every fact about this machine. Never imports torch in this process.
 
@@ -73,6 +78,8 @@ def probe_environment(
     children, the recorded variables). ``nvml`` replaces the ``pynvml`` module (tests).
     ``python`` is the interpreter the ``--deep`` children run (default: this one).
     ``board`` is told which ``--deep`` imports run (for a progress line).
+    ``cwd`` is where a ComfyUI folder, ``kernels.lock`` and ``pyproject.toml`` are looked for
+    (default: the current folder); ``comfyui`` names a ComfyUI folder (``check --comfyui``).
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     tool_timeout = min(timeout, DEFAULT_TOOL_TIMEOUT)
@@ -128,6 +135,16 @@ def probe_environment(
     else:
         cuda_toolkit = None
 
+    here = Path.cwd() if cwd is None else cwd
+    comfyui_facts = probe_comfyui(here, comfyui)
+    if comfyui is not None and comfyui_facts is None:
+        unknowns.append(
+            unknown("comfyui", f"{comfyui} is not a ComfyUI folder (no comfy/cli_args.py, main.py)")
+        )
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    hub_kernels, hub_unknowns = probe_hub_kernels(here, env, home)
+    unknowns.extend(hub_unknowns)
+
     imports: tuple[Any, ...] = ()
     torch_runtime = None
     if deep:
@@ -152,6 +169,8 @@ def probe_environment(
         imports=imports,
         torch_runtime=torch_runtime,
         deep=deep,
+        comfyui=comfyui_facts,
+        hub_kernels=hub_kernels,
         unknowns=tuple(unknowns),
         **kwargs,
     )

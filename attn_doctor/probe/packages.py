@@ -54,6 +54,13 @@ WATCHED: tuple[str, ...] = (
     "bitsandbytes",
     "deepspeed",
     "vllm",
+    "sglang",
+    "sglang-kernel",
+    "sgl-kernel",  # sglang-kernel's name before 0.4 (unverified)
+    "diffusers",
+    "flashinfer-python",
+    "flashinfer-cubin",
+    "flashinfer-jit-cache",
     "sageattention",
     "nvidia-cutlass-dsl",
     "liger-kernel",

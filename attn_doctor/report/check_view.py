@@ -235,6 +235,9 @@ def render_diagnosis(
     out.print()
     out.print(backends_table(diagnosis))
     out.print(recommendation_table(diagnosis))
+    from attn_doctor.report.framework_view import render_framework_knobs
+
+    render_framework_knobs(out, diagnosis)
     if any(r.backend == "xformers" for r in diagnosis.recommendations):
         out.print(
             Text(

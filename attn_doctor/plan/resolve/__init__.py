@@ -39,6 +39,11 @@ from attn_doctor.plan.resolve.flash_attn import (
     _plan_flash_attn_4,
     flash_attn_4_runtime,
 )
+from attn_doctor.plan.resolve.frameworks import (
+    framework_constraints,
+    framework_notes,
+    limit_for_frameworks,
+)
 from attn_doctor.plan.resolve.hub import _plan_hub
 from attn_doctor.plan.resolve.unsloth import _plan_unsloth
 from attn_doctor.plan.resolve.xformers import _plan_xformers
@@ -148,7 +153,7 @@ def plan_backend(
         )
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
-    return plan
+    return limit_for_frameworks(env, backend, plan)
 
 
 def _only_versions(plan: BackendPlan, versions: SpecifierSet, unpinned: BackendPlan) -> BackendPlan:
@@ -224,6 +229,8 @@ def plan_install(
         notes.append("community build: not produced by the backend's authors")
     if not cand.verified:
         notes.append("the index entry behind this choice is not confirmed against upstream")
+    notes += framework_notes(env, backend, cand)
+    protected = (*protected, *framework_constraints(env))
     if cand.confirmed_online is None and cand.url:
         notes.append("the URL was not checked online (the installer confirms it before acting)")
     return InstallPlan(
