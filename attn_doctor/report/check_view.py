@@ -308,6 +308,8 @@ def fact_rows(env: Environment, *, verbose: bool) -> list[tuple[str, str]]:
             if status:
                 parts.append(status)
             rows.append(("Package", " · ".join(parts)))
+        rows += [("Env var", f"{key}={value}") for key, value in env.env_vars]
+        rows += [("Unknown", f"{unk.field}: {unk.reason}") for unk in env.unknowns]
     elif env.packages:
         names = []
         for pkg in env.packages:
