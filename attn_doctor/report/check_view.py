@@ -145,9 +145,13 @@ def _next_text(diagnosis: Diagnosis) -> tuple[str, str | None]:
         return f"{label}: {first.title} (no known fix: see below)", None
     tops = _top_choices(diagnosis)
     top = tops[0][0] if tops else None
-    if top is not None and top.status != "ready":
+    if top is not None and top.status == "install":
         command, _detail = split_way(top.way)
         return "Next", command
+    if top is not None and top.status == "blocked":
+        if top.way.startswith("fix first: "):
+            return "Next", top.way.removeprefix("fix first: ")
+        return f"Next: {top.way}", None
     warnings = sum(f.severity == "warning" for f in diagnosis.findings)
     if warnings:
         return f"Next: nothing required; {warnings} warning(s) below", None

@@ -162,7 +162,7 @@ def _stacked(
             for i, (text, styles) in enumerate(row)
             if i and text
         ]
-        lines += wrap(" · ".join(parts), width, first=first, indent=indent + "    ")
+        lines += wrap(f"{GLUE}· ".join(parts), width, first=first, indent=indent + "    ")
     return lines
 
 
