@@ -11,7 +11,7 @@ script or CI (the people's view then has no colour).
 
     python benchmarks/bench_check.py                # 9 pairs each
     python benchmarks/bench_check.py --runs 15 --json
-    python benchmarks/bench_check.py --snapshot tests/snapshots/h200-real.json
+    python benchmarks/bench_check.py --snapshot tests/snapshots/h200-real.json --no-deep
 
 Rivals that are not installed here (xformers.info, ds_report) are reported as skipped.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 RIVAL = "torch.utils.collect_env"
 
 
-def _commands(python: str, snapshot: str | None) -> dict[str, list[str]]:
+def _commands(python: str, snapshot: str | None, *, deep: bool) -> dict[str, list[str]]:
     check = [python, "-m", "attn_doctor", "check"]
     if snapshot:
         check += ["--snapshot", snapshot]
@@ -39,7 +39,7 @@ def _commands(python: str, snapshot: str | None) -> dict[str, list[str]]:
         "attn-doctor check": check,
         "attn-doctor check --json": [*check, "--json"],
     }
-    if not snapshot:
+    if deep and not snapshot:
         out["attn-doctor check --deep"] = [*check, "--deep", "--json"]
     return out
 
@@ -118,6 +118,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--snapshot", help="time check --snapshot FILE instead of a probe")
+    parser.add_argument("--no-deep", action="store_true", help="leave out check --deep")
     args = parser.parse_args()
 
     source_tree = Path(__file__).resolve().parent.parent / "attn_doctor"
@@ -133,7 +134,7 @@ def main() -> int:
     results: dict[str, dict[str, object]] = {}
     rival_walls: list[float] = []
     rival_cpus: list[float] = []
-    for name, cmd in _commands(args.python, args.snapshot).items():
+    for name, cmd in _commands(args.python, args.snapshot, deep=not args.no_deep).items():
         code = _run_once(cmd)[2]  # warm-up
         walls: list[float] = []
         cpus: list[float] = []
