@@ -120,6 +120,8 @@ def table(
     never cut. Where even that does not fit, each row becomes a wrapped paragraph. The header
     is bold; the last column has no padding after it.
     """
+    if not rows:
+        return []
     n = len(columns)
     want = [max([len(columns[i].header), *(len(row[i][0]) for row in rows)]) for i in range(n)]
     least = [

@@ -33,6 +33,10 @@ def test_table_shrinks_wrapping_columns_only_down_to_their_longest_word() -> Non
     ]
 
 
+def test_table_without_rows_is_nothing() -> None:
+    assert table((Column("#"),), [], width=80, paint=Painter()) == []
+
+
 def test_table_too_narrow_becomes_one_paragraph_per_row() -> None:
     columns = (Column("#"), Column("backend", wraps=True), Column("attn_implementation"))
     rows = [[("9", ()), ("Hugging Face Hub kernel", ()), ("kernels-community/flash-attn2", ())]]
