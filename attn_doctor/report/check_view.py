@@ -114,14 +114,14 @@ def _kernel_phrase(rec: Recommendation) -> str:
     if rec.kernel is None:
         return ""
     kernel = name_of(rec.kernel).removeprefix("torch SDPA: ")
-    text = f"runs the {kernel}{'' if kernel.endswith('kernel') else ' kernel'} here"
+    text = f"runs the {kernel}{'' if kernel.endswith('kernel') else ' kernel'}"
     if rec.activate is not None:
         text += f" ({BACKENDS[rec.activate].title} was measured faster)"
     return text
 
 
 def _use_text(rec: Recommendation) -> str:
-    """``torch SDPA, attn_implementation="sdpa" (ready): runs the cuDNN kernel here``."""
+    """``torch SDPA, attn_implementation="sdpa" (ready): runs the cuDNN kernel``."""
     impl = f', attn_implementation="{rec.attn_implementation}"' if rec.attn_implementation else ""
     status = {"ready": "ready", "install": "install it first", "blocked": "blocked: fix below"}
     text = f"{name_of(rec.backend)}{impl} ({status[rec.status]})"
