@@ -196,7 +196,8 @@ def _unknown(env: Environment, field: str) -> str:
 def _gpu_text(g: GpuFacts) -> str:
     arch = f"sm_{g.sm}" if g.sm is not None else (g.gfx_arch or "")
     cc = f"cc {g.compute_capability} ({arch})" if g.compute_capability else arch
-    return " · ".join(part for part in (g.name, cc, _gib(g.memory_total_bytes)) if part)
+    memory = _gib(g.memory_total_bytes) if g.memory_total_bytes is not None else ""
+    return " · ".join(part for part in (g.name, cc, memory) if part)
 
 
 def _gpu_rows(gpus: Sequence[GpuFacts], *, verbose: bool) -> list[tuple[str, str]]:
@@ -286,13 +287,11 @@ def fact_rows(env: Environment, *, verbose: bool) -> list[tuple[str, str]]:
         if ct.cuda_home:
             toolkit += f" · CUDA_HOME={ct.cuda_home}"
         rows.append(("CUDA", toolkit))
-    elif driver or nvcc or env.gpus:
-        rows.append(
-            (
-                "Driver",
-                " · ".join(x for x in (driver, nvcc) if x) or _unknown(env, "driver.version"),
-            )
-        )
+    elif driver or env.nvidia_gpus:
+        known = driver or _unknown(env, "driver.version")
+        rows.append(("Driver", " · ".join(x for x in (known, nvcc) if x)))
+    elif nvcc:
+        rows.append(("CUDA", nvcc))
     if ct.rocm_version:
         rows.append(("ROCm", ct.rocm_version))
     rows.append(("torch", _torch_text(env)))
