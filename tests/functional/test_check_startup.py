@@ -21,13 +21,21 @@ NOT_ON_CHECKS_PATH = (
 )
 
 
-@pytest.mark.parametrize("args", [["check"], ["check", "--json"]], ids=["people", "json"])
+SNAPSHOT = ["--snapshot", str(SNAPSHOTS / "cpu-only-laptop.json")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check"], ["check", "--json"], ["check", *SNAPSHOT], ["check", "--json", *SNAPSHOT]],
+    ids=["people", "json", "people-snapshot", "json-snapshot"],
+)
 def test_check_leaves_heavy_modules_alone(args: list[str]) -> None:
+    """This machine (the suite's empty HOME: no bench cache), and a recorded one."""
     code = (
         "import sys\n"
         "from attn_doctor.cli import main\n"
         "try:\n"
-        f"    main({[*args, '--snapshot', str(SNAPSHOTS / 'cpu-only-laptop.json')]!r})\n"
+        f"    main({args!r})\n"
         "except SystemExit:\n"
         "    pass\n"
         f"loaded = [m for m in {NOT_ON_CHECKS_PATH!r} if m in sys.modules]\n"
