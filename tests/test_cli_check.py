@@ -80,7 +80,7 @@ def test_human_view_shows_fix_and_recommendation() -> None:
     assert "cpu-torch-on-nvidia-gpu" in out
     assert "fix:" in out
     assert "download.pytorch.org/whl/cu" in out
-    assert "Recommendation" in out
+    assert "Ranked on GPU 0, best first" in out
     assert "\x1b[" not in out  # NO_COLOR is honoured
 
 

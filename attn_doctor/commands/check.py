@@ -91,6 +91,13 @@ def save_snapshot(env: Environment, path: Path) -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="People's view: every fact, each finding's evidence and sources, every backend's "
+    "status and why (--json always has all of it).",
+)
+@click.option(
     "--verify",
     "run_verify",
     is_flag=True,
@@ -126,6 +133,7 @@ def check_command(
     snapshot_path: Path | None,
     save_path: Path | None,
     strict: bool,
+    verbose: bool,
     run_verify: bool,
     timeout: float,
 ) -> None:
@@ -156,13 +164,6 @@ def check_command(
             env = probe_environment(timeout=timeout, comfyui=comfyui_path)
     if save_path is not None:
         save_snapshot(env, host_path(save_path))
-    console = None
-    if not json_mode:  # people see the machine while the diagnosis is computed
-        from attn_doctor.report.check_view import render_facts  # rich: people's output only
-        from attn_doctor.report.console import make_console
-
-        console = make_console()
-        render_facts(env, snapshot=snapshot_path, console=console)
     evidence = bench_evidence(env) if snapshot_path is None else None
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
@@ -192,9 +193,15 @@ def check_command(
         )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
-        from attn_doctor.report.check_view import render_diagnosis
+        from attn_doctor.report.check_view import render_check  # plain text: no rich import
 
-        render_diagnosis(diagnosis, console=console, import_explanations=explained)
+        render_check(
+            env,
+            diagnosis,
+            snapshot=snapshot_path,
+            verbose=verbose,
+            import_explanations=explained,
+        )
         if verification is not None:
             from attn_doctor.commands.verify import render_verify
 
@@ -204,7 +211,10 @@ def check_command(
 
 def bench_evidence(env: Environment) -> Evidence | None:
     """What cached ``attn-doctor bench`` runs measured for this GPU and torch, if any."""
-    from attn_doctor.bench.cache import load_bench_results
+    from attn_doctor.bench.cache import cache_path, load_bench_results
+
+    if env.torch is None or not cache_path().is_file():
+        return None  # nothing was ever measured here: spare check the bench modules' import
     from attn_doctor.bench.recommend import evidence_from_runs
 
     try:
