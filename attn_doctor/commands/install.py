@@ -1,7 +1,9 @@
 """``attn-doctor install``: show the plan, then install it without ever moving torch.
 
-Exit codes: 0 installed (or plan shown), 2 usage (including: no terminal and no ``--yes``, or a
-leftover journal), 4 install failed or refused (the environment is as before), 5 locked.
+Exit codes: 0 installed (or plan shown, or nothing to install), 1 no way to install here or
+``--auto`` blocked, 2 usage (including: no terminal and no ``--yes``, a leftover journal, a
+``--python`` that is not an interpreter or has no pip), 4 install failed or refused (the
+environment is as before), 5 locked.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def _emit(json_mode: bool, result: object, code: ExitCode, error: AttnDoctorErro
     "python",
     default=sys.executable,
     show_default="this interpreter",
-    help="The interpreter whose environment to install into.",
+    help="The interpreter whose environment to plan for and install into (it is run to read "
+    "its Python, torch and packages; every command is EXE -m pip).",
 )
 @click.option(
     "--rollback", is_flag=True, help="Undo an interrupted install recorded in the journal."

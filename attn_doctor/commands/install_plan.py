@@ -16,6 +16,7 @@ from attn_doctor.backends import BACKENDS, BackendName, parse_backend
 from attn_doctor.errors import (
     AttnDoctorError,
     ExitCode,
+    NoWayToInstall,
     ProblemsFound,
     UsageError,
 )
@@ -248,7 +249,7 @@ def _auto_plan(
     diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
     top = diagnosis.recommendations[0] if diagnosis.recommendations else None
     if top is None:
-        raise UsageError("--auto: no attention backend can run on this machine")
+        raise NoWayToInstall("--auto: no attention backend can run on this machine")
     title = BACKENDS[top.backend].title
     match top.status:
         case "ready":
