@@ -9,6 +9,7 @@ import click
 
 from attn_doctor.backends import parse_backend
 from attn_doctor.errors import ExitCode, UsageError
+from attn_doctor.facts import Environment
 
 
 @click.command("download")
@@ -44,6 +45,16 @@ from attn_doctor.errors import ExitCode, UsageError
     help="Take the wheels from this directory instead of the index (no network).",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
+def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
+    """The install to run on the snapshot's machine from the wheelhouse (copied there under
+    the same name), for its interpreter and quoted for its shell."""
+    from attn_doctor.plan.pip_command import doctor_fix
+
+    return doctor_fix(
+        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
+    )
+
+
 def download_command(
     *,
     backend: str | None,
@@ -122,7 +133,6 @@ def download_command(
         for line in report.notes:
             click.echo(f"  note    {line}")
         click.echo(
-            f"On the target: attn-doctor install {plan.backend} --wheelhouse DIR "
-            f"--requirement '{cand.requirement}'"
+            f"On the target: {target_install_command(env, plan.backend, cand.requirement, dest)}"
         )
     sys.exit(int(ExitCode.OK))

@@ -155,6 +155,7 @@ def download_for_groups(
     """``download --snapshot DIR``: one wheelhouse holding what every group needs."""
     import click
 
+    from attn_doctor.commands.download import target_install_command
     from attn_doctor.commands.install_plan import (
         NothingToInstall,
         explicit_plan,
@@ -206,10 +207,8 @@ def download_for_groups(
                         click.echo(f"  {name}")
                     for line in report.skipped:
                         click.echo(f"  skipped {line}")
-                    click.echo(
-                        f"  on these nodes: attn-doctor install {plan.backend} --wheelhouse DIR "
-                        f"--requirement '{cand.requirement}'"
-                    )
+                    shown = target_install_command(env, plan.backend, cand.requirement, dest)
+                    click.echo(f"  on these nodes: {shown}")
         if not json_mode:
             for key in ("note", "error"):
                 if key in entry:
