@@ -12,6 +12,16 @@ from attn_doctor.errors import ExitCode, UsageError
 from attn_doctor.facts import Environment
 
 
+def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
+    """The install to run on the snapshot's machine from the wheelhouse (copied there under
+    the same name), for its interpreter and quoted for its shell."""
+    from attn_doctor.plan.pip_command import doctor_fix
+
+    return doctor_fix(
+        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
+    )
+
+
 @click.command("download")
 @click.argument("backend", required=False)
 @click.option("--auto", is_flag=True, help="The best backend for the snapshot's machine.")
@@ -45,16 +55,6 @@ from attn_doctor.facts import Environment
     help="Take the wheels from this directory instead of the index (no network).",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print one versioned JSON document.")
-def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
-    """The install to run on the snapshot's machine from the wheelhouse (copied there under
-    the same name), for its interpreter and quoted for its shell."""
-    from attn_doctor.plan.pip_command import doctor_fix
-
-    return doctor_fix(
-        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
-    )
-
-
 def download_command(
     *,
     backend: str | None,
