@@ -20,7 +20,7 @@ from attn_doctor.fleet.decide import Diagnoser
 from attn_doctor.fleet.group import build_report
 from attn_doctor.fleet.read import read_paths
 from attn_doctor.fleet.view import node_list
-from attn_doctor.plan.pip_command import Installer, interpreter, shell_of
+from attn_doctor.plan.pip_command import Installer, interpreter, powershell_note, shell_of
 from attn_doctor.plan.types import InstallPlan
 
 
@@ -129,7 +129,8 @@ def install_plans_for_groups(
                 pins=plan.protected,
                 shell=shell_of(target.environment),
             )
-            plan = replace(plan, commands=commands)
+            note = powershell_note(interpreter(target.environment), shell_of(target.environment))
+            plan = replace(plan, commands=commands, notes=(*plan.notes, *([note] if note else [])))
             entry.update(plan=plan, constraints=plan.protected, commands=commands)
             if console is not None:
                 _print_plan(console, plan, commands, plan.protected)

@@ -158,7 +158,12 @@ def install_command(
     )
     from attn_doctor.install.pip import protected_constraints, write_constraints_file
     from attn_doctor.install.state import record_state
-    from attn_doctor.plan.pip_command import Installer, interpreter, shell_of
+    from attn_doctor.plan.pip_command import (
+        Installer,
+        interpreter,
+        powershell_note,
+        shell_of,
+    )
 
     inst: Installer = "uv" if installer == "uv" else "pip"
     if rollback:
@@ -292,6 +297,9 @@ def install_command(
         constraints_file = None if written is None else str(written)
         if state is not None and state.get("pip") is None and inst == "pip":
             plan = dataclasses.replace(plan, notes=(*plan.notes, no_pip_note(python)))
+    ps_note = powershell_note(shown_python, shell_of(env))
+    if ps_note is not None:
+        plan = dataclasses.replace(plan, notes=(*plan.notes, ps_note))
     commands = display_commands(
         plan,
         python=shown_python,

@@ -58,6 +58,7 @@ from attn_doctor.plan.pip_command import (
     Shell,
     candidate_install_args,
     command_lines,
+    quote_arg,
 )
 from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
@@ -331,8 +332,9 @@ def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) 
         # The verify child runs attn-doctor's own code; in another environment it would see
         # attn-doctor's site-packages beside the target's, and could test the wrong torch.
         return (
-            f"not run: the target is another interpreter; run `{python} -m attn_doctor verify "
-            f"{plan.backend}` there",
+            "not run: the target is another interpreter; with attn-doctor installed there, run "
+            f"`{quote_arg(python, 'windows' if sys.platform == 'win32' else 'posix')} -m "
+            f"attn_doctor verify {plan.backend}`",
             False,
         )
     from attn_doctor.verify.runner import verify_backends

@@ -80,6 +80,14 @@ def join_command(argv: Sequence[str], shell: Shell = "posix") -> str:
     return " ".join(quote_arg(a, shell) for a in argv)
 
 
+def powershell_note(python: str, shell: Shell) -> str | None:
+    """For a Windows plan whose interpreter path must be quoted: PowerShell runs a quoted
+    path only after its call operator ``&`` (cmd runs it as shown)."""
+    if shell != "windows" or quote_arg(python, shell) == python:
+        return None
+    return "in PowerShell, put & before the quoted interpreter path (cmd runs the line as shown)"
+
+
 def env_prefix(build_env: Sequence[tuple[str, str]], shell: Shell = "posix") -> str:
     """Environment settings before a command: ``K=V `` (POSIX), ``set "K=V" && `` (cmd)."""
     if shell == "posix":

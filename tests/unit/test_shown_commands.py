@@ -145,3 +145,20 @@ def test_a_venv_interpreter_is_not_this_one_even_when_it_links_here(tmp_path: Pa
     assert is_this_interpreter(None)
     assert is_this_interpreter(sys.executable)
     assert not is_this_interpreter(str(link))  # a venv's python is a link to its base
+
+
+def test_a_quoted_windows_interpreter_gets_the_powershell_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from attn_doctor.cli import main
+
+    env = with_python(load("rtx4090-windows"), r"C:\Program Files\Python312\python.exe")
+    snap = tmp_path / "node.json"
+    snap.write_text(env.to_json(), encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["install", "flash-attn", "--snapshot", str(snap), "--json"])
+    assert info.value.code == 0
+    result = json.loads(capsys.readouterr().out)["result"]
+    (command,) = result["commands"]
+    assert command.startswith(r'"C:\Program Files\Python312\python.exe" -m pip install ')
+    assert any("PowerShell" in note for note in result["plan"]["notes"])
