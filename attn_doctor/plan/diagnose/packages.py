@@ -270,7 +270,7 @@ def _xformers_findings(ctx: _Ctx) -> list[Finding]:
             "('xFormers can't load C++/CUDA extensions') and memory_efficient_attention falls back "
             "or fails.",
             ev,
-            fix="attn-doctor install xformers",
+            fix=doctor_fix(ctx.env, "install", "xformers"),
             fix_note="Install the xformers release made for this torch (from the PyTorch index for "
             "its CUDA), with torch pinned so pip cannot replace it.",
             backends=("xformers",),
