@@ -219,3 +219,25 @@ def test_no_shown_command_names_a_file_that_does_not_exist(
             for name in _named_files(command, windows=windows):
                 assert Path(name).exists(), f"{command!r} names {name!r}, which does not exist"
     assert seen >= 6
+
+
+def test_the_probe_reads_the_other_interpreters_python_and_packages(torch_venv: Path) -> None:
+    from attn_doctor.probe import probe_environment
+
+    env = probe_environment(python=str(torch_venv), environ=_child_env())
+    assert env.python.executable == str(torch_venv)
+    assert env.python.in_venv is True
+    assert env.python.pip_version is None  # made without pip: absent, and said so
+    assert env.torch is not None
+    assert env.torch.version == "2.8.0+cu128"
+    assert env.torch.build == "cuda"  # from the local label: no torch/version.py there
+    assert env.package("transformers") is None  # this process has it; the venv does not
+
+
+def test_a_missing_interpreter_is_an_unknown_not_this_one(tmp_path: Path) -> None:
+    from attn_doctor.probe import probe_environment
+
+    env = probe_environment(python=str(tmp_path / "no-such-python"), environ=_child_env())
+    assert env.torch is None
+    assert env.python.version == "unknown"
+    assert any(u.field == "python" and "no-such-python" in u.reason for u in env.unknowns)
