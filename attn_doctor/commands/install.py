@@ -23,13 +23,13 @@ from attn_doctor.commands.install_plan import (
     _check_source_allowed,
     _console,
     _print_plan,
+    already_installed,
     explicit_plan,
     jsonable,
     no_pip_note,
     parse_target,
     plan_for_environment,
     probe_target,
-    refuse_installed_backend,
     wheelhouse_args,
 )
 from attn_doctor.errors import (
@@ -244,10 +244,15 @@ def install_command(
         state = record_state(python)
         refuse_leftover_journal(state.prefix)  # before the plan: it could not be carried out
         env = probe_target(python)  # the environment acted on is the one probed
+    installed = None
     if chosen is not None and url is None:
-        refuse_installed_backend(
-            env, chosen, versions, live=snapshot_path is None, timeout=check_timeout
-        )
+        live = snapshot_path is None
+        installed = already_installed(env, chosen, versions, live=live, timeout=check_timeout)
+    if installed is not None:
+        _emit(json_mode, {"plan": None, "note": installed}, ExitCode.OK, None)
+        if not json_mode:
+            _console().print(installed, markup=False)
+        sys.exit(int(ExitCode.OK))
     if state is None:
         from attn_doctor.plan.resolve import protected_lines
 

@@ -159,16 +159,17 @@ def _quoted(python: str) -> str:
     return quote_arg(python, "windows" if sys.platform == "win32" else "posix")
 
 
-def refuse_installed_backend(
+def already_installed(
     env: Environment,
     backend: BackendName,
     versions: SpecifierSet | None,
     *,
     live: bool,
     timeout: float,
-) -> None:
-    """``NothingToInstall`` (exit 0) when ``backend`` is already installed in ``env`` (at a
-    version ``versions`` allows) and imports there: a plan would only reinstall it.
+) -> str | None:
+    """What to say instead of a plan when ``backend`` is already installed in ``env`` (at a
+    version ``versions`` allows) and imports there (a plan would only reinstall it); None
+    when a plan is due.
 
     Live, the import is tried in a child of the target interpreter; for a snapshot, its
     ``--deep`` import result is used (without one, nothing is claimed and the plan is shown).
@@ -176,9 +177,9 @@ def refuse_installed_backend(
     info = BACKENDS[backend]
     pkg = next((p for d in info.distributions if (p := env.package(d)) is not None), None)
     if pkg is None or info.module is None:
-        return
+        return None
     if versions is not None and not versions.contains(pkg.version, prereleases=True):
-        return
+        return None
     if live:
         from attn_doctor.probe import import_in_child
 
@@ -186,16 +187,15 @@ def refuse_installed_backend(
     else:
         found = env.import_result(info.module)
         if found is None:
-            return
+            return None
         result = found
     if result.status != "ok":
-        return
+        return None
     where = env.python.executable or "this environment"
-    raise NothingToInstall(
+    return (
         f"{pkg.name} {pkg.version} is already installed in {where} and `import {info.module}` "
-        "works there: nothing to install",
-        hint=f"To change it, name a version: attn-doctor install {pkg.name}==VERSION; "
-        f"to check its kernels: attn-doctor verify {backend}",
+        f"works there: nothing to install (to change it, name a version: "
+        f"attn-doctor install {pkg.name}==VERSION)"
     )
 
 

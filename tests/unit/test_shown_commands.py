@@ -162,3 +162,22 @@ def test_a_quoted_windows_interpreter_gets_the_powershell_note(
     (command,) = result["commands"]
     assert command.startswith(r'"C:\Program Files\Python312\python.exe" -m pip install ')
     assert any("PowerShell" in note for note in result["plan"]["notes"])
+
+
+def test_a_backend_installed_and_importing_on_the_snapshot_is_not_planned_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from attn_doctor.cli import main
+
+    snap = str(SNAPSHOTS / "a100-linux.json")  # --deep: `import flash_attn` ok there
+    with pytest.raises(SystemExit) as info:
+        main(["install", "flash-attn", "--snapshot", snap, "--json"])
+    assert info.value.code == 0
+    result = json.loads(capsys.readouterr().out)["result"]
+    assert result["plan"] is None
+    assert "flash-attn 2.7.4.post1 is already installed" in result["note"]
+    # Another version is a change, and is planned.
+    with pytest.raises(SystemExit) as info:
+        main(["install", "flash-attn==2.8.3", "--snapshot", snap, "--json"])
+    assert info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["result"]["plan"]["backend"] == "flash_attn_2"
