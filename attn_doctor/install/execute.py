@@ -413,6 +413,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             pre_requirements=pre,
             constraints_file=None if shown is None else str(shown),
             pins=constraints,
+            shell="windows" if sys.platform == "win32" else "posix",
         )
         report = InstallReport(
             backend=plan.backend,
