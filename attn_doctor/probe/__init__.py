@@ -95,19 +95,21 @@ def probe_environment(
     unknowns: list[Unknown] = []
     created_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    other: InterpreterReport | str | None = None
-    if not is_this_interpreter(python):
-        assert python is not None
-        other = probe_interpreter(python, environ=env)
-        if isinstance(other, str):
-            unknowns.append(unknown("python", f"--python {python}: {other}"))
-            unknowns.append(unknown("packages", f"the packages of {python} were not read"))
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="attn-doctor-probe") as ex:
         # The slow readers (subprocesses, NVML) start first and run while the rest is read.
+        f_other = None
+        if python is not None and not is_this_interpreter(python):
+            f_other = ex.submit(probe_interpreter, python, environ=env)
         f_nvidia = ex.submit(probe_nvidia, env, timeout=tool_timeout, nvml=nvml)
         f_amd = ex.submit(probe_amd_and_apple, env, timeout=tool_timeout)
         f_uv = ex.submit(probe_uv, env, timeout=tool_timeout)
         f_host = ex.submit(probe_host, env)
+        other: InterpreterReport | str | None = None
+        if f_other is not None:
+            other = f_other.result()  # never raises: a failure is a reason
+            if isinstance(other, str):
+                unknowns.append(unknown("python", f"--python {python}: {other}"))
+                unknowns.append(unknown("packages", f"the packages of {python} were not read"))
         if other is None:
             f_dists = ex.submit(scan_distributions, search_path(env))
             f_python = ex.submit(python_facts_without_uv, env)
