@@ -181,3 +181,25 @@ def test_a_backend_installed_and_importing_on_the_snapshot_is_not_planned_again(
         main(["install", "flash-attn==2.8.3", "--snapshot", snap, "--json"])
     assert info.value.code == 0
     assert json.loads(capsys.readouterr().out)["result"]["plan"]["backend"] == "flash_attn_2"
+
+
+def test_a_group_with_no_way_to_install_exits_1_not_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No way to install flash-attn on a T4 (sm75) is a fact about those nodes (exit 1)."""
+    from attn_doctor.cli import main
+
+    for name in ("t4-colab", "a100-linux"):
+        (tmp_path / f"{name}.json").write_text(load(name).to_json(), encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["install", "flash-attn==2.8.3", "--snapshot", str(tmp_path), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert info.value.code == 1
+    assert doc["error"]["code"] == "problems"
+    groups = doc["result"]["groups"]
+    assert any("no way to install" in g.get("error", "") for g in groups)
+    planned = [g for g in groups if g.get("plan")]
+    assert planned, groups
+    for group in planned:  # pasteable on those nodes: the pins inline, no file of ours
+        assert group["plan"]["commands"] == group["commands"]
+        assert all(" -c " not in c for c in group["commands"])
