@@ -66,6 +66,13 @@ class ProblemsFound(AttnDoctorError):
     code = "problems"
 
 
+class NoWayToInstall(ProblemsFound):
+    """No source can install the backend on this machine as it is (the message says why, the
+    hint names the ways out): a fact found about the machine, not bad input."""
+
+    code = "no-way-to-install"
+
+
 class InstallFailed(AttnDoctorError):
     """An install step failed; the prior state was restored."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -204,7 +205,8 @@ def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> 
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("attn-doctor: error: ")
     assert "install torch first" in lines[0]
-    assert "hint: pip install torch" in proc.stderr  # check's no-torch fix, CPU here
+    # check's no-torch fix, CPU here, for the interpreter it is about
+    assert f"hint: {shlex.quote(sys.executable)} -m pip install torch" in proc.stderr
     doc = json.loads(run_without_torch(tmp_path, "install", "--auto", "--json").stdout)
     assert doc["error"]["code"] == "blocked"
 

@@ -188,10 +188,11 @@ def test_source_build_commands_disable_build_isolation_and_show_the_env() -> Non
         index_args=(),
         build_env=(("MAX_JOBS", "4"), ("FLASH_ATTN_CUDA_ARCHS", "90")),
         pre_requirements=("ninja", "psutil"),
+        constraints_file="/plans/constraints-1.txt",
     )
-    assert cmds[0].endswith("ninja psutil -c constraints.txt")
+    assert cmds[0].endswith("ninja psutil -c /plans/constraints-1.txt")
     assert cmds[1].startswith("MAX_JOBS=4 FLASH_ATTN_CUDA_ARCHS=90 /venv/bin/python -m pip install")
-    assert "-v --no-build-isolation flash-attn==2.8.3 -c constraints.txt" in cmds[1]
+    assert "-v --no-build-isolation flash-attn==2.8.3 -c /plans/constraints-1.txt" in cmds[1]
 
 
 # --- reading pip's answers ------------------------------------------------------------------

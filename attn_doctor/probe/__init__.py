@@ -38,6 +38,11 @@ from attn_doctor.probe.imports import (
     probe_deep,
     probe_torch_runtime,
 )
+from attn_doctor.probe.interpreter import (
+    InterpreterReport,
+    is_this_interpreter,
+    probe_interpreter,
+)
 from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
 from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
@@ -59,6 +64,15 @@ def _guard(field: str, future: Future[Any], unknowns: list[Unknown]) -> Any:
         return None
 
 
+def _other_python_facts(
+    python: str, report: InterpreterReport | str
+) -> tuple[PythonFacts, list[Unknown]]:
+    """Another interpreter's facts (``pip_version`` is read from its metadata later)."""
+    if isinstance(report, str):
+        return PythonFacts(version="unknown", implementation="unknown", executable=python), []
+    return report.python, []
+
+
 def probe_environment(
     *,
     deep: bool = False,
@@ -76,7 +90,9 @@ def probe_environment(
     nvcc, uv) get ``min(timeout, 10 s)``. ``environ`` replaces ``os.environ`` for everything
     read from the environment (PATH lookups, CUDA_HOME, PYTHONPATH for metadata and for the
     children, the recorded variables). ``nvml`` replaces the ``pynvml`` module (tests).
-    ``python`` is the interpreter the ``--deep`` children run (default: this one).
+    ``python`` is the interpreter whose environment is described (default: this one): for
+    another one, its Python facts and ``sys.path`` come from running it, and the packages are
+    read from that path; the ``--deep`` children run it too.
     ``board`` is told which ``--deep`` imports run (for a progress line).
     ``cwd`` is where a ComfyUI folder, ``kernels.lock`` and ``pyproject.toml`` are looked for
     (default: the current folder); ``comfyui`` names a ComfyUI folder (``check --comfyui``).
@@ -88,12 +104,26 @@ def probe_environment(
 
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="attn-doctor-probe") as ex:
         # The slow readers (subprocesses, NVML) start first and run while the rest is read.
+        f_other = None
+        if python is not None and not is_this_interpreter(python):
+            f_other = ex.submit(probe_interpreter, python, environ=env)
         f_nvidia = ex.submit(probe_nvidia, env, timeout=tool_timeout, nvml=nvml)
         f_amd = ex.submit(probe_amd_and_apple, env, timeout=tool_timeout)
         f_uv = ex.submit(probe_uv, env, timeout=tool_timeout)
         f_host = ex.submit(probe_host, env)
-        f_dists = ex.submit(scan_distributions, search_path(env))
-        f_python = ex.submit(python_facts_without_uv, env)
+        other: InterpreterReport | str | None = None
+        if f_other is not None:
+            other = f_other.result()  # never raises: a failure is a reason
+            if isinstance(other, str):
+                unknowns.append(unknown("python", f"--python {python}: {other}"))
+                unknowns.append(unknown("packages", f"the packages of {python} were not read"))
+        if other is None:
+            f_dists = ex.submit(scan_distributions, search_path(env))
+            f_python = ex.submit(python_facts_without_uv, env)
+        else:
+            paths = [] if isinstance(other, str) else list(other.search_path)
+            f_dists = ex.submit(scan_distributions, paths)
+            f_python = ex.submit(_other_python_facts, python or "", other)
 
         amd_result = _guard("gpus", f_amd, unknowns)
         amd_gpus, rocm_version, amd_unknowns = amd_result if amd_result else ((), None, [])
@@ -114,6 +144,8 @@ def probe_environment(
         )
         unknowns.extend(python_unknowns)
         uv_version = _guard("python.uv_version", f_uv, unknowns)
+        if other is not None and "pip" in dists:
+            python_facts = replace(python_facts, pip_version=dists["pip"].version)
         python_facts = replace(python_facts, uv_version=uv_version)
 
         nvidia = _guard("driver", f_nvidia, unknowns)

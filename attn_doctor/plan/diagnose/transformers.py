@@ -21,6 +21,7 @@ from attn_doctor.plan.diagnose.context import _Ctx, _ev, _version_of
 from attn_doctor.plan.machine import (
     parse_version,
 )
+from attn_doctor.plan.pip_command import pip_fix
 
 # --- transformers -------------------------------------------------------------------------------
 
@@ -55,7 +56,7 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                         _ev("packages.transformers.version", tf.version),
                         _ev(f"index:transformers.toml#{entry.value}.first", entry.first),
                     ],
-                    fix=f'pip install -U "transformers>={entry.first}"',
+                    fix=pip_fix(env, "install", "-U", f"transformers>={entry.first}"),
                     backends=(name,),
                     sources=(entry.source,),
                 )
@@ -171,8 +172,11 @@ def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -
                     f"{kernels.version} is installed, so asking for {kernel.replaces} fails "
                     "at model load.",
                     evidence,
-                    fix=f"pip install 'kernels>={hub.kernels_min_version},"
-                    f"<{hub.kernels_max_version}'",
+                    fix=pip_fix(
+                        env,
+                        "install",
+                        f"kernels>={hub.kernels_min_version},<{hub.kernels_max_version}",
+                    ),
                     backends=(backend, "hub_kernels"),
                     sources=(hub.source,),
                 )

@@ -19,10 +19,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BACKENDS, BackendName
-from attn_doctor.errors import UsageError
+from attn_doctor.errors import NoWayToInstall, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
-from attn_doctor.plan.pip_command import command_lines
+from attn_doctor.plan.pip_command import command_lines, shell_of
 from attn_doctor.plan.resolve.common import (
     ALL_SOURCES,
     PROTECTED,
@@ -189,7 +189,7 @@ def plan_install(
 ) -> InstallPlan:
     """The install plan for the ``choice``-th candidate (best first).
 
-    Raises ``UsageError`` when no candidate fits (the hint carries the ways out).
+    Raises ``NoWayToInstall`` (exit 1) when no candidate fits (the hint carries the ways out).
     """
     plan = plan_backend(
         env,
@@ -206,7 +206,7 @@ def plan_install(
             if versions is not None
             else BACKENDS[backend].title
         )
-        raise UsageError(
+        raise NoWayToInstall(
             f"no way to install {what} here: {reasons}",
             hint=" ".join(plan.ways_out) or None,
         )
@@ -224,7 +224,9 @@ def plan_install(
     if cand.source == "hub":
         notes.append(f"then load models with attn_implementation='{cand.attn_implementation}'")
     # The same builder the installer runs (``install.pip.command_lines``).
-    commands = command_lines(cand, python=py, build_env=cand.build_env)
+    commands = command_lines(
+        cand, python=py, build_env=cand.build_env, pins=protected, shell=shell_of(env)
+    )
     if cand.source == "community":
         notes.append("community build: not produced by the backend's authors")
     if not cand.verified:

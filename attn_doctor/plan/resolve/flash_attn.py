@@ -309,8 +309,8 @@ def _community_candidates(
                     f"community build ({w.project}, release {w.tag}) for torch {w.torch_minor}, "
                     f"CUDA {w.cuda}{'' if exact else older}, "
                     f"{w.python_tag}-{w.abi_tag}; not built or tested by flash-attn's authors; "
-                    f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
-                    f"{str(index.pytorch_wheel_abi(w.torch_minor)).upper()}, like this torch); "
+                    f"built against PyTorch's torch {w.torch_minor}"
+                    f"{_community_abi(index.pytorch_wheel_abi(w.torch_minor), m)}; "
                     "GPU archs not stated in the name"
                 ),
                 provenance=(index.community.source,),
@@ -319,6 +319,18 @@ def _community_candidates(
         if len(out) >= MAX_COMMUNITY_CANDIDATES:
             break
     return out, near
+
+
+def _community_abi(abi: bool, m: Machine) -> str:
+    """How a community wheel's C++11 ABI compares with this torch's, saying only what is known
+    (the flag is a libstdc++ one: it does not apply off Linux)."""
+    if m.os != "linux":
+        return ""
+    if m.cxx11_abi is None:
+        return f" (C++11 ABI {str(abi).upper()}; this torch's ABI is unknown)"
+    if m.cxx11_abi == abi:
+        return f" (C++11 ABI {str(abi).upper()}, like this torch)"
+    return f" (C++11 ABI {str(abi).upper()}, unlike this torch's {str(m.cxx11_abi).upper()})"
 
 
 # -------------------------------------------------------------------------------- source build
