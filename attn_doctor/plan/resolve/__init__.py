@@ -12,14 +12,17 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from attn_doctor.adapters import adapter_for
 from attn_doctor.backends import BACKENDS, BackendName
-from attn_doctor.errors import UsageError
+from attn_doctor.errors import NoPlanner, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
 from attn_doctor.plan.pip_command import command_lines
@@ -28,20 +31,12 @@ from attn_doctor.plan.resolve.common import (
     PROTECTED,
     PYTORCH_INDEX,
     Machine,
-    _torch_problem,
+    Planner,
     machine_of,
     torch_variant,
     vendor_torch,
 )
-from attn_doctor.plan.resolve.flash_attn import (
-    _plan_flash_attn_2,
-    _plan_flash_attn_3,
-    _plan_flash_attn_4,
-    flash_attn_4_runtime,
-)
-from attn_doctor.plan.resolve.hub import _plan_hub
-from attn_doctor.plan.resolve.unsloth import _plan_unsloth
-from attn_doctor.plan.resolve.xformers import _plan_xformers
+from attn_doctor.plan.resolve.flash_attn_4 import flash_attn_4_runtime
 from attn_doctor.plan.types import BackendPlan, InstallPlan, SourceKind
 
 __all__ = [
@@ -62,14 +57,22 @@ __all__ = [
 _BUILTIN: frozenset[BackendName] = frozenset(n for n in BACKENDS if BACKENDS[n].builtin)
 
 
-def _plan_sage(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
-) -> BackendPlan:
-    from attn_doctor.plan.resolve.sage import plan_sageattention
+def planner_for(backend: BackendName) -> Planner:
+    """The install planner the backend's adapter names (``module:function``).
 
-    plan = plan_sageattention(m, _torch_problem)
-    kept = tuple(c for c in plan.candidates if c.source in allow)
-    return replace(plan, candidates=kept)
+    Raises ``NoPlanner`` (exit code 2) when attn-doctor has none for it.
+    """
+    ref = adapter_for(backend).planner
+    record = BACKENDS[backend]
+    if ref is None:
+        dist = record.distribution
+        raise NoPlanner(
+            f"attn-doctor has no install planner for {record.title}",
+            hint=(f"install {dist} by hand (pip install {dist}), then " if dist else "")
+            + f"run `attn-doctor verify --backend {backend}` to prove it works here",
+        )
+    module, _, name = ref.partition(":")
+    return cast(Planner, getattr(importlib.import_module(module), name))
 
 
 def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
@@ -128,24 +131,10 @@ def plan_backend(
             ways_out=(f"{info.title} ships with torch: nothing to install.",),
             already_installed=m.torch,
         )
-    planners = {
-        "flash_attn_2": _plan_flash_attn_2,
-        "flash_attn_3": _plan_flash_attn_3,
-        "flash_attn_4": _plan_flash_attn_4,
-        "xformers": _plan_xformers,
-        "unsloth": _plan_unsloth,
-        "hub_kernels": _plan_hub,
-        "sageattention": _plan_sage,
-    }
-    if versions is not None and backend in ("flash_attn_2", "xformers"):
-        versioned = _plan_flash_attn_2 if backend == "flash_attn_2" else _plan_xformers
-        plan = versioned(m, index, allow, allow_torch_change, versions)
-    else:
-        plan = planners[backend](m, index, allow, allow_torch_change)
+    planner = planner_for(backend)
+    plan = planner(m, index, allow, allow_torch_change, versions)
     if versions is not None:
-        plan = _only_versions(
-            plan, versions, planners[backend](m, index, allow, allow_torch_change)
-        )
+        plan = _only_versions(plan, versions, planner(m, index, allow, allow_torch_change))
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
     return plan

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BACKENDS, BackendName
@@ -19,6 +20,7 @@ from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
+    from attn_doctor.index.model import Index
     from attn_doctor.plan.resolve.common import Machine
 
 FILE = "sageattention.toml"
@@ -130,3 +132,17 @@ def plan_sageattention(
         rejections=tuple(rejections),
         ways_out=() if candidates else (f"{record.title}: {problem or 'no release fits'}",),
     )
+
+
+def plan_sage(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
+) -> BackendPlan:
+    """The planner ``plan_backend`` calls: ``plan_sageattention`` over the allowed sources."""
+    from attn_doctor.plan.resolve.common import _torch_problem
+
+    plan = plan_sageattention(m, _torch_problem)
+    return replace(plan, candidates=tuple(c for c in plan.candidates if c.source in allow))

@@ -126,7 +126,7 @@ def _xformers_build_fit(
     )
 
 
-def _plan_xformers(
+def plan_xformers(
     m: Machine,
     index: Index,
     allow: frozenset[SourceKind],
