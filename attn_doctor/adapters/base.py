@@ -8,7 +8,8 @@ behaviour the facts cannot express:
 - ``unavailable_here``: why it cannot run on a device, judged from the record alone (no import,
   no child process); ``unavailable_reason`` adds what only an import can tell;
 - ``planner``: its install planner, as an entry point (``module:function`` in
-  ``attn_doctor.plan.resolve``; None: attn-doctor does not install it);
+  ``attn_doctor.plan.resolve``; None: attn-doctor does not install it), and ``releases``,
+  the releases that planner knows;
 - ``integration``: the function that registers it with transformers' ``AttentionInterface``
   (None: built into transformers, or not a transformers backend).
 
@@ -50,6 +51,12 @@ class BackendAdapter(Protocol):
     @property
     def planner(self) -> str | None:
         """Its install planner as ``module:function`` (None: no planner)."""
+        ...
+
+    @property
+    def releases(self) -> str | None:
+        """``module:function(index)`` listing the releases its planner knows, for
+        ``install NAME==VERSION`` (None: not versioned)."""
         ...
 
     @property
@@ -127,6 +134,10 @@ class RecordAdapter:
 
     @property
     def planner(self) -> str | None:
+        return None
+
+    @property
+    def releases(self) -> str | None:
         return None
 
     @property

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import torch
 
 
-_PLANNERS = {
-    "flash_attn_2": "attn_doctor.plan.resolve.flash_attn:plan_flash_attn_2",
-    "flash_attn_3": "attn_doctor.plan.resolve.flash_attn:plan_flash_attn_3",
-    "flash_attn_4": "attn_doctor.plan.resolve.flash_attn_4:plan_flash_attn_4",
+_PLANNER_MODULES = {
+    "flash_attn_2": "attn_doctor.plan.resolve.flash_attn",
+    "flash_attn_3": "attn_doctor.plan.resolve.flash_attn",
+    "flash_attn_4": "attn_doctor.plan.resolve.flash_attn_4",
 }
 
 
@@ -32,7 +32,11 @@ class FlashAttnAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return _PLANNERS.get(self.record.name)
+        return f"{_PLANNER_MODULES[self.record.name]}:plan_{self.record.name}"
+
+    @property
+    def releases(self) -> str | None:
+        return f"{_PLANNER_MODULES[self.record.name]}:{self.record.name}_versions"
 
     def call(
         self,

@@ -16,6 +16,10 @@ class UnslothAdapter(RecordAdapter):
     def planner(self) -> str | None:
         return "attn_doctor.plan.resolve.unsloth:plan_unsloth"
 
+    @property
+    def releases(self) -> str | None:
+        return "attn_doctor.plan.resolve.unsloth:unsloth_versions"
+
 
 @dataclass(frozen=True)
 class HubKernelsAdapter(RecordAdapter):

@@ -22,6 +22,10 @@ class XformersAdapter(RecordAdapter):
         return "attn_doctor.plan.resolve.xformers:plan_xformers"
 
     @property
+    def releases(self) -> str | None:
+        return "attn_doctor.plan.resolve.xformers:xformers_versions"
+
+    @property
     def integration(self) -> Registration | None:
         from attn_doctor.integrations.xformers_attention import register_xformers_attention
 

@@ -116,3 +116,15 @@ def test_watched_distributions_include_every_record_distribution() -> None:
     for record in BACKENDS.values():
         for dist in (*record.distributions, *record.companions):
             assert dist in WATCHED, f"{record.name}: {dist} is not watched"
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_the_releases_an_adapter_names_exist(backend: BackendName) -> None:
+    from attn_doctor.index import load_index
+    from attn_doctor.plan.resolve import known_versions
+
+    ref = adapter_for(backend).releases
+    if ref is None:
+        assert known_versions(load_index(), backend) == ()
+        return
+    assert known_versions(load_index(), backend), f"{backend}: no release known"

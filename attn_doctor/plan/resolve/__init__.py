@@ -13,7 +13,7 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import cast
 
@@ -77,19 +77,14 @@ def planner_for(backend: BackendName) -> Planner:
 
 def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
     """Every release of ``backend`` the index knows, oldest first (empty: not versioned)."""
-    found: set[str] = set()
-    if backend == "flash_attn_2":
-        found = {r.version for r in index.flash_attn}
-        found |= {w.version for w in index.community.wheels if w.package == "flash_attn"}
-    elif backend == "flash_attn_3":
-        found = {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
-    elif backend == "flash_attn_4":
-        found = {r.version for r in index.flash_attn_4}
-    elif backend == "xformers":
-        found = {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
-    elif backend == "unsloth":
-        found = {index.unsloth.version}
-    return tuple(sorted(found, key=Version))
+    ref = adapter_for(backend).releases
+    if ref is None:
+        return ()
+    module, _, name = ref.partition(":")
+    releases = cast(
+        Callable[[Index], Iterable[str]], getattr(importlib.import_module(module), name)
+    )
+    return tuple(sorted(set(releases(index)), key=Version))
 
 
 def check_versions(index: Index, backend: BackendName, versions: SpecifierSet) -> None:

@@ -647,3 +647,14 @@ def plan_flash_attn_3(
         rejections=tuple(rejections),
         ways_out=tuple(ways),
     )
+
+
+def flash_attn_2_versions(index: Index) -> set[str]:
+    """flash-attn 2 releases: upstream's and the community builds'."""
+    found = {r.version for r in index.flash_attn}
+    return found | {w.version for w in index.community.wheels if w.package == "flash_attn"}
+
+
+def flash_attn_3_versions(index: Index) -> set[str]:
+    """flash-attn 3 releases: the community builds' (upstream publishes none)."""
+    return {w.version for w in index.community.wheels if w.package == "flash_attn_3"}

@@ -79,3 +79,8 @@ def plan_flash_attn_4(
             backend, "pypi", cand.requirement, "the package index is not an allowed source"
         )
     return BackendPlan(backend=backend, candidates=(cand,))
+
+
+def flash_attn_4_versions(index: Index) -> set[str]:
+    """flash-attn-4 releases on the package index."""
+    return {r.version for r in index.flash_attn_4}

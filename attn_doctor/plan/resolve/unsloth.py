@@ -98,3 +98,8 @@ def plan_unsloth(
             backend, "pypi", cand.requirement, "the package index is not an allowed source"
         )
     return BackendPlan(backend=backend, candidates=(cand,), rejections=tuple(rejections))
+
+
+def unsloth_versions(index: Index) -> set[str]:
+    """The unsloth release the index records."""
+    return {index.unsloth.version}

@@ -299,3 +299,8 @@ def _group_xformers(rejections: list[Rejection]) -> tuple[Rejection, ...]:
         )
     # Releases whose torch pin accepts this torch carry the real reason: they come first.
     return tuple(sorted(out, key=lambda r: "pip would replace torch" in r.reason))
+
+
+def xformers_versions(index: Index) -> set[str]:
+    """xformers releases: the PyTorch index's builds and the package index's wheels."""
+    return {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
