@@ -42,6 +42,7 @@ BackendName = Literal[
     "flex_attention",
     "hub_kernels",
     "eager",
+    "flashinfer",
 ]
 
 BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
@@ -81,6 +82,7 @@ AdapterKind = Literal[
     "flash-attn",
     "xformers",
     "sageattention",
+    "flashinfer",
     "unsloth",
     "hub-kernels",
 ]

@@ -6,6 +6,7 @@ import functools
 
 from attn_doctor.adapters.base import BackendAdapter, RecordAdapter
 from attn_doctor.adapters.flash_attn import FlashAttnAdapter
+from attn_doctor.adapters.flashinfer import FlashInferAdapter
 from attn_doctor.adapters.packages import HubKernelsAdapter, UnslothAdapter
 from attn_doctor.adapters.sageattention import SageAdapter
 from attn_doctor.adapters.torch_kernels import EagerAdapter, FlexAdapter, SdpaAdapter
@@ -19,6 +20,7 @@ ADAPTER_CLASSES: dict[AdapterKind, type[RecordAdapter]] = {
     "flash-attn": FlashAttnAdapter,
     "xformers": XformersAdapter,
     "sageattention": SageAdapter,
+    "flashinfer": FlashInferAdapter,
     "unsloth": UnslothAdapter,
     "hub-kernels": HubKernelsAdapter,
 }
