@@ -37,3 +37,17 @@ def adapter_for(backend: BackendName) -> BackendAdapter:
 def kernel_backends() -> tuple[BackendName, ...]:
     """Backends whose adapter launches a kernel of its own, in record order."""
     return tuple(n for n in BACKEND_NAMES if adapter_for(n).launches_kernel)
+
+
+def adapter_of_implementation(attn_implementation: str) -> BackendAdapter | None:
+    """The adapter of the package kernel behind a transformers ``attn_implementation`` value
+    (``flash_attention_2``, ``xformers``…); None for torch's own (``sdpa``, ``eager``)."""
+    for name in BACKEND_NAMES:
+        record = BACKENDS[name]
+        if (
+            record.attn_implementation == attn_implementation
+            and record.distributions
+            and record.verify.kind == "kernel"
+        ):
+            return adapter_for(name)
+    return None

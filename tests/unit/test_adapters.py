@@ -128,3 +128,37 @@ def test_the_releases_an_adapter_names_exist(backend: BackendName) -> None:
         assert known_versions(load_index(), backend) == ()
         return
     assert known_versions(load_index(), backend), f"{backend}: no release known"
+
+
+@pytest.mark.parametrize(
+    ("impl", "backend"),
+    [
+        ("flash_attention_2", "flash_attn_2"),
+        ("flash_attention_4", "flash_attn_4"),
+        ("xformers", "xformers"),
+        ("sdpa", None),
+        ("eager", None),
+        ("kernels-community/flash-attn2", None),
+    ],
+)
+def test_the_adapter_behind_an_attn_implementation(impl: str, backend: str | None) -> None:
+    from attn_doctor.adapters import adapter_of_implementation
+
+    adapter = adapter_of_implementation(impl)
+    assert (adapter.record.name if adapter else None) == backend
+
+
+def test_model_check_asks_the_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from attn_doctor.adapters import xformers as xformers_adapter
+    from attn_doctor.verify.model import XFORMERS_MISSING, _impl_reason
+
+    assert _impl_reason("flash_attention_2", "cpu") == "needs a CUDA device"
+    assert _impl_reason("sdpa", "cpu") is None
+
+    def missing() -> None:
+        raise ImportError("no transformers")
+
+    monkeypatch.setattr(
+        xformers_adapter.XformersAdapter, "integration", property(lambda self: missing)
+    )
+    assert _impl_reason("xformers", "cuda") == XFORMERS_MISSING
