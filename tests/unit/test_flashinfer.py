@@ -204,3 +204,13 @@ def test_check_has_a_flashinfer_row(capsys: pytest.CaptureFixture[str]) -> None:
     assert code in (0, 1)
     rows = {row["backend"]: row for row in out["result"]["diagnosis"]["backends"]}
     assert "flashinfer" in rows
+
+
+def test_the_plan_shows_the_extra_in_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from attn_doctor.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["install", "flashinfer", "--snapshot", str(SNAPSHOT), "--dry-run"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "install  flashinfer-python[cu13]==0.7.4" in out  # not eaten as rich markup
