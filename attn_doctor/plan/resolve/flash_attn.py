@@ -33,6 +33,7 @@ from attn_doctor.plan.resolve.common import (
     _torch_problem,
     platform_mismatch,
     python_mismatch,
+    rejected,
     vendor_torch,
 )
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
@@ -592,10 +593,7 @@ def plan_flash_attn_3(
     ):
         problem = f"flash-attn 3 needs CUDA >= {req.min_cuda}; torch has CUDA {m.torch_cuda}"
     if problem:
-        rejections.append(
-            Rejection(backend=backend, source="source-build", what="flash-attn-3", reason=problem)
-        )
-        return BackendPlan(backend=backend, rejections=tuple(rejections))
+        return rejected(backend, "source-build", "flash-attn-3", problem)
     rejections.append(
         Rejection(
             backend=backend,

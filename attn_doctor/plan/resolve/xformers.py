@@ -23,6 +23,7 @@ from attn_doctor.plan.resolve.common import (
     _variant_text,
     platform_mismatch,
     python_mismatch,
+    rejected,
     torch_variant,
     vendor_torch,
 )
@@ -143,12 +144,7 @@ def plan_xformers(
             "a CUDA or ROCm build"
         )
     if problem:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="pypi", what="xformers", reason=problem),
-            ),
-        )
+        return rejected(backend, "pypi", "xformers", problem)
     assert m.torch is not None
     rejections: list[Rejection] = []
     candidates: list[WheelCandidate] = []
