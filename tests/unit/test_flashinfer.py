@@ -214,3 +214,18 @@ def test_the_plan_shows_the_extra_in_text(capsys: pytest.CaptureFixture[str]) ->
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "install  flashinfer-python[cu13]==0.7.4" in out  # not eaten as rich markup
+
+
+def test_bench_measures_flashinfer_but_never_recommends_it_to_transformers() -> None:
+    from attn_doctor.bench.recommend import recommend
+    from tests.bench_data import sweep
+
+    rec = recommend(
+        [
+            sweep("flashinfer", {1024: 0.5, 4096: 5.0}),
+            sweep("flash_attn_2", {1024: 0.8, 4096: 9.0}),
+            sweep("eager", {1024: 4.0, 4096: 60.0}),
+        ]
+    )
+    assert rec is not None
+    assert rec.backend == "flash_attn_2"  # FlashInfer has no attn_implementation
