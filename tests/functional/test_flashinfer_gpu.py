@@ -42,7 +42,7 @@ def test_bench_measures_a_flashinfer_row(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     args = ["bench", "flashinfer", "--json", "--device", "cuda", "--seqlen", "1024",
             "--head-dim", "128", "--dtype", "bf16", "--causal", "--reps", "3",
-            "--no-save"]  # fmt: skip
+            "--fwd", "--no-save"]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "attn_doctor", *args],
         capture_output=True,
