@@ -229,3 +229,11 @@ def test_bench_measures_flashinfer_but_never_recommends_it_to_transformers() -> 
     )
     assert rec is not None
     assert rec.backend == "flash_attn_2"  # FlashInfer has no attn_implementation
+
+
+def test_the_runtime_says_flashinfer_is_not_a_transformers_backend() -> None:
+    from attn_doctor.errors import UsageError
+    from attn_doctor.runtime.select import normalize_value
+
+    with pytest.raises(UsageError, match="is not a transformers attn_implementation"):
+        normalize_value("flashinfer", variable="ATTN_DOCTOR_BACKEND")
