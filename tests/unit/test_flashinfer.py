@@ -158,8 +158,9 @@ def test_planner_on_cuda_12_takes_no_extra() -> None:
         ({"sms": (70,), "gpu_names": ("Tesla V100",)}, "compute capability >= 7.5"),
         ({"os": "darwin"}, "runs on linux"),
         ({"python": "3.9"}, "needs Python >=3.10,<4.0"),
+        ({"torch": "2.7.1+cu118", "torch_cuda": "11.8"}, "needs CUDA >= 12.0"),
     ],
-    ids=["cpu-torch", "v100", "macos", "python-3.9"],
+    ids=["cpu-torch", "v100", "macos", "python-3.9", "cuda-11.8"],
 )
 def test_planner_refusals(change: dict[str, Any], reason: str) -> None:
     plan = plan_flashinfer(dataclasses.replace(H200, **change), load_index(), ALL_SOURCES, False)

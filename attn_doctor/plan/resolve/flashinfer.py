@@ -79,6 +79,13 @@ def plan_flashinfer(
     record = BACKENDS[_BACKEND]
     dist = record.distribution or "flashinfer-python"
     problem = record_problem(m, record)
+    if (
+        problem is None
+        and record.min_cuda
+        and m.torch_cuda
+        and Version(m.torch_cuda) < Version(record.min_cuda)
+    ):
+        problem = f"{record.title} needs CUDA >= {record.min_cuda}; torch has CUDA {m.torch_cuda}"
     if problem is None and "pypi" not in allow:
         problem = "the package index is not an allowed source"
     if problem is not None:
