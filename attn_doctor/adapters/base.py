@@ -173,6 +173,10 @@ class RecordAdapter:
             return f"{r.title} needs compute capability {_cc_text(r.min_sm)}+, {here}"
         if r.max_sm is not None and sm > r.max_sm:
             return f"{r.title} supports compute capability up to {_cc_text(r.max_sm)}, {here}"
+        generations = sorted({*r.sm_majors, *r.sm_majors_code_only})
+        if r.sm_majors and cc[0] not in generations:
+            listed = ", ".join(f"{g}.x" for g in generations)
+            return f"{r.title} supports GPU generations {listed}, {here}"
         return None
 
     def unavailable_reason(self, device: str, cc: tuple[int, int] | None) -> str | None:

@@ -60,9 +60,19 @@ def test_integrations_are_the_registration_functions() -> None:
         ("flash_attn_2", "cuda", (7, 5), "flash-attn 2 needs compute capability 8.0+, GPU is 7.5"),
         ("flash_attn_3", "cuda", (10, 0), "supports compute capability up to 9.0, GPU is 10.0"),
         ("sdpa_flash", "cuda", (9, 0), None),
+        ("sageattention", "cuda", (10, 0), "supports GPU generations 8.x, 9.x, 12.x, GPU is 10.0"),
         ("unsloth", "cuda", (9, 0), "unsloth launches no attention kernel of its own (cuda)"),
     ],
-    ids=["fa2-cpu", "cpu-fused-on-cuda", "math-cpu", "fa2-t4", "fa3-b200", "flash-h100", "unsloth"],
+    ids=[
+        "fa2-cpu",
+        "cpu-fused-on-cuda",
+        "math-cpu",
+        "fa2-t4",
+        "fa3-b200",
+        "flash-h100",
+        "sage-b200",
+        "unsloth",
+    ],
 )
 def test_why_it_cannot_run_is_judged_from_the_record(
     backend: BackendName, device: str, cc: tuple[int, int] | None, reason: str | None
