@@ -48,6 +48,7 @@ BackendName = Literal[
     "flex_attention",
     "hub_kernels",
     "eager",
+    "flashinfer",
 ]
 
 BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
@@ -80,6 +81,19 @@ ModelFlag = Literal[
     "supports_sdpa", "supports_flash_attn", "supports_flex_attn", "supports_attention_backend"
 ]
 SdpaKernel = Literal["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+AdapterKind = Literal[
+    "torch-sdpa",
+    "flex-attention",
+    "eager",
+    "flash-attn",
+    "xformers",
+    "sageattention",
+    "flashinfer",
+    "unsloth",
+    "hub-kernels",
+]
+"""The adapter class that speaks for a backend (``attn_doctor.adapters``): how verify calls
+it, why it cannot run, its install planner and its framework integration."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,10 +168,15 @@ class BackendRule:
 
     name: BackendName
     title: str
+    adapter: AdapterKind
+    """Which adapter speaks for it (``attn_doctor.adapters.adapter_for``)."""
     aliases: tuple[str, ...] = ()
     """Other names people type for it (CLI, ``ATTN_DOCTOR_BACKEND``)."""
     distributions: tuple[str, ...] = ()
     """Distributions that provide it: installed means one of these is (empty: torch-internal)."""
+    companions: tuple[str, ...] = ()
+    """Optional distributions that ship beside it (prebuilt kernels, caches): watched by the
+    probe and named by its planner, never required."""
     modules: tuple[str, ...] = ()
     """Modules whose import proves it loads (the first is the package itself)."""
     attn_implementation: str | None = None
@@ -255,6 +274,8 @@ _RECORD_KEYS = frozenset(
     {
         "name",
         "title",
+        "adapter",
+        "companions",
         "aliases",
         "distributions",
         "modules",
@@ -419,8 +440,10 @@ def _backend_record(e: _Entry) -> BackendRule:
     return BackendRule(
         name=name,
         title=e.str_("title"),
+        adapter=cast(AdapterKind, one_of(e, "adapter", get_args(AdapterKind))),
         aliases=e.strs("aliases"),
         distributions=distributions,
+        companions=e.strs("companions"),
         modules=e.strs("modules"),
         attn_implementation=e.opt_str("attn_implementation"),
         registration=e.opt_str("registration"),

@@ -47,6 +47,12 @@ class UsageError(AttnDoctorError):
     code = "usage"
 
 
+class NoPlanner(UsageError):
+    """attn-doctor has no install planner for this backend (install it by hand)."""
+
+    code = "no-planner"
+
+
 class SnapshotError(UsageError):
     """A snapshot file is unreadable, malformed, or from a newer schema."""
 

@@ -180,12 +180,14 @@ def recommend(
         if s.status == "ok" and any(c.passed for c in s.checks) and _ok_points(s)
     }
     scores, shapes = _scores(sweeps)
-    if not scores:
+    # A kernel transformers cannot load (FlashInfer: no attn_implementation) is measured and
+    # ranked, never recommended.
+    if not any(BACKENDS[n].attn_implementation for n in scores):
         return None
     eligible = {name: runs[name] for name in scores}
     best = _decided(scores, mode=mode, sdpa_kernel=sdpa_kernel)
     ranked = sorted(scores, key=lambda n: -scores[n])
-    runner_up = ranked[1] if len(ranked) > 1 else None
+    runner_up = next((n for n in ranked if n != best), None)
     wins = 0
     for shape in shapes:
         fastest = min(
@@ -269,7 +271,7 @@ def _decided(
     options = [
         Option(backend=n, status="ready", way="measured in this run", reason="measured")
         for n in BACKEND_NAMES
-        if n in scores
+        if n in scores and BACKENDS[n].attn_implementation is not None
     ]
     measured_kernels = [n for n in scores if BACKENDS[n].sdpa_kernel is not None]
     fastest_kernel = max(measured_kernels, key=lambda n: scores[n], default=None)

@@ -304,15 +304,16 @@ def _print_plan(
     cand = plan.candidate
     label = " (community build)" if cand.trust == "community" else ""
     console.print(f"[bold]Plan:[/bold] {BACKENDS[plan.backend].title}")
-    console.print(f"  install  {cand.requirement}")
+    # Requirements, reasons and notes are data: "flashinfer-python[cu13]" is not rich markup.
+    console.print(f"  install  {cand.requirement}", markup=False)
     console.print(f"  source   {cand.source}{label}")
     if cand.reason:
-        console.print(f"  why      {cand.reason}")
+        console.print(f"  why      {cand.reason}", markup=False)
     notes = list(plan.notes)
     if cand.confirmed_online is None and cand.url and not any("URL" in n for n in notes):
         notes.insert(0, "the URL was not checked online (unconfirmed)")
     for note in notes:
-        console.print(f"  note     {note}")
+        console.print(f"  note     {note}", markup=False)
     console.print("  pinned (pip must fail rather than change these):")
     for line in constraints or ("(none installed)",):
         console.print(f"    {line}")

@@ -234,6 +234,13 @@ def normalize_value(text: str, *, variable: str) -> tuple[str, ...]:
             f"{variable}={text!r}: unsloth is not an attn_implementation",
             hint="load the model with unsloth's FastLanguageModel.from_pretrained instead",
         )
+    if backend is not None:
+        raise UsageError(
+            f"{variable}={text!r}: {BACKENDS[backend].title} is not a transformers "
+            "attn_implementation",
+            hint="the framework that serves the model selects it by its own option; "
+            "`attn-doctor check` shows the backends transformers can load here",
+        )
     raise UsageError(
         f"{variable}={text!r} is not a known attention implementation",
         hint="valid values: "

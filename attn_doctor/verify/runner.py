@@ -134,9 +134,9 @@ def record_reason(backend: BackendName, device: str, *, python: str | None = Non
     if on_cuda and record.vendors == ("cpu",):
         return "CPU-only kernel"
     if _same_python(python):
-        from attn_doctor.verify.ops import _distribution_reason
+        from attn_doctor.adapters.base import distribution_reason
 
-        return _distribution_reason(backend)
+        return distribution_reason(record)
     return None
 
 

@@ -12,14 +12,17 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from attn_doctor.adapters import adapter_for
 from attn_doctor.backends import BACKENDS, BackendName
-from attn_doctor.errors import NoWayToInstall, UsageError
+from attn_doctor.errors import NoPlanner, NoWayToInstall, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
 from attn_doctor.plan.pip_command import command_lines, shell_of
@@ -28,25 +31,17 @@ from attn_doctor.plan.resolve.common import (
     PROTECTED,
     PYTORCH_INDEX,
     Machine,
-    _torch_problem,
+    Planner,
     machine_of,
     torch_variant,
     vendor_torch,
 )
-from attn_doctor.plan.resolve.flash_attn import (
-    _plan_flash_attn_2,
-    _plan_flash_attn_3,
-    _plan_flash_attn_4,
-    flash_attn_4_runtime,
-)
+from attn_doctor.plan.resolve.flash_attn_4 import flash_attn_4_runtime
 from attn_doctor.plan.resolve.frameworks import (
     framework_constraints,
     framework_notes,
     limit_for_frameworks,
 )
-from attn_doctor.plan.resolve.hub import _plan_hub
-from attn_doctor.plan.resolve.unsloth import _plan_unsloth
-from attn_doctor.plan.resolve.xformers import _plan_xformers
 from attn_doctor.plan.types import BackendPlan, InstallPlan, SourceKind
 
 __all__ = [
@@ -67,31 +62,34 @@ __all__ = [
 _BUILTIN: frozenset[BackendName] = frozenset(n for n in BACKENDS if BACKENDS[n].builtin)
 
 
-def _plan_sage(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
-) -> BackendPlan:
-    from attn_doctor.plan.resolve.sage import plan_sageattention
+def planner_for(backend: BackendName) -> Planner:
+    """The install planner the backend's adapter names (``module:function``).
 
-    plan = plan_sageattention(m, _torch_problem)
-    kept = tuple(c for c in plan.candidates if c.source in allow)
-    return replace(plan, candidates=kept)
+    Raises ``NoPlanner`` (exit code 2) when attn-doctor has none for it.
+    """
+    ref = adapter_for(backend).planner
+    record = BACKENDS[backend]
+    if ref is None:
+        dist = record.distribution
+        raise NoPlanner(
+            f"attn-doctor has no install planner for {record.title}",
+            hint=(f"install {dist} by hand (pip install {dist}), then " if dist else "")
+            + f"run `attn-doctor verify --backend {backend}` to prove it works here",
+        )
+    module, _, name = ref.partition(":")
+    return cast(Planner, getattr(importlib.import_module(module), name))
 
 
 def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
     """Every release of ``backend`` the index knows, oldest first (empty: not versioned)."""
-    found: set[str] = set()
-    if backend == "flash_attn_2":
-        found = {r.version for r in index.flash_attn}
-        found |= {w.version for w in index.community.wheels if w.package == "flash_attn"}
-    elif backend == "flash_attn_3":
-        found = {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
-    elif backend == "flash_attn_4":
-        found = {r.version for r in index.flash_attn_4}
-    elif backend == "xformers":
-        found = {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
-    elif backend == "unsloth":
-        found = {index.unsloth.version}
-    return tuple(sorted(found, key=Version))
+    ref = adapter_for(backend).releases
+    if ref is None:
+        return ()
+    module, _, name = ref.partition(":")
+    releases = cast(
+        Callable[[Index], Iterable[str]], getattr(importlib.import_module(module), name)
+    )
+    return tuple(sorted(set(releases(index)), key=Version))
 
 
 def check_versions(index: Index, backend: BackendName, versions: SpecifierSet) -> None:
@@ -133,24 +131,10 @@ def plan_backend(
             ways_out=(f"{info.title} ships with torch: nothing to install.",),
             already_installed=m.torch,
         )
-    planners = {
-        "flash_attn_2": _plan_flash_attn_2,
-        "flash_attn_3": _plan_flash_attn_3,
-        "flash_attn_4": _plan_flash_attn_4,
-        "xformers": _plan_xformers,
-        "unsloth": _plan_unsloth,
-        "hub_kernels": _plan_hub,
-        "sageattention": _plan_sage,
-    }
-    if versions is not None and backend in ("flash_attn_2", "xformers"):
-        versioned = _plan_flash_attn_2 if backend == "flash_attn_2" else _plan_xformers
-        plan = versioned(m, index, allow, allow_torch_change, versions)
-    else:
-        plan = planners[backend](m, index, allow, allow_torch_change)
+    planner = planner_for(backend)
+    plan = planner(m, index, allow, allow_torch_change, versions)
     if versions is not None:
-        plan = _only_versions(
-            plan, versions, planners[backend](m, index, allow, allow_torch_change)
-        )
+        plan = _only_versions(plan, versions, planner(m, index, allow, allow_torch_change))
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
     return limit_for_frameworks(env, backend, plan)

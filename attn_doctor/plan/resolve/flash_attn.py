@@ -1,14 +1,12 @@
-"""flash-attn 2, 3 and 4: upstream release wheels (setup.py's own naming), community builds
+"""flash-attn 2 and 3: upstream release wheels (setup.py's own naming), community builds
 (only where upstream has none, matching torch, CUDA major, C++ ABI and Python tag), and a
-source build sized to this machine (pure).
+source build sized to this machine (pure). flash-attn 4: ``flash_attn_4.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 
-from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -35,6 +33,7 @@ from attn_doctor.plan.resolve.common import (
     _torch_problem,
     platform_mismatch,
     python_mismatch,
+    rejected,
     vendor_torch,
 )
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
@@ -414,7 +413,7 @@ def _source_build(
 # -------------------------------------------------------------------------------- backends
 
 
-def _plan_flash_attn_2(
+def plan_flash_attn_2(
     m: Machine,
     index: Index,
     allow: frozenset[SourceKind],
@@ -581,8 +580,12 @@ def _torch_with_upstream_wheel(
     return None
 
 
-def _plan_flash_attn_3(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+def plan_flash_attn_3(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "flash_attn_3"
     req = index.requirement("flash_attn_3")
@@ -602,10 +605,7 @@ def _plan_flash_attn_3(
     ):
         problem = f"flash-attn 3 needs CUDA >= {req.min_cuda}; torch has CUDA {m.torch_cuda}"
     if problem:
-        rejections.append(
-            Rejection(backend=backend, source="source-build", what="flash-attn-3", reason=problem)
-        )
-        return BackendPlan(backend=backend, rejections=tuple(rejections))
+        return rejected(backend, "source-build", "flash-attn-3", problem)
     rejections.append(
         Rejection(
             backend=backend,
@@ -659,78 +659,12 @@ def _plan_flash_attn_3(
     )
 
 
-def flash_attn_4_runtime(
-    requires_dist: Iterable[str], index: Index, cuda_major: int | None
-) -> tuple[str, ...]:
-    """The nvidia-cutlass-dsl distributions a working flash-attn-4 needs (flash_attn_3_4.toml
-    [[cutlass_dsl]]), for the lowest nvidia-cutlass-dsl its ``Requires-Dist`` admits."""
-    for line in requires_dist:
-        req = Requirement(line)
-        if req.name != "nvidia-cutlass-dsl" or req.marker is not None:
-            continue
-        floor = next(
-            (sp.version for sp in req.specifier if sp.operator in (">=", "==", "~=")), None
-        )
-        if floor is not None:
-            return index.cutlass_dsl_distributions(floor, cuda_major)
-    return ()
+def flash_attn_2_versions(index: Index) -> set[str]:
+    """flash-attn 2 releases: upstream's and the community builds'."""
+    found = {r.version for r in index.flash_attn}
+    return found | {w.version for w in index.community.wheels if w.package == "flash_attn"}
 
 
-def _plan_flash_attn_4(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
-) -> BackendPlan:
-    backend: BackendName = "flash_attn_4"
-    req = index.requirement("flash_attn_4")
-    assert req is not None
-    problem = (
-        _torch_problem(m, "flash-attn 4")
-        or (None if m.os == "linux" else f"flash-attn 4 supports Linux only; this is {m.os}")
-        or _gpu_problem(m, None, req.forward_sm, "flash-attn 4")
-    )
-    releases = index.flash_attn_4
-    if problem is None and not releases:
-        problem = "the index lists no flash-attn-4 release"
-    if problem is None:
-        newest = releases[-1]
-        if not SpecifierSet(newest.requires_python).contains(m.python + ".0"):
-            problem = f"flash-attn-4 {newest.version} needs Python {newest.requires_python}"
-    if problem is not None:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="pypi", what="flash-attn-4", reason=problem),
-            ),
-        )
-    newest = releases[-1]
-    extra = "[cu13]" if m.cuda_major == 13 else ""
-    dsl = flash_attn_4_runtime(newest.requires_dist, index, m.cuda_major)
-    torch_req = next((r for r in newest.requires_dist if Requirement(r).name == "torch"), "torch")
-    cand = WheelCandidate(
-        backend=backend,
-        source="pypi",
-        trust="official",
-        requirement=f"flash-attn-4{extra}=={newest.version}",
-        version=newest.version,
-        filename=newest.filename,
-        verified=newest.verified,
-        reason=(
-            f"pure-Python wheel on the package index (Requires-Dist {torch_req!r}: keeps the "
-            f"installed torch); kernels JIT-compiled for this GPU by nvidia-cutlass-dsl"
-            + ("; the cu13 extra matches torch's CUDA 13" if extra else "")
-            + (f"; a working install also has {', '.join(dsl)}" if dsl else "")
-        ),
-        provenance=(newest.source, req.source),
-    )
-    if "pypi" not in allow:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(
-                    backend=backend,
-                    source="pypi",
-                    what=cand.requirement,
-                    reason="the package index is not an allowed source",
-                ),
-            ),
-        )
-    return BackendPlan(backend=backend, candidates=(cand,))
+def flash_attn_3_versions(index: Index) -> set[str]:
+    """flash-attn 3 releases: the community builds' (upstream publishes none)."""
+    return {w.version for w in index.community.wheels if w.package == "flash_attn_3"}

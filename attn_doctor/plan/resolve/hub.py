@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
@@ -9,12 +10,16 @@ from attn_doctor.index.hub import expected_variants
 from attn_doctor.index.model import (
     Index,
 )
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem
-from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
+from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
+from attn_doctor.plan.types import BackendPlan, SourceKind, WheelCandidate
 
 
-def _plan_hub(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+def plan_hub(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "hub_kernels"
     hub = index.hub
@@ -32,12 +37,7 @@ def _plan_hub(
     if problem is None and "hub" not in allow:
         problem = "the Hugging Face Hub is not an allowed source"
     if problem:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="hub", what=kernel.repo, reason=problem),
-            ),
-        )
+        return rejected(backend, "hub", kernel.repo, problem)
     variants = expected_variants(
         torch=m.torch or "0",
         cxx11_abi=m.cxx11_abi,
