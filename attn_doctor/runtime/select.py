@@ -234,9 +234,14 @@ def normalize_value(text: str, *, variable: str) -> tuple[str, ...]:
             f"{variable}={text!r}: unsloth is not an attn_implementation",
             hint="load the model with unsloth's FastLanguageModel.from_pretrained instead",
         )
+    from attn_doctor.backends import backend_aliases
+    from attn_doctor.errors import did_you_mean
+
+    guess = did_you_mean(raw, (*valid_values(), *backend_aliases()))
     raise UsageError(
         f"{variable}={text!r} is not a known attention implementation",
-        hint="valid values: "
+        hint=guess
+        or "valid values: "
         + ", ".join(valid_values())
         + ", or a Hub kernel id such as kernels-community/flash-attn2",
     )
