@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,9 +113,38 @@ def _registered_values() -> tuple[str, ...]:
     return tuple(sorted(mapping)) if isinstance(mapping, dict) else ()
 
 
+def _installed_values() -> tuple[str, ...]:
+    """The values the installed transformers accepts by name, read from its
+    ``modeling_utils.py`` without importing it (a release newer than the records may accept
+    more); () when it is not installed or the file cannot be read."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+    return _values_read(dist.version, str(dist.locate_file("")))
+
+
+@functools.cache
+def _values_read(version: str, location: str) -> tuple[str, ...]:
+    """Cached per installed copy (version and location): reading is a few milliseconds."""
+    import importlib.metadata
+
+    from attn_doctor.probe.transformers_src import probe_transformers_constants
+
+    dist = importlib.metadata.distribution("transformers")
+    constants, _ = probe_transformers_constants({"transformers": dist})
+    return constants.attn_implementations if constants is not None else ()
+
+
 def valid_values() -> tuple[str, ...]:
-    """Every value ``ATTN_DOCTOR_BACKEND`` accepts by name (plus Hub kernel ids)."""
-    extra = [v for v in _registered_values() if v not in KNOWN_VALUES]
+    """Every value ``ATTN_DOCTOR_BACKEND`` accepts by name (plus Hub kernel ids): the records'
+    values, those registered in the imported transformers, and those the installed
+    transformers' files list."""
+    extra = dict.fromkeys(
+        v for v in (*_registered_values(), *_installed_values()) if v not in KNOWN_VALUES
+    )
     return KNOWN_VALUES + tuple(extra)
 
 
