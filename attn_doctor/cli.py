@@ -237,8 +237,9 @@ def _interrupted() -> str:
     total = CHILDREN.stopped
     if total == 0 and stopped == 0:
         return "interrupted (Ctrl-C)"
-    plural = "es" if total != 1 else ""
-    return f"interrupted (Ctrl-C); {total} child process{plural} ended with their process groups"
+    if total == 1:
+        return "interrupted (Ctrl-C); 1 child process was ended, with its process group"
+    return f"interrupted (Ctrl-C); {total} child processes were ended, with their process groups"
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
