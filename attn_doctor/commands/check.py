@@ -33,7 +33,7 @@ def load_snapshot(path: Path) -> Environment:
     except OSError as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
     except UnreadableFile as exc:
-        raise SnapshotError(f"--snapshot {path}: {exc}", hint=hint) from None
+        raise SnapshotError(f"--snapshot {path}: {_why_not_json(path, exc)}", hint=hint) from None
     try:
         node = parse_document(data, name=path.stem, source=f"--snapshot {path}")
     except SnapshotError as exc:
@@ -44,6 +44,25 @@ def load_snapshot(path: Path) -> Environment:
             hint=hint,
         )
     return node.environment
+
+
+def _why_not_json(path: Path, exc: Exception) -> str:
+    """Where a JSON file breaks (a truncated copy says so), else the reader's reason. Only a
+    file already read once under the size cap is read again."""
+    import json
+
+    from attn_doctor.fleet.read import json_error
+
+    if not str(exc).startswith("not valid JSON"):  # too large, not text: already said
+        return str(exc)
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except (OSError, UnicodeDecodeError, RecursionError):
+        return str(exc)
+    except json.JSONDecodeError as error:
+        return json_error(error, text.strip())
+    return str(exc)
 
 
 def host_path(path: Path) -> Path:

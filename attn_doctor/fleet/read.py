@@ -105,7 +105,7 @@ def _decode_bytes(raw: bytes, source: str) -> str:
         raise SnapshotError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-def _json_error(exc: json.JSONDecodeError, text: str) -> str:
+def json_error(exc: json.JSONDecodeError, text: str) -> str:
     """Where the document stops being JSON; a document that simply ends early is truncated."""
     rest = text[exc.pos :]
     cut = exc.pos >= len(text.rstrip()) or (
@@ -133,7 +133,7 @@ def parse_text_lenient(
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if len(lines) < 2 or not _is_document(lines[0][1]):
             # One document (pretty-printed JSON spans many lines): say where it breaks.
-            return [], [UnreadableInput(source=source, error=_json_error(whole_error, stripped))]
+            return [], [UnreadableInput(source=source, error=json_error(whole_error, stripped))]
     else:
         return _one(data, name=name, source=source)
     nodes: list[NodeInput] = []
@@ -143,7 +143,7 @@ def parse_text_lenient(
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            bad.append(UnreadableInput(source=where, error=_json_error(exc, line.strip())))
+            bad.append(UnreadableInput(source=where, error=json_error(exc, line.strip())))
             continue
         more, errors = _one(data, name=f"{name}:{number}", source=where)
         nodes += more

@@ -117,6 +117,11 @@ def test_check_reads_a_saved_check_json_document(tmp_path: Path) -> None:
     refused = _run("check", "--snapshot", str(other))
     assert refused.returncode == ExitCode.USAGE
     assert "`fleet` document" in refused.stderr
+    cut = tmp_path / "cut.json"
+    cut.write_text(saved.stdout[: len(saved.stdout) // 3])
+    truncated = _run("check", "--snapshot", str(cut))
+    assert truncated.returncode == ExitCode.USAGE
+    assert f"--snapshot {cut}: truncated" in truncated.stderr
 
 
 def test_fleet_reports_every_readable_node_and_names_the_truncated_file(tmp_path: Path) -> None:
