@@ -34,18 +34,20 @@ def statement_at(text: str, start: str) -> ast.stmt | None:
     The statement runs from that line to the next line that begins in column 0 (a closing
     bracket excepted). Parsing a few lines instead of a 280 kB module keeps ``check`` fast.
     """
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.startswith(start)), None)
-    if first is None:
+    at = 0 if text.startswith(start) else text.find("\n" + start) + 1
+    if at == 0 and not text.startswith(start):
         return None
-    end = first + 1
-    while end < len(lines):
-        line = lines[end]
-        if line and not line[0].isspace() and line[0] not in ")]}":
+    lines: list[str] = []
+    pos = at
+    while pos >= 0:  # line by line from the statement on, never the whole file
+        end = text.find("\n", pos)
+        line = text[pos:] if end < 0 else text[pos:end]
+        if lines and line and not line[0].isspace() and line[0] not in ")]}":
             break
-        end += 1
+        lines.append(line)
+        pos = end + 1 if end >= 0 else -1
     try:
-        module = ast.parse("\n".join(lines[first:end]))
+        module = ast.parse("\n".join(lines))
     except SyntaxError:
         return None
     return module.body[0] if module.body else None
