@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
+    # Children ended by an earlier run in this process (tests, notebooks) are not this run's;
+    # the module is not imported just to learn that none were.
+    run_module = sys.modules.get("attn_doctor.probe._run")
+    stopped_before = run_module.CHILDREN.stopped if run_module is not None else 0
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = _wants_json(args)
     debug = _wants_debug(args)
@@ -195,7 +199,7 @@ def _main(argv: list[str] | None) -> None:
         _fail(exc, json_mode=json_mode, command=_command_name(args))
     except click.exceptions.Abort:
         _fail(
-            AttnDoctorError(_interrupted()),
+            AttnDoctorError(_interrupted(stopped_before)),
             json_mode=json_mode,
             command=_command_name(args),
             code=ExitCode.INTERRUPTED,
@@ -206,7 +210,7 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _fail(
-            AttnDoctorError(_interrupted()),
+            AttnDoctorError(_interrupted(stopped_before)),
             json_mode=json_mode,
             command=_command_name(args),
             code=ExitCode.INTERRUPTED,
@@ -229,13 +233,14 @@ def _main(argv: list[str] | None) -> None:
     sys.exit(ExitCode.OK)
 
 
-def _interrupted() -> str:
-    """What Ctrl-C stopped: the child processes ended with it, if any ran."""
+def _interrupted(stopped_before: int) -> str:
+    """What Ctrl-C stopped: the child processes ended with it in this run, if any."""
     from attn_doctor.probe._run import CHILDREN
 
-    stopped = CHILDREN.stop()  # any still running (a command that did not end them itself)
-    total = CHILDREN.stopped
-    if total == 0 and stopped == 0:
+    CHILDREN.stop()  # any still running (a command that did not end them itself)
+    CHILDREN.reset()
+    total = CHILDREN.stopped - stopped_before
+    if total == 0:
         return "interrupted (Ctrl-C)"
     if total == 1:
         return "interrupted (Ctrl-C); 1 child process was ended, with its process group"

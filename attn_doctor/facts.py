@@ -264,6 +264,9 @@ class TransformersConstants:
     attn_implementations: tuple[str, ...] = ()
     """Values ``from_pretrained`` accepts by name: ``eager`` plus the keys of
     ``modeling_utils.py: AttentionInterface._global_mapping``."""
+    flash_attn_2_min_version: str | None = None
+    """The oldest flash-attn that ``utils/import_utils.py: is_flash_attn_2_available`` takes
+    (``2.3.3`` in 5.25); an older one is not used for ``flash_attention_2``."""
     sources: tuple[str, ...] = ()
     """The files read, relative to site-packages (``transformers/utils/import_utils.py``)."""
 

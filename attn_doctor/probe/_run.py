@@ -171,7 +171,7 @@ class _Children:
         return len(running)
 
     def reset(self) -> None:
-        """Allow children again (a library caller that caught the KeyboardInterrupt)."""
+        """Allow children again, once the interrupted work has ended."""
         with self._lock:
             self._stopping = False
 
@@ -192,7 +192,12 @@ def children_end_on_interrupt(pool: Executor) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         stop_children()
-        pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            # The workers' children are dead: their threads end at once. Queued work is
+            # dropped; a worker between two children is refused a new one meanwhile.
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            CHILDREN.reset()  # this process (a notebook, a test) may start children again
         raise
 
 

@@ -119,6 +119,28 @@ def parse_kernel_versions(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def parse_flash_attn_2_min_version(text: str) -> str | None:
+    """The version ``is_flash_attn_2_available`` compares flash-attn's against with ``>=``
+    (``version.parse(flash_attn_version) >= version.parse("2.3.3")``), or None."""
+    # Decorated with @lru_cache: the statement is cut from its ``def`` line (the decorators
+    # above it do not matter here).
+    func = statement_at(text, "def is_flash_attn_2_available")
+    if not isinstance(func, ast.FunctionDef):
+        return None
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], ast.GtE)
+            and isinstance(node.comparators[0], ast.Call)
+            and node.comparators[0].args
+        ):
+            found = _string(node.comparators[0].args[0])
+            if found is not None:
+                return found
+    return None
+
+
 def parse_attn_implementations(text: str) -> tuple[str, ...]:
     """``eager`` plus the keys of ``AttentionInterface._global_mapping`` (``modeling_utils.py``):
     the values ``from_pretrained`` accepts without a registration."""
@@ -163,6 +185,7 @@ def probe_transformers_constants(
         # 5.0-5.3 kept the table in modeling_utils.py.
         fallback, fallback_rocm = parse_hub_fallback(texts.get(MODELING_UTILS, ""))
     values = parse_attn_implementations(texts.get(MODELING_UTILS, ""))
+    fa2_min = parse_flash_attn_2_min_version(texts.get(IMPORT_UTILS, ""))
     if MODELING_UTILS in texts and not values:
         unknowns.append(
             unknown(
@@ -179,6 +202,7 @@ def probe_transformers_constants(
             hub_fallback_rocm=fallback_rocm,
             hub_kernel_versions=versions,
             attn_implementations=values,
+            flash_attn_2_min_version=fa2_min,
             sources=tuple(sorted(texts)),
         ),
         unknowns,

@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from attn_doctor.backends import BackendName
@@ -57,6 +58,7 @@ from attn_doctor.runtime.settings import (
     LegacyVariable,
     Settings,
     _registered_values,
+    installed_constants,
     normalize_value,
     read_settings,
     valid_values,
@@ -160,7 +162,7 @@ def _decide_uncached(
                 return version
         return None
 
-    reqs = load_requirements()
+    reqs = _with_installed_floors(load_requirements())
 
     def imports(module: str) -> ImportResult:
         dists = next((r.distributions for r in reqs if module in r.modules), ())
@@ -181,9 +183,22 @@ def _decide_uncached(
         imports=imports,
         evidence=_evidence_here(target, torch_version, environ),
         sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version, path),
+        requirements=reqs,
     )
     logger.info("attn-doctor: attn_implementation=%r: %s", choice.value, choice.reason)
     return choice
+
+
+def _with_installed_floors(reqs: tuple[Requirement, ...]) -> tuple[Requirement, ...]:
+    """The records' requirements, with the flash-attn floor the installed transformers itself
+    applies (``is_flash_attn_2_available``) in place of the recorded copy."""
+    constants = installed_constants()
+    floor = constants.flash_attn_2_min_version if constants is not None else None
+    if floor is None:
+        return reqs
+    return tuple(
+        replace(r, min_version=floor) if r.value == "flash_attention_2" else r for r in reqs
+    )
 
 
 def _evidence_here(

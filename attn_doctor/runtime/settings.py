@@ -18,6 +18,7 @@ from typing import Literal
 
 from attn_doctor.backends import BACKENDS
 from attn_doctor.errors import UsageError
+from attn_doctor.facts import TransformersConstants
 from attn_doctor.integrations.xformers_attention import XFORMERS_KEY
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.requirements import load_requirements
@@ -113,28 +114,35 @@ def _registered_values() -> tuple[str, ...]:
     return tuple(sorted(mapping)) if isinstance(mapping, dict) else ()
 
 
-def _installed_values() -> tuple[str, ...]:
-    """The values the installed transformers accepts by name, read from its
-    ``modeling_utils.py`` without importing it (a release newer than the records may accept
-    more); () when it is not installed or the file cannot be read."""
+def installed_constants() -> TransformersConstants | None:
+    """The constants of the installed transformers, read from its files without importing it
+    (``probe.transformers_src``); None when it is not installed."""
     import importlib.metadata
 
     try:
         dist = importlib.metadata.distribution("transformers")
     except importlib.metadata.PackageNotFoundError:
-        return ()
-    return _values_read(dist.version, str(dist.locate_file("")))
+        return None
+    return _constants_read(dist.version, str(dist.locate_file("")))
 
 
 @functools.cache
-def _values_read(version: str, location: str) -> tuple[str, ...]:
-    """Cached per installed copy (version and location): reading is a few milliseconds."""
+def _constants_read(version: str, location: str) -> TransformersConstants | None:
+    """Cached per installed copy (version and location): reading takes a few milliseconds."""
     import importlib.metadata
 
     from attn_doctor.probe.transformers_src import probe_transformers_constants
 
-    dist = importlib.metadata.distribution("transformers")
-    constants, _ = probe_transformers_constants({"transformers": dist})
+    constants, _ = probe_transformers_constants(
+        {"transformers": importlib.metadata.distribution("transformers")}
+    )
+    return constants
+
+
+def _installed_values() -> tuple[str, ...]:
+    """The values the installed transformers accepts by name (a release newer than the
+    records may accept more)."""
+    constants = installed_constants()
     return constants.attn_implementations if constants is not None else ()
 
 

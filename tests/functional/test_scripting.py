@@ -204,3 +204,21 @@ def test_ctrl_c_during_deep_ends_the_hanging_imports(tmp_path: Path) -> None:
     while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in children)
+
+
+def test_children_run_again_after_an_interruption_in_this_process() -> None:
+    """A caught Ctrl-C (a notebook, a test) must not leave the process unable to start the
+    next child."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        ThreadPoolExecutor(max_workers=1) as pool,
+        children_end_on_interrupt(pool),
+    ):
+        raise KeyboardInterrupt
+    ran = run_isolated([sys.executable, "-c", "print(42)"], timeout=60, env=dict(os.environ))
+    assert ran.start_error is None
+    assert ran.stdout.strip() == "42"

@@ -16,6 +16,7 @@ from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.plan.resolve import plan_backend
 from attn_doctor.probe.transformers_src import (
     parse_attn_implementations,
+    parse_flash_attn_2_min_version,
     parse_hub_fallback,
     parse_kernel_versions,
     parse_kernels_range,
@@ -34,6 +35,15 @@ KERNELS_MAX_VERSION = "0.19.0"
 @lru_cache
 def is_torch_available() -> bool:
     return True
+
+
+@lru_cache
+@_make_compile_constant
+def is_flash_attn_2_available(kernels_fallback_ok: bool = False) -> bool:
+    is_available, flash_attn_version = _is_package_available("flash_attn", return_version=True)
+    if is_available and is_torch_cuda_available():
+        return version.parse(flash_attn_version) >= version.parse("2.3.3")
+    return kernels_fallback_ok
 """
 FLASH_UTILS = """
 FLASH_ATTN_KERNEL_FALLBACK = {
@@ -70,6 +80,8 @@ ALL_ATTENTION_FUNCTIONS = AttentionInterface()
 
 def test_parsers_read_the_statements_without_running_them() -> None:
     assert parse_kernels_range(IMPORT_UTILS_523) == ("0.18.2", "0.19.0")
+    assert parse_flash_attn_2_min_version(IMPORT_UTILS_523) == "2.3.3"
+    assert parse_flash_attn_2_min_version("def other():\n    pass\n") is None
     cuda, rocm = parse_hub_fallback(FLASH_UTILS)
     assert cuda == (
         ("flash_attention_2", "kernels-community/flash-attn2"),
@@ -108,6 +120,7 @@ def test_the_installed_transformers_is_read_from_its_files() -> None:
             "0.20.0",
         )
         assert dict(constants.hub_kernel_versions)["kernels-community/flash-attn2"] == "4"
+        assert constants.flash_attn_2_min_version == "2.3.3"
     assert probe_transformers_constants({}) == (None, [])
 
 
