@@ -537,19 +537,14 @@ def backend_aliases() -> dict[str, BackendName]:
 def parse_backend(text: str) -> BackendName:
     """Map a user's backend name (``flash-attn``, ``fa2``, ``xformers``…) to a ``BackendName``.
 
-    Raises ``UsageError`` listing the known names and their aliases.
+    Raises ``UsageError`` with "did you mean …" for a near miss, and the known names.
     """
-    from attn_doctor.errors import UsageError
+    from attn_doctor.errors import UsageError, did_you_mean
 
     key = text.strip().lower().replace("-", "_")
     aliases = backend_aliases()
     if key in aliases:
         return aliases[key]
-    raise UsageError(
-        f"unknown backend {text!r}",
-        hint="known backends: "
-        + "; ".join(
-            name + (f" ({', '.join(BACKENDS[name].aliases)})" if BACKENDS[name].aliases else "")
-            for name in BACKEND_NAMES
-        ),
-    )
+    guess = did_you_mean(key, aliases)
+    known = "known backends: " + ", ".join(BACKEND_NAMES) + " (and aliases such as fa2)"
+    raise UsageError(f"unknown backend {text!r}", hint=guess or known)

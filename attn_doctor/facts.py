@@ -288,6 +288,39 @@ class HubKernelFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TransformersConstants:
+    """Constants read from the installed transformers' own source files (never imported).
+
+    Where transformers holds the truth (the ``kernels`` range it accepts for its Hub fallback,
+    the kernel versions it asks for, the ``attn_implementation`` values it accepts), the
+    diagnosis uses these instead of a bundled copy. A constant that could not be read is
+    empty/None and an ``Unknown`` entry (``transformers_constants.<field>``) says why.
+    """
+
+    version: str
+    """The transformers distribution's version whose files were read."""
+    kernels_min_version: str | None = None
+    """``utils/import_utils.py: KERNELS_MIN_VERSION`` (inclusive)."""
+    kernels_max_version: str | None = None
+    """``utils/import_utils.py: KERNELS_MAX_VERSION`` (exclusive)."""
+    hub_fallback: tuple[tuple[str, str], ...] = ()
+    """``modeling_flash_attention_utils.py: FLASH_ATTN_KERNEL_FALLBACK`` on CUDA:
+    (``attn_implementation``, Hub repo) pairs."""
+    hub_fallback_rocm: tuple[tuple[str, str], ...] = ()
+    """The same table's ROCm branch (``is_rocm_platform()``)."""
+    hub_kernel_versions: tuple[tuple[str, str], ...] = ()
+    """``FLASH_ATTN_KERNEL_VERSIONS``: (Hub repo, kernel version asked for)."""
+    attn_implementations: tuple[str, ...] = ()
+    """Values ``from_pretrained`` accepts by name: ``eager`` plus the keys of
+    ``modeling_utils.py: AttentionInterface._global_mapping``."""
+    flash_attn_2_min_version: str | None = None
+    """The oldest flash-attn that ``utils/import_utils.py: is_flash_attn_2_available`` takes
+    (``2.3.3`` in 5.25); an older one is not used for ``flash_attention_2``."""
+    sources: tuple[str, ...] = ()
+    """The files read, relative to site-packages (``transformers/utils/import_utils.py``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Environment:
     """Every fact attn-doctor uses about one machine. Round-trips through JSON."""
 
@@ -310,6 +343,9 @@ class Environment:
     """Child-process import results (empty unless ``--deep``)."""
     torch_runtime: TorchRuntimeFacts | None = None
     """Set by ``--deep`` when torch imports."""
+    transformers_constants: TransformersConstants | None = None
+    """Read from the installed transformers' files; None when it is not installed (or in a
+    snapshot written before this field existed: the bundled table then stands in)."""
     deep: bool = False
     comfyui: ComfyUIFacts | None = None
     """A ComfyUI installation found here or named with ``check --comfyui``."""

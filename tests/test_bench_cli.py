@@ -116,7 +116,7 @@ def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     env = json.loads(proc.stdout)
     assert env["error"]["code"] == "usage"
     assert "flash-attn-99" in env["error"]["message"]
-    assert "known backends" in env["error"]["hint"]
+    assert "did you mean 'flash_attn_" in env["error"]["hint"]
 
 
 @pytest.mark.parametrize(

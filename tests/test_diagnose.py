@@ -458,18 +458,18 @@ def test_transformers_falls_back_to_hub_kernels_when_flash_attn_is_missing() -> 
     h100 = load("h100-linux-recent-torch")  # no flash-attn installed; transformers 4.57.1
     tf = h100.package("transformers")
     assert tf is not None
-    kernels = PackageFacts(name="kernels", version="0.18.3")
+    kernels = PackageFacts(name="kernels", version="0.19.3")
     before = dataclasses.replace(h100, packages=(*h100.packages, kernels))
     ids = {f.id for f in diagnose(before, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback" not in ids  # transformers 4.x has no such fallback
-    tf5 = dataclasses.replace(tf, version="5.2.0")
+    tf5 = dataclasses.replace(tf, version="5.25.0")  # a release the bundled table knows
     env = dataclasses.replace(
         h100, packages=tuple(tf5 if p.name == "transformers" else p for p in h100.packages)
     )
     with_kernels = dataclasses.replace(env, packages=(*env.packages, kernels))
     ids = {f.id for f in diagnose(with_kernels, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback" in ids
-    old = dataclasses.replace(kernels, version="0.12.0")
+    old = dataclasses.replace(kernels, version="0.18.3")
     off = dataclasses.replace(env, packages=(*env.packages, old))
     ids = {f.id for f in diagnose(off, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback-off" in ids

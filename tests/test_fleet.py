@@ -280,29 +280,47 @@ def test_same_file_name_in_two_folders_keeps_both(tmp_path: Path, diagnoser: Dia
     ],
 )
 @pytest.mark.functional
-def test_bad_file_exits_2_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
+def test_bad_file_is_listed_and_the_other_nodes_reported(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     write_cluster(tmp_path, "a100-linux", 2)
     bad = tmp_path / "node99.json"
     bad.write_bytes(content)
     proc = run(str(tmp_path))
+    assert proc.returncode == ExitCode.INCOMPLETE
+    out = proc.stdout.decode()
+    assert str(bad) in out
+    assert message in out
+    assert "2 of 2 nodes ready" in out
+    doc = json.loads(run(str(tmp_path), "--json").stdout)
+    assert doc["exit_code"] == ExitCode.INCOMPLETE
+    assert doc["result"]["nodes"] == 2
+    (unreadable,) = doc["result"]["unreadable"]
+    assert unreadable["source"] == str(bad)
+    assert message in unreadable["error"]
+    # Nothing readable at all: bad input, one line naming the file.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    bad.rename(alone / bad.name)
+    proc = run(str(alone))
     assert proc.returncode == ExitCode.USAGE
     err = proc.stderr.decode()
-    assert str(bad) in err
+    assert str(alone / bad.name) in err
     assert message in err
     assert err.count("\n") <= 2  # one line (and a hint)
     assert proc.stdout == b""
-    doc = json.loads(run(str(tmp_path), "--json").stdout)
+    doc = json.loads(run(str(alone), "--json").stdout)
     assert doc["exit_code"] == ExitCode.USAGE
     assert doc["error"]["code"] == "bad-snapshot"
-    assert str(bad) in doc["error"]["message"]
 
 
 @pytest.mark.functional
 def test_bad_line_on_stdin_names_the_line() -> None:
     good = json.dumps(snapshot("a100-linux"))
     proc = run("-", stdin=f"{good}\n{{oops\n")
-    assert proc.returncode == ExitCode.USAGE
-    assert "stdin:2" in proc.stderr.decode()
+    assert proc.returncode == ExitCode.INCOMPLETE
+    assert "stdin:2" in proc.stdout.decode()
+    assert "1 of 1 nodes ready" in proc.stdout.decode()
 
 
 def test_too_large_is_refused_before_reading(

@@ -313,15 +313,25 @@ def test_forced_backend_that_cannot_work_says_so(tmp_path: Path, site: Path) -> 
     assert "warning: runs on cuda" in choice.reason
 
 
-@pytest.mark.parametrize("raw", ["flash_attention_5", "xformer", "fast"])
-def test_invalid_forced_backend_lists_valid_values(raw: str, tmp_path: Path, site: Path) -> None:
+@pytest.mark.parametrize(
+    ("raw", "guess"),
+    [("flash_attention_5", "'flash_attention_4'"), ("xformer", "'xformers'"), ("fast", None)],
+)
+def test_invalid_forced_backend_lists_valid_values(
+    raw: str, guess: str | None, tmp_path: Path, site: Path
+) -> None:
+    """A near miss gets "did you mean"; anything else the valid values."""
     env = _env(tmp_path, site, ATTN_DOCTOR_BACKEND=raw)
     with pytest.raises(UsageError) as info:
         best_attn_implementation(environ=env)
     assert raw in info.value.message
     assert info.value.hint is not None
-    assert "flash_attention_2" in info.value.hint
-    assert "sdpa" in info.value.hint
+    if guess is not None:
+        assert info.value.hint.startswith("did you mean")
+        assert guess in info.value.hint
+    else:
+        assert "flash_attention_2" in info.value.hint
+        assert "sdpa" in info.value.hint
 
 
 def test_forcing_unregistered_xformers_is_refused(tmp_path: Path, site: Path) -> None:

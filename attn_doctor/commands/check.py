@@ -23,22 +23,47 @@ and is refused before it is read whole."""
 
 
 def load_snapshot(path: Path) -> Environment:
-    """Read a snapshot file; every failure is a ``SnapshotError`` naming the file."""
+    """Read a snapshot file, or a saved ``check --json`` document (its ``result.environment``);
+    every failure is a ``SnapshotError`` naming the file."""
+    from attn_doctor.fleet.read import parse_document
     from attn_doctor.userfiles import UnreadableFile, read_json_file
 
+    hint = "Write one with `attn-doctor check --save-snapshot FILE` (or `check --json`) there."
     try:
         data = read_json_file(path, max_bytes=SNAPSHOT_MAX_BYTES)
     except OSError as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
     except UnreadableFile as exc:
-        raise SnapshotError(
-            f"--snapshot {path}: {exc}",
-            hint="Write one with `attn-doctor check --save-snapshot FILE` on that machine.",
-        ) from None
+        raise SnapshotError(f"--snapshot {path}: {_why_not_json(path, exc)}", hint=hint) from None
     try:
-        return Environment.from_dict(data)
+        node = parse_document(data, name=path.stem, source=f"--snapshot {path}")
     except SnapshotError as exc:
-        raise SnapshotError(f"--snapshot {path}: {exc.message}", hint=exc.hint) from None
+        raise SnapshotError(exc.message, hint=exc.hint or hint) from None
+    if node.environment is None:  # a check --json document whose check failed on that machine
+        raise SnapshotError(
+            f"--snapshot {path}: that machine's check recorded no facts ({node.failure})",
+            hint=hint,
+        )
+    return node.environment
+
+
+def _why_not_json(path: Path, exc: Exception) -> str:
+    """Where a JSON file breaks (a truncated copy says so), else the reader's reason. Only a
+    file already read once under the size cap is read again."""
+    import json
+
+    from attn_doctor.fleet.read import json_error
+
+    if not str(exc).startswith("not valid JSON"):  # too large, not text: already said
+        return str(exc)
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except (OSError, UnicodeDecodeError, RecursionError):
+        return str(exc)
+    except json.JSONDecodeError as error:
+        return json_error(error, text.strip())
+    return str(exc)
 
 
 def host_path(path: Path) -> Path:

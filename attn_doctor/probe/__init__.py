@@ -6,7 +6,8 @@ packages (torch, flash_attn, xformers, unsloth) runs in a child process with a t
 
 One module per concern, each a pure parser of recorded text plus a reader:
 ``host``, ``python_env``, ``nvidia``, ``amd``, ``cuda_toolkit``, ``torch_meta``,
-``packages``, ``env_vars``, ``imports``.
+``packages``, ``env_vars``, ``imports``, ``transformers_src`` (constants read from the
+installed transformers' files).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
 from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
 from attn_doctor.probe.torch_meta import probe_torch
+from attn_doctor.probe.transformers_src import probe_transformers_constants
 
 __all__ = [
     "import_in_child",
@@ -133,6 +135,9 @@ def probe_environment(
         dists = _guard("packages", f_dists, unknowns) or {}
         torch_result = _guard("torch", ex.submit(probe_torch, dists), unknowns)
         packages_result = _guard("packages", ex.submit(probe_packages, dists), unknowns)
+        constants_result = _guard(
+            "transformers_constants", ex.submit(probe_transformers_constants, dists), unknowns
+        )
 
         host_result = _guard("host", f_host, unknowns)
         host, host_unknowns = host_result or (HostFacts(os=os_name(platform.system())), [])
@@ -155,6 +160,8 @@ def probe_environment(
     unknowns.extend(torch_unknowns)
     packages, package_unknowns = packages_result if packages_result else ((), [])
     unknowns.extend(package_unknowns)
+    constants, constants_unknowns = constants_result if constants_result else (None, [])
+    unknowns.extend(constants_unknowns)
     gpus = tuple(amd_gpus)
     driver = None
     if nvidia is not None:
@@ -200,6 +207,7 @@ def probe_environment(
         env_vars=select_env_vars(env),
         imports=imports,
         torch_runtime=torch_runtime,
+        transformers_constants=constants,
         deep=deep,
         comfyui=comfyui_facts,
         hub_kernels=hub_kernels,

@@ -13,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BackendName, BackendRule
-from attn_doctor.facts import Environment
+from attn_doctor.facts import Environment, TransformersConstants
 from attn_doctor.index.model import Index
 from attn_doctor.index.naming import (
     python_minor,
@@ -54,6 +54,10 @@ class Machine:
     nvcc: str | None
     cpu_count: int | None
     ram_bytes: int | None
+    transformers: str | None = None
+    """The installed transformers version (its Hub fallback's ``kernels`` range depends on it)."""
+    transformers_constants: TransformersConstants | None = None
+    """Constants read from that transformers' files (``index.hub.fallback_for`` prefers them)."""
 
     @property
     def sys_platform(self) -> str:
@@ -92,6 +96,8 @@ def machine_of(env: Environment) -> Machine:
         nvcc=env.cuda_toolkit.release,
         cpu_count=env.host.cpu_count,
         ram_bytes=env.host.ram_available_bytes or env.host.ram_total_bytes,
+        transformers=tf.version if (tf := env.package("transformers")) is not None else None,
+        transformers_constants=env.transformers_constants,
     )
 
 

@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.index.hub import kernels_requirement
 from attn_doctor.index.model import (
     CommunityWheel,
     FlashAttnRelease,
@@ -511,9 +512,9 @@ def plan_flash_attn_2(
         kernel = next((k for k in index.hub.kernels if k.replaces == "flash_attention_2"), None)
         if kernel is not None:
             ways.append(
-                f"No flash-attn install at all: `pip install 'kernels>="
-                f"{index.hub.kernels_min_version},"
-                f"<{index.hub.kernels_max_version}'` and load the model with "
+                "No flash-attn install at all: `pip install '"
+                + kernels_requirement(index.hub, m.transformers, m.transformers_constants)
+                + "'` and load the model with "
                 f"attn_implementation='{kernel.repo}' (needs the Hugging Face Hub on first use); "
                 f"transformers >= {index.hub.transformers_fallback_since} also falls back to "
                 "it by itself for 'flash_attention_2' when flash-attn is missing and `kernels` "

@@ -6,7 +6,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
-from attn_doctor.index.hub import expected_variants
+from attn_doctor.index.hub import expected_variants, kernels_requirement
 from attn_doctor.index.model import (
     Index,
 )
@@ -45,11 +45,12 @@ def plan_hub(
         cpu={"AMD64": "x86_64", "arm64": "aarch64"}.get(m.arch or "", m.arch or "x86_64"),
         os=m.os,
     )
+    requirement = kernels_requirement(hub, m.transformers, m.transformers_constants)
     cand = WheelCandidate(
         backend=backend,
         source="hub",
         trust="official",
-        requirement=f"kernels>={hub.kernels_min_version},<{hub.kernels_max_version}",
+        requirement=requirement,
         attn_implementation=kernel.repo,
         verified=False,
         reason=(
