@@ -25,6 +25,12 @@ from attn_doctor.datafiles import check_schema, read_toml
 from attn_doctor.datafiles import tables as _tables
 from attn_doctor.errors import IndexDataError
 from attn_doctor.facts import GpuVendor, OsName
+from attn_doctor.framework_names import (
+    Device,
+    FrameworkEntry,
+    FrameworkName,
+    parse_framework_entries,
+)
 
 BackendName = Literal[
     "flash_attn_2",
@@ -42,6 +48,7 @@ BackendName = Literal[
     "flex_attention",
     "hub_kernels",
     "eager",
+    "flashinfer",
 ]
 
 BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
@@ -74,6 +81,19 @@ ModelFlag = Literal[
     "supports_sdpa", "supports_flash_attn", "supports_flex_attn", "supports_attention_backend"
 ]
 SdpaKernel = Literal["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+AdapterKind = Literal[
+    "torch-sdpa",
+    "flex-attention",
+    "eager",
+    "flash-attn",
+    "xformers",
+    "sageattention",
+    "flashinfer",
+    "unsloth",
+    "hub-kernels",
+]
+"""The adapter class that speaks for a backend (``attn_doctor.adapters``): how verify calls
+it, why it cannot run, its install planner and its framework integration."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,10 +168,15 @@ class BackendRule:
 
     name: BackendName
     title: str
+    adapter: AdapterKind
+    """Which adapter speaks for it (``attn_doctor.adapters.adapter_for``)."""
     aliases: tuple[str, ...] = ()
     """Other names people type for it (CLI, ``ATTN_DOCTOR_BACKEND``)."""
     distributions: tuple[str, ...] = ()
     """Distributions that provide it: installed means one of these is (empty: torch-internal)."""
+    companions: tuple[str, ...] = ()
+    """Optional distributions that ship beside it (prebuilt kernels, caches): watched by the
+    probe and named by its planner, never required."""
     modules: tuple[str, ...] = ()
     """Modules whose import proves it loads (the first is the package itself)."""
     attn_implementation: str | None = None
@@ -188,6 +213,28 @@ class BackendRule:
     notes: str
     source: str
     verified: bool
+    frameworks: tuple[FrameworkEntry, ...] = ()
+    """Each framework's name for it (``[[backend.frameworks]]``); transformers' is
+    ``attn_implementation``."""
+
+    def framework_entry(
+        self, framework: FrameworkName, version: str | None = None, device: Device | None = None
+    ) -> FrameworkEntry | None:
+        """This framework's name for the backend at ``version`` on ``device`` (None: it has
+        none there)."""
+        if framework == "transformers":
+            if self.attn_implementation is None:
+                return None
+            return FrameworkEntry(
+                framework="transformers",
+                name=self.attn_implementation,
+                source=self.source,
+                verified=self.verified,
+            )
+        for entry in self.frameworks:
+            if entry.framework == framework and entry.holds_for(version) and entry.runs_on(device):
+                return entry
+        return None
 
     @property
     def module(self) -> str | None:
@@ -227,6 +274,8 @@ _RECORD_KEYS = frozenset(
     {
         "name",
         "title",
+        "adapter",
+        "companions",
         "aliases",
         "distributions",
         "modules",
@@ -256,6 +305,7 @@ _RECORD_KEYS = frozenset(
         "source",
         "verified",
         "prior",
+        "frameworks",
     }
 )
 _VERIFY_KEYS = frozenset({"kind", "cpu", "accuracy", "max_head_dim", "max_rel_l1", "min_cosine"})
@@ -390,8 +440,10 @@ def _backend_record(e: _Entry) -> BackendRule:
     return BackendRule(
         name=name,
         title=e.str_("title"),
+        adapter=cast(AdapterKind, one_of(e, "adapter", get_args(AdapterKind))),
         aliases=e.strs("aliases"),
         distributions=distributions,
+        companions=e.strs("companions"),
         modules=e.strs("modules"),
         attn_implementation=e.opt_str("attn_implementation"),
         registration=e.opt_str("registration"),
@@ -419,6 +471,7 @@ def _backend_record(e: _Entry) -> BackendRule:
         notes=e.str_("notes", default=""),
         source=source,
         verified=verified,
+        frameworks=parse_framework_entries(e),
     )
 
 
@@ -484,19 +537,14 @@ def backend_aliases() -> dict[str, BackendName]:
 def parse_backend(text: str) -> BackendName:
     """Map a user's backend name (``flash-attn``, ``fa2``, ``xformers``…) to a ``BackendName``.
 
-    Raises ``UsageError`` listing the known names and their aliases.
+    Raises ``UsageError`` with "did you mean …" for a near miss, and the known names.
     """
-    from attn_doctor.errors import UsageError
+    from attn_doctor.errors import UsageError, did_you_mean
 
     key = text.strip().lower().replace("-", "_")
     aliases = backend_aliases()
     if key in aliases:
         return aliases[key]
-    raise UsageError(
-        f"unknown backend {text!r}",
-        hint="known backends: "
-        + "; ".join(
-            name + (f" ({', '.join(BACKENDS[name].aliases)})" if BACKENDS[name].aliases else "")
-            for name in BACKEND_NAMES
-        ),
-    )
+    guess = did_you_mean(key, aliases)
+    known = "known backends: " + ", ".join(BACKEND_NAMES) + " (and aliases such as fa2)"
+    raise UsageError(f"unknown backend {text!r}", hint=guess or known)

@@ -1,19 +1,25 @@
 """Command line entry point: wires probe -> plan -> act -> verify -> report in a straight line.
 
 ``main()`` is the only place that turns exceptions into exit codes (see ``errors.ExitCode``).
+It also keeps a closed pipe (``attn-doctor check | head -1``) from turning into an error: the
+rest of the output is dropped and the command exits with its own code.
 Each subcommand lives in ``attn_doctor.commands.<name>`` and is registered below.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import io
+import os
 import sys
 import traceback
 
 import click
 
 from attn_doctor._version import __version__
-from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
+from attn_doctor.errors import EXIT_CODE_SUMMARY, AttnDoctorError, ExitCode, UsageError
 from attn_doctor.report.envelope import make_envelope, write_envelope
 
 # Subcommands, imported only when run: `check` must not pay for bench, verify or install.
@@ -45,20 +51,7 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(
-    cls=LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    invoke_without_command=True,
-)
-@click.version_option(__version__, prog_name="attn-doctor")
-@click.option(
-    "--debug",
-    is_flag=True,
-    help="On an error, also print the Python traceback (for bug reports).",
-)
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Get a fast attention backend working on this machine, and prove it.
+_HELP = f"""Get a fast attention backend working on this machine, and prove it.
 
     \b
     attn-doctor check            what is here, what works, what is wrong and why, the fix
@@ -71,9 +64,24 @@ def cli(ctx: click.Context, debug: bool) -> None:
     attn-doctor index update     read newer releases from the registries into the user's cache
     ... --json                   one versioned JSON document on stdout
 
-    Exit codes: 0 healthy, 1 problems found, 2 usage error or bad input file,
-    3 internal error, 4 install failed (rolled back), 5 another install holds the lock.
+    Exit codes: {EXIT_CODE_SUMMARY}.
     """
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+    help=_HELP,
+)
+@click.version_option(__version__, prog_name="attn-doctor")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an error, also print the Python traceback (for bug reports).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     del debug  # read from argv by main(), which must know it even when parsing fails
     if ctx.invoked_subcommand is None:  # bare `attn-doctor`: the help, not an error
         click.echo(ctx.get_help())
@@ -96,8 +104,92 @@ def _command_name(argv: list[str]) -> str:
     return ""
 
 
+class _PipeWriter(io.RawIOBase):
+    """Writes to a file descriptor; once its reader has gone (EPIPE), drops the rest.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError`` wherever
+    it happens (deep inside rich, or while flushing at exit). Below the text layer, the
+    command never sees it and ends with its own exit code, as it would with a reader.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self.reader_gone = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: object) -> int:
+        size = len(memoryview(data))  # type: ignore[arg-type]
+        if self.reader_gone:
+            return size
+        try:
+            return os.write(self._fd, data)  # type: ignore[arg-type]
+        except OSError as exc:
+            # EINVAL: what Windows reports for a pipe whose reader has gone.
+            if exc.errno not in (errno.EPIPE, errno.EINVAL):
+                raise
+        self.reader_gone = True
+        try:  # later writers of this descriptor (at exit, a child) find /dev/null instead
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._fd)
+            os.close(null)
+        except OSError:
+            pass
+        return size
+
+
+def _guard_stream(name: str) -> io.TextIOWrapper | None:
+    """Put ``sys.<name>`` (stdout or stderr) behind a ``_PipeWriter``, when it is the real
+    stream of this process (a test harness's replacement is left alone)."""
+    stream = getattr(sys, name)
+    if stream is None or stream is not getattr(sys, f"__{name}__"):
+        return None
+    try:
+        fd = stream.fileno()
+        stream.flush()
+    except (AttributeError, OSError, ValueError):
+        return None
+    guarded = io.TextIOWrapper(
+        io.BufferedWriter(_PipeWriter(fd)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+    )
+    setattr(sys, name, guarded)
+    return guarded
+
+
+def _release_streams(guarded: dict[str, io.TextIOWrapper | None]) -> None:
+    for name, stream in guarded.items():
+        if stream is None:
+            continue
+        with contextlib.suppress(OSError):
+            stream.flush()
+        setattr(sys, name, getattr(sys, f"__{name}__"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI and exit with a documented exit code."""
+    """Run the CLI and exit with a documented exit code (a closed pipe changes nothing)."""
+    guarded = {name: _guard_stream(name) for name in ("stdout", "stderr")}
+    try:
+        _main(argv)
+    finally:
+        _release_streams(guarded)
+
+
+def _main(argv: list[str] | None) -> None:
+    # Children ended by an earlier run in this process (tests, notebooks) are not this run's;
+    # the module is not imported just to learn that none were.
+    run_module = sys.modules.get("attn_doctor.probe._run")
+    stopped_before = run_module.CHILDREN.stopped if run_module is not None else 0
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = _wants_json(args)
     debug = _wants_debug(args)
@@ -109,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc, json_mode=json_mode, command=_command_name(args))
     except click.exceptions.Abort:
         _fail(
-            AttnDoctorError("interrupted"),
+            AttnDoctorError(_interrupted(stopped_before)),
             json_mode=json_mode,
             command=_command_name(args),
             code=ExitCode.INTERRUPTED,
@@ -119,7 +211,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(ExitCode.INTERRUPTED)
+        _fail(
+            AttnDoctorError(_interrupted(stopped_before)),
+            json_mode=json_mode,
+            command=_command_name(args),
+            code=ExitCode.INTERRUPTED,
+        )
     except Exception as exc:  # a bug: say so in one line, the traceback with --debug
         if debug:
             traceback.print_exc(file=sys.stderr)
@@ -136,6 +233,20 @@ def main(argv: list[str] | None = None) -> None:
             code=ExitCode.INTERNAL,
         )
     sys.exit(ExitCode.OK)
+
+
+def _interrupted(stopped_before: int) -> str:
+    """What Ctrl-C stopped: the child processes ended with it in this run, if any."""
+    from attn_doctor.probe._run import CHILDREN
+
+    CHILDREN.stop()  # any still running (a command that did not end them itself)
+    CHILDREN.reset()
+    total = CHILDREN.stopped - stopped_before
+    if total == 0:
+        return "interrupted (Ctrl-C)"
+    if total == 1:
+        return "interrupted (Ctrl-C); 1 child process was ended, with its process group"
+    return f"interrupted (Ctrl-C); {total} child processes were ended, with their process groups"
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

@@ -95,6 +95,30 @@ class Recommendation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FrameworkAdvice:
+    """The one decision spoken in one framework's own knob, for one device."""
+
+    framework: str
+    """``transformers``, ``diffusers``, ``vllm``, ``sglang`` or ``comfyui``."""
+    framework_version: str | None = None
+    """Its installed version (None: asked for with ``--for`` but not installed here)."""
+    backend: BackendName
+    name: str
+    """The backend's name in that framework (``FLASH_ATTN``, ``_native_cudnn``, ``fa3``…)."""
+    knob: str
+    """The exact setting: ``vllm serve MODEL --attention-backend FLASH_ATTN``…"""
+    status: Readiness
+    way: str
+    reason: str
+    gpu_index: int | None = None
+    alternatives: tuple[str, ...] = ()
+    """The next names in the decision's order, for that framework."""
+    source: str
+    """Where the name comes from (upstream file@tag)."""
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Diagnosis:
     """The planner's whole answer for one Environment."""
 
@@ -103,6 +127,8 @@ class Diagnosis:
     recommendations: tuple[Recommendation, ...]
     folklore: tuple[str, ...] = ()
     """Where common advice ("Windows -> xformers, Linux -> flash-attn") is wrong here, and why."""
+    frameworks: tuple[FrameworkAdvice, ...] = ()
+    """For each framework installed here (or asked for with ``check --for``): the knob."""
 
     @property
     def has_errors(self) -> bool:

@@ -1,12 +1,16 @@
 """Exit codes and the one exception class per exit code.
 
-Exit codes are part of the public contract (documented in README.md) and never change
-meaning between releases. ``cli.main`` is the only place that turns exceptions into codes.
+Exit codes are part of the public contract and never change meaning between releases. This
+table is the one source: ``--help`` prints ``EXIT_CODE_SUMMARY`` and README.md's table
+repeats it (a test compares them). ``cli.main`` is the only place that turns exceptions
+into codes.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
+from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -24,6 +28,9 @@ class ExitCode(enum.IntEnum):
     """An install failed or its check failed; the environment was rolled back."""
     LOCKED = 5
     """Another attn-doctor install holds the environment's lock."""
+    INCOMPLETE = 6
+    """Some inputs could not be read (``fleet``): the report covers every readable one and
+    names each unreadable input with what is wrong with it."""
     INTERRUPTED = 130
     """Interrupted by the user (Ctrl-C)."""
 
@@ -47,6 +54,12 @@ class UsageError(AttnDoctorError):
     code = "usage"
 
 
+class NoPlanner(UsageError):
+    """attn-doctor has no install planner for this backend (install it by hand)."""
+
+    code = "no-planner"
+
+
 class SnapshotError(UsageError):
     """A snapshot file is unreadable, malformed, or from a newer schema."""
 
@@ -66,6 +79,13 @@ class ProblemsFound(AttnDoctorError):
     code = "problems"
 
 
+class NoWayToInstall(ProblemsFound):
+    """No source can install the backend on this machine as it is (the message says why, the
+    hint names the ways out): a fact found about the machine, not bad input."""
+
+    code = "no-way-to-install"
+
+
 class InstallFailed(AttnDoctorError):
     """An install step failed; the prior state was restored."""
 
@@ -78,3 +98,34 @@ class Locked(AttnDoctorError):
 
     exit_code = ExitCode.LOCKED
     code = "locked"
+
+
+class InputsUnreadable(AttnDoctorError):
+    """Some inputs could not be read; the rest were reported."""
+
+    exit_code = ExitCode.INCOMPLETE
+    code = "inputs-unreadable"
+
+
+SUMMARY_WORDS: dict[ExitCode, str] = {
+    ExitCode.OK: "healthy",
+    ExitCode.PROBLEMS: "problems found",
+    ExitCode.USAGE: "usage error or bad input file",
+    ExitCode.INTERNAL: "internal error",
+    ExitCode.INSTALL_FAILED: "install failed (rolled back)",
+    ExitCode.LOCKED: "another install holds the lock",
+    ExitCode.INCOMPLETE: "some inputs unreadable (fleet: the rest reported)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+"""A few words per exit code, for ``--help``."""
+
+EXIT_CODE_SUMMARY = ", ".join(f"{int(code)} {words}" for code, words in SUMMARY_WORDS.items())
+"""One line per code would crowd ``--help``: ``0 healthy, 1 problems found, …``."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 3) -> str | None:
+    """``did you mean 'fa2'?`` for a near miss among ``choices``, or None."""
+    close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=limit, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"

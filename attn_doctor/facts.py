@@ -239,6 +239,88 @@ class TorchRuntimeFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComfyUIFacts:
+    """A ComfyUI installation: a folder with ``comfy/cli_args.py`` and ``main.py``."""
+
+    path: str
+    found_by: Literal["cwd", "option"]
+    """``cwd``: the current folder (or its ``ComfyUI`` subfolder); ``option``: ``--comfyui``."""
+    version: str | None = None
+    """``__version__`` of ``comfyui_version.py``."""
+    python: str | None = None
+    """The Windows portable build's ``python_embeded`` interpreter, which runs it (its packages
+    are not the ones probed here unless attn-doctor runs under it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockedKernel:
+    """One Hub kernel a project asks for (``kernels.lock`` / ``[tool.kernels.dependencies]``)."""
+
+    repo: str
+    version: str | None = None
+    """The kernel version (``vN`` branch) asked for."""
+    commit: str | None = None
+    """The commit ``kernels.lock`` pins (None: not locked)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedKernel:
+    """A Hub kernel repository in the local Hugging Face cache."""
+
+    repo: str
+    versions: tuple[tuple[str, str], ...] = ()
+    """(``vN`` ref, commit) pairs from the cache's ``refs/``."""
+    variants: tuple[tuple[str, str], ...] = ()
+    """(commit, build variant) pairs: the ``build/<variant>`` folders of each snapshot."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubKernelFacts:
+    """What is on disk for Hugging Face Hub kernels, read without the network."""
+
+    cache_dir: str | None = None
+    """``KERNELS_CACHE``, else ``HF_HUB_CACHE``, else ``HF_HOME``/hub, else the default."""
+    lockfile: str | None = None
+    """The ``kernels.lock`` read (current folder)."""
+    locked: tuple[LockedKernel, ...] = ()
+    """Kernels asked for by ``kernels.lock`` and ``[tool.kernels.dependencies]``."""
+    cached: tuple[CachedKernel, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformersConstants:
+    """Constants read from the installed transformers' own source files (never imported).
+
+    Where transformers holds the truth (the ``kernels`` range it accepts for its Hub fallback,
+    the kernel versions it asks for, the ``attn_implementation`` values it accepts), the
+    diagnosis uses these instead of a bundled copy. A constant that could not be read is
+    empty/None and an ``Unknown`` entry (``transformers_constants.<field>``) says why.
+    """
+
+    version: str
+    """The transformers distribution's version whose files were read."""
+    kernels_min_version: str | None = None
+    """``utils/import_utils.py: KERNELS_MIN_VERSION`` (inclusive)."""
+    kernels_max_version: str | None = None
+    """``utils/import_utils.py: KERNELS_MAX_VERSION`` (exclusive)."""
+    hub_fallback: tuple[tuple[str, str], ...] = ()
+    """``modeling_flash_attention_utils.py: FLASH_ATTN_KERNEL_FALLBACK`` on CUDA:
+    (``attn_implementation``, Hub repo) pairs."""
+    hub_fallback_rocm: tuple[tuple[str, str], ...] = ()
+    """The same table's ROCm branch (``is_rocm_platform()``)."""
+    hub_kernel_versions: tuple[tuple[str, str], ...] = ()
+    """``FLASH_ATTN_KERNEL_VERSIONS``: (Hub repo, kernel version asked for)."""
+    attn_implementations: tuple[str, ...] = ()
+    """Values ``from_pretrained`` accepts by name: ``eager`` plus the keys of
+    ``modeling_utils.py: AttentionInterface._global_mapping``."""
+    flash_attn_2_min_version: str | None = None
+    """The oldest flash-attn that ``utils/import_utils.py: is_flash_attn_2_available`` takes
+    (``2.3.3`` in 5.25); an older one is not used for ``flash_attention_2``."""
+    sources: tuple[str, ...] = ()
+    """The files read, relative to site-packages (``transformers/utils/import_utils.py``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Environment:
     """Every fact attn-doctor uses about one machine. Round-trips through JSON."""
 
@@ -261,7 +343,14 @@ class Environment:
     """Child-process import results (empty unless ``--deep``)."""
     torch_runtime: TorchRuntimeFacts | None = None
     """Set by ``--deep`` when torch imports."""
+    transformers_constants: TransformersConstants | None = None
+    """Read from the installed transformers' files; None when it is not installed (or in a
+    snapshot written before this field existed: the bundled table then stands in)."""
     deep: bool = False
+    comfyui: ComfyUIFacts | None = None
+    """A ComfyUI installation found here or named with ``check --comfyui``."""
+    hub_kernels: HubKernelFacts | None = None
+    """Hub kernels asked for by the project here, and those in the local cache."""
     unknowns: tuple[Unknown, ...] = ()
 
     # Convenience lookups: pure functions of the fields above.
@@ -399,6 +488,8 @@ def _check_range(owner: str, name: str, value: object, path: str) -> None:
     if not (low <= value <= high and math.isfinite(value)):  # NaN and inf too
         where = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
         raise SnapshotError(f"{path}: {value!r} is out of range (must be {where})")
+
+
 _FieldsOf = tuple[dict[str, Any], dict[str, "dataclasses.Field[Any]"]]
 _FIELDS_OF: dict[type, _FieldsOf] = {}
 """Per dataclass: fixed for the life of the process (the classes never change)."""

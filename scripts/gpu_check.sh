@@ -96,7 +96,8 @@ else
     VERIFY=(verify --json --quick --timeout 180)
     BENCH_SHAPE=(--seqlen 1k,4k,16k --head-dim 128 --causal --reps 5 --timeout 100 --no-save)
     # The files that hold GPU tests (each imports only what the package needs).
-    mapfile -t GPU_TEST_FILES < <(grep -l "mark.gpu" tests/test_*.py)
+    # tests/functional holds the GPU tests that start processes (FlashInfer's verify and bench).
+    mapfile -t GPU_TEST_FILES < <(grep -l "mark.gpu" tests/test_*.py tests/functional/test_*.py)
     PYTEST=(-m pytest -q -p no:cacheprovider -m gpu "${GPU_TEST_FILES[@]}")
 fi
 read -r -a BENCH_NAMES <<< "$BENCH_BACKENDS"

@@ -1,9 +1,17 @@
-"""Shared fixtures. Unit tests must not touch the machine: see ``no_subprocess``."""
+"""Shared fixtures, and the two lanes of the suite.
+
+Unit tests are pure and in-process: every test outside ``tests/functional/`` and
+``tests/integration/`` runs under ``no_subprocess``, which makes starting a process (pip,
+``python -m attn_doctor``, a child import, ``git``) fail the test with a message that says
+where it belongs. Tests in those two folders are marked ``functional`` here, so the fast lane
+is ``python -m pytest -m "not functional"`` and CI runs everything.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -70,7 +78,55 @@ def _has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+_FUNCTIONAL_DIRS = (REPO_ROOT / "tests" / "functional", REPO_ROOT / "tests" / "integration")
+
+
+def _is_functional(item: pytest.Item) -> bool:
+    """In tests/functional or tests/integration, or marked ``functional`` (a test that
+    starts a process in a file of mostly pure ones)."""
+    if item.get_closest_marker("functional"):
+        return True
+    path = Path(str(item.path)).resolve()
+    return any(path.is_relative_to(folder) for folder in _FUNCTIONAL_DIRS)
+
+
+class ProcessInUnitTest(RuntimeError):
+    """A unit test tried to start a process."""
+
+
+@pytest.fixture(autouse=True)
+def no_subprocess(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests cannot start processes (the cibuildwheel and pip habit): processes belong to
+    the functional lane, where their cost is expected. ``subprocess`` and ``asyncio`` go
+    through ``subprocess.Popen``; ``multiprocessing`` and ``os.system`` through the ``os``
+    calls patched here."""
+    if _is_functional(request.node):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ProcessInUnitTest(
+            f"{request.node.nodeid} started a process; unit tests are pure and in-process. "
+            "Move it to tests/functional/ (or give the code a runner to pass in)."
+        )
+
+    class _NoPopen:
+        def __class_getitem__(cls, item: object) -> type[_NoPopen]:
+            return cls
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            refuse()
+
+    monkeypatch.setattr(subprocess, "Popen", _NoPopen)
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    functional = pytest.mark.functional
+    for item in items:
+        if _is_functional(item):
+            item.add_marker(functional)
     if any(item.get_closest_marker("gpu") for item in items) and not _has_cuda():
         skip = pytest.mark.skip(reason="needs a CUDA device")
         for item in items:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -60,6 +61,7 @@ def h100() -> dict[str, object]:
     return data
 
 
+@pytest.mark.functional
 def test_binary_snapshot_is_one_line_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "photo.json"
     bad.write_bytes(bytes(range(256)) * 8)
@@ -69,12 +71,14 @@ def test_binary_snapshot_is_one_line_exit_2(tmp_path: Path) -> None:
     assert_clean_usage_error(proc, str(bad), "not a text file")
 
 
+@pytest.mark.functional
 def test_deeply_nested_snapshot_is_one_line_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "nested.json"
     bad.write_text("[" * 100_000)
     assert_clean_usage_error(run("check", "--snapshot", str(bad)), str(bad), "nested too deeply")
 
 
+@pytest.mark.functional
 def test_huge_snapshot_is_refused_without_being_read(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     with big.open("wb") as fh:  # sparse: 200 MB that cost no disk
@@ -95,6 +99,7 @@ def test_huge_snapshot_is_refused_without_being_read(tmp_path: Path) -> None:
     ],
     ids=["negative-ram", "no-cpus", "wsl-7", "infinite-ram"],
 )
+@pytest.mark.functional
 def test_snapshot_numbers_out_of_range_are_refused(
     tmp_path: Path, h100: dict[str, object], section: str, key: str, value: str, message: str
 ) -> None:
@@ -107,6 +112,7 @@ def test_snapshot_numbers_out_of_range_are_refused(
     assert_clean_usage_error(run("check", "--snapshot", str(bad)), message)
 
 
+@pytest.mark.functional
 def test_save_snapshot_where_it_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
     target = tmp_path / "no-such-folder" / "me.json"
     proc = run("check", "--save-snapshot", str(target))
@@ -127,6 +133,7 @@ def test_save_snapshot_where_it_cannot_be_written_is_exit_2(tmp_path: Path) -> N
     ],
     ids=["true", "absent", "not-executable", "sleep"],
 )
+@pytest.mark.functional
 def test_install_with_a_python_that_is_not_one_is_exit_2(python: str, why: str) -> None:
     if not Path(python).exists() and python != "/nonexistent/python":
         pytest.skip(f"{python} is not on this system")
@@ -136,6 +143,7 @@ def test_install_with_a_python_that_is_not_one_is_exit_2(python: str, why: str) 
     assert_clean_usage_error(rollback, f"--python {python}")
 
 
+@pytest.mark.functional
 def test_install_backend_and_auto_says_not_both() -> None:
     proc = run("install", "--auto", "xformers")
     assert_clean_usage_error(proc, "a backend (xformers) or --auto, not both")
@@ -151,6 +159,7 @@ def bare_venv(tmp_path: Path) -> Path:
     return venv
 
 
+@pytest.mark.functional
 def test_binary_journal_then_rollback_is_exit_2(bare_venv: Path) -> None:
     journal_path(bare_venv).write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff" * 50)
     proc = run("install", "--rollback", "--python", str(bare_venv / "bin" / "python"))
@@ -158,6 +167,7 @@ def test_binary_journal_then_rollback_is_exit_2(bare_venv: Path) -> None:
     assert journal_path(bare_venv).exists()  # nothing deleted: the user decides
 
 
+@pytest.mark.functional
 def test_leftover_journal_refuses_before_the_plan(bare_venv: Path) -> None:
     py = str(bare_venv / "bin" / "python")
     prior = EnvState(python=py, prefix=str(bare_venv), purelib="", distributions=())
@@ -175,6 +185,7 @@ def test_leftover_journal_refuses_before_the_plan(bare_venv: Path) -> None:
 # --- torch-less environments -----------------------------------------------------------
 
 
+@pytest.mark.functional
 def test_verify_without_torch_is_one_line_exit_2(tmp_path: Path) -> None:
     proc = run_without_torch(tmp_path, "verify")
     assert_clean_usage_error(proc, "torch is not installed")
@@ -185,6 +196,7 @@ def test_verify_without_torch_is_one_line_exit_2(tmp_path: Path) -> None:
     assert doc["result"] is None or "backends" not in doc["result"]
 
 
+@pytest.mark.functional
 def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> None:
     """Not bad input but a blocked machine: exit 1 (``blocked``), one line and the command."""
     proc = run_without_torch(tmp_path, "install", "--auto", "--dry-run")
@@ -193,7 +205,8 @@ def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> 
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("attn-doctor: error: ")
     assert "install torch first" in lines[0]
-    assert "hint: pip install torch" in proc.stderr  # check's no-torch fix, CPU here
+    # check's no-torch fix, CPU here, for the interpreter it is about
+    assert f"hint: {shlex.quote(sys.executable)} -m pip install torch" in proc.stderr
     doc = json.loads(run_without_torch(tmp_path, "install", "--auto", "--json").stdout)
     assert doc["error"]["code"] == "blocked"
 
@@ -201,6 +214,7 @@ def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> 
 # --- the command line itself ------------------------------------------------------------
 
 
+@pytest.mark.functional
 def test_bare_command_prints_help_without_error() -> None:
     proc = run()
     assert proc.returncode == 0

@@ -28,6 +28,7 @@ def _run(args: list[str], tmp_path: Path, timeout: float = 900) -> subprocess.Co
     )
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 def test_cpu_bench_really_runs(tmp_path: Path) -> None:
     """SDPA math vs the CPU fused kernel vs flex vs eager, tiny shapes, few reps."""
@@ -54,15 +55,22 @@ def test_cpu_bench_really_runs(tmp_path: Path) -> None:
         ],
         tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
     env = json.loads(proc.stdout)  # nothing but the envelope on stdout
+    result = BenchResult.from_dict(env["result"])
+    if all(p.problem is not None for s in result.sweeps for p in s.points):
+        # Every figure failed the quality gate (a machine busy enough to make them noise):
+        # then nothing is recommended or saved, and the run says so. Rare; not a failure here.
+        assert proc.returncode == 1, proc.stderr
+        assert result.recommendation is None
+        assert any(n.startswith("not saved") for n in result.notes)
+        return
+    assert proc.returncode == 0, proc.stderr
     assert (env["schema"], env["command"], env["ok"], env["exit_code"]) == (
         "attn-doctor/envelope",
         "bench",
         True,
         0,
     )
-    result = BenchResult.from_dict(env["result"])
     assert result.device == "cpu"
     assert [s.backend for s in result.sweeps] == [
         "sdpa_math",
@@ -101,13 +109,14 @@ def test_cpu_bench_really_runs(tmp_path: Path) -> None:
     assert cached.recommendation == result.recommendation
 
 
+@pytest.mark.functional
 def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     proc = _run(["flash-attn-99", "--json"], tmp_path, timeout=120)
     assert proc.returncode == 2
     env = json.loads(proc.stdout)
     assert env["error"]["code"] == "usage"
     assert "flash-attn-99" in env["error"]["message"]
-    assert "known backends" in env["error"]["hint"]
+    assert "did you mean 'flash_attn_" in env["error"]["hint"]
 
 
 @pytest.mark.parametrize(
@@ -118,12 +127,14 @@ def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
         (["--head-dim", "0"], "--head-dim"),
     ],
 )
+@pytest.mark.functional
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     proc = _run([*args, "--json"], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert message in json.loads(proc.stdout)["error"]["message"]
 
 
+@pytest.mark.functional
 def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     from tests.conftest import _has_cuda
 

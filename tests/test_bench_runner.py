@@ -6,6 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from attn_doctor.bench.results import Ceiling
 from attn_doctor.bench.runner import WorkerOutcome, ceiling_rates, run_worker, sweep_from_outcome
 from attn_doctor.facts import encode
@@ -38,6 +40,7 @@ def _echo(rec: dict[str, object]) -> str:
     return "echo '" + json.dumps(rec) + "'\n"
 
 
+@pytest.mark.functional
 def test_crash_keeps_the_points_measured_before_it(tmp_path: Path) -> None:
     python = _fake_python(
         tmp_path,
@@ -55,6 +58,7 @@ def test_crash_keeps_the_points_measured_before_it(tmp_path: Path) -> None:
     assert sweep.points[0].ceiling_fraction is not None
 
 
+@pytest.mark.functional
 def test_hang_is_killed_at_the_timeout(tmp_path: Path) -> None:
     python = _fake_python(tmp_path, _echo(CHECK_OK) + "sleep 30\n")
     outcome = run_worker({"kind": "sweep"}, timeout=1, python=python)
@@ -63,6 +67,7 @@ def test_hang_is_killed_at_the_timeout(tmp_path: Path) -> None:
     assert len(outcome.records) == 1
 
 
+@pytest.mark.functional
 def test_exit_without_done_is_an_error(tmp_path: Path) -> None:
     python = _fake_python(
         tmp_path, _echo(_record("fatal", detail="ImportError: no torch")) + "exit 1\n"
@@ -71,6 +76,7 @@ def test_exit_without_done_is_an_error(tmp_path: Path) -> None:
     assert (outcome.status, outcome.detail) == ("error", "ImportError: no torch")
 
 
+@pytest.mark.functional
 def test_clean_run(tmp_path: Path) -> None:
     python = _fake_python(
         tmp_path, _echo(CHECK_OK) + _echo(_point_record(512, 1.0)) + _echo(_record("done"))
@@ -186,6 +192,7 @@ def test_unsupported_case_is_not_a_failed_check() -> None:
     assert [p.status for p in sweep.points] == ["unsupported"]
 
 
+@pytest.mark.functional
 def test_interrupt_ends_the_child(tmp_path: Path) -> None:
     import os
     import signal
@@ -213,6 +220,7 @@ def test_interrupt_ends_the_child(tmp_path: Path) -> None:
         os.kill(pid, 0)  # reaped: the child (and its sleep) are gone
 
 
+@pytest.mark.functional
 def test_torch_that_does_not_import_is_a_usage_error(tmp_path: Path) -> None:
     import pytest
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch", reason="torch is needed to run the timing loop")
 
-from attn_doctor.bench.worker import time_calls
+from attn_doctor.bench.timing import time_calls
 
 
 def test_rotates_inputs_and_times_each_call() -> None:

@@ -83,13 +83,16 @@ def test_fixes_offered_only_when_install_works_here() -> None:
         if f.id in ("backend-import-failed", "flash-attn-abi-mismatch"):
             assert f.fix is not None
             assert "attn-doctor install" not in f.fix, f.fix  # install refuses on this machine
-            assert f.fix.startswith("pip uninstall -y ")
+            assert f.fix.startswith("/home/user/venv/bin/python -m pip uninstall -y ")
             assert f.fix_note is not None
             assert "cannot reinstall" in f.fix_note
     h100 = _with_broken_packages("h100-linux-recent-torch")
     gpu = diagnose(h100, load_rules(), index=load_index())
     xformers = next(f for f in gpu.findings if f.backends == ("xformers",))
-    assert xformers.fix == "pip uninstall -y xformers && attn-doctor install xformers"
+    py = "/home/user/venv/bin/python"  # every command names the environment it is for
+    assert xformers.fix == (
+        f"{py} -m pip uninstall -y xformers && attn-doctor install xformers --python {py}"
+    )
 
 
 def test_board_says_which_import_how_long_and_the_timeout() -> None:
@@ -109,6 +112,7 @@ def test_board_says_which_import_how_long_and_the_timeout() -> None:
     assert "importing" not in board.describe()
 
 
+@pytest.mark.functional
 @posix_only
 def test_imports_run_in_parallel_each_with_its_own_timeout(tmp_path: Path) -> None:
     names = ("unsloth", "kernels", "triton")  # distributions --deep imports, all hanging
@@ -159,6 +163,7 @@ def _run_deep(root: Path, *, stderr_tty: bool) -> tuple[int, str]:
     return child.returncode, out.decode("utf-8", "replace")
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 @posix_only
 def test_progress_on_a_terminal_only(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ from attn_doctor.errors import ExitCode
 
 from .conftest import REPO_ROOT, SNAPSHOTS
 
+# Every test here starts processes: the functional lane (see tests/conftest.py).
+pytestmark = pytest.mark.functional
+
 SCHEMA = json.loads((REPO_ROOT / "attn_doctor" / "schemas" / "check.schema.json").read_text())
 
 
@@ -77,7 +80,7 @@ def test_human_view_shows_fix_and_recommendation() -> None:
     assert "cpu-torch-on-nvidia-gpu" in out
     assert "fix:" in out
     assert "download.pytorch.org/whl/cu" in out
-    assert "Recommendation" in out
+    assert "Ranked on GPU 0, best first" in out
     assert "\x1b[" not in out  # NO_COLOR is honoured
 
 

@@ -29,6 +29,7 @@ def check_to_pipe(columns: str | None) -> list[str]:
     return proc.stdout.splitlines()
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize("columns", [None, "70"], ids=["default", "COLUMNS=70"])
 def test_check_to_a_pipe_has_no_trailing_spaces_and_honours_columns(columns: str | None) -> None:
     lines = check_to_pipe(columns)

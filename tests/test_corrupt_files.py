@@ -284,6 +284,7 @@ def test_explain_log_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> Non
     [bytes(range(256)), b"[" * 100_000, b'{"schema": "attn-doctor/imports", "entries": [1]}'],
     ids=["binary", "nested", "wrong-shape"],
 )
+@pytest.mark.functional
 def test_corrupt_caches_never_break_model_loading(tmp_path: Path, garbage: bytes) -> None:
     pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")

@@ -22,6 +22,10 @@ from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.rules import Rules, load_rules
 from tests.conftest import REPO_ROOT, SNAPSHOTS
 
+PY = "/home/user/venv/bin/python"
+"""The interpreter the recorded snapshots name: every fix is for that environment."""
+PYTORCH = "https://download.pytorch.org/whl"
+
 
 @pytest.fixture(scope="module")
 def rules() -> Rules:
@@ -162,7 +166,7 @@ def test_cpu_torch_fix_keeps_the_torch_version(rules: Rules) -> None:
     diag = diagnose(load("cpu-torch-on-gpu-box"), rules)
     f = finding(diag, "cpu-torch-on-nvidia-gpu")
     # driver 570.133.20 reports CUDA 12.8: the cu128 build of the same torch
-    assert f.fix == "pip install torch==2.8.0 --index-url https://download.pytorch.org/whl/cu128"
+    assert f.fix == f"{PY} -m pip install torch==2.8.0 --index-url {PYTORCH}/cu128"
     assert {e.fact for e in f.evidence} >= {"torch.build", "gpus[0]"}
     assert not any(s.usable for s in diag.backends)
 
@@ -191,7 +195,7 @@ def test_minor_compat_is_a_warning_that_still_runs(rules: Rules) -> None:
 def test_blackwell_with_old_torch_points_to_cu128(rules: Rules) -> None:
     f = finding(diagnose(load("rtx5090-old-torch"), rules), "torch-lacks-gpu-arch")
     assert "no kernel image is available" in f.cause
-    assert f.fix == 'pip install "torch==2.7.*" --index-url https://download.pytorch.org/whl/cu128'
+    assert f.fix == f"{PY} -m pip install 'torch==2.7.*' --index-url {PYTORCH}/cu128"
 
 
 def test_blackwell_without_deep_uses_the_static_rule(rules: Rules) -> None:
@@ -205,7 +209,7 @@ def test_blackwell_without_deep_uses_the_static_rule(rules: Rules) -> None:
 def test_no_torch_installs_a_variant_the_driver_runs(rules: Rules) -> None:
     f = finding(diagnose(load("no-torch-gpu"), rules), "no-torch")
     # newest torch in the table ships 12.6 / 13.0 / 13.2; a 570 driver runs 12.6 only
-    assert f.fix == 'pip install "torch==2.13.*" --index-url https://download.pytorch.org/whl/cu126'
+    assert f.fix == f"{PY} -m pip install 'torch==2.13.*' --index-url {PYTORCH}/cu126"
 
 
 def test_t4_flash_attn_says_what_works_instead(rules: Rules) -> None:
@@ -274,14 +278,15 @@ def test_transformers_too_old_for_fa3(rules: Rules) -> None:
     f = finding(
         diagnose(load("h100-fa3-old-transformers"), rules), "transformers-too-old-for-backend"
     )
-    assert f.fix == 'pip install -U "transformers>=4.53.0"'
+    assert f.fix == f"{PY} -m pip install -U 'transformers>=4.53.0'"
 
 
 def test_low_ram_suggests_max_jobs(rules: Rules) -> None:
     f = finding(diagnose(load("h100-fa3-old-transformers"), rules), "low-ram-for-source-build")
-    assert f.fix == "MAX_JOBS=1 NVCC_THREADS=2 pip install flash-attn --no-build-isolation"
+    build = f"{PY} -m pip install flash-attn --no-build-isolation"
+    assert f.fix == f"MAX_JOBS=1 NVCC_THREADS=2 {build}"
     f2 = finding(diagnose(load("rtx3090-wsl2"), rules), "low-ram-for-source-build")
-    assert f2.fix == "MAX_JOBS=2 NVCC_THREADS=2 pip install flash-attn --no-build-isolation"
+    assert f2.fix == f"MAX_JOBS=2 NVCC_THREADS=2 {build}"
 
 
 def test_windows_folklore(rules: Rules) -> None:
@@ -337,7 +342,7 @@ def test_rocm_torch_on_nvidia(rules: Rules) -> None:
     )
     f = finding(diagnose(rocm, rules), "rocm-torch-on-nvidia-gpu")
     assert f.severity == "error"
-    assert f.fix == "pip install torch==2.6.0 --index-url https://download.pytorch.org/whl/cu124"
+    assert f.fix == f"{PY} -m pip install torch==2.6.0 --index-url {PYTORCH}/cu124"
 
 
 def test_cuda_torch_on_amd(rules: Rules) -> None:
@@ -347,7 +352,7 @@ def test_cuda_torch_on_amd(rules: Rules) -> None:
         env, torch=dataclasses.replace(env.torch, version="2.8.0+cu128", build="cuda", cuda="12.8")
     )
     f = finding(diagnose(cuda, rules), "cuda-torch-on-amd-gpu")
-    assert f.fix == "pip install torch==2.8.0 --index-url https://download.pytorch.org/whl/rocm6.4"
+    assert f.fix == f"{PY} -m pip install torch==2.8.0 --index-url {PYTORCH}/rocm6.4"
 
 
 def test_minimal_environment(rules: Rules) -> None:
@@ -410,7 +415,7 @@ def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
 
     text = json.dumps(encode(diagnose(load(name), rules)), sort_keys=True)
     data = json.loads(text)
-    assert set(data) == {"findings", "backends", "recommendations", "folklore"}
+    assert set(data) == {"findings", "backends", "recommendations", "folklore", "frameworks"}
 
 
 def test_bench_measurements_reorder_what_works_now() -> None:
@@ -455,18 +460,18 @@ def test_transformers_falls_back_to_hub_kernels_when_flash_attn_is_missing() -> 
     h100 = load("h100-linux-recent-torch")  # no flash-attn installed; transformers 4.57.1
     tf = h100.package("transformers")
     assert tf is not None
-    kernels = PackageFacts(name="kernels", version="0.18.3")
+    kernels = PackageFacts(name="kernels", version="0.19.3")
     before = dataclasses.replace(h100, packages=(*h100.packages, kernels))
     ids = {f.id for f in diagnose(before, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback" not in ids  # transformers 4.x has no such fallback
-    tf5 = dataclasses.replace(tf, version="5.2.0")
+    tf5 = dataclasses.replace(tf, version="5.25.0")  # a release the bundled table knows
     env = dataclasses.replace(
         h100, packages=tuple(tf5 if p.name == "transformers" else p for p in h100.packages)
     )
     with_kernels = dataclasses.replace(env, packages=(*env.packages, kernels))
     ids = {f.id for f in diagnose(with_kernels, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback" in ids
-    old = dataclasses.replace(kernels, version="0.12.0")
+    old = dataclasses.replace(kernels, version="0.18.3")
     off = dataclasses.replace(env, packages=(*env.packages, old))
     ids = {f.id for f in diagnose(off, load_rules(), index=load_index()).findings}
     assert "transformers-hub-fallback-off" in ids

@@ -118,6 +118,7 @@ def test_a_wheelhouse_without_libs_core_is_completed(tmp_path: Path) -> None:
     assert missing_runtime_parts(_env("12.8"), tmp_path, {})[0] == []
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 def test_download_for_a_cuda_13_snapshot_fetches_the_whole_runtime(tmp_path: Path) -> None:
     """Real ``pip download`` from a local folder: flash-attn-4[cu13] and every part."""

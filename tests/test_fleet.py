@@ -162,6 +162,7 @@ def test_failed_import_changes_the_best_backend(tmp_path: Path, diagnoser: Diagn
     assert "best backends differ" in report.verdict
 
 
+@pytest.mark.functional
 def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     same = tmp_path / "same"
     write_cluster(same, "a100-linux", 4)
@@ -188,6 +189,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert "3 of 4 nodes ready" in text
 
 
+@pytest.mark.functional
 def test_check_json_documents_and_stdin_lines(tmp_path: Path) -> None:
     """`check --json` output is read as well as snapshots, from files and from stdin lines."""
     check = subprocess.run(
@@ -220,6 +222,7 @@ def test_check_json_documents_and_stdin_lines(tmp_path: Path) -> None:
     assert [g["nodes"] for g in result["groups"]] == [["stdin:2", "stdin:3"], ["stdin:1"]]
 
 
+@pytest.mark.functional
 def test_a_failed_check_is_a_failed_node_not_bad_input(tmp_path: Path) -> None:
     write_cluster(tmp_path, "a100-linux", 2)
     failed = {
@@ -276,28 +279,48 @@ def test_same_file_name_in_two_folders_keeps_both(tmp_path: Path, diagnoser: Dia
         "newer-envelope",
     ],
 )
-def test_bad_file_exits_2_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
+@pytest.mark.functional
+def test_bad_file_is_listed_and_the_other_nodes_reported(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     write_cluster(tmp_path, "a100-linux", 2)
     bad = tmp_path / "node99.json"
     bad.write_bytes(content)
     proc = run(str(tmp_path))
+    assert proc.returncode == ExitCode.INCOMPLETE
+    out = proc.stdout.decode()
+    assert str(bad) in out
+    assert message in out
+    assert "2 of 2 nodes ready" in out
+    doc = json.loads(run(str(tmp_path), "--json").stdout)
+    assert doc["exit_code"] == ExitCode.INCOMPLETE
+    assert doc["result"]["nodes"] == 2
+    (unreadable,) = doc["result"]["unreadable"]
+    assert unreadable["source"] == str(bad)
+    assert message in unreadable["error"]
+    # Nothing readable at all: bad input, one line naming the file.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    bad.rename(alone / bad.name)
+    proc = run(str(alone))
     assert proc.returncode == ExitCode.USAGE
     err = proc.stderr.decode()
-    assert str(bad) in err
+    assert str(alone / bad.name) in err
     assert message in err
     assert err.count("\n") <= 2  # one line (and a hint)
     assert proc.stdout == b""
-    doc = json.loads(run(str(tmp_path), "--json").stdout)
+    doc = json.loads(run(str(alone), "--json").stdout)
     assert doc["exit_code"] == ExitCode.USAGE
     assert doc["error"]["code"] == "bad-snapshot"
-    assert str(bad) in doc["error"]["message"]
 
 
+@pytest.mark.functional
 def test_bad_line_on_stdin_names_the_line() -> None:
     good = json.dumps(snapshot("a100-linux"))
     proc = run("-", stdin=f"{good}\n{{oops\n")
-    assert proc.returncode == ExitCode.USAGE
-    assert "stdin:2" in proc.stderr.decode()
+    assert proc.returncode == ExitCode.INCOMPLETE
+    assert "stdin:2" in proc.stdout.decode()
+    assert "1 of 1 nodes ready" in proc.stdout.decode()
 
 
 def test_too_large_is_refused_before_reading(
@@ -316,6 +339,7 @@ def test_too_large_is_refused_before_reading(
     ("make", "message"),
     [("missing", "no such file or folder"), ("empty-dir", "no .json or .jsonl files")],
 )
+@pytest.mark.functional
 def test_missing_inputs(tmp_path: Path, make: str, message: str) -> None:
     target = tmp_path / "x"
     if make == "empty-dir":
@@ -326,11 +350,13 @@ def test_missing_inputs(tmp_path: Path, make: str, message: str) -> None:
     assert str(target) in proc.stderr.decode()
 
 
+@pytest.mark.functional
 def test_usage_errors() -> None:
     assert run("--deep", "x").returncode == ExitCode.USAGE
     assert run("--ray", "x").returncode == ExitCode.USAGE
 
 
+@pytest.mark.functional
 def test_save_snapshot_per_host_then_fleet(tmp_path: Path) -> None:
     """The Slurm recipe: every node saves `{host}.json` into one folder; fleet reads it."""
     import socket
@@ -374,6 +400,7 @@ def test_a_diagnosis_from_another_version_is_redone_here() -> None:
     assert report.groups[0].best_backend == "xformers"  # the node's own answer is kept
 
 
+@pytest.mark.functional
 def test_save_snapshots_turns_check_documents_into_snapshots(tmp_path: Path) -> None:
     nodes = tmp_path / "in"
     write_cluster(nodes, "a100-linux", 2)

@@ -55,6 +55,7 @@ def test_task_answer_without_a_document_is_a_failed_node() -> None:
     assert "ModuleNotFoundError: attn_doctor" in broken.failure
 
 
+@pytest.mark.functional
 def test_the_task_runs_check_here() -> None:
     answer = check_on_this_node([], 120)
     assert answer["timeout"] is False
@@ -72,6 +73,7 @@ def _fleet_ray(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )  # fmt: skip
 
 
+@pytest.mark.functional
 def test_without_ray_installed_the_error_says_how(tmp_path: Path) -> None:
     fake = tmp_path / "ray"
     fake.mkdir()
@@ -82,6 +84,7 @@ def test_without_ray_installed_the_error_says_how(tmp_path: Path) -> None:
     assert "attn-doctor[fleet]" in proc.stderr
 
 
+@pytest.mark.functional
 def test_no_cluster_is_a_usage_error() -> None:
     pytest.importorskip("ray", reason="Ray is not installed here")
     proc = _fleet_ray("--json")  # runs before the test cluster below exists
@@ -133,6 +136,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             cluster.shutdown()
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 def test_fleet_ray_checks_every_node(ray_cluster: dict[str, Any], tmp_path: Path) -> None:
     saved = tmp_path / "snaps"

@@ -30,7 +30,11 @@ STEPS = (
     "bench-fwd-bwd",
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+# Every test here starts processes: the functional lane (see tests/conftest.py).
+pytestmark = [
+    pytest.mark.functional,
+    pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash"),
+]
 
 
 def _summary(out: Path) -> str:

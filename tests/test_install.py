@@ -188,10 +188,11 @@ def test_source_build_commands_disable_build_isolation_and_show_the_env() -> Non
         index_args=(),
         build_env=(("MAX_JOBS", "4"), ("FLASH_ATTN_CUDA_ARCHS", "90")),
         pre_requirements=("ninja", "psutil"),
+        constraints_file="/plans/constraints-1.txt",
     )
-    assert cmds[0].endswith("ninja psutil -c constraints.txt")
+    assert cmds[0].endswith("ninja psutil -c /plans/constraints-1.txt")
     assert cmds[1].startswith("MAX_JOBS=4 FLASH_ATTN_CUDA_ARCHS=90 /venv/bin/python -m pip install")
-    assert "-v --no-build-isolation flash-attn==2.8.3 -c constraints.txt" in cmds[1]
+    assert "-v --no-build-isolation flash-attn==2.8.3 -c /plans/constraints-1.txt" in cmds[1]
 
 
 # --- reading pip's answers ------------------------------------------------------------------
@@ -345,6 +346,7 @@ def _module_dir(tmp_path: Path, name: str, body: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.functional
 def test_check_import_ok_and_error(tmp_path: Path) -> None:
     assert import_in_child("json", timeout=60, python=sys.executable).status == "ok"
     env = _module_dir(tmp_path, "broken_ext", "raise ImportError('undefined symbol: _ZN3c10')\n")
@@ -353,6 +355,7 @@ def test_check_import_ok_and_error(tmp_path: Path) -> None:
     assert res.detail == "ImportError: undefined symbol: _ZN3c10"
 
 
+@pytest.mark.functional
 def test_check_import_survives_a_crash_and_a_hang(tmp_path: Path) -> None:
     env = _module_dir(
         tmp_path, "crashes", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
@@ -448,6 +451,7 @@ def _bare_plan(backend: BackendName) -> InstallPlan:
     return InstallPlan(backend=backend, candidate=cand, protected=(), commands=())
 
 
+@pytest.mark.functional
 def test_kernel_verification_after_install_is_honest_without_a_gpu() -> None:
     from attn_doctor.install.execute import verify_installed_kernels
 

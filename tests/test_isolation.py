@@ -71,6 +71,7 @@ def test_the_suite_runs_in_its_own_home() -> None:
 @pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="the bench cache is keyed by torch"
 )
+@pytest.mark.functional
 def test_a_bench_cache_in_the_real_home_changes_no_test(tmp_path: Path) -> None:
     real_home = tmp_path / "alice"
     planted = _home_with_a_bench_cache(real_home)

@@ -11,6 +11,9 @@ import pytest
 
 from .conftest import REPO_ROOT, isolated_home_env
 
+# Every test here starts processes: the functional lane (see tests/conftest.py).
+pytestmark = pytest.mark.functional
+
 
 @pytest.mark.slow
 def test_wheel_ships_the_index_and_the_schemas(tmp_path: Path) -> None:

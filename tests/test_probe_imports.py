@@ -17,6 +17,9 @@ import pytest
 from attn_doctor.probe import import_in_child, probe_environment
 from attn_doctor.probe.imports import import_many
 
+# Every test here starts processes: the functional lane (see tests/conftest.py).
+pytestmark = pytest.mark.functional
+
 UNDEFINED = "{path}: undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationESs"
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -63,6 +63,7 @@ def test_host_matches_platform(env: Environment) -> None:
     assert env.host.arch is not None
 
 
+@pytest.mark.functional
 @pytest.mark.skipif(not _torch_installed(), reason="torch is not installed")
 def test_torch_facts_match_the_imported_torch(env: Environment) -> None:
     # Ground truth from torch itself, imported in a child (never in this process).
@@ -86,6 +87,7 @@ def test_torch_facts_match_the_imported_torch(env: Environment) -> None:
         assert env.torch.cuda is None
 
 
+@pytest.mark.functional
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc on PATH")
 def test_nvcc_matches_its_own_output(env: Environment) -> None:
     out = subprocess.run(
@@ -121,6 +123,7 @@ def test_environ_is_a_parameter(tmp_path: Path) -> None:
     assert env.python.conda_env == "ml"
 
 
+@pytest.mark.functional
 def test_check_without_deep_never_imports_torch() -> None:
     code = (
         "import sys, time, json\n"

@@ -159,6 +159,7 @@ def plant_smi(bin_dir: Path, *, csv: str, header: str, invalid_cc: bool = False)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
+@pytest.mark.functional
 @needs_posix
 def test_smi_fallback_with_compute_cap(tmp_path: Path) -> None:
     plant_smi(tmp_path, csv="smi_csv_h100x2.txt", header="smi_header_h100_550.txt")
@@ -170,6 +171,7 @@ def test_smi_fallback_with_compute_cap(tmp_path: Path) -> None:
     assert [g.compute_capability for g in result.gpus] == ["9.0", "9.0"]
 
 
+@pytest.mark.functional
 @needs_posix
 def test_smi_fallback_old_driver_without_compute_cap(tmp_path: Path) -> None:
     plant_smi(
@@ -186,6 +188,7 @@ def test_smi_fallback_old_driver_without_compute_cap(tmp_path: Path) -> None:
     assert [u.field for u in result.unknowns] == ["gpus[0].compute_capability"]
 
 
+@pytest.mark.functional
 @needs_posix
 def test_probe_nvidia_falls_back_from_nvml_to_smi(tmp_path: Path) -> None:
     plant_smi(tmp_path, csv="smi_csv_mixed.txt", header="smi_header_b200_610_umd.txt")
@@ -200,6 +203,7 @@ def test_probe_nvidia_falls_back_from_nvml_to_smi(tmp_path: Path) -> None:
     assert any("NVML Shared Library Not Found" in u.reason for u in facts.unknowns)
 
 
+@pytest.mark.functional
 @needs_posix
 def test_smi_that_fails_gives_its_message(tmp_path: Path) -> None:
     script = tmp_path / "nvidia-smi"
@@ -210,6 +214,7 @@ def test_smi_that_fails_gives_its_message(tmp_path: Path) -> None:
     assert result.startswith("nvidia-smi failed (exit 9): NVIDIA-SMI has failed")
 
 
+@pytest.mark.functional
 @needs_posix
 def test_smi_that_hangs_is_cut_off(tmp_path: Path) -> None:
     script = tmp_path / "nvidia-smi"

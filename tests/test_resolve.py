@@ -10,7 +10,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from attn_doctor.errors import UsageError
+from attn_doctor.errors import ExitCode, NoWayToInstall
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
 from attn_doctor.index.naming import published_wheels
@@ -543,9 +543,10 @@ def test_builtin_backends_need_nothing() -> None:
 def test_install_plan_pins_torch_family_exactly() -> None:
     install = plan_install(make_env(), INDEX, "xformers")
     assert install.protected == ("torch==2.8.0+cu128", "torchvision==0.23.0+cu128", "triton==3.4.0")
+    # Pasteable on the machine planned for: the pins inline, no file of ours named.
     assert install.commands == (
         "/venv/bin/python -m pip install --no-input --disable-pip-version-check "
-        "xformers==0.0.32.post2 -c constraints.txt",
+        "xformers==0.0.32.post2 torch==2.8.0+cu128 torchvision==0.23.0+cu128 triton==3.4.0",
     )
 
 
@@ -556,7 +557,9 @@ def test_plan_commands_are_the_commands_the_installer_runs() -> None:
     env = make_env(torch="2.8.0+cu126", torch_cuda="12.6")
     install = plan_install(env, INDEX, "xformers")
     assert install.candidate.index_url == "https://download.pytorch.org/whl/cu126"
-    shown = display_commands(install, python="/venv/bin/python", installer="pip", index_args=())
+    shown = display_commands(
+        install, python="/venv/bin/python", installer="pip", index_args=(), pins=install.protected
+    )
     assert install.commands == shown
     args = install_args(install, ())
     assert args[1:3] == ["--index-url", "https://download.pytorch.org/whl/cu126"]
@@ -570,9 +573,11 @@ def test_install_plan_source_build_command_carries_the_environment() -> None:
     assert "--no-build-isolation" in install.commands[0]
 
 
-def test_install_plan_without_candidates_is_a_usage_error_with_ways_out() -> None:
-    with pytest.raises(UsageError) as info:
+def test_install_plan_without_candidates_is_a_problem_found_with_ways_out() -> None:
+    """No way to install here is a fact about the machine (exit 1), not bad input (exit 2)."""
+    with pytest.raises(NoWayToInstall) as info:
         plan_install(make_env(gpu="T4"), INDEX, "flash_attn_2")
+    assert info.value.exit_code == ExitCode.PROBLEMS
     assert "sm75" in info.value.message
     assert "sdpa" in (info.value.hint or "")
 

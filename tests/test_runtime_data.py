@@ -61,11 +61,14 @@ def test_aliases_come_from_the_records(text: str, name: str) -> None:
     assert parse_backend(text) == name
 
 
-def test_unknown_backend_lists_the_aliases() -> None:
+def test_unknown_backend_gets_did_you_mean_or_the_names() -> None:
     with pytest.raises(UsageError) as info:
         parse_backend("flashy")
+    assert (info.value.hint or "").startswith("did you mean")
+    with pytest.raises(UsageError) as info:
+        parse_backend("zzz")
     assert "fa2" in (info.value.hint or "")
-    assert "sage" in (info.value.hint or "")
+    assert "sageattention" in (info.value.hint or "")
 
 
 def _mutated(index: int, **changes: Any) -> dict[str, Any]:

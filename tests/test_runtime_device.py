@@ -113,6 +113,7 @@ def test_this_machine_without_a_gpu_is_cpu() -> None:
     assert resolve_target(None, {}).kind == "cpu"
 
 
+@pytest.mark.functional
 def test_import_attn_doctor_stays_light() -> None:
     code = (
         "import sys, attn_doctor\n"

@@ -24,6 +24,7 @@ def _imports(marker: Path) -> int:
     return len(marker.read_text()) if marker.exists() else 0
 
 
+@pytest.mark.functional
 def test_ok_error_crash_and_timeout(tmp_path: Path) -> None:
     site = tmp_path / "site"
     plant(site, "good_pkg", dist=None)
@@ -48,6 +49,7 @@ def test_ok_error_crash_and_timeout(tmp_path: Path) -> None:
     assert "crash_pkg" not in sys.modules
 
 
+@pytest.mark.functional
 def test_cache_hit_and_invalidation_on_version_change(tmp_path: Path) -> None:
     site = tmp_path / "site"
     plant(site, "counted", dist="counted-dist", version="1.0", body=COUNTING)
@@ -71,6 +73,7 @@ def test_cache_hit_and_invalidation_on_version_change(tmp_path: Path) -> None:
     assert third.key != first.key
 
 
+@pytest.mark.functional
 def test_cache_invalidated_when_torch_changes(tmp_path: Path) -> None:
     site = tmp_path / "site"
     shadow = tmp_path / "shadow"  # earlier on the path: its torch metadata wins
@@ -88,6 +91,7 @@ def test_cache_invalidated_when_torch_changes(tmp_path: Path) -> None:
     assert key["versions"]["torch"] == "99.0.0+cu999"
 
 
+@pytest.mark.functional
 def test_cache_invalidated_when_module_file_changes(tmp_path: Path) -> None:
     site = tmp_path / "site"
     init = plant(site, "counted", dist=None, body=COUNTING) / "__init__.py"
@@ -102,6 +106,7 @@ def test_cache_invalidated_when_module_file_changes(tmp_path: Path) -> None:
     assert (again.cached, _imports(marker)) == (False, 2)
 
 
+@pytest.mark.functional
 def test_crash_is_cached_timeout_is_not(tmp_path: Path) -> None:
     site = tmp_path / "site"
     plant(site, "crash_pkg", dist=None, body=SEGFAULT)
@@ -115,6 +120,7 @@ def test_crash_is_cached_timeout_is_not(tmp_path: Path) -> None:
     assert not importcheck.check_import("slow_pkg", environ=env, timeout=1).cached
 
 
+@pytest.mark.functional
 def test_processes_starting_together_check_once(tmp_path: Path) -> None:
     """Like the ranks of a distributed job that all load the model at once."""
     import subprocess
@@ -139,6 +145,7 @@ def test_processes_starting_together_check_once(tmp_path: Path) -> None:
     assert _imports(marker) == 1
 
 
+@pytest.mark.functional
 def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
     site = tmp_path / "site"
     plant(site, "good_pkg", dist=None)

@@ -194,6 +194,7 @@ def test_explicit_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path, site: Path
 # --- GPU facts given, backends planted ---------------------------------------------------------
 
 
+@pytest.mark.functional
 def test_fp32_never_picks_flash(fa2_env: dict[str, str]) -> None:
     env = fa2_env
     fp32 = explain_choice(transformers.LlamaForCausalLM, device=A100, dtype="fp32", environ=env)
@@ -210,6 +211,7 @@ def test_fp32_never_picks_flash(fa2_env: dict[str, str]) -> None:
     )
 
 
+@pytest.mark.functional
 def test_segfaulting_backend_is_excluded_never_imported(tmp_path: Path, site: Path) -> None:
     plant_fa2(site, body=SEGFAULT)
     env = _env(tmp_path, site)
@@ -222,6 +224,7 @@ def test_segfaulting_backend_is_excluded_never_imported(tmp_path: Path, site: Pa
     assert "crashed" in cache.read_text()
 
 
+@pytest.mark.functional
 def test_load_kwargs_default_dtype_on_a_gpu(fa2_env: dict[str, str]) -> None:
     env = fa2_env
     assert load_kwargs(device=A100, environ=env) == {
@@ -235,6 +238,7 @@ def test_load_kwargs_default_dtype_on_a_gpu(fa2_env: dict[str, str]) -> None:
     assert load_kwargs(device=T4, training=True, environ=env) == {"attn_implementation": "sdpa"}
 
 
+@pytest.mark.functional
 def test_hopper_prefers_fa3_blackwell_fa4(tmp_path: Path, site: Path) -> None:
     plant(site, "flash_attn_interface", dist="flash-attn-3", version="3.0.0")
     plant(site, "flash_attn.cute", dist="flash-attn-4", version="4.0.0b27")
@@ -247,6 +251,7 @@ def test_hopper_prefers_fa3_blackwell_fa4(tmp_path: Path, site: Path) -> None:
     assert "built for compute capability <= 9.0" in fa3.reason
 
 
+@pytest.mark.functional
 def test_xformers_only_once_registered(tmp_path: Path, site: Path) -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
@@ -308,15 +313,25 @@ def test_forced_backend_that_cannot_work_says_so(tmp_path: Path, site: Path) -> 
     assert "warning: runs on cuda" in choice.reason
 
 
-@pytest.mark.parametrize("raw", ["flash_attention_5", "xformer", "fast"])
-def test_invalid_forced_backend_lists_valid_values(raw: str, tmp_path: Path, site: Path) -> None:
+@pytest.mark.parametrize(
+    ("raw", "guess"),
+    [("flash_attention_5", "'flash_attention_4'"), ("xformer", "'xformers'"), ("fast", None)],
+)
+def test_invalid_forced_backend_lists_valid_values(
+    raw: str, guess: str | None, tmp_path: Path, site: Path
+) -> None:
+    """A near miss gets "did you mean"; anything else the valid values."""
     env = _env(tmp_path, site, ATTN_DOCTOR_BACKEND=raw)
     with pytest.raises(UsageError) as info:
         best_attn_implementation(environ=env)
     assert raw in info.value.message
     assert info.value.hint is not None
-    assert "flash_attention_2" in info.value.hint
-    assert "sdpa" in info.value.hint
+    if guess is not None:
+        assert info.value.hint.startswith("did you mean")
+        assert guess in info.value.hint
+    else:
+        assert "flash_attention_2" in info.value.hint
+        assert "sdpa" in info.value.hint
 
 
 def test_forcing_unregistered_xformers_is_refused(tmp_path: Path, site: Path) -> None:
@@ -331,6 +346,7 @@ def test_forcing_unsloth_explains(tmp_path: Path, site: Path) -> None:
         best_attn_implementation(environ=env)
 
 
+@pytest.mark.functional
 def test_disable_list(fa2_env: dict[str, str]) -> None:
     env = fa2_env
     assert best_attn_implementation(device=A100, dtype="bf16", environ=env) == "flash_attention_2"
@@ -357,6 +373,7 @@ def test_disable_list(fa2_env: dict[str, str]) -> None:
         ("USE_FLASH_ATTENTION", "true", False),
     ],
 )
+@pytest.mark.functional
 def test_legacy_flash_variables(
     variable: str, value: str, disables: bool, fa2_env: dict[str, str]
 ) -> None:

@@ -132,6 +132,7 @@ def _check(backend: str, adapter: str | None = None, timeout: float = 240) -> Ke
     return check_kernels(backend, device="cpu", timeout=timeout, quick=True, adapter=adapter)  # type: ignore[arg-type]
 
 
+@pytest.mark.functional
 @pytest.mark.parametrize("backend", ["sdpa_math", "sdpa_cpu_fused", "eager"])
 def test_real_cpu_kernels_pass(backend: str) -> None:
     report = _check(backend)
@@ -146,6 +147,7 @@ def test_real_cpu_kernels_pass(backend: str) -> None:
             assert 0 < check.max_error <= check.allowed  # a real kernel: error, but small
 
 
+@pytest.mark.functional
 @pytest.mark.slow
 def test_flex_attention_runs_compiled_on_cpu_forward_only() -> None:
     report = _check("flex_attention", timeout=400)
@@ -156,12 +158,14 @@ def test_flex_attention_runs_compiled_on_cpu_forward_only() -> None:
         assert "backward" in (case.error or "")
 
 
+@pytest.mark.functional
 def test_gpu_only_backends_are_unavailable_on_cpu() -> None:
     report = _check("flash_attn_2")
     assert report.status == "unavailable"
     assert report.reason == "needs a CUDA device"
 
 
+@pytest.mark.functional
 def test_a_segfaulting_kernel_is_reported_as_crashed() -> None:
     report = _check("eager", adapter=f"{PLANTS}:segfault")
     assert report.status == "crashed"
@@ -169,28 +173,33 @@ def test_a_segfaulting_kernel_is_reported_as_crashed() -> None:
     assert report.reason.startswith("killed by SIGSEGV")
 
 
+@pytest.mark.functional
 def test_a_hanging_kernel_times_out() -> None:
     report = _check("eager", adapter=f"{PLANTS}:hang", timeout=10)
     assert report.status == "timeout"
 
 
+@pytest.mark.functional
 def test_nan_output_fails() -> None:
     report = _check("eager", adapter=f"{PLANTS}:nan")
     assert report.status == "failed"
     assert "NaN" in (report.reason or "")
 
 
+@pytest.mark.functional
 def test_a_slightly_wrong_kernel_fails_the_rule() -> None:
     report = _check("eager", adapter=f"{PLANTS}:slightly_wrong")
     assert report.status == "failed"
     assert "error above the allowed bound" in (report.reason or "")
 
 
+@pytest.mark.functional
 def test_a_kernel_returning_its_input_fails() -> None:
     report = _check("eager", adapter=f"{PLANTS}:returns_query")
     assert report.status == "failed"
 
 
+@pytest.mark.functional
 def test_the_planted_correct_adapter_passes() -> None:
     # The control for the plants above: the harness itself does not fail everything.
     assert _check("eager", adapter=f"{PLANTS}:correct").status == "passed"

@@ -116,6 +116,7 @@ def test_every_implementation_that_imports_matches_eager_on_gpu() -> None:
 @pytest.mark.slow
 # transformers' flex path calls create_block_mask(_compile=True) (deprecated in this torch) and
 # torch.compile's tracing trips its own warnings; the verify child runs with warnings ignored.
+@pytest.mark.functional
 @pytest.mark.filterwarnings("ignore")
 def test_flex_attention_model_runs_the_compiled_kernel_forward_only_on_cpu() -> None:
     report = run_model_checks(

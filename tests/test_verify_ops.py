@@ -92,9 +92,9 @@ def test_flex_that_did_not_compile_is_not_counted_as_the_kernel(
 ) -> None:
     # What dynamo does when it gives up: flex_attention runs unfused (and warns). verify must
     # not report that as the fused kernel passing.
-    from attn_doctor.verify import ops
+    from attn_doctor.adapters import torch_kernels
 
-    monkeypatch.setattr(ops, "_compiled_flex", lambda fn: fn)
+    monkeypatch.setattr(torch_kernels, "_compiled_flex", lambda fn: fn)
     q, k, v = _inputs()
     with pytest.raises(UnsupportedCaseError, match="unfused"):
         attention_call("flex_attention", q.float(), k.float(), v.float(), causal=True)
@@ -107,7 +107,8 @@ def test_presence_is_decided_by_distribution(
     is not installed (the H200 case: the adapter said "failed" instead)."""
     import importlib
 
-    from attn_doctor.verify.ops import _distribution_reason
+    from attn_doctor.adapters.base import distribution_reason
+    from attn_doctor.backends import BACKENDS
     from tests.runtime_helpers import plant
 
     plant(tmp_path, "flash_attn.cute", dist="flash-attn-4", version="4.0.0b36")
@@ -115,6 +116,7 @@ def test_presence_is_decided_by_distribution(
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     assert importlib.util.find_spec("flash_attn") is not None
-    assert _distribution_reason("flash_attn_2") == "not installed (no flash-attn distribution)"
-    assert _distribution_reason("flash_attn_4") is None
-    assert _distribution_reason("sdpa") is None
+    reason = distribution_reason(BACKENDS["flash_attn_2"])
+    assert reason == "not installed (no flash-attn distribution)"
+    assert distribution_reason(BACKENDS["flash_attn_4"]) is None
+    assert distribution_reason(BACKENDS["sdpa"]) is None

@@ -105,6 +105,7 @@ def test_the_child_never_runs_with_warnings_as_errors() -> None:
     assert child_env({})["PYTHONWARNINGS"] == "ignore"
 
 
+@pytest.mark.functional
 def test_a_warning_in_the_child_is_a_note_even_with_pythonwarnings_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

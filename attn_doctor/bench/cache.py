@@ -68,8 +68,20 @@ def _read(path: Path) -> dict[str, object]:
     return results
 
 
-def save_bench_result(result: BenchResult, path: Path | None = None) -> Path:
-    """Store ``result`` under its key (replacing an older one), atomically. Returns the path."""
+def save_bench_result(result: BenchResult, path: Path | None = None) -> Path | None:
+    """Store what of ``result`` is evidence under its key (replacing an older one),
+    atomically, and return the path.
+
+    Only figures that pass the quality gate are stored (``recommend.evidence_only``): an
+    unreliable figure is never saved as evidence. None, and nothing written, when no figure
+    of the run passed.
+    """
+    from attn_doctor.bench.recommend import evidence_only
+
+    kept = evidence_only(result)
+    if kept is None:
+        return None
+    result = kept
     path = cache_path() if path is None else path
     path.parent.mkdir(parents=True, exist_ok=True)
     results = _read(path)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
+from attn_doctor.bench.quality import figure_problem
 from attn_doctor.bench.results import (
     BackendSweep,
     BenchMode,
@@ -25,11 +27,53 @@ from attn_doctor.plan.decide import Evidence, Measurement, Option, rank
 
 
 def _ok_points(sweep: BackendSweep) -> dict[BenchShape, BenchPoint]:
+    """The figures that are evidence: measured, and through the quality gate."""
     return {
         p.shape: p
         for p in sweep.points
-        if p.status == "ok" and p.time is not None and p.tflops is not None
+        if p.status == "ok" and p.time is not None and p.tflops is not None and p.problem is None
     }
+
+
+def gate_result(result: BenchResult) -> BenchResult:
+    """``result`` with every figure through the quality gate again, from what it stores (its
+    spread, its ceiling fraction, the datasheet rate): a run saved before the gate existed
+    (schema 1), or edited by hand, is judged by the same rule as a new one."""
+    sweeps = []
+    for sweep in result.sweeps:
+        points = []
+        for point in sweep.points:
+            if point.status == "ok" and point.problem is None:
+                ceiling = result.ceiling_for(point.shape.dtype)
+                rate = sheet = None
+                if ceiling is not None:
+                    sheet = ceiling.datasheet_tflops
+                    steady = ceiling.problem is None and (
+                        ceiling.time is None
+                        or not figure_problem(ceiling.time, ceiling.tflops, datasheet_tflops=sheet)
+                    )
+                    if ceiling.status == "ok" and steady:
+                        rate = ceiling.tflops
+                problem = figure_problem(
+                    point.time, point.tflops, ceiling_tflops=rate, datasheet_tflops=sheet
+                )
+                point = replace(point, problem=problem)  # noqa: PLW2901 - the gated copy
+            points.append(point)
+        sweeps.append(replace(sweep, points=tuple(points)))
+    return replace(result, sweeps=tuple(sweeps))
+
+
+def evidence_only(result: BenchResult) -> BenchResult | None:
+    """What of ``result`` may be saved as evidence: the figures that passed the gate (and the
+    points that have no figure: unsupported, out of memory). None when no figure passed."""
+    gated = gate_result(result)
+    sweeps = tuple(
+        replace(s, points=tuple(p for p in s.points if p.status != "ok" or p.problem is None))
+        for s in gated.sweeps
+    )
+    if not any(_ok_points(s) for s in sweeps):
+        return None
+    return replace(gated, sweeps=sweeps)
 
 
 def format_rate(tflops: float) -> str:
@@ -80,19 +124,39 @@ def evidence_from_runs(results: Sequence[BenchResult]) -> Evidence | None:
         return None
     fwd: dict[BackendName, float] = {}
     train: dict[BackendName, float] = {}
+    figures: dict[BackendName, int] = {}
+    left_out: dict[BackendName, int] = {}
     kernel: BackendName | None = None
-    for result in results:
-        scores, _ = _scores(result.sweeps)
+    runs: list[str] = []
+    for raw in results:
+        result = gate_result(raw)
+        scores, shapes = _scores(result.sweeps)
         (train if result.mode == "fwd_bwd" else fwd).update(scores)
+        for sweep in result.sweeps:
+            if sweep.backend in scores:
+                figures[sweep.backend] = figures.get(sweep.backend, 0) + len(shapes)
+            shaky = sum(p.status == "ok" and p.problem is not None for p in sweep.points)
+            if shaky:
+                left_out[sweep.backend] = left_out.get(sweep.backend, 0) + shaky
         kernel = kernel or result.sdpa_kernel
+        mode = "forward+backward" if result.mode == "fwd_bwd" else "forward"
+        runs.append(f"{mode} run of {result.created_at}")
     names = [n for n in BACKEND_NAMES if n in fwd or n in train]
     return Evidence(
         key=results[0].cache_key,
         measurements=tuple(
-            Measurement(backend=n, tflops=fwd.get(n), tflops_train=train.get(n), verified=True)
+            Measurement(
+                backend=n,
+                tflops=fwd.get(n),
+                tflops_train=train.get(n),
+                verified=True,
+                figures=figures.get(n, 0),
+                left_out=left_out.get(n, 0),
+            )
             for n in names
         ),
         sdpa_kernel=kernel,
+        source=f"attn-doctor bench on {results[0].cache_key} ({'; '.join(runs)})",
     )
 
 
@@ -116,12 +180,14 @@ def recommend(
         if s.status == "ok" and any(c.passed for c in s.checks) and _ok_points(s)
     }
     scores, shapes = _scores(sweeps)
-    if not scores:
+    # A kernel transformers cannot load (FlashInfer: no attn_implementation) is measured and
+    # ranked, never recommended.
+    if not any(BACKENDS[n].attn_implementation for n in scores):
         return None
     eligible = {name: runs[name] for name in scores}
     best = _decided(scores, mode=mode, sdpa_kernel=sdpa_kernel)
     ranked = sorted(scores, key=lambda n: -scores[n])
-    runner_up = ranked[1] if len(ranked) > 1 else None
+    runner_up = next((n for n in ranked if n != best), None)
     wins = 0
     for shape in shapes:
         fastest = min(
@@ -141,8 +207,8 @@ def recommend(
                 ]
             )
     reason = (
-        f"fastest measured: {format_rate(scores[best])} geometric mean over {len(shapes)} "
-        f"shape(s), fastest at {wins} of them"
+        f"fastest measured: {format_rate(scores[best])}{_spread(runs[best], shapes)} "
+        f"geometric mean over {len(shapes)} shape(s), fastest at {wins} of them"
     )
     if runner_up is not None:
         reason += f"; next {runner_up} at {format_rate(scores[runner_up])}"
@@ -162,6 +228,17 @@ def recommend(
         runner_up=runner_up,
         ranking=tuple((name, scores[name]) for name in ranked),
     )
+
+
+def _spread(points: dict[BenchShape, BenchPoint], shapes: Sequence[BenchShape]) -> str:
+    """The geometric mean's spread: the same mean over each figure's middle half."""
+    lows = [points[s].tflops_q1 for s in shapes if s in points]
+    highs = [points[s].tflops_q3 for s in shapes if s in points]
+    if not lows or any(v is None or v <= 0 for v in (*lows, *highs)):
+        return ""
+    lo = _geomean([v for v in lows if v is not None])
+    hi = _geomean([v for v in highs if v is not None])
+    return f" (middle half {format_rate(lo)} to {format_rate(hi)})"
 
 
 def _decided(
@@ -185,6 +262,7 @@ def _decided(
             for n, v in scores.items()
         ),
         sdpa_kernel=sdpa_kernel,
+        source="this bench run",
     )
     from attn_doctor.plan.decide import Request
 
@@ -193,7 +271,7 @@ def _decided(
     options = [
         Option(backend=n, status="ready", way="measured in this run", reason="measured")
         for n in BACKEND_NAMES
-        if n in scores
+        if n in scores and BACKENDS[n].attn_implementation is not None
     ]
     measured_kernels = [n for n in scores if BACKENDS[n].sdpa_kernel is not None]
     fastest_kernel = max(measured_kernels, key=lambda n: scores[n], default=None)

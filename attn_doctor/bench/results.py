@@ -16,7 +16,9 @@ from attn_doctor.bench.stats import TimingStats
 from attn_doctor.errors import SnapshotError
 from attn_doctor.facts import decode, encode
 
-BENCH_SCHEMA_VERSION = 1
+BENCH_SCHEMA_VERSION = 2
+"""2: figures carry the quality gate's verdict (``problem``, ``attempts``). A version 1 run
+(saved before the gate) still reads; its figures are gated when read as evidence."""
 
 
 def ceiling_dtypes(device: Device, dtypes: tuple[DType, ...]) -> tuple[DType, ...]:
@@ -55,6 +57,11 @@ class BenchPoint:
     """flops / the 25th-percentile time: the upper end of the middle half."""
     ceiling_fraction: float | None = None
     """tflops / this run's measured matmul TFLOP/s at the same dtype."""
+    problem: str | None = None
+    """Why the figure failed the quality gate (``attn_doctor.bench.quality``) after its
+    re-measurements: shown as unreliable, never saved or ranked by. None: it passed."""
+    attempts: int = 1
+    """Timed loops it took (the first, and re-measurements while the gate failed)."""
     peak_memory_bytes: int | None = None
     """Memory one call allocates at its peak, over what its inputs already hold (CUDA:
     ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``); None on CPU."""
@@ -118,6 +125,10 @@ class Ceiling:
     detail: str | None = None
     time: TimingStats | None = None
     tflops: float | None = None
+    problem: str | None = None
+    """Why this ceiling cannot be judged by (its spread, or above the datasheet rate): then
+    only the datasheet rate bounds the points."""
+    attempts: int = 1
     datasheet: GpuSpec | None = None
     datasheet_tflops: float | None = None
     """The datasheet's dense figure at this dtype (sparse figures are 2× and not used)."""
@@ -168,6 +179,13 @@ class BenchResult:
     sdpa_kernel: BackendName | None = None
     """The kernel SDPA's default dispatch picked on this device (``torch._fused_sdp_choice``
     for bf16/fp32 causal inputs of head dim 128): what the ``sdpa`` row ran."""
+
+    @property
+    def unreliable(self) -> int:
+        """Figures that failed the quality gate."""
+        return sum(
+            p.status == "ok" and p.problem is not None for s in self.sweeps for p in s.points
+        )
 
     def ceiling(self, dtype: DType) -> Ceiling | None:
         for c in self.ceilings:

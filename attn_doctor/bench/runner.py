@@ -25,6 +25,7 @@ from typing import Any, Literal
 from attn_doctor.backends import BACKEND_NAMES, BackendName
 from attn_doctor.bench.cache import cache_key
 from attn_doctor.bench.gpu_specs import datasheet_tflops, find_gpu_spec
+from attn_doctor.bench.quality import figure_problem
 from attn_doctor.bench.recommend import recommend
 from attn_doctor.bench.results import (
     BackendSweep,
@@ -42,7 +43,7 @@ from attn_doctor.facts import decode
 
 DEFAULT_REPS: dict[str, int] = {"cuda": 30, "cpu": 10}
 """flash-attn's benchmark uses ``repeats = 30``; bench also caps each point's timed loop at
-about two seconds (``worker.POINT_BUDGET_SECONDS``)."""
+about two seconds (``timing.POINT_BUDGET_SECONDS``)."""
 INFO_TIMEOUT = 180.0
 CEILING_TIMEOUT = 300.0
 
@@ -220,10 +221,22 @@ def _kernel_name(value: object) -> BackendName | None:
 
 
 def measure_ceilings(
-    info: DeviceInfo, dtypes: Sequence[DType], *, reps: int, python: str | None = None
+    info: DeviceInfo,
+    dtypes: Sequence[DType],
+    *,
+    reps: int,
+    python: str | None = None,
+    clock: str | None = None,
 ) -> tuple[Ceiling, ...]:
+    """The matmul ceiling per dtype, each through the quality gate (spread, datasheet)."""
     outcome = run_worker(
-        {"kind": "ceiling", "device": info.device, "dtypes": list(dtypes), "reps": reps},
+        {
+            "kind": "ceiling",
+            "device": info.device,
+            "dtypes": list(dtypes),
+            "reps": reps,
+            "clock": clock,
+        },
         timeout=CEILING_TIMEOUT,
         python=python,
     )
@@ -250,7 +263,12 @@ def measure_ceilings(
             ceiling = decode(Ceiling, rec, "ceiling")
         except SnapshotError as exc:
             ceiling = Ceiling(dtype=dtype, size=0, status="error", detail=exc.message)
-        out.append(dataclasses.replace(ceiling, datasheet=spec, datasheet_tflops=sheet))
+        problem = ceiling.problem
+        if ceiling.status == "ok" and problem is None:
+            problem = figure_problem(ceiling.time, ceiling.tflops, datasheet_tflops=sheet)
+        out.append(
+            dataclasses.replace(ceiling, datasheet=spec, datasheet_tflops=sheet, problem=problem)
+        )
     return tuple(out)
 
 
@@ -271,8 +289,11 @@ def _check_from(rec: Mapping[str, Any]) -> CorrectnessCheck:
 
 
 def ceiling_rates(device: Device, ceilings: Sequence[Ceiling]) -> dict[str, float]:
-    """dtype -> the measured TFLOP/s its points are a fraction of (CPU: fp32's for all)."""
-    rates: dict[str, float] = {c.dtype: c.tflops for c in ceilings if c.status == "ok" and c.tflops}
+    """dtype -> the measured TFLOP/s its points are a fraction of (CPU: fp32's for all).
+    A ceiling that failed the quality gate is left out: nothing is judged by it."""
+    rates: dict[str, float] = {
+        c.dtype: c.tflops for c in ceilings if c.status == "ok" and c.tflops and c.problem is None
+    }
     if device == "cpu":
         fp32 = rates.get("fp32")
         return {} if fp32 is None else dict.fromkeys(("fp32", "bf16", "fp16"), fp32)
@@ -280,10 +301,14 @@ def ceiling_rates(device: Device, ceilings: Sequence[Ceiling]) -> dict[str, floa
 
 
 def sweep_from_outcome(
-    backend: BackendName, outcome: WorkerOutcome, rates: Mapping[str, float]
+    backend: BackendName,
+    outcome: WorkerOutcome,
+    rates: Mapping[str, float],
+    datasheet: Mapping[str, float] | None = None,
 ) -> BackendSweep:
     """Fold a sweep child's records into a ``BackendSweep`` (pure). ``rates``: the ceiling
-    TFLOP/s per dtype (``ceiling_rates``)."""
+    TFLOP/s per dtype (``ceiling_rates``); ``datasheet``: the GPU's dense rate per dtype.
+    Every figure goes through the quality gate again here, where the ceilings are known."""
     checks: list[CorrectnessCheck] = []
     points: list[BenchPoint] = []
     unavailable: str | None = None
@@ -302,6 +327,14 @@ def sweep_from_outcome(
             rate = rates.get(point.shape.dtype)
             if point.tflops is not None and rate:
                 point = dataclasses.replace(point, ceiling_fraction=point.tflops / rate)
+            if point.status == "ok" and point.problem is None:
+                problem = figure_problem(
+                    point.time,
+                    point.tflops,
+                    ceiling_tflops=rate,
+                    datasheet_tflops=(datasheet or {}).get(point.shape.dtype),
+                )
+                point = dataclasses.replace(point, problem=problem)
             points.append(point)
     status: SweepStatus
     detail: str | None = None
@@ -348,11 +381,15 @@ def run_bench(
     baseline: bool = True,
     progress: Progress | None = None,
     python: str | None = None,
+    clock: str | None = None,
 ) -> BenchResult:
     """Benchmark ``backends`` (default: every backend that can be launched here) at ``shapes``.
 
     ``baseline`` adds eager when it was not asked for, so that the O(S²) memory and the
-    speed-up have a reference. ``timeout`` bounds each backend's child process.
+    speed-up have a reference. ``timeout`` bounds each backend's child process. ``clock``
+    (``"module:function"``, importable in the child) replaces the children's timer: a test
+    injects noise through it to exercise the quality gate. Every figure passes the gate or
+    is re-measured; one still failing carries its ``problem`` and is not recommended by.
     """
     say = progress or (lambda _msg: None)
     n_reps = reps if reps is not None else DEFAULT_REPS[info.device]
@@ -361,8 +398,9 @@ def run_bench(
         chosen.append("eager")
     dtypes = ceiling_dtypes(info.device, _dtypes_of(shapes))
     say(f"measuring the {info.device} matmul ceiling ({', '.join(dtypes)})")
-    ceilings = measure_ceilings(info, dtypes, reps=n_reps, python=python)
+    ceilings = measure_ceilings(info, dtypes, reps=n_reps, python=python, clock=clock)
     rates = ceiling_rates(info.device, ceilings)
+    sheet: dict[str, float] = {c.dtype: c.datasheet_tflops for c in ceilings if c.datasheet_tflops}
     sweeps: list[BackendSweep] = []
     for backend in chosen:
         reason = info.reason(backend)
@@ -379,18 +417,32 @@ def run_bench(
                 "mode": mode,
                 "reps": n_reps,
                 "shapes": [dataclasses.asdict(s) for s in shapes],
+                "clock": clock,
+                "ceilings": rates,
+                "datasheet": sheet,
             },
             timeout=timeout,
             python=python,
         )
-        sweep = sweep_from_outcome(backend, outcome, rates)
+        sweep = sweep_from_outcome(backend, outcome, rates, sheet)
         sweeps.append(sweep)
         ok = sum(p.status == "ok" for p in sweep.points)
+        shaky = sum(p.status == "ok" and p.problem is not None for p in sweep.points)
         say(
             f"{backend}: {sweep.status}, {ok} point(s) in {outcome.seconds:.0f} s"
+            + (f", {shaky} unreliable" if shaky else "")
             + (f" ({sweep.detail})" if sweep.detail else "")
         )
     notes: list[str] = []
+    shaky_total = sum(p.status == "ok" and p.problem is not None for s in sweeps for p in s.points)
+    if shaky_total:
+        notes.append(
+            f"{shaky_total} figure(s) failed the quality gate after re-measuring (marked "
+            "'unreliable'): they are shown, never saved as evidence or ranked by"
+        )
+    bad_ceilings = [c for c in ceilings if c.status == "ok" and c.problem is not None]
+    for c in bad_ceilings:
+        notes.append(f"the {c.dtype} matmul ceiling is unreliable ({c.problem})")
     if info.device == "cpu":
         notes.append("peak memory is measured on CUDA devices only")
         if any(s.dtype != "fp32" for s in shapes):

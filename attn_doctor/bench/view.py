@@ -27,6 +27,8 @@ def _cell(point: BenchPoint | None, scale: float) -> str:
         text += f" ±{rel * 50:.0f}%"
     if point.ceiling_fraction is not None:
         text += f" ({point.ceiling_fraction:.0%})"
+    if point.problem is not None:
+        text += " unreliable"
     return text
 
 
@@ -65,10 +67,13 @@ def render_bench(result: BenchResult, console: Console) -> None:
         if c.status != "ok" or c.tflops is None:
             line = f"  matmul ceiling {c.dtype}: not measured ({c.detail})"
         else:
+            spread = f" ±{c.time.relative_iqr * 50:.0f}%" if c.time and c.time.relative_iqr else ""
             line = (
-                f"  matmul ceiling {c.dtype}: {c.tflops * scale:.3g} {unit} measured "
+                f"  matmul ceiling {c.dtype}: {c.tflops * scale:.3g}{spread} {unit} measured "
                 f"({c.size}×{c.size}, median)"
             )
+            if c.problem is not None:
+                line += f", unreliable: {c.problem}"
         if c.datasheet is not None and c.datasheet_tflops is not None:
             flag = "" if c.datasheet.verified else ", unverified"
             line += (
@@ -121,6 +126,14 @@ def render_bench(result: BenchResult, console: Console) -> None:
                 )
             console.print(mem)
     console.print()
+    shaky = [
+        (s.backend, p) for s in result.sweeps for p in s.points if p.status == "ok" and p.problem
+    ]
+    for backend, p in shaky:
+        console.print(
+            f"  unreliable: {backend} at seqlen {p.shape.seqlen} ({p.shape.dtype}): "
+            f"{p.problem}, after {p.attempts} timed loop(s)"
+        )
     for note in result.notes:
         console.print(f"  note: {note}")
     rec = result.recommendation

@@ -12,10 +12,10 @@ Requests (``kind``):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -23,18 +23,20 @@ from typing import IO, Any
 
 from attn_doctor.backends import BackendName
 from attn_doctor.bench.flops import attention_flops, matmul_flops, tflops_per_s
+from attn_doctor.bench.quality import figure_problem, measure_gated
 from attn_doctor.bench.shapes import BenchShape, DType
 from attn_doctor.bench.stats import TimingStats, summarize
+from attn_doctor.bench.timing import (
+    Clock,
+    load_clock,
+    time_calls,
+)
 from attn_doctor.facts import decode, encode
 
 ROTATION_BYTES = 256 * 1024 * 1024
 """Input sets are rotated until the bytes touched between two uses of one set exceed this, so
 that no call finds its inputs in a cache (the largest GPU L2 is ~126 MB, B200)."""
 MAX_SETS = 8
-WARMUP_SECONDS = 0.2
-POINT_BUDGET_SECONDS = 2.0
-"""Repetitions are capped so that one point's timed loop takes about this long."""
-MIN_REPS = 3
 
 ATOL: dict[str, float] = {"fp32": 1e-4, "fp16": 2e-3, "bf16": 1.6e-2}
 """Absolute slack added to the error-ratio rule (flash-attn's tests: the backend's error vs a
@@ -137,51 +139,6 @@ def _cpu_name() -> str:
 # --- timing -------------------------------------------------------------------------------
 
 
-def time_calls(calls: list[Callable[[], object]], *, device: str, reps: int) -> list[float]:
-    """Per-call times in ms. Warm up, then ``reps`` calls rotating through ``calls``.
-
-    CUDA: a pair of events around each call, one synchronisation at the end. CPU:
-    ``time.perf_counter`` around each (synchronous) call.
-    """
-    import torch
-
-    n = len(calls)
-    cuda = device == "cuda"
-    # Warm-up: first calls compile, autotune and allocate; also estimate the per-call time.
-    warm_times: list[float] = []
-    started = time.perf_counter()
-    i = 0
-    while i < 2 or (time.perf_counter() - started < WARMUP_SECONDS and i < 50):
-        t0 = time.perf_counter()
-        calls[i % n]()
-        if cuda:
-            torch.cuda.synchronize()
-        warm_times.append(time.perf_counter() - t0)
-        i += 1
-    # The first call pays compilation and autotuning (flex_attention: seconds): leave it out.
-    later = sorted(warm_times[1:])
-    estimate = later[len(later) // 2]
-    if estimate > 0:
-        reps = max(MIN_REPS, min(reps, int(POINT_BUDGET_SECONDS / estimate)))
-    if cuda:
-        event: Any = torch.cuda.Event  # untyped in torch's stubs
-        starts = [event(enable_timing=True) for _ in range(reps)]
-        ends = [event(enable_timing=True) for _ in range(reps)]
-        torch.cuda.synchronize()
-        for r in range(reps):
-            starts[r].record()
-            calls[r % n]()
-            ends[r].record()
-        torch.cuda.synchronize()
-        return [float(s.elapsed_time(e)) for s, e in zip(starts, ends, strict=True)]
-    out: list[float] = []
-    for r in range(reps):
-        t0 = time.perf_counter()
-        calls[r % n]()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
 def _n_sets(set_bytes: int, device: str) -> int:
     import torch
 
@@ -228,11 +185,33 @@ def _matmul_call(a: Any, b: Any, c: Any) -> Callable[[], object]:
     return call
 
 
+def _timed(
+    calls: list[Callable[[], object]], *, device: str, reps: int, clock: Clock | None
+) -> TimingStats:
+    return summarize(time_calls(calls, device=device, reps=reps, clock=clock))
+
+
+def _judge(
+    stats: TimingStats,
+    *,
+    flops: float,
+    ceiling_tflops: float | None = None,
+    datasheet_tflops: float | None = None,
+) -> str | None:
+    return figure_problem(
+        stats,
+        tflops_per_s(flops, stats.median_ms / 1e3),
+        ceiling_tflops=ceiling_tflops,
+        datasheet_tflops=datasheet_tflops,
+    )
+
+
 def run_ceiling(req: dict[str, Any], emit: Emit) -> None:
     import torch
 
     device = str(req["device"])
     reps = int(req["reps"])
+    clock = load_clock(req.get("clock"))
     for dtype in req["dtypes"]:
         n = int(req.get("size") or matmul_size(device, dtype))
         try:
@@ -247,15 +226,21 @@ def run_ceiling(req: dict[str, Any], emit: Emit) -> None:
                 for _ in range(_n_sets(set_bytes, device))
             ]
             calls = [_matmul_call(a, b, c) for a, b, c in sets]
-            stats = summarize(time_calls(calls, device=device, reps=reps))
+            flops = matmul_flops(n, n, n)
+            gated = measure_gated(
+                functools.partial(_timed, calls, device=device, reps=reps, clock=clock),
+                functools.partial(_judge, flops=flops),
+            )
             emit(
                 {
                     "type": "ceiling",
                     "dtype": dtype,
                     "size": n,
                     "status": "ok",
-                    "time": encode(stats),
-                    "tflops": tflops_per_s(matmul_flops(n, n, n), stats.median_ms / 1e3),
+                    "time": encode(gated.stats),
+                    "tflops": tflops_per_s(flops, gated.stats.median_ms / 1e3),
+                    "problem": gated.problem,
+                    "attempts": gated.attempts,
                 }
             )
             del sets, calls
@@ -357,9 +342,20 @@ def _check_shape(shape: BenchShape) -> BenchShape:
 
 
 def time_point(
-    backend: BackendName, shape: BenchShape, *, device: str, mode: str, reps: int
+    backend: BackendName,
+    shape: BenchShape,
+    *,
+    device: str,
+    mode: str,
+    reps: int,
+    clock: Clock | None = None,
+    ceiling_tflops: float | None = None,
+    datasheet_tflops: float | None = None,
 ) -> dict[str, Any]:
-    """Time one backend at one shape; every failure becomes the point's status."""
+    """Time one backend at one shape; every failure becomes the point's status.
+
+    The figure passes the quality gate (``attn_doctor.bench.quality``) or is re-measured
+    within its budget; one still failing carries its ``problem``."""
     import torch
 
     grad = mode == "fwd_bwd"
@@ -405,10 +401,20 @@ def time_point(
             return fwd_bwd
 
         calls = [make_call(*s) for s in sets]
-        samples = time_calls(calls, device=device, reps=reps)
-        stats: TimingStats = summarize(samples)
+        gated = measure_gated(
+            functools.partial(_timed, calls, device=device, reps=reps, clock=clock),
+            functools.partial(
+                _judge,
+                flops=flops,
+                ceiling_tflops=ceiling_tflops,
+                datasheet_tflops=datasheet_tflops,
+            ),
+        )
+        stats: TimingStats = gated.stats
         point.update(
             status="ok",
+            problem=gated.problem,
+            attempts=gated.attempts,
             time=encode(stats),
             tflops=tflops_per_s(flops, stats.median_ms / 1e3),
             tflops_q1=tflops_per_s(flops, stats.q3_ms / 1e3),
@@ -440,6 +446,7 @@ def run_sweep(req: dict[str, Any], emit: Emit) -> None:
     backend: BackendName = req["backend"]
     device = str(req["device"])
     shapes = [decode(BenchShape, s, "shape") for s in req["shapes"]]
+    clock = load_clock(req.get("clock"))
     try:
         first = verify_check(backend, device)
     except Exception as exc:
@@ -492,7 +499,14 @@ def run_sweep(req: dict[str, Any], emit: Emit) -> None:
         elif check["passed"]:
             emit(
                 time_point(
-                    backend, shape, device=device, mode=str(req["mode"]), reps=int(req["reps"])
+                    backend,
+                    shape,
+                    device=device,
+                    mode=str(req["mode"]),
+                    reps=int(req["reps"]),
+                    clock=clock,
+                    ceiling_tflops=(req.get("ceilings") or {}).get(shape.dtype),
+                    datasheet_tflops=(req.get("datasheet") or {}).get(shape.dtype),
                 )
             )
 

@@ -180,9 +180,15 @@ def bench_command(  # click passes every option by keyword
 
         try:
             path = save_bench_result(result)
-            notes.append(f"saved for `attn-doctor check` in {path}")
+            if path is None:
+                notes.append("not saved: no figure passed the quality gate")
+            else:
+                kept = "" if not result.unreliable else " (reliable figures only)"
+                notes.append(f"saved for `attn-doctor check` in {path}{kept}")
         except OSError as exc:
             notes.append(f"could not save the result to the cache: {exc}")
+    elif not no_save:
+        notes.append("not saved: no backend produced a reliable, checked figure")
     if plot_path is not None:
         from attn_doctor.bench.plot import write_plot
 

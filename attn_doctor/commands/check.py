@@ -10,6 +10,7 @@ import click
 
 from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 from attn_doctor.facts import Environment
+from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
 
 if TYPE_CHECKING:
     from attn_doctor.plan.decide import Evidence
@@ -22,22 +23,47 @@ and is refused before it is read whole."""
 
 
 def load_snapshot(path: Path) -> Environment:
-    """Read a snapshot file; every failure is a ``SnapshotError`` naming the file."""
+    """Read a snapshot file, or a saved ``check --json`` document (its ``result.environment``);
+    every failure is a ``SnapshotError`` naming the file."""
+    from attn_doctor.fleet.read import parse_document
     from attn_doctor.userfiles import UnreadableFile, read_json_file
 
+    hint = "Write one with `attn-doctor check --save-snapshot FILE` (or `check --json`) there."
     try:
         data = read_json_file(path, max_bytes=SNAPSHOT_MAX_BYTES)
     except OSError as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
     except UnreadableFile as exc:
-        raise SnapshotError(
-            f"--snapshot {path}: {exc}",
-            hint="Write one with `attn-doctor check --save-snapshot FILE` on that machine.",
-        ) from None
+        raise SnapshotError(f"--snapshot {path}: {_why_not_json(path, exc)}", hint=hint) from None
     try:
-        return Environment.from_dict(data)
+        node = parse_document(data, name=path.stem, source=f"--snapshot {path}")
     except SnapshotError as exc:
-        raise SnapshotError(f"--snapshot {path}: {exc.message}", hint=exc.hint) from None
+        raise SnapshotError(exc.message, hint=exc.hint or hint) from None
+    if node.environment is None:  # a check --json document whose check failed on that machine
+        raise SnapshotError(
+            f"--snapshot {path}: that machine's check recorded no facts ({node.failure})",
+            hint=hint,
+        )
+    return node.environment
+
+
+def _why_not_json(path: Path, exc: Exception) -> str:
+    """Where a JSON file breaks (a truncated copy says so), else the reader's reason. Only a
+    file already read once under the size cap is read again."""
+    import json
+
+    from attn_doctor.fleet.read import json_error
+
+    if not str(exc).startswith("not valid JSON"):  # too large, not text: already said
+        return str(exc)
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except (OSError, UnicodeDecodeError, RecursionError):
+        return str(exc)
+    except json.JSONDecodeError as error:
+        return json_error(error, text.strip())
+    return str(exc)
 
 
 def host_path(path: Path) -> Path:
@@ -90,6 +116,13 @@ def save_snapshot(env: Environment, path: Path) -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="People's view: every fact, each finding's evidence and sources, every backend's "
+    "status and why (--json always has all of it).",
+)
+@click.option(
     "--verify",
     "run_verify",
     is_flag=True,
@@ -102,13 +135,30 @@ def save_snapshot(env: Environment, path: Path) -> None:
     show_default=True,
     help="Seconds each child-process import may take with --deep.",
 )
+@click.option(
+    "--for",
+    "for_frameworks",
+    multiple=True,
+    type=click.Choice(FRAMEWORK_NAMES),
+    help="Also say the recommendation in this framework's knob (frameworks installed here "
+    "always get theirs). Repeatable.",
+)
+@click.option(
+    "--comfyui",
+    "comfyui_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The ComfyUI folder to look at (default: the current folder, or its ComfyUI/).",
+)
 def check_command(
     *,
+    for_frameworks: tuple[FrameworkName, ...] = (),
+    comfyui_path: Path | None = None,
     json_mode: bool,
     deep: bool,
     snapshot_path: Path | None,
     save_path: Path | None,
     strict: bool,
+    verbose: bool,
     run_verify: bool,
     timeout: float,
 ) -> None:
@@ -120,6 +170,8 @@ def check_command(
     if snapshot_path is not None:
         if deep or run_verify:
             raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
+        if comfyui_path is not None:
+            raise UsageError("--comfyui looks at a folder on this machine: not with --snapshot")
         env = load_snapshot(snapshot_path)
     else:
         from attn_doctor.probe import probe_environment
@@ -130,25 +182,22 @@ def check_command(
 
             board = ImportBoard(timeout=timeout)
             with progress_on_stderr(board.describe):
-                env = probe_environment(deep=True, timeout=timeout, board=board)
+                env = probe_environment(
+                    deep=True, timeout=timeout, board=board, comfyui=comfyui_path
+                )
         else:
-            env = probe_environment(timeout=timeout)
+            env = probe_environment(timeout=timeout, comfyui=comfyui_path)
     if save_path is not None:
         save_snapshot(env, host_path(save_path))
-    console = None
-    if not json_mode:  # people see the machine while the diagnosis is computed
-        from attn_doctor.report.check_view import render_facts  # rich: people's output only
-        from attn_doctor.report.console import make_console
-
-        console = make_console()
-        render_facts(env, snapshot=snapshot_path, console=console)
     evidence = bench_evidence(env) if snapshot_path is None else None
     index = None
     if env.gpus:  # a GPU machine: say exactly which wheel fits (CPU-only: nothing to install)
         from attn_doctor.index import load_index
 
         index = load_index()
-    diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
+    diagnosis = diagnose(
+        env, load_rules(), evidence=evidence, index=index, frameworks=for_frameworks
+    )
     explained = _explain_failed_imports(env)
     verification = None
     if run_verify:
@@ -169,10 +218,16 @@ def check_command(
         )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
-        from attn_doctor.report.check_view import render_diagnosis
+        from attn_doctor.report.check_view import render_check  # plain text: no rich import
 
-        render_diagnosis(diagnosis, console=console, import_explanations=explained)
-        if snapshot_path is None or index is not None:
+        render_check(
+            env,
+            diagnosis,
+            snapshot=snapshot_path,
+            verbose=verbose,
+            import_explanations=explained,
+        )
+        if snapshot_path is None:  # this machine: where the knowledge planning it came from
             import os
 
             from attn_doctor.index.update import knowledge_line
@@ -187,7 +242,10 @@ def check_command(
 
 def bench_evidence(env: Environment) -> Evidence | None:
     """What cached ``attn-doctor bench`` runs measured for this GPU and torch, if any."""
-    from attn_doctor.bench.cache import load_bench_results
+    from attn_doctor.bench.cache import cache_path, load_bench_results
+
+    if env.torch is None or not cache_path().is_file():
+        return None  # nothing was ever measured here: spare check the bench modules' import
     from attn_doctor.bench.recommend import evidence_from_runs
 
     try:

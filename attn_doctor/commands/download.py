@@ -9,6 +9,17 @@ import click
 
 from attn_doctor.backends import parse_backend
 from attn_doctor.errors import ExitCode, UsageError
+from attn_doctor.facts import Environment
+
+
+def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
+    """The install to run on the snapshot's machine from the wheelhouse (copied there under
+    the same name), for its interpreter and quoted for its shell."""
+    from attn_doctor.plan.pip_command import doctor_fix
+
+    return doctor_fix(
+        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
+    )
 
 
 @click.command("download")
@@ -122,7 +133,6 @@ def download_command(
         for line in report.notes:
             click.echo(f"  note    {line}")
         click.echo(
-            f"On the target: attn-doctor install {plan.backend} --wheelhouse DIR "
-            f"--requirement '{cand.requirement}'"
+            f"On the target: {target_install_command(env, plan.backend, cand.requirement, dest)}"
         )
     sys.exit(int(ExitCode.OK))

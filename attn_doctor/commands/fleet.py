@@ -1,8 +1,9 @@
 """``attn-doctor fleet``: is every node of a cluster ready, and which nodes differ?
 
 Exit codes: 0 every node ready with the same best backend (``--strict``: and the same deciding
-facts), 1 some nodes differ, are not ready or could not be checked, 2 bad input (the message
-names the file).
+facts), 1 some nodes differ, are not ready or could not be checked, 6 some inputs could not be
+read (each is listed with what is wrong; every other node is reported), 2 bad usage, or no
+input could be read at all (the message names each file).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from attn_doctor.errors import ExitCode, UsageError
+from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 
 if TYPE_CHECKING:
-    from attn_doctor.fleet.model import NodeInput
+    from attn_doctor.fleet.model import NodeInput, UnreadableInput
 
 
 @click.command("fleet")
@@ -71,6 +72,7 @@ def fleet_command(
     from attn_doctor.fleet.group import build_report
 
     nodes: list[NodeInput]
+    unreadable: list[UnreadableInput] = []
     if use_ray:
         if paths:
             raise UsageError("--ray gathers the nodes itself: give no files with it")
@@ -80,12 +82,14 @@ def fleet_command(
     else:
         if deep:
             raise UsageError("--deep runs on the nodes: only with --ray")
-        nodes = _read_inputs(paths)
+        nodes, unreadable = _read_inputs(paths)
     if save_dir is not None:
         _save_snapshots(nodes, save_dir)
-    report = build_report(nodes, Diagnoser().diagnose)
+    report = build_report(nodes, Diagnoser().diagnose, unreadable)
     ok = report.all_ready_and_same and not (strict and len(report.groups) > 1)
     code = ExitCode.OK if ok else ExitCode.PROBLEMS
+    if unreadable:
+        code = ExitCode.INCOMPLETE
     if json_mode:
         from attn_doctor.report.envelope import make_envelope, write_envelope
 
@@ -98,8 +102,9 @@ def fleet_command(
     sys.exit(int(code))
 
 
-def _read_inputs(paths: tuple[Path, ...]) -> list[NodeInput]:
-    from attn_doctor.fleet.read import read_paths, read_stream
+def _read_inputs(paths: tuple[Path, ...]) -> tuple[list[NodeInput], list[UnreadableInput]]:
+    """Every readable node, and each unreadable input; nothing readable at all is bad input."""
+    from attn_doctor.fleet.read import read_inputs
 
     if not paths:
         if sys.stdin.isatty():
@@ -111,11 +116,16 @@ def _read_inputs(paths: tuple[Path, ...]) -> list[NodeInput]:
     files = [p for p in paths if str(p) != "-"]
     if len(files) < len(paths) - 1:
         raise UsageError("`-` (stdin) may be given once")
-    nodes: list[NodeInput] = []
-    if len(files) < len(paths):
-        nodes.extend(read_stream(sys.stdin.buffer))
-    nodes.extend(read_paths(files))
-    return nodes
+    stdin = sys.stdin.buffer if len(files) < len(paths) else None
+    nodes, unreadable = read_inputs(files, stdin)
+    if not nodes and unreadable:
+        first = unreadable[0]
+        more = f" (and {len(unreadable) - 1} more unreadable)" if len(unreadable) > 1 else ""
+        raise SnapshotError(
+            f"{first.source}: {first.error}{more}",
+            hint="Make them with: attn-doctor check --json (or --save-snapshot FILE)",
+        )
+    return nodes, unreadable
 
 
 def _save_snapshots(nodes: list[NodeInput], folder: Path) -> None:

@@ -9,18 +9,18 @@ have no facts and are left out (``fleet`` lists them).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from attn_doctor.backends import BackendName
-from attn_doctor.errors import AttnDoctorError, ExitCode, UsageError
+from attn_doctor.errors import AttnDoctorError, ExitCode, ProblemsFound, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.fleet.decide import Diagnoser
 from attn_doctor.fleet.group import build_report
 from attn_doctor.fleet.read import read_paths
 from attn_doctor.fleet.view import node_list
-from attn_doctor.plan.pip_command import Installer
+from attn_doctor.plan.pip_command import Installer, interpreter, powershell_note, shell_of
 from attn_doctor.plan.types import InstallPlan
 
 
@@ -59,15 +59,21 @@ def _emit(command: str, result: object, code: ExitCode, error: AttnDoctorError |
     write_envelope(make_envelope(command, result=jsonable(result), exit_code=code, error=error))
 
 
-def _finish(command: str, entries: list[dict[str, Any]], failed: list[int], json_mode: bool,
+def _finish(command: str, entries: list[dict[str, Any]],
+            failed: list[tuple[int, AttnDoctorError]], json_mode: bool,
             extra: dict[str, Any]) -> ExitCode:  # fmt: skip
-    error = None
+    """The run's exit: 0 when every group has a plan (or needs none); 1 when a group has no
+    way to install or is blocked (a fact about those nodes); 2 when a group's request was bad
+    input for it."""
+    error: AttnDoctorError | None = None
     if failed:
-        error = UsageError(
+        message = (
             f"no plan for group{'s' if len(failed) > 1 else ''} "
-            + ", ".join(str(g) for g in failed)
+            + ", ".join(str(g) for g, _ in failed)
             + " (see each group above)"
         )
+        usage = any(isinstance(exc, UsageError) for _, exc in failed)
+        error = UsageError(message) if usage else ProblemsFound(message)
     code = ExitCode.OK if error is None else error.exit_code
     if json_mode:
         _emit(command, {"groups": entries, **extra}, code, error)
@@ -98,7 +104,7 @@ def install_plans_for_groups(
 
     console = None if json_mode else _console()
     entries: list[dict[str, Any]] = []
-    failed: list[int] = []
+    failed: list[tuple[int, AttnDoctorError]] = []
     for target in group_targets(paths):
         entry: dict[str, Any] = {"group": target.group, "nodes": target.nodes}
         if console is not None:
@@ -108,18 +114,23 @@ def install_plans_for_groups(
             _check_source_allowed(plan, sources)
         except NothingToInstall as exc:
             entry["note"] = exc.message
-        except UsageError as exc:
+        except (UsageError, ProblemsFound) as exc:
             entry["error"] = exc.message
-            failed.append(target.group)
+            failed.append((target.group, exc))
         else:
+            # Pasted on the group's nodes, where no file of ours exists: the pins inline.
             commands = display_commands(
                 plan,
-                python=target.environment.python.executable or "python",
+                python=interpreter(target.environment),
                 installer=installer,
                 index_args=(),
                 build_env=plan.candidate.build_env,
                 pre_requirements=(),
+                pins=plan.protected,
+                shell=shell_of(target.environment),
             )
+            note = powershell_note(interpreter(target.environment), shell_of(target.environment))
+            plan = replace(plan, commands=commands, notes=(*plan.notes, *([note] if note else [])))
             entry.update(plan=plan, constraints=plan.protected, commands=commands)
             if console is not None:
                 _print_plan(console, plan, commands, plan.protected)
@@ -145,6 +156,7 @@ def download_for_groups(
     """``download --snapshot DIR``: one wheelhouse holding what every group needs."""
     import click
 
+    from attn_doctor.commands.download import target_install_command
     from attn_doctor.commands.install_plan import (
         NothingToInstall,
         explicit_plan,
@@ -154,7 +166,7 @@ def download_for_groups(
     from attn_doctor.install.pip import protected_constraints
 
     entries: list[dict[str, Any]] = []
-    failed: list[int] = []
+    failed: list[tuple[int, AttnDoctorError]] = []
     for target in group_targets(paths):
         env = target.environment
         entry: dict[str, Any] = {"group": target.group, "nodes": target.nodes}
@@ -174,9 +186,9 @@ def download_for_groups(
                 plan = plan_for_environment(env, backend=backend, sources=sources)
         except NothingToInstall as exc:
             entry["note"] = exc.message
-        except UsageError as exc:
+        except (UsageError, ProblemsFound) as exc:
             entry["error"] = exc.message
-            failed.append(target.group)
+            failed.append((target.group, exc))
         else:
             entry["plan"] = plan
             cand = plan.candidate
@@ -196,10 +208,8 @@ def download_for_groups(
                         click.echo(f"  {name}")
                     for line in report.skipped:
                         click.echo(f"  skipped {line}")
-                    click.echo(
-                        f"  on these nodes: attn-doctor install {plan.backend} --wheelhouse DIR "
-                        f"--requirement '{cand.requirement}'"
-                    )
+                    shown = target_install_command(env, plan.backend, cand.requirement, dest)
+                    click.echo(f"  on these nodes: {shown}")
         if not json_mode:
             for key in ("note", "error"):
                 if key in entry:

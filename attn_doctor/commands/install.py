@@ -1,7 +1,9 @@
 """``attn-doctor install``: show the plan, then install it without ever moving torch.
 
-Exit codes: 0 installed (or plan shown), 2 usage (including: no terminal and no ``--yes``, or a
-leftover journal), 4 install failed or refused (the environment is as before), 5 locked.
+Exit codes: 0 installed (or plan shown, or nothing to install), 1 no way to install here or
+``--auto`` blocked, 2 usage (including: no terminal and no ``--yes``, a leftover journal, a
+``--python`` that is not an interpreter or has no pip), 4 install failed or refused (the
+environment is as before), 5 locked.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.commands.install_plan import (
     DEFAULT_SOURCES,
     SOURCE_CHOICES,
+    NoPip,
     _check_source_allowed,
     _console,
     _print_plan,
-    _resolve_plan,
+    already_installed,
     explicit_plan,
     jsonable,
+    no_pip_note,
     parse_target,
+    plan_for_environment,
+    probe_target,
     wheelhouse_args,
 )
 from attn_doctor.errors import (
@@ -100,7 +106,8 @@ def _emit(json_mode: bool, result: object, code: ExitCode, error: AttnDoctorErro
     "python",
     default=sys.executable,
     show_default="this interpreter",
-    help="The interpreter whose environment to install into.",
+    help="The interpreter whose environment to plan for and install into (it is run to read "
+    "its Python, torch and packages; every command is EXE -m pip).",
 )
 @click.option(
     "--rollback", is_flag=True, help="Undo an interrupted install recorded in the journal."
@@ -149,9 +156,14 @@ def install_command(
         refuse_leftover_journal,
         rollback_interrupted,
     )
-    from attn_doctor.install.pip import protected_constraints
+    from attn_doctor.install.pip import protected_constraints, write_constraints_file
     from attn_doctor.install.state import record_state
-    from attn_doctor.plan.pip_command import Installer
+    from attn_doctor.plan.pip_command import (
+        Installer,
+        interpreter,
+        powershell_note,
+        shell_of,
+    )
 
     inst: Installer = "uv" if installer == "uv" else "pip"
     if rollback:
@@ -222,37 +234,39 @@ def install_command(
         )
         sys.exit(int(code))
     snapshot_path = snapshot_paths[0] if snapshot_paths else None
+    explicit = chosen is not None and (requirement is not None or wheelhouse is not None)
+    state = None
     if snapshot_path is not None:
-        if chosen is not None and (requirement is not None or wheelhouse is not None):
-            from attn_doctor.commands.check import load_snapshot
-            from attn_doctor.plan.resolve import protected_lines
+        from attn_doctor.commands.check import load_snapshot
 
-            pins = protected_lines(load_snapshot(snapshot_path))
-            plan = explicit_plan(
-                chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins
-            )
-        else:
-            plan = _resolve_plan(
-                backend=chosen,
-                sources=allowed,
-                snapshot=snapshot_path,
-                python=python,
-                versions=versions,
-            )
-        constraints = plan.protected
+        env = load_snapshot(snapshot_path)
     else:
         state = record_state(python)
         refuse_leftover_journal(state.prefix)  # before the plan: it could not be carried out
+        env = probe_target(python)  # the environment acted on is the one probed
+    installed = None
+    if chosen is not None and url is None:
+        live = snapshot_path is None
+        installed = already_installed(env, chosen, versions, live=live, timeout=check_timeout)
+    if installed is not None:
+        _emit(json_mode, {"plan": None, "note": installed}, ExitCode.OK, None)
+        if not json_mode:
+            _console().print(installed, markup=False)
+        sys.exit(int(ExitCode.OK))
+    if state is None:
+        from attn_doctor.plan.resolve import protected_lines
+
+        pins = protected_lines(env)
+    else:
         pins = protected_constraints(state.versions())
-        if chosen is not None and (requirement is not None or wheelhouse is not None):
-            plan = explicit_plan(
-                chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins
-            )
-        else:
-            plan = _resolve_plan(
-                backend=chosen, sources=allowed, snapshot=None, python=python, versions=versions
-            )
-        constraints = merge_constraints(pins, plan.protected)
+    if explicit:
+        assert chosen is not None
+        plan = explicit_plan(chosen, requirement=requirement, wheelhouse=wheelhouse, protected=pins)
+    else:
+        plan = plan_for_environment(
+            env, backend=chosen, sources=allowed, versions=versions, live=state is not None
+        )
+    constraints = plan.protected if state is None else merge_constraints(pins, plan.protected)
     _check_source_allowed(plan, allowed)
     if not plan.candidate.requirement:
         how = plan.candidate.attn_implementation
@@ -274,14 +288,23 @@ def install_command(
     # Show what will run (here, or on the snapshot's machine with its own interpreter).
     build_env = plan.candidate.build_env
     pre: tuple[str, ...] = ()
-    shown_python = python
     if plan.candidate.source == "source-build" and snapshot_path is None:
         build_env = build_environment(plan, options)
         pre = missing_build_requirements(python)
-    if snapshot_path is not None and python == sys.executable:
-        from attn_doctor.commands.check import load_snapshot
-
-        shown_python = load_snapshot(snapshot_path).python.executable or "python"
+    shown_python = python
+    constraints_file: str | None = None
+    if snapshot_path is not None:
+        # Pasted on the snapshot's machine, where no file of ours exists: pins inline.
+        if python == sys.executable:
+            shown_python = interpreter(env)
+    else:
+        written = write_constraints_file(constraints)
+        constraints_file = None if written is None else str(written)
+        if state is not None and state.get("pip") is None and inst == "pip":
+            plan = dataclasses.replace(plan, notes=(*plan.notes, no_pip_note(python)))
+    ps_note = powershell_note(shown_python, shell_of(env))
+    if ps_note is not None:
+        plan = dataclasses.replace(plan, notes=(*plan.notes, ps_note))
     commands = display_commands(
         plan,
         python=shown_python,
@@ -289,6 +312,9 @@ def install_command(
         index_args=index_args,
         build_env=build_env,
         pre_requirements=pre,
+        constraints_file=constraints_file,
+        pins=constraints,
+        shell=shell_of(env),
     )
     # The plan's commands are the ones that run here (one builder: install.pip.command_lines).
     plan = dataclasses.replace(plan, commands=commands)
@@ -297,12 +323,20 @@ def install_command(
     if snapshot_path is not None or dry_run:
         _emit(
             json_mode,
-            {"plan": plan, "constraints": constraints, "commands": commands, "dry_run": True},
+            {
+                "plan": plan,
+                "constraints": constraints,
+                "constraints_file": constraints_file,
+                "commands": commands,
+                "dry_run": True,
+            },
             ExitCode.OK,
             None,
         )
         sys.exit(int(ExitCode.OK))
 
+    if state is not None and state.get("pip") is None and inst == "pip":
+        raise NoPip(python)
     _confirm(yes)
     echo = None
     if not json_mode and sys.stderr.isatty():

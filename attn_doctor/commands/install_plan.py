@@ -6,7 +6,6 @@ Shared by ``install``, ``download`` and the per-group plans; nothing here instal
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from attn_doctor.backends import BACKENDS, BackendName, parse_backend
 from attn_doctor.errors import (
     AttnDoctorError,
     ExitCode,
+    NoWayToInstall,
     ProblemsFound,
     UsageError,
 )
@@ -128,17 +128,83 @@ def _resolve_plan(
     """
     from attn_doctor.commands.check import load_snapshot
 
-    if snapshot is not None:
-        env = load_snapshot(snapshot)
-    else:
-        from attn_doctor.probe import probe_environment
-
-        env = probe_environment()
-    if python != sys.executable and snapshot is None:
-        env = dataclasses.replace(env, python=dataclasses.replace(env.python, executable=python))
+    env = load_snapshot(snapshot) if snapshot is not None else probe_target(python)
     return plan_for_environment(
         env, backend=backend, sources=sources, versions=versions, live=snapshot is None
     )
+
+
+class NoPip(UsageError):
+    """``--python X`` names an environment without pip, and pip is the installer (exit 2:
+    a ``--python`` that is not what it should be)."""
+
+    code = "no-pip"
+
+    def __init__(self, python: str) -> None:
+        super().__init__(
+            f"--python {python}: this environment has no pip, so `{python} -m pip` cannot "
+            "install into it; nothing was changed",
+            hint=f"Add pip to it ({_quoted(python)} -m ensurepip), or pass --installer uv.",
+        )
+
+
+def no_pip_note(python: str) -> str:
+    """The plan's note for an environment without pip (a dry run shows it, install refuses)."""
+    return f"this environment has no pip yet: run {_quoted(python)} -m ensurepip first"
+
+
+def _quoted(python: str) -> str:
+    from attn_doctor.plan.pip_command import quote_arg
+
+    return quote_arg(python, "windows" if sys.platform == "win32" else "posix")
+
+
+def already_installed(
+    env: Environment,
+    backend: BackendName,
+    versions: SpecifierSet | None,
+    *,
+    live: bool,
+    timeout: float,
+) -> str | None:
+    """What to say instead of a plan when ``backend`` is already installed in ``env`` (at a
+    version ``versions`` allows) and imports there (a plan would only reinstall it); None
+    when a plan is due.
+
+    Live, the import is tried in a child of the target interpreter; for a snapshot, its
+    ``--deep`` import result is used (without one, nothing is claimed and the plan is shown).
+    """
+    info = BACKENDS[backend]
+    pkg = next((p for d in info.distributions if (p := env.package(d)) is not None), None)
+    if pkg is None or info.module is None:
+        return None
+    if versions is not None and not versions.contains(pkg.version, prereleases=True):
+        return None
+    if live:
+        from attn_doctor.probe import import_in_child
+
+        result = import_in_child(info.module, timeout=timeout, python=env.python.executable)
+    else:
+        found = env.import_result(info.module)
+        if found is None:
+            return None
+        result = found
+    if result.status != "ok":
+        return None
+    where = env.python.executable or "this environment"
+    return (
+        f"{pkg.name} {pkg.version} is already installed in {where} and `import {info.module}` "
+        f"works there: nothing to install (to change it, name a version: "
+        f"attn-doctor install {pkg.name}==VERSION)"
+    )
+
+
+def probe_target(python: str) -> Environment:
+    """The facts of the environment ``python`` belongs to, read from ``python`` itself (its
+    Python, its torch, its packages): the environment acted on is the one probed."""
+    from attn_doctor.probe import probe_environment
+
+    return probe_environment(python=python)
 
 
 def plan_for_environment(
@@ -171,6 +237,7 @@ def _auto_plan(
     needed (``NothingToInstall``); when it is blocked, says what to fix first (``Blocked``).
     """
     from attn_doctor.plan.diagnose import diagnose
+    from attn_doctor.plan.pip_command import doctor_fix
     from attn_doctor.plan.resolve import plan_install
     from attn_doctor.rules import load_rules
 
@@ -182,7 +249,7 @@ def _auto_plan(
     diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
     top = diagnosis.recommendations[0] if diagnosis.recommendations else None
     if top is None:
-        raise UsageError("--auto: no attention backend can run on this machine")
+        raise NoWayToInstall("--auto: no attention backend can run on this machine")
     title = BACKENDS[top.backend].title
     match top.status:
         case "ready":
@@ -197,11 +264,13 @@ def _auto_plan(
             )
         case "blocked":
             fix = top.way.removeprefix("fix first: ")
+            where = env.python.executable or "this environment"
+            again = doctor_fix(env, "install", "--auto")
             if env.torch is None:
                 raise Blocked(
-                    "--auto: torch is not installed in this environment; install torch first "
+                    f"--auto: torch is not installed in {where}; install torch first "
                     "(every attention backend is built for one torch)",
-                    hint=f"{fix}, then `attn-doctor install --auto` again",
+                    hint=f"{fix}, then `{again}` again",
                 )
             problem = top.reason.split(";")[0]
             raise Blocked(
@@ -235,15 +304,16 @@ def _print_plan(
     cand = plan.candidate
     label = " (community build)" if cand.trust == "community" else ""
     console.print(f"[bold]Plan:[/bold] {BACKENDS[plan.backend].title}")
-    console.print(f"  install  {cand.requirement}")
+    # Requirements, reasons and notes are data: "flashinfer-python[cu13]" is not rich markup.
+    console.print(f"  install  {cand.requirement}", markup=False)
     console.print(f"  source   {cand.source}{label}")
     if cand.reason:
-        console.print(f"  why      {cand.reason}")
+        console.print(f"  why      {cand.reason}", markup=False)
     notes = list(plan.notes)
     if cand.confirmed_online is None and cand.url and not any("URL" in n for n in notes):
         notes.insert(0, "the URL was not checked online (unconfirmed)")
     for note in notes:
-        console.print(f"  note     {note}")
+        console.print(f"  note     {note}", markup=False)
     console.print("  pinned (pip must fail rather than change these):")
     for line in constraints or ("(none installed)",):
         console.print(f"    {line}")

@@ -28,6 +28,7 @@ from attn_doctor.fleet.model import (
     NodeInput,
     NodeState,
     Outlier,
+    UnreadableInput,
 )
 
 ATTENTION_PACKAGES: tuple[str, ...] = tuple(
@@ -154,9 +155,12 @@ def _differences(facts: Sequence[Fact], reference: Sequence[Fact]) -> tuple[Fact
 
 
 def build_report(
-    nodes: Iterable[NodeInput], diagnose: Callable[[Environment], Diagnosis]
+    nodes: Iterable[NodeInput],
+    diagnose: Callable[[Environment], Diagnosis],
+    unreadable: Sequence[UnreadableInput] = (),
 ) -> FleetReport:
-    """Group ``nodes``; ``diagnose`` gives a node's diagnosis when it brought none."""
+    """Group ``nodes``; ``diagnose`` gives a node's diagnosis when it brought none;
+    ``unreadable``: the inputs that held no node, listed as such."""
     checked: list[_Checked] = []
     failures: list[NodeFailure] = []
     for node in nodes:
@@ -211,17 +215,23 @@ def build_report(
         ready=ready,
         failed=len(failures),
         same_best_backend=same,
-        verdict=_verdict(total, ready, len(failures), groups, same),
+        verdict=_verdict(total, ready, len(failures), groups, same, unreadable=len(unreadable)),
         groups=tuple(groups),
         outliers=tuple(outliers),
         failures=tuple(failures),
+        unreadable=tuple(unreadable),
     )
 
 
-def _verdict(total: int, ready: int, failed: int, groups: list[FleetGroup], same: bool) -> str:
+def _verdict(
+    total: int, ready: int, failed: int, groups: list[FleetGroup], same: bool, *, unreadable: int
+) -> str:
+    bad = f"{unreadable} input{'s' if unreadable != 1 else ''} unreadable"
     if total == 0:
-        return "no nodes"
+        return f"no nodes; {bad}" if unreadable else "no nodes"
     parts = [f"{ready} of {total} nodes ready"]
+    if unreadable:
+        parts.append(bad)
     if failed:
         parts.append(f"{failed} could not be checked")
     if len(groups) > 1:

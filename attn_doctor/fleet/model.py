@@ -106,6 +106,16 @@ class NodeFailure:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnreadableInput:
+    """An input that holds no node: a file, a line of one (``FILE:LINE``) or ``stdin`` that
+    is not a snapshot or a ``check --json`` document."""
+
+    source: str
+    error: str
+    """What is wrong with it: ``truncated: …``, ``not valid JSON: …``, ``empty, …``."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FleetReport:
     """The ``result`` of ``attn-doctor fleet --json``."""
 
@@ -120,6 +130,8 @@ class FleetReport:
     groups: tuple[FleetGroup, ...]
     outliers: tuple[Outlier, ...]
     failures: tuple[NodeFailure, ...] = ()
+    unreadable: tuple[UnreadableInput, ...] = ()
+    """Inputs that could not be read; every other input is in the report (exit code 6)."""
 
     @property
     def all_ready_and_same(self) -> bool:

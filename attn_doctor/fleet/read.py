@@ -3,8 +3,12 @@
 Accepted, per node: a snapshot (``check --save-snapshot FILE``, an ``Environment``) or the
 envelope that ``attn-doctor check --json`` prints. A file holds one JSON document, or one
 document per line (JSON Lines); so does stdin. A folder means every ``*.json`` and ``*.jsonl``
-file directly in it. Every bad input is a ``SnapshotError`` (exit 2) naming the file (and the
-line): unreadable, binary, too large, not JSON, or neither a snapshot nor a check document.
+file directly in it.
+
+``read_inputs`` reads everything it can: each bad input (unreadable, binary, too large, not
+JSON, truncated, neither a snapshot nor a check document) becomes an ``UnreadableInput``
+naming the file (and the line) and what is wrong, and the other inputs are still read.
+``read_paths`` is the strict form: the first bad input is a ``SnapshotError`` (exit 2).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import IO
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.errors import SnapshotError
 from attn_doctor.facts import Environment, decode
-from attn_doctor.fleet.model import NodeInput
+from attn_doctor.fleet.model import NodeInput, UnreadableInput
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 """Largest file (or stdin) read: a snapshot is a few kB to a few hundred kB; anything this big
@@ -101,25 +105,81 @@ def _decode_bytes(raw: bytes, source: str) -> str:
         raise SnapshotError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-def parse_text(text: str, *, name: str, source: str) -> list[NodeInput]:
-    """A file's (or stdin's) text: one JSON document, or one per line."""
+def json_error(exc: json.JSONDecodeError, text: str) -> str:
+    """Where the document stops being JSON; a document that simply ends early is truncated."""
+    rest = text[exc.pos :]
+    cut = exc.pos >= len(text.rstrip()) or (
+        exc.msg.startswith("Unterminated string") and "\n" not in rest
+    )
+    if cut:
+        return (
+            f"truncated: the JSON document ends at line {exc.lineno} before it is complete "
+            "(a copy or a write that was cut short?)"
+        )
+    return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+def parse_text_lenient(
+    text: str, *, name: str, source: str
+) -> tuple[list[NodeInput], list[UnreadableInput]]:
+    """A file's (or stdin's) text: one JSON document, or one per line (JSON Lines). Each
+    document that is not a node is an ``UnreadableInput``; the others are still read."""
     stripped = text.strip()
     if not stripped:
-        raise SnapshotError(f"{source}: empty, not a JSON snapshot")
+        return [], [UnreadableInput(source=source, error="empty, not a JSON snapshot")]
     try:
-        return [parse_document(json.loads(stripped), name=name, source=source)]
+        data = json.loads(stripped)
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        if len(lines) < 2:
-            raise SnapshotError(f"{source}: not valid JSON ({whole_error})") from whole_error
-    nodes = []
+        if len(lines) < 2 or not _is_document(lines[0][1]):
+            # One document (pretty-printed JSON spans many lines): say where it breaks.
+            return [], [UnreadableInput(source=source, error=json_error(whole_error, stripped))]
+    else:
+        return _one(data, name=name, source=source)
+    nodes: list[NodeInput] = []
+    bad: list[UnreadableInput] = []
     for number, line in lines:
         where = f"{source}:{number}"
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SnapshotError(f"{where}: not valid JSON ({exc})") from exc
-        nodes.append(parse_document(data, name=f"{name}:{number}", source=where))
+            bad.append(UnreadableInput(source=where, error=json_error(exc, line.strip())))
+            continue
+        more, errors = _one(data, name=f"{name}:{number}", source=where)
+        nodes += more
+        bad += errors
+    return nodes, bad
+
+
+def _is_document(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _one(data: object, *, name: str, source: str) -> tuple[list[NodeInput], list[UnreadableInput]]:
+    try:
+        return [parse_document(data, name=name, source=source)], []
+    except SnapshotError as exc:
+        return [], [_unreadable(source, exc)]
+
+
+def _unreadable(source: str, exc: SnapshotError) -> UnreadableInput:
+    """The error without the source it starts with (the entry names the source)."""
+    message = exc.message
+    if message.startswith(f"{source}: "):
+        message = message[len(source) + 2 :]
+    elif message.startswith(f"cannot read {source}: "):
+        message = "cannot read it: " + message[len(source) + 13 :]
+    return UnreadableInput(source=source, error=message)
+
+
+def parse_text(text: str, *, name: str, source: str) -> list[NodeInput]:
+    """``parse_text_lenient``, strict: the first bad document is a ``SnapshotError``."""
+    nodes, bad = parse_text_lenient(text, name=name, source=source)
+    if bad:
+        raise SnapshotError(f"{bad[0].source}: {bad[0].error}")
     return nodes
 
 
@@ -151,10 +211,51 @@ def _node_names(files: list[Path]) -> list[str]:
 
 
 def read_paths(paths: Iterable[Path]) -> Iterator[NodeInput]:
-    """Every node in these files and folders, in order."""
+    """Every node in these files and folders, in order; the first bad input raises."""
     files = expand_paths(paths)
     for path, name in zip(files, _node_names(files), strict=True):
         yield from parse_text(_read_text(path), name=name, source=str(path))
+
+
+def read_inputs(
+    paths: Iterable[Path], stdin: IO[bytes] | None = None
+) -> tuple[list[NodeInput], list[UnreadableInput]]:
+    """Every node that can be read from ``stdin`` (when given) and these files and folders,
+    and each input that cannot, with what is wrong with it."""
+    nodes: list[NodeInput] = []
+    bad: list[UnreadableInput] = []
+    if stdin is not None:
+        try:
+            more, errors = _stream_lenient(stdin, source="stdin")
+        except SnapshotError as exc:
+            more, errors = [], [_unreadable("stdin", exc)]
+        nodes += more
+        bad += errors
+    files: list[Path] = []
+    for path in paths:
+        try:
+            files += expand_paths([path])
+        except SnapshotError as exc:
+            bad.append(_unreadable(str(path), exc))
+    for path, name in zip(files, _node_names(files), strict=True):
+        try:
+            text = _read_text(path)
+        except SnapshotError as exc:
+            bad.append(_unreadable(str(path), exc))
+            continue
+        more, errors = parse_text_lenient(text, name=name, source=str(path))
+        nodes += more
+        bad += errors
+    return nodes, bad
+
+
+def _stream_lenient(
+    stream: IO[bytes], *, source: str
+) -> tuple[list[NodeInput], list[UnreadableInput]]:
+    raw = stream.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise SnapshotError(f"{source}: more than {MAX_INPUT_BYTES // 2**20} MiB of input")
+    return parse_text_lenient(_decode_bytes(raw, source), name=source, source=source)
 
 
 def read_stream(stream: IO[bytes], *, source: str = "stdin") -> list[NodeInput]:

@@ -91,5 +91,11 @@ def render_fleet(report: FleetReport, console: Console) -> None:
         for f in report.failures:
             t.add_row(Text(f.node), Text(f.reason))
         console.print(t)
-    style = "green" if report.all_ready_and_same else "bold red"
+    if report.unreadable:
+        # A path is never folded (it would not paste); what is wrong goes on the next line.
+        console.print("Unreadable inputs (not in this report)", style="bold red")
+        for u in report.unreadable:
+            console.print(Text(f"  {u.source}"), soft_wrap=True)
+            console.print(Text(f"      {u.error}"))
+    style = "green" if report.all_ready_and_same and not report.unreadable else "bold red"
     console.print(f"[{style}]{report.verdict}[/{style}]")

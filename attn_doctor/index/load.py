@@ -29,6 +29,7 @@ from attn_doctor.index.model import (
     GpuArch,
     HubKernel,
     HubRules,
+    HubTransformersRow,
     Index,
     MatrixExclude,
     ReleaseBuild,
@@ -460,7 +461,6 @@ def _hub(top: _Entry) -> HubRules:
         HubKernel(
             repo=e.text("repo", pattern=r"[\w.-]+/[\w.-]+"),
             replaces=e.text("replaces"),
-            kernel_version=e.text("kernel_version"),
             devices=e.texts("devices"),
             min_sm=e.data.get("min_sm"),
             source=e.text("source"),
@@ -468,11 +468,28 @@ def _hub(top: _Entry) -> HubRules:
         )
         for e in _entries(top, "kernel", lambda d: d.get("repo"))
     )
+    rows = []
+    for e in _entries(top, "transformers", lambda d: d.get("version")):
+        versions = e.table("kernel_versions")
+        for repo, asked in versions.data.items():
+            if not isinstance(asked, str) or not asked:
+                raise versions.fail(repo, "expected the kernel version as a string")
+        rows.append(
+            HubTransformersRow(
+                version=e.text("version", pattern=r"\d+\.\d+$"),
+                kernels_min_version=e.version("kernels_min_version"),
+                kernels_max_version=e.version("kernels_max_version"),
+                kernel_versions=tuple(versions.data.items()),
+                source=e.text("source"),
+                verified=e.flag("verified"),
+            )
+        )
+    if not rows:
+        raise IndexDataError(f"{top.where}: no [[transformers]] rows")
+    rows.sort(key=lambda r: Version(r.version), reverse=True)
     return HubRules(
-        kernels_min_version=top.version("kernels_min_version"),
-        kernels_max_version=top.version("kernels_max_version"),
-        transformers_fallback_version=top.version("transformers_fallback_version"),
         transformers_fallback_since=top.version("transformers_fallback_since"),
+        rows=tuple(rows),
         kernels=kernels,
         source=top.text("source"),
         verified=top.flag("verified"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from packaging.version import InvalidVersion, Version
+
 CudaTagStyle = Literal["major", "major_minor"]
 
 
@@ -341,9 +343,23 @@ class HubKernel:
     repo: str
     replaces: str
     """The transformers ``attn_implementation`` it stands in for (``flash_attention_2``)."""
-    kernel_version: str
     devices: tuple[str, ...]
     min_sm: int | None
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubTransformersRow:
+    """What one transformers minor release accepts for its Hub fallback (a bundled copy of
+    its constants, for machines whose own files were not read)."""
+
+    version: str
+    """The transformers minor release, ``5.25``."""
+    kernels_min_version: str
+    kernels_max_version: str
+    kernel_versions: tuple[tuple[str, str], ...]
+    """(Hub repo, kernel version asked for)."""
     source: str
     verified: bool
 
@@ -352,15 +368,38 @@ class HubKernel:
 class HubRules:
     """How the ``kernels`` package matches build variants, and transformers' fallback."""
 
-    kernels_min_version: str
-    kernels_max_version: str
-    transformers_fallback_version: str
-    """A transformers version whose ``modeling_flash_attention_utils.py`` was read."""
     transformers_fallback_since: str
     """The first transformers release that falls back to Hub kernels by itself."""
+    rows: tuple[HubTransformersRow, ...]
+    """Newest transformers first."""
     kernels: tuple[HubKernel, ...]
     source: str
     verified: bool
+
+    def row_for(self, transformers: str | None) -> HubTransformersRow | None:
+        """The row of this transformers release's minor version, if the table has one."""
+        if transformers is None:
+            return None
+        try:
+            v = Version(transformers)
+        except InvalidVersion:
+            return None
+        return next((r for r in self.rows if r.version == f"{v.major}.{v.minor}"), None)
+
+    @property
+    def newest(self) -> HubTransformersRow:
+        """The newest transformers release in the table (what a fresh install gets)."""
+        return self.rows[0]
+
+    @property
+    def kernels_min_version(self) -> str:
+        """The newest row's minimum: for a given machine use ``index.hub_fallback.fallback_for``."""
+        return self.newest.kernels_min_version
+
+    @property
+    def kernels_max_version(self) -> str:
+        """The newest row's bound (exclusive); see ``kernels_min_version``."""
+        return self.newest.kernels_max_version
 
 
 @dataclass(frozen=True, kw_only=True)

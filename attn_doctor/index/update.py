@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor._version import __version__
@@ -114,7 +113,8 @@ def to_toml(
 
 def simple_project(index_url: str, project: str, fetch: Fetch = http_get) -> dict[str, Any]:
     """The JSON simple API page of one project (file URLs made absolute)."""
-    url = f"{index_url.rstrip('/')}/{canonicalize_name(project)}/"
+    name = re.sub(r"[-_.]+", "-", project).lower()  # PEP 503 (without packaging.tags)
+    url = f"{index_url.rstrip('/')}/{name}/"
     data = json.loads(fetch(url, {"Accept": SIMPLE_ACCEPT}))
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         raise ValueError(f"{url}: not a JSON simple API page")

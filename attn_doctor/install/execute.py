@@ -42,6 +42,7 @@ from attn_doctor.install.pip import (
     protected_constraints,
     run_pip,
     stderr_tail,
+    write_constraints_file,
 )
 from attn_doctor.install.state import (
     Backup,
@@ -53,7 +54,13 @@ from attn_doctor.install.state import (
     rollback,
 )
 from attn_doctor.plan.integrity import downloaded_sha256, first_download_note
-from attn_doctor.plan.pip_command import Installer, candidate_install_args, command_lines
+from attn_doctor.plan.pip_command import (
+    Installer,
+    Shell,
+    candidate_install_args,
+    command_lines,
+    quote_arg,
+)
 from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
 
@@ -155,8 +162,12 @@ def display_commands(
     index_args: Sequence[str],
     build_env: Sequence[tuple[str, str]] = (),
     pre_requirements: Sequence[str] = (),
+    constraints_file: str | None = None,
+    pins: Sequence[str] = (),
+    shell: Shell = "posix",
 ) -> tuple[str, ...]:
-    """The exact commands the install will run, for the plan shown before acting."""
+    """The exact commands the install will run, for the plan shown before acting: the pins
+    in ``constraints_file`` (a written file) or, without one, inline (``pins``)."""
     return command_lines(
         plan.candidate,
         python=python,
@@ -164,6 +175,9 @@ def display_commands(
         index_args=index_args,
         build_env=build_env,
         pre_requirements=pre_requirements,
+        constraints_file=constraints_file,
+        pins=pins,
+        shell=shell,
     )
 
 
@@ -325,8 +339,9 @@ def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) 
         # The verify child runs attn-doctor's own code; in another environment it would see
         # attn-doctor's site-packages beside the target's, and could test the wrong torch.
         return (
-            f"not run: the target is another interpreter; run `{python} -m attn_doctor verify "
-            f"{plan.backend}` there",
+            "not run: the target is another interpreter; with attn-doctor installed there, run "
+            f"`{quote_arg(python, 'windows' if sys.platform == 'win32' else 'posix')} -m "
+            f"attn_doctor verify {plan.backend}`",
             False,
         )
     from attn_doctor.verify.runner import verify_backends
@@ -395,6 +410,7 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
         pre: tuple[str, ...] = ()
         if plan.candidate.source == "source-build":
             pre = missing_build_requirements(python)
+        shown = write_constraints_file(constraints, environ=options.environ)
         commands = display_commands(
             plan,
             python=python,
@@ -402,6 +418,9 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
             index_args=options.index_args,
             build_env=build_env,
             pre_requirements=pre,
+            constraints_file=None if shown is None else str(shown),
+            pins=constraints,
+            shell="windows" if sys.platform == "win32" else "posix",
         )
         report = InstallReport(
             backend=plan.backend,

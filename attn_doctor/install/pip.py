@@ -96,6 +96,43 @@ def find_uv(environ: Mapping[str, str] | None = None) -> str | None:
     return shutil.which("uv", path=env.get("PATH"))
 
 
+def constraints_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where shown plans keep their constraints files: ``<user cache>/attn-doctor/plans``."""
+    from attn_doctor.runtime.importcheck import cache_dir
+
+    return cache_dir(os.environ if environ is None else environ) / "plans"
+
+
+def write_constraints_file(
+    lines: Sequence[str], *, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """Write the pins a shown command names with ``-c``; its path, or None when there is
+    nothing to pin or the file cannot be written (the caller then shows the pins inline).
+
+    The name is the content's hash: the same pins give the same file, written once and
+    atomically, so a shown command never names a file that is missing or half written.
+    """
+    if not lines:
+        return None
+    import hashlib
+
+    text = "".join(f"{line}\n" for line in lines)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    directory = constraints_dir(environ)
+    path = directory / f"constraints-{digest}.txt"
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            return path
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".constraints-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).replace(path)
+    except OSError:
+        return None
+    return path
+
+
 def _write_lines(directory: str, name: str, lines: Iterable[str]) -> str:
     path = Path(directory) / name
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")

@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from attn_doctor.integrations.wrapper import (
+    AttentionFunction,
+    refuse_unsupported,
+    register_attention,
+)
+
 if TYPE_CHECKING:
     import torch
 
 SAGE_KEY = "sageattention"
-
-AttentionFunction = Callable[..., "tuple[torch.Tensor, None]"]
 
 
 def make_sage_attention(sageattn: Callable[..., Any] | None = None) -> AttentionFunction:
@@ -38,9 +42,7 @@ def make_sage_attention(sageattn: Callable[..., Any] | None = None) -> Attention
         is_causal: bool | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
-        for name in ("softcap", "s_aux", "sinks", "position_bias"):
-            if kwargs.get(name) is not None:
-                raise ValueError(f"attn_implementation='sageattention' does not support {name}")
+        refuse_unsupported(SAGE_KEY, kwargs)
         if dropout:
             raise ValueError("attn_implementation='sageattention' has no attention dropout")
         if query.requires_grad or key.requires_grad or value.requires_grad:
@@ -94,11 +96,4 @@ sage_attention_forward: AttentionFunction = make_sage_attention()
 
 def register_sageattention(attention: AttentionFunction | None = None) -> None:
     """Register ``attn_implementation="sageattention"`` with transformers. Idempotent."""
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(SAGE_KEY, attention or sage_attention_forward)
-    try:
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    except ImportError:
-        return
-    AttentionMaskInterface.register(SAGE_KEY, sdpa_mask)
+    register_attention(SAGE_KEY, attention or sage_attention_forward)

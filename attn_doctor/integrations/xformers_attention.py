@@ -26,6 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from attn_doctor.integrations.wrapper import (
+    AttentionFunction,
+    is_registered,
+    refuse_unsupported,
+    register_attention,
+)
+
 if TYPE_CHECKING:
     import torch
 
@@ -38,8 +45,6 @@ BIAS_ALIGNMENT = 8
 MemoryEfficientAttention = Callable[..., Any]
 """``xformers.ops.memory_efficient_attention(query, key, value, attn_bias=None, p=0.0,
 scale=None)``."""
-
-AttentionFunction = Callable[..., "tuple[torch.Tensor, None]"]
 
 
 def _xformers_ops() -> tuple[MemoryEfficientAttention, Callable[[], object]]:
@@ -116,20 +121,7 @@ def make_xformers_attention(
         is_causal: bool | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
-        if kwargs.get("softcap") is not None:
-            raise ValueError(
-                "attn_implementation='xformers' does not support `softcap`; use eager or "
-                "flex_attention for this model"
-            )
-        if kwargs.get("s_aux") is not None or kwargs.get("sinks") is not None:
-            raise ValueError(
-                "attn_implementation='xformers' does not support attention sinks; use eager"
-            )
-        if kwargs.get("position_bias") is not None:
-            raise ValueError(
-                "attn_implementation='xformers' does not support a learned position bias; "
-                "use sdpa or eager for this model"
-            )
+        refuse_unsupported(XFORMERS_KEY, kwargs)
         cache = kwargs.get("cache")
         if cache is not None and type(cache).__name__ == "PagedAttentionCache":
             raise ValueError("attn_implementation='xformers' does not support a paged cache")
@@ -190,29 +182,12 @@ xformers_attention_forward: AttentionFunction = make_xformers_attention()
 def register_xformers_attention(attention: AttentionFunction | None = None) -> None:
     """Register ``attn_implementation="xformers"`` with transformers. Idempotent.
 
-    Registers the attention function with ``AttentionInterface`` and transformers' SDPA mask
-    builder under the same key with ``AttentionMaskInterface`` (without it transformers builds
-    no mask at all for an unknown key and padded batches would attend to padding). xformers is
-    imported on the first forward pass, not here. ``attention`` replaces the function (tests).
+    xformers is imported on the first forward pass, not here. ``attention`` replaces the
+    function (tests).
     """
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(XFORMERS_KEY, attention or xformers_attention_forward)
-    try:
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    except ImportError:  # transformers before the mask interface: masks are built per model
-        return
-    AttentionMaskInterface.register(XFORMERS_KEY, sdpa_mask)
+    register_attention(XFORMERS_KEY, attention or xformers_attention_forward)
 
 
 def is_xformers_registered() -> bool:
-    """Whether ``attn_implementation="xformers"`` is registered in this process.
-
-    Never imports transformers: if it is not imported yet, nothing can have registered.
-    """
-    import sys
-
-    modeling_utils = sys.modules.get("transformers.modeling_utils")
-    interface = getattr(modeling_utils, "AttentionInterface", None)
-    mapping = getattr(interface, "_global_mapping", None)
-    return isinstance(mapping, dict) and XFORMERS_KEY in mapping
+    """Whether ``attn_implementation="xformers"`` is registered in this process."""
+    return is_registered(XFORMERS_KEY)

@@ -24,6 +24,10 @@ calls ``rank`` (directly or through ``decide``) and nothing else ranks. The poli
 Options with ``auto = false`` (FlexAttention compiles on first use, Hub kernels download on
 first use, SageAttention is quantised) are listed after every automatic option.
 
+For a framework (``Request.framework``: diffusers, vLLM, SGLang, ComfyUI) only backends with a
+name there (their record's ``[[backend.frameworks]]``) are ranked; a kernel the framework ships
+itself is ready wherever the framework is installed (``plan.frameworks.framework_option``).
+
 Pure: no I/O, no torch. ``decide`` builds the options from a diagnosis of an ``Environment``;
 the runtime builds them from what it checked in its own process and calls ``rank``.
 """
@@ -38,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
+from attn_doctor.framework_names import Device, FrameworkName
 from attn_doctor.plan.sdpa_rule import Dtype, Mask, SdpaInputs, sdpa_dispatch
 from attn_doctor.sdpa_data import SdpaKernel
 
@@ -80,6 +85,11 @@ class Measurement:
     """Forward+backward geometric-mean TFLOP/s, when the run measured it."""
     verified: bool = False
     """Its kernel check passed in the same run: only then is the figure evidence."""
+    figures: int = 0
+    """Figures the score rests on, each through bench's quality gate (spread within its
+    bound, below the matmul peak and the datasheet rate); unreliable ones are never here."""
+    left_out: int = 0
+    """This backend's figures the gate refused (unreliable): not part of the score."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +101,18 @@ class Evidence:
     measurements: tuple[Measurement, ...] = ()
     sdpa_kernel: BackendName | None = None
     """The kernel SDPA's default dispatch ran in that run (``torch._fused_sdp_choice``)."""
+    source: str = "attn-doctor bench"
+    """Which runs the measurements come from (command, machine key, date)."""
+
+    def used(self, backend: BackendName) -> str | None:
+        """In words, which evidence ranks ``backend``: the runs and how many reliable
+        figures (and how many unreliable ones were left out); None when unmeasured."""
+        for m in self.measurements:
+            if m.backend == backend and m.verified:
+                figures = f"{m.figures} reliable figure(s)" if m.figures else "reliable figures"
+                skipped = f", {m.left_out} unreliable left out" if m.left_out else ""
+                return f"{figures}{skipped} from {self.source}"
+        return None
 
     def speed(self, backend: BackendName, *, training: bool) -> float | None:
         for m in self.measurements:
@@ -108,6 +130,11 @@ class Request:
     training: bool = False
     gpu_index: int | None = None
     """The device the decision is for (None: the first GPU, else the CPU)."""
+    framework: FrameworkName | None = None
+    """The framework the backend is for (None: transformers, the default). Only backends with
+    a name in that framework (its record's ``[[backend.frameworks]]``) are offered."""
+    framework_version: str | None = None
+    """That framework's version (None: not installed here, every name is assumed to hold)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +178,11 @@ class Choice:
     """For ``sdpa``: a kernel that passed verify and was measured faster than the default
     dispatch here; the runtime may set it first (``attn_doctor.runtime.sdpa_priority``)."""
     auto: bool = True
+    evidence: str | None = None
+    """When ``measured``: which evidence the score comes from (the bench runs, how many
+    reliable figures; unreliable figures are never used)."""
+    framework_name: str | None = None
+    """The backend's name in ``Request.framework`` (None: no framework asked)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -333,6 +365,9 @@ def rank(
     for SDPA when measured faster than its default dispatch).
     """
     opts = list(options)
+    if request.framework is not None:  # what that framework cannot use is not offered for it
+        fw, fv, dev = request.framework, request.framework_version, _device(gpu)
+        opts = [o for o in opts if BACKENDS[o.backend].framework_entry(fw, fv, dev) is not None]
     training = request.training
     anchor = None
     if evidence is not None:
@@ -388,9 +423,45 @@ def rank(
                 kernel_source=sdpa_kernel_source if is_sdpa else None,
                 activate=activate if is_sdpa else None,
                 auto=o.auto,
+                evidence=_used(evidence, o.backend, sdpa_kernel, training)
+                if was_measured
+                else None,
+                framework_name=_framework_name(o.backend, request),
             )
         )
     return tuple(out)
+
+
+def _used(
+    evidence: Evidence | None, backend: BackendName, sdpa_kernel: BackendName, training: bool
+) -> str | None:
+    """Which evidence ``_score`` took for ``backend`` (the same lookup order)."""
+    if evidence is None:
+        return None
+    for name in (backend, sdpa_kernel if backend == "sdpa" else backend):
+        if evidence.speed(name, training=training) is not None:
+            used = evidence.used(name)
+            return used if name == backend else f"{name}: {used}"
+    return None
+
+
+def _device(gpu: GpuFacts | None) -> Device | None:
+    if gpu is None:
+        return "cpu"
+    match gpu.vendor:
+        case "nvidia":
+            return "cuda"
+        case "amd":
+            return "rocm"
+        case _:
+            return None
+
+
+def _framework_name(backend: BackendName, request: Request) -> str | None:
+    if request.framework is None:
+        return None
+    entry = BACKENDS[backend].framework_entry(request.framework, request.framework_version)
+    return entry.name if entry is not None else None
 
 
 def _activation(
@@ -537,6 +608,10 @@ def decide(
             compatible_here=ok,
             compat_reason=why,
         )
+        if option is not None and request.framework is not None:
+            from attn_doctor.plan.frameworks import framework_option
+
+            option = framework_option(option, env, request.framework, table[name])
         if option is not None:
             options.append(option)
     kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)

@@ -7,15 +7,28 @@ starts a process; ``attn_doctor.install.pip`` runs them.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from attn_doctor.errors import UsageError
 from attn_doctor.plan.integrity import pinned_requirement
 from attn_doctor.plan.types import WheelCandidate
 
+if TYPE_CHECKING:
+    from attn_doctor.facts import Environment
+
 Installer = Literal["pip", "uv"]
+
+Shell = Literal["posix", "windows"]
+"""Whose quoting a shown command uses: a POSIX shell's, or one that pastes into both cmd and
+PowerShell (double quotes)."""
+
+_WINDOWS_BARE = re.compile(r"[A-Za-z0-9_\-.:/\\=+]+")
+"""Arguments that cmd and PowerShell both pass through unquoted. Anything else (a space,
+``<``, ``>``, ``,``, ``&``, ``|``, ``@``, ``*``, ``'``…) is double-quoted: cmd redirects on
+``<``/``>``, PowerShell makes ``a,b`` an array and ``@`` a splat."""
 
 PIP_QUIET_FLAGS: tuple[str, ...] = ("--no-input", "--disable-pip-version-check")
 
@@ -49,8 +62,61 @@ def build_argv(
     return [python, "-m", "pip", args[0], *PIP_QUIET_FLAGS, *args[1:], *extra]
 
 
+def shell_of(env: Environment) -> Shell:
+    """The shell a command for the machine ``env`` describes is pasted into."""
+    return "windows" if env.host.os == "windows" else "posix"
+
+
+def quote_arg(arg: str, shell: Shell = "posix") -> str:
+    """One argument, quoted for ``shell`` only when it needs it."""
+    if shell == "posix":
+        return shlex.quote(arg)
+    if arg and _WINDOWS_BARE.fullmatch(arg):
+        return arg
+    return '"' + arg.replace('"', '\\"') + '"'
+
+
+def join_command(argv: Sequence[str], shell: Shell = "posix") -> str:
+    """A command line that pastes into ``shell`` and runs ``argv``."""
+    return " ".join(quote_arg(a, shell) for a in argv)
+
+
+def powershell_note(python: str, shell: Shell) -> str | None:
+    """For a Windows plan whose interpreter path must be quoted: PowerShell runs a quoted
+    path only after its call operator ``&`` (cmd runs it as shown)."""
+    if shell != "windows" or quote_arg(python, shell) == python:
+        return None
+    return "in PowerShell, put & before the quoted interpreter path (cmd runs the line as shown)"
+
+
+def env_prefix(build_env: Sequence[tuple[str, str]], shell: Shell = "posix") -> str:
+    """Environment settings before a command: ``K=V `` (POSIX), ``set "K=V" && `` (cmd)."""
+    if shell == "posix":
+        return "".join(f"{k}={shlex.quote(v)} " for k, v in build_env)
+    return "".join(f'set "{k}={v}" && ' for k, v in build_env)
+
+
+def interpreter(env: Environment) -> str:
+    """The interpreter of the environment ``env`` describes (``python`` when not recorded)."""
+    return env.python.executable or "python"
+
+
+def pip_fix(env: Environment, *args: str) -> str:
+    """``X -m pip ARGS`` for the environment ``env`` describes, quoted for its shell: a fix
+    names the interpreter it is for, so the ``pip`` first on PATH cannot be another one's."""
+    return join_command([interpreter(env), "-m", "pip", *args], shell_of(env))
+
+
+def doctor_fix(env: Environment, *args: str) -> str:
+    """``attn-doctor ARGS --python X`` (X: the environment ``env`` describes)."""
+    argv = ["attn-doctor", *args]
+    if env.python.executable:
+        argv += ["--python", env.python.executable]
+    return join_command(argv, shell_of(env))
+
+
 CONSTRAINTS_PLACEHOLDER = "constraints.txt"
-"""How the temporary constraints file is named in displayed commands."""
+"""Kept for callers that name no file; shown commands name a written file or inline pins."""
 
 
 def index_url_args(index_url: str | None, index_args: Sequence[str] = ()) -> list[str]:
@@ -84,37 +150,41 @@ def command_lines(
     index_args: Sequence[str] = (),
     build_env: Sequence[tuple[str, str]] = (),
     pre_requirements: Sequence[str] = (),
+    constraints_file: str | None = None,
+    pins: Sequence[str] = (),
+    shell: Shell = "posix",
 ) -> tuple[str, ...]:
     """The exact command lines that install ``cand``: the plan shows them, the installer runs
-    the same argument vectors. The one builder for both."""
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in build_env)
+    the same argument vectors. The one builder for both.
+
+    The torch pins go in ``constraints_file`` (``-c FILE``: a file that was written) when one
+    is named, else inline as requirements (``pins``): a requirement on the installed version
+    is already satisfied, so it keeps torch where it is just as a constraint does, and the
+    line pastes on a machine where no file of ours exists. ``shell``: whose quoting.
+    """
+    inline = list(pins) if constraints_file is None else []
+
+    def line(args: list[str], prefix: str = "") -> str:
+        argv = build_argv(
+            args, python=python, installer=installer, constraints_file=constraints_file
+        )
+        return prefix + join_command(argv, shell)
+
     cmds = []
     if cand.torch_requirement is not None:
-        argv = build_argv(
-            [
-                "install",
-                *index_args,
-                *index_url_args(cand.index_url, index_args),
-                cand.torch_requirement,
-            ],
-            python=python,
-            installer=installer,
-            constraints_file=CONSTRAINTS_PLACEHOLDER,
+        cmds.append(
+            line(
+                [
+                    "install",
+                    *index_args,
+                    *index_url_args(cand.index_url, index_args),
+                    cand.torch_requirement,
+                ]
+            )
         )
-        cmds.append(shlex.join(argv))
     if pre_requirements:
-        argv = build_argv(
-            ["install", *index_args, *pre_requirements],
-            python=python,
-            installer=installer,
-            constraints_file=CONSTRAINTS_PLACEHOLDER,
-        )
-        cmds.append(shlex.join(argv))
-    argv = build_argv(
-        candidate_install_args(cand, index_args),
-        python=python,
-        installer=installer,
-        constraints_file=CONSTRAINTS_PLACEHOLDER,
+        cmds.append(line(["install", *index_args, *pre_requirements, *inline]))
+    cmds.append(
+        line([*candidate_install_args(cand, index_args), *inline], env_prefix(build_env, shell))
     )
-    cmds.append(f"{prefix} {shlex.join(argv)}".strip())
     return tuple(cmds)

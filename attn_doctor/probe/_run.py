@@ -7,13 +7,16 @@ back as a reason string (what was run, what went wrong), which the caller turns 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +130,77 @@ def kill_tree(proc: subprocess.Popen[str]) -> None:
             proc.kill()
 
 
+class _Children:
+    """The children ``run_isolated`` started that still run, so that Ctrl-C can end them.
+
+    Ctrl-C reaches only this process (each child has a session of its own) and only its main
+    thread; the children are waited for in worker threads, which would otherwise wait out
+    each child's whole timeout. Process-wide on purpose: it mirrors the process table.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[str]] = set()
+        self._stopping = False
+        self.stopped = 0
+        """How many children ``stop`` ended (for the interruption message)."""
+
+    def add(self, proc: subprocess.Popen[str]) -> bool:
+        """Track ``proc``; False (and killed) when an interruption is already under way."""
+        with self._lock:
+            if not self._stopping:
+                self._running.add(proc)
+                return True
+        kill_tree(proc)
+        return False
+
+    def discard(self, proc: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._running.discard(proc)
+
+    def stop(self) -> int:
+        """Kill every running child's process group; children started later are killed at
+        once. Returns how many were running."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running)
+            self._running.clear()
+        for proc in running:
+            kill_tree(proc)
+        self.stopped += len(running)
+        return len(running)
+
+    def reset(self) -> None:
+        """Allow children again, once the interrupted work has ended."""
+        with self._lock:
+            self._stopping = False
+
+
+CHILDREN = _Children()
+
+
+def stop_children() -> int:
+    """End every child of ``run_isolated`` still running (their whole process groups)."""
+    return CHILDREN.stop()
+
+
+@contextlib.contextmanager
+def children_end_on_interrupt(pool: Executor) -> Iterator[None]:
+    """Inside ``with pool:``: on Ctrl-C, end the running children and drop the queued ones,
+    so that leaving the pool (which waits for its threads) takes no longer than a kill."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        stop_children()
+        try:
+            # The workers' children are dead: their threads end at once. Queued work is
+            # dropped; a worker between two children is refused a new one meanwhile.
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            CHILDREN.reset()  # this process (a notebook, a test) may start children again
+        raise
+
+
 def run_isolated(
     argv: Sequence[str], *, timeout: float, env: Mapping[str, str], grace: float = 5.0
 ) -> Isolated:
@@ -162,6 +236,15 @@ def run_isolated(
             seconds=0.0,
             start_error=f"could not start {argv[0]}: {exc.strerror or exc}",
         )
+    if not CHILDREN.add(proc):  # Ctrl-C came first: this child is not wanted any more
+        proc.communicate()
+        return Isolated(
+            returncode=proc.returncode,
+            stdout="",
+            stderr="",
+            seconds=time.perf_counter() - start,
+            start_error="interrupted (Ctrl-C) before it ran",
+        )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -178,6 +261,7 @@ def run_isolated(
             timed_out=True,
         )
     finally:
+        CHILDREN.discard(proc)
         if proc.returncode is None:  # interrupted (Ctrl-C): do not leave the child running
             kill_tree(proc)
             proc.wait()

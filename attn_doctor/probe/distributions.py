@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503's normalised name (``packaging.utils.canonicalize_name``, without importing
+    ``packaging.tags`` and its ELF readers on ``check``'s start-up path)."""
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def search_path(environ: Mapping[str, str]) -> list[str]:

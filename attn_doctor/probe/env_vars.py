@@ -30,6 +30,15 @@ EXACT: frozenset[str] = frozenset(
         "CONDA_PREFIX",
         "VIRTUAL_ENV",
         "UV_TORCH_BACKEND",
+        # Frameworks and Hub kernels (diffusers utils/constants.py, kernels hf_hub.py):
+        "DIFFUSERS_ATTN_BACKEND",
+        "DIFFUSERS_ATTN_CHECKS",
+        "DIFFUSERS_TRUST_REMOTE_KERNELS",
+        "USE_HUB_KERNELS",
+        "LOCAL_KERNELS",
+        "UNSTABLE_KERNELS_ALL_LATEST",
+        "HF_HOME",
+        "HF_HUB_CACHE",
     }
 )
 PREFIXES: tuple[str, ...] = (
@@ -40,6 +49,8 @@ PREFIXES: tuple[str, ...] = (
     "ATTN_DOCTOR_",
     "KERNELS_",  # HF kernels: KERNELS_CACHE…
     "TRITON_",
+    "VLLM_",  # VLLM_ATTENTION_BACKEND (no longer read), VLLM_FLASH_ATTN_VERSION…
+    "SGLANG_",
 )
 SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "AUTH")
 """Names that would leak a credential into a snapshot are never recorded (index URLs, which

@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
-from attn_doctor.probe._run import run_isolated
+from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
 
 _R = TypeVar("_R")
 
 MARKER = "@@attn-doctor-result@@"
 TAIL_CHARS = 2000
+
 
 def _deep_modules() -> tuple[tuple[str, tuple[str, ...]], ...]:
     from attn_doctor.backends import BACKEND_NAMES, BACKENDS
@@ -309,7 +310,10 @@ def import_many(
     if not modules:
         return ()
     workers = max_workers or min(len(modules), max(4, os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-import") as ex:
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-import") as ex,
+        children_end_on_interrupt(ex),
+    ):
         futures = [
             ex.submit(import_in_child, m, timeout=timeout, python=python, environ=environ)
             for m in modules
@@ -439,8 +443,7 @@ class ImportBoard:
         shown = ", ".join(f"{m} ({now - t0:.0f} s)" for m, t0 in running[:4])
         more = f" and {len(running) - 4} more" if len(running) > 4 else ""
         return (
-            f"--deep: importing {shown}{more}; timeout {self.timeout:g} s each; "
-            f"{done}/{total} done"
+            f"--deep: importing {shown}{more}; timeout {self.timeout:g} s each; {done}/{total} done"
         )
 
 
@@ -471,7 +474,10 @@ def probe_deep(
         board.expect(len(modules) + int(with_torch))
     # At least 4 workers: a hung import holds one for the whole timeout.
     workers = max(1, min(len(modules) + 1, max(4, os.cpu_count() or 2)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex:
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attn-doctor-deep") as ex,
+        children_end_on_interrupt(ex),
+    ):
         runtime = (
             ex.submit(
                 _tracked,

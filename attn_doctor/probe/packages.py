@@ -22,6 +22,9 @@ import json
 import re
 from collections.abc import Iterable
 
+from packaging.utils import canonicalize_name
+
+from attn_doctor.backends import BACKENDS
 from attn_doctor.facts import PackageFacts, Unknown
 from attn_doctor.probe._run import read_text, unknown
 from attn_doctor.probe.distributions import (
@@ -32,34 +35,48 @@ from attn_doctor.probe.distributions import (
 )
 from attn_doctor.probe.torch_meta import local_label
 
-WATCHED: tuple[str, ...] = (
-    "flash-attn",
-    "flash-attn-3",  # hopper/setup.py: PACKAGE_NAME = "flash_attn_3" (module flash_attn_interface)
-    "flash-attn-4",
-    "flash-attn-cute",  # flash_attn/cute/pyproject.toml before FA4 was published as flash-attn-4
-    "xformers",
-    "unsloth",
-    "unsloth-zoo",
-    "transformers",
-    "triton",
-    "pytorch-triton",
-    "pytorch-triton-rocm",
-    "pytorch-triton-xpu",
-    "triton-windows",
-    "accelerate",
-    "peft",
-    "kernels",
-    "torchvision",
-    "torchaudio",
-    "bitsandbytes",
-    "deepspeed",
-    "vllm",
-    "sageattention",
-    "nvidia-cutlass-dsl",
-    "liger-kernel",
+
+def _record_distributions() -> tuple[str, ...]:
+    """Every distribution a backend record names: its own, its companions, what it needs."""
+    names: dict[str, None] = {}
+    for record in BACKENDS.values():
+        for name in (*record.distributions, *record.companions, *record.needs):
+            names[canonicalize_name(name)] = None
+    return tuple(names)
+
+
+WATCHED: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            *_record_distributions(),
+            "unsloth-zoo",
+            "transformers",
+            "pytorch-triton",
+            "pytorch-triton-rocm",
+            "pytorch-triton-xpu",
+            "triton-windows",
+            "accelerate",
+            "peft",
+            "torchvision",
+            "torchaudio",
+            "bitsandbytes",
+            "deepspeed",
+            "vllm",
+            "sglang",
+            "sglang-kernel",
+            "sgl-kernel",  # sglang-kernel's name before 0.4 (unverified)
+            "diffusers",
+            "kernels",
+            "triton",
+            "sageattention",
+            "nvidia-cutlass-dsl",
+            "liger-kernel",
+        )
+    )
 )
-"""Canonical names of the distributions recorded (plus every ``nvidia-cudnn-*`` and
-``nvidia-cutlass-dsl-*``)."""
+"""Canonical names of the distributions recorded: every distribution the backend records
+name (``wheels_index/backends.toml``), the frameworks and tools around them (plus every
+``nvidia-cudnn-*`` and ``nvidia-cutlass-dsl-*``)."""
 
 
 def is_watched(name: str) -> bool:

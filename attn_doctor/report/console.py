@@ -21,7 +21,8 @@ PIPE_WIDTH = 120
 """Width of output to a pipe or a file when ``COLUMNS`` is not set."""
 
 
-def _color_system(stream_isatty: bool, environ: Mapping[str, str]) -> bool:
+def color_enabled(stream_isatty: bool, environ: Mapping[str, str]) -> bool:
+    """Colour on a terminal, or with ``FORCE_COLOR``; never with ``NO_COLOR``."""
     if environ.get("NO_COLOR"):
         return False
     if environ.get("FORCE_COLOR"):
@@ -81,7 +82,7 @@ def make_console(*, stderr: bool = False, environ: Mapping[str, str] | None = No
     env = os.environ if environ is None else environ
     stream = sys.stderr if stderr else sys.stdout
     isatty = stream.isatty()
-    color = _color_system(isatty, env)
+    color = color_enabled(isatty, env)
     target: IO[str] = stream if isatty else StripTrailingSpaces(stream)  # type: ignore[assignment]
     return Console(
         file=target,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from attn_doctor.integrations.sage_attention import register_sageattention
     from attn_doctor.integrations.xformers_attention import register_xformers_attention
+    from attn_doctor.runtime.frameworks import diffusers_backend, sglang_args, vllm_args
     from attn_doctor.runtime.select import (
         Choice,
         best_attn_implementation,
@@ -30,16 +31,22 @@ _LAZY = {
     "load_kwargs": "attn_doctor.runtime.select",
     "register_xformers_attention": "attn_doctor.integrations.xformers_attention",
     "register_sageattention": "attn_doctor.integrations.sage_attention",
+    "diffusers_backend": "attn_doctor.runtime.frameworks",
+    "vllm_args": "attn_doctor.runtime.frameworks",
+    "sglang_args": "attn_doctor.runtime.frameworks",
 }
 
 __all__ = [
     "Choice",
     "best_attn_implementation",
     "clear_caches",
+    "diffusers_backend",
     "explain_choice",
     "load_kwargs",
     "register_sageattention",
     "register_xformers_attention",
+    "sglang_args",
+    "vllm_args",
 ]
 
 
@@ -51,4 +58,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API and the module's own dunders: not ``Any``, ``importlib`` & co."""
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})

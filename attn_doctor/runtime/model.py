@@ -117,7 +117,9 @@ def _config_traits(config: Any) -> dict[str, Any]:
         head_dim = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) else None
     dropout = getattr(text, "attention_dropout", None)
     softcap = getattr(text, "attn_logit_softcapping", None)
-    raw_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    # transformers >= 4.56 names it ``dtype``; ``torch_dtype`` is then a deprecated property
+    # whose read logs a warning, so only an older config's own attribute is read.
+    raw_dtype = getattr(config, "dtype", None) or vars(config).get("torch_dtype")
     try:
         config_dtype = dtype_name(raw_dtype)
     except UsageError:

@@ -55,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
 
         import torch
 
-        line = json.dumps({"cuda": bool(torch.cuda.is_available())})
+        cuda = bool(torch.cuda.is_available())
+        line = json.dumps(
+            {
+                "cuda": cuda,
+                "count": torch.cuda.device_count() if cuda else 0,
+                "torch_version": str(torch.__version__),
+                "torch_cuda": torch.version.cuda,
+            }
+        )
     else:
         from attn_doctor.verify.model import run_unsloth_check, unsloth_report_json
 

@@ -518,11 +518,28 @@ def check_kernels(
     adapter: str | None = None,
     python: str | None = None,
 ) -> KernelReport:
-    """Run ``backend``'s kernel checks in a child process; never raises for the kernel's sake."""
+    """Run ``backend``'s kernel checks in a child process; never raises for the kernel's sake.
+
+    A backend whose record rules out ``device`` (a CUDA-only kernel on CPU) is reported
+    unavailable with that reason, without starting a child.
+    """
+    from attn_doctor.adapters import adapter_for
     from attn_doctor.errors import SnapshotError
     from attn_doctor.facts import decode
     from attn_doctor.verify.subproc import run_child
 
+    here = adapter_for(backend).unavailable_here(device, None) if adapter is None else None
+    if here is not None:
+        return KernelReport(
+            backend=backend,
+            device=device,
+            status="unavailable",
+            reason=here,
+            cases=(),
+            max_error=None,
+            allowed=None,
+            seconds=0.0,
+        )
     args = ["kernels", "--backend", backend, "--device", device]
     if quick:
         args.append("--quick")

@@ -33,6 +33,8 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from attn_doctor.adapters import adapter_of_implementation
+from attn_doctor.adapters.base import import_reason
 from attn_doctor.verify.warned import recorded_warnings, warning_notes
 
 ModelStatus = Literal["passed", "failed", "unsupported", "error", "skipped"]
@@ -51,13 +53,8 @@ IMPLEMENTATIONS: tuple[str, ...] = (
 FAMILIES: tuple[str, ...] = ("llama", "qwen2", "gemma")
 DEFAULT_FAMILIES: tuple[str, ...] = ("llama", "qwen2")
 
-_FLASH_MODULES: dict[str, str] = {
-    "flash_attention_2": "flash_attn",
-    "flash_attention_3": "flash_attn_interface",
-    "flash_attention_4": "flash_attn.cute",
-}
-
 XFORMERS_MISSING = "xformers attention function not available in this build"
+"""What ``_impl_reason`` says when xformers' attention function cannot be registered."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,25 +179,24 @@ def _declared(family: str, cls: Any, config: Any) -> DeclaredSupport:
 
 
 def _impl_reason(impl: str, device: str) -> str | None:
-    """Why ``impl`` cannot run here, or None to try it."""
-    on_cuda = device.startswith("cuda")
-    if impl in _FLASH_MODULES:
-        if not on_cuda:
-            return "needs a CUDA device"
-        try:
-            importlib.import_module(_FLASH_MODULES[impl])
-        except Exception as exc:
-            return f"import {_FLASH_MODULES[impl]} failed: {type(exc).__name__}: {exc}"[:300]
-    if impl == "xformers":
-        if not on_cuda:
-            return "needs a CUDA device"
-        try:
-            helper = importlib.import_module("attn_doctor.integrations.xformers_attention")
-            helper.register_xformers_attention()
-        except ImportError:
-            return XFORMERS_MISSING
-        except Exception as exc:
-            return f"registering the xformers attention failed: {type(exc).__name__}: {exc}"[:300]
+    """Why ``impl`` cannot run here, or None to try it: the backend's adapter decides (its
+    record rules the device out, its module does not import, its integration -- the attention
+    function transformers does not ship -- does not register)."""
+    adapter = adapter_of_implementation(impl)
+    if adapter is None:
+        return None
+    record = adapter.record
+    here = adapter.unavailable_here(device, None)
+    if here is not None:
+        return here
+    if adapter.integration is None:
+        return import_reason(record.module) if record.module else None
+    try:
+        adapter.integration()
+    except ImportError:
+        return f"{record.name} attention function not available in this build"
+    except Exception as exc:
+        return f"registering the {record.name} attention failed: {type(exc).__name__}: {exc}"[:300]
     return None
 
 

@@ -6,8 +6,9 @@ module is safe to import from ``check`` and ``install``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from attn_doctor.backends import BACKENDS, BackendName
@@ -45,6 +46,16 @@ class BackendVerdict:
     unsloth: UnslothReport | None = None
     notes: tuple[str, ...] = ()
     """What was not checked and why (no backward here, unsupported cases, skipped models)."""
+    requested: bool = False
+    """Named by the caller: a requested backend that is not verified fails the run."""
+    from_record: bool = False
+    """Judged from its record (``wheels_index/backends.toml``) without starting a child:
+    the record alone says it cannot run here (no CUDA device, not installed)."""
+
+    @property
+    def verified(self) -> bool:
+        """At least one kernel case (or unsloth's model run) ran and was checked, and passed."""
+        return self.passed is True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +66,16 @@ class VerifyReport:
     backends: tuple[BackendVerdict, ...]
     model: ModelReport | None
     ok: bool
-    """No usable backend failed."""
+    """No backend failed, every backend named by the caller was verified, and (when none was
+    named) at least one backend was verified."""
+    verified: int = 0
+    """Backends whose checks ran and passed."""
+    not_applicable: int = 0
+    """Backends that cannot run here (not installed, no CUDA device...): nothing was checked."""
+    failed: int = 0
+    """Backends that can run here and failed, crashed or hung."""
+    summary: str = ""
+    """One line: "N verified, M not applicable here", the failures, and why the run fails."""
 
 
 def _model_impl(backend: BackendName) -> str | None:
@@ -66,12 +86,92 @@ def _model_impl(backend: BackendName) -> str | None:
     return BACKENDS[backend].attn_implementation
 
 
+def probe_cuda(*, timeout: float = 120.0, python: str | None = None) -> tuple[bool, str]:
+    """Whether torch (in a child process) sees a CUDA device, and in words what it sees."""
+    outcome = run_child(["device"], timeout=timeout, python=python)
+    data = outcome.data if outcome.status == "ok" and outcome.data is not None else None
+    if data is None:
+        return False, f"torch could not be asked ({outcome.status}: {outcome.reason})"
+    if data.get("cuda") is True:
+        return True, f"torch sees {data.get('count', 'a')} CUDA device(s)"
+    built = data.get("torch_cuda")
+    torch_version = f"torch {data.get('torch_version') or ''}".strip()
+    if built is None:
+        return False, f"{torch_version} is a build without CUDA"
+    return False, f"{torch_version} (CUDA {built}) sees no CUDA device"
+
+
 def detect_device(*, timeout: float = 120.0, python: str | None = None) -> str:
     """``"cuda"`` when torch (in a child process) sees a CUDA device, else ``"cpu"``."""
-    outcome = run_child(["device"], timeout=timeout, python=python)
-    if outcome.status == "ok" and outcome.data is not None and outcome.data.get("cuda") is True:
-        return "cuda"
-    return "cpu"
+    return "cuda" if probe_cuda(timeout=timeout, python=python)[0] else "cpu"
+
+
+def _same_python(python: str | None) -> bool:
+    import os
+    import sys
+
+    return python is None or os.path.realpath(python) == os.path.realpath(sys.executable)
+
+
+def record_reason(backend: BackendName, device: str, *, python: str | None = None) -> str | None:
+    """Why ``backend`` cannot run on ``device``, from its record alone (no child, no torch),
+    or None when only a child can tell.
+
+    The record's ``verify.cpu`` and vendors say whether it has a kernel for the device; the
+    installed distributions (read from package metadata, only for attn-doctor's own
+    interpreter) say whether it is there at all. The wording matches the child's
+    (``attn_doctor.verify.ops.available_ops``).
+    """
+    from attn_doctor.verify.ops import CPU_BACKENDS
+
+    record = BACKENDS[backend]
+    if record.verify.kind == "none":
+        return f"{record.title} is not checked by verify yet"
+    on_cuda = device.startswith("cuda")
+    has_cpu = backend in CPU_BACKENDS or (record.verify.kind == "model" and record.verify.cpu)
+    if not on_cuda and not has_cpu:
+        return "needs a CUDA device"
+    if on_cuda and record.vendors == ("cpu",):
+        return "CPU-only kernel"
+    if _same_python(python):
+        from attn_doctor.adapters.base import distribution_reason
+
+        return distribution_reason(record)
+    return None
+
+
+class _Steps:
+    """Progress: "[3/7] label, about 40 s left" from the mean time of the finished steps."""
+
+    def __init__(self, total: int, say: Callable[[str], None]) -> None:
+        self.total = total
+        self.done = 0
+        self.spent = 0.0
+        self._say = say
+
+    def start(self, label: str) -> None:
+        if self.done >= self.total:
+            self.total = self.done + 1
+        left = ""
+        if self.done:
+            seconds = self.spent / self.done * (self.total - self.done)
+            left = f", about {_duration(seconds)} left"
+        else:
+            left = ", estimating the time left"
+        self._say(f"[{self.done + 1}/{self.total}] {label}{left}")
+
+    def finish(self, seconds: float) -> None:
+        self.done += 1
+        self.spent += seconds
+
+    def drop(self, count: int = 1) -> None:
+        self.total = max(self.done, self.total - count)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
 
 
 def _run_model(
@@ -141,7 +241,11 @@ def _verdict(
     model_results: tuple[ImplResult, ...],
     model_reason: str | None,
     unsloth: UnslothReport | None,
+    *,
+    model_not_run: str | None = None,
 ) -> BackendVerdict:
+    """One backend's verdict. ``model_not_run``: why the model step did not run at all
+    ("not run, because transformers is not installed"): a note, never a failure."""
     failure: str | None = None
     usable = True
     checked = False
@@ -171,9 +275,16 @@ def _verdict(
                     f"model {result.family} {result.attn_implementation} "
                     f"{result.status}: {result.reason}"
                 )
-        if model_reason is not None and failure is None and model_results == ():
+        if (
+            model_not_run is None
+            and model_reason is not None
+            and failure is None
+            and model_results == ()
+        ):
             failure = model_reason
     notes = _notes(kernel, model_results) if usable else ()
+    if usable and model_not_run is not None:
+        notes = (f"model check {model_not_run}", *notes)
     passed: bool | None
     if not usable:
         passed = None
@@ -230,6 +341,21 @@ def _sentence(text: str) -> str:
     return head + ("." if dot else "")
 
 
+def _model_not_run(report: ModelReport | None, python: str | None) -> str | None:
+    """Why the model step could not run here (a fact of the machine, not a failure)."""
+    if report is None:
+        if _same_python(python):
+            import importlib.util
+
+            if importlib.util.find_spec("transformers") is None:
+                return "not run, because transformers is not installed"
+        return None
+    reason = report.reason or ""
+    if not report.results and reason.startswith("import transformers failed: ModuleNotFound"):
+        return "not run, because transformers is not installed"
+    return None
+
+
 def verify_backends(
     backends: Sequence[BackendName] | None = None,
     *,
@@ -245,39 +371,70 @@ def verify_backends(
 ) -> VerifyReport:
     """Verify ``backends`` (default: every backend with a kernel, plus unsloth) on ``device``.
 
-    ``device`` None: CUDA when torch sees a device, else CPU. Raises ``UsageError`` only when
-    ``model`` cannot be read. ``python`` runs the children
-    under another interpreter (the environment being verified). ``progress`` receives one line
-    per step (for a spinner on stderr). Never raises for a backend's sake: a crash, a hang or a
-    wrong answer is a verdict.
+    ``device`` None: CUDA when torch sees a device, else CPU. Raises ``UsageError`` when
+    ``device`` asks for CUDA and torch sees none, or when ``model`` cannot be read.
+    ``python`` runs the children under another interpreter (the environment being verified).
+    ``progress`` receives one line per step, with the step count and an estimate of the time
+    left (for a spinner on stderr). A backend its record says cannot run here (no CUDA
+    device, not installed) is judged without starting a child. Never raises for a backend's
+    sake: a crash, a hang or a wrong answer is a verdict.
+
+    Backends named in ``backends`` are *requested*: one that is not verified (cannot run
+    here, or failed) makes ``ok`` false. With none named, ``ok`` is false when a backend
+    failed or when nothing at all was verified.
     """
+    from attn_doctor.errors import UsageError
 
     def say(text: str) -> None:
         if progress is not None:
             progress(text)
 
+    requested = bool(backends)
     chosen: tuple[BackendName, ...] = (
         tuple(dict.fromkeys(backends)) if backends else (*KERNEL_BACKENDS, "unsloth")
     )
-    dev = device or detect_device(python=python)
-    kernels: dict[BackendName, KernelReport] = {}
-    for backend in chosen:
-        if backend in KERNEL_BACKENDS:
-            say(f"{backend}: kernel checks on {dev}")
-            kernels[backend] = check_kernels(
-                backend, device=dev, timeout=timeout, quick=quick, python=python
+    if device is not None and device.startswith("cuda"):
+        say("asking torch for a CUDA device")
+        has_cuda, seen = probe_cuda(python=python)
+        if not has_cuda:
+            raise UsageError(
+                f"--device {device}: {seen}",
+                hint="Run `attn-doctor check` for the reason, or verify on the CPU "
+                "(--device cpu, or leave --device out).",
             )
+        dev = device
+    elif device is not None:
+        dev = device
+    else:
+        say("asking torch for a CUDA device")
+        dev = detect_device(python=python)
+    not_here: dict[BackendName, str] = {}
+    for backend in chosen:
+        reason = record_reason(backend, dev, python=python)
+        if reason is not None:
+            not_here[backend] = reason
+    runnable = [b for b in chosen if b not in not_here]
+    kernel_steps = [b for b in runnable if b in KERNEL_BACKENDS]
+    steps = _Steps(len(kernel_steps) + (1 if include_model else 0) + ("unsloth" in runnable), say)
+    kernels: dict[BackendName, KernelReport] = {}
+    for backend in kernel_steps:
+        steps.start(f"{backend}: kernel checks on {dev}")
+        kernels[backend] = check_kernels(
+            backend, device=dev, timeout=timeout, quick=quick, python=python
+        )
+        steps.finish(kernels[backend].seconds)
     model_report: ModelReport | None = None
     wanted: list[str] = []
-    for backend in chosen:
+    for backend in runnable:
         impl = _model_impl(backend)
         kernel = kernels.get(backend)
         if impl is None or (kernel is not None and kernel.status == "unavailable"):
             continue
         if impl not in wanted:
             wanted.append(impl)
-    if include_model and (wanted or model is not None):
-        say(f"model checks: {', '.join(wanted)}")
+    not_run = _model_not_run(None, python) if include_model else None
+    if include_model and not_run is None and (wanted or model is not None):
+        steps.start(f"model checks: {', '.join(wanted)}")
         model_report = _run_model(
             device=dev,
             implementations=("eager", *(w for w in wanted if w != "eager")),
@@ -287,54 +444,89 @@ def verify_backends(
             timeout=timeout,
             python=python,
         )
+        steps.finish(model_report.seconds or 0.0)
+        not_run = _model_not_run(model_report, python)
         if (
             model is not None
             and not model_report.results
             and (model_report.reason or "").startswith("could not build the model")
         ):
-            from attn_doctor.errors import UsageError
-
             raise UsageError(
                 f"--model {model}: {model_report.reason}",
                 hint="give a local directory with a config.json, or a Hub id already in the "
                 "local cache (verify reads it offline); add --trust-remote-code for custom code",
             )
+    elif include_model:
+        steps.drop()
     verdicts = []
     for backend in chosen:
-        impl = _model_impl(backend)
-        results: tuple[ImplResult, ...] = ()
-        if model_report is not None and impl is not None:
-            results = tuple(r for r in model_report.results if r.attn_implementation == impl)
-        if backend == "unsloth":
-            say("unsloth: tiny model through FastLanguageModel")
-        unsloth = (
-            _run_unsloth(device=dev, timeout=timeout, python=python)
-            if backend == "unsloth"
-            else None
-        )
-        if backend == "hub_kernels":
+        if backend in not_here:
             verdicts.append(
                 BackendVerdict(
                     backend=backend,
                     usable=False,
                     passed=None,
-                    failure="Hub kernels are not checked by verify yet",
+                    failure=not_here[backend],
                     kernel=None,
                     model=(),
+                    requested=requested,
+                    from_record=True,
                 )
             )
             continue
-        verdicts.append(
-            _verdict(
-                backend,
-                kernels.get(backend),
-                results,
-                None if model_report is None else model_report.reason,
-                unsloth,
-            )
+        impl = _model_impl(backend)
+        results: tuple[ImplResult, ...] = ()
+        if model_report is not None and impl is not None:
+            results = tuple(r for r in model_report.results if r.attn_implementation == impl)
+        unsloth = None
+        if backend == "unsloth":
+            steps.start("unsloth: tiny model through FastLanguageModel")
+            began = time.monotonic()
+            unsloth = _run_unsloth(device=dev, timeout=timeout, python=python)
+            steps.finish(time.monotonic() - began)
+        verdict = _verdict(
+            backend,
+            kernels.get(backend),
+            results,
+            None if model_report is None else model_report.reason,
+            unsloth,
+            model_not_run=not_run,
         )
-    ok = not any(v.usable and v.passed is False for v in verdicts)
-    return VerifyReport(device=dev, backends=tuple(verdicts), model=model_report, ok=ok)
+        verdicts.append(replace(verdict, requested=requested))
+    return _report(dev, tuple(verdicts), model_report)
+
+
+def _report(
+    device: str, verdicts: tuple[BackendVerdict, ...], model: ModelReport | None
+) -> VerifyReport:
+    """The run's counts, its one-line summary and ``ok`` (see ``verify_backends``)."""
+    verified = [v for v in verdicts if v.verified]
+    failed = [v for v in verdicts if v.usable and v.passed is False]
+    not_applicable = [v for v in verdicts if not v.usable]
+    unverified_requested = [v for v in verdicts if v.requested and not v.verified]
+    summary = f"{len(verified)} verified, {len(not_applicable)} not applicable here"
+    if failed:
+        summary += f", {len(failed)} failed ({', '.join(v.backend for v in failed)})"
+    ok = not failed
+    missing = [v for v in unverified_requested if v.passed is not False]
+    if missing:
+        ok = False
+        summary += "; not verified: " + "; ".join(
+            f"{v.backend} ({v.failure or 'nothing could be checked'})" for v in missing
+        )
+    if not verified and not failed and not missing:
+        ok = False
+        summary += "; nothing was verified"
+    return VerifyReport(
+        device=device,
+        backends=verdicts,
+        model=model,
+        ok=ok,
+        verified=len(verified),
+        not_applicable=len(not_applicable),
+        failed=len(failed),
+        summary=summary,
+    )
 
 
 def verify_usable(
@@ -349,23 +541,32 @@ def verify_usable(
 
     A backend the diagnosis calls usable that verify finds unavailable (its import fails in
     the child, no device) is a failure here: the two disagree, and the user relies on check.
+    Hub kernels (not checked by verify) are listed and fail nothing.
     """
-    from dataclasses import replace
-
     usable: tuple[BackendName, ...] = tuple(b.backend for b in diagnosis.backends if b.usable)
     if not usable:
-        return VerifyReport(device=device or "cpu", backends=(), model=None, ok=True)
+        return VerifyReport(
+            device=device or "cpu",
+            backends=(),
+            model=None,
+            ok=True,
+            summary="check calls no backend usable: nothing to verify",
+        )
     report = verify_backends(usable, device=device, timeout=timeout, quick=quick, python=python)
     verdicts = tuple(
-        v
+        replace(v, requested=False)
         if v.usable or v.backend == "hub_kernels"
         else replace(
             v,
             usable=True,
             passed=False,
+            requested=False,
             failure=f"check calls it usable, but verify cannot run it: {v.failure}",
         )
         for v in report.backends
     )
-    ok = not any(v.usable and v.passed is False for v in verdicts)
-    return replace(report, backends=verdicts, ok=ok)
+    out = _report(report.device, verdicts, report.model)
+    # check's gate is "nothing that check calls usable fails": a machine whose only usable
+    # backend is a Hub kernel verifies nothing, and that is not a failure of check.
+    ok = out.failed == 0
+    return replace(out, ok=ok)

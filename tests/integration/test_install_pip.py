@@ -225,7 +225,10 @@ def test_dry_run_and_non_tty_without_yes_change_nothing(venv: Path, wheelhouse: 
     args = ["install", "flash-attn", "--python", str(py), "--wheelhouse", str(wheelhouse)]
     dry = run_cli([*args, "--dry-run"])
     assert dry.returncode == 0, dry.stderr
-    assert "-c constraints.txt" in dry.stdout
+    assert "-c constraints.txt" not in dry.stdout  # a file that does not exist
+    # The pins file the shown command names was written, and holds the pins.
+    named = Path(dry.stdout.split(" -c ", 1)[1].split()[0])
+    assert "torch==2.8.0+cu128" in named.read_text(encoding="utf-8").splitlines()
     assert "torch==2.8.0+cu128" in dry.stdout
     refused = run_cli(args)
     assert refused.returncode == 2

@@ -11,15 +11,22 @@ reads the machine, starts a process or imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from attn_doctor.backends import BACKEND_NAMES
 from attn_doctor.diagnosis import Diagnosis, Finding
 from attn_doctor.facts import Environment
+from attn_doctor.framework_names import FrameworkName
 from attn_doctor.plan.decide import Evidence as Evidence_
 from attn_doctor.plan.decide import Request
 from attn_doctor.plan.diagnose.context import _SEVERITY_ORDER, _Ctx
 from attn_doctor.plan.diagnose.folklore import _folklore
+from attn_doctor.plan.diagnose.frameworks import (
+    framework_advice,
+    framework_findings,
+    frameworks_for,
+)
 from attn_doctor.plan.diagnose.gpu_backends import _gpu_backend_findings
 from attn_doctor.plan.diagnose.packages import (
     _build_label_findings,
@@ -31,7 +38,7 @@ from attn_doctor.plan.diagnose.packages import (
     _xformers_findings,
     package_of_module,
 )
-from attn_doctor.plan.diagnose.table import _backend_table, _recommend
+from attn_doctor.plan.diagnose.table import _backend_table, _recommend, _torch_blocked
 from attn_doctor.plan.diagnose.toolchain import (
     _platform_findings,
     _toolchain_findings,
@@ -58,11 +65,14 @@ def diagnose(
     evidence: Evidence_ | None = None,
     request: Request | None = None,
     index: Index | None = None,
+    frameworks: Iterable[FrameworkName] = (),
 ) -> Diagnosis:
     """Everything attn-doctor concludes about ``env``: findings, backend table, recommendations.
 
     ``evidence`` is what a bench run measured on this machine (same GPU, same torch); the
     recommendations are the one decision (``attn_doctor.plan.decide``) for each device.
+    ``frameworks``: frameworks to speak the decision in besides those installed here
+    (``check --for``).
     """
     ctx = _Ctx(env=env, rules=rules, evidence=evidence, request=request or Request(), index=index)
     findings: list[Finding] = []
@@ -80,6 +90,7 @@ def diagnose(
     findings += _toolchain_findings(ctx)
     findings += _platform_findings(ctx)
     findings += _unknown_findings(ctx)
+    findings += framework_findings(ctx)
     table = _backend_table(ctx, findings)
     findings += _transformers_findings(ctx, table)
     findings += _hub_fallback_findings(ctx, table)
@@ -91,4 +102,17 @@ def diagnose(
         backends=tuple(table[name] for name in BACKEND_NAMES),
         recommendations=tuple(_recommend(ctx, table, findings)),
         folklore=tuple(_folklore(ctx, table)),
+        frameworks=tuple(
+            framework_advice(
+                ctx, table, _framework_blocker(ctx, findings), frameworks_for(ctx, frameworks)
+            )
+        ),
     )
+
+
+def _framework_blocker(ctx: _Ctx, findings: list[Finding]) -> Finding | None:
+    """As for the recommendations: a GPU-side problem does not stop a CPU-only machine."""
+    blocker = _torch_blocked(findings)
+    if blocker is not None and not ctx.env.gpus and blocker.id != "no-torch":
+        return None
+    return blocker

@@ -19,6 +19,7 @@ from attn_doctor.plan.machine import (
     gpu_label,
     sm_text,
 )
+from attn_doctor.plan.pip_command import pip_fix
 
 # --- GPU generation vs backends ----------------------------------------------------------------
 
@@ -89,7 +90,7 @@ def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
                         ),
                         _ev(f"index:backends.toml#{name}.min_sm", rule.min_sm),
                     ],
-                    fix=f"pip uninstall -y {info.distribution}",
+                    fix=pip_fix(env, "uninstall", "-y", info.distribution),
                     fix_note="Works on this GPU instead: " + ", ".join(instead)
                     if instead
                     else None,

@@ -24,6 +24,7 @@ from attn_doctor.plan.machine import (
     parse_version,
     torch_version,
 )
+from attn_doctor.plan.pip_command import doctor_fix, pip_fix
 from attn_doctor.rules import cuda_key
 
 # --- installed packages -----------------------------------------------------------------------
@@ -147,7 +148,12 @@ def _reinstall_fix(ctx: _Ctx, owner: BackendName, dist: str) -> tuple[str, str |
     resolver has a way to install it on this machine; else remove the broken package (which
     always works, and lets transformers fall back to SDPA) and say why not reinstall."""
     route = ctx.route(owner)
-    reinstall = f"pip uninstall -y {dist} && attn-doctor install {owner.replace('_', '-')}"
+    env = ctx.env
+    reinstall = (
+        pip_fix(env, "uninstall", "-y", dist)
+        + " && "
+        + doctor_fix(env, "install", owner.replace("_", "-"))
+    )
     if route is not None and route.candidates:
         return reinstall, None
     if route is None and ctx.env.gpus:  # no index given (a library caller): cannot tell
@@ -159,7 +165,7 @@ def _reinstall_fix(ctx: _Ctx, owner: BackendName, dist: str) -> tuple[str, str |
     else:
         why = "no installable build for this machine is known"
     return (
-        f"pip uninstall -y {dist}",
+        pip_fix(env, "uninstall", "-y", dist),
         f"attn-doctor cannot reinstall {BACKENDS[owner].title} here ({why}); removing the "
         "broken package keeps it from failing every import of it.",
     )
@@ -205,7 +211,9 @@ def _build_label_findings(ctx: _Ctx) -> list[Finding]:
                     _ev("torch.version", torch.version),
                     _ev("torch.cxx11_abi", torch.cxx11_abi),
                 ],
-                fix=f"pip uninstall -y {name} && attn-doctor install flash-attn",
+                fix=pip_fix(env, "uninstall", "-y", name)
+                + " && "
+                + doctor_fix(env, "install", "flash-attn"),
                 backends=("flash_attn_2" if name == "flash-attn" else "flash_attn_3",),
             )
         )
@@ -263,7 +271,7 @@ def _xformers_findings(ctx: _Ctx) -> list[Finding]:
             "('xFormers can't load C++/CUDA extensions') and memory_efficient_attention falls back "
             "or fails.",
             ev,
-            fix="attn-doctor install xformers",
+            fix=doctor_fix(ctx.env, "install", "xformers"),
             fix_note="Install the xformers release made for this torch (from the PyTorch index for "
             "its CUDA), with torch pinned so pip cannot replace it.",
             backends=("xformers",),
@@ -319,10 +327,10 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
                     _ev(f"packages.{pkg.name}.requires", line),
                     _ev("torch.version", torch.version),
                 ],
-                fix=f"attn-doctor install {pkg.name}",
+                fix=doctor_fix(env, "install", pkg.name),
                 fix_note=(
                     f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
-                    f"it (pip uninstall -y {pkg.name})."
+                    f"it ({pip_fix(env, 'uninstall', '-y', pkg.name)})."
                 ),
                 backends=tuple(
                     n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name

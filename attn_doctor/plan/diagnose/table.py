@@ -151,7 +151,7 @@ def _recommend(
             if choice.activate is not None:
                 note += f"; {BACKENDS[choice.activate].title} measured faster here"
             if choice.score is not None and choice.measured:
-                note += f"; measured {choice.score:.3g} TFLOP/s here (attn-doctor bench)"
+                note += f"; measured {choice.score:.3g} TFLOP/s here ({choice.evidence})"
             recs.append(
                 Recommendation(
                     rank=choice.rank,

@@ -21,6 +21,7 @@ from attn_doctor.plan.machine import (
     source_build_jobs,
     torch_version,
 )
+from attn_doctor.plan.pip_command import env_prefix, pip_fix, shell_of
 from attn_doctor.rules import cuda_key
 
 # --- toolchain, platform, Python, RAM -----------------------------------------------------------
@@ -286,10 +287,11 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                     _ev("host.cpu_count", cpus),
                     _ev("env.MAX_JOBS", env.env("MAX_JOBS")),
                 ],
-                fix=(
-                    f"MAX_JOBS={low_jobs} NVCC_THREADS={SOURCE_BUILD_NVCC_THREADS} "
-                    "pip install flash-attn --no-build-isolation"
-                ),
+                fix=env_prefix(
+                    (("MAX_JOBS", str(low_jobs)), ("NVCC_THREADS", str(SOURCE_BUILD_NVCC_THREADS))),
+                    shell_of(env),
+                )
+                + pip_fix(env, "install", "flash-attn", "--no-build-isolation"),
                 fix_note="Prefer a prebuilt wheel (attn-doctor install flash-attn) or SDPA.",
                 backends=("flash_attn_2",),
                 sources=(build.source,),

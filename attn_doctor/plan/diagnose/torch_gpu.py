@@ -33,6 +33,7 @@ from attn_doctor.plan.machine import (
     sm_text,
     torch_version,
 )
+from attn_doctor.plan.pip_command import pip_fix
 from attn_doctor.rules import cuda_key
 
 # --- torch and the GPU ----------------------------------------------------------------------
@@ -41,29 +42,29 @@ from attn_doctor.rules import cuda_key
 def _torch_install_command(ctx: _Ctx, torch_minor: str, *, pin: str | None) -> tuple[str, str]:
     """A pip command for a torch build that runs on this machine's GPUs, and why that variant."""
     env, rules = ctx.env, ctx.rules
-    spec = f"torch=={pin}" if pin else f'"torch=={torch_minor}.*"'
+    spec = f"torch=={pin}" if pin else f"torch=={torch_minor}.*"
     if env.amd_gpus and not env.nvidia_gpus:
         row = rules.variants(torch_minor)
         if row is not None and row.rocm:
             rocm = row.rocm[-1]
             return (
-                f"pip install {spec} --index-url {PYTORCH_INDEX}/rocm{rocm}",
+                pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/rocm{rocm}"),
                 f"torch {torch_minor} ships ROCm {', '.join(row.rocm)} builds",
             )
         return (
-            f"pip install {spec} --index-url {PYTORCH_INDEX}/rocm<version>",
+            pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/rocm<version>"),
             f"no ROCm variant of torch {torch_minor} is recorded; pick one on pytorch.org",
         )
     choice = choose_cuda_variant(rules, env, torch_minor)
     if choice is not None:
         return (
-            f"pip install {spec} --index-url {PYTORCH_INDEX}/{cu_tag(choice.cuda)}",
+            pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/{cu_tag(choice.cuda)}"),
             f"{cu_tag(choice.cuda)}: {choice.why}",
         )
     row = rules.variants(torch_minor)
     if row is None:
         return (
-            f"pip install {spec} --index-url {PYTORCH_INDEX}/cu<XYZ>",
+            pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/cu<XYZ>"),
             f"torch {torch_minor} is not in the variants table; pick the cuXYZ index "
             "matching your driver's CUDA on pytorch.org",
         )
@@ -78,27 +79,32 @@ def _torch_install_command(ctx: _Ctx, torch_minor: str, *, pin: str | None) -> t
             upgrade = choose_cuda_variant(rules, env, minor)
             if upgrade is not None:
                 return (
-                    f'pip install "torch=={minor}.*" --index-url '
-                    f"{PYTORCH_INDEX}/{cu_tag(upgrade.cuda)}",
+                    pip_fix(
+                        env,
+                        "install",
+                        f"torch=={minor}.*",
+                        "--index-url",
+                        f"{PYTORCH_INDEX}/{cu_tag(upgrade.cuda)}",
+                    ),
                     f"torch {torch_minor} has no build with CUDA >= {need}, which these GPUs need; "
                     f"torch {minor} is the first release with one that fits ({upgrade.why})",
                 )
         return (
-            f"pip install {spec} --index-url {PYTORCH_INDEX}/cu<XYZ>",
+            pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/cu<XYZ>"),
             f"no recorded torch build has CUDA >= {need} and fits this driver: upgrade the driver",
         )
     compat_ok = [c for c in arch_ok if driver_runs_compat(rules, env, c)]
     if compat_ok:
         cuda = max(compat_ok, key=cuda_key)
         return (
-            f"pip install {spec} --index-url {PYTORCH_INDEX}/{cu_tag(cuda)}",
+            pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/{cu_tag(cuda)}"),
             f"{cu_tag(cuda)} runs on this driver through CUDA minor version compatibility "
             f"(limited features); a driver >= {release_minimum(rules, cuda, driver_column(env))} "
             "runs it fully",
         )
     lowest = min(arch_ok, key=cuda_key)
     return (
-        f"pip install {spec} --index-url {PYTORCH_INDEX}/{cu_tag(lowest)}",
+        pip_fix(env, "install", spec, "--index-url", f"{PYTORCH_INDEX}/{cu_tag(lowest)}"),
         f"no CUDA variant of torch {torch_minor} ({', '.join(row.cuda)}) runs on this driver: "
         f"upgrade the NVIDIA driver to >= {release_minimum(rules, lowest, driver_column(env))}",
     )
@@ -119,10 +125,11 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
         if nvidia or amd:
             cmd, why = _torch_install_command(ctx, latest_torch_minor(rules), pin=None)
         elif env.host.os == "darwin":
-            cmd, why = "pip install torch", "macOS wheels on the package index include MPS"
+            cmd = pip_fix(env, "install", "torch")
+            why = "macOS wheels on the package index include MPS"
         else:
             cmd, why = (
-                f"pip install torch --index-url {PYTORCH_INDEX}/cpu",
+                pip_fix(env, "install", "torch", "--index-url", f"{PYTORCH_INDEX}/cpu"),
                 "no GPU: the CPU build is smaller",
             )
         out.append(
@@ -193,7 +200,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 "torch fails to import",
                 f"`import torch` {res.status} in a child process: {res.detail or 'no detail'}",
                 [*torch_ev, _ev("import:torch", f"{res.status}: {res.detail}")],
-                fix=f"pip install --force-reinstall --no-deps torch=={pin}",
+                fix=pip_fix(env, "install", "--force-reinstall", "--no-deps", f"torch=={pin}"),
                 fix_note=(
                     "Reinstall torch from the index it came from (see torch.version local label)."
                 ),

@@ -4,8 +4,6 @@ fallback (pure).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from packaging.version import Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
@@ -13,16 +11,28 @@ from attn_doctor.diagnosis import (
     BackendStatus,
     Finding,
 )
-
-if TYPE_CHECKING:
-    pass
 from attn_doctor.plan.compat import TORCH_INTERNAL
 from attn_doctor.plan.diagnose.context import _Ctx, _ev, _version_of
 from attn_doctor.plan.machine import (
     parse_version,
 )
+from attn_doctor.plan.pip_command import pip_fix
 
 # --- transformers -------------------------------------------------------------------------------
+
+_ACCEPTED_PREFIXES = ("flash_attention_", "flex_attention", "sdpa")
+"""Values transformers lists in ``AttentionInterface._global_mapping`` itself (others, such as
+Hub ids or registered names, are not in that list even where they load)."""
+
+
+def _accepted_values(ctx: _Ctx) -> tuple[str, ...] | None:
+    """The ``attn_implementation`` values read from the installed transformers' files, when
+    the probe read them for the transformers version this snapshot records."""
+    read = ctx.env.transformers_constants
+    tf = ctx.env.package("transformers")
+    if read is None or tf is None or read.version != tf.version or not read.attn_implementations:
+        return None
+    return read.attn_implementations
 
 
 def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]) -> list[Finding]:
@@ -40,7 +50,13 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
             ):
                 continue
             entry = rules.attn_implementation(name)
-            if entry is None or tfv >= Version(entry.first):
+            if entry is None:
+                continue
+            read = _accepted_values(ctx)
+            if read is not None and entry.value.startswith(_ACCEPTED_PREFIXES):
+                if entry.value in read:
+                    continue  # the installed transformers lists it: it loads
+            elif tfv >= Version(entry.first):
                 continue
             out.append(
                 ctx.finding(
@@ -55,7 +71,7 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                         _ev("packages.transformers.version", tf.version),
                         _ev(f"index:transformers.toml#{entry.value}.first", entry.first),
                     ],
-                    fix=f'pip install -U "transformers>={entry.first}"',
+                    fix=pip_fix(env, "install", "-U", f"transformers>={entry.first}"),
                     backends=(name,),
                     sources=(entry.source,),
                 )
@@ -115,7 +131,13 @@ _FLASH_FOR_IMPL: dict[str, BackendName] = {
 def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Finding]:
     """What transformers really does here when asked for flash_attention_2/3/4 without the
     flash package: since 5.0 it loads the Hub kernel by itself if `kernels` is installed in
-    its supported range (modeling_flash_attention_utils.py, FLASH_ATTN_KERNEL_FALLBACK)."""
+    its supported range (modeling_flash_attention_utils.py, FLASH_ATTN_KERNEL_FALLBACK).
+
+    The range and the repos are the installed transformers' own constants when the probe read
+    them (``env.transformers_constants``), else the bundled row for that release
+    (``index.hub_kernels.fallback_of``); a release with neither gets no verdict, only a note."""
+    from attn_doctor.index.hub import fallback_of
+
     env, index = ctx.env, ctx.index
     tf = env.package("transformers")
     if index is None or tf is None or not env.nvidia_gpus:
@@ -124,57 +146,82 @@ def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -
     tf_version = parse_version(tf.version)
     if tf_version is None or tf_version < Version(hub.transformers_fallback_since):
         return []
+    rules = fallback_of(env, hub)
     kernels = env.package("kernels")
-    kv = parse_version(kernels.version) if kernels is not None else None
-    in_range = kv is not None and (
-        Version(hub.kernels_min_version) <= kv < Version(hub.kernels_max_version)
+    accepted = rules.accepts(kernels.version) if kernels is not None else None
+    min_sm = {k.repo: k.min_sm for k in hub.kernels}
+    sms = [g.sm for g in env.nvidia_gpus if g.sm is not None]
+    where = (
+        "its installed files"
+        if rules.read_here
+        else ("the bundled table (unverified)" if not rules.verified else "the bundled table")
     )
     out: list[Finding] = []
-    for kernel in hub.kernels:
-        backend = _FLASH_FOR_IMPL.get(kernel.replaces)
+    for implementation, repo in rules.repos:
+        backend = _FLASH_FOR_IMPL.get(implementation)
         if backend is None or table[backend].usable:
             continue  # the flash package itself serves this value
-        sms = [g.sm for g in env.nvidia_gpus if g.sm is not None]
-        if kernel.min_sm is not None and sms and max(sms) < kernel.min_sm:
+        need = min_sm.get(repo)
+        if need is not None and sms and max(sms) < need:
             continue  # neither route runs on this GPU; the GPU findings say so
+        asked = rules.kernel_version(repo)
+        named = f"{repo} (kernel version {asked})" if asked else repo
         evidence = [
             _ev("packages.transformers.version", tf.version),
             _ev("packages.kernels.version", kernels.version if kernels else None),
-            _ev(f"index:hub_kernels.toml#{kernel.repo}", kernel.replaces),
+            _ev("transformers.kernels_range", rules.requirement),
+            _ev(f"transformers.hub_fallback#{implementation}", repo),
         ]
-        if in_range and kernels is not None:
+        if kernels is None:
+            continue
+        if accepted is None:
+            out.append(
+                ctx.finding(
+                    "transformers-hub-fallback-unknown",
+                    "info",
+                    f'Hub fallback for attn_implementation="{implementation}" not known',
+                    f"transformers {tf.version} falls back to {repo} only with `kernels` in "
+                    "the range it accepts; that range was not read for this release "
+                    f"({rules.source}). Run `attn-doctor check` on the machine itself to "
+                    "read it from the installed transformers.",
+                    evidence,
+                    backends=(backend, "hub_kernels"),
+                    sources=(rules.source,),
+                )
+            )
+        elif accepted:
             out.append(
                 ctx.finding(
                     "transformers-hub-fallback",
                     "info",
-                    f'attn_implementation="{kernel.replaces}" loads {kernel.repo} from the Hub',
+                    f'attn_implementation="{implementation}" loads {repo} from the Hub',
                     f"{BACKENDS[backend].title} is not usable here, and transformers "
                     f"{tf.version} (>= {hub.transformers_fallback_since}) then falls back by "
-                    f"itself to the Hub kernel {kernel.repo} because `kernels` {kernels.version} "
-                    "is installed: it downloads on first use (network needed once).",
+                    f"itself to the Hub kernel {named} because `kernels` {kernels.version} "
+                    f"is in the range it accepts ({rules.requirement}, from {where}): it "
+                    "downloads on first use (network needed once).",
                     evidence,
                     fix_note="To pin what runs, install the flash package "
                     f"(attn-doctor install {BACKENDS[backend].distribution}) or load with "
-                    f'attn_implementation="{kernel.repo}" explicitly.',
+                    f'attn_implementation="{repo}" explicitly.',
                     backends=(backend, "hub_kernels"),
-                    sources=(hub.source,),
+                    sources=(rules.source,),
                 )
             )
-        elif kernels is not None:
+        else:
             out.append(
                 ctx.finding(
                     "transformers-hub-fallback-off",
                     "info",
-                    f'no Hub fallback for attn_implementation="{kernel.replaces}"',
-                    f"transformers {tf.version} falls back to {kernel.repo} only with `kernels` "
-                    f">= {hub.kernels_min_version}, < {hub.kernels_max_version}; "
-                    f"{kernels.version} is installed, so asking for {kernel.replaces} fails "
-                    "at model load.",
+                    f'no Hub fallback for attn_implementation="{implementation}"',
+                    f"transformers {tf.version} falls back to {repo} only with "
+                    f"{rules.requirement} (from {where}); `kernels` {kernels.version} is "
+                    f"installed, so asking for {implementation} fails at model load.",
                     evidence,
-                    fix=f"pip install 'kernels>={hub.kernels_min_version},"
-                    f"<{hub.kernels_max_version}'",
+                    # accepted is False only where the range is known
+                    fix=pip_fix(env, "install", rules.requirement or "kernels"),
                     backends=(backend, "hub_kernels"),
-                    sources=(hub.source,),
+                    sources=(rules.source,),
                 )
             )
     return out

@@ -12,37 +12,37 @@ build. The Hub kernel route is its own backend (``hub_kernels``) and is named in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from attn_doctor.adapters import adapter_for
 from attn_doctor.backends import BACKENDS, BackendName
-from attn_doctor.errors import UsageError
+from attn_doctor.errors import NoPlanner, NoWayToInstall, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
 from attn_doctor.plan.integrity import integrity_note
-from attn_doctor.plan.pip_command import command_lines
+from attn_doctor.plan.pip_command import command_lines, shell_of
 from attn_doctor.plan.resolve.common import (
     ALL_SOURCES,
     PROTECTED,
     PYTORCH_INDEX,
     Machine,
-    _torch_problem,
+    Planner,
     machine_of,
     torch_variant,
     vendor_torch,
 )
-from attn_doctor.plan.resolve.flash_attn import _plan_flash_attn_2
-from attn_doctor.plan.resolve.flash_attn_3_4 import (
-    _plan_flash_attn_3,
-    _plan_flash_attn_4,
-    flash_attn_4_runtime,
+from attn_doctor.plan.resolve.flash_attn_4 import flash_attn_4_runtime
+from attn_doctor.plan.resolve.frameworks import (
+    framework_constraints,
+    framework_notes,
+    limit_for_frameworks,
 )
-from attn_doctor.plan.resolve.hub import _plan_hub
-from attn_doctor.plan.resolve.unsloth import _plan_unsloth
-from attn_doctor.plan.resolve.xformers import _plan_xformers
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind
 
 __all__ = [
@@ -63,31 +63,34 @@ __all__ = [
 _BUILTIN: frozenset[BackendName] = frozenset(n for n in BACKENDS if BACKENDS[n].builtin)
 
 
-def _plan_sage(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
-) -> BackendPlan:
-    from attn_doctor.plan.resolve.sage import plan_sageattention
+def planner_for(backend: BackendName) -> Planner:
+    """The install planner the backend's adapter names (``module:function``).
 
-    plan = plan_sageattention(m, _torch_problem)
-    kept = tuple(c for c in plan.candidates if c.source in allow)
-    return replace(plan, candidates=kept)
+    Raises ``NoPlanner`` (exit code 2) when attn-doctor has none for it.
+    """
+    ref = adapter_for(backend).planner
+    record = BACKENDS[backend]
+    if ref is None:
+        dist = record.distribution
+        raise NoPlanner(
+            f"attn-doctor has no install planner for {record.title}",
+            hint=(f"install {dist} by hand (pip install {dist}), then " if dist else "")
+            + f"run `attn-doctor verify --backend {backend}` to prove it works here",
+        )
+    module, _, name = ref.partition(":")
+    return cast(Planner, getattr(importlib.import_module(module), name))
 
 
 def known_versions(index: Index, backend: BackendName) -> tuple[str, ...]:
     """Every release of ``backend`` the index knows, oldest first (empty: not versioned)."""
-    found: set[str] = set()
-    if backend == "flash_attn_2":
-        found = {r.version for r in index.flash_attn}
-        found |= {w.version for w in index.community.wheels if w.package == "flash_attn"}
-    elif backend == "flash_attn_3":
-        found = {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
-    elif backend == "flash_attn_4":
-        found = {r.version for r in index.flash_attn_4}
-    elif backend == "xformers":
-        found = {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
-    elif backend == "unsloth":
-        found = {index.unsloth.version}
-    return tuple(sorted(found, key=Version))
+    ref = adapter_for(backend).releases
+    if ref is None:
+        return ()
+    module, _, name = ref.partition(":")
+    releases = cast(
+        Callable[[Index], Iterable[str]], getattr(importlib.import_module(module), name)
+    )
+    return tuple(sorted(set(releases(index)), key=Version))
 
 
 def check_versions(index: Index, backend: BackendName, versions: SpecifierSet) -> None:
@@ -129,28 +132,14 @@ def plan_backend(
             ways_out=(f"{info.title} ships with torch: nothing to install.",),
             already_installed=m.torch,
         )
-    planners = {
-        "flash_attn_2": _plan_flash_attn_2,
-        "flash_attn_3": _plan_flash_attn_3,
-        "flash_attn_4": _plan_flash_attn_4,
-        "xformers": _plan_xformers,
-        "unsloth": _plan_unsloth,
-        "hub_kernels": _plan_hub,
-        "sageattention": _plan_sage,
-    }
-    if versions is not None and backend in ("flash_attn_2", "xformers"):
-        versioned = _plan_flash_attn_2 if backend == "flash_attn_2" else _plan_xformers
-        plan = versioned(m, index, allow, allow_torch_change, versions)
-    else:
-        plan = planners[backend](m, index, allow, allow_torch_change)
+    planner = planner_for(backend)
+    plan = planner(m, index, allow, allow_torch_change, versions)
     if versions is not None:
-        plan = _only_versions(
-            plan, versions, planners[backend](m, index, allow, allow_torch_change)
-        )
+        plan = _only_versions(plan, versions, planner(m, index, allow, allow_torch_change))
     plan = gate_on_device(plan, env)
     if installed is not None:
         plan = replace(plan, already_installed=installed.version)
-    return plan
+    return limit_for_frameworks(env, backend, plan)
 
 
 def gate_on_device(plan: BackendPlan, env: Environment) -> BackendPlan:
@@ -208,7 +197,7 @@ def plan_install(
 ) -> InstallPlan:
     """The install plan for the ``choice``-th candidate (best first).
 
-    Raises ``UsageError`` when no candidate fits (the hint carries the ways out).
+    Raises ``NoWayToInstall`` (exit 1) when no candidate fits (the hint carries the ways out).
     """
     plan = plan_backend(
         env,
@@ -225,7 +214,7 @@ def plan_install(
             if versions is not None
             else BACKENDS[backend].title
         )
-        raise UsageError(
+        raise NoWayToInstall(
             f"no way to install {what} here: {reasons}",
             hint=" ".join(plan.ways_out) or None,
         )
@@ -243,7 +232,9 @@ def plan_install(
     if cand.source == "hub":
         notes.append(f"then load models with attn_implementation='{cand.attn_implementation}'")
     # The same builder the installer runs (``install.pip.command_lines``).
-    commands = command_lines(cand, python=py, build_env=cand.build_env)
+    commands = command_lines(
+        cand, python=py, build_env=cand.build_env, pins=protected, shell=shell_of(env)
+    )
     if cand.source == "community":
         notes.append("community build: not produced by the backend's authors")
     integrity = integrity_note(cand)
@@ -251,6 +242,8 @@ def plan_install(
         notes.append(integrity)
     if not cand.verified:
         notes.append("the index entry behind this choice is not confirmed against upstream")
+    notes += framework_notes(env, backend, cand)
+    protected = (*protected, *framework_constraints(env))
     if cand.confirmed_online is None and cand.url:
         notes.append("the URL was not checked online (the installer confirms it before acting)")
     return InstallPlan(

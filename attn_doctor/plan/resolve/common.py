@@ -7,15 +7,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from attn_doctor.facts import Environment
+from attn_doctor.backends import BackendName, BackendRule
+from attn_doctor.facts import Environment, TransformersConstants
+from attn_doctor.index.model import Index
 from attn_doctor.index.naming import (
     python_minor,
     torch_minor,
 )
-from attn_doctor.plan.types import SourceKind
+from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
     {"upstream-release", "pypi", "pytorch-index", "community", "hub", "source-build"}
@@ -50,6 +54,10 @@ class Machine:
     nvcc: str | None
     cpu_count: int | None
     ram_bytes: int | None
+    transformers: str | None = None
+    """The installed transformers version (its Hub fallback's ``kernels`` range depends on it)."""
+    transformers_constants: TransformersConstants | None = None
+    """Constants read from that transformers' files (``index.hub.fallback_for`` prefers them)."""
     gfx: tuple[str, ...] = ()
     """gfx archs of the AMD GPUs (``gfx942``)."""
     torch_hip: str | None = None
@@ -93,6 +101,8 @@ def machine_of(env: Environment) -> Machine:
         nvcc=env.cuda_toolkit.release,
         cpu_count=env.host.cpu_count,
         ram_bytes=env.host.ram_available_bytes or env.host.ram_total_bytes,
+        transformers=tf.version if (tf := env.package("transformers")) is not None else None,
+        transformers_constants=env.transformers_constants,
         gfx=tuple(g.gfx_arch for g in env.gpus if g.vendor == "amd" and g.gfx_arch),
         torch_hip=torch.hip if torch else None,
         rocm=env.cuda_toolkit.rocm_version,
@@ -241,3 +251,50 @@ def vendor_torch(m: Machine) -> bool:
 def nightly_torch(m: Machine) -> bool:
     """A torch nightly or other ``.dev`` build (PEP 440 development release)."""
     return m.torch is not None and Version(m.torch).is_devrelease
+
+
+# ------------------------------------------------------------------------------ the planners
+
+
+class Planner(Protocol):
+    """A backend's install planner: every way to get it onto ``m``, best first, and why not.
+
+    Named by the backend's adapter (``BackendAdapter.planner``, ``module:function``) and
+    called by ``plan_backend``. ``versions`` narrows the releases where the planner knows
+    them; ``plan_backend`` filters the rest.
+    """
+
+    def __call__(
+        self,
+        m: Machine,
+        index: Index,
+        allow: frozenset[SourceKind],
+        allow_torch_change: bool,
+        versions: SpecifierSet | None = None,
+        /,
+    ) -> BackendPlan: ...
+
+
+def rejected(backend: BackendName, source: SourceKind, what: str, reason: str) -> BackendPlan:
+    """A plan with no candidate and the one reason (a planner's precondition failed)."""
+    return BackendPlan(
+        backend=backend,
+        rejections=(Rejection(backend=backend, source=source, what=what, reason=reason),),
+    )
+
+
+def record_problem(m: Machine, record: BackendRule) -> str | None:
+    """The preamble every package planner shares, from the backend's record: a CUDA build of
+    torch, an OS the backend runs on, and GPUs within its compute-capability range."""
+    what = record.title
+    problem = _torch_problem(m, what)
+    if problem is None and m.os not in record.os:
+        problem = f"{what} runs on {', '.join(record.os)}; this is {m.os}"
+    if problem is None:
+        problem = _gpu_problem(m, record.min_sm or None, None, what)
+    if problem is None and record.max_sm is not None:
+        for name, sm in zip(m.gpu_names, m.sms, strict=False):
+            if sm > record.max_sm:
+                top = _sm_text(record.max_sm)
+                return f"{what} supports compute capability up to {top}; {name} is {_sm_text(sm)}"
+    return problem

@@ -1,7 +1,7 @@
 """flash-attn 2: upstream release wheels (setup.py's own naming), community builds (only where
 upstream has none, matching torch, CUDA major, C++ ABI and Python tag), and a source build sized
-to this machine (pure). flash-attn 3 and 4 are planned in ``flash_attn_3_4``, with the community
-and source-build helpers defined here.
+to this machine (pure). flash-attn 3: ``flash_attn_3.py`` (with the community and source-build
+helpers defined here); on ROCm: ``flash_attn_rocm.py``; flash-attn 4: ``flash_attn_4.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.index.hub import kernels_requirement
 from attn_doctor.index.model import (
     CommunityWheel,
     FlashAttnRelease,
@@ -309,8 +310,8 @@ def _community_candidates(
                     f"community build ({w.project}, release {w.tag}) for torch {w.torch_minor}, "
                     f"CUDA {w.cuda}{'' if exact else older}, "
                     f"{w.python_tag}-{w.abi_tag}; not built or tested by flash-attn's authors; "
-                    f"built against PyTorch's torch {w.torch_minor} (C++11 ABI "
-                    f"{str(index.pytorch_wheel_abi(w.torch_minor)).upper()}, like this torch); "
+                    f"built against PyTorch's torch {w.torch_minor}"
+                    f"{_community_abi(index.pytorch_wheel_abi(w.torch_minor), m)}; "
                     "GPU archs not stated in the name"
                 ),
                 provenance=(index.community.source,),
@@ -319,6 +320,18 @@ def _community_candidates(
         if len(out) >= MAX_COMMUNITY_CANDIDATES:
             break
     return out, near
+
+
+def _community_abi(abi: bool, m: Machine) -> str:
+    """How a community wheel's C++11 ABI compares with this torch's, saying only what is known
+    (the flag is a libstdc++ one: it does not apply off Linux)."""
+    if m.os != "linux":
+        return ""
+    if m.cxx11_abi is None:
+        return f" (C++11 ABI {str(abi).upper()}; this torch's ABI is unknown)"
+    if m.cxx11_abi == abi:
+        return f" (C++11 ABI {str(abi).upper()}, like this torch)"
+    return f" (C++11 ABI {str(abi).upper()}, unlike this torch's {str(m.cxx11_abi).upper()})"
 
 
 # -------------------------------------------------------------------------------- source build
@@ -402,78 +415,17 @@ def _source_build(
 # -------------------------------------------------------------------------------- backends
 
 
-def _rocm_minor(text: str | None) -> tuple[int, int] | None:
-    parts = (text or "").split(".")
-    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-        return None
-    return int(parts[0]), int(parts[1])
-
-
-def _plan_flash_attn_rocm(m: Machine, index: Index, allow: frozenset[SourceKind]) -> BackendPlan:
-    """flash-attn 2 on a ROCm torch: a source build with the ROCm toolkit torch was built for
-    (composable_kernel on its gfx targets, the Triton backend elsewhere)."""
-    backend: BackendName = "flash_attn_2"
-    rule = index.flash_attn_rocm
-    assert rule is not None
-    have, built = _rocm_minor(m.rocm), _rocm_minor(m.torch_hip)
-    why: str | None = None
-    if "source-build" not in allow:
-        why = "flash-attn on ROCm is a source build, which the allowed sources exclude"
-    elif have is None:
-        why = "source build: no ROCm toolkit (hipcc, ROCM_HOME) found on this machine"
-    elif (floor := _rocm_minor(rule.min_rocm)) is not None and have < floor:
-        why = f"source build: flash-attn needs ROCm >= {rule.min_rocm}; the toolkit is {m.rocm}"
-    elif built is not None and have != built:
-        why = (
-            f"source build: the ROCm toolkit is {m.rocm} but torch is built for ROCm/HIP "
-            f"{m.torch_hip}: point ROCM_HOME at a ROCm {built[0]}.{built[1]} toolkit"
-        )
-    if why is not None:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="source-build", what="flash-attn", reason=why),
-            ),
-        )
-    ck = sorted({g for g in m.gfx if g in rule.ck_gfx})
-    env: list[tuple[str, str]] = []
-    if ck and len(ck) == len(set(m.gfx)):
-        env.append((rule.arch_env, ";".join(ck)))
-        how = f"composable_kernel backend for {', '.join(ck)}"
-    else:
-        env.append((rule.triton_env, "TRUE"))
-        how = "Triton backend (this GPU is not a composable_kernel target)"
-    jobs = source_build_jobs(
-        m.cpu_count,
-        m.ram_bytes,
-        gib_per_nvcc_thread=index.source_build.gib_per_nvcc_thread,
-        nvcc_threads=SOURCE_BUILD_NVCC_THREADS,
-    )
-    env.insert(0, ("MAX_JOBS", str(jobs)))
-    cand = WheelCandidate(
-        backend=backend,
-        source="source-build",
-        trust="official",
-        requirement="flash-attn",
-        pip_args=("--no-build-isolation",),
-        build_env=tuple(env),
-        verified=rule.verified,
-        reason=(
-            f"compile from source for ROCm {m.rocm} (torch's HIP {m.torch_hip}): {how}; "
-            f"MAX_JOBS={jobs} for this machine's RAM"
-        ),
-        provenance=(rule.source,),
-    )
-    return BackendPlan(backend=backend, candidates=(cand,))
-
-
-def _plan_flash_attn_2(
+def plan_flash_attn_2(
     m: Machine,
     index: Index,
     allow: frozenset[SourceKind],
     allow_torch_change: bool,
     versions: SpecifierSet | None = None,
 ) -> BackendPlan:
+    if m.torch_build == "rocm" and index.flash_attn_rocm is not None:
+        from attn_doctor.plan.resolve.flash_attn_rocm import plan_flash_attn_rocm
+
+        return plan_flash_attn_rocm(m, index, allow)
     backend: BackendName = "flash_attn_2"
     rejections: list[Rejection] = []
     ways: list[str] = []
@@ -481,8 +433,6 @@ def _plan_flash_attn_2(
     def reject(source: SourceKind, what: str, reason: str) -> None:
         rejections.append(Rejection(backend=backend, source=source, what=what, reason=reason))
 
-    if m.torch_build == "rocm" and index.flash_attn_rocm is not None:
-        return _plan_flash_attn_rocm(m, index, allow)
     problem = _torch_problem(m, "flash-attn") or _gpu_problem(m, 80, None, "flash-attn 2")
     if problem:
         reject("upstream-release", "flash-attn", problem)
@@ -572,9 +522,9 @@ def _plan_flash_attn_2(
         kernel = next((k for k in index.hub.kernels if k.replaces == "flash_attention_2"), None)
         if kernel is not None:
             ways.append(
-                f"No flash-attn install at all: `pip install 'kernels>="
-                f"{index.hub.kernels_min_version},"
-                f"<{index.hub.kernels_max_version}'` and load the model with "
+                "No flash-attn install at all: `pip install '"
+                + kernels_requirement(index.hub, m.transformers, m.transformers_constants)
+                + "'` and load the model with "
                 f"attn_implementation='{kernel.repo}' (needs the Hugging Face Hub on first use); "
                 f"transformers >= {index.hub.transformers_fallback_since} also falls back to "
                 "it by itself for 'flash_attention_2' when flash-attn is missing and `kernels` "
@@ -639,3 +589,9 @@ def _torch_with_upstream_wheel(
         if best is not None:
             return release, best
     return None
+
+
+def flash_attn_2_versions(index: Index) -> set[str]:
+    """flash-attn 2 releases: upstream's and the community builds'."""
+    found = {r.version for r in index.flash_attn}
+    return found | {w.version for w in index.community.wheels if w.package == "flash_attn"}

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
-from attn_doctor.index.hub import expected_variants
+from attn_doctor.index.hub import expected_variants, kernels_requirement
 from attn_doctor.index.model import (
     Index,
 )
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem
-from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
+from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
+from attn_doctor.plan.types import BackendPlan, SourceKind, WheelCandidate
 
 
-def _plan_hub(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+def plan_hub(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "hub_kernels"
     hub = index.hub
@@ -32,12 +37,7 @@ def _plan_hub(
     if problem is None and "hub" not in allow:
         problem = "the Hugging Face Hub is not an allowed source"
     if problem:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="hub", what=kernel.repo, reason=problem),
-            ),
-        )
+        return rejected(backend, "hub", kernel.repo, problem)
     variants = expected_variants(
         torch=m.torch or "0",
         cxx11_abi=m.cxx11_abi,
@@ -45,11 +45,12 @@ def _plan_hub(
         cpu={"AMD64": "x86_64", "arm64": "aarch64"}.get(m.arch or "", m.arch or "x86_64"),
         os=m.os,
     )
+    requirement = kernels_requirement(hub, m.transformers, m.transformers_constants)
     cand = WheelCandidate(
         backend=backend,
         source="hub",
         trust="official",
-        requirement=f"kernels>={hub.kernels_min_version},<{hub.kernels_max_version}",
+        requirement=requirement,
         attn_implementation=kernel.repo,
         verified=False,
         reason=(

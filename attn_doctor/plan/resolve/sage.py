@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
+from attn_doctor.plan.resolve.common import Machine, _torch_problem, record_problem
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
-    from attn_doctor.plan.resolve.common import Machine
+    from attn_doctor.index.model import Index
 
 FILE = "sageattention.toml"
 _BACKEND: BackendName = "sageattention"
@@ -156,18 +158,10 @@ def plan_sageattention(
     CUDA source build; each refusal with its reason."""
     rel = releases if releases is not None else load_sage_releases()
     record = BACKENDS[_BACKEND]
-    problem = torch_problem(m, record.title)
     windows = m.os == "windows" and bool(load_sage_windows_wheels())
-    if problem is None and m.os not in record.os and not windows:
-        problem = f"{record.title} is built for {', '.join(record.os)} (community forks elsewhere)"
-    if problem is None:
-        for name, sm in zip(m.gpu_names, m.sms, strict=False):
-            if sm < record.min_sm or (record.max_sm is not None and sm > record.max_sm):
-                problem = (
-                    f"{record.title} runs on compute capability 8.0 to 12.1 "
-                    f"(sageattention/core.py); {name} is {sm // 10}.{sm % 10}"
-                )
-                break
+    # the community Windows wheels stand in for the OS the record names (Linux)
+    checked = replace(m, os=record.os[0]) if windows else m
+    problem = torch_problem(m, record.title) or record_problem(checked, record)
     candidates: list[WheelCandidate] = []
     rejections: list[Rejection] = []
     if windows and problem is None:
@@ -217,3 +211,15 @@ def plan_sageattention(
         rejections=tuple(rejections),
         ways_out=() if candidates else (f"{record.title}: {problem or 'no release fits'}",),
     )
+
+
+def plan_sage(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
+) -> BackendPlan:
+    """The planner ``plan_backend`` calls: ``plan_sageattention`` over the allowed sources."""
+    plan = plan_sageattention(m, _torch_problem)
+    return replace(plan, candidates=tuple(c for c in plan.candidates if c.source in allow))

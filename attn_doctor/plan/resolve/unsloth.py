@@ -10,13 +10,17 @@ from attn_doctor.backends import BackendName
 from attn_doctor.index.model import (
     Index,
 )
-from attn_doctor.plan.resolve.common import Machine, _torch_problem
-from attn_doctor.plan.resolve.xformers import _plan_xformers
+from attn_doctor.plan.resolve.common import Machine, _torch_problem, rejected
+from attn_doctor.plan.resolve.xformers import plan_xformers
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 
-def _plan_unsloth(
-    m: Machine, index: Index, allow: frozenset[SourceKind], allow_torch_change: bool
+def plan_unsloth(
+    m: Machine,
+    index: Index,
+    allow: frozenset[SourceKind],
+    allow_torch_change: bool,
+    versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     backend: BackendName = "unsloth"
     u = index.unsloth
@@ -32,18 +36,11 @@ def _plan_unsloth(
     if problem is None and not SpecifierSet(u.requires_python).contains(m.python + ".0"):
         problem = f"unsloth {u.version} needs Python {u.requires_python}"
     if problem:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(
-                    backend=backend, source="pypi", what=f"unsloth=={u.version}", reason=problem
-                ),
-            ),
-        )
+        return rejected(backend, "pypi", f"unsloth=={u.version}", problem)
     notes: list[str] = []
     pip_args: tuple[str, ...] = ()
     xf_req = next((r for r in u.requires_dist if Requirement(r).name == "xformers"), None)
-    xf_plan = _plan_xformers(m, index, allow, False) if xf_req else None
+    xf_plan = plan_xformers(m, index, allow, False) if xf_req else None
     marker_applies = m.arch == "x86_64" and m.os in ("linux", "windows")
     if xf_req and marker_applies and xf_plan is not None and not xf_plan.candidates:
         rejections.append(
@@ -97,15 +94,12 @@ def _plan_unsloth(
         provenance=(u.source,),
     )
     if "pypi" not in allow:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(
-                    backend=backend,
-                    source="pypi",
-                    what=cand.requirement,
-                    reason="the package index is not an allowed source",
-                ),
-            ),
+        return rejected(
+            backend, "pypi", cand.requirement, "the package index is not an allowed source"
         )
     return BackendPlan(backend=backend, candidates=(cand,), rejections=tuple(rejections))
+
+
+def unsloth_versions(index: Index) -> set[str]:
+    """The unsloth release the index records."""
+    return {index.unsloth.version}

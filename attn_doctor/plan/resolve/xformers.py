@@ -24,6 +24,7 @@ from attn_doctor.plan.resolve.common import (
     nightly_torch,
     platform_mismatch,
     python_mismatch,
+    rejected,
     torch_variant,
     vendor_torch,
 )
@@ -165,7 +166,7 @@ def _xformers_build_fit(
     )
 
 
-def _plan_xformers(
+def plan_xformers(
     m: Machine,
     index: Index,
     allow: frozenset[SourceKind],
@@ -182,12 +183,7 @@ def _plan_xformers(
             "a CUDA or ROCm build"
         )
     if problem:
-        return BackendPlan(
-            backend=backend,
-            rejections=(
-                Rejection(backend=backend, source="pypi", what="xformers", reason=problem),
-            ),
-        )
+        return rejected(backend, "pypi", "xformers", problem)
     assert m.torch is not None
     rejections: list[Rejection] = []
     candidates: list[WheelCandidate] = []
@@ -340,3 +336,8 @@ def _group_xformers(rejections: list[Rejection]) -> tuple[Rejection, ...]:
         )
     # Releases whose torch pin accepts this torch carry the real reason: they come first.
     return tuple(sorted(out, key=lambda r: "pip would replace torch" in r.reason))
+
+
+def xformers_versions(index: Index) -> set[str]:
+    """xformers releases: the PyTorch index's builds and the package index's wheels."""
+    return {b.version for b in index.xformers_builds} | {w.version for w in index.xformers}
