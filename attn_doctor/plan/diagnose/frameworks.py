@@ -35,7 +35,6 @@ from attn_doctor.plan.frameworks import (
     present_frameworks,
     satisfies,
 )
-from attn_doctor.plan.resolve.common import PROTECTED
 
 
 def frameworks_for(ctx: _Ctx, asked: Iterable[FrameworkName]) -> tuple[FrameworkName, ...]:
@@ -272,6 +271,8 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
 
 def _pin_fix(ctx: _Ctx, req: FrameworkRequirement, title: str, have: str) -> str:
     """Never a command that moves torch: the framework moves (or gets its own environment)."""
+    from attn_doctor.plan.resolve.common import PROTECTED  # the resolver: not on check's path
+
     if req.name in PROTECTED:
         return (
             f"install the {title} release built for {req.name} {have}, or give "

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import Environment
 from attn_doctor.index.frameworks import load_frameworks
@@ -33,6 +30,7 @@ from attn_doctor.plan.frameworks import (
 )
 from attn_doctor.plan.resolve.common import PROTECTED
 from attn_doctor.plan.types import BackendPlan, Rejection, WheelCandidate
+from attn_doctor.probe.distributions import canonicalize_name
 
 
 def limit_for_frameworks(env: Environment, backend: BackendName, plan: BackendPlan) -> BackendPlan:
@@ -135,6 +133,7 @@ def framework_notes(
 
 def _brings(candidate: WheelCandidate, name: str) -> str | None:
     """The versions of ``name`` the candidate installs, as a specifier (None: not that one)."""
+    from packaging.requirements import InvalidRequirement, Requirement
     try:
         req = Requirement(candidate.requirement)
     except InvalidRequirement:
