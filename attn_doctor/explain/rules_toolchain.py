@@ -1,0 +1,219 @@
+"""Failure classes of the toolchain and the platform: a compiler or JIT older than the GPU,
+a torch older than the GPU, the driver library not found, a Hub kernel without a build."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    body_of,
+    line_of,
+    mm,
+    sm_name,
+    version_of,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import ArchRecord, Knowledge
+
+_TOOL_NAMES = {"triton": "Triton", "nvcc": "nvcc (CUDA toolkit)", "ptxas": "ptxas (CUDA toolkit)"}
+
+
+def _tool_fix(tool: str, arch: ArchRecord, first: str) -> tuple[str, ...]:
+    if tool == "triton":
+        torch_first = arch.first_release("torch")
+        out = [f"pip install --upgrade 'triton>={first}'"]
+        if torch_first:
+            out.insert(
+                0,
+                f"pip install --upgrade 'torch>={torch_first}'   # a {arch.torch_cuda or ''} "
+                f"build; torch pins its Triton, and torch {torch_first} brings one that "
+                f"knows sm_{arch.sm}",
+            )
+        return tuple(out)
+    return (
+        f"install CUDA toolkit {first} or newer and point CUDA_HOME at it "
+        f"(nvcc --version must say release {first} or later)",
+    )
+
+
+def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """nvcc, ptxas or Triton older than the GPU architecture (or refusing it outright)."""
+    pairs: list[tuple[str, int, str | None]] = [(t, sm, None) for t, sm in f.tool_rejects_arch]
+    triton = f.tool("triton")
+    body = body_of(f)
+    if (
+        triton
+        and not pairs
+        and re.search(r"ptxas|PTXAS|CompilationError|triton[^\n]*(?:error|fail)", body, re.I)
+    ):
+        pairs += [("triton", sm, triton) for sm in f.sms]
+    out = []
+    for tool, sm, _ in pairs:
+        arch = know.arch(sm)
+        if arch is None:
+            continue
+        column = "triton" if tool == "triton" else "nvcc"
+        first = arch.first_release(column)
+        have = triton if tool == "triton" else f.tool("nvcc")
+        if first is None:
+            continue
+        if have and version_of(have) is not None and version_of(have) >= version_of(first):  # type: ignore[operator]
+            continue  # the tool is new enough: not this class
+        name = _TOOL_NAMES.get(tool, tool)
+        have_txt = f"{name} {have}" if have else name
+        verified = "" if column in arch.verified else " (table entry unverified)"
+        out.append(
+            ClassAnswer(
+                class_id="compiler-too-old-for-arch",
+                title=f"{name} does not know {sm_name(know, sm)}",
+                cause=(
+                    f"{have_txt} does not know sm_{sm} ({arch.name}): it cannot generate code for "
+                    f"this GPU. The first {'triton' if column == 'triton' else 'CUDA toolkit'} "
+                    "release "
+                    f"that does is {first}{verified}."
+                ),
+                fix=_tool_fix(column, arch, first),
+                checks=(f"nvcc_too_old_for_arch:{sm}",) if column == "nvcc" else (),
+                evidence=((f"{tool} version", have or "not shown"), ("architecture", f"sm_{sm}")),
+                source=f"wheels_index/arch_support.toml sm_{sm}: {arch.source}",
+                line=line_of(f, rf"sm_{sm}|compute_{sm}|ptxas|gpu-name") or line_of(f, "error"),
+            )
+        )
+    return out[:1]
+
+
+_KERNEL_IMAGE = (
+    r"no kernel image|not compatible with the current PyTorch installation"
+    r"|CUDA capability sm_\d+ is not compatible|invalid device function"
+    r"|not supported by this (?:PyTorch|torch)"
+)
+
+
+def torch_too_old_for_gpu(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A torch (or its CUDA variant) older than the GPU's architecture."""
+    if not re.search(_KERNEL_IMAGE, body_of(f), re.I) or f.torch_build in {"rocm", "xpu", "cpu"}:
+        return []
+    torch = f.version("torch")
+    for sm in sorted(f.sms, reverse=True):
+        arch = know.arch(sm)
+        if arch is None or arch.first_release("torch") is None:
+            continue
+        first = arch.first_release("torch") or ""
+        old_torch = torch is not None and (version_of(torch) or Version("0")) < Version(first)
+        need_cuda = arch.torch_cuda
+        old_cuda = (
+            f.torch_cuda is not None
+            and need_cuda is not None
+            and float(f.torch_cuda) < float(need_cuda[2:-1] + "." + need_cuda[-1])
+        )
+        if not (old_torch or old_cuda):
+            continue
+        what = f"torch {torch}" if torch else "this torch"
+        return [
+            ClassAnswer(
+                class_id="torch-too-old-for-gpu",
+                title=f"torch too old for {sm_name(know, sm)}",
+                cause=(
+                    f"{what} carries no code for sm_{sm} ({arch.name}); the first torch whose "
+                    f"wheels do is {first}, built for {need_cuda} or newer"
+                    + ("" if "torch" in arch.verified else " (table entry unverified)")
+                    + "."
+                ),
+                fix=(
+                    f"pip install --upgrade 'torch>={first}'   # the {need_cuda} (or newer) build",
+                ),
+                checks=("torch_cuda_too_old_for_gpu",),
+                evidence=(
+                    ("torch", torch or "not shown"),
+                    ("torch CUDA", f.torch_cuda or "not shown"),
+                    ("architecture", f"sm_{sm}"),
+                ),
+                source=f"wheels_index/arch_support.toml sm_{sm}: {arch.source}",
+                line=line_of(f, _KERNEL_IMAGE),
+            )
+        ]
+    return []
+
+
+def libcuda_not_found(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """``libcuda.so`` (the driver's library) not found: WSL, Colab, containers."""
+    if "libcuda.so" not in " ".join(f.missing_libraries):
+        return []
+    if "wsl" in f.platforms:
+        cause = (
+            "on WSL the NVIDIA driver's libcuda.so lives in /usr/lib/wsl/lib, which is not "
+            "on the library path of this process (Triton and CUDA JITs link against it)"
+        )
+        fix: tuple[str, ...] = (
+            "export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH",
+            "sudo ldconfig   # after adding /usr/lib/wsl/lib to /etc/ld.so.conf.d/",
+        )
+    elif "colab" in f.platforms:
+        cause = (
+            "the Colab runtime has no GPU attached, so there is no driver library "
+            "(libcuda.so) to load"
+        )
+        fix = ("Runtime > Change runtime type > a GPU accelerator, then restart the session",)
+    else:
+        cause = (
+            "the NVIDIA driver's libcuda.so cannot be found: no driver in this machine or "
+            "container (a container needs --gpus all), or it is not on the linker path "
+            "(Triton links against it with `-lcuda`)"
+        )
+        fix = (
+            "nvidia-smi   # must list the GPU; in a container: docker run --gpus all …",
+            "sudo ldconfig   # so the driver's library directory is indexed",
+        )
+    return [
+        ClassAnswer(
+            class_id="libcuda-not-found",
+            title="libcuda.so (the NVIDIA driver library) not found",
+            cause=cause,
+            fix=fix,
+            checks=("driver_missing",) if "wsl" not in f.platforms else (),
+            evidence=(
+                ("missing library", "libcuda.so"),
+                ("platform", ", ".join(f.platforms) or "not shown"),
+            ),
+            source="NVIDIA CUDA on WSL user guide (libcuda in /usr/lib/wsl/lib); "
+            "triton-lang/triton "
+            "python/triton/backends/nvidia/driver.py (libcuda_dirs)",
+            line=line_of(f, r"libcuda|-lcuda"),
+        )
+    ]
+
+
+def hub_kernel_no_variant(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A Hub kernel (the ``kernels`` package) with no build variant for this torch/CUDA."""
+    line = line_of(f, r"Cannot find a build variant for this system|No kernel module found at")
+    if not line:
+        return []
+    repo = re.search(r"in ([\w.-]+/[\w.-]+)", line)
+    torch = f.version("torch")
+    need = (f"torch {mm(torch)}" if torch else "this torch") + (
+        f" with CUDA {f.torch_cuda}" if f.torch_cuda else ""
+    )
+    name = repo.group(1) if repo else "<repo>"
+    return [
+        ClassAnswer(
+            class_id="hub-kernel-no-variant",
+            title="Hub kernel has no build for this torch",
+            cause=(
+                f"the Hub kernel {name} has no build variant for {need}: a variant must match "
+                "torch's major.minor and C++ ABI (or be a stable-ABI build no newer than torch), "
+                "the CUDA major, the CPU and the OS."
+            ),
+            fix=(
+                f"kernels variants {name}   # the builds it has; "
+                "install a torch one of them targets",
+                "or use the flash package itself (attn-doctor install flash_attn_2)",
+            ),
+            evidence=(("torch", torch or "not shown"), ("kernel", name)),
+            source="wheels_index/hub_kernels.toml (kernels variants.py rules); huggingface/kernels "
+            "0.19.1 kernels/_internals/resolver.py",
+            line=line,
+        )
+    ]
