@@ -54,6 +54,39 @@ class InputText:
         return out
 
 
+def decode_input(data: bytes) -> str:
+    """Bytes to text: UTF-8 (with or without a BOM) or UTF-16 (what PowerShell's ``>`` writes,
+    with a BOM or recognised by its zero bytes); anything else that is not text is refused.
+
+    Raises ``UsageError`` ("this is not text") for binary input: a file of NUL bytes and
+    control codes would otherwise be "explained" line by line.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    sample = data[:4096]
+    if len(sample) >= 4 and sample.count(b"\x00") >= len(sample) // 4:
+        # UTF-16 without a BOM: every other byte of ASCII text is zero.
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        if odd >= len(sample) // 2 * 0.9 or even >= len(sample) // 2 * 0.9:
+            return data.decode("utf-16-le" if odd >= even else "utf-16-be", errors="replace")
+    if is_binary(sample):
+        raise UsageError(
+            "this is not text (binary data)",
+            hint="give the error message, a traceback or a text log",
+        )
+    return data.decode("utf-8", errors="replace")
+
+
+def is_binary(sample: bytes) -> bool:
+    """NUL bytes, or many control codes besides tab/newline/carriage return/escape."""
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13, 27, 12, 8))
+    return bool(sample) and control > len(sample) // 20
+
+
 def _tail(data: bytes, total: int, source: str) -> InputText:
     """Keep the last ``MAX_INPUT_BYTES`` of ``data`` (already cut to at most that), starting
     at a line boundary when the front was dropped."""
@@ -63,7 +96,7 @@ def _tail(data: bytes, total: int, source: str) -> InputText:
         if 0 <= cut < len(data) - 1:
             data = data[cut + 1 :]
     return InputText(
-        text=data.decode("utf-8", errors="replace"),
+        text=decode_input(data),
         source=source,
         total_bytes=total,
         read_bytes=len(data),
@@ -74,6 +107,8 @@ def read_input(text: tuple[str, ...], log: Path | None, stdin: TextIO) -> InputT
     """The text to explain; a log longer than ``MAX_INPUT_BYTES`` is read from its end only."""
     if text and log is not None:
         raise UsageError("give the text as an argument or with --log, not both")
+    if text == ("-",):
+        return _read_stream(stdin)
     if text:
         joined = " ".join(text)
         size = len(joined.encode("utf-8", errors="replace"))
@@ -166,12 +201,14 @@ def explain_json(
         "facts_available": result.facts_available,
         "facts_unavailable_reason": result.facts_unavailable_reason,
         "key_facts": encode(result.key_facts),
+        "message_facts": encode(result.message_facts),
+        "rejected": encode(result.rejected),
         "snapshot": None if snapshot is None else str(snapshot),
     }
 
 
-@click.command("explain")
-@click.argument("text", nargs=-1)
+@click.command("explain", context_settings={"ignore_unknown_options": True})
+@click.argument("text", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--log",
     "log_path",
@@ -201,7 +238,8 @@ def explain_command(
     \b
     attn-doctor explain "ImportError: ... undefined symbol: _ZN3c10..."
     attn-doctor explain --log build.log
-    python train.py 2>&1 | attn-doctor explain
+    python train.py 2>&1 | attn-doctor explain -
+    attn-doctor explain -- "--- text that starts with dashes"
 
     Exit codes: 0 a known cause matched, 1 no known cause matched, 2 bad input.
     """
