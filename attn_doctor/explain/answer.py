@@ -54,7 +54,10 @@ def line_of(f: TextFacts, pattern: str) -> str:
 def has_error(f: TextFacts) -> bool:
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
-            r"(?m)^\s*(?:error|fatal|ERROR)\b|ptxas fatal|AssertionError|Killed|FAILED", body_of(f)
+            r"(?m)^\s*(?:error|fatal|ERROR|FATAL)\b|ptxas fatal|AssertionError|Killed|FAILED"
+            r"|is not supported|not supported because|is only supported|only supports?"
+            r"|[Ee]xpected .* to be true",
+            body_of(f),
         )
     )
 

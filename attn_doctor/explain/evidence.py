@@ -61,6 +61,16 @@ class TextFacts:
     """Compilers/JITs and the version the message shows (``nvcc``/``ptxas``/``triton``)."""
     tool_rejects_arch: tuple[tuple[str, int], ...] = ()
     """(tool, sm): a compiler said it does not know the architecture."""
+    required_sm: tuple[int, int | None] | None = None
+    """The GPU range the message itself states a kernel needs: (lowest, highest or None), from
+    "compute capability > 7.5", "sm80-sm90", "SM>=80 and SM<=90", "is_sm80 || is_sm90",
+    "Ampere GPUs or newer"."""
+    required_exact: tuple[int, ...] = ()
+    """When the message names the only architectures allowed ("is_sm80 || is_sm90")."""
+    build_sms: tuple[int, ...] = ()
+    """Architectures a build says it carries ("supports CUDA capabilities sm_50 sm_60 …")."""
+    head_dim_rule: str | None = None
+    """The head-dim limit the message states ("at most 256", "a multiple of 32")."""
     knobs: tuple[str, ...] = ()
     """Framework settings in the message that force a backend (``--use-sage-attention``)."""
     error_classes: tuple[str, ...] = ()
@@ -113,6 +123,11 @@ class TextFacts:
             out.append((tool, ver))
         for tool, sm in self.tool_rejects_arch:
             out.append((f"{tool} rejects", f"sm_{sm}"))
+        if self.required_sm:
+            lo, hi = self.required_sm
+            out.append(("kernel needs", f"sm_{lo}" + (f"..sm_{hi}" if hi else " or newer")))
+        if self.head_dim_rule:
+            out.append(("head-dim rule", self.head_dim_rule))
         for knob in self.knobs:
             out.append(("framework setting", knob))
         if self.error_classes:
@@ -263,7 +278,28 @@ _HEAD_DIM = re.compile(
     r"|headdim\s*[=:]?\s*(\d{2,4})|head_size=(\d{2,4})|hdim\s*[=:]?\s*(\d{2,4})",
     re.I,
 )
-_MISSING_MODULE = re.compile(r"No module named ['\"]?([\w.]+)")
+_MISSING_MODULE = re.compile(r"No (?:module named|such module) ['\"`]?([\w.]+)")
+_REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"compute capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
+    (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
+    (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
+    (re.compile(r"is_sm(\d{2,3})(?:\s*\|\|\s*is_sm(\d{2,3}))+"), "exact"),
+    (
+        re.compile(r"(?:only )?supports? Ampere GPUs or newer|requires? (?:an )?Ampere", re.I),
+        "ampere",
+    ),
+)
+_BUILD_SMS = re.compile(r"supports CUDA capabilities((?:\s+sm_\d{2,3})+)", re.I)
+_HEAD_RULE = re.compile(
+    r"(?:head[ _]?dim(?:ension)?|head[ _]size|headdim|hidden_dim)s?\b[^\n]{0,40}?"
+    r"((?:at most|up to|less than|<=?|not being a multiple of"
+    r"|(?:should|must) be (?:a )?multiple of)\s*\d+|(?:64|32), 128,? (?:and )?256)"
+    r"|Only support head size ([\d, and]+)",
+    re.I,
+)
+_PTXAS_FAILED = re.compile(
+    r"ptxas[^\n]*--gpu-name=sm_(\d{2,3})a?[^\n]*(?:returned non-zero exit status|failed)", re.I
+)
 _MISSING_LIB = re.compile(
     r"(?:(lib[\w+-]+\.so(?:\.[\d.]+)?): cannot open shared object file"
     r"|Could not load library:? ['\"]?(lib[\w+-]+\.so(?:\.[\d.]+)?)"
@@ -375,8 +411,33 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     if (pm := _PYTAG.search(body)) is not None:
         py = "3." + next(g for g in pm.groups() if g)
 
+    required: tuple[int, int | None] | None = None
+    exact: tuple[int, ...] = ()
+    scan = body
+    for rx, kind in _REQUIREMENTS:
+        rm = rx.search(scan)
+        if rm is None:
+            continue
+        if required is None:
+            if kind == "cc":
+                minor = int(rm.group(3) or 0)
+                lo = int(rm.group(2)) * 10 + minor + (1 if rm.group(1) == ">" else 0)
+                required = (lo, None)
+            elif kind in {"range", "exact"}:
+                found = [int(g) for g in re.findall(r"\d{2,3}", rm.group(0))]
+                required = (min(found), max(found))
+                if kind == "exact":
+                    exact = tuple(found)
+            else:
+                required = (80, None)
+        scan = rx.sub(" ", scan)
+    build_sms: list[object] = []
+    for bm in _BUILD_SMS.finditer(scan):
+        for raw in re.findall(r"\d{2,3}", bm.group(1)):
+            _add(build_sms, int(raw))
+    scan = _BUILD_SMS.sub(" ", scan)
     sms: list[object] = []
-    for m in _SM.finditer(body):
+    for m in _SM.finditer(scan):
         if m.group(2):
             _add(sms, int(m.group(2)) * 10 + int(m.group(3)))
         elif m.group(4):
@@ -433,10 +494,13 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     elif "triton" in pkgs:
         tools["triton"] = pkgs["triton"]
     rejects: list[object] = []
-    for m in _PTXAS_REJECT.finditer(body):
+    for m in (*_PTXAS_REJECT.finditer(body), *_PTXAS_FAILED.finditer(body)):
         tool = "triton" if re.search(r"triton", body, re.I) else "ptxas"
         _add(rejects, (tool, int(m.group(1))))
         _add(sms, int(m.group(1)))
+    head_rule = None
+    if (hm := _HEAD_RULE.search(body)) is not None:
+        head_rule = " ".join((hm.group(1) or f"only {hm.group(2)}").split())
     for m in _NVCC_REJECT.finditer(body):
         _add(rejects, ("nvcc", int(m.group(1))))
         _add(sms, int(m.group(1)))
@@ -463,6 +527,10 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         symbols=tuple({s.mangled: s for s in symbols}.values()),
         tools=tuple(sorted(tools.items())),
         tool_rejects_arch=tuple((str(t[0]), int(t[1])) for t in rejects if isinstance(t, tuple)),
+        required_sm=required,
+        required_exact=exact,
+        build_sms=tuple(int(str(x)) for x in build_sms),
+        head_dim_rule=head_rule,
         knobs=tuple(str(k) for k in knobs),
         error_classes=tuple(str(e) for e in errors),
         lines=tuple(lines),

@@ -135,8 +135,37 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
 
 
 def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """A head dimension above the backend's kernels' limit (from its record)."""
-    if not f.head_dims or not has_error(f):
+    """A head dimension the kernels refuse: the rule the message states ("at most 256",
+    "a multiple of 32"), or above the limit in the backend's record."""
+    if not has_error(f):
+        return []
+    if f.head_dim_rule is not None:
+        named = backends_in(f)
+        who = named[0] if named else "the attention kernel"
+        model = f", and this model's is {max(f.head_dims)}" if f.head_dims else ""
+        alt = instead(know, head_dim=max(f.head_dims) if f.head_dims else None, exclude=who)
+        return [
+            ClassAnswer(
+                class_id="head-dim-unsupported",
+                title=f"{who} refuses this head dim",
+                cause=(
+                    f"{who} supports only head dims {f.head_dim_rule} (as the message says)"
+                    f"{model}; the model's attention heads do not fit its kernels."
+                ),
+                fix=tuple(
+                    f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+                    for a in alt[:2]
+                )
+                or ('attn_implementation="sdpa"',),
+                evidence=(
+                    ("head-dim rule", f.head_dim_rule),
+                    *((("head dim", str(max(f.head_dims))),) if f.head_dims else ()),
+                ),
+                source="the message itself; wheels_index/backends.toml max_head_dim",
+                line=line_of(f, r"head|hidden_dim"),
+            )
+        ]
+    if not f.head_dims:
         return []
     for name in backends_in(f):
         b = know.backend(name)
@@ -168,51 +197,117 @@ def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     return []
 
 
+def _range_text(lo: int, hi: int | None) -> str:
+    return f"sm_{lo}" + (f"..sm_{hi}" if hi else " and newer")
+
+
+def _outside(f: TextFacts, lo: int, hi: int | None, exact: tuple[int, ...] = ()) -> int | None:
+    """The message's GPU architecture when every one it names is outside [lo, hi] (or, when
+    ``exact`` is given, not one of those)."""
+    outside = [
+        sm
+        for sm in f.sms
+        if (sm not in exact if exact else sm < lo or (hi is not None and sm > hi))
+    ]
+    return outside[0] if outside and len(outside) == len(f.sms) else None
+
+
+def _range_answer(
+    f: TextFacts,
+    know: Knowledge,
+    *,
+    who: str,
+    lo: int,
+    hi: int | None,
+    sm: int | None,
+    said: str,
+    source: str,
+    exclude: str = "",
+) -> ClassAnswer:
+    if sm is None or sm < lo:
+        checks: tuple[str, ...] = (f"gpu_sm_below:{lo}",)
+    elif hi is not None and sm > hi:
+        checks = (f"gpu_sm_at_least:{hi + 1}",)
+    else:
+        checks = ()  # inside [lo, hi] but not one of the exact architectures allowed
+    needs = (
+        " or ".join(f"sm_{x}" for x in f.required_exact)
+        if f.required_exact and said == "as the message says"
+        else _range_text(lo, hi)
+    )
+    alt = instead(know, sm=sm, exclude=exclude)
+    here = f"this GPU is {sm_name(know, sm)}" if sm else "the GPU is not named in the message"
+    return ClassAnswer(
+        class_id="gpu-outside-backend-range",
+        title=f"{who} does not run on " + (sm_name(know, sm) if sm else "this GPU"),
+        cause=f"{who} runs on {needs} ({said}); {here}.",
+        fix=tuple(
+            f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+            for a in alt[:2]
+        ),
+        checks=checks,
+        evidence=(
+            *((("architecture", f"sm_{sm}"),) if sm else ()),
+            ("needs", needs),
+            *((("gpu", f.gpus[0]),) if f.gpus else ()),
+        ),
+        source=source,
+        line=line_of(f, r"support|requires|Ampere|Hopper|capability|SM|sm_?\d|Expected"),
+        before_phrases=sm is not None,
+    )
+
+
 def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """The GPU's architecture is outside the backend's range (from its record)."""
-    body = body_of(f)
-    if (
-        not f.sms
-        or not has_error(f)
-        or not re.search(
-            r"support|requires|Ampere|Hopper|Blackwell|Turing|Volta|architecture|capability"
-            r"|SM ?[<>]=?|sm_?\d|kernel image",
-            body,
-            re.I,
-        )
+    """The GPU's architecture is outside the range a kernel needs: the range the message
+    itself states ("compute capability > 7.5", "sm80-sm90", "is_sm80 || is_sm90"), else the
+    backend's record."""
+    if not has_error(f) or f.torch_build in {"rocm", "xpu"}:
+        return []
+    named = backends_in(f)
+    if f.required_sm is not None:
+        lo, hi = f.required_sm
+        sm = _outside(f, lo, hi, f.required_exact)
+        if sm is not None or not f.sms:
+            who = named[0] if named else "the kernel"
+            return [
+                _range_answer(
+                    f,
+                    know,
+                    who=who,
+                    lo=lo,
+                    hi=hi,
+                    sm=sm,
+                    said="as the message says",
+                    source="the message itself",
+                    exclude=named[0] if named else "",
+                )
+            ]
+    if not f.sms or not re.search(
+        r"support|requires|Ampere|Hopper|Blackwell|Turing|Volta|architecture|capability"
+        r"|SM ?[<>]=?|sm_?\d|kernel image",
+        body_of(f),
+        re.I,
     ):
         return []
-    if f.torch_build in {"rocm", "xpu"}:
-        return []
-    for name in backends_in(f):
+    for name in named:
         b = know.backend(name)
         if b is None:
             continue
         lo, hi = gpu_range(b)
-        outside = [sm for sm in f.sms if sm < lo or (hi is not None and sm > hi)]
-        if not outside or len(outside) < len(f.sms):
+        sm = _outside(f, lo, hi)
+        if sm is None:
             continue  # a GPU the backend does support is in the message: not this class
-        sm = outside[0]
-        rng = f"sm_{lo}" + (f"..sm_{hi}" if hi else " and newer")
-        alt = instead(know, sm=sm, exclude=name)
-        check = f"gpu_sm_below:{lo}" if sm < lo else f"gpu_sm_at_least:{(hi or 0) + 1}"
         return [
-            ClassAnswer(
-                class_id="gpu-outside-backend-range",
-                title=f"{name} does not run on {sm_name(know, sm)}",
-                cause=f"{name} runs on {rng} (its record); this GPU is {sm_name(know, sm)}.",
-                fix=tuple(
-                    f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
-                    for a in alt[:2]
-                ),
-                checks=(check,),
-                evidence=(
-                    ("architecture", f"sm_{sm}"),
-                    ("backend", name),
-                    *((("gpu", f.gpus[0]),) if f.gpus else ()),
-                ),
+            _range_answer(
+                f,
+                know,
+                who=name,
+                lo=lo,
+                hi=hi,
+                sm=sm,
+                said="its record",
                 source=f"wheels_index/backends.toml {name}: {b.source}",
-                line=line_of(f, r"support|requires|Ampere|Hopper|capability|SM"),
+                exclude=name,
             )
         ]
     return []

@@ -21,59 +21,81 @@ from attn_doctor.explain.knowledge import ArchRecord, Knowledge
 _TOOL_NAMES = {"triton": "Triton", "nvcc": "nvcc (CUDA toolkit)", "ptxas": "ptxas (CUDA toolkit)"}
 
 
-def _tool_fix(tool: str, arch: ArchRecord, first: str) -> tuple[str, ...]:
+def _tool_fix(tool: str, arch: ArchRecord, first: str | None) -> tuple[str, ...]:
+    nvcc = arch.first_release("nvcc")
     if tool == "triton":
+        out = []
         torch_first = arch.first_release("torch")
-        out = [f"pip install --upgrade 'triton>={first}'"]
         if torch_first:
-            out.insert(
-                0,
+            out.append(
                 f"pip install --upgrade 'torch>={torch_first}'   # a {arch.torch_cuda or ''} "
                 f"build; torch pins its Triton, and torch {torch_first} brings one that "
-                f"knows sm_{arch.sm}",
+                f"knows sm_{arch.sm}"
+            )
+        if first:
+            out.append(f"pip install --upgrade 'triton>={first}'")
+        if nvcc:
+            out.append(
+                f"export TRITON_PTXAS_PATH=<CUDA {nvcc} or newer>/bin/ptxas   # Triton then "
+                "assembles with that toolkit's ptxas"
             )
         return tuple(out)
     return (
-        f"install CUDA toolkit {first} or newer and point CUDA_HOME at it "
-        f"(nvcc --version must say release {first} or later)",
+        f"install CUDA toolkit {nvcc} or newer and point CUDA_HOME at it "
+        f"(nvcc --version must say release {nvcc} or later)",
     )
 
 
+def _older(have: str | None, first: str | None) -> bool | None:
+    """Whether ``have`` is older than ``first`` (None: unknown)."""
+    h, f = version_of(have), version_of(first)
+    return None if h is None or f is None else h < f
+
+
 def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """nvcc, ptxas or Triton older than the GPU architecture (or refusing it outright)."""
-    pairs: list[tuple[str, int, str | None]] = [(t, sm, None) for t, sm in f.tool_rejects_arch]
+    """nvcc, ptxas or Triton older than the GPU architecture, or refusing it outright.
+
+    A compiler that says it does not know the architecture is the evidence itself, whatever
+    version the table names; a Triton version below the table's first release, in a message
+    where Triton failed to compile, is the other way in."""
+    pairs: list[tuple[str, int, bool]] = [(t, sm, True) for t, sm in f.tool_rejects_arch]
     triton = f.tool("triton")
-    body = body_of(f)
     if (
         triton
         and not pairs
-        and re.search(r"ptxas|PTXAS|CompilationError|triton[^\n]*(?:error|fail)", body, re.I)
+        and re.search(r"ptxas|PTXAS|CompilationError|triton[^\n]*(?:error|fail)", body_of(f), re.I)
     ):
-        pairs += [("triton", sm, triton) for sm in f.sms]
-    out = []
-    for tool, sm, _ in pairs:
+        pairs += [("triton", sm, False) for sm in f.sms]
+    for tool, sm, rejected in pairs:
         arch = know.arch(sm)
         if arch is None:
             continue
         column = "triton" if tool == "triton" else "nvcc"
         first = arch.first_release(column)
         have = triton if tool == "triton" else f.tool("nvcc")
-        if first is None:
-            continue
-        if have and version_of(have) is not None and version_of(have) >= version_of(first):  # type: ignore[operator]
-            continue  # the tool is new enough: not this class
+        older = _older(have, first)
+        if not rejected and not older:
+            continue  # no refusal, and the version is new enough (or unknown): not this class
         name = _TOOL_NAMES.get(tool, tool)
         have_txt = f"{name} {have}" if have else name
-        verified = "" if column in arch.verified else " (table entry unverified)"
-        out.append(
+        what = "Triton" if column == "triton" else "CUDA toolkit"
+        if first and older is not False:
+            verified = "" if column in arch.verified else " (table entry unverified)"
+            known = f"The first {what} release that does is {first}{verified}."
+        elif first:
+            known = (
+                f"The table names {what} {first} as the first that does, yet this one "
+                "refuses it: its bundled ptxas is older; use a newer toolkit's ptxas."
+            )
+        else:
+            known = f"No {what} release known to this table knows it yet."
+        return [
             ClassAnswer(
                 class_id="compiler-too-old-for-arch",
                 title=f"{name} does not know {sm_name(know, sm)}",
                 cause=(
-                    f"{have_txt} does not know sm_{sm} ({arch.name}): it cannot generate code for "
-                    f"this GPU. The first {'triton' if column == 'triton' else 'CUDA toolkit'} "
-                    "release "
-                    f"that does is {first}{verified}."
+                    f"{have_txt} does not know sm_{sm} ({arch.name}): it cannot generate code "
+                    f"for this GPU. {known}"
                 ),
                 fix=_tool_fix(column, arch, first),
                 checks=(f"nvcc_too_old_for_arch:{sm}",) if column == "nvcc" else (),
@@ -81,8 +103,8 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                 source=f"wheels_index/arch_support.toml sm_{sm}: {arch.source}",
                 line=line_of(f, rf"sm_{sm}|compute_{sm}|ptxas|gpu-name") or line_of(f, "error"),
             )
-        )
-    return out[:1]
+        ]
+    return []
 
 
 _KERNEL_IMAGE = (
