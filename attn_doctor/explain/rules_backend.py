@@ -27,11 +27,15 @@ _MISSING_WORDS = (
 
 
 def _module_backend(know: Knowledge, module: str) -> BackendRule | None:
+    """The backend whose module (or its top-level package) this is; exact names first, so
+    ``flash_attn.cute`` is flash_attn_4 and ``flash_attn`` flash_attn_2."""
+    candidates = [b for b in know.backends if b.name not in {"sdpa", "eager"} and b.modules]
+    for b in candidates:
+        if module in b.modules:
+            return b
     top = module.split(".", maxsplit=1)[0]
-    for b in know.backends:
-        if b.name in {"sdpa", "eager"} or not b.modules:
-            continue
-        if module in b.modules or any(m == top for m in b.modules):
+    for b in candidates:
+        if top in {m.split(".", maxsplit=1)[0] for m in b.modules}:
             return b
     return None
 

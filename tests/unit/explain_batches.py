@@ -74,7 +74,7 @@ class Score:
 
 def score_batch(batch: str) -> Score:
     hits = controls_matched = 0
-    misses = []
+    misses: list[tuple[str, str, str | None]] = []
     samples = batch_samples(batch)
     for s in samples:
         got = top_answer(s.text)
@@ -98,8 +98,10 @@ def score_batch(batch: str) -> Score:
 def main() -> None:
     for folder in sorted(p for p in BATCHES.iterdir() if p.is_dir()):
         sc = score_batch(folder.name)
-        print(f"{folder.name}: {sc.hits}/{sc.messages} ({sc.percent:.0f}%), "
-              f"controls matched {sc.controls_matched}/{sc.controls}")
+        print(
+            f"{folder.name}: {sc.hits}/{sc.messages} ({sc.percent:.0f}%), "
+            f"controls matched {sc.controls_matched}/{sc.controls}"
+        )
         for name, want, got in sc.misses:
             print(f"   miss {name}: expected {want}, got {got}")
 
