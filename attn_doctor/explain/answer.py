@@ -56,7 +56,7 @@ def has_error(f: TextFacts) -> bool:
         re.search(
             r"(?m)^\s*(?:error|fatal|ERROR|FATAL)\b|ptxas fatal|AssertionError|Killed|FAILED"
             r"|is not supported|not supported because|is only supported|only supports?"
-            r"|[Ee]xpected .* to be true",
+            r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
             body_of(f),
         )
     )

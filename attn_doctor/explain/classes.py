@@ -14,6 +14,8 @@ the message itself contradicts: such an answer is rejected.
 
 from __future__ import annotations
 
+import re
+
 from attn_doctor.explain.answer import ClassAnswer, Rule, version_of
 from attn_doctor.explain.checks import split_check
 from attn_doctor.explain.evidence import TextFacts
@@ -31,6 +33,8 @@ from attn_doctor.explain.rules_backend import (
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
+    cudnn_sdpa_refused,
+    flashinfer_jit_needs_nvcc,
     hub_kernel_no_variant,
     libcuda_not_found,
     torch_too_old_for_gpu,
@@ -40,6 +44,8 @@ __all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
 
 
 SAME_CAUSE: dict[str, frozenset[str]] = {
+    "cudnn-sdpa-refused": frozenset({"sdpa-no-available-kernel"}),
+    "flashinfer-jit-needs-nvcc": frozenset({"flash-attn-nvcc-not-found"}),
     "compiler-too-old-for-arch": frozenset(
         {"nvcc-unsupported-gpu-arch", "cuda-ptx-unsupported-toolchain"}
     ),
@@ -118,7 +124,9 @@ RULES: tuple[Rule, ...] = (
     backend_dependency_missing,
     backend_forced_package_missing,
     libcuda_not_found,
+    flashinfer_jit_needs_nvcc,
     hub_kernel_no_variant,
+    cudnn_sdpa_refused,
     head_dim_unsupported,
     backend_on_other_device,
     gpu_outside_backend_range,
@@ -136,7 +144,7 @@ def classify(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     out: list[ClassAnswer] = []
     for rule in RULES:
         for ans in rule(f, know):
-            if not contradictions(f, ans.checks):
+            if not contradictions(f, ans.checks, know=know):
                 out.append(ans)
     if any(a.class_id != "app-wrapper-message" for a in out):
         out = [a for a in out if a.class_id != "app-wrapper-message"]
@@ -146,8 +154,28 @@ def classify(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 # --- contradictions ----------------------------------------------------------------------
 
 
-def _check_contradiction(f: TextFacts, name: str, args: tuple[str, ...]) -> str | None:
+def _nvcc_dropped(f: TextFacts, args: tuple[str, ...], know: Knowledge | None) -> str | None:
+    """An nvcc newer than the last release that knew the arch: too new, not too old."""
+    have = version_of(f.tool("nvcc"))
+    if know is None or have is None or not args:
+        return None
+    digits = re.sub(r"\D", "", args[0])
+    arch = know.arch(int(digits)) if digits else None
+    dropped = version_of(arch.nvcc_dropped) if arch and arch.nvcc_dropped else None
+    if arch is None or dropped is None or have < dropped:
+        return None
+    return (
+        f"the message's nvcc {f.tool('nvcc')} is too new, not too old: CUDA "
+        f"{arch.nvcc_dropped} dropped sm_{arch.sm}"
+    )
+
+
+def _check_contradiction(
+    f: TextFacts, name: str, args: tuple[str, ...], know: Knowledge | None = None
+) -> str | None:
     """Why the message contradicts one machine check's premise, or None."""
+    if name == "nvcc_too_old_for_arch" and (why := _nvcc_dropped(f, args, know)):
+        return why
     build = f.torch_build
     other = build in {"rocm", "xpu"}
     if name == "torch_cpu_only" and build in {"rocm", "xpu", "cuda"}:
@@ -191,13 +219,20 @@ def _check_contradiction(f: TextFacts, name: str, args: tuple[str, ...]) -> str 
     return None
 
 
-def contradictions(f: TextFacts, checks: tuple[str, ...]) -> list[str]:
-    """The message's facts that contradict these checks' premises (``a|b``: all must be)."""
+def contradictions(
+    f: TextFacts,
+    checks: tuple[str, ...],
+    captures: dict[str, str] | None = None,
+    know: Knowledge | None = None,
+) -> list[str]:
+    """The message's facts that contradict these checks' premises (``a|b``: all must be).
+    ``{name}`` in a check is filled from ``captures`` (a phrase entry's captured values)."""
     out = []
-    for check in checks:
+    for raw in checks:
+        check = re.sub(r"\{(\w+)\}", lambda m: (captures or {}).get(m.group(1), m.group(0)), raw)
         if "{" in check:
             continue
-        reasons = [_check_contradiction(f, name, args) for name, args in split_check(check)]
+        reasons = [_check_contradiction(f, name, args, know) for name, args in split_check(check)]
         if reasons and all(reasons):
             out.append(str(reasons[0]))
     return out

@@ -253,7 +253,7 @@ def explain_text(
     for match in sorted(matches.values(), key=lambda m: (-m.specificity, m.line_number)):
         symptom = base.get(match.symptom_id)
         assert symptom is not None  # match_symptoms only returns ids from ``base``
-        against = contradictions(facts, symptom.checks)
+        against = contradictions(facts, symptom.checks, match.captured(), know)
         if against:
             rejected.append(Rejected(id=symptom.id, title=symptom.title, reasons=tuple(against)))
             continue

@@ -57,6 +57,8 @@ class TextFacts:
     missing_libraries: tuple[str, ...] = ()
     """Shared libraries that could not be loaded (``libcuda.so.1``, ``libcudart.so.12``)."""
     symbols: tuple[Symbol, ...] = ()
+    tools_missing: tuple[str, ...] = ()
+    """Compilers the message says are not there (``nvcc``)."""
     tools: tuple[tuple[str, str], ...] = ()
     """Compilers/JITs and the version the message shows (``nvcc``/``ptxas``/``triton``)."""
     tool_rejects_arch: tuple[tuple[str, int], ...] = ()
@@ -121,6 +123,8 @@ class TextFacts:
             out.append(("undefined symbol", f"{sym.name or sym.mangled}{who}{where}"))
         for tool, ver in self.tools:
             out.append((tool, ver))
+        for tool in self.tools_missing:
+            out.append(("missing tool", tool))
         for tool, sm in self.tool_rejects_arch:
             out.append((f"{tool} rejects", f"sm_{sm}"))
         if self.required_sm:
@@ -285,16 +289,23 @@ _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
     (re.compile(r"is_sm(\d{2,3})(?:\s*\|\|\s*is_sm(\d{2,3}))+"), "exact"),
     (
-        re.compile(r"(?:only )?supports? Ampere GPUs or newer|requires? (?:an )?Ampere", re.I),
+        re.compile(r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere", re.I),
         "ampere",
     ),
+)
+_QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
+_TOOL_MISSING = re.compile(
+    r"Could not find nvcc|nvcc: (?:command )?not found|nvcc not found|Failed to find nvcc"
+    r"|No such file or directory: '(?:[\w/]*/)?nvcc'",
+    re.I,
 )
 _BUILD_SMS = re.compile(r"supports CUDA capabilities((?:\s+sm_\d{2,3})+)", re.I)
 _HEAD_RULE = re.compile(
     r"(?:head[ _]?dim(?:ension)?|head[ _]size|headdim|hidden_dim)s?\b[^\n]{0,40}?"
     r"((?:at most|up to|less than|<=?|not being a multiple of"
     r"|(?:should|must) be (?:a )?multiple of)\s*\d+|(?:64|32), 128,? (?:and )?256)"
-    r"|Only support head size ([\d, and]+)",
+    r"|Only support head size ([\d, and]+)"
+    r"|query\.shape\[-1\][^\n]*?>\s*(\d{2,4})",
     re.I,
 )
 _PTXAS_FAILED = re.compile(
@@ -308,11 +319,13 @@ _MISSING_LIB = re.compile(
 )
 _SYMBOL_LINE = re.compile(r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+)")
 _NVCC = re.compile(
-    r"Cuda compilation tools, release (\d+\.\d+)|\bnvcc (?:version )?(\d+\.\d+)", re.I
+    r"Cuda compilation tools, release (\d+\.\d+)|\bnvcc:?\s*(?:version\s*)?V?(\d+\.\d+)", re.I
 )
 _TRITON_VER = re.compile(r"triton(?:==|-|\s+version\s*|\s+)(\d+\.\d+\.\d+)", re.I)
 _PTXAS_REJECT = re.compile(
-    r"ptxas[^\n]*?Value '(?:sm_)?(\d{2,3})a?' is not defined for option 'gpu-name'", re.I
+    r"ptxas[^\n]*?Value '(?:sm_)?(\d{2,3})a?' is not defined for option 'gpu-name'"
+    r"|ptxas[^\n]*?does not support \.target sm_(\d{2,3})a?",
+    re.I,
 )
 _NVCC_REJECT = re.compile(
     r"Unsupported gpu architecture 'compute_(\d{2,3})a?'",
@@ -347,7 +360,7 @@ def _platforms(text: str) -> list[str]:
         out.append("colab")
     if re.search(r"conda|miniforge|mambaforge|/envs/", low):
         out.append("conda")
-    if "macos" in low or "darwin" in low or "/opt/homebrew" in low or "\bmps\b" in low:
+    if re.search(r"macos|darwin|/opt/homebrew|\bmps\b|(?<![a-z])mac(?![a-z])|apple silicon", low):
         out.append("macos")
     if (
         re.search(r"/usr/|/home/|linux_x86_64|manylinux|/site-packages/", low)
@@ -459,6 +472,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     heads: list[object] = []
     for m in _HEAD_DIM.finditer(body):
         _add(heads, int(next(g for g in m.groups() if g)))
+    for m in _QUERY_SHAPE.finditer(body):
+        _add(heads, int(m.group(1)))
 
     missing = [m.group(1) for m in _MISSING_MODULE.finditer(body)]
     libs: list[object] = []
@@ -496,11 +511,13 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     rejects: list[object] = []
     for m in (*_PTXAS_REJECT.finditer(body), *_PTXAS_FAILED.finditer(body)):
         tool = "triton" if re.search(r"triton", body, re.I) else "ptxas"
-        _add(rejects, (tool, int(m.group(1))))
-        _add(sms, int(m.group(1)))
+        sm_rejected = int(next(g for g in m.groups() if g))
+        _add(rejects, (tool, sm_rejected))
+        _add(sms, sm_rejected)
     head_rule = None
     if (hm := _HEAD_RULE.search(body)) is not None:
-        head_rule = " ".join((hm.group(1) or f"only {hm.group(2)}").split())
+        rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
+        head_rule = " ".join(rule.split())
     for m in _NVCC_REJECT.finditer(body):
         _add(rejects, ("nvcc", int(m.group(1))))
         _add(sms, int(m.group(1)))
@@ -527,6 +544,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         symbols=tuple({s.mangled: s for s in symbols}.values()),
         tools=tuple(sorted(tools.items())),
         tool_rejects_arch=tuple((str(t[0]), int(t[1])) for t in rejects if isinstance(t, tuple)),
+        tools_missing=("nvcc",) if _TOOL_MISSING.search(body) else (),
         required_sm=required,
         required_exact=exact,
         build_sms=tuple(int(str(x)) for x in build_sms),

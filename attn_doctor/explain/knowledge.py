@@ -34,6 +34,8 @@ class ArchRecord:
     first: tuple[tuple[str, str], ...]
     """(tool, first release that knows this arch), for the tools in ``TOOLS``."""
     torch_cuda: str | None
+    nvcc_dropped: str | None = None
+    """The first CUDA toolkit whose nvcc no longer accepts this arch (None: still accepted)."""
     source: str
     verified: tuple[str, ...]
     """The columns checked against ``source``; others are unverified."""
@@ -139,14 +141,14 @@ def parse_arch_support(data: dict[str, Any]) -> tuple[ArchRecord, ...]:
     archs = []
     for n, item in enumerate(data.get("arch") or []):
         e = Entry(item, f"{ARCH_FILE}: arch #{n + 1}")
-        e.only({"sm", "name", "gpus", *TOOLS, "torch_cuda", "source", "verified"})
+        e.only({"sm", "name", "gpus", *TOOLS, "torch_cuda", "nvcc_dropped", "source", "verified"})
         sm = item.get("sm")
         if not isinstance(sm, int):
             raise e.fail("sm", "must be an integer (80 for sm_80)")
         first = tuple((t, e.str_(t)) for t in TOOLS if item.get(t) is not None)
         verified = tuple(e.strs("verified")) if item.get("verified") is not None else ()
         for col in verified:
-            if col not in (*TOOLS, "torch_cuda"):
+            if col not in (*TOOLS, "torch_cuda", "nvcc_dropped"):
                 raise e.fail("verified", f"unknown column {col!r}")
         gpus = tuple(e.strs("gpus")) if item.get("gpus") is not None else ()
         for g in gpus:
@@ -161,6 +163,9 @@ def parse_arch_support(data: dict[str, Any]) -> tuple[ArchRecord, ...]:
                 gpus=gpus,
                 first=first,
                 torch_cuda=e.str_("torch_cuda") if item.get("torch_cuda") is not None else None,
+                nvcc_dropped=(
+                    e.str_("nvcc_dropped") if item.get("nvcc_dropped") is not None else None
+                ),
                 source=e.str_("source"),
                 verified=verified,
             )

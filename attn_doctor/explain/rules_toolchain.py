@@ -239,3 +239,82 @@ def hub_kernel_no_variant(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             line=line,
         )
     ]
+
+
+_CUDNN_SDPA = (
+    r"cuDNN Frontend error|mha_graph|_scaled_dot_product_cudnn_attention|cudnn_attention"
+    r"|CUDNN_STATUS_\w+"
+)
+
+
+def cudnn_sdpa_refused(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """torch's cuDNN attention kernel (one of SDPA's) refusing or failing these inputs."""
+    line = line_of(f, _CUDNN_SDPA)
+    if not line or not re.search(
+        r"scaled_dot_product|SDPA|sdpa|mha_graph|cudnn_attention|cuDNN Frontend", body_of(f)
+    ):
+        return []
+    record = know.backend("sdpa_cudnn")
+    need = re.search(r"cudnn version below (\d+(?:\.\d+)*)", body_of(f), re.I)
+    limit = record.max_head_dim if record is not None else None
+    big = [h for h in f.head_dims if limit and h > limit]
+    cause = "torch's cuDNN attention kernel (the SDPA backend it tries first on recent GPUs) "
+    if need:
+        cause += f"refuses these inputs with this cuDNN: it needs cuDNN {need.group(1)} or newer."
+    elif big:
+        cause += f"refuses head dim {max(big)} (its limit is {limit}, from its record)."
+    else:
+        cause += "failed on these inputs (shape, mask or head dim it does not handle)."
+    fix = [
+        "torch.backends.cuda.enable_cudnn_sdp(False)   # SDPA then uses its flash or "
+        "memory-efficient kernel"
+    ]
+    if need:
+        fix.insert(
+            0,
+            "pip install --upgrade 'nvidia-cudnn-cu<cuda_major>'   # or a torch build "
+            "that bundles a newer cuDNN",
+        )
+    return [
+        ClassAnswer(
+            class_id="cudnn-sdpa-refused",
+            title="torch's cuDNN attention kernel refused these inputs",
+            cause=cause,
+            fix=tuple(fix),
+            evidence=(
+                ("kernel", "cuDNN SDPA"),
+                *((("needs cuDNN", need.group(1)),) if need else ()),
+            ),
+            source="wheels_index/backends.toml sdpa_cudnn: "
+            + (record.source if record is not None else "pytorch sdp_utils.cpp"),
+            line=line,
+        )
+    ]
+
+
+def flashinfer_jit_needs_nvcc(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """FlashInfer compiles its kernels at first use (JIT) and needs nvcc, which is absent."""
+    if "nvcc" not in f.tools_missing or not re.search(r"flashinfer", body_of(f), re.I):
+        return []
+    return [
+        ClassAnswer(
+            class_id="flashinfer-jit-needs-nvcc",
+            title="FlashInfer JIT-compiles its kernels and cannot find nvcc",
+            cause=(
+                "FlashInfer builds the kernels it has no prebuilt binary for at first use, with "
+                "the CUDA toolkit's nvcc; this machine (or container) has no nvcc on PATH or "
+                "under CUDA_HOME."
+            ),
+            fix=(
+                "install the CUDA toolkit matching torch's CUDA (<torch_cuda>) and set "
+                "CUDA_HOME (nvcc must be at $CUDA_HOME/bin/nvcc)",
+                "or, with vLLM: VLLM_USE_FLASHINFER_SAMPLER=0 and --attention-backend "
+                "FLASH_ATTN (no FlashInfer JIT at all)",
+            ),
+            checks=("nvcc_missing",),
+            evidence=(("missing tool", "nvcc"), ("package", "flashinfer")),
+            source="flashinfer-ai/flashinfer flashinfer/jit/cpp_ext.py (nvcc from CUDA_HOME or "
+            "PATH); vllm-project/vllm vllm/v1/sample/ops/topk_topp_sampler.py",
+            line=line_of(f, r"nvcc"),
+        )
+    ]

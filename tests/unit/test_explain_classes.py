@@ -364,3 +364,37 @@ def test_demangler_names_the_symbol_and_its_library(mangled: str, name: str, own
 def test_demangler_returns_none_for_what_it_does_not_understand() -> None:
     assert demangle("not_a_symbol") is None
     assert demangle("_ZQQQ") is None
+
+
+def test_cudnn_sdpa_refusal_names_the_cudnn_it_needs() -> None:
+    from attn_doctor.explain.rules_toolchain import cudnn_sdpa_refused
+
+    f = TextFacts(
+        lines=(
+            "x = F.scaled_dot_product_attention(q, k, v)",
+            "RuntimeError: cuDNN Frontend error: d not a multiple of 64 is not "
+            "supported with cudnn version below 8.9.6",
+        )
+    )
+    (a,) = cudnn_sdpa_refused(f, KNOW)
+    assert "8.9.6" in a.cause
+    assert any("enable_cudnn_sdp(False)" in c for c in a.fix)
+
+
+def test_flashinfer_jit_without_nvcc() -> None:
+    from attn_doctor.explain.rules_toolchain import flashinfer_jit_needs_nvcc
+
+    f = TextFacts(tools_missing=("nvcc",), lines=("flashinfer/sampling.py", "nvcc not found"))
+    (a,) = flashinfer_jit_needs_nvcc(f, KNOW)
+    assert a.checks == ("nvcc_missing",)
+    assert flashinfer_jit_needs_nvcc(TextFacts(tools_missing=("nvcc",)), KNOW) == []
+
+
+def test_an_nvcc_too_new_for_a_dropped_arch_contradicts_nvcc_too_old() -> None:
+    f = TextFacts(tools=(("nvcc", "11.1"),))
+    (why,) = contradictions(f, ("nvcc_too_old_for_arch:{arch}",), {"arch": "30"}, KNOW)
+    assert "too new" in why
+    assert "11.0" in why
+    assert not contradictions(
+        TextFacts(tools=(("nvcc", "10.2"),)), ("nvcc_too_old_for_arch:30",), None, KNOW
+    )

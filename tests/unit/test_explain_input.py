@@ -37,9 +37,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 @pytest.mark.parametrize("text", ["----", "-x is not an option", "--- separator line ---"])
-def test_text_starting_with_a_dash_is_text(
-    text: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_text_starting_with_a_dash_is_text(text: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["explain", "--no-probe", text], capsys)
     assert code == 1  # read and explained (no known cause), not a usage error (2)
     assert "No known cause" in out
@@ -47,8 +45,13 @@ def test_text_starting_with_a_dash_is_text(
 
 def test_a_known_message_after_dashes_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(
-        ["explain", "--no-probe", "--- RuntimeError: FlashAttention only supports Ampere GPUs "
-         "or newer."], capsys)
+        [
+            "explain",
+            "--no-probe",
+            "--- RuntimeError: FlashAttention only supports Ampere GPUs or newer.",
+        ],
+        capsys,
+    )
     assert code == 0
     assert "Ampere" in out
 
@@ -57,8 +60,8 @@ def test_explain_dash_reads_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        "sys.stdin", _Stdin("ImportError: libcuda.so.1: cannot open shared object file\n",
-                            tty=True))
+        "sys.stdin", _Stdin("ImportError: libcuda.so.1: cannot open shared object file\n", tty=True)
+    )
     code, out, _ = _run(["explain", "--no-probe", "--json", "-"], capsys)
     doc = json.loads(out)
     assert code == 0
@@ -71,8 +74,11 @@ def test_utf16_and_bom_logs_are_decoded(
     encoding: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = tmp_path / "out.log"
-    log.write_bytes("Traceback:\r\nImportError: libcuda.so.1: cannot open shared object file\r\n"
-                    .encode(encoding))
+    log.write_bytes(
+        "Traceback:\r\nImportError: libcuda.so.1: cannot open shared object file\r\n".encode(
+            encoding
+        )
+    )
     code, out, _ = _run(["explain", "--no-probe", "--json", "--log", str(log)], capsys)
     assert code == 0
     assert json.loads(out)["result"]["input"]["lines"] == 2
@@ -97,9 +103,13 @@ def test_unknown_message_prints_its_facts_and_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = _run(
-        ["explain", "--no-probe",
-         "RuntimeError: something odd in flash_attn 2.7.4 on RTX 5090 with torch 2.6.0+cu124"],
-        capsys)
+        [
+            "explain",
+            "--no-probe",
+            "RuntimeError: something odd in flash_attn 2.7.4 on RTX 5090 with torch 2.6.0+cu124",
+        ],
+        capsys,
+    )
     assert code == 1
     assert "No known cause" in out
     assert "What the message shows" in out
@@ -109,8 +119,7 @@ def test_unknown_message_prints_its_facts_and_exits_1(
 
 
 def test_unknown_message_facts_are_in_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["explain", "--no-probe", "--json", "weird failure on a Tesla T4"],
-                        capsys)
+    code, out, _ = _run(["explain", "--no-probe", "--json", "weird failure on a Tesla T4"], capsys)
     result = json.loads(out)["result"]
     assert code == 1
     assert {"fact": "architecture", "value": "sm_75"} in result["message_facts"]
