@@ -67,6 +67,8 @@ class TextFacts:
     """The GPU range the message itself states a kernel needs: (lowest, highest or None), from
     "compute capability > 7.5", "sm80-sm90", "SM>=80 and SM<=90", "is_sm80 || is_sm90",
     "Ampere GPUs or newer"."""
+    refused_sms: tuple[int, ...] = ()
+    """Architectures a backend says it does not support ("Unsupported CUDA architecture: sm120")."""
     required_exact: tuple[int, ...] = ()
     """When the message names the only architectures allowed ("is_sm80 || is_sm90")."""
     build_sms: tuple[int, ...] = ()
@@ -149,7 +151,8 @@ MAX_FACT_CHARS = 1024 * 1024
 _SENTENCE_END = re.compile(r"[.:;!?)\]}>,]$|^\s*$")
 _CONTINUES = re.compile(r"^\s*[a-z0-9_(`'\"]")
 _TRACE_LINE = re.compile(
-    r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b)"
+    r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b"
+    r"|(?:[Ee]rror|[Ww]arning|[Ff]atal|[Nn]ote)\s*:)"
 )
 
 
@@ -282,7 +285,13 @@ _HEAD_DIM = re.compile(
     r"|headdim\s*[=:]?\s*(\d{2,4})|head_size=(\d{2,4})|hdim\s*[=:]?\s*(\d{2,4})",
     re.I,
 )
-_MISSING_MODULE = re.compile(r"No (?:module named|such module) ['\"`]?([\w.]+)")
+_MISSING_MODULE = re.compile(
+    r"No (?:module named|such module) ['\"`]?([\w.]+)|\bno (\w+) module found", re.I
+)
+_REFUSED_ARCH = re.compile(
+    r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
+    re.I,
+)
 _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"compute capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
     (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
@@ -475,7 +484,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     for m in _QUERY_SHAPE.finditer(body):
         _add(heads, int(m.group(1)))
 
-    missing = [m.group(1) for m in _MISSING_MODULE.finditer(body)]
+    missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
+    refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
     libs: list[object] = []
     for m in _MISSING_LIB.finditer(body):
         name = m.group(1) or m.group(2) or ("libcuda.so" if m.group(0) else None)
@@ -536,7 +546,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         python=py,
         platforms=tuple(_platforms(body)),
         gpus=tuple(str(g) for g in gpus),
-        sms=tuple(int(str(s)) for s in sms),
+        sms=tuple(dict.fromkeys([*(int(str(x)) for x in sms), *refused])),
         dtypes=tuple(str(d) for d in dtypes),
         head_dims=tuple(int(str(h)) for h in heads),
         missing_modules=tuple(dict.fromkeys(missing)),
@@ -545,6 +555,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         tools=tuple(sorted(tools.items())),
         tool_rejects_arch=tuple((str(t[0]), int(t[1])) for t in rejects if isinstance(t, tuple)),
         tools_missing=("nvcc",) if _TOOL_MISSING.search(body) else (),
+        refused_sms=tuple(dict.fromkeys(refused)),
         required_sm=required,
         required_exact=exact,
         build_sms=tuple(int(str(x)) for x in build_sms),

@@ -60,11 +60,16 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
         (mod, f"lacks {name}") for name, mod in wrong
     ]
     for module, how in candidates:
+        top = module.split(".")[0]
+        needed_by = [
+            d.backend for d in know.dependencies if top == d.module.split(".", maxsplit=1)[0]
+        ]
         for dep in know.dependencies:
-            top = module.split(".")[0]
             if not (module == dep.module or top == dep.module.split(".")[0]):
                 continue
-            if dep.backend not in backends:
+            # A dependency several backends share (Triton) is the answer even when the
+            # message does not name the backend; any other needs its backend in the message.
+            if dep.backend not in backends and (backends or len(needed_by) < 2):
                 continue
             windows = "windows" in f.platforms and dep.dist == "triton"
             req = (
@@ -82,6 +87,9 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
                     cause=(
                         f"{dep.backend} itself is present, but its own dependency {dep.dist} "
                         f"(module {dep.module}) {state}; {dep.backend} needs {dep.requirement}."
+                        if dep.backend in backends
+                        else f"{dep.dist} (module {dep.module}) {state}; "
+                        f"{', '.join(dict.fromkeys(needed_by))} need it."
                     ),
                     fix=(f"pip install --upgrade '{req}'",),
                     checks=(f"package_missing:{dep.dist}",) if how == "missing" else (),
@@ -261,6 +269,46 @@ def _range_answer(
     )
 
 
+def _refused_answer(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | None:
+    """The backend itself says it does not support this architecture. Inside the range its
+    record gives, the installed build is older than the release that added the arch."""
+    b = know.backend(name)
+    if b is None:
+        return None
+    sm = f.refused_sms[0]
+    lo, hi = gpu_range(b)
+    dist = b.distributions[0] if b.distributions else name
+    have = f.version(dist)
+    if lo <= sm and (hi is None or sm <= hi):
+        cause = (
+            f"this {dist}{' ' + have if have else ''} was built without kernels for "
+            f"{sm_name(know, sm)}, which {name} supports in newer releases (its record: "
+            f"{_range_text(lo, hi)})."
+        )
+        fix: tuple[str, ...] = (f"attn-doctor install {name}   # a build for this GPU and torch",)
+    else:
+        cause = (
+            f"{name} runs on {_range_text(lo, hi)} (its record); this GPU is {sm_name(know, sm)}."
+        )
+        fix = tuple(
+            f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+            for a in instead(know, sm=sm, exclude=name)[:2]
+        )
+    return ClassAnswer(
+        class_id="gpu-outside-backend-range",
+        title=f"{name} refuses {sm_name(know, sm)}",
+        cause=cause,
+        fix=fix,
+        evidence=(
+            ("refused", f"sm_{sm}"),
+            ("backend", name),
+            *((("version", have),) if have else ()),
+        ),
+        source=f"wheels_index/backends.toml {name}: {b.source}",
+        line=line_of(f, r"Unsupported|not supported"),
+    )
+
+
 def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """The GPU's architecture is outside the range a kernel needs: the range the message
     itself states ("compute capability > 7.5", "sm80-sm90", "is_sm80 || is_sm90"), else the
@@ -286,11 +334,20 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                     exclude=named[0] if named else "",
                 )
             ]
-    if not f.sms or not re.search(
-        r"support|requires|Ampere|Hopper|Blackwell|Turing|Volta|architecture|capability"
-        r"|SM ?[<>]=?|sm_?\d|kernel image",
-        body_of(f),
-        re.I,
+    if f.refused_sms and named:
+        refused = _refused_answer(f, know, named[0])
+        if refused is not None:
+            return [refused]
+    # A message that names the backend and fails: its GPU range (from the record) decides.
+    in_traceback = bool(named)
+    if not f.sms or not (
+        in_traceback
+        or re.search(
+            r"support|requires|Ampere|Hopper|Blackwell|Turing|Volta|architecture|capability"
+            r"|SM ?[<>]=?|sm_?\d|kernel image",
+            body_of(f),
+            re.I,
+        )
     ):
         return []
     for name in named:
