@@ -40,6 +40,8 @@ class InputText:
     """Size of the whole input in bytes (UTF-8 for arguments and stdin)."""
     read_bytes: int
     """Bytes actually read: less than ``total_bytes`` when only the last part was kept."""
+    binary: bool = False
+    """The bytes are not text (the command refuses them: "this is not text")."""
 
     @property
     def truncated(self) -> bool:
@@ -54,29 +56,27 @@ class InputText:
         return out
 
 
-def decode_input(data: bytes) -> str:
-    """Bytes to text: UTF-8 (with or without a BOM) or UTF-16 (what PowerShell's ``>`` writes,
-    with a BOM or recognised by its zero bytes); anything else that is not text is refused.
+def decode_input(data: bytes) -> tuple[str, bool]:
+    """Bytes to text, and whether they are text at all.
 
-    Raises ``UsageError`` ("this is not text") for binary input: a file of NUL bytes and
-    control codes would otherwise be "explained" line by line.
+    UTF-8 (with or without a BOM) and UTF-16 (what PowerShell's ``>`` writes, with a BOM or
+    recognised by its zero bytes) are decoded; anything else that is not text (NUL bytes and
+    control codes: a core file, a wheel) is still decoded with replacements, and flagged so
+    that the command can say "this is not text" instead of scanning it line by line.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
+        return data.decode("utf-16", errors="replace"), False
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
+        return data[3:].decode("utf-8", errors="replace"), False
     sample = data[:4096]
     if len(sample) >= 4 and sample.count(b"\x00") >= len(sample) // 4:
         # UTF-16 without a BOM: every other byte of ASCII text is zero.
         odd, even = sample[1::2].count(0), sample[0::2].count(0)
-        if odd >= len(sample) // 2 * 0.9 or even >= len(sample) // 2 * 0.9:
-            return data.decode("utf-16-le" if odd >= even else "utf-16-be", errors="replace")
-    if is_binary(sample):
-        raise UsageError(
-            "this is not text (binary data)",
-            hint="give the error message, a traceback or a text log",
-        )
-    return data.decode("utf-8", errors="replace")
+        half = len(sample) // 2
+        if odd >= half * 0.9 or even >= half * 0.9:
+            codec = "utf-16-le" if odd >= even else "utf-16-be"
+            return data.decode(codec, errors="replace"), False
+    return data.decode("utf-8", errors="replace"), is_binary(sample)
 
 
 def is_binary(sample: bytes) -> bool:
@@ -95,11 +95,9 @@ def _tail(data: bytes, total: int, source: str) -> InputText:
         cut = data.find(b"\n", 0, 1 << 20)
         if 0 <= cut < len(data) - 1:
             data = data[cut + 1 :]
+    text, binary = decode_input(data)
     return InputText(
-        text=decode_input(data),
-        source=source,
-        total_bytes=total,
-        read_bytes=len(data),
+        text=text, source=source, total_bytes=total, read_bytes=len(data), binary=binary
     )
 
 
@@ -247,6 +245,11 @@ def explain_command(
     from attn_doctor.report.envelope import make_envelope, write_envelope
 
     given = read_input(text, log_path, sys.stdin)
+    if given.binary:
+        raise UsageError(
+            "this is not text (binary data)",
+            hint="give the error message, a traceback or a text log",
+        )
     message = given.text
     if not message.strip():
         raise UsageError("the text to explain is empty")

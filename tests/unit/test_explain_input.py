@@ -11,7 +11,6 @@ import pytest
 
 from attn_doctor.cli import main
 from attn_doctor.commands.explain import decode_input
-from attn_doctor.errors import UsageError
 
 
 class _Stdin(io.StringIO):
@@ -93,10 +92,11 @@ def test_binary_input_is_not_text(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_decode_input_directly() -> None:
-    assert decode_input("é\n".encode("utf-8-sig")) == "é\n"
-    assert decode_input("ok\n".encode("utf-16")) == "ok\n"
-    with pytest.raises(UsageError):
-        decode_input(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00")
+    assert decode_input("é\n".encode("utf-8-sig")) == ("é\n", False)
+    assert decode_input("ok\n".encode("utf-16")) == ("ok\n", False)
+    text, binary = decode_input(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x03\x00>\x00")
+    assert binary
+    assert isinstance(text, str)
 
 
 def test_unknown_message_prints_its_facts_and_exits_1(
