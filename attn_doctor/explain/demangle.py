@@ -115,6 +115,8 @@ def symbols_in(text: str) -> list[str]:
 def symbol_owner(demangled: str) -> str | None:
     """The library that defines a symbol, from its namespace: torch for ``c10``/``at``/``torch``
     /``caffe2``, the C++ runtime for ``std`` (a libstdc++ or ABI mismatch), else None."""
+    if demangled.startswith("nccl"):
+        return "torch"  # torch's wheels bundle their NCCL; a missing nccl* symbol is torch's
     top = demangled.split("::", 1)[0]
     if top in {"c10", "at", "torch", "caffe2"}:
         return "torch"

@@ -326,7 +326,9 @@ _MISSING_LIB = re.compile(
     r"|libcuda\.so (?:cannot|not) (?:be )?found|(cannot find -lcuda))",
     re.I,
 )
-_SYMBOL_LINE = re.compile(r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+)")
+_SYMBOL_LINE = re.compile(
+    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+|nccl\w+|cuda\w+|cudnn\w+)"
+)
 _NVCC = re.compile(
     r"Cuda compilation tools, release (\d+\.\d+)|\bnvcc:?\s*(?:version\s*)?V?(\d+\.\d+)", re.I
 )
@@ -500,8 +502,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         short = None
         if binary:
             short = re.split(r"[\\/]", binary)[-1].split(".")[0]
-        for mangled in symbols_in(m.group(2)):
-            name = demangle(mangled)
+        for mangled in symbols_in(m.group(2)) or [m.group(2)]:
+            name = demangle(mangled) if mangled.startswith("_Z") else mangled
             symbols.append(
                 Symbol(
                     mangled=mangled,

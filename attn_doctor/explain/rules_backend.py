@@ -430,8 +430,41 @@ def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     return []
 
 
+def _missing_torch_library(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend's binary links a torch library (libtorch_*, libc10*) this torch lacks."""
+    libs = [lib for lib in f.missing_libraries if re.match(r"lib(?:torch|c10)", lib)]
+    named = backends_in(f)
+    b = know.backend(named[0]) if named else None
+    if not libs or b is None:
+        return []
+    dist = b.distributions[0] if b.distributions else b.name
+    return [
+        ClassAnswer(
+            class_id="extension-built-for-other-torch",
+            title=f"{dist} built for another torch",
+            cause=(
+                f"{dist}'s compiled extension links {libs[0]}, a library of the torch it was "
+                "built against; this torch does not ship it: it was built for another torch "
+                "release."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps --no-cache-dir {dist}   # a build for "
+                "torch <torch_mm> (attn-doctor install picks one)",
+            ),
+            checks=(f"built_for_other_torch:{dist}",),
+            evidence=(("missing library", libs[0]), ("backend", b.name)),
+            source="torch's shared libraries (libtorch_*, libc10*) differ between releases",
+            line=line_of(f, re.escape(libs[0])),
+            before_phrases=False,
+        )
+    ]
+
+
 def extension_symbol_mismatch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """An undefined torch symbol in a backend's binary: built for another torch (or ABI)."""
+    """An undefined torch symbol in a backend's binary, or a torch library it links that this
+    torch lacks: built for another torch (or ABI)."""
+    if not f.symbols:
+        return _missing_torch_library(f, know)
     for sym in f.symbols:
         if sym.owner != "torch":
             continue
