@@ -398,3 +398,40 @@ def test_an_nvcc_too_new_for_a_dropped_arch_contradicts_nvcc_too_old() -> None:
     assert not contradictions(
         TextFacts(tools=(("nvcc", "10.2"),)), ("nvcc_too_old_for_arch:30",), None, KNOW
     )
+
+
+def test_a_backend_refusing_an_arch_inside_its_range_is_an_old_build() -> None:
+    f = TextFacts(
+        refused_sms=(120,),
+        sms=(120,),
+        packages=(("sageattention", "2.0.0"),),
+        error_classes=("ValueError",),
+        lines=("sageattention/core.py: ValueError: Unsupported CUDA architecture: sm120",),
+    )
+    (a,) = gpu_outside_backend_range(f, KNOW)
+    assert "2.0.0 was built without kernels" in a.cause
+    assert a.fix[0].startswith("attn-doctor install sageattention")
+
+
+def test_triton_missing_without_a_named_backend_lists_who_needs_it() -> None:
+    f = TextFacts(missing_modules=("triton",), error_classes=("ModuleNotFoundError",))
+    (a,) = backend_dependency_missing(f, KNOW)
+    assert "sageattention" in a.cause
+    assert "flex_attention" in a.cause
+
+
+def test_a_missing_torch_library_in_a_backend_binary() -> None:
+    f = TextFacts(missing_libraries=("libtorch_cuda_cpp.so",), lines=("from flash_attn import x",))
+    (a,) = extension_symbol_mismatch(f, KNOW)
+    assert a.class_id == "extension-built-for-other-torch"
+    assert "libtorch_cuda_cpp.so" in a.cause
+
+
+def test_an_unmangled_nccl_symbol_is_torchs() -> None:
+    text = (
+        "ImportError: /venv/lib/python3.11/site-packages/flash_attn_2_cuda.cpython-311-"
+        "x86_64-linux-gnu.so: undefined symbol: ncclCommRegister"
+    )
+    (sym,) = extract_facts(text).symbols
+    assert sym.owner == "torch"
+    assert sym.binary == "flash_attn_2_cuda"
