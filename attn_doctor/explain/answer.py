@@ -142,3 +142,20 @@ def instead(
 def sm_name(know: Knowledge, sm: int) -> str:
     a = know.arch(sm)
     return f"sm_{sm} ({a.name})" if a else f"sm_{sm}"
+
+
+def explained_missing(f: TextFacts, know: Knowledge) -> set[str]:
+    """Modules whose absence a known harmless warning in the text itself reports (xformers'
+    "A matching Triton is not available … No module named 'triton'")."""
+    body = body_of(f)
+    out: set[str] = set()
+    for h in know.harmless:
+        if h.explains_missing and h.pattern.search(body):
+            out.update(h.explains_missing)
+    return out
+
+
+def unexplained_missing(f: TextFacts, know: Knowledge) -> list[str]:
+    """The missing modules no harmless warning accounts for."""
+    explained = explained_missing(f, know)
+    return [m for m in f.missing_modules if m.split(".", maxsplit=1)[0] not in explained]

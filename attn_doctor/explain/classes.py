@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, Rule, version_of
+from attn_doctor.explain.answer import ClassAnswer, Rule, explained_missing, version_of
 from attn_doctor.explain.checks import split_check
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
@@ -176,6 +176,12 @@ def _check_contradiction(
     """Why the message contradicts one machine check's premise, or None."""
     if name == "nvcc_too_old_for_arch" and (why := _nvcc_dropped(f, args, know)):
         return why
+    if (
+        name in {"triton_missing", "package_missing"}
+        and know is not None
+        and (args[0] if args else "triton") in explained_missing(f, know)
+    ):
+        return "the message's own warning reports the missing module, and that warning is harmless"
     build = f.torch_build
     other = build in {"rocm", "xpu"}
     if name == "torch_cpu_only" and build in {"rocm", "xpu", "cuda"}:

@@ -75,6 +75,8 @@ class Harmless:
     pattern: re.Pattern[str]
     why: str
     source: str
+    explains_missing: tuple[str, ...] = ()
+    """Modules whose absence the warning itself reports (its traceback is part of it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,13 +214,18 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     harmless = []
     for n, item in enumerate(data.get("harmless") or []):
         e = Entry(item, f"{CLASSES_FILE}: harmless #{n + 1}")
-        e.only({"id", "pattern", "why", "source"})
+        e.only({"id", "pattern", "why", "source", "explains_missing"})
         harmless.append(
             Harmless(
                 id=e.str_("id"),
                 pattern=_regex(e, "pattern"),
                 why=e.str_("why"),
                 source=e.str_("source"),
+                explains_missing=(
+                    tuple(e.strs("explains_missing"))
+                    if item.get("explains_missing") is not None
+                    else ()
+                ),
             )
         )
     messages = []

@@ -16,6 +16,7 @@ from attn_doctor.explain.answer import (
     instead,
     line_of,
     sm_name,
+    unexplained_missing,
 )
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Dependency, Knowledge
@@ -56,7 +57,7 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
     out = []
     body = body_of(f)
     wrong = re.findall(r"cannot import name '(\w+)' from '([\w.]+)'", body)
-    candidates = [(m, "missing") for m in f.missing_modules] + [
+    candidates = [(m, "missing") for m in unexplained_missing(f, know)] + [
         (mod, f"lacks {name}") for name, mod in wrong
     ]
     for module, how in candidates:
@@ -509,7 +510,7 @@ def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend's own module is missing (no framework setting named)."""
     if not any(e in {"ModuleNotFoundError", "ImportError"} for e in f.error_classes):
         return []
-    for mod in f.missing_modules:
+    for mod in unexplained_missing(f, know):
         b = _module_backend(know, mod)
         if b is None or b.name in {"unsloth"}:
             continue

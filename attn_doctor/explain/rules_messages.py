@@ -8,8 +8,10 @@ import re
 from attn_doctor.explain.answer import (
     ClassAnswer,
     body_of,
+    explained_missing,
     has_error,
     line_of,
+    unexplained_missing,
 )
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
@@ -45,10 +47,14 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
 
 def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """Known warnings that change nothing, when the text has no error of its own."""
-    if has_error(f) and not all(e.endswith("Warning") for e in f.error_classes if e):
+    """Known warnings that change nothing, when the text has no error of its own (an import
+    error the warning itself reports, like xformers' missing Triton, is part of it)."""
+    errors = [e for e in f.error_classes if not e.endswith("Warning")]
+    if explained_missing(f, know) and not unexplained_missing(f, know):
+        errors = [e for e in errors if e not in {"ModuleNotFoundError", "ImportError"}]
+    elif has_error(f):
         return []
-    if any(not e.endswith("Warning") for e in f.error_classes):
+    if errors:
         return []
     body = body_of(f)
     out = []

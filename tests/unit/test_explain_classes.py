@@ -435,3 +435,18 @@ def test_an_unmangled_nccl_symbol_is_torchs() -> None:
     (sym,) = extract_facts(text).symbols
     assert sym.owner == "torch"
     assert sym.binary == "flash_attn_2_cuda"
+
+
+def test_xformers_triton_warning_is_harmless_even_with_its_traceback() -> None:
+    from attn_doctor.explain import explain_text
+
+    text = (
+        "A matching Triton is not available, some optimizations will not be enabled\n"
+        "Traceback (most recent call last):\n"
+        '  File "C:\\\\venv\\\\lib\\\\site-packages\\\\xformers\\\\__init__.py", line 57, in '
+        "_is_triton_available\n"
+        "    import triton  # noqa\n"
+        "ModuleNotFoundError: No module named 'triton'\n"
+    )
+    result = explain_text(text, None)
+    assert [e.match.symptom_id for e in result.explanations] == ["harmless-warning"]
