@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import Environment
 from attn_doctor.index.frameworks import load_frameworks
+from attn_doctor.plan.comfyui_embedded import install_for_comfyui, other_python
 from attn_doctor.plan.frameworks import (
     can_both_hold,
     framework_requirements,
@@ -124,6 +125,13 @@ def framework_notes(
                     f"{req.name}{brings}"
                     + ("" if req.optional else " (pip refuses it: that pin is a constraint)")
                 )
+    comfy = other_python(env)
+    if comfy is not None and comfy.python is not None:
+        notes.append(
+            f"ComfyUI runs under its own {comfy.python}: this installs into "
+            f"{env.python.executable}, not into ComfyUI's; for ComfyUI: "
+            f"{install_for_comfyui(env, comfy, backend)}"
+        )
     for m in minimums_for(env, backend, present_frameworks(env)):
         notes.append(
             f"{framework_title(m.framework)} checks {m.requirement} for this backend: "
