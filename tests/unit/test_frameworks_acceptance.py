@@ -223,6 +223,19 @@ def test_comfyui_portable_with_another_python_says_how_to_diagnose_it(tmp_path: 
     assert other.fix.startswith(f"{embedded} -m pip install attn-doctor")
 
 
+def test_a_kernel_the_framework_ships_makes_its_package_idle_unless_it_requires_it() -> None:
+    fa2 = PackageFacts(name="flash-attn", version="2.8.3")
+    fa4 = PackageFacts(name="flash-attn-4", version="4.0.0b18")
+    found = diagnose(h200_with(VLLM, fa2), load_rules()).findings
+    ships = [f for f in found if f.id == "framework-ships-kernel"]
+    assert any("vLLM does not use the installed flash-attn" in f.title for f in ships)
+    # SGLang 0.5.23 vendors FlashAttention-4 for fa4 but still requires flash-attn-4 itself
+    found = diagnose(h200_with(SGLANG, fa4), load_rules()).findings
+    assert not any(f.id == "framework-ships-kernel" and "SGLang" in f.title for f in found)
+    notes = plan_install(h200_with(SGLANG), load_index(), "flash_attn_4").notes
+    assert not any("SGLang ships its own build" in n for n in notes)
+
+
 PORTABLE_PY = r"C:\Users\Jane Doe\ComfyUI_windows_portable\python_embeded\python.exe"
 
 

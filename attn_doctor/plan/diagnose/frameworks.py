@@ -33,6 +33,7 @@ from attn_doctor.plan.frameworks import (
     knob,
     minimums_for,
     present_frameworks,
+    requires_itself,
     satisfies,
 )
 from attn_doctor.plan.resolve.common import PROTECTED
@@ -291,6 +292,8 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
             entry = record.framework_entry(fw, version)
             if entry is None or not entry.bundled or record.distribution is None:
                 continue
+            if requires_itself(env, fw, record.distribution):
+                continue  # the framework needs the package anyway
             pkg = env.package(record.distribution)
             if pkg is None:
                 continue

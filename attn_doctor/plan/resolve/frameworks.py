@@ -30,6 +30,7 @@ from attn_doctor.plan.frameworks import (
     installed_version,
     minimums_for,
     present_frameworks,
+    requires_itself,
     satisfies,
 )
 from attn_doctor.plan.resolve.common import PROTECTED
@@ -109,7 +110,11 @@ def framework_notes(
                 f"install {title}'s default attention changes to it (start {title} with "
                 "--disable-xformers to keep the current one)"
             )
-        if entry is not None and entry.bundled:
+        if (
+            entry is not None
+            and entry.bundled
+            and (record.distribution is None or not requires_itself(env, fw, record.distribution))
+        ):
             notes.append(
                 f"{title} ships its own build of this kernel ({entry.name}) and does not use "
                 f"this install: it serves transformers and other libraries only"
