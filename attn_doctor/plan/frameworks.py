@@ -148,6 +148,13 @@ def _plain(line: str, markers: dict[str, str]) -> str | None:
     return f"{canonicalize_name(req.name)}{req.specifier}"
 
 
+def requires_itself(env: Environment, framework: FrameworkName, distribution: str) -> bool:
+    """The framework itself requires ``distribution`` (SGLang 0.5.23 requires flash-attn-4,
+    though its fa4 backend runs the copy it vendors): then it is not an idle install."""
+    name = canonicalize_name(distribution)
+    return any(not r.optional and r.name == name for r in framework_requirements(env, framework))
+
+
 def framework_requirements(
     env: Environment, framework: FrameworkName, data: FrameworkData | None = None
 ) -> tuple[FrameworkRequirement, ...]:
