@@ -68,6 +68,26 @@ def _read_toml(name: str, directory: Path) -> dict[str, Any]:
         raise IndexDataError(f"index file {name} is not valid TOML: {exc}") from exc
 
 
+SIMPLE_REQUIREMENT = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[<>=!~][^;@\[\]]*)?"
+)
+"""A PEP 508 requirement without extras, URL or marker: a name, then an optional specifier."""
+
+
+def name_and_specifier(requirement: str) -> tuple[str, str]:
+    """The name and specifier of a requirement, without ``packaging.requirements`` when it
+    is a plain ``name<spec>`` (the data's and the frameworks' pins are)."""
+    simple = SIMPLE_REQUIREMENT.fullmatch(requirement.strip())
+    if simple is not None:
+        try:
+            return simple["name"], str(SpecifierSet(simple["spec"] or ""))
+        except InvalidSpecifier:
+            pass
+    from packaging.requirements import Requirement
+
+    req = Requirement(requirement)
+    return req.name, str(req.specifier)
+
 class Entry:
     """Typed access to one TOML table; every error names the file and the entry.
 
@@ -245,7 +265,21 @@ class Entry:
         return Entry(self._get(key), f"{self.where}.{key}")
 
     def requirement(self, key: str, value: str) -> str:
-        """``value`` (read from ``key``) must be a PEP 508 requirement."""
+        """``value`` (read from ``key``) must be a PEP 508 requirement.
+
+        The data's requirements are a name and a specifier (``kernels>=0.19.1,<0.20.0``):
+        those are checked with the specifier parser already loaded, so that reading the data
+        on ``check``'s start-up path does not load ``packaging.requirements`` (its markers pull
+        in ``packaging.tags`` and the ELF readers). Anything else gets the full PEP 508 parse.
+        """
+        simple = SIMPLE_REQUIREMENT.fullmatch(value)
+        if simple is not None:
+            try:
+                SpecifierSet(simple["spec"] or "")
+            except InvalidSpecifier:
+                pass
+            else:
+                return value
         from packaging.requirements import InvalidRequirement, Requirement
 
         try:

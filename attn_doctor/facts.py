@@ -248,8 +248,15 @@ class ComfyUIFacts:
     version: str | None = None
     """``__version__`` of ``comfyui_version.py``."""
     python: str | None = None
-    """The Windows portable build's ``python_embeded`` interpreter, which runs it (its packages
-    are not the ones probed here unless attn-doctor runs under it)."""
+    """The Windows portable build's ``python_embeded`` interpreter, which runs it (the
+    environment probed here is another one unless attn-doctor runs under it; its packages are
+    in ``packages``)."""
+    python_version: str | None = None
+    """That interpreter's ``major.minor``, from its ``pythonXY._pth`` / ``pythonXY.dll`` name."""
+    packages: tuple[PackageFacts, ...] | None = None
+    """The distributions installed in ``python_embeded`` that matter to attention (torch and the
+    watched ones), read from its ``Lib/site-packages/*.dist-info`` without running it. None: no
+    ``python_embeded``, or its site-packages could not be read."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,8 @@ class InputText:
     """Size of the whole input in bytes (UTF-8 for arguments and stdin)."""
     read_bytes: int
     """Bytes actually read: less than ``total_bytes`` when only the last part was kept."""
+    binary: bool = False
+    """The bytes are not text (the command refuses them: "this is not text")."""
 
     @property
     def truncated(self) -> bool:
@@ -54,6 +56,37 @@ class InputText:
         return out
 
 
+def decode_input(data: bytes) -> tuple[str, bool]:
+    """Bytes to text, and whether they are text at all.
+
+    UTF-8 (with or without a BOM) and UTF-16 (what PowerShell's ``>`` writes, with a BOM or
+    recognised by its zero bytes) are decoded; anything else that is not text (NUL bytes and
+    control codes: a core file, a wheel) is still decoded with replacements, and flagged so
+    that the command can say "this is not text" instead of scanning it line by line.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace"), False
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), False
+    sample = data[:4096]
+    if len(sample) >= 4 and sample.count(b"\x00") >= len(sample) // 4:
+        # UTF-16 without a BOM: every other byte of ASCII text is zero.
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        half = len(sample) // 2
+        if odd >= half * 0.9 or even >= half * 0.9:
+            codec = "utf-16-le" if odd >= even else "utf-16-be"
+            return data.decode(codec, errors="replace"), False
+    return data.decode("utf-8", errors="replace"), is_binary(sample)
+
+
+def is_binary(sample: bytes) -> bool:
+    """NUL bytes, or many control codes besides tab/newline/carriage return/escape."""
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13, 27, 12, 8))
+    return bool(sample) and control > len(sample) // 20
+
+
 def _tail(data: bytes, total: int, source: str) -> InputText:
     """Keep the last ``MAX_INPUT_BYTES`` of ``data`` (already cut to at most that), starting
     at a line boundary when the front was dropped."""
@@ -62,11 +95,9 @@ def _tail(data: bytes, total: int, source: str) -> InputText:
         cut = data.find(b"\n", 0, 1 << 20)
         if 0 <= cut < len(data) - 1:
             data = data[cut + 1 :]
+    text, binary = decode_input(data)
     return InputText(
-        text=data.decode("utf-8", errors="replace"),
-        source=source,
-        total_bytes=total,
-        read_bytes=len(data),
+        text=text, source=source, total_bytes=total, read_bytes=len(data), binary=binary
     )
 
 
@@ -74,6 +105,8 @@ def read_input(text: tuple[str, ...], log: Path | None, stdin: TextIO) -> InputT
     """The text to explain; a log longer than ``MAX_INPUT_BYTES`` is read from its end only."""
     if text and log is not None:
         raise UsageError("give the text as an argument or with --log, not both")
+    if text == ("-",):
+        return _read_stream(stdin)
     if text:
         joined = " ".join(text)
         size = len(joined.encode("utf-8", errors="replace"))
@@ -166,12 +199,14 @@ def explain_json(
         "facts_available": result.facts_available,
         "facts_unavailable_reason": result.facts_unavailable_reason,
         "key_facts": encode(result.key_facts),
+        "message_facts": encode(result.message_facts),
+        "rejected": encode(result.rejected),
         "snapshot": None if snapshot is None else str(snapshot),
     }
 
 
-@click.command("explain")
-@click.argument("text", nargs=-1)
+@click.command("explain", context_settings={"ignore_unknown_options": True})
+@click.argument("text", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--log",
     "log_path",
@@ -201,7 +236,8 @@ def explain_command(
     \b
     attn-doctor explain "ImportError: ... undefined symbol: _ZN3c10..."
     attn-doctor explain --log build.log
-    python train.py 2>&1 | attn-doctor explain
+    python train.py 2>&1 | attn-doctor explain -
+    attn-doctor explain -- "--- text that starts with dashes"
 
     Exit codes: 0 a known cause matched, 1 no known cause matched, 2 bad input.
     """
@@ -209,6 +245,11 @@ def explain_command(
     from attn_doctor.report.envelope import make_envelope, write_envelope
 
     given = read_input(text, log_path, sys.stdin)
+    if given.binary:
+        raise UsageError(
+            "this is not text (binary data)",
+            hint="give the error message, a traceback or a text log",
+        )
     message = given.text
     if not message.strip():
         raise UsageError("the text to explain is empty")

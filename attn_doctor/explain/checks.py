@@ -14,28 +14,63 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-from packaging.version import InvalidVersion, Version
+from attn_doctor.explain.checks_base import (
+    CheckResult,
+    CheckStatus,
+    _fmt_mm,
+    _gpu_sms,
+    _mm,
+    _release,
+    _res,
+    _sm_text,
+    _unknown,
+)
+from attn_doctor.explain.checks_host import (
+    NVCC_ARCH_MIN_CUDA,
+    _conda_env_active,
+    _cuda_home_unset,
+    _driver_below_torch_cuda,
+    _env_var_set,
+    _glibc_below,
+    _nvcc_below,
+    _nvcc_major_differs_from_torch,
+    _nvcc_missing,
+    _nvcc_newer_than_driver,
+    _nvcc_present,
+    _nvcc_too_old_for_arch,
+    _os_is,
+    _python_at_least,
+    _ram_per_job_low,
+    suggested_max_jobs,
+)
+from attn_doctor.explain.checks_packages import (
+    _abi_mismatch,
+    _built_for_other_cuda_major,
+    _built_for_other_torch,
+    _import_crashed,
+    _import_failed,
+    _package_installed,
+    _package_missing,
+    _package_version_at_least,
+    _package_version_below,
+    _triton_missing,
+    built_for,
+)
+from attn_doctor.facts import Environment
 
-from attn_doctor.diagnosis import Evidence
-from attn_doctor.facts import Environment, GpuFacts, PackageFacts
-
-CheckStatus = Literal["confirmed", "contradicted", "unknown"]
+__all__ = [
+    "NVCC_ARCH_MIN_CUDA",
+    "CheckResult",
+    "built_for",
+    "capture_refs",
+    "check_problem",
+    "evaluate_check",
+    "split_check",
+    "suggested_max_jobs",
+]
 
 _CAPTURE_REF = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    """The outcome of one check on one machine."""
-
-    check: str
-    """The check as written in the knowledge base (after ``{capture}`` substitution)."""
-    status: CheckStatus
-    reason: str
-    """One sentence: what was compared, or why it could not be."""
-    evidence: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,69 +82,7 @@ class _Spec:
     help: str
 
 
-def _res(
-    check: str, status: CheckStatus, reason: str, *evidence: tuple[str, object]
-) -> CheckResult:
-    return CheckResult(
-        check=check,
-        status=status,
-        reason=reason,
-        evidence=tuple(Evidence(fact=f, value=_show(v)) for f, v in evidence),
-    )
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _unknown(check: str, env: Environment, field: str, what: str) -> CheckResult:
-    why = env.unknown_reason(field)
-    reason = f"{what} is not known" + (f" ({why})" if why else "")
-    return _res(check, "unknown", reason, (field, None))
-
-
-def _ver(text: str | None) -> Version | None:
-    if text is None:
-        return None
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
-
-
-def _release(text: str | None) -> Version | None:
-    """The public release part of a version (``2.8.0+cu128`` -> ``2.8.0``)."""
-    v = _ver(text)
-    return None if v is None else Version(v.base_version)
-
-
-def _mm(text: str | None) -> tuple[int, int] | None:
-    """``major.minor`` of a dotted version string (``12.8`` or ``12.8.93``)."""
-    if text is None:
-        return None
-    m = re.match(r"^\s*(\d+)(?:\.(\d+))?", text)
-    if m is None:
-        return None
-    return int(m.group(1)), int(m.group(2) or 0)
-
-
-def _fmt_mm(mm: tuple[int, int]) -> str:
-    return f"{mm[0]}.{mm[1]}"
-
-
-def _sm_text(gpu: GpuFacts) -> str:
-    return f"{gpu.name} (sm_{gpu.sm})" if gpu.sm is not None else gpu.name
-
-
 # --- GPU -------------------------------------------------------------------------------------
-
-
-def _gpu_sms(env: Environment) -> list[GpuFacts]:
-    return [g for g in env.nvidia_gpus if g.sm is not None]
 
 
 def _gpu_sm_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -323,479 +296,6 @@ def _torch_arch_list_lacks_gpu(env: Environment, _args: tuple[str, ...]) -> Chec
 # --- driver and toolkit ----------------------------------------------------------------------
 
 
-def _driver_below_torch_cuda(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    check = "driver_below_torch_cuda"
-    if env.torch is None or env.torch.cuda is None:
-        return _unknown(check, env, "torch.cuda", "the CUDA version torch was built with")
-    if env.driver.cuda_version is None:
-        return _unknown(check, env, "driver.cuda_version", "the driver's highest CUDA version")
-    drv, tch = _mm(env.driver.cuda_version), _mm(env.torch.cuda)
-    ev = (
-        ("driver.version", env.driver.version),
-        ("driver.cuda_version", env.driver.cuda_version),
-        ("torch.cuda", env.torch.cuda),
-    )
-    if drv is None or tch is None:
-        return _res(check, "unknown", "unparsable CUDA version", *ev)
-    # Minor-version compatibility lets a driver of the same CUDA major run newer minors for
-    # most code, but torch refuses a driver below its major (CUDA compatibility guide).
-    if drv[0] < tch[0]:
-        return _res(
-            check,
-            "confirmed",
-            f"the driver supports CUDA {env.driver.cuda_version}, torch needs CUDA {tch[0]}.x",
-            *ev,
-        )
-    if drv < tch:
-        return _res(
-            check,
-            "confirmed",
-            f"the driver supports CUDA {env.driver.cuda_version}, older than torch's "
-            f"CUDA {env.torch.cuda} (same major: most, not all, kernels still load)",
-            *ev,
-        )
-    return _res(
-        check,
-        "contradicted",
-        f"the driver supports CUDA {env.driver.cuda_version}, enough for torch's "
-        f"CUDA {env.torch.cuda}",
-        *ev,
-    )
-
-
-def _nvcc_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    tk = env.cuda_toolkit
-    if tk.nvcc_path is None:
-        why = env.unknown_reason("cuda_toolkit.nvcc_path")
-        return _res(
-            "nvcc_missing",
-            "confirmed",
-            "nvcc was not found" + (f" ({why})" if why else ""),
-            ("cuda_toolkit.nvcc_path", None),
-            ("cuda_toolkit.cuda_home", tk.cuda_home),
-        )
-    return _res(
-        "nvcc_missing",
-        "contradicted",
-        f"nvcc {tk.release or tk.nvcc_version or ''} found at {tk.nvcc_path}".replace("  ", " "),
-        ("cuda_toolkit.nvcc_path", tk.nvcc_path),
-    )
-
-
-def _nvcc_present(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    res = _nvcc_missing(env, args)
-    flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check="nvcc_present", status=flipped, reason=res.reason,
-                       evidence=res.evidence)
-
-
-def _nvcc_major_differs_from_torch(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    check = "nvcc_major_differs_from_torch"
-    tk = env.cuda_toolkit
-    if tk.nvcc_path is None or tk.release is None:
-        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
-    if env.torch is None or env.torch.cuda is None:
-        return _unknown(check, env, "torch.cuda", "the CUDA version torch was built with")
-    nv, tch = _mm(tk.release), _mm(env.torch.cuda)
-    ev = (("cuda_toolkit.release", tk.release), ("torch.cuda", env.torch.cuda))
-    if nv is None or tch is None:
-        return _res(check, "unknown", "unparsable CUDA version", *ev)
-    if nv[0] != tch[0]:
-        return _res(
-            check,
-            "confirmed",
-            f"nvcc is CUDA {tk.release}, torch was built with CUDA {env.torch.cuda}",
-            *ev,
-        )
-    return _res(check, "contradicted", "nvcc and torch share the CUDA major version", *ev)
-
-
-def _nvcc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    check = f"nvcc_below:{args[0]}"
-    tk = env.cuda_toolkit
-    if tk.nvcc_path is None or tk.release is None:
-        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
-    have, need = _mm(tk.release), _mm(args[0])
-    if have is None or need is None:
-        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
-    ev = ("cuda_toolkit.release", tk.release)
-    if have < need:
-        return _res(check, "confirmed", f"nvcc {tk.release} is older than CUDA {args[0]}", ev)
-    return _res(check, "contradicted", f"nvcc {tk.release} is CUDA {args[0]} or newer", ev)
-
-
-# The first CUDA toolkit whose nvcc accepts each -gencode architecture (NVIDIA's CUDA toolkit
-# release notes: sm_80 in 11.0, sm_86 11.1, sm_87 11.4, sm_89/sm_90 11.8, sm_90a 12.0,
-# sm_100/sm_101/sm_120 12.8, sm_103/sm_121 12.9, sm_110 13.0).
-NVCC_ARCH_MIN_CUDA = {
-    "70": "9.0", "72": "10.0", "75": "10.0", "80": "11.0", "86": "11.1", "87": "11.4",
-    "89": "11.8", "90": "11.8", "90a": "12.0", "100": "12.8", "100a": "12.8", "101": "12.8",
-    "101a": "12.8", "103": "12.9", "103a": "12.9", "110": "13.0", "110a": "13.0",
-    "120": "12.8", "120a": "12.8", "121": "12.9", "121a": "12.9",
-}
-
-
-def _nvcc_too_old_for_arch(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    arch = args[0].lower().removeprefix("compute_").removeprefix("sm_")
-    check = f"nvcc_too_old_for_arch:{arch}"
-    need = NVCC_ARCH_MIN_CUDA.get(arch)
-    if need is None:
-        return _res(check, "unknown", f"no known minimum CUDA for architecture {arch}")
-    res = _nvcc_below(env, (need,))
-    reason = f"{res.reason}; compute_{arch} needs CUDA {need} or newer"
-    return CheckResult(check=check, status=res.status, reason=reason, evidence=res.evidence)
-
-
-def _nvcc_newer_than_driver(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    check = "nvcc_newer_than_driver"
-    tk = env.cuda_toolkit
-    if tk.nvcc_path is None or tk.release is None:
-        return _unknown(check, env, "cuda_toolkit.release", "the nvcc release")
-    if env.driver.cuda_version is None:
-        return _unknown(check, env, "driver.cuda_version", "the driver's highest CUDA version")
-    nv, drv = _mm(tk.release), _mm(env.driver.cuda_version)
-    ev = (("cuda_toolkit.release", tk.release), ("driver.cuda_version", env.driver.cuda_version))
-    if nv is None or drv is None:
-        return _res(check, "unknown", "unparsable CUDA version", *ev)
-    if nv > drv:
-        return _res(
-            check,
-            "confirmed",
-            f"nvcc {tk.release} emits PTX the driver (CUDA {env.driver.cuda_version}) "
-            "cannot load",
-            *ev,
-        )
-    return _res(check, "contradicted", "the driver is at least as new as nvcc", *ev)
-
-
-def _cuda_home_unset(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    tk = env.cuda_toolkit
-    home = env.env("CUDA_HOME") or env.env("CUDA_PATH") or tk.cuda_home
-    if home is None:
-        return _res(
-            "cuda_home_unset",
-            "confirmed",
-            "neither CUDA_HOME nor an nvcc on PATH is set",
-            ("cuda_toolkit.cuda_home", None),
-        )
-    return _res(
-        "cuda_home_unset",
-        "contradicted",
-        f"CUDA home is {home}",
-        ("cuda_toolkit.cuda_home", home),
-    )
-
-
-# --- host ------------------------------------------------------------------------------------
-
-GIB = 1024**3
-
-
-def _build_gib_per_job() -> float:
-    """Peak GiB of one flash-attn compile job at the NVCC_THREADS attn-doctor sets (the rules'
-    per-thread figure from flash-attn's setup.py, the same one MAX_JOBS is computed from)."""
-    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS
-    from attn_doctor.rules import load_rules
-
-    return float(load_rules().source_build.gb_per_nvcc_thread * SOURCE_BUILD_NVCC_THREADS)
-
-
-def suggested_max_jobs(env: Environment) -> int | None:
-    """MAX_JOBS for a flash-attn source build that fits in free RAM, by flash-attn's own rule
-    (``plan.machine.source_build_jobs``) at the NVCC_THREADS every fix command sets."""
-    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
-    from attn_doctor.rules import load_rules
-
-    if env.host.ram_available_bytes is None:
-        return None
-    build = load_rules().source_build
-    return source_build_jobs(
-        env.host.cpu_count,
-        env.host.ram_available_bytes,
-        gib_per_nvcc_thread=build.gb_per_nvcc_thread,
-        nvcc_threads=SOURCE_BUILD_NVCC_THREADS,
-    )
-
-
-def _ram_per_job_low(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    check = "ram_per_job_low"
-    avail, cpus = env.host.ram_available_bytes, env.host.cpu_count
-    if avail is None:
-        return _unknown(check, env, "host.ram_available_bytes", "the available RAM")
-    if cpus is None:
-        return _unknown(check, env, "host.cpu_count", "the CPU count")
-    per_cpu = avail / GIB / cpus
-    per_job = _build_gib_per_job()
-    ev = (
-        ("host.ram_available_bytes", f"{avail / GIB:.1f} GiB"),
-        ("host.cpu_count", cpus),
-        ("env.MAX_JOBS", env.env("MAX_JOBS")),
-    )
-    if per_cpu < per_job:
-        return _res(
-            check,
-            "confirmed",
-            f"{avail / GIB:.1f} GiB free for {cpus} CPUs ({per_cpu:.1f} GiB each): one "
-            f"parallel compile job per CPU needs about {per_job:g} GiB each",
-            *ev,
-        )
-    return _res(check, "contradicted", f"{per_cpu:.1f} GiB free per CPU", *ev)
-
-
-def _glibc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    check = f"glibc_below:{args[0]}"
-    if env.host.libc != "glibc" or env.host.libc_version is None:
-        if env.host.libc == "musl":
-            return _res(check, "confirmed", "this system uses musl, not glibc",
-                        ("host.libc", "musl"))
-        return _unknown(check, env, "host.libc_version", "the glibc version")
-    have, need = _mm(env.host.libc_version), _mm(args[0])
-    ev = ("host.libc_version", env.host.libc_version)
-    if have is None or need is None:
-        return _res(check, "unknown", "unparsable glibc version", ev)
-    status: CheckStatus = "confirmed" if have < need else "contradicted"
-    word = "older than" if have < need else "at least"
-    return _res(check, status, f"glibc {env.host.libc_version} is {word} {args[0]}", ev)
-
-
-def _os_is(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    status: CheckStatus = "confirmed" if env.host.os == args[0] else "contradicted"
-    return _res(f"os_is:{args[0]}", status, f"the OS is {env.host.os}", ("host.os", env.host.os))
-
-
-def _conda_env_active(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    name = env.python.conda_env
-    if name:
-        return _res("conda_env_active", "confirmed", f"conda environment {name!r} is active",
-                    ("python.conda_env", name))
-    return _res("conda_env_active", "contradicted", "no conda environment is active",
-                ("python.conda_env", None))
-
-
-def _python_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    check = f"python_at_least:{args[0]}"
-    have, need = _mm(env.python.version), _mm(args[0])
-    ev = ("python.version", env.python.version)
-    if have is None or need is None:
-        return _res(check, "unknown", "unparsable Python version", ev)
-    status: CheckStatus = "confirmed" if have >= need else "contradicted"
-    return _res(check, status, f"Python is {env.python.version}", ev)
-
-
-def _env_var_set(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    value = env.env(args[0])
-    status: CheckStatus = "confirmed" if value is not None else "contradicted"
-    return _res(f"env_var_set:{args[0]}", status,
-                f"{args[0]} is {'set' if value is not None else 'not set'}",
-                (f"env.{args[0]}", value))
-
-
-# --- packages --------------------------------------------------------------------------------
-
-
-def _package_missing(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    pkg = env.package(args[0])
-    if pkg is None:
-        return _res(f"package_missing:{args[0]}", "confirmed", f"{args[0]} is not installed",
-                    (f"packages.{args[0]}", None))
-    return _res(f"package_missing:{args[0]}", "contradicted",
-                f"{args[0]} {pkg.version} is installed", (f"packages.{args[0]}", pkg.version))
-
-
-def _package_installed(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    res = _package_missing(env, args)
-    flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check=f"package_installed:{args[0]}", status=flipped,
-                       reason=res.reason, evidence=res.evidence)
-
-
-def _package_version_cmp(env: Environment, args: tuple[str, ...], *, below: bool) -> CheckResult:
-    name, limit_text = args
-    check = f"package_version_{'below' if below else 'at_least'}:{name}:{limit_text}"
-    pkg = env.package(name)
-    if pkg is None:
-        return _res(check, "contradicted", f"{name} is not installed", (f"packages.{name}", None))
-    have, limit = _release(pkg.version), _release(limit_text)
-    ev = (f"packages.{name}", pkg.version)
-    if have is None or limit is None:
-        return _res(check, "unknown", f"unparsable version {pkg.version!r}", ev)
-    hit = have < limit if below else have >= limit
-    return _res(check, "confirmed" if hit else "contradicted",
-                f"{name} {pkg.version} is {'older than' if have < limit else 'at least'} "
-                f"{limit_text}", ev)
-
-
-def _package_version_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _package_version_cmp(env, args, below=True)
-
-
-def _package_version_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _package_version_cmp(env, args, below=False)
-
-
-_LABEL_TORCH = re.compile(r"torch(\d+\.\d+(?:\.\d+)?)")
-_LABEL_CUDA = re.compile(r"cu(\d+)")
-_LABEL_ABI = re.compile(r"cxx11abi(TRUE|FALSE)", re.IGNORECASE)
-_REQ_TORCH = re.compile(r"^torch\s*==\s*([^\s;,]+)")
-
-
-def built_for(pkg: PackageFacts) -> dict[str, tuple[str, str]]:
-    """What a package says it was built for: key -> (value, where it was read).
-
-    Keys: ``torch`` (version), ``cuda`` (e.g. ``12`` or ``121``), ``cxx11_abi`` (``TRUE`` or
-    ``FALSE``). Sources, in order: ``build_info`` (xformers' ``cpp_lib.json`` and the like),
-    the local version label (``2.7.4.post1+cu12torch2.4cxx11abiTRUE``), a ``torch==`` pin in
-    Requires-Dist.
-    """
-    found: dict[str, tuple[str, str]] = {}
-    info = dict(pkg.build_info)
-    for key in ("torch", "cuda", "cxx11_abi"):
-        if key in info:
-            found[key] = (info[key], f"packages.{pkg.name}.build_info.{key}")
-    _, _, label = pkg.version.partition("+")
-    for value in info.values():
-        if "torch" in value and "cu" in value:
-            label = label or value
-    if label:
-        where = f"packages.{pkg.name}.version"
-        if (m := _LABEL_TORCH.search(label)) and "torch" not in found:
-            found["torch"] = (m.group(1), where)
-        if (m := _LABEL_CUDA.search(label)) and "cuda" not in found:
-            found["cuda"] = (m.group(1), where)
-        if (m := _LABEL_ABI.search(label)) and "cxx11_abi" not in found:
-            found["cxx11_abi"] = (m.group(1).upper(), where)
-    if "torch" not in found:
-        for req in pkg.requires:
-            if m := _REQ_TORCH.match(req.strip()):
-                found["torch"] = (m.group(1), f"packages.{pkg.name}.requires")
-                break
-    return found
-
-
-def _torch_matches(built: str, have: str) -> bool:
-    """Does ``have`` (installed torch) satisfy ``built`` (what a package was built for)?
-
-    Compares as many release components as ``built`` gives (``2.4`` matches ``2.4.1``) and,
-    when both carry a local label, CUDA-ness (``+cu121`` does not match ``+cpu``).
-    """
-    b_rel, _, b_lab = built.partition("+")
-    h_rel, _, h_lab = have.partition("+")
-    b_parts = b_rel.split(".")
-    h_parts = h_rel.split(".")
-    if h_parts[: len(b_parts)] != b_parts:
-        return False
-    if b_lab and h_lab:
-        return b_lab.startswith("cu") == h_lab.startswith("cu")
-    return True
-
-
-def _built_for_other_torch(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    name = args[0]
-    check = f"built_for_other_torch:{name}"
-    pkg = env.package(name)
-    if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
-    if env.torch is None:
-        return _res(check, "confirmed", f"{name} is installed but torch is not",
-                    ("torch", None))
-    info = built_for(pkg).get("torch")
-    if info is None:
-        return _res(
-            check,
-            "unknown",
-            f"{name} {pkg.version} does not record which torch it was built for",
-            (f"packages.{name}.version", pkg.version),
-            ("torch.version", env.torch.version),
-        )
-    built, where = info
-    ev = ((where, built), ("torch.version", env.torch.version))
-    if _torch_matches(built, env.torch.version):
-        return _res(check, "contradicted", f"{name} was built for torch {built}, "
-                    f"torch {env.torch.version} is installed", *ev)
-    return _res(check, "confirmed", f"{name} was built for torch {built}, "
-                f"but torch {env.torch.version} is installed", *ev)
-
-
-def _abi_mismatch(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    name = args[0]
-    check = f"abi_mismatch:{name}"
-    pkg = env.package(name)
-    if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
-    if env.torch is None or env.torch.cxx11_abi is None:
-        return _unknown(check, env, "torch.cxx11_abi", "torch's C++11 ABI flag")
-    info = built_for(pkg).get("cxx11_abi")
-    torch_abi = "TRUE" if env.torch.cxx11_abi else "FALSE"
-    if info is None:
-        return _res(check, "unknown",
-                    f"{name} {pkg.version} does not record its C++11 ABI flag",
-                    (f"packages.{name}.version", pkg.version), ("torch.cxx11_abi", torch_abi))
-    built, where = info
-    ev = ((where, built), ("torch.cxx11_abi", torch_abi))
-    status: CheckStatus = "confirmed" if built != torch_abi else "contradicted"
-    return _res(check, status, f"{name} was built with cxx11abi={built}, torch uses "
-                f"cxx11abi={torch_abi}", *ev)
-
-
-def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    name = args[0]
-    check = f"built_for_other_cuda_major:{name}"
-    pkg = env.package(name)
-    if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
-    if env.torch is None or env.torch.cuda is None:
-        return _unknown(check, env, "torch.cuda", "the CUDA version torch was built with")
-    info = built_for(pkg).get("cuda")
-    if info is None:
-        return _res(check, "unknown", f"{name} {pkg.version} does not record its CUDA version",
-                    (f"packages.{name}.version", pkg.version), ("torch.cuda", env.torch.cuda))
-    built, where = info
-    built_major = built.split(".")[0]
-    # Labels write CUDA as ``12``, ``121`` or ``1201`` (xformers): the major is the leading
-    # one or two digits, and CUDA majors are two digits since 10.
-    if "." not in built and len(built_major) > 2:
-        built_major = built_major[:2]
-    torch_major = env.torch.cuda.split(".")[0]
-    ev = ((where, built), ("torch.cuda", env.torch.cuda))
-    status: CheckStatus = "confirmed" if built_major != torch_major else "contradicted"
-    return _res(check, status, f"{name} was built for CUDA {built}, torch uses CUDA "
-                f"{env.torch.cuda}", *ev)
-
-
-def _import_status(env: Environment, module: str, check: str, want: set[str]) -> CheckResult:
-    res = env.import_result(module)
-    if res is None:
-        return _res(check, "unknown",
-                    f"importing {module} was not tried (run with --deep)",
-                    (f"import:{module}", None))
-    detail = f"{res.status}" + (f": {res.detail}" if res.detail else "")
-    status: CheckStatus = "confirmed" if res.status in want else "contradicted"
-    return _res(check, status, f"importing {module} in a child process: {detail}",
-                (f"import:{module}", detail))
-
-
-def _import_failed(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _import_status(env, args[0], f"import_failed:{args[0]}",
-                          {"error", "crashed", "timeout"})
-
-
-def _import_crashed(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _import_status(env, args[0], f"import_crashed:{args[0]}", {"crashed"})
-
-
-def _triton_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
-    for name in ("triton", "triton-windows", "pytorch-triton", "pytorch-triton-rocm"):
-        pkg = env.package(name)
-        if pkg is not None:
-            return _res("triton_missing", "contradicted", f"{name} {pkg.version} is installed",
-                        (f"packages.{name}", pkg.version))
-    return _res("triton_missing", "confirmed", "no triton distribution is installed",
-                ("packages.triton", None))
-
-
 def _int_arg(text: str) -> int:
     return int(text)
 
@@ -951,3 +451,4 @@ def evaluate_check(
                            evidence=evidence)
     reason = "; ".join(r.reason for r in results if r.status == "unknown")
     return CheckResult(check=filled, status="unknown", reason=reason, evidence=evidence)
+

@@ -44,14 +44,24 @@ def confirm_symptom(
     symptom: Symptom, match: Match, env: Environment, *, import_scope: str | None = None
 ) -> Confirmation:
     """``confirm`` for a symptom already looked up (``import_scope``: see ``evaluate_check``)."""
-    if not symptom.checks:
+    return confirm_checks(symptom.checks, env, match.captured(), import_scope=import_scope)
+
+
+def confirm_checks(
+    checks: tuple[str, ...],
+    env: Environment,
+    captures: dict[str, str] | None = None,
+    *,
+    import_scope: str | None = None,
+) -> Confirmation:
+    """Evaluate machine checks (a symptom's or a failure class's) on ``env``."""
+    if not checks:
         return Confirmation(
             status="unknown",
             summary="no machine check applies to this cause; the message itself is the evidence",
         )
     results = tuple(
-        evaluate_check(c, env, match.captured(), import_scope=import_scope)
-        for c in symptom.checks
+        evaluate_check(c, env, captures or {}, import_scope=import_scope) for c in checks
     )
     contradicted = [r for r in results if r.status == "contradicted"]
     unknown = [r for r in results if r.status == "unknown"]

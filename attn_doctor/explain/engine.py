@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attn_doctor.diagnosis import Evidence
-from attn_doctor.explain.confirm import Confirmation, confirm_symptom, facts_unavailable
+from attn_doctor.explain.classes import SAME_CAUSE, ClassAnswer, classify, contradictions
+from attn_doctor.explain.confirm import (
+    Confirmation,
+    confirm_checks,
+    confirm_symptom,
+    facts_unavailable,
+)
+from attn_doctor.explain.evidence import MAX_FACT_CHARS, TextFacts, extract_facts
 from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, load_symptoms
-from attn_doctor.explain.match import Match, count_lines, match_symptoms
+from attn_doctor.explain.knowledge import Knowledge, load_knowledge
+from attn_doctor.explain.match import Match, count_lines, match_symptoms, split_lines
 from attn_doctor.facts import Environment, ImportResult
 
 _RANK = {"confirmed": 0, "unknown": 1, "contradicted": 2}
@@ -26,6 +34,24 @@ class Explanation:
     threads: tuple[str, ...] = ()
     verified: bool = False
     note: str | None = None
+    kind: str = "phrase"
+    """``class`` (a failure class recognised from the facts), ``message`` (a framework
+    message recorded from upstream source) or ``phrase`` (a symptom entry's pattern)."""
+    source: str | None = None
+    """For a class: where the knowledge it reasoned with comes from."""
+    evidence: tuple[Evidence, ...] = ()
+    """For a class: the facts from the message it used."""
+    harmless: bool = False
+    """A warning that changes nothing ("harmless: …, nothing to fix")."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejected:
+    """An answer the message's own facts rule out (its premise does not fit)."""
+
+    id: str
+    title: str
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +66,10 @@ class ExplainResult:
     facts_unavailable_reason: str | None = None
     key_facts: tuple[Evidence, ...] = ()
     """The facts that usually decide these failures (shown always, and alone for unknown text)."""
+    message_facts: tuple[Evidence, ...] = ()
+    """What the message itself shows (packages, torch build, GPU, dtype, missing module…)."""
+    rejected: tuple[Rejected, ...] = ()
+    """Answers the message's facts contradict (not listed in ``explanations``)."""
 
     @property
     def matched(self) -> bool:
@@ -55,8 +85,9 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
         Evidence(fact="python.version", value=env.python.version),
     ]
     if env.host.libc_version:
-        out.append(Evidence(fact="host.libc_version", value=f"{env.host.libc} "
-                            f"{env.host.libc_version}"))
+        out.append(
+            Evidence(fact="host.libc_version", value=f"{env.host.libc} {env.host.libc_version}")
+        )
     if env.torch is None:
         out.append(Evidence(fact="torch.version", value="not installed"))
     else:
@@ -65,8 +96,14 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
         if env.torch.cxx11_abi is not None:
             out.append(Evidence(fact="torch.cxx11_abi", value=str(env.torch.cxx11_abi).lower()))
     drv = env.driver
-    out.append(Evidence(fact="driver.version", value=(
-        f"{drv.version} (CUDA {drv.cuda_version or '?'})" if drv.version else "not found")))
+    out.append(
+        Evidence(
+            fact="driver.version",
+            value=(
+                f"{drv.version} (CUDA {drv.cuda_version or '?'})" if drv.version else "not found"
+            ),
+        )
+    )
     if env.gpus:
         for g in env.gpus:
             cc = f", compute capability {g.compute_capability}" if g.compute_capability else ""
@@ -74,12 +111,19 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
     else:
         out.append(Evidence(fact="gpus", value="none found"))
     tk = env.cuda_toolkit
-    out.append(Evidence(fact="cuda_toolkit.nvcc", value=(
-        f"{tk.release or tk.nvcc_version} at {tk.nvcc_path}" if tk.nvcc_path else "not found")))
+    out.append(
+        Evidence(
+            fact="cuda_toolkit.nvcc",
+            value=(
+                f"{tk.release or tk.nvcc_version} at {tk.nvcc_path}"
+                if tk.nvcc_path
+                else "not found"
+            ),
+        )
+    )
     for name in ("flash-attn", "flash-attn-3", "xformers", "unsloth", "triton", "transformers"):
         pkg = env.package(name)
-        out.append(Evidence(fact=f"packages.{name}",
-                            value=pkg.version if pkg else "not installed"))
+        out.append(Evidence(fact=f"packages.{name}", value=pkg.version if pkg else "not installed"))
     return tuple(out)
 
 
@@ -107,6 +151,68 @@ def explain_imports(
     return tuple(out)
 
 
+def _line_number(text_lines: list[str], line: str) -> int:
+    probe = line.strip()[:60]
+    if probe:
+        for n, raw in enumerate(text_lines, start=1):
+            if probe in raw or (raw.strip()[:60] and raw.strip()[:60] in probe):
+                return n
+    return 1
+
+
+def _from_class(
+    ans: ClassAnswer, env: Environment | None, why: str, text_lines: list[str]
+) -> Explanation:
+    kind = "message" if ans.class_id not in _CLASS_IDS else "class"
+    match = Match(
+        symptom_id=ans.class_id,
+        title=ans.title,
+        line_number=_line_number(text_lines, ans.line),
+        line=ans.line,
+        pattern=kind,
+        captures=tuple(ans.evidence),
+    )
+    confirmation = confirm_checks(ans.checks, env) if env is not None else facts_unavailable(why)
+    if ans.harmless:
+        confirmation = Confirmation(status="unknown", summary="nothing to check: harmless")
+    return Explanation(
+        match=match,
+        cause=ans.cause,
+        confirmation=confirmation,
+        fix=tuple(render_fix(t, env) for t in ans.fix),
+        verified="unverified" not in ans.cause,
+        kind=kind,
+        source=ans.source,
+        evidence=tuple(Evidence(fact=k, value=v) for k, v in ans.evidence),
+        harmless=ans.harmless,
+    )
+
+
+_CLASS_IDS = frozenset(
+    {
+        "compiler-too-old-for-arch",
+        "torch-too-old-for-gpu",
+        "backend-dependency-missing",
+        "backend-forced-package-missing",
+        "libcuda-not-found",
+        "hub-kernel-no-variant",
+        "head-dim-unsupported",
+        "backend-needs-other-device",
+        "gpu-outside-backend-range",
+        "dtype-unsupported",
+        "extension-built-for-other-torch",
+        "backend-not-installed",
+        "harmless-warning",
+        "app-wrapper-message",
+    }
+)
+"""The failure classes of ``classes.RULES`` (the other answers there are framework messages)."""
+
+
+def message_facts(facts: TextFacts) -> tuple[Evidence, ...]:
+    return tuple(Evidence(fact=k, value=v) for k, v in facts.summary())
+
+
 def explain_text(
     text: str,
     env: Environment | None,
@@ -114,8 +220,15 @@ def explain_text(
     kb: KnowledgeBase | None = None,
     facts_reason: str | None = None,
     import_scope: str | None = None,
+    knowledge: Knowledge | None = None,
 ) -> ExplainResult:
     """Explain an error message, traceback or log on the machine described by ``env``.
+
+    First the message's facts are extracted (``evidence.extract_facts``) and the failure
+    classes run over them (``classes.classify``); then the symptom phrases are matched, over
+    the text as given and unwrapped. A phrase answer whose machine checks the message's own
+    facts contradict is rejected (listed in ``rejected``). Classes come before phrases,
+    except fallback classes, which come after; the harmless ones last.
 
     ``env`` None means the facts could not be read: matches are still reported, each with
     "could not confirm: facts unavailable" (``facts_reason`` says why). ``import_scope`` (the
@@ -123,18 +236,34 @@ def explain_text(
     Pure given ``env``.
     """
     base = kb if kb is not None else load_symptoms()
+    know = knowledge if knowledge is not None else load_knowledge()
     why = facts_reason or "no facts were given"
-    explanations = []
-    for match in match_symptoms(text, base):
+    text_lines = split_lines(text)
+    facts = extract_facts(text, know.gpu_names())
+    answers = classify(facts, know)
+    first = [_from_class(a, env, why, text_lines) for a in answers if a.before_phrases]
+    late = [_from_class(a, env, why, text_lines) for a in answers if not a.before_phrases]
+    phrases: list[Explanation] = []
+    rejected: list[Rejected] = []
+    matches = {m.symptom_id: m for m in match_symptoms(text, base)}
+    unwrapped = "\n".join(facts.lines) if len(text) <= MAX_FACT_CHARS else ""
+    if unwrapped and unwrapped != "\n".join(text_lines):
+        for m in match_symptoms(unwrapped, base):
+            matches.setdefault(m.symptom_id, m)
+    for match in sorted(matches.values(), key=lambda m: (-m.specificity, m.line_number)):
         symptom = base.get(match.symptom_id)
         assert symptom is not None  # match_symptoms only returns ids from ``base``
+        against = contradictions(facts, symptom.checks, match.captured(), know)
+        if against:
+            rejected.append(Rejected(id=symptom.id, title=symptom.title, reasons=tuple(against)))
+            continue
         caps = match.captured()
         confirmation = (
             confirm_symptom(symptom, match, env, import_scope=import_scope)
             if env is not None
             else facts_unavailable(why)
         )
-        explanations.append(
+        phrases.append(
             Explanation(
                 match=match,
                 cause=symptom.cause,
@@ -148,7 +277,16 @@ def explain_text(
                 note=symptom.note,
             )
         )
-    # Stable sort: the matcher's specificity order holds within each confirmation status.
+    shown = {e.match.symptom_id for e in phrases}
+    first = [e for e in first if not SAME_CAUSE.get(e.match.symptom_id, frozenset()) & shown]
+    late = [e for e in late if not SAME_CAUSE.get(e.match.symptom_id, frozenset()) & shown]
+    harmless = [e for e in first + late if e.harmless]
+    explanations = (
+        [e for e in first if not e.harmless] + phrases + [e for e in late if not e.harmless]
+    )
+    if not explanations:
+        explanations = harmless
+    # Stable sort: the order above holds within each confirmation status.
     explanations.sort(key=lambda e: _RANK[e.confirmation.status])
     return ExplainResult(
         lines=count_lines(text),
@@ -156,4 +294,6 @@ def explain_text(
         facts_available=env is not None,
         facts_unavailable_reason=None if env is not None else why,
         key_facts=key_facts(env),
+        message_facts=message_facts(facts),
+        rejected=tuple(rejected),
     )

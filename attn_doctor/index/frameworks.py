@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
-
 from attn_doctor.backends import BackendName as _BackendName
 from attn_doctor.backends import backend_name
-from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
+from attn_doctor.datafiles import Entry, check_schema, name_and_specifier, read_toml, tables
 from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
 
 FILE = "frameworks.toml"
@@ -85,11 +83,11 @@ class Minimum:
 
     @property
     def distribution(self) -> str:
-        return Requirement(self.requirement).name
+        return name_and_specifier(self.requirement)[0]
 
     @property
     def specifier(self) -> str:
-        return str(Requirement(self.requirement).specifier)
+        return name_and_specifier(self.requirement)[1]
 
 
 @dataclass(frozen=True, kw_only=True)

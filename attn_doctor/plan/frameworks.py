@@ -12,16 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKENDS, BackendName
+from attn_doctor.datafiles import SIMPLE_REQUIREMENT, name_and_specifier
 from attn_doctor.facts import Environment
 from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkEntry, FrameworkName
 from attn_doctor.index.frameworks import FrameworkData, Minimum, load_frameworks
 from attn_doctor.plan.machine import marker_environment
+from attn_doctor.probe.distributions import canonicalize_name
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus
@@ -104,17 +104,33 @@ class FrameworkRequirement:
 
     @property
     def name(self) -> str:
-        return canonicalize_name(Requirement(self.requirement).name)
+        return canonicalize_name(name_and_specifier(self.requirement)[0])
 
     @property
     def specifier(self) -> str:
-        return str(Requirement(self.requirement).specifier)
+        return name_and_specifier(self.requirement)[1]
 
 
 def _plain(line: str, markers: dict[str, str]) -> str | None:
     """``name<spec>`` of a Requires-Dist line that applies to this machine, without extras and
     markers; None for lines under an ``extra``, lines whose markers do not hold for the
-    machine (evaluated against its facts, not the running one), or lines that pin nothing."""
+    machine (evaluated against its facts, not the running one), or lines that pin nothing.
+
+    A plain ``name<spec>`` line, and any line under an ``extra``, is read without
+    ``packaging.requirements`` (whose markers load ``packaging.tags``: not on ``check``'s
+    start-up path); the rest gets the full PEP 508 parse."""
+    head, _, marker = line.partition(";")
+    if "extra" in marker:
+        return None
+    simple = None if marker.strip() else SIMPLE_REQUIREMENT.fullmatch(head.strip())
+    if simple is not None:
+        try:
+            spec = SpecifierSet(simple["spec"] or "")
+        except InvalidSpecifier:
+            return None
+        return f"{canonicalize_name(simple['name'])}{spec}" if str(spec) else None
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(line)
     except InvalidRequirement:
@@ -130,6 +146,13 @@ def _plain(line: str, markers: dict[str, str]) -> str | None:
         except Exception:  # an unknown marker variable: not for us to guess
             return None
     return f"{canonicalize_name(req.name)}{req.specifier}"
+
+
+def requires_itself(env: Environment, framework: FrameworkName, distribution: str) -> bool:
+    """The framework itself requires ``distribution`` (SGLang 0.5.23 requires flash-attn-4,
+    though its fa4 backend runs the copy it vendors): then it is not an idle install."""
+    name = canonicalize_name(distribution)
+    return any(not r.optional and r.name == name for r in framework_requirements(env, framework))
 
 
 def framework_requirements(

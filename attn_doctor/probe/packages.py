@@ -22,12 +22,11 @@ import json
 import re
 from collections.abc import Iterable
 
-from packaging.utils import canonicalize_name
-
 from attn_doctor.backends import BACKENDS
 from attn_doctor.facts import PackageFacts, Unknown
 from attn_doctor.probe._run import read_text, unknown
 from attn_doctor.probe.distributions import (
+    canonicalize_name,
     dist_file,
     dist_location,
     dist_read_text,

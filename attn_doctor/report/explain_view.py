@@ -35,7 +35,9 @@ def render_explain(
             f"[bold]No known cause[/] matched these {result.lines} line(s). attn-doctor's "
             "knowledge base does not recognise this message; it is not a guess either way."
         )
-        out.print("The facts that usually decide attention-backend failures:")
+        _render_message_facts(out, result)
+        _render_rejected(out, result)
+        out.print(f"The facts of {where} that usually decide attention-backend failures:")
         _render_facts(out, result, where)
         out.print(
             "Next: [bold]attn-doctor check --deep[/] imports each backend in a child process "
@@ -46,6 +48,7 @@ def render_explain(
     out.print(f"[bold]{n} known cause{'s' if n > 1 else ''}[/] in {result.lines} line(s):")
     for i, exp in enumerate(result.explanations, start=1):
         _render_one(out, i, exp)
+    _render_rejected(out, result)
     if not result.facts_available:
         out.print(
             f"[yellow]Could not confirm on {where}: facts unavailable "
@@ -69,8 +72,9 @@ def _render_one(out: Console, number: int, exp: Explanation) -> None:
     status = exp.confirmation.status
     out.print()
     out.print(f"[bold]{number}. {escape(m.title)}[/]  ({_STATUS[status]})  [dim]{m.symptom_id}[/]")
-    out.print(f"   line {m.line_number}: [italic]{escape(m.line)}[/]")
-    if m.captures:
+    if m.line:
+        out.print(f"   line {m.line_number}: [italic]{escape(m.line)}[/]")
+    if m.captures and not exp.evidence:
         values = ", ".join(f"{k}={v}" for k, v in m.captures)
         out.print(f"   [dim]From the message: {escape(values)}[/]")
     out.print(f"   [bold]Cause:[/] {escape(exp.cause)}")
@@ -99,8 +103,31 @@ def _render_one(out: Console, number: int, exp: Explanation) -> None:
         out.print(f"   [dim]{escape(exp.fix_note)}[/]")
     if exp.note:
         out.print(f"   [dim]Note: {escape(exp.note)}[/]")
-    verified = "" if exp.verified else " (entry not fully verified)"
-    out.print(f"   [dim]Reported upstream{verified}: {' '.join(exp.threads)}[/]")
+    if exp.evidence:
+        shown = ", ".join(f"{e.fact}={e.value}" for e in exp.evidence)
+        out.print(f"   [dim]From the message: {escape(shown)}[/]")
+    if exp.source:
+        out.print(f"   [dim]Knowledge used: {escape(exp.source)}[/]")
+    if exp.threads:
+        verified = "" if exp.verified else " (entry not fully verified)"
+        out.print(f"   [dim]Reported upstream{verified}: {' '.join(exp.threads)}[/]")
+
+
+def _render_message_facts(out: Console, result: ExplainResult) -> None:
+    if not result.message_facts:
+        out.print("The message itself names no package, torch build, GPU or module.")
+        return
+    out.print("What the message shows:")
+    for ev in result.message_facts:
+        out.print(f"   {escape(ev.fact)}: {escape(ev.value)}")
+
+
+def _render_rejected(out: Console, result: ExplainResult) -> None:
+    for rej in result.rejected:
+        out.print(
+            f"[dim]Not the answer: {escape(rej.title)} ({rej.id}): "
+            f"{escape('; '.join(rej.reasons))}.[/]"
+        )
 
 
 def _render_facts(out: Console, result: ExplainResult, where: str) -> None:

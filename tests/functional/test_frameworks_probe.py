@@ -57,3 +57,26 @@ def test_vllm_and_sglang_args_from_the_decision_here(tmp_path: Path) -> None:
     env = probe_environment(environ=environ, cwd=tmp_path, timeout=5.0)
     if not env.gpus:
         assert vllm == []  # vLLM's names here are its CUDA ones: keep its CPU default
+
+
+def test_probe_reads_the_portable_builds_packages_without_running_it(tmp_path: Path) -> None:
+    portable = tmp_path / "ComfyUI_windows_portable"
+    comfy = portable / "ComfyUI"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "comfy" / "cli_args.py").write_text("")
+    (comfy / "main.py").write_text("")
+    embeded = portable / "python_embeded"
+    embeded.mkdir()
+    # not an interpreter: were the probe to run it, it would fail
+    (embeded / "python.exe").write_text("not a program")
+    (embeded / "python312._pth").write_text("python312.zip\n.\nLib/site-packages\n")
+    info = embeded / "Lib" / "site-packages" / "torch-2.7.1+cu128.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.7.1+cu128\n")
+    environ = {**isolated_home_env(), "PATH": "/usr/bin:/bin"}
+    env = probe_environment(environ=environ, cwd=portable, timeout=5.0)
+    assert env.comfyui is not None
+    assert env.comfyui.python == str(embeded / "python.exe")
+    assert env.comfyui.python_version == "3.12"
+    assert [(p.name, p.version) for p in env.comfyui.packages or ()] == [("torch", "2.7.1+cu128")]
+    assert Environment.from_json(env.to_json()) == env

@@ -223,6 +223,82 @@ def test_comfyui_portable_with_another_python_says_how_to_diagnose_it(tmp_path: 
     assert other.fix.startswith(f"{embedded} -m pip install attn-doctor")
 
 
+def test_a_kernel_the_framework_ships_makes_its_package_idle_unless_it_requires_it() -> None:
+    fa2 = PackageFacts(name="flash-attn", version="2.8.3")
+    fa4 = PackageFacts(name="flash-attn-4", version="4.0.0b18")
+    found = diagnose(h200_with(VLLM, fa2), load_rules()).findings
+    ships = [f for f in found if f.id == "framework-ships-kernel"]
+    assert any("vLLM does not use the installed flash-attn" in f.title for f in ships)
+    # SGLang 0.5.23 vendors FlashAttention-4 for fa4 but still requires flash-attn-4 itself
+    found = diagnose(h200_with(SGLANG, fa4), load_rules()).findings
+    assert not any(f.id == "framework-ships-kernel" and "SGLang" in f.title for f in found)
+    notes = plan_install(h200_with(SGLANG), load_index(), "flash_attn_4").notes
+    assert not any("SGLang ships its own build" in n for n in notes)
+
+
+PORTABLE_PY = r"C:\Users\Jane Doe\ComfyUI_windows_portable\python_embeded\python.exe"
+
+
+def _portable(*packages: PackageFacts) -> Environment:
+    from attn_doctor.facts import ComfyUIFacts
+
+    comfy = ComfyUIFacts(
+        path=r"C:\Users\Jane Doe\ComfyUI_windows_portable\ComfyUI",
+        found_by="cwd",
+        version="0.3.75",
+        python=PORTABLE_PY,
+        python_version="3.12",
+        packages=packages,
+    )
+    return h200_with(comfyui=comfy)
+
+
+def test_comfyui_portable_packages_say_which_flags_would_fail() -> None:
+    env = _portable(PackageFacts(name="torch", version="2.7.1+cu128"))
+    found = diagnose(env, load_rules()).findings
+    other = next(f for f in found if f.id == "comfyui-other-python")
+    assert other.title == (
+        "ComfyUI's python_embeded has torch 2.7.1+cu128, no flash-attn, no xformers "
+        "and no sageattention"
+    )
+    assert "`--use-flash-attention` and `--use-sage-attention` would fail there" in other.cause
+    assert "(Python 3.12)" in other.cause
+    quoted = f'"{PORTABLE_PY}"'
+    assert f"attn-doctor install sageattention --python {quoted}" in other.cause
+    assert other.fix is not None
+    assert other.fix.startswith(f"{quoted} -m pip install attn-doctor && {quoted} -m attn_doctor")
+    assert set(other.backends) == {"flash_attn_2", "sageattention"}
+    # the field survives a snapshot round trip
+    again = Environment.from_json(env.to_json())
+    assert again.comfyui is not None
+    assert env.comfyui is not None
+    assert again.comfyui.packages == env.comfyui.packages
+
+
+def test_comfyui_portable_with_xformers_says_it_is_used_by_itself() -> None:
+    env = _portable(
+        PackageFacts(name="torch", version="2.7.1+cu128"),
+        PackageFacts(name="xformers", version="0.0.31.post1"),
+        PackageFacts(name="sageattention", version="2.2.0"),
+    )
+    other = next(f for f in diagnose(env, load_rules()).findings if f.id == "comfyui-other-python")
+    assert "xformers 0.0.31.post1" in other.title
+    assert "sageattention 2.2.0" in other.title
+    assert "ComfyUI uses xformers memory_efficient_attention there by itself" in other.cause
+    assert "`--use-flash-attention` would fail there: its package is" in other.cause
+    assert "--use-sage-attention` would fail" not in other.cause
+
+
+def test_an_install_next_to_comfyui_portable_names_its_interpreter() -> None:
+    env = _portable(PackageFacts(name="torch", version="2.7.1+cu128"))
+    install = plan_install(env, load_index(), "sageattention")
+    assert any(
+        "ComfyUI runs under its own" in n
+        and f'attn-doctor install sageattention --python "{PORTABLE_PY}"' in n
+        for n in install.notes
+    )
+
+
 def test_vllm_pins_an_older_transformers_than_the_installed_one() -> None:
     env = h200_with(VLLM, PackageFacts(name="transformers", version="5.25.0"))
     found = diagnose(env, load_rules()).findings

@@ -133,6 +133,53 @@ def test_comfyui_is_found_in_the_current_folder_or_by_option(tmp_path: Path) -> 
     assert probe_comfyui(tmp_path, tmp_path) is None  # named, but not a ComfyUI folder
 
 
+def _dist_info(site: Path, name: str, version: str) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("pip\n")
+
+
+def test_the_portable_builds_packages_are_read_from_its_dist_info(tmp_path: Path) -> None:
+    portable = tmp_path / "ComfyUI_windows_portable"
+    _comfyui(portable / "ComfyUI")
+    embeded = portable / "python_embeded"
+    embeded.mkdir()
+    (embeded / "python.exe").write_text("")
+    (embeded / "python312.dll").write_text("")
+    (embeded / "python3.dll").write_text("")
+    (embeded / "python312._pth").write_text(
+        "python312.zip\n.\nLib/site-packages\n../ComfyUI\nextra\n# comment\nimport site\n"
+    )
+    site = embeded / "Lib" / "site-packages"
+    _dist_info(site, "torch", "2.7.1+cu128")
+    _dist_info(site, "xformers", "0.0.31.post1")
+    _dist_info(site, "numpy", "2.2.6")  # not about attention: left out
+    _dist_info(embeded / "extra", "flash-attn", "2.8.3")  # a folder the ._pth lists
+    found = probe_comfyui(portable)
+    assert found is not None
+    assert found.python_version == "3.12"
+    assert found.packages is not None
+    have = {p.name: p.version for p in found.packages}
+    assert have == {"torch": "2.7.1+cu128", "xformers": "0.0.31.post1", "flash-attn": "2.8.3"}
+    assert next(p for p in found.packages if p.name == "torch").installer == "pip"
+
+
+def test_a_portable_build_without_site_packages_has_no_package_facts(tmp_path: Path) -> None:
+    portable = tmp_path / "ComfyUI_windows_portable"
+    _comfyui(portable / "ComfyUI")
+    (portable / "python_embeded").mkdir()
+    (portable / "python_embeded" / "python.exe").write_text("")
+    found = probe_comfyui(portable)
+    assert found is not None
+    assert found.packages is None
+    assert found.python_version is None
+    plain = probe_comfyui(_comfyui(tmp_path / "plain"))  # not the portable build
+    assert plain is not None
+    assert plain.python is None
+    assert plain.packages is None
+
+
 LOCK = [
     {
         "dependency": {"repo-id": "kernels-community/activation", "version": 1},

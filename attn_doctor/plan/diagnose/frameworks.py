@@ -33,9 +33,9 @@ from attn_doctor.plan.frameworks import (
     knob,
     minimums_for,
     present_frameworks,
+    requires_itself,
     satisfies,
 )
-from attn_doctor.plan.resolve.common import PROTECTED
 
 
 def frameworks_for(ctx: _Ctx, asked: Iterable[FrameworkName]) -> tuple[FrameworkName, ...]:
@@ -272,6 +272,8 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
 
 def _pin_fix(ctx: _Ctx, req: FrameworkRequirement, title: str, have: str) -> str:
     """Never a command that moves torch: the framework moves (or gets its own environment)."""
+    from attn_doctor.plan.resolve.common import PROTECTED  # the resolver: not on check's path
+
     if req.name in PROTECTED:
         return (
             f"install the {title} release built for {req.name} {have}, or give "
@@ -291,6 +293,8 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
             entry = record.framework_entry(fw, version)
             if entry is None or not entry.bundled or record.distribution is None:
                 continue
+            if requires_itself(env, fw, record.distribution):
+                continue  # the framework needs the package anyway
             pkg = env.package(record.distribution)
             if pkg is None:
                 continue
@@ -311,22 +315,86 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
 
 
 def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
-    """The portable build runs its own interpreter: this diagnosis is of another one."""
-    comfy = ctx.env.comfyui
-    here = ctx.env.python.executable
-    if comfy is None or comfy.python is None or here is None or comfy.python == here:
+    """The portable build runs its own interpreter: this diagnosis is of another one. Its
+    packages, read from its dist-info, say which of ComfyUI's flags would work there."""
+    from attn_doctor.plan.comfyui_embedded import (
+        and_join,
+        check_for_comfyui,
+        embedded_state,
+        install_for_comfyui,
+        other_python,
+    )
+
+    env = ctx.env
+    comfy = other_python(env)
+    if comfy is None or comfy.python is None:
         return []
+    here = env.python.executable
+    sources: tuple[str, ...] = (
+        "comfyanonymous/ComfyUI README.md (Windows portable: python_embeded)",
+    )
+    state = embedded_state(comfy)
+    evidence = [_ev("comfyui.python", comfy.python), _ev("python.executable", here)]
+    if state is None:
+        return [
+            ctx.finding(
+                "comfyui-other-python",
+                "info",
+                "ComfyUI runs under its own python_embeded: these packages are not ComfyUI's",
+                f"The portable build at {comfy.path} starts {comfy.python}; attn-doctor ran "
+                f"under {here}, so the packages, knobs and installs above are for that "
+                "interpreter, not ComfyUI's (its site-packages could not be read).",
+                evidence,
+                fix=check_for_comfyui(env, comfy),
+                sources=sources,
+            )
+        ]
+    pkgs = {p.name: p.version for p in comfy.packages or ()}
+    evidence.append(_ev("comfyui.packages.torch", pkgs.get("torch")))
+    for _flag, backend in state.failing:
+        dist = BACKENDS[backend].distribution
+        evidence.append(_ev(f"comfyui.packages.{dist}", None))
+    for backend in state.defaults:
+        dist = BACKENDS[backend].distribution
+        evidence.append(_ev(f"comfyui.packages.{dist}", pkgs.get(dist or "")))
+    py = f" (Python {comfy.python_version})" if comfy.python_version else ""
+    cause = [
+        f"The portable build at {comfy.path} starts {comfy.python}{py}, which has "
+        f"{and_join(state.have)}."
+    ]
+    if state.failing:
+        flags = and_join([f"`{flag}`" for flag, _ in state.failing])
+        cause.append(
+            f"{flags} would fail there: "
+            + ("its package is" if len(state.failing) == 1 else "their packages are")
+            + " not installed in python_embeded."
+        )
+    for backend in state.defaults:
+        cause.append(f"ComfyUI uses {BACKENDS[backend].title} there by itself (no flag).")
+    cause.append(
+        f"attn-doctor ran under {here}: the packages, knobs and installs above are for that "
+        "interpreter, not ComfyUI's."
+    )
+    if state.failing:
+        installs = and_join(
+            [install_for_comfyui(env, comfy, backend) for _flag, backend in state.failing]
+        )
+        cause.append(f"To install into ComfyUI's own interpreter: {installs}.")
     return [
         ctx.finding(
             "comfyui-other-python",
             "info",
-            "ComfyUI runs under its own python_embeded: these packages are not ComfyUI's",
-            f"The portable build at {comfy.path} starts {comfy.python}; attn-doctor ran "
-            f"under {here}, so the packages, knobs and installs above are for that "
-            "interpreter, not ComfyUI's.",
-            [_ev("comfyui.python", comfy.python), _ev("python.executable", here)],
-            fix=f"{comfy.python} -m pip install attn-doctor && {comfy.python} -m attn_doctor check",
-            sources=("comfyanonymous/ComfyUI README.md (Windows portable: python_embeded)",),
+            f"ComfyUI's python_embeded has {and_join(state.have)}",
+            " ".join(cause),
+            evidence,
+            fix=check_for_comfyui(env, comfy),
+            backends=tuple(b for _f, b in state.failing),
+            sources=(
+                *sources,
+                "comfy/ldm/modules/attention.py (--use-sage-attention, --use-flash-attention: "
+                "ComfyUI exits at start-up when the package does not import; read in copies of "
+                "the file, not at an upstream commit)",
+            ),
         )
     ]
 

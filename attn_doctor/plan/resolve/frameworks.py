@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import Environment
 from attn_doctor.index.frameworks import load_frameworks
+from attn_doctor.plan.comfyui_embedded import install_for_comfyui, other_python
 from attn_doctor.plan.frameworks import (
     can_both_hold,
     framework_requirements,
@@ -29,10 +27,12 @@ from attn_doctor.plan.frameworks import (
     installed_version,
     minimums_for,
     present_frameworks,
+    requires_itself,
     satisfies,
 )
 from attn_doctor.plan.resolve.common import PROTECTED
 from attn_doctor.plan.types import BackendPlan, Rejection, WheelCandidate
+from attn_doctor.probe.distributions import canonicalize_name
 
 
 def limit_for_frameworks(env: Environment, backend: BackendName, plan: BackendPlan) -> BackendPlan:
@@ -108,7 +108,11 @@ def framework_notes(
                 f"install {title}'s default attention changes to it (start {title} with "
                 "--disable-xformers to keep the current one)"
             )
-        if entry is not None and entry.bundled:
+        if (
+            entry is not None
+            and entry.bundled
+            and (record.distribution is None or not requires_itself(env, fw, record.distribution))
+        ):
             notes.append(
                 f"{title} ships its own build of this kernel ({entry.name}) and does not use "
                 f"this install: it serves transformers and other libraries only"
@@ -124,6 +128,13 @@ def framework_notes(
                     f"{req.name}{brings}"
                     + ("" if req.optional else " (pip refuses it: that pin is a constraint)")
                 )
+    comfy = other_python(env)
+    if comfy is not None and comfy.python is not None:
+        notes.append(
+            f"ComfyUI runs under its own {comfy.python}: this installs into "
+            f"{env.python.executable}, not into ComfyUI's; for ComfyUI: "
+            f"{install_for_comfyui(env, comfy, backend)}"
+        )
     for m in minimums_for(env, backend, present_frameworks(env)):
         notes.append(
             f"{framework_title(m.framework)} checks {m.requirement} for this backend: "
@@ -135,6 +146,7 @@ def framework_notes(
 
 def _brings(candidate: WheelCandidate, name: str) -> str | None:
     """The versions of ``name`` the candidate installs, as a specifier (None: not that one)."""
+    from packaging.requirements import InvalidRequirement, Requirement
     try:
         req = Requirement(candidate.requirement)
     except InvalidRequirement:

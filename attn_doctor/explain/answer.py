@@ -1,0 +1,161 @@
+"""What a failure class answers (``ClassAnswer``) and the helpers the rules share: reading
+the message's lines, which backend it is about, a backend's GPU range, what fits instead."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from attn_doctor.backends import BackendRule
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassAnswer:
+    """One class recognised in the facts: its cause and fix computed for them."""
+
+    class_id: str
+    title: str
+    cause: str
+    fix: tuple[str, ...] = ()
+    """Commands; ``<placeholder>`` is filled from the machine's facts like a symptom's fix."""
+    checks: tuple[str, ...] = ()
+    """Machine checks (``checks.CHECKS``) that confirm the cause on this machine."""
+    evidence: tuple[tuple[str, str], ...] = ()
+    """The facts from the message the class used."""
+    source: str
+    """Where the knowledge it used comes from (a table entry, an upstream file)."""
+    line: str = ""
+    """The message line that shows it best."""
+    harmless: bool = False
+    before_phrases: bool = True
+    """False: only a fallback, ranked after phrase entries (they carry finer checks)."""
+
+
+Rule = Callable[[TextFacts, Knowledge], list[ClassAnswer]]
+
+
+def body_of(f: TextFacts) -> str:
+    return "\n".join(f.lines)
+
+
+def line_of(f: TextFacts, pattern: str) -> str:
+    rx = re.compile(pattern, re.I)
+    for line in f.lines:
+        if rx.search(line):
+            return line.strip()[:400]
+    return ""
+
+
+def has_error(f: TextFacts) -> bool:
+    return any(not e.endswith("Warning") for e in f.error_classes) or bool(
+        re.search(
+            r"(?m)^\s*(?:error|fatal|ERROR|FATAL)\b|ptxas fatal|AssertionError|Killed|FAILED"
+            r"|is not supported|not supported because|is only supported|only supports?"
+            r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
+            body_of(f),
+        )
+    )
+
+
+def version_of(text: str | None) -> Version | None:
+    if not text:
+        return None
+    try:
+        return Version(text.split("+")[0])
+    except InvalidVersion:
+        return None
+
+
+def mm(text: str) -> str:
+    return ".".join(text.split("+", maxsplit=1)[0].split(".")[:2])
+
+
+# --- which backend a message is about ----------------------------------------------------
+
+_BACKEND_WORDS: tuple[tuple[str, str], ...] = (
+    ("flash_attn_4", r"flash_attn[./]cute|flash-attn-4|flash_attn_4|FlashAttention ?4|FA4\b"),
+    (
+        "flash_attn_3",
+        r"flash_attn_interface|flash_attn_3|flash-attn-3|hopper/|FlashAttention ?3|FA3\b",
+    ),
+    ("sageattention", r"sageattn|sageattention|SageAttention"),
+    ("xformers", r"xformers"),
+    ("flex_attention", r"flex_attention|FlexAttention"),
+    ("sdpa_cudnn", r"cudnn_attention|cuDNN Frontend|_scaled_dot_product_cudnn|CUDNN_STATUS"),
+    ("flash_attn_2", r"flash_attn|flash-attn|FlashAttention|flash_attention_2|Flash Attention 2"),
+)
+
+
+def backends_in(f: TextFacts) -> list[str]:
+    """The backends a message is about, most specific first (FA3/FA4 before flash_attn)."""
+    body = body_of(f)
+    found = [name for name, rx in _BACKEND_WORDS if re.search(rx, body, re.I)]
+    if ("flash_attn_4" in found or "flash_attn_3" in found) and "flash_attn_2" in found:
+        found.remove("flash_attn_2")
+    return found
+
+
+def gpu_range(b: BackendRule) -> tuple[int, int | None]:
+    rt = b.runtime
+    lo = rt.min_sm if rt is not None and rt.min_sm is not None else b.min_sm
+    hi = rt.max_sm if rt is not None and rt.max_sm is not None else b.max_sm
+    return lo, hi
+
+
+def fits(b: BackendRule, sm: int) -> bool:
+    lo, hi = gpu_range(b)
+    return sm >= lo and (hi is None or sm <= hi)
+
+
+_ALTERNATIVES = ("flash_attn_2", "xformers", "sdpa")
+
+
+def instead(
+    know: Knowledge,
+    *,
+    sm: int | None = None,
+    head_dim: int | None = None,
+    dtype: str | None = None,
+    exclude: str = "",
+) -> list[str]:
+    """Backends (of the usual ones) that fit the GPU, head dim and dtype at hand."""
+    out = []
+    for name in _ALTERNATIVES:
+        b = know.backend(name)
+        if b is None or name == exclude:
+            continue
+        if sm is not None and not fits(b, sm):
+            continue
+        if head_dim is not None and b.max_head_dim and head_dim > b.max_head_dim:
+            continue
+        if dtype is not None and b.dtypes and dtype not in b.dtypes:
+            continue
+        out.append(name)
+    return out
+
+
+def sm_name(know: Knowledge, sm: int) -> str:
+    a = know.arch(sm)
+    return f"sm_{sm} ({a.name})" if a else f"sm_{sm}"
+
+
+def explained_missing(f: TextFacts, know: Knowledge) -> set[str]:
+    """Modules whose absence a known harmless warning in the text itself reports (xformers'
+    "A matching Triton is not available … No module named 'triton'")."""
+    body = body_of(f)
+    out: set[str] = set()
+    for h in know.harmless:
+        if h.explains_missing and h.pattern.search(body):
+            out.update(h.explains_missing)
+    return out
+
+
+def unexplained_missing(f: TextFacts, know: Knowledge) -> list[str]:
+    """The missing modules no harmless warning accounts for."""
+    explained = explained_missing(f, know)
+    return [m for m in f.missing_modules if m.split(".", maxsplit=1)[0] not in explained]

@@ -1,0 +1,244 @@
+"""Failure classes: rules over the facts a message shows and the one knowledge.
+
+A class does not look for a sentence: it reads ``TextFacts`` (``evidence.extract_facts``) and
+the ``Knowledge`` (backend records, the arch table, dependencies, framework knobs) and, when its
+premises hold, computes the cause and the fix for those facts ("Triton 3.2.0 does not know
+sm_120; the first release that does is 3.3.0", the numbers read from the table). Framework
+messages recorded from upstream source are the second path (``FrameworkMessage``), and the
+symptom knowledge base's phrases the third (``match.py``).
+
+Each rule returns ``ClassAnswer``s; ``classify`` runs them all in ``RULES`` order.
+``contradictions`` says which premises of an answer (or of a phrase entry's machine checks)
+the message itself contradicts: such an answer is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+
+from attn_doctor.explain.answer import ClassAnswer, Rule, explained_missing, version_of
+from attn_doctor.explain.checks import split_check
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.rules_backend import (
+    backend_dependency_missing,
+    backend_forced_package_missing,
+    backend_not_installed,
+    backend_on_other_device,
+    dtype_unsupported,
+    extension_symbol_mismatch,
+    gpu_outside_backend_range,
+    head_dim_unsupported,
+)
+from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
+from attn_doctor.explain.rules_toolchain import (
+    compiler_too_old_for_arch,
+    cudnn_sdpa_refused,
+    flashinfer_jit_needs_nvcc,
+    hub_kernel_no_variant,
+    libcuda_not_found,
+    torch_too_old_for_gpu,
+)
+
+__all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
+
+
+SAME_CAUSE: dict[str, frozenset[str]] = {
+    "cudnn-sdpa-refused": frozenset({"sdpa-no-available-kernel"}),
+    "flashinfer-jit-needs-nvcc": frozenset({"flash-attn-nvcc-not-found"}),
+    "compiler-too-old-for-arch": frozenset(
+        {"nvcc-unsupported-gpu-arch", "cuda-ptx-unsupported-toolchain"}
+    ),
+    "torch-too-old-for-gpu": frozenset({"torch-gpu-not-supported", "cuda-no-kernel-image"}),
+    "backend-dependency-missing": frozenset(
+        {"triton-missing", "flash-attn-4-cutlass-dsl-incomplete"}
+    ),
+    "backend-forced-package-missing": frozenset(
+        {
+            "sageattention-not-installed",
+            "transformers-fa2-not-installed",
+            "flash-attn-not-installed",
+            "flash-attn3-not-installed",
+        }
+    ),
+    "head-dim-unsupported": frozenset(
+        {
+            "flash-attn-head-dim-too-large",
+            "flash-attn3-head-size",
+            "flash-attn-backward-head-dim-shared-memory",
+        }
+    ),
+    "gpu-outside-backend-range": frozenset(
+        {
+            "flash-attn-needs-ampere",
+            "flash-attn3-needs-hopper",
+            "sageattention-gpu-unsupported",
+            "xformers-fa3-kernels-blackwell",
+            "flash-attn-no-kernel-image",
+            "bf16-needs-ampere",
+            "xformers-bf16-needs-ampere",
+            "unsloth-no-gpu",
+            "model-flash-attention-not-used",
+        }
+    ),
+    "dtype-unsupported": frozenset({"flash-attn-fp32-input", "transformers-fa2-fp32-dtype"}),
+    "extension-built-for-other-torch": frozenset(
+        {
+            "flash-attn-built-for-other-torch",
+            "flash-attn-cxx11-abi-mismatch",
+            "torch-extension-undefined-symbol",
+            "torch-extension-abi-mismatch",
+            "flash-attn3-undefined-symbol",
+            "xformers-built-for-other-torch",
+        }
+    ),
+    "backend-not-installed": frozenset(
+        {
+            "sageattention-not-installed",
+            "flash-attn-not-installed",
+            "flash-attn3-not-installed",
+            "transformers-fa2-not-installed",
+            "transformers-remote-code-needs-flash-attn",
+            "flash-attn-extension-missing",
+            "triton-missing",
+        }
+    ),
+    "harmless-warning": frozenset(
+        {"torch-sdpa-no-flash-windows", "xformers-triton-unavailable-warning"}
+    ),
+    "transformers-flash-package-missing": frozenset(
+        {"transformers-fa2-not-installed", "flash-attn3-not-installed"}
+    ),
+    "comfyui-attention-package-missing": frozenset(
+        {"sageattention-not-installed", "flash-attn-not-installed"}
+    ),
+}
+"""Symptom entries that name the same cause as a class: when one of them matches, it is the
+answer (it carries the upstream threads and finer machine checks) and the class is not repeated."""
+
+
+RULES: tuple[Rule, ...] = (
+    framework_message,
+    compiler_too_old_for_arch,
+    torch_too_old_for_gpu,
+    backend_dependency_missing,
+    backend_forced_package_missing,
+    libcuda_not_found,
+    flashinfer_jit_needs_nvcc,
+    hub_kernel_no_variant,
+    cudnn_sdpa_refused,
+    head_dim_unsupported,
+    backend_on_other_device,
+    gpu_outside_backend_range,
+    dtype_unsupported,
+    extension_symbol_mismatch,
+    backend_not_installed,
+    harmless_warning,
+    app_wrapper,
+)
+"""Every class, in the order their answers are listed."""
+
+
+def classify(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """All classes whose premises the facts satisfy, without contradicted ones."""
+    out: list[ClassAnswer] = []
+    for rule in RULES:
+        for ans in rule(f, know):
+            if not contradictions(f, ans.checks, know=know):
+                out.append(ans)
+    if any(a.class_id != "app-wrapper-message" for a in out):
+        out = [a for a in out if a.class_id != "app-wrapper-message"]
+    return out
+
+
+# --- contradictions ----------------------------------------------------------------------
+
+
+def _nvcc_dropped(f: TextFacts, args: tuple[str, ...], know: Knowledge | None) -> str | None:
+    """An nvcc newer than the last release that knew the arch: too new, not too old."""
+    have = version_of(f.tool("nvcc"))
+    if know is None or have is None or not args:
+        return None
+    digits = re.sub(r"\D", "", args[0])
+    arch = know.arch(int(digits)) if digits else None
+    dropped = version_of(arch.nvcc_dropped) if arch and arch.nvcc_dropped else None
+    if arch is None or dropped is None or have < dropped:
+        return None
+    return (
+        f"the message's nvcc {f.tool('nvcc')} is too new, not too old: CUDA "
+        f"{arch.nvcc_dropped} dropped sm_{arch.sm}"
+    )
+
+
+def _check_contradiction(
+    f: TextFacts, name: str, args: tuple[str, ...], know: Knowledge | None = None
+) -> str | None:
+    """Why the message contradicts one machine check's premise, or None."""
+    if name == "nvcc_too_old_for_arch" and (why := _nvcc_dropped(f, args, know)):
+        return why
+    if (
+        name in {"triton_missing", "package_missing"}
+        and know is not None
+        and (args[0] if args else "triton") in explained_missing(f, know)
+    ):
+        return "the message's own warning reports the missing module, and that warning is harmless"
+    build = f.torch_build
+    other = build in {"rocm", "xpu"}
+    if name == "torch_cpu_only" and build in {"rocm", "xpu", "cuda"}:
+        return f"the message shows a {build} torch, not a CPU-only one"
+    if (
+        name
+        in {
+            "nvcc_missing",
+            "nvcc_below",
+            "nvcc_too_old_for_arch",
+            "cuda_home_unset",
+            "nvcc_major_differs_from_torch",
+            "driver_below_torch_cuda",
+        }
+        and other
+    ):
+        return f"the message shows a {build} torch: the CUDA toolkit is not involved"
+    if name in {"gpu_sm_below", "gpu_sm_at_least"} and other:
+        return f"the message shows a {build} torch, not an NVIDIA GPU"
+    if name == "gpu_sm_below" and f.sms and args:
+        try:
+            lim = int(args[0])
+        except ValueError:
+            return None
+        if all(sm >= lim for sm in f.sms):
+            return f"the message's GPU is sm_{f.sms[0]}, which is not below sm_{lim}"
+    if name == "gpu_sm_at_least" and f.sms and args:
+        try:
+            lim = int(args[0])
+        except ValueError:
+            return None
+        if all(sm < lim for sm in f.sms):
+            return f"the message's GPU is sm_{f.sms[0]}, below sm_{lim}"
+    if name == "torch_build_is" and build and args and args[0] != build:
+        return f"the message shows a {build} torch, not {args[0]}"
+    if name == "torch_below" and args:
+        have = version_of(f.version("torch"))
+        floor = version_of(args[0])
+        if have is not None and floor is not None and have >= floor:
+            return f"the message shows torch {f.version('torch')}, not below {args[0]}"
+    return None
+
+
+def contradictions(
+    f: TextFacts,
+    checks: tuple[str, ...],
+    captures: dict[str, str] | None = None,
+    know: Knowledge | None = None,
+) -> list[str]:
+    """The message's facts that contradict these checks' premises (``a|b``: all must be).
+    ``{name}`` in a check is filled from ``captures`` (a phrase entry's captured values)."""
+    out = []
+    for raw in checks:
+        check = re.sub(r"\{(\w+)\}", lambda m: (captures or {}).get(m.group(1), m.group(0)), raw)
+        if "{" in check:
+            continue
+        reasons = [_check_contradiction(f, name, args, know) for name, args in split_check(check)]
+        if reasons and all(reasons):
+            out.append(str(reasons[0]))
+    return out

@@ -1,0 +1,568 @@
+"""The evidence in a message, before any cause is guessed: ``extract_facts(text) -> TextFacts``.
+
+The text may be one line, a traceback, a pip or uv log or a whole console paste. It is first
+normalised (colour codes and progress bars removed, hard-wrapped lines joined, repeated lines
+dropped), then read for the facts that decide attention-backend failures: packages and their
+versions, torch's build, the Python tag and platform, the GPU and its architecture, dtypes and
+head dims, a missing module or library, undefined symbols (demangled and attributed), the
+compiler or JIT and its version, the framework knob in use, and the error classes raised.
+Pure: no I/O besides the shipped GPU-name table.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import re
+from dataclasses import dataclass
+
+from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
+from attn_doctor.explain.match import split_lines
+
+
+@dataclass(frozen=True, kw_only=True)
+class Symbol:
+    """An undefined symbol: as written, demangled (None if not understood), and who defines it."""
+
+    mangled: str
+    name: str | None
+    owner: str | None
+    """``torch``, ``libstdc++``… (from the namespace), or None."""
+    binary: str | None
+    """The shared object that needed it (``flash_attn_2_cuda``), when the line names it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextFacts:
+    """What a message says about the machine it came from. Empty/None: not in the message."""
+
+    packages: tuple[tuple[str, str], ...] = ()
+    """(distribution, version), first mention wins: torch, triton, flash-attn, xformers…"""
+    torch_build: str | None = None
+    """``cuda``, ``rocm``, ``xpu``, ``cpu`` (from ``+cuXYZ``/``+rocm``/``+xpu``/``+cpu``)."""
+    torch_cuda: str | None = None
+    """``12.8`` from ``+cu128``."""
+    nightly: bool = False
+    python: str | None = None
+    """``3.11`` (from ``cp311`` or ``python3.11``)."""
+    platforms: tuple[str, ...] = ()
+    """``windows``, ``wsl``, ``colab``, ``conda``, ``comfyui-portable``, ``macos``, ``linux``."""
+    gpus: tuple[str, ...] = ()
+    """GPU names as written (``RTX 5090``, ``Tesla T4``)."""
+    sms: tuple[int, ...] = ()
+    """Architectures named or implied (``sm_120``, ``compute_89``, capability 8.6, a GPU name)."""
+    dtypes: tuple[str, ...] = ()
+    head_dims: tuple[int, ...] = ()
+    missing_modules: tuple[str, ...] = ()
+    missing_libraries: tuple[str, ...] = ()
+    """Shared libraries that could not be loaded (``libcuda.so.1``, ``libcudart.so.12``)."""
+    symbols: tuple[Symbol, ...] = ()
+    tools_missing: tuple[str, ...] = ()
+    """Compilers the message says are not there (``nvcc``)."""
+    tools: tuple[tuple[str, str], ...] = ()
+    """Compilers/JITs and the version the message shows (``nvcc``/``ptxas``/``triton``)."""
+    tool_rejects_arch: tuple[tuple[str, int], ...] = ()
+    """(tool, sm): a compiler said it does not know the architecture."""
+    required_sm: tuple[int, int | None] | None = None
+    """The GPU range the message itself states a kernel needs: (lowest, highest or None), from
+    "compute capability > 7.5", "sm80-sm90", "SM>=80 and SM<=90", "is_sm80 || is_sm90",
+    "Ampere GPUs or newer"."""
+    refused_sms: tuple[int, ...] = ()
+    """Architectures a backend says it does not support ("Unsupported CUDA architecture: sm120")."""
+    required_exact: tuple[int, ...] = ()
+    """When the message names the only architectures allowed ("is_sm80 || is_sm90")."""
+    build_sms: tuple[int, ...] = ()
+    """Architectures a build says it carries ("supports CUDA capabilities sm_50 sm_60 …")."""
+    head_dim_rule: str | None = None
+    """The head-dim limit the message states ("at most 256", "a multiple of 32")."""
+    knobs: tuple[str, ...] = ()
+    """Framework settings in the message that force a backend (``--use-sage-attention``)."""
+    error_classes: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+    """The normalised lines (unwrapped, without repeats)."""
+
+    def version(self, dist: str) -> str | None:
+        for name, ver in self.packages:
+            if name == dist:
+                return ver
+        return None
+
+    def tool(self, name: str) -> str | None:
+        for tool, ver in self.tools:
+            if tool == name:
+                return ver
+        return None
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(fact, value) pairs for display, in a fixed order, only what the message showed."""
+        out: list[tuple[str, str]] = []
+        for name, ver in self.packages:
+            out.append((f"package {name}", ver))
+        if self.torch_build:
+            cuda = f" (CUDA {self.torch_cuda})" if self.torch_cuda else ""
+            out.append(
+                ("torch build", f"{self.torch_build}{cuda}{' nightly' if self.nightly else ''}")
+            )
+        if self.python:
+            out.append(("python", self.python))
+        if self.platforms:
+            out.append(("platform", ", ".join(self.platforms)))
+        if self.gpus:
+            out.append(("gpu", ", ".join(self.gpus)))
+        if self.sms:
+            out.append(("architecture", ", ".join(f"sm_{s}" for s in self.sms)))
+        if self.dtypes:
+            out.append(("dtype", ", ".join(self.dtypes)))
+        if self.head_dims:
+            out.append(("head dim", ", ".join(str(h) for h in self.head_dims)))
+        for mod in self.missing_modules:
+            out.append(("missing module", mod))
+        for lib in self.missing_libraries:
+            out.append(("missing library", lib))
+        for sym in self.symbols:
+            who = f" (defined by {sym.owner})" if sym.owner else ""
+            where = f" needed by {sym.binary}" if sym.binary else ""
+            out.append(("undefined symbol", f"{sym.name or sym.mangled}{who}{where}"))
+        for tool, ver in self.tools:
+            out.append((tool, ver))
+        for tool in self.tools_missing:
+            out.append(("missing tool", tool))
+        for tool, sm in self.tool_rejects_arch:
+            out.append((f"{tool} rejects", f"sm_{sm}"))
+        if self.required_sm:
+            lo, hi = self.required_sm
+            out.append(("kernel needs", f"sm_{lo}" + (f"..sm_{hi}" if hi else " or newer")))
+        if self.head_dim_rule:
+            out.append(("head-dim rule", self.head_dim_rule))
+        for knob in self.knobs:
+            out.append(("framework setting", knob))
+        if self.error_classes:
+            out.append(("errors", ", ".join(self.error_classes)))
+        return out
+
+
+# --- normalising ------------------------------------------------------------------------
+
+MAX_JOINED = 2000
+"""A joined line stops growing here (a log of equal-width lines must not become one line)."""
+MAX_FACT_CHARS = 1024 * 1024
+"""Facts are read from the last 1 MiB of a longer text (its failure is at its end)."""
+
+_SENTENCE_END = re.compile(r"[.:;!?)\]}>,]$|^\s*$")
+_CONTINUES = re.compile(r"^\s*[a-z0-9_(`'\"]")
+_TRACE_LINE = re.compile(
+    r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b"
+    r"|(?:[Ee]rror|[Ww]arning|[Ff]atal|[Nn]ote)\s*:)"
+)
+
+
+def unwrap(lines: list[str]) -> list[str]:
+    """Join hard-wrapped lines: a line that does not end a sentence, followed by one that
+    continues it (lower case, a digit, a quote) or a terminal wrap (a line exactly as long as
+    most lines, broken mid-word). Lines that start a new traceback frame or error are never
+    joined, and a joined line stops growing at ``MAX_JOINED`` characters."""
+    widths = collections.Counter(len(x) for x in lines if x)
+    common = widths.most_common(1)[0][0] if len(lines) > 3 and widths else 0
+    out: list[str] = []
+    last_raw = ""
+    for line in lines:
+        if out and len(out[-1]) < MAX_JOINED:
+            prev = out[-1]
+            if (
+                common >= 60
+                and len(last_raw) == common
+                and widths[common] >= 2
+                and line
+                and not line[0].isspace()
+                and not _TRACE_LINE.match(line)
+            ):
+                out[-1] = prev + line  # a terminal wrap at a fixed width: rejoin without space
+                last_raw = line
+                continue
+            if (
+                len(prev.strip()) >= 30
+                and not _SENTENCE_END.search(prev.rstrip())
+                and _CONTINUES.match(line)
+                and not _TRACE_LINE.match(line)
+            ):
+                out[-1] = prev.rstrip() + " " + line.strip()
+                last_raw = line
+                continue
+        out.append(line)
+        last_raw = line
+    return out
+
+
+def normalise(text: str) -> list[str]:
+    """Lines without colour codes or progress bars, unwrapped, each distinct line once."""
+    seen: set[str] = set()
+    out = []
+    for line in unwrap(split_lines(text)):
+        key = line.strip()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    return out
+
+
+# --- reading ----------------------------------------------------------------------------
+
+_DISTS = {
+    "torch": "torch",
+    "pytorch": "torch",
+    "triton": "triton",
+    "pytorch-triton": "triton",
+    "pytorch_triton": "triton",
+    "flash-attn": "flash-attn",
+    "flash_attn": "flash-attn",
+    "flash-attn-3": "flash-attn-3",
+    "flash_attn_3": "flash-attn-3",
+    "flash-attn-4": "flash-attn-4",
+    "xformers": "xformers",
+    "transformers": "transformers",
+    "diffusers": "diffusers",
+    "vllm": "vllm",
+    "sglang": "sglang",
+    "sageattention": "sageattention",
+    "flashinfer-python": "flashinfer-python",
+    "flashinfer_python": "flashinfer-python",
+    "flashinfer": "flashinfer-python",
+    "kernels": "kernels",
+    "unsloth": "unsloth",
+    "nvidia-cutlass-dsl": "nvidia-cutlass-dsl",
+    "nvidia_cutlass_dsl": "nvidia-cutlass-dsl",
+    "accelerate": "accelerate",
+    "peft": "peft",
+    "bitsandbytes": "bitsandbytes",
+}
+_VER = r"(?P<ver>\d+\.\d+(?:\.\d+)?(?:(?:\.?post|\.?dev|rc|a|b)\d*)*(?:\+[\w.]+)?)"
+_NAMES = "|".join(sorted((re.escape(n) for n in _DISTS), key=len, reverse=True))
+_PKG_PATTERNS = [
+    # wheel and sdist names, pip lines: flash_attn-2.7.4.post1+cu12torch2.6…whl, torch-2.7.1
+    re.compile(rf"(?<![\w.-])(?P<name>{_NAMES})-{_VER}(?=[-.\s)'\",]|\.whl|\.tar|$)", re.I),
+    # torch==2.6.0, 'triton>=3.3' is a requirement, not a version: only '==' and ' version '
+    re.compile(rf"(?<![\w.-])(?P<name>{_NAMES})\s*==\s*{_VER}", re.I),
+    re.compile(
+        rf"(?<![\w.-])(?P<name>{_NAMES})(?:\.__version__)?\s*(?:version)?\s*[:=]\s*['\"]?{_VER}",
+        re.I,
+    ),
+    re.compile(rf"(?<![\w.-])(?P<name>{_NAMES}) (?:version )?v?{_VER}(?=[\s,)]|$)", re.I),
+    re.compile(
+        rf"(?:Requirement already satisfied|Successfully installed)[^\n]*?"
+        rf"(?<![\w.-])(?P<name>{_NAMES})[- ]\(?{_VER}",
+        re.I,
+    ),
+]
+_TORCH_LOCAL = re.compile(
+    r"(?<![\w.])torch(?:==|-|\s+|:\s*|\s*version\s*[:=]?\s*|\.__version__\s*=\s*)['\"]?"
+    r"(?P<ver>\d+\.\d+(?:\.\d+)?(?:\.dev\d+)?)\+(?P<local>cu\d+|rocm[\d.]+|xpu|cpu)",
+    re.I,
+)
+_YOU_HAVE = re.compile(
+    r"you have (?:torch |PyTorch )?(?P<ver>\d+\.\d+(?:\.\d+)?(?:\.dev\d+)?)"
+    r"\+(?P<local>cu\d+|rocm[\d.]+|xpu|cpu)"
+)
+_ANY_LOCAL = re.compile(
+    r"\b\d+\.\d+\.\d+(?:\.dev\d+)?\+(?P<local>rocm[\d.]+|xpu|cu12\d|cu11\d|cu13\d)\b"
+)
+_PYTAG = re.compile(r"\bcp3(\d{1,2})\b|python3\.(\d{1,2})\b|Python 3\.(\d{1,2})\b", re.I)
+_SM = re.compile(
+    r"\b(?:sm_|compute_)(\d{2,3})[af]?\b"
+    r"|compute capability (?:of )?(?:is )?\(?(\d{1,2})[.,]\s*(\d)\)?"
+    r"|\bcapability\s*[=:]?\s*\(?(\d{1,2}),\s*(\d)\)"
+    r"|\bsm(\d{2,3})\b"
+    r"|\bCUDA capability sm_(\d{2,3})",
+    re.I,
+)
+_DTYPE = re.compile(
+    r"\b(?:torch\.)?(float16|bfloat16|float32|fp16|bf16|fp32|float8\w*|fp8)\b", re.I
+)
+_DTYPE_NORM = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+_HEAD_DIM = re.compile(
+    r"head[ _]?(?:dim(?:ension)?|size)s?\s*(?:=|:|of|is|>|must be|should be)?\s*"
+    r"(?:\w+\s+)?(\d{2,4})\b"
+    r"|headdim\s*[=:]?\s*(\d{2,4})|head_size=(\d{2,4})|hdim\s*[=:]?\s*(\d{2,4})",
+    re.I,
+)
+_MISSING_MODULE = re.compile(
+    r"No (?:module named|such module) ['\"`]?([\w.]+)|\bno (\w+) module found", re.I
+)
+_REFUSED_ARCH = re.compile(
+    r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
+    re.I,
+)
+_REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"compute capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
+    (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
+    (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
+    (re.compile(r"is_sm(\d{2,3})(?:\s*\|\|\s*is_sm(\d{2,3}))+"), "exact"),
+    (
+        re.compile(r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere", re.I),
+        "ampere",
+    ),
+)
+_QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
+_TOOL_MISSING = re.compile(
+    r"Could not find nvcc|nvcc: (?:command )?not found|nvcc not found|Failed to find nvcc"
+    r"|No such file or directory: '(?:[\w/]*/)?nvcc'",
+    re.I,
+)
+_BUILD_SMS = re.compile(r"supports CUDA capabilities((?:\s+sm_\d{2,3})+)", re.I)
+_HEAD_RULE = re.compile(
+    r"(?:head[ _]?dim(?:ension)?|head[ _]size|headdim|hidden_dim)s?\b[^\n]{0,40}?"
+    r"((?:at most|up to|less than|<=?|not being a multiple of"
+    r"|(?:should|must) be (?:a )?multiple of)\s*\d+|(?:64|32), 128,? (?:and )?256)"
+    r"|Only support head size ([\d, and]+)"
+    r"|query\.shape\[-1\][^\n]*?>\s*(\d{2,4})",
+    re.I,
+)
+_PTXAS_FAILED = re.compile(
+    r"ptxas[^\n]*--gpu-name=sm_(\d{2,3})a?[^\n]*(?:returned non-zero exit status|failed)", re.I
+)
+_MISSING_LIB = re.compile(
+    r"(?:(lib[\w+-]+\.so(?:\.[\d.]+)?): cannot open shared object file"
+    r"|Could not load library:? ['\"]?(lib[\w+-]+\.so(?:\.[\d.]+)?)"
+    r"|libcuda\.so (?:cannot|not) (?:be )?found|(cannot find -lcuda))",
+    re.I,
+)
+_SYMBOL_LINE = re.compile(
+    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+|nccl\w+|cuda\w+|cudnn\w+)"
+)
+_NVCC = re.compile(
+    r"Cuda compilation tools, release (\d+\.\d+)|\bnvcc:?\s*(?:version\s*)?V?(\d+\.\d+)", re.I
+)
+_TRITON_VER = re.compile(r"triton(?:==|-|\s+version\s*|\s+)(\d+\.\d+\.\d+)", re.I)
+_PTXAS_REJECT = re.compile(
+    r"ptxas[^\n]*?Value '(?:sm_)?(\d{2,3})a?' is not defined for option 'gpu-name'"
+    r"|ptxas[^\n]*?does not support \.target sm_(\d{2,3})a?",
+    re.I,
+)
+_NVCC_REJECT = re.compile(
+    r"Unsupported gpu architecture 'compute_(\d{2,3})a?'",
+    re.I,
+)
+_ERROR = re.compile(r"\b((?:[A-Z][a-z]+)+(?:Error|Exception)|(?:[A-Z][a-z]+)*Warning)\b(?=:|\s*$)")
+_KNOB = re.compile(
+    r"--use-(?:sage|flash|pytorch|split|quad)-attention|--use-sage-attention3?"
+    r"|--attention-backend[ =]\S+|VLLM_ATTENTION_BACKEND=\S+"
+    r"|attn_implementation\s*=\s*[\"']?[\w|/:@-]+|set_attention_backend\([^)]*\)"
+    r"|DIFFUSERS_ATTN_BACKEND=\S+|use_flash_attention_2\s*=\s*True"
+)
+
+
+def _add(seq: list[object], value: object) -> None:
+    if value not in seq:
+        seq.append(value)
+
+
+def _platforms(text: str) -> list[str]:
+    out: list[str] = []
+    low = text.lower()
+    if re.search(
+        r"[a-z]:\\|\\site-packages\\|\.pyd\b|\.dll\b|win_amd64|windows|powershell|\bc:/", low
+    ):
+        out.append("windows")
+    if "python_embeded" in low or "comfyui_windows_portable" in low:
+        out.append("comfyui-portable")
+    if "/usr/lib/wsl" in low or "microsoft-standard-wsl" in low or re.search(r"\bwsl2?\b", low):
+        out.append("wsl")
+    if "/content/" in low or "google.colab" in low or "colab" in low:
+        out.append("colab")
+    if re.search(r"conda|miniforge|mambaforge|/envs/", low):
+        out.append("conda")
+    if re.search(r"macos|darwin|/opt/homebrew|\bmps\b|(?<![a-z])mac(?![a-z])|apple silicon", low):
+        out.append("macos")
+    if (
+        re.search(r"/usr/|/home/|linux_x86_64|manylinux|/site-packages/", low)
+        and "windows" not in out
+    ):
+        out.append("linux")
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _gpu_regex(gpu_names: tuple[tuple[str, int], ...]) -> re.Pattern[str]:
+    """One pattern for all GPU names (group ``gN`` is entry N), so the text is scanned once."""
+    alts = "|".join(f"(?P<g{i}>{p})" for i, (p, _) in enumerate(gpu_names))
+    return re.compile(rf"(?<![\w])(?:NVIDIA |GeForce |Tesla |Quadro )*(?:{alts})", re.I)
+
+
+def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> TextFacts:
+    """Read the facts out of ``text``. ``gpu_names``: (regex, sm) pairs naming GPUs (from
+    ``wheels_index/arch_support.toml``; the engine passes them)."""
+    if len(text) > MAX_FACT_CHARS:
+        text = text[-MAX_FACT_CHARS:]
+    lines = normalise(text)
+    body = "\n".join(lines)
+    pkgs: dict[str, str] = {}
+    for pat in _PKG_PATTERNS:
+        for m in pat.finditer(body):
+            pkgs.setdefault(_DISTS[m.group("name").lower()], m.group("ver"))
+    build = cuda = None
+    nightly = False
+    have = _YOU_HAVE.search(body)
+    tl = have or _TORCH_LOCAL.search(body)
+    local = tl.group("local").lower() if tl else None
+    if tl:
+        pkgs["torch"] = f"{tl.group('ver')}+{tl.group('local')}"
+    else:
+        for al in _ANY_LOCAL.finditer(body):
+            start = body.rfind("\n", 0, al.start()) + 1
+            context = body[start : al.start()]
+            if not re.search(r"built for|requires|wheel|\.whl|flash|xformers|cxx11", context, re.I):
+                local = al.group("local").lower()
+                break
+    if local:
+        if local.startswith("cu"):
+            build, digits = "cuda", local[2:]
+            cuda = f"{digits[:-1]}.{digits[-1]}"
+        elif local.startswith("rocm"):
+            build = "rocm"
+        else:
+            build = local
+    torch_ver = pkgs.get("torch", "")
+    if ".dev" in torch_ver or "nightly" in body.lower():
+        nightly = True
+    if build is None and re.search(r"Torch not compiled with CUDA enabled", body):
+        build = "cpu"
+    if build is None and re.search(r"\btorch\.xpu\b|intel_extension_for_pytorch|\bXPU\b", body):
+        build = "xpu"
+    if build is None and re.search(r"\bHIP error\b|\bROCm\b|\bhipErr|gfx\d{3,4}", body):
+        build = "rocm"
+
+    py = None
+    if (pm := _PYTAG.search(body)) is not None:
+        py = "3." + next(g for g in pm.groups() if g)
+
+    required: tuple[int, int | None] | None = None
+    exact: tuple[int, ...] = ()
+    scan = body
+    for rx, kind in _REQUIREMENTS:
+        rm = rx.search(scan)
+        if rm is None:
+            continue
+        if required is None:
+            if kind == "cc":
+                minor = int(rm.group(3) or 0)
+                lo = int(rm.group(2)) * 10 + minor + (1 if rm.group(1) == ">" else 0)
+                required = (lo, None)
+            elif kind in {"range", "exact"}:
+                found = [int(g) for g in re.findall(r"\d{2,3}", rm.group(0))]
+                required = (min(found), max(found))
+                if kind == "exact":
+                    exact = tuple(found)
+            else:
+                required = (80, None)
+        scan = rx.sub(" ", scan)
+    build_sms: list[object] = []
+    for bm in _BUILD_SMS.finditer(scan):
+        for raw in re.findall(r"\d{2,3}", bm.group(1)):
+            _add(build_sms, int(raw))
+    scan = _BUILD_SMS.sub(" ", scan)
+    sms: list[object] = []
+    for m in _SM.finditer(scan):
+        if m.group(2):
+            _add(sms, int(m.group(2)) * 10 + int(m.group(3)))
+        elif m.group(4):
+            _add(sms, int(m.group(4)) * 10 + int(m.group(5)))
+        else:
+            raw = m.group(1) or m.group(6) or m.group(7)
+            if raw:
+                _add(sms, int(raw))
+    gpus: list[object] = []
+    if gpu_names:
+        combined = _gpu_regex(gpu_names)
+        for gm in combined.finditer(body):
+            _add(gpus, gm.group(0).strip())
+            _add(sms, gpu_names[int(str(gm.lastgroup)[1:])][1])
+
+    dtypes: list[object] = []
+    for m in _DTYPE.finditer(body):
+        _add(dtypes, _DTYPE_NORM.get(m.group(1).lower(), m.group(1).lower()))
+    heads: list[object] = []
+    for m in _HEAD_DIM.finditer(body):
+        _add(heads, int(next(g for g in m.groups() if g)))
+    for m in _QUERY_SHAPE.finditer(body):
+        _add(heads, int(m.group(1)))
+
+    missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
+    refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
+    libs: list[object] = []
+    for m in _MISSING_LIB.finditer(body):
+        name = m.group(1) or m.group(2) or ("libcuda.so" if m.group(0) else None)
+        if name:
+            _add(libs, "libcuda.so" if m.group(3) else name)
+    if re.search(r"libcuda\.so[^\n]*(?:not found|cannot)|cannot find -lcuda", body, re.I):
+        _add(libs, "libcuda.so")
+
+    symbols: list[Symbol] = []
+    for m in _SYMBOL_LINE.finditer(body):
+        binary = m.group(1)
+        short = None
+        if binary:
+            short = re.split(r"[\\/]", binary)[-1].split(".")[0]
+        for mangled in symbols_in(m.group(2)) or [m.group(2)]:
+            name = demangle(mangled) if mangled.startswith("_Z") else mangled
+            symbols.append(
+                Symbol(
+                    mangled=mangled,
+                    name=name,
+                    owner=symbol_owner(name) if name else None,
+                    binary=short,
+                )
+            )
+
+    tools: dict[str, str] = {}
+    if (nm := _NVCC.search(body)) is not None:
+        tools["nvcc"] = nm.group(1) or nm.group(2)
+    if (tm := _TRITON_VER.search(body)) is not None:
+        tools["triton"] = tm.group(1)
+    elif "triton" in pkgs:
+        tools["triton"] = pkgs["triton"]
+    rejects: list[object] = []
+    for m in (*_PTXAS_REJECT.finditer(body), *_PTXAS_FAILED.finditer(body)):
+        tool = "triton" if re.search(r"triton", body, re.I) else "ptxas"
+        sm_rejected = int(next(g for g in m.groups() if g))
+        _add(rejects, (tool, sm_rejected))
+        _add(sms, sm_rejected)
+    head_rule = None
+    if (hm := _HEAD_RULE.search(body)) is not None:
+        rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
+        head_rule = " ".join(rule.split())
+    for m in _NVCC_REJECT.finditer(body):
+        _add(rejects, ("nvcc", int(m.group(1))))
+        _add(sms, int(m.group(1)))
+
+    knobs: list[object] = []
+    for m in _KNOB.finditer(body):
+        _add(knobs, m.group(0).rstrip(",;)'\""))
+    errors: list[object] = []
+    for m in _ERROR.finditer(body):
+        _add(errors, m.group(1))
+    return TextFacts(
+        packages=tuple(sorted(pkgs.items())),
+        torch_build=build,
+        torch_cuda=cuda,
+        nightly=nightly,
+        python=py,
+        platforms=tuple(_platforms(body)),
+        gpus=tuple(str(g) for g in gpus),
+        sms=tuple(dict.fromkeys([*(int(str(x)) for x in sms), *refused])),
+        dtypes=tuple(str(d) for d in dtypes),
+        head_dims=tuple(int(str(h)) for h in heads),
+        missing_modules=tuple(dict.fromkeys(missing)),
+        missing_libraries=tuple(str(x) for x in libs),
+        symbols=tuple({s.mangled: s for s in symbols}.values()),
+        tools=tuple(sorted(tools.items())),
+        tool_rejects_arch=tuple((str(t[0]), int(t[1])) for t in rejects if isinstance(t, tuple)),
+        tools_missing=("nvcc",) if _TOOL_MISSING.search(body) else (),
+        refused_sms=tuple(dict.fromkeys(refused)),
+        required_sm=required,
+        required_exact=exact,
+        build_sms=tuple(int(str(x)) for x in build_sms),
+        head_dim_rule=head_rule,
+        knobs=tuple(str(k) for k in knobs),
+        error_classes=tuple(str(e) for e in errors),
+        lines=tuple(lines),
+    )

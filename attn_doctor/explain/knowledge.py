@@ -1,0 +1,273 @@
+"""The one knowledge the failure classes reason with, loaded and validated once.
+
+- ``wheels_index/arch_support.toml``: per GPU architecture, the first release of nvcc, Triton,
+  torch (and its CUDA variant), flash-attn and xformers that knows it, and the GPU names of
+  each architecture; each framework's knob that forces a backend.
+- ``wheels_index/backends.toml`` (through ``attn_doctor.backends``): each backend's GPU range,
+  dtypes, head-dim limit, distributions, modules and dependencies.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attn_doctor.backends import BACKEND_NAMES, BackendName, BackendRule, load_backend_records
+from attn_doctor.datafiles import Entry, read_toml
+from attn_doctor.errors import IndexDataError
+
+ARCH_FILE = "arch_support.toml"
+CLASSES_FILE = "explain_classes.toml"
+TOOLS = ("nvcc", "triton", "torch", "flash_attn", "xformers")
+"""The columns of the arch table: which release of each first knows an architecture."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchRecord:
+    sm: int
+    name: str
+    gpus: tuple[str, ...]
+    """Regexes matching GPU names of this architecture."""
+    first: tuple[tuple[str, str], ...]
+    """(tool, first release that knows this arch), for the tools in ``TOOLS``."""
+    torch_cuda: str | None
+    nvcc_dropped: str | None = None
+    """The first CUDA toolkit whose nvcc no longer accepts this arch (None: still accepted)."""
+    source: str
+    verified: tuple[str, ...]
+    """The columns checked against ``source``; others are unverified."""
+
+    def first_release(self, tool: str) -> str | None:
+        return dict(self.first).get(tool)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Knob:
+    """A framework setting that forces a backend."""
+
+    pattern: re.Pattern[str]
+    framework: str
+    backend: str
+    """A backend name; ``{n}`` is filled from the pattern's ``n`` group."""
+    instead: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dependency:
+    """A module a backend imports from another distribution."""
+
+    backend: str
+    module: str
+    dist: str
+    requirement: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Harmless:
+    """A warning that changes nothing."""
+
+    id: str
+    pattern: re.Pattern[str]
+    why: str
+    source: str
+    explains_missing: tuple[str, ...] = ()
+    """Modules whose absence the warning itself reports (its traceback is part of it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameworkMessage:
+    """A framework's own error message, recorded from its source, with the framework's fix.
+    ``{name}`` in ``cause``/``fix`` is filled from the pattern's named groups."""
+
+    id: str
+    framework: str
+    pattern: re.Pattern[str]
+    requires: re.Pattern[str] | None
+    cause: str
+    fix: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Knowledge:
+    archs: tuple[ArchRecord, ...]
+    knobs: tuple[Knob, ...]
+    backends: tuple[BackendRule, ...]
+    dependencies: tuple[Dependency, ...] = ()
+    harmless: tuple[Harmless, ...] = ()
+    messages: tuple[FrameworkMessage, ...] = ()
+
+    def arch(self, sm: int) -> ArchRecord | None:
+        for a in self.archs:
+            if a.sm == sm:
+                return a
+        return None
+
+    def gpu_names(self) -> tuple[tuple[str, int], ...]:
+        return tuple((p, a.sm) for a in self.archs for p in a.gpus)
+
+    def backend(self, name: str) -> BackendRule | None:
+        for b in self.backends:
+            if b.name == name:
+                return b
+        return None
+
+    def backend_of_module(self, module: str) -> BackendRule | None:
+        """The backend a (missing) module belongs to: ``flash_attn`` -> flash_attn_2."""
+        top = module.split(".", maxsplit=1)[0]
+        for b in self.backends:
+            if module in b.modules or top in {m.split(".")[0] for m in b.modules}:
+                return b
+        return None
+
+
+def _regex(e: Entry, key: str) -> re.Pattern[str]:
+    try:
+        pattern = re.compile(e.str_(key))
+    except re.error as exc:
+        raise e.fail(key, f"not a valid regex: {exc}") from exc
+    if pattern.search(""):
+        raise e.fail(key, "matches the empty string")
+    return pattern
+
+
+def parse_arch_support(data: dict[str, Any]) -> tuple[ArchRecord, ...]:
+    """Validate ``arch_support.toml``; errors name the entry and the key."""
+    if data.get("schema_version") != 1:
+        raise IndexDataError(f"{ARCH_FILE}: schema_version must be 1")
+    archs = []
+    for n, item in enumerate(data.get("arch") or []):
+        e = Entry(item, f"{ARCH_FILE}: arch #{n + 1}")
+        e.only({"sm", "name", "gpus", *TOOLS, "torch_cuda", "nvcc_dropped", "source", "verified"})
+        sm = item.get("sm")
+        if not isinstance(sm, int):
+            raise e.fail("sm", "must be an integer (80 for sm_80)")
+        first = tuple((t, e.str_(t)) for t in TOOLS if item.get(t) is not None)
+        verified = tuple(e.strs("verified")) if item.get("verified") is not None else ()
+        for col in verified:
+            if col not in (*TOOLS, "torch_cuda", "nvcc_dropped"):
+                raise e.fail("verified", f"unknown column {col!r}")
+        gpus = tuple(e.strs("gpus")) if item.get("gpus") is not None else ()
+        for g in gpus:
+            try:
+                re.compile(g)
+            except re.error as exc:
+                raise e.fail("gpus", f"{g!r} is not a valid regex: {exc}") from exc
+        archs.append(
+            ArchRecord(
+                sm=sm,
+                name=e.str_("name"),
+                gpus=gpus,
+                first=first,
+                torch_cuda=e.str_("torch_cuda") if item.get("torch_cuda") is not None else None,
+                nvcc_dropped=(
+                    e.str_("nvcc_dropped") if item.get("nvcc_dropped") is not None else None
+                ),
+                source=e.str_("source"),
+                verified=verified,
+            )
+        )
+    return tuple(archs)
+
+
+def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Validate ``explain_classes.toml`` into knobs, dependencies, harmless warnings and
+    framework messages."""
+    if data.get("schema_version") != 1:
+        raise IndexDataError(f"{CLASSES_FILE}: schema_version must be 1")
+    knobs = []
+    for n, item in enumerate(data.get("knob") or []):
+        e = Entry(item, f"{CLASSES_FILE}: knob #{n + 1}")
+        e.only({"pattern", "framework", "backend", "instead", "source"})
+        backend = e.str_("backend")
+        if backend.replace("{n}", "2") not in BACKEND_NAMES:
+            raise e.fail("backend", f"unknown backend {backend!r}")
+        knobs.append(
+            Knob(
+                pattern=_regex(e, "pattern"),
+                framework=e.str_("framework"),
+                backend=backend,
+                instead=e.str_("instead"),
+                source=e.str_("source"),
+            )
+        )
+    deps = []
+    for n, item in enumerate(data.get("dependency") or []):
+        e = Entry(item, f"{CLASSES_FILE}: dependency #{n + 1}")
+        e.only({"backend", "module", "dist", "requirement", "source"})
+        if e.str_("backend") not in BACKEND_NAMES:
+            raise e.fail("backend", f"unknown backend {e.str_('backend')!r}")
+        deps.append(
+            Dependency(
+                backend=e.str_("backend"),
+                module=e.str_("module"),
+                dist=e.str_("dist"),
+                requirement=e.str_("requirement"),
+                source=e.str_("source"),
+            )
+        )
+    harmless = []
+    for n, item in enumerate(data.get("harmless") or []):
+        e = Entry(item, f"{CLASSES_FILE}: harmless #{n + 1}")
+        e.only({"id", "pattern", "why", "source", "explains_missing"})
+        harmless.append(
+            Harmless(
+                id=e.str_("id"),
+                pattern=_regex(e, "pattern"),
+                why=e.str_("why"),
+                source=e.str_("source"),
+                explains_missing=(
+                    tuple(e.strs("explains_missing"))
+                    if item.get("explains_missing") is not None
+                    else ()
+                ),
+            )
+        )
+    messages = []
+    for n, item in enumerate(data.get("message") or []):
+        e = Entry(item, f"{CLASSES_FILE}: message #{n + 1}")
+        e.only({"id", "framework", "pattern", "requires", "cause", "fix", "source"})
+        messages.append(
+            FrameworkMessage(
+                id=e.str_("id"),
+                framework=e.str_("framework"),
+                pattern=_regex(e, "pattern"),
+                requires=_regex(e, "requires") if item.get("requires") is not None else None,
+                cause=e.str_("cause"),
+                fix=tuple(e.strs("fix")),
+                source=e.str_("source"),
+            )
+        )
+    ids = [h.id for h in harmless] + [m.id for m in messages]
+    if len(set(ids)) != len(ids):
+        raise IndexDataError(f"{CLASSES_FILE}: duplicate id")
+    return {
+        "knob": tuple(knobs),
+        "dependency": tuple(deps),
+        "harmless": tuple(harmless),
+        "message": tuple(messages),
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def load_knowledge(directory: Path | None = None) -> Knowledge:
+    """The arch table, the class data and the backend records (cached for the run)."""
+    archs = parse_arch_support(read_toml(ARCH_FILE, directory))
+    extra = parse_explain_classes(read_toml(CLASSES_FILE, directory))
+    return Knowledge(
+        archs=archs,
+        knobs=extra["knob"],
+        backends=load_backend_records(directory),
+        dependencies=extra["dependency"],
+        harmless=extra["harmless"],
+        messages=extra["message"],
+    )
+
+
+def backend_name(text: str) -> BackendName | None:
+    return next((b for b in BACKEND_NAMES if b == text), None)

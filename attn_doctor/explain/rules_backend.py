@@ -1,0 +1,533 @@
+"""Failure classes of a backend, reasoned from its record: its package or its own
+dependencies missing, forced by a framework setting, head dim, GPU range, device, dtype,
+and binaries built for another torch."""
+
+from __future__ import annotations
+
+import re
+
+from attn_doctor.backends import BackendRule
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in,
+    body_of,
+    gpu_range,
+    has_error,
+    instead,
+    line_of,
+    sm_name,
+    unexplained_missing,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Dependency, Knowledge
+
+_MISSING_WORDS = (
+    r"No module named|not installed|isn't available|is not available|doesn't seem to be installed"
+    r"|must be installed first|missing package|cannot import|could not be imported|ImportError"
+)
+
+
+def _module_backend(know: Knowledge, module: str) -> BackendRule | None:
+    """The backend whose module (or its top-level package) this is; exact names first, so
+    ``flash_attn.cute`` is flash_attn_4 and ``flash_attn`` flash_attn_2."""
+    candidates = [b for b in know.backends if b.name not in {"sdpa", "eager"} and b.modules]
+    for b in candidates:
+        if module in b.modules:
+            return b
+    top = module.split(".", maxsplit=1)[0]
+    for b in candidates:
+        if top in {m.split(".", maxsplit=1)[0] for m in b.modules}:
+            return b
+    return None
+
+
+def _dependency(know: Knowledge, module: str, backends: list[str]) -> list[Dependency]:
+    top = module.split(".", maxsplit=1)[0]
+    return [
+        dep
+        for dep in know.dependencies
+        if (module == dep.module or top == dep.module.split(".")[0]) and dep.backend in backends
+    ]
+
+
+def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend imports fine up to one of its own dependencies (FA4's CuTe DSL stack,
+    SageAttention's Triton), which is missing or of the wrong version."""
+    backends = backends_in(f)
+    out = []
+    body = body_of(f)
+    wrong = re.findall(r"cannot import name '(\w+)' from '([\w.]+)'", body)
+    candidates = [(m, "missing") for m in unexplained_missing(f, know)] + [
+        (mod, f"lacks {name}") for name, mod in wrong
+    ]
+    for module, how in candidates:
+        top = module.split(".")[0]
+        needed_by = [
+            d.backend for d in know.dependencies if top == d.module.split(".", maxsplit=1)[0]
+        ]
+        for dep in know.dependencies:
+            if not (module == dep.module or top == dep.module.split(".")[0]):
+                continue
+            # A dependency several backends share (Triton) is the answer even when the
+            # message does not name the backend; any other needs its backend in the message.
+            if dep.backend not in backends and (backends or len(needed_by) < 2):
+                continue
+            windows = "windows" in f.platforms and dep.dist == "triton"
+            req = (
+                dep.requirement.replace("triton", "triton-windows") if windows else dep.requirement
+            )
+            state = (
+                "is not installed"
+                if how == "missing"
+                else f"is installed at a version that {how} (too old or too new for it)"
+            )
+            out.append(
+                ClassAnswer(
+                    class_id="backend-dependency-missing",
+                    title=f"{dep.backend}'s dependency {dep.dist} missing or wrong",
+                    cause=(
+                        f"{dep.backend} itself is present, but its own dependency {dep.dist} "
+                        f"(module {dep.module}) {state}; {dep.backend} needs {dep.requirement}."
+                        if dep.backend in backends
+                        else f"{dep.dist} (module {dep.module}) {state}; "
+                        f"{', '.join(dict.fromkeys(needed_by))} need it."
+                    ),
+                    fix=(f"pip install --upgrade '{req}'",),
+                    checks=(f"package_missing:{dep.dist}",) if how == "missing" else (),
+                    evidence=(("module", module), ("backend", dep.backend)),
+                    source=dep.source,
+                    line=line_of(f, re.escape(module)),
+                )
+            )
+            return out
+    return out
+
+
+def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A framework setting forces a backend (ComfyUI --use-sage-attention, transformers
+    attn_implementation, diffusers set_attention_backend, SGLang/vLLM --attention-backend)
+    while the backend's package is not installed."""
+    body = body_of(f)
+    if not re.search(_MISSING_WORDS, body):
+        return []
+    for knob in know.knobs:
+        m = knob.pattern.search(body)
+        if m is None:
+            continue
+        backend = knob.backend.replace("{n}", m.groupdict().get("n") or "2")
+        record = know.backend(backend)
+        if record is None:
+            continue
+        # A missing module that is a dependency (triton for sage) is the other class.
+        if any(_dependency(know, mod, [backend]) for mod in f.missing_modules):
+            return []
+        others = [mod for mod in f.missing_modules if _module_backend(know, mod) is None]
+        if (
+            f.missing_modules
+            and others
+            and not any(_module_backend(know, mod) is record for mod in f.missing_modules)
+        ):
+            return []  # the missing module is something else entirely
+        return [
+            ClassAnswer(
+                class_id="backend-forced-package-missing",
+                title=f"{knob.framework} is set to use {backend}, which is not installed",
+                cause=(
+                    f"{knob.framework}'s setting `{m.group(0)}` forces the {backend} backend, and "
+                    f"its package ({', '.join(record.distributions) or backend}) is not importable "
+                    "in the Python that runs it."
+                ),
+                fix=(f"attn-doctor install {backend}", f"or {knob.instead}"),
+                checks=tuple(f"package_missing:{d}" for d in record.distributions[:1]),
+                evidence=(("framework setting", m.group(0)), ("backend", backend)),
+                source=knob.source,
+                line=line_of(f, re.escape(m.group(0))) or line_of(f, _MISSING_WORDS),
+            )
+        ]
+    return []
+
+
+def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A head dimension the kernels refuse: the rule the message states ("at most 256",
+    "a multiple of 32"), or above the limit in the backend's record."""
+    if not has_error(f):
+        return []
+    if f.head_dim_rule is not None:
+        named = backends_in(f)
+        who = named[0] if named else "the attention kernel"
+        model = f", and this model's is {max(f.head_dims)}" if f.head_dims else ""
+        alt = instead(know, head_dim=max(f.head_dims) if f.head_dims else None, exclude=who)
+        return [
+            ClassAnswer(
+                class_id="head-dim-unsupported",
+                title=f"{who} refuses this head dim",
+                cause=(
+                    f"{who} supports only head dims {f.head_dim_rule} (as the message says)"
+                    f"{model}; the model's attention heads do not fit its kernels."
+                ),
+                fix=tuple(
+                    f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+                    for a in alt[:2]
+                )
+                or ('attn_implementation="sdpa"',),
+                evidence=(
+                    ("head-dim rule", f.head_dim_rule),
+                    *((("head dim", str(max(f.head_dims))),) if f.head_dims else ()),
+                ),
+                source="the message itself; wheels_index/backends.toml max_head_dim",
+                line=line_of(f, r"head|hidden_dim"),
+            )
+        ]
+    if not f.head_dims:
+        return []
+    for name in backends_in(f):
+        b = know.backend(name)
+        if b is None or not b.max_head_dim:
+            continue
+        too_big = [h for h in f.head_dims if h > b.max_head_dim]
+        if not too_big:
+            continue
+        h = max(too_big)
+        alt = instead(know, head_dim=h, exclude=name, sm=f.sms[0] if f.sms else None)
+        return [
+            ClassAnswer(
+                class_id="head-dim-unsupported",
+                title=f"head dim {h} is above {name}'s limit ({b.max_head_dim})",
+                cause=(
+                    f"{name}'s kernels support head dims up to {b.max_head_dim}; this model's "
+                    f"attention has head dim {h}."
+                ),
+                fix=tuple(
+                    f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+                    for a in alt[:2]
+                )
+                or ('attn_implementation="eager"',),
+                evidence=(("head dim", str(h)), ("backend", name)),
+                source=f"wheels_index/backends.toml {name}: {b.source}",
+                line=line_of(f, rf"\b{h}\b") or line_of(f, "head"),
+            )
+        ]
+    return []
+
+
+def _range_text(lo: int, hi: int | None) -> str:
+    return f"sm_{lo}" + (f"..sm_{hi}" if hi else " and newer")
+
+
+def _outside(f: TextFacts, lo: int, hi: int | None, exact: tuple[int, ...] = ()) -> int | None:
+    """The message's GPU architecture when every one it names is outside [lo, hi] (or, when
+    ``exact`` is given, not one of those)."""
+    outside = [
+        sm
+        for sm in f.sms
+        if (sm not in exact if exact else sm < lo or (hi is not None and sm > hi))
+    ]
+    return outside[0] if outside and len(outside) == len(f.sms) else None
+
+
+def _range_answer(
+    f: TextFacts,
+    know: Knowledge,
+    *,
+    who: str,
+    lo: int,
+    hi: int | None,
+    sm: int | None,
+    said: str,
+    source: str,
+    exclude: str = "",
+) -> ClassAnswer:
+    if sm is None or sm < lo:
+        checks: tuple[str, ...] = (f"gpu_sm_below:{lo}",)
+    elif hi is not None and sm > hi:
+        checks = (f"gpu_sm_at_least:{hi + 1}",)
+    else:
+        checks = ()  # inside [lo, hi] but not one of the exact architectures allowed
+    needs = (
+        " or ".join(f"sm_{x}" for x in f.required_exact)
+        if f.required_exact and said == "as the message says"
+        else _range_text(lo, hi)
+    )
+    alt = instead(know, sm=sm, exclude=exclude)
+    here = f"this GPU is {sm_name(know, sm)}" if sm else "the GPU is not named in the message"
+    return ClassAnswer(
+        class_id="gpu-outside-backend-range",
+        title=f"{who} does not run on " + (sm_name(know, sm) if sm else "this GPU"),
+        cause=f"{who} runs on {needs} ({said}); {here}.",
+        fix=tuple(
+            f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+            for a in alt[:2]
+        ),
+        checks=checks,
+        evidence=(
+            *((("architecture", f"sm_{sm}"),) if sm else ()),
+            ("needs", needs),
+            *((("gpu", f.gpus[0]),) if f.gpus else ()),
+        ),
+        source=source,
+        line=line_of(f, r"support|requires|Ampere|Hopper|capability|SM|sm_?\d|Expected"),
+        before_phrases=sm is not None,
+    )
+
+
+def _refused_answer(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | None:
+    """The backend itself says it does not support this architecture. Inside the range its
+    record gives, the installed build is older than the release that added the arch."""
+    b = know.backend(name)
+    if b is None:
+        return None
+    sm = f.refused_sms[0]
+    lo, hi = gpu_range(b)
+    dist = b.distributions[0] if b.distributions else name
+    have = f.version(dist)
+    if lo <= sm and (hi is None or sm <= hi):
+        cause = (
+            f"this {dist}{' ' + have if have else ''} was built without kernels for "
+            f"{sm_name(know, sm)}, which {name} supports in newer releases (its record: "
+            f"{_range_text(lo, hi)})."
+        )
+        fix: tuple[str, ...] = (f"attn-doctor install {name}   # a build for this GPU and torch",)
+    else:
+        cause = (
+            f"{name} runs on {_range_text(lo, hi)} (its record); this GPU is {sm_name(know, sm)}."
+        )
+        fix = tuple(
+            f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+            for a in instead(know, sm=sm, exclude=name)[:2]
+        )
+    return ClassAnswer(
+        class_id="gpu-outside-backend-range",
+        title=f"{name} refuses {sm_name(know, sm)}",
+        cause=cause,
+        fix=fix,
+        evidence=(
+            ("refused", f"sm_{sm}"),
+            ("backend", name),
+            *((("version", have),) if have else ()),
+        ),
+        source=f"wheels_index/backends.toml {name}: {b.source}",
+        line=line_of(f, r"Unsupported|not supported"),
+    )
+
+
+def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """The GPU's architecture is outside the range a kernel needs: the range the message
+    itself states ("compute capability > 7.5", "sm80-sm90", "is_sm80 || is_sm90"), else the
+    backend's record."""
+    if not has_error(f) or f.torch_build in {"rocm", "xpu"}:
+        return []
+    named = backends_in(f)
+    if f.required_sm is not None:
+        lo, hi = f.required_sm
+        sm = _outside(f, lo, hi, f.required_exact)
+        if sm is not None or not f.sms:
+            who = named[0] if named else "the kernel"
+            return [
+                _range_answer(
+                    f,
+                    know,
+                    who=who,
+                    lo=lo,
+                    hi=hi,
+                    sm=sm,
+                    said="as the message says",
+                    source="the message itself",
+                    exclude=named[0] if named else "",
+                )
+            ]
+    if f.refused_sms and named:
+        refused = _refused_answer(f, know, named[0])
+        if refused is not None:
+            return [refused]
+    # A message that names the backend and fails: its GPU range (from the record) decides.
+    in_traceback = bool(named)
+    if not f.sms or not (
+        in_traceback
+        or re.search(
+            r"support|requires|Ampere|Hopper|Blackwell|Turing|Volta|architecture|capability"
+            r"|SM ?[<>]=?|sm_?\d|kernel image",
+            body_of(f),
+            re.I,
+        )
+    ):
+        return []
+    for name in named:
+        b = know.backend(name)
+        if b is None:
+            continue
+        lo, hi = gpu_range(b)
+        sm = _outside(f, lo, hi)
+        if sm is None:
+            continue  # a GPU the backend does support is in the message: not this class
+        return [
+            _range_answer(
+                f,
+                know,
+                who=name,
+                lo=lo,
+                hi=hi,
+                sm=sm,
+                said="its record",
+                source=f"wheels_index/backends.toml {name}: {b.source}",
+                exclude=name,
+            )
+        ]
+    return []
+
+
+def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A CUDA-only backend used with an Intel XPU or Apple torch."""
+    device = "intel" if f.torch_build == "xpu" else "apple" if "macos" in f.platforms else None
+    if device is None or not has_error(f):
+        return []
+    for name in backends_in(f):
+        b = know.backend(name)
+        if b is None or device in b.vendors:
+            continue
+        what = "an Intel XPU torch" if device == "intel" else "Apple (MPS) torch"
+        return [
+            ClassAnswer(
+                class_id="backend-needs-other-device",
+                title=f"{name} has no build for {what}",
+                cause=(
+                    f"{name} runs on {', '.join(b.vendors)} GPUs only (its record); the message "
+                    f"shows {what}"
+                    + (f" ({f.version('torch')})" if f.version("torch") else "")
+                    + "."
+                ),
+                fix=('attn_implementation="sdpa"   # torch SDPA runs on this device',),
+                evidence=(("torch build", f.torch_build or device), ("backend", name)),
+                source=f"wheels_index/backends.toml {name}: vendors",
+                line=line_of(f, r"xpu|mps|" + name.split("_")[0]),
+            )
+        ]
+    return []
+
+
+def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """fp32 inputs to a half-precision-only backend."""
+    body = body_of(f)
+    if "fp32" not in f.dtypes or not re.search(r"only supports? fp16 and bf16|dtype|Float", body):
+        return []
+    for name in backends_in(f):
+        b = know.backend(name)
+        if b is None or not b.dtypes or "fp32" in b.dtypes:
+            continue
+        return [
+            ClassAnswer(
+                class_id="dtype-unsupported",
+                title=f"{name} does not take fp32 inputs",
+                cause=(
+                    f"{name}'s kernels take {' and '.join(b.dtypes)} only; the tensors (or the "
+                    "model) are float32."
+                ),
+                fix=("load the model with dtype=torch.<half_dtype> (or cast q, k, v to it)",),
+                evidence=(("dtype", "fp32"), ("backend", name)),
+                source=f"wheels_index/backends.toml {name}: dtypes",
+                line=line_of(f, r"fp16|bf16|dtype|float32"),
+                before_phrases=False,
+            )
+        ]
+    return []
+
+
+def _missing_torch_library(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend's binary links a torch library (libtorch_*, libc10*) this torch lacks."""
+    libs = [lib for lib in f.missing_libraries if re.match(r"lib(?:torch|c10)", lib)]
+    named = backends_in(f)
+    b = know.backend(named[0]) if named else None
+    if not libs or b is None:
+        return []
+    dist = b.distributions[0] if b.distributions else b.name
+    return [
+        ClassAnswer(
+            class_id="extension-built-for-other-torch",
+            title=f"{dist} built for another torch",
+            cause=(
+                f"{dist}'s compiled extension links {libs[0]}, a library of the torch it was "
+                "built against; this torch does not ship it: it was built for another torch "
+                "release."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps --no-cache-dir {dist}   # a build for "
+                "torch <torch_mm> (attn-doctor install picks one)",
+            ),
+            checks=(f"built_for_other_torch:{dist}",),
+            evidence=(("missing library", libs[0]), ("backend", b.name)),
+            source="torch's shared libraries (libtorch_*, libc10*) differ between releases",
+            line=line_of(f, re.escape(libs[0])),
+            before_phrases=False,
+        )
+    ]
+
+
+def extension_symbol_mismatch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """An undefined torch symbol in a backend's binary, or a torch library it links that this
+    torch lacks: built for another torch (or ABI)."""
+    if not f.symbols:
+        return _missing_torch_library(f, know)
+    for sym in f.symbols:
+        if sym.owner != "torch":
+            continue
+        b = _module_backend(know, sym.binary or "") if sym.binary else None
+        dist = b.distributions[0] if b and b.distributions else (sym.binary or "the extension")
+        abi = "__cxx11" in sym.mangled or re.search(r"NSs|Ss[A-Z0-9]", sym.mangled) is not None
+        torch = f.version("torch")
+        cause = (
+            f"{sym.binary or 'a compiled extension'} needs {sym.name} from torch, which this "
+            f"torch{' ' + torch if torch else ''} does not define: it was built "
+            + (
+                "with the other C++11 ABI setting than torch's"
+                if abi
+                else "against another torch release"
+            )
+        )
+        return [
+            ClassAnswer(
+                class_id="extension-built-for-other-torch",
+                title=f"{dist} built for another torch",
+                cause=cause + ".",
+                fix=(
+                    f"pip install --force-reinstall --no-deps --no-cache-dir {dist}   "
+                    "# a build for "
+                    "torch <torch_mm> (attn-doctor install picks one)",
+                ),
+                checks=(f"built_for_other_torch:{dist}",) if b else (),
+                evidence=(
+                    ("symbol", sym.name or sym.mangled),
+                    ("defined by", "torch"),
+                    ("needed by", sym.binary or "?"),
+                ),
+                source="Itanium C++ name of the symbol (namespace c10/at/torch is libtorch's)",
+                line=line_of(f, "undefined symbol"),
+                before_phrases=False,
+            )
+        ]
+    return []
+
+
+def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend's own module is missing (no framework setting named)."""
+    if not any(e in {"ModuleNotFoundError", "ImportError"} for e in f.error_classes):
+        return []
+    for mod in unexplained_missing(f, know):
+        b = _module_backend(know, mod)
+        if b is None or b.name in {"unsloth"}:
+            continue
+        return [
+            ClassAnswer(
+                class_id="backend-not-installed",
+                title=f"{b.name} is not installed",
+                cause=(
+                    f"the code imports {mod}, the {b.name} backend's module, and it is not "
+                    "installed in this Python."
+                ),
+                fix=(f"attn-doctor install {b.name}",),
+                checks=tuple(f"package_missing:{d}" for d in b.distributions[:1]),
+                evidence=(("missing module", mod),),
+                source=f"wheels_index/backends.toml {b.name}: modules",
+                line=line_of(f, re.escape(mod)),
+                before_phrases=False,
+            )
+        ]
+    return []

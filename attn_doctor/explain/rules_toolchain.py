@@ -1,0 +1,320 @@
+"""Failure classes of the toolchain and the platform: a compiler or JIT older than the GPU,
+a torch older than the GPU, the driver library not found, a Hub kernel without a build."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    body_of,
+    line_of,
+    mm,
+    sm_name,
+    version_of,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import ArchRecord, Knowledge
+
+_TOOL_NAMES = {"triton": "Triton", "nvcc": "nvcc (CUDA toolkit)", "ptxas": "ptxas (CUDA toolkit)"}
+
+
+def _tool_fix(tool: str, arch: ArchRecord, first: str | None) -> tuple[str, ...]:
+    nvcc = arch.first_release("nvcc")
+    if tool == "triton":
+        out = []
+        torch_first = arch.first_release("torch")
+        if torch_first:
+            out.append(
+                f"pip install --upgrade 'torch>={torch_first}'   # a {arch.torch_cuda or ''} "
+                f"build; torch pins its Triton, and torch {torch_first} brings one that "
+                f"knows sm_{arch.sm}"
+            )
+        if first:
+            out.append(f"pip install --upgrade 'triton>={first}'")
+        if nvcc:
+            out.append(
+                f"export TRITON_PTXAS_PATH=<CUDA {nvcc} or newer>/bin/ptxas   # Triton then "
+                "assembles with that toolkit's ptxas"
+            )
+        return tuple(out)
+    return (
+        f"install CUDA toolkit {nvcc} or newer and point CUDA_HOME at it "
+        f"(nvcc --version must say release {nvcc} or later)",
+    )
+
+
+def _older(have: str | None, first: str | None) -> bool | None:
+    """Whether ``have`` is older than ``first`` (None: unknown)."""
+    h, f = version_of(have), version_of(first)
+    return None if h is None or f is None else h < f
+
+
+def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """nvcc, ptxas or Triton older than the GPU architecture, or refusing it outright.
+
+    A compiler that says it does not know the architecture is the evidence itself, whatever
+    version the table names; a Triton version below the table's first release, in a message
+    where Triton failed to compile, is the other way in."""
+    pairs: list[tuple[str, int, bool]] = [(t, sm, True) for t, sm in f.tool_rejects_arch]
+    triton = f.tool("triton")
+    if (
+        triton
+        and not pairs
+        and re.search(r"ptxas|PTXAS|CompilationError|triton[^\n]*(?:error|fail)", body_of(f), re.I)
+    ):
+        pairs += [("triton", sm, False) for sm in f.sms]
+    for tool, sm, rejected in pairs:
+        arch = know.arch(sm)
+        if arch is None:
+            continue
+        column = "triton" if tool == "triton" else "nvcc"
+        first = arch.first_release(column)
+        have = triton if tool == "triton" else f.tool("nvcc")
+        older = _older(have, first)
+        if not rejected and not older:
+            continue  # no refusal, and the version is new enough (or unknown): not this class
+        name = _TOOL_NAMES.get(tool, tool)
+        have_txt = f"{name} {have}" if have else name
+        what = "Triton" if column == "triton" else "CUDA toolkit"
+        if first and older is not False:
+            verified = "" if column in arch.verified else " (table entry unverified)"
+            known = f"The first {what} release that does is {first}{verified}."
+        elif first:
+            known = (
+                f"The table names {what} {first} as the first that does, yet this one "
+                "refuses it: its bundled ptxas is older; use a newer toolkit's ptxas."
+            )
+        else:
+            known = f"No {what} release known to this table knows it yet."
+        return [
+            ClassAnswer(
+                class_id="compiler-too-old-for-arch",
+                title=f"{name} does not know {sm_name(know, sm)}",
+                cause=(
+                    f"{have_txt} does not know sm_{sm} ({arch.name}): it cannot generate code "
+                    f"for this GPU. {known}"
+                ),
+                fix=_tool_fix(column, arch, first),
+                checks=(f"nvcc_too_old_for_arch:{sm}",) if column == "nvcc" else (),
+                evidence=((f"{tool} version", have or "not shown"), ("architecture", f"sm_{sm}")),
+                source=f"wheels_index/arch_support.toml sm_{sm}: {arch.source}",
+                line=line_of(f, rf"sm_{sm}|compute_{sm}|ptxas|gpu-name") or line_of(f, "error"),
+            )
+        ]
+    return []
+
+
+_KERNEL_IMAGE = (
+    r"no kernel image|not compatible with the current PyTorch installation"
+    r"|CUDA capability sm_\d+ is not compatible|invalid device function"
+    r"|not supported by this (?:PyTorch|torch)"
+)
+
+
+def torch_too_old_for_gpu(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A torch (or its CUDA variant) older than the GPU's architecture."""
+    if not re.search(_KERNEL_IMAGE, body_of(f), re.I) or f.torch_build in {"rocm", "xpu", "cpu"}:
+        return []
+    torch = f.version("torch")
+    for sm in sorted(f.sms, reverse=True):
+        arch = know.arch(sm)
+        if arch is None or arch.first_release("torch") is None:
+            continue
+        first = arch.first_release("torch") or ""
+        old_torch = torch is not None and (version_of(torch) or Version("0")) < Version(first)
+        need_cuda = arch.torch_cuda
+        old_cuda = (
+            f.torch_cuda is not None
+            and need_cuda is not None
+            and float(f.torch_cuda) < float(need_cuda[2:-1] + "." + need_cuda[-1])
+        )
+        if not (old_torch or old_cuda):
+            continue
+        what = f"torch {torch}" if torch else "this torch"
+        return [
+            ClassAnswer(
+                class_id="torch-too-old-for-gpu",
+                title=f"torch too old for {sm_name(know, sm)}",
+                cause=(
+                    f"{what} carries no code for sm_{sm} ({arch.name}); the first torch whose "
+                    f"wheels do is {first}, built for {need_cuda} or newer"
+                    + ("" if "torch" in arch.verified else " (table entry unverified)")
+                    + "."
+                ),
+                fix=(
+                    f"pip install --upgrade 'torch>={first}'   # the {need_cuda} (or newer) build",
+                ),
+                checks=("torch_cuda_too_old_for_gpu",),
+                evidence=(
+                    ("torch", torch or "not shown"),
+                    ("torch CUDA", f.torch_cuda or "not shown"),
+                    ("architecture", f"sm_{sm}"),
+                ),
+                source=f"wheels_index/arch_support.toml sm_{sm}: {arch.source}",
+                line=line_of(f, _KERNEL_IMAGE),
+            )
+        ]
+    return []
+
+
+def libcuda_not_found(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """``libcuda.so`` (the driver's library) not found: WSL, Colab, containers."""
+    if "libcuda.so" not in " ".join(f.missing_libraries):
+        return []
+    if "wsl" in f.platforms:
+        cause = (
+            "on WSL the NVIDIA driver's libcuda.so lives in /usr/lib/wsl/lib, which is not "
+            "on the library path of this process (Triton and CUDA JITs link against it)"
+        )
+        fix: tuple[str, ...] = (
+            "export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH",
+            "sudo ldconfig   # after adding /usr/lib/wsl/lib to /etc/ld.so.conf.d/",
+        )
+    elif "colab" in f.platforms:
+        cause = (
+            "the Colab runtime has no GPU attached, so there is no driver library "
+            "(libcuda.so) to load"
+        )
+        fix = ("Runtime > Change runtime type > a GPU accelerator, then restart the session",)
+    else:
+        cause = (
+            "the NVIDIA driver's libcuda.so cannot be found: no driver in this machine or "
+            "container (a container needs --gpus all), or it is not on the linker path "
+            "(Triton links against it with `-lcuda`)"
+        )
+        fix = (
+            "nvidia-smi   # must list the GPU; in a container: docker run --gpus all …",
+            "sudo ldconfig   # so the driver's library directory is indexed",
+        )
+    return [
+        ClassAnswer(
+            class_id="libcuda-not-found",
+            title="libcuda.so (the NVIDIA driver library) not found",
+            cause=cause,
+            fix=fix,
+            checks=("driver_missing",) if "wsl" not in f.platforms else (),
+            evidence=(
+                ("missing library", "libcuda.so"),
+                ("platform", ", ".join(f.platforms) or "not shown"),
+            ),
+            source="NVIDIA CUDA on WSL user guide (libcuda in /usr/lib/wsl/lib); "
+            "triton-lang/triton "
+            "python/triton/backends/nvidia/driver.py (libcuda_dirs)",
+            line=line_of(f, r"libcuda|-lcuda"),
+        )
+    ]
+
+
+def hub_kernel_no_variant(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A Hub kernel (the ``kernels`` package) with no build variant for this torch/CUDA."""
+    line = line_of(f, r"Cannot find a build variant for this system|No kernel module found at")
+    if not line:
+        return []
+    repo = re.search(r"in ([\w.-]+/[\w.-]+)", line)
+    torch = f.version("torch")
+    need = (f"torch {mm(torch)}" if torch else "this torch") + (
+        f" with CUDA {f.torch_cuda}" if f.torch_cuda else ""
+    )
+    name = repo.group(1) if repo else "<repo>"
+    return [
+        ClassAnswer(
+            class_id="hub-kernel-no-variant",
+            title="Hub kernel has no build for this torch",
+            cause=(
+                f"the Hub kernel {name} has no build variant for {need}: a variant must match "
+                "torch's major.minor and C++ ABI (or be a stable-ABI build no newer than torch), "
+                "the CUDA major, the CPU and the OS."
+            ),
+            fix=(
+                f"kernels variants {name}   # the builds it has; "
+                "install a torch one of them targets",
+                "or use the flash package itself (attn-doctor install flash_attn_2)",
+            ),
+            evidence=(("torch", torch or "not shown"), ("kernel", name)),
+            source="wheels_index/hub_kernels.toml (kernels variants.py rules); huggingface/kernels "
+            "0.19.1 kernels/_internals/resolver.py",
+            line=line,
+        )
+    ]
+
+
+_CUDNN_SDPA = (
+    r"cuDNN Frontend error|mha_graph|_scaled_dot_product_cudnn_attention|cudnn_attention"
+    r"|CUDNN_STATUS_\w+"
+)
+
+
+def cudnn_sdpa_refused(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """torch's cuDNN attention kernel (one of SDPA's) refusing or failing these inputs."""
+    line = line_of(f, _CUDNN_SDPA)
+    if not line or not re.search(
+        r"scaled_dot_product|SDPA|sdpa|mha_graph|cudnn_attention|cuDNN Frontend", body_of(f)
+    ):
+        return []
+    record = know.backend("sdpa_cudnn")
+    need = re.search(r"cudnn version below (\d+(?:\.\d+)*)", body_of(f), re.I)
+    limit = record.max_head_dim if record is not None else None
+    big = [h for h in f.head_dims if limit and h > limit]
+    cause = "torch's cuDNN attention kernel (the SDPA backend it tries first on recent GPUs) "
+    if need:
+        cause += f"refuses these inputs with this cuDNN: it needs cuDNN {need.group(1)} or newer."
+    elif big:
+        cause += f"refuses head dim {max(big)} (its limit is {limit}, from its record)."
+    else:
+        cause += "failed on these inputs (shape, mask or head dim it does not handle)."
+    fix = [
+        "torch.backends.cuda.enable_cudnn_sdp(False)   # SDPA then uses its flash or "
+        "memory-efficient kernel"
+    ]
+    if need:
+        fix.insert(
+            0,
+            "pip install --upgrade 'nvidia-cudnn-cu<cuda_major>'   # or a torch build "
+            "that bundles a newer cuDNN",
+        )
+    return [
+        ClassAnswer(
+            class_id="cudnn-sdpa-refused",
+            title="torch's cuDNN attention kernel refused these inputs",
+            cause=cause,
+            fix=tuple(fix),
+            evidence=(
+                ("kernel", "cuDNN SDPA"),
+                *((("needs cuDNN", need.group(1)),) if need else ()),
+            ),
+            source="wheels_index/backends.toml sdpa_cudnn: "
+            + (record.source if record is not None else "pytorch sdp_utils.cpp"),
+            line=line,
+        )
+    ]
+
+
+def flashinfer_jit_needs_nvcc(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """FlashInfer compiles its kernels at first use (JIT) and needs nvcc, which is absent."""
+    if "nvcc" not in f.tools_missing or not re.search(r"flashinfer", body_of(f), re.I):
+        return []
+    return [
+        ClassAnswer(
+            class_id="flashinfer-jit-needs-nvcc",
+            title="FlashInfer JIT-compiles its kernels and cannot find nvcc",
+            cause=(
+                "FlashInfer builds the kernels it has no prebuilt binary for at first use, with "
+                "the CUDA toolkit's nvcc; this machine (or container) has no nvcc on PATH or "
+                "under CUDA_HOME."
+            ),
+            fix=(
+                "install the CUDA toolkit matching torch's CUDA (<torch_cuda>) and set "
+                "CUDA_HOME (nvcc must be at $CUDA_HOME/bin/nvcc)",
+                "or, with vLLM: VLLM_USE_FLASHINFER_SAMPLER=0 and --attention-backend "
+                "FLASH_ATTN (no FlashInfer JIT at all)",
+            ),
+            checks=("nvcc_missing",),
+            evidence=(("missing tool", "nvcc"), ("package", "flashinfer")),
+            source="flashinfer-ai/flashinfer flashinfer/jit/cpp_ext.py (nvcc from CUDA_HOME or "
+            "PATH); vllm-project/vllm vllm/v1/sample/ops/topk_topp_sampler.py",
+            line=line_of(f, r"nvcc"),
+        )
+    ]
