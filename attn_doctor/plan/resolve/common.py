@@ -19,6 +19,7 @@ from attn_doctor.index.naming import (
     python_minor,
     torch_minor,
 )
+from attn_doctor.plan.pip_command import Shell, join_command
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
@@ -58,6 +59,13 @@ class Machine:
     """The installed transformers version (its Hub fallback's ``kernels`` range depends on it)."""
     transformers_constants: TransformersConstants | None = None
     """Constants read from that transformers' files (``index.hub.fallback_for`` prefers them)."""
+    executable: str = "python"
+    """The interpreter of the environment planned for: shown commands run ``X -m pip``."""
+
+    def pip(self, *args: str) -> str:
+        """``X -m pip ARGS``, quoted for the machine's shell."""
+        shell: Shell = "windows" if self.os == "windows" else "posix"
+        return join_command([self.executable, "-m", "pip", *args], shell)
 
     @property
     def sys_platform(self) -> str:
@@ -98,6 +106,7 @@ def machine_of(env: Environment) -> Machine:
         ram_bytes=env.host.ram_available_bytes or env.host.ram_total_bytes,
         transformers=tf.version if (tf := env.package("transformers")) is not None else None,
         transformers_constants=env.transformers_constants,
+        executable=env.python.executable or "python",
     )
 
 

@@ -1,0 +1,25 @@
+"""Shown commands name the interpreter they are for (issue 20: the environment acted on)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from attn_doctor.commands.check import load_snapshot
+from attn_doctor.facts import Environment
+from attn_doctor.plan.decide import _install_way
+from tests.conftest import SNAPSHOTS
+
+
+def _env(executable: str | None) -> Environment:
+    env = load_snapshot(SNAPSHOTS / "h200-real.json")
+    return dataclasses.replace(env, python=dataclasses.replace(env.python, executable=executable))
+
+
+def test_install_way_names_another_interpreter_only() -> None:
+    assert _install_way(_env(sys.executable), "xformers") == "attn-doctor install xformers"
+    assert _install_way(_env(None), "xformers") == "attn-doctor install xformers"
+    assert (
+        _install_way(_env("/other/venv/bin/python"), "xformers")
+        == "attn-doctor install xformers --python /other/venv/bin/python"
+    )
