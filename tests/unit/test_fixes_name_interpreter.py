@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import pytest
+
 from attn_doctor.commands.check import load_snapshot
 from attn_doctor.facts import Environment
 from attn_doctor.plan.decide import _install_way
@@ -23,3 +25,18 @@ def test_install_way_names_another_interpreter_only() -> None:
         _install_way(_env("/other/venv/bin/python"), "xformers")
         == "attn-doctor install xformers --python /other/venv/bin/python"
     )
+
+
+def test_a_hint_puts_each_command_on_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from attn_doctor.cli import _fail
+    from attn_doctor.errors import AttnDoctorError, ExitCode
+
+    error = AttnDoctorError("done", hint="run these:\n  a --b\n  c d")
+    with pytest.raises(SystemExit) as info:
+        _fail(error, json_mode=False, command="install", code=ExitCode.OK)
+    assert info.value.code == 0
+    # an exit-0 answer keeps its hint
+    assert capsys.readouterr().out == "done\n  hint: run these:\n    a --b\n    c d\n"
+    with pytest.raises(SystemExit):
+        _fail(error, json_mode=False, command="install", code=ExitCode.PROBLEMS)
+    assert capsys.readouterr().err.endswith("  hint: run these:\n    a --b\n    c d\n")

@@ -74,12 +74,13 @@ def planner_for(backend: BackendName, python: str = "python") -> Planner:
         raise NoPlanner(
             f"attn-doctor has no install planner for {record.title}",
             hint=(
-                f"install {dist} by hand ({join_command([python, '-m', 'pip', 'install', dist])}), "
-                "then "
+                f"install {dist} by hand, then prove it works here:\n  "
+                + join_command([python, "-m", "pip", "install", dist])
+                + "\n  "
                 if dist
-                else ""
+                else "prove it works here:\n  "
             )
-            + f"run `attn-doctor verify --backend {backend}` to prove it works here",
+            + f"attn-doctor verify {backend}",
         )
     module, _, name = ref.partition(":")
     return cast(Planner, getattr(importlib.import_module(module), name))
