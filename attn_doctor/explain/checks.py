@@ -147,9 +147,7 @@ def _no_nvidia_gpu(env: Environment, _args: tuple[str, ...]) -> CheckResult:
         return _res(check, "contradicted", f"NVIDIA GPU present: {names}", ("gpus", names))
     if env.unknown_reason("gpus") or env.unknown_reason("driver.version"):
         return _unknown(check, env, "gpus", "whether an NVIDIA GPU is present")
-    return _res(
-        check, "confirmed", "no NVIDIA GPU was found on this machine", ("gpus", "none")
-    )
+    return _res(check, "confirmed", "no NVIDIA GPU was found on this machine", ("gpus", "none"))
 
 
 def _driver_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
@@ -314,9 +312,7 @@ def _torch_arch_list_lacks_gpu(env: Environment, _args: tuple[str, ...]) -> Chec
         # A cubin runs on the same major with an equal or higher minor; PTX JIT-compiles upward.
         runs = any(s // 10 == sm // 10 and s <= sm for s in sass) or any(p <= sm for p in ptx)
         if not runs:
-            return _res(
-                check, "confirmed", f"torch carries no kernels for {_sm_text(gpu)}", *ev
-            )
+            return _res(check, "confirmed", f"torch carries no kernels for {_sm_text(gpu)}", *ev)
     return _res(check, "contradicted", "torch carries kernels for every GPU here", *ev)
 
 
@@ -385,8 +381,9 @@ def _nvcc_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
 def _nvcc_present(env: Environment, args: tuple[str, ...]) -> CheckResult:
     res = _nvcc_missing(env, args)
     flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check="nvcc_present", status=flipped, reason=res.reason,
-                       evidence=res.evidence)
+    return CheckResult(
+        check="nvcc_present", status=flipped, reason=res.reason, evidence=res.evidence
+    )
 
 
 def _nvcc_major_differs_from_torch(env: Environment, _args: tuple[str, ...]) -> CheckResult:
@@ -428,10 +425,27 @@ def _nvcc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
 # release notes: sm_80 in 11.0, sm_86 11.1, sm_87 11.4, sm_89/sm_90 11.8, sm_90a 12.0,
 # sm_100/sm_101/sm_120 12.8, sm_103/sm_121 12.9, sm_110 13.0).
 NVCC_ARCH_MIN_CUDA = {
-    "70": "9.0", "72": "10.0", "75": "10.0", "80": "11.0", "86": "11.1", "87": "11.4",
-    "89": "11.8", "90": "11.8", "90a": "12.0", "100": "12.8", "100a": "12.8", "101": "12.8",
-    "101a": "12.8", "103": "12.9", "103a": "12.9", "110": "13.0", "110a": "13.0",
-    "120": "12.8", "120a": "12.8", "121": "12.9", "121a": "12.9",
+    "70": "9.0",
+    "72": "10.0",
+    "75": "10.0",
+    "80": "11.0",
+    "86": "11.1",
+    "87": "11.4",
+    "89": "11.8",
+    "90": "11.8",
+    "90a": "12.0",
+    "100": "12.8",
+    "100a": "12.8",
+    "101": "12.8",
+    "101a": "12.8",
+    "103": "12.9",
+    "103a": "12.9",
+    "110": "13.0",
+    "110a": "13.0",
+    "120": "12.8",
+    "120a": "12.8",
+    "121": "12.9",
+    "121a": "12.9",
 }
 
 
@@ -461,8 +475,7 @@ def _nvcc_newer_than_driver(env: Environment, _args: tuple[str, ...]) -> CheckRe
         return _res(
             check,
             "confirmed",
-            f"nvcc {tk.release} emits PTX the driver (CUDA {env.driver.cuda_version}) "
-            "cannot load",
+            f"nvcc {tk.release} emits PTX the driver (CUDA {env.driver.cuda_version}) cannot load",
             *ev,
         )
     return _res(check, "contradicted", "the driver is at least as new as nvcc", *ev)
@@ -546,8 +559,9 @@ def _glibc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
     check = f"glibc_below:{args[0]}"
     if env.host.libc != "glibc" or env.host.libc_version is None:
         if env.host.libc == "musl":
-            return _res(check, "confirmed", "this system uses musl, not glibc",
-                        ("host.libc", "musl"))
+            return _res(
+                check, "confirmed", "this system uses musl, not glibc", ("host.libc", "musl")
+            )
         return _unknown(check, env, "host.libc_version", "the glibc version")
     have, need = _mm(env.host.libc_version), _mm(args[0])
     ev = ("host.libc_version", env.host.libc_version)
@@ -566,10 +580,18 @@ def _os_is(env: Environment, args: tuple[str, ...]) -> CheckResult:
 def _conda_env_active(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     name = env.python.conda_env
     if name:
-        return _res("conda_env_active", "confirmed", f"conda environment {name!r} is active",
-                    ("python.conda_env", name))
-    return _res("conda_env_active", "contradicted", "no conda environment is active",
-                ("python.conda_env", None))
+        return _res(
+            "conda_env_active",
+            "confirmed",
+            f"conda environment {name!r} is active",
+            ("python.conda_env", name),
+        )
+    return _res(
+        "conda_env_active",
+        "contradicted",
+        "no conda environment is active",
+        ("python.conda_env", None),
+    )
 
 
 def _python_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -585,9 +607,12 @@ def _python_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
 def _env_var_set(env: Environment, args: tuple[str, ...]) -> CheckResult:
     value = env.env(args[0])
     status: CheckStatus = "confirmed" if value is not None else "contradicted"
-    return _res(f"env_var_set:{args[0]}", status,
-                f"{args[0]} is {'set' if value is not None else 'not set'}",
-                (f"env.{args[0]}", value))
+    return _res(
+        f"env_var_set:{args[0]}",
+        status,
+        f"{args[0]} is {'set' if value is not None else 'not set'}",
+        (f"env.{args[0]}", value),
+    )
 
 
 # --- packages --------------------------------------------------------------------------------
@@ -596,17 +621,29 @@ def _env_var_set(env: Environment, args: tuple[str, ...]) -> CheckResult:
 def _package_missing(env: Environment, args: tuple[str, ...]) -> CheckResult:
     pkg = env.package(args[0])
     if pkg is None:
-        return _res(f"package_missing:{args[0]}", "confirmed", f"{args[0]} is not installed",
-                    (f"packages.{args[0]}", None))
-    return _res(f"package_missing:{args[0]}", "contradicted",
-                f"{args[0]} {pkg.version} is installed", (f"packages.{args[0]}", pkg.version))
+        return _res(
+            f"package_missing:{args[0]}",
+            "confirmed",
+            f"{args[0]} is not installed",
+            (f"packages.{args[0]}", None),
+        )
+    return _res(
+        f"package_missing:{args[0]}",
+        "contradicted",
+        f"{args[0]} {pkg.version} is installed",
+        (f"packages.{args[0]}", pkg.version),
+    )
 
 
 def _package_installed(env: Environment, args: tuple[str, ...]) -> CheckResult:
     res = _package_missing(env, args)
     flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check=f"package_installed:{args[0]}", status=flipped,
-                       reason=res.reason, evidence=res.evidence)
+    return CheckResult(
+        check=f"package_installed:{args[0]}",
+        status=flipped,
+        reason=res.reason,
+        evidence=res.evidence,
+    )
 
 
 def _package_version_cmp(env: Environment, args: tuple[str, ...], *, below: bool) -> CheckResult:
@@ -620,9 +657,12 @@ def _package_version_cmp(env: Environment, args: tuple[str, ...], *, below: bool
     if have is None or limit is None:
         return _res(check, "unknown", f"unparsable version {pkg.version!r}", ev)
     hit = have < limit if below else have >= limit
-    return _res(check, "confirmed" if hit else "contradicted",
-                f"{name} {pkg.version} is {'older than' if have < limit else 'at least'} "
-                f"{limit_text}", ev)
+    return _res(
+        check,
+        "confirmed" if hit else "contradicted",
+        f"{name} {pkg.version} is {'older than' if have < limit else 'at least'} {limit_text}",
+        ev,
+    )
 
 
 def _package_version_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -694,11 +734,9 @@ def _built_for_other_torch(env: Environment, args: tuple[str, ...]) -> CheckResu
     check = f"built_for_other_torch:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None:
-        return _res(check, "confirmed", f"{name} is installed but torch is not",
-                    ("torch", None))
+        return _res(check, "confirmed", f"{name} is installed but torch is not", ("torch", None))
     info = built_for(pkg).get("torch")
     if info is None:
         return _res(
@@ -711,10 +749,18 @@ def _built_for_other_torch(env: Environment, args: tuple[str, ...]) -> CheckResu
     built, where = info
     ev = ((where, built), ("torch.version", env.torch.version))
     if _torch_matches(built, env.torch.version):
-        return _res(check, "contradicted", f"{name} was built for torch {built}, "
-                    f"torch {env.torch.version} is installed", *ev)
-    return _res(check, "confirmed", f"{name} was built for torch {built}, "
-                f"but torch {env.torch.version} is installed", *ev)
+        return _res(
+            check,
+            "contradicted",
+            f"{name} was built for torch {built}, torch {env.torch.version} is installed",
+            *ev,
+        )
+    return _res(
+        check,
+        "confirmed",
+        f"{name} was built for torch {built}, but torch {env.torch.version} is installed",
+        *ev,
+    )
 
 
 def _abi_mismatch(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -722,21 +768,28 @@ def _abi_mismatch(env: Environment, args: tuple[str, ...]) -> CheckResult:
     check = f"abi_mismatch:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None or env.torch.cxx11_abi is None:
         return _unknown(check, env, "torch.cxx11_abi", "torch's C++11 ABI flag")
     info = built_for(pkg).get("cxx11_abi")
     torch_abi = "TRUE" if env.torch.cxx11_abi else "FALSE"
     if info is None:
-        return _res(check, "unknown",
-                    f"{name} {pkg.version} does not record its C++11 ABI flag",
-                    (f"packages.{name}.version", pkg.version), ("torch.cxx11_abi", torch_abi))
+        return _res(
+            check,
+            "unknown",
+            f"{name} {pkg.version} does not record its C++11 ABI flag",
+            (f"packages.{name}.version", pkg.version),
+            ("torch.cxx11_abi", torch_abi),
+        )
     built, where = info
     ev = ((where, built), ("torch.cxx11_abi", torch_abi))
     status: CheckStatus = "confirmed" if built != torch_abi else "contradicted"
-    return _res(check, status, f"{name} was built with cxx11abi={built}, torch uses "
-                f"cxx11abi={torch_abi}", *ev)
+    return _res(
+        check,
+        status,
+        f"{name} was built with cxx11abi={built}, torch uses cxx11abi={torch_abi}",
+        *ev,
+    )
 
 
 def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -744,14 +797,18 @@ def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> Chec
     check = f"built_for_other_cuda_major:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None or env.torch.cuda is None:
         return _unknown(check, env, "torch.cuda", "the CUDA version torch was built with")
     info = built_for(pkg).get("cuda")
     if info is None:
-        return _res(check, "unknown", f"{name} {pkg.version} does not record its CUDA version",
-                    (f"packages.{name}.version", pkg.version), ("torch.cuda", env.torch.cuda))
+        return _res(
+            check,
+            "unknown",
+            f"{name} {pkg.version} does not record its CUDA version",
+            (f"packages.{name}.version", pkg.version),
+            ("torch.cuda", env.torch.cuda),
+        )
     built, where = info
     built_major = built.split(".")[0]
     # Labels write CUDA as ``12``, ``121`` or ``1201`` (xformers): the major is the leading
@@ -761,25 +818,32 @@ def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> Chec
     torch_major = env.torch.cuda.split(".")[0]
     ev = ((where, built), ("torch.cuda", env.torch.cuda))
     status: CheckStatus = "confirmed" if built_major != torch_major else "contradicted"
-    return _res(check, status, f"{name} was built for CUDA {built}, torch uses CUDA "
-                f"{env.torch.cuda}", *ev)
+    return _res(
+        check, status, f"{name} was built for CUDA {built}, torch uses CUDA {env.torch.cuda}", *ev
+    )
 
 
 def _import_status(env: Environment, module: str, check: str, want: set[str]) -> CheckResult:
     res = env.import_result(module)
     if res is None:
-        return _res(check, "unknown",
-                    f"importing {module} was not tried (run with --deep)",
-                    (f"import:{module}", None))
+        return _res(
+            check,
+            "unknown",
+            f"importing {module} was not tried (run with --deep)",
+            (f"import:{module}", None),
+        )
     detail = f"{res.status}" + (f": {res.detail}" if res.detail else "")
     status: CheckStatus = "confirmed" if res.status in want else "contradicted"
-    return _res(check, status, f"importing {module} in a child process: {detail}",
-                (f"import:{module}", detail))
+    return _res(
+        check,
+        status,
+        f"importing {module} in a child process: {detail}",
+        (f"import:{module}", detail),
+    )
 
 
 def _import_failed(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _import_status(env, args[0], f"import_failed:{args[0]}",
-                          {"error", "crashed", "timeout"})
+    return _import_status(env, args[0], f"import_failed:{args[0]}", {"error", "crashed", "timeout"})
 
 
 def _import_crashed(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -790,10 +854,18 @@ def _triton_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     for name in ("triton", "triton-windows", "pytorch-triton", "pytorch-triton-rocm"):
         pkg = env.package(name)
         if pkg is not None:
-            return _res("triton_missing", "contradicted", f"{name} {pkg.version} is installed",
-                        (f"packages.{name}", pkg.version))
-    return _res("triton_missing", "confirmed", "no triton distribution is installed",
-                ("packages.triton", None))
+            return _res(
+                "triton_missing",
+                "contradicted",
+                f"{name} {pkg.version} is installed",
+                (f"packages.{name}", pkg.version),
+            )
+    return _res(
+        "triton_missing",
+        "confirmed",
+        "no triton distribution is installed",
+        ("packages.triton", None),
+    )
 
 
 def _int_arg(text: str) -> int:
@@ -801,62 +873,79 @@ def _int_arg(text: str) -> int:
 
 
 CHECKS: Mapping[str, _Spec] = {
-    "gpu_sm_below": _Spec(nargs=1, func=_gpu_sm_below,
-                          help="an NVIDIA GPU's compute capability is below smN"),
-    "gpu_sm_at_least": _Spec(nargs=1, func=_gpu_sm_at_least,
-                             help="an NVIDIA GPU is smN or newer"),
+    "gpu_sm_below": _Spec(
+        nargs=1, func=_gpu_sm_below, help="an NVIDIA GPU's compute capability is below smN"
+    ),
+    "gpu_sm_at_least": _Spec(nargs=1, func=_gpu_sm_at_least, help="an NVIDIA GPU is smN or newer"),
     "no_nvidia_gpu": _Spec(nargs=0, func=_no_nvidia_gpu, help="no NVIDIA GPU is present"),
     "driver_missing": _Spec(nargs=0, func=_driver_missing, help="no NVIDIA driver is loaded"),
     "torch_missing": _Spec(nargs=0, func=_torch_missing, help="torch is not installed"),
     "torch_present": _Spec(nargs=0, func=_torch_present, help="torch is installed"),
     "torch_cpu_only": _Spec(nargs=0, func=_torch_cpu_only, help="torch is a CPU-only build"),
-    "torch_build_is": _Spec(nargs=1, func=_torch_build_is,
-                            help="torch's build flavour (cuda, rocm, cpu, xpu)"),
-    "torch_cuda_below": _Spec(nargs=1, func=_torch_cuda_below,
-                              help="torch is built with a CUDA older than X.Y"),
+    "torch_build_is": _Spec(
+        nargs=1, func=_torch_build_is, help="torch's build flavour (cuda, rocm, cpu, xpu)"
+    ),
+    "torch_cuda_below": _Spec(
+        nargs=1, func=_torch_cuda_below, help="torch is built with a CUDA older than X.Y"
+    ),
     "torch_below": _Spec(nargs=1, func=_torch_below, help="torch is older than X.Y"),
-    "torch_cuda_too_old_for_gpu": _Spec(nargs=0, func=_torch_cuda_too_old_for_gpu,
-                                        help="torch's CUDA predates this GPU generation"),
-    "torch_arch_list_lacks_gpu": _Spec(nargs=0, func=_torch_arch_list_lacks_gpu,
-                                       help="torch has no kernels for this GPU (--deep)"),
-    "driver_below_torch_cuda": _Spec(nargs=0, func=_driver_below_torch_cuda,
-                                     help="the driver's CUDA is older than torch's"),
+    "torch_cuda_too_old_for_gpu": _Spec(
+        nargs=0, func=_torch_cuda_too_old_for_gpu, help="torch's CUDA predates this GPU generation"
+    ),
+    "torch_arch_list_lacks_gpu": _Spec(
+        nargs=0, func=_torch_arch_list_lacks_gpu, help="torch has no kernels for this GPU (--deep)"
+    ),
+    "driver_below_torch_cuda": _Spec(
+        nargs=0, func=_driver_below_torch_cuda, help="the driver's CUDA is older than torch's"
+    ),
     "nvcc_missing": _Spec(nargs=0, func=_nvcc_missing, help="nvcc is not found"),
     "nvcc_present": _Spec(nargs=0, func=_nvcc_present, help="nvcc is found"),
-    "nvcc_major_differs_from_torch": _Spec(nargs=0, func=_nvcc_major_differs_from_torch,
-                                           help="nvcc's CUDA major differs from torch's"),
+    "nvcc_major_differs_from_torch": _Spec(
+        nargs=0, func=_nvcc_major_differs_from_torch, help="nvcc's CUDA major differs from torch's"
+    ),
     "nvcc_below": _Spec(nargs=1, func=_nvcc_below, help="nvcc is older than CUDA X.Y"),
-    "nvcc_too_old_for_arch": _Spec(nargs=1, func=_nvcc_too_old_for_arch,
-                                   help="nvcc predates a GPU architecture (compute_XY)"),
-    "nvcc_newer_than_driver": _Spec(nargs=0, func=_nvcc_newer_than_driver,
-                                    help="nvcc is newer than the driver's CUDA"),
-    "cuda_home_unset": _Spec(nargs=0, func=_cuda_home_unset,
-                             help="neither CUDA_HOME nor nvcc is set up"),
-    "ram_per_job_low": _Spec(nargs=0, func=_ram_per_job_low,
-                             help="free RAM per CPU is too small for parallel nvcc jobs"),
+    "nvcc_too_old_for_arch": _Spec(
+        nargs=1, func=_nvcc_too_old_for_arch, help="nvcc predates a GPU architecture (compute_XY)"
+    ),
+    "nvcc_newer_than_driver": _Spec(
+        nargs=0, func=_nvcc_newer_than_driver, help="nvcc is newer than the driver's CUDA"
+    ),
+    "cuda_home_unset": _Spec(
+        nargs=0, func=_cuda_home_unset, help="neither CUDA_HOME nor nvcc is set up"
+    ),
+    "ram_per_job_low": _Spec(
+        nargs=0, func=_ram_per_job_low, help="free RAM per CPU is too small for parallel nvcc jobs"
+    ),
     "glibc_below": _Spec(nargs=1, func=_glibc_below, help="glibc is older than X.Y"),
     "os_is": _Spec(nargs=1, func=_os_is, help="the OS is linux, windows or darwin"),
-    "conda_env_active": _Spec(nargs=0, func=_conda_env_active,
-                              help="a conda environment is active"),
+    "conda_env_active": _Spec(
+        nargs=0, func=_conda_env_active, help="a conda environment is active"
+    ),
     "python_at_least": _Spec(nargs=1, func=_python_at_least, help="Python is X.Y or newer"),
     "env_var_set": _Spec(nargs=1, func=_env_var_set, help="an environment variable is set"),
     "package_missing": _Spec(nargs=1, func=_package_missing, help="a distribution is absent"),
-    "package_installed": _Spec(nargs=1, func=_package_installed,
-                               help="a distribution is installed"),
-    "package_version_below": _Spec(nargs=2, func=_package_version_below,
-                                   help="a distribution is older than a version"),
-    "package_version_at_least": _Spec(nargs=2, func=_package_version_at_least,
-                                      help="a distribution is at least a version"),
-    "built_for_other_torch": _Spec(nargs=1, func=_built_for_other_torch,
-                                   help="a package was built for another torch"),
-    "abi_mismatch": _Spec(nargs=1, func=_abi_mismatch,
-                          help="a package's C++11 ABI flag differs from torch's"),
-    "built_for_other_cuda_major": _Spec(nargs=1, func=_built_for_other_cuda_major,
-                                        help="a package was built for another CUDA major"),
-    "import_failed": _Spec(nargs=1, func=_import_failed,
-                           help="a module failed to import (--deep)"),
-    "import_crashed": _Spec(nargs=1, func=_import_crashed,
-                            help="importing a module crashed the process (--deep)"),
+    "package_installed": _Spec(
+        nargs=1, func=_package_installed, help="a distribution is installed"
+    ),
+    "package_version_below": _Spec(
+        nargs=2, func=_package_version_below, help="a distribution is older than a version"
+    ),
+    "package_version_at_least": _Spec(
+        nargs=2, func=_package_version_at_least, help="a distribution is at least a version"
+    ),
+    "built_for_other_torch": _Spec(
+        nargs=1, func=_built_for_other_torch, help="a package was built for another torch"
+    ),
+    "abi_mismatch": _Spec(
+        nargs=1, func=_abi_mismatch, help="a package's C++11 ABI flag differs from torch's"
+    ),
+    "built_for_other_cuda_major": _Spec(
+        nargs=1, func=_built_for_other_cuda_major, help="a package was built for another CUDA major"
+    ),
+    "import_failed": _Spec(nargs=1, func=_import_failed, help="a module failed to import (--deep)"),
+    "import_crashed": _Spec(
+        nargs=1, func=_import_crashed, help="importing a module crashed the process (--deep)"
+    ),
     "triton_missing": _Spec(nargs=0, func=_triton_missing, help="no triton is installed"),
 }
 
@@ -929,8 +1018,11 @@ def evaluate_check(
     results = []
     alternatives = [(n, a) for n, a in split_check(filled) if _in_scope(n, a, import_scope)]
     if not alternatives:
-        return CheckResult(check=filled, status="unknown",
-                           reason=f"the check is about another package than {import_scope}")
+        return CheckResult(
+            check=filled,
+            status="unknown",
+            reason=f"the check is about another package than {import_scope}",
+        )
     for name, args in alternatives:
         try:
             results.append(CHECKS[name].func(env, args))
@@ -943,11 +1035,9 @@ def evaluate_check(
     evidence = tuple(dict.fromkeys(e for r in results for e in r.evidence))
     for r in results:
         if r.status == "confirmed":
-            return CheckResult(check=filled, status="confirmed", reason=r.reason,
-                               evidence=evidence)
+            return CheckResult(check=filled, status="confirmed", reason=r.reason, evidence=evidence)
     if all(r.status == "contradicted" for r in results):
         reason = "; ".join(r.reason for r in results)
-        return CheckResult(check=filled, status="contradicted", reason=reason,
-                           evidence=evidence)
+        return CheckResult(check=filled, status="contradicted", reason=reason, evidence=evidence)
     reason = "; ".join(r.reason for r in results if r.status == "unknown")
     return CheckResult(check=filled, status="unknown", reason=reason, evidence=evidence)

@@ -50,8 +50,7 @@ def confirm_symptom(
             summary="no machine check applies to this cause; the message itself is the evidence",
         )
     results = tuple(
-        evaluate_check(c, env, match.captured(), import_scope=import_scope)
-        for c in symptom.checks
+        evaluate_check(c, env, match.captured(), import_scope=import_scope) for c in symptom.checks
     )
     contradicted = [r for r in results if r.status == "contradicted"]
     unknown = [r for r in results if r.status == "unknown"]

@@ -55,8 +55,9 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
         Evidence(fact="python.version", value=env.python.version),
     ]
     if env.host.libc_version:
-        out.append(Evidence(fact="host.libc_version", value=f"{env.host.libc} "
-                            f"{env.host.libc_version}"))
+        out.append(
+            Evidence(fact="host.libc_version", value=f"{env.host.libc} {env.host.libc_version}")
+        )
     if env.torch is None:
         out.append(Evidence(fact="torch.version", value="not installed"))
     else:
@@ -65,8 +66,14 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
         if env.torch.cxx11_abi is not None:
             out.append(Evidence(fact="torch.cxx11_abi", value=str(env.torch.cxx11_abi).lower()))
     drv = env.driver
-    out.append(Evidence(fact="driver.version", value=(
-        f"{drv.version} (CUDA {drv.cuda_version or '?'})" if drv.version else "not found")))
+    out.append(
+        Evidence(
+            fact="driver.version",
+            value=(
+                f"{drv.version} (CUDA {drv.cuda_version or '?'})" if drv.version else "not found"
+            ),
+        )
+    )
     if env.gpus:
         for g in env.gpus:
             cc = f", compute capability {g.compute_capability}" if g.compute_capability else ""
@@ -74,12 +81,19 @@ def key_facts(env: Environment | None) -> tuple[Evidence, ...]:
     else:
         out.append(Evidence(fact="gpus", value="none found"))
     tk = env.cuda_toolkit
-    out.append(Evidence(fact="cuda_toolkit.nvcc", value=(
-        f"{tk.release or tk.nvcc_version} at {tk.nvcc_path}" if tk.nvcc_path else "not found")))
+    out.append(
+        Evidence(
+            fact="cuda_toolkit.nvcc",
+            value=(
+                f"{tk.release or tk.nvcc_version} at {tk.nvcc_path}"
+                if tk.nvcc_path
+                else "not found"
+            ),
+        )
+    )
     for name in ("flash-attn", "flash-attn-3", "xformers", "unsloth", "triton", "transformers"):
         pkg = env.package(name)
-        out.append(Evidence(fact=f"packages.{name}",
-                            value=pkg.version if pkg else "not installed"))
+        out.append(Evidence(fact=f"packages.{name}", value=pkg.version if pkg else "not installed"))
     return tuple(out)
 
 

@@ -456,6 +456,7 @@ class Index:
         from packaging.version import Version
 
         return Version(torch_minor) >= Version(self.torch_cxx11_abi_since)
+
     cutlass_dsl: tuple[CutlassDslLayout, ...] = ()
 
     def cutlass_dsl_distributions(self, version: str, cuda_major: int | None) -> tuple[str, ...]:

@@ -548,7 +548,9 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                     f"interrupted while installing {plan.candidate.requirement}; "
                     f"the environment was {state}",
                     report=report,
-                    hint=None if result.exact else (
+                    hint=None
+                    if result.exact
+                    else (
                         f"The journal was kept: run `attn-doctor install --rollback --python "
                         f"{python}`. Log: {log}"
                     ),
