@@ -328,7 +328,9 @@ def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) 
     Returns the verdict in one line and whether it *failed*: a backend that cannot launch
     here (no GPU) is not a failure, only unverified, and says so.
     """
-    if os.path.realpath(python) != os.path.realpath(sys.executable):
+    from attn_doctor.probe.interpreter import is_this_interpreter
+
+    if not is_this_interpreter(python):  # by path: two venvs of one base are two environments
         # The verify child runs attn-doctor's own code; in another environment it would see
         # attn-doctor's site-packages beside the target's, and could test the wrong torch.
         return (

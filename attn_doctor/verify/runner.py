@@ -107,10 +107,11 @@ def detect_device(*, timeout: float = 120.0, python: str | None = None) -> str:
 
 
 def _same_python(python: str | None) -> bool:
-    import os
-    import sys
+    """``python`` is attn-doctor's own interpreter (by path: two venvs of one base interpreter
+    resolve to the same file, and are still two environments)."""
+    from attn_doctor.probe.interpreter import is_this_interpreter
 
-    return python is None or os.path.realpath(python) == os.path.realpath(sys.executable)
+    return is_this_interpreter(python)
 
 
 def record_reason(backend: BackendName, device: str, *, python: str | None = None) -> str | None:

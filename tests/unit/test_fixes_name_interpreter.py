@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,17 @@ def test_a_hint_puts_each_command_on_its_own_line(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         _fail(error, json_mode=False, command="install", code=ExitCode.PROBLEMS)
     assert capsys.readouterr().err.endswith("  hint: run these:\n    a --b\n    c d\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
+def test_verify_tells_another_venv_of_the_same_base_from_its_own(tmp_path: Path) -> None:
+    """A venv's python is a symlink to the base interpreter: by realpath, every venv of one
+    base would be attn-doctor's own, and verify would judge it by attn-doctor's packages."""
+    from attn_doctor.verify.runner import _same_python
+
+    other = tmp_path / "venv" / "bin" / "python"
+    other.parent.mkdir(parents=True)
+    other.symlink_to(sys.executable)
+    assert not _same_python(str(other))
+    assert _same_python(sys.executable)
+    assert _same_python(None)
