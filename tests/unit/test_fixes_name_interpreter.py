@@ -55,3 +55,17 @@ def test_verify_tells_another_venv_of_the_same_base_from_its_own(tmp_path: Path)
     assert not _same_python(str(other))
     assert _same_python(sys.executable)
     assert _same_python(None)
+
+
+def test_verify_reads_a_cpu_only_torch_from_its_files() -> None:
+    """No child is started to ask a CPU build of torch for a CUDA device."""
+    import importlib.metadata
+
+    from attn_doctor.verify.runner import _cpu_build_here
+
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("torch is not installed")
+    assert _cpu_build_here(None) == version.endswith("+cpu")
+    assert not _cpu_build_here("/another/venv/bin/python")
