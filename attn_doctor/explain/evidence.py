@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
-from attn_doctor.explain.evidence_more import Advice, read_more
+from attn_doctor.explain.evidence_more import Advice, arch_numbers, more_summary, read_more
 from attn_doctor.explain.match import split_lines
 
 
@@ -152,7 +152,7 @@ class TextFacts:
             out.append(("framework setting", knob))
         if self.error_classes:
             out.append(("errors", ", ".join(self.error_classes)))
-        return out
+        return out + more_summary(self)
 
 
 # --- normalising ------------------------------------------------------------------------
@@ -366,14 +366,6 @@ _KNOB = re.compile(
 )
 
 
-def _arch_numbers(text: str) -> list[int]:
-    """sm numbers in a requirement; ``sm8x`` is every sm_8x (80, 86, 87, 89)."""
-    out: list[int] = []
-    for raw in re.findall(r"(\d{2,3}|\dx)\b", text):
-        out += [int(raw[0]) * 10 + d for d in (0, 6, 7, 9)] if raw.endswith("x") else [int(raw)]
-    return out
-
-
 def _add(seq: list[object], value: object) -> None:
     if value not in seq:
         seq.append(value)
@@ -473,7 +465,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 lo = int(rm.group(2)) * 10 + minor + (1 if rm.group(1) == ">" else 0)
                 required = (lo, None)
             elif kind in {"range", "exact"}:
-                found = _arch_numbers(rm.group(0))
+                found = arch_numbers(rm.group(0))
                 required = (min(found), max(found))
                 if kind == "exact":
                     exact = tuple(found)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +67,14 @@ _BACKEND_FRAME = re.compile(
 )
 
 
+def arch_numbers(text: str) -> list[int]:
+    """sm numbers in a requirement; ``sm8x`` is every sm_8x (80, 86, 87, 89)."""
+    out: list[int] = []
+    for raw in re.findall(r"(\d{2,3}|\dx)\b", text):
+        out += [int(raw[0]) * 10 + d for d in (0, 6, 7, 9)] if raw.endswith("x") else [int(raw)]
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class More:
     missing_attrs: tuple[tuple[str, str], ...] = ()
@@ -120,3 +129,23 @@ def read_more(body: str) -> More:
         refused_families=tuple(families),
         none_called_in=none_in,
     )
+
+
+def more_summary(f: Any) -> list[tuple[str, str]]:
+    """(fact, value) pairs for display of the facts above (``f`` is a ``TextFacts``)."""
+    out: list[tuple[str, str]] = []
+    for mod, name in f.missing_attrs:
+        out.append(("missing attribute", f"{mod}.{name}"))
+    for ins, sm in f.arch_instructions:
+        out.append(("instruction refused", f"{ins} on sm_{sm}"))
+    for kernel in f.torch_missing_kernels:
+        out.append(("torch built without", f"SDPA {kernel} kernel"))
+    if f.pip_name_mismatch:
+        out.append(
+            ("pip name", f"asked {f.pip_name_mismatch[0]}, metadata {f.pip_name_mismatch[1]}")
+        )
+    for adv in f.advice:
+        out.append(("advice", f"{adv.subject}: {adv.backend}".strip(": ")))
+    for framework, module in f.none_called_in:
+        out.append(("None called in", f"{framework} {module} backend"))
+    return out

@@ -111,6 +111,8 @@ class BackendApi:
     names: tuple[str, ...]
     renamed_from: str
     """The prefix the functions had before ``renamed_in`` (``flash_attn_unpadded``), or ``""``."""
+    renamed_to: str
+    """The prefix they have since (``flash_attn_varlen``)."""
     renamed_in: str
     source: str
 
@@ -288,7 +290,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     backend_api = []
     for n, item in enumerate(data.get("backend_api") or []):
         e = Entry(item, f"{CLASSES_FILE}: backend_api #{n + 1}")
-        e.only({"backend", "module", "names", "renamed_from", "renamed_in", "source"})
+        e.only({"backend", "module", "names", "renamed_from", "renamed_to", "renamed_in", "source"})
         if e.str_("backend") not in BACKEND_NAMES:
             raise e.fail("backend", f"unknown backend {e.str_('backend')!r}")
         backend_api.append(
@@ -297,6 +299,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 module=e.str_("module"),
                 names=tuple(e.strs("names")),
                 renamed_from=str(item.get("renamed_from") or ""),
+                renamed_to=str(item.get("renamed_to") or ""),
                 renamed_in=str(item.get("renamed_in") or ""),
                 source=e.str_("source"),
             )

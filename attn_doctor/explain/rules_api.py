@@ -111,9 +111,9 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
     for mod, name in f.missing_attrs:
         for api in know.backend_api:
             top = api.module.split(".", maxsplit=1)[0]
-            if mod.split(".", maxsplit=1)[0] != top or mod == api.module:
+            if mod.split(".", maxsplit=1)[0] != top:
                 continue
-            if name in api.names:
+            if name in api.names and mod != api.module:
                 return [
                     ClassAnswer(
                         class_id="backend-function-import-path",
@@ -121,7 +121,7 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
                         cause=(
                             f"the caller looks up {name} on {mod}, and the installed "
                             f"{api.backend} does not export it there; {name} is defined in "
-                            f"{api.module}, which every release of the 2.x API has."
+                            f"{api.module}."
                         ),
                         fix=(f"from {api.module} import {name}",),
                         evidence=(("module", mod), ("function", name)),
@@ -129,9 +129,8 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
                         line=line_of(f, re.escape(name)),
                     )
                 ]
-            if api.renamed_from and name.startswith(api.renamed_from):
-                new = name.replace(api.renamed_from, api.names[0].rsplit("_func", 1)[0], 1)
-                new = next((n for n in api.names if n.endswith(name[len(api.renamed_from) :])), new)
+            if api.renamed_from and name.startswith(api.renamed_from + "_"):
+                new = api.renamed_to + name[len(api.renamed_from) :]
                 return [
                     ClassAnswer(
                         class_id="caller-written-for-other-api",
