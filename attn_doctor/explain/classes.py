@@ -21,9 +21,11 @@ from attn_doctor.explain.checks import split_check
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 from attn_doctor.explain.rules_api import (
+    backend_feature_unsupported,
     backend_function_import_path,
     backend_import_left_none,
     build_arch_list_wrong_mix,
+    extension_pins_other_torch,
     framework_advises_other_backend,
     pip_egg_name_out_of_date,
     torch_built_without_sdpa_kernel,
@@ -145,6 +147,8 @@ RULES: tuple[Rule, ...] = (
     gpu_outside_backend_range,
     dtype_unsupported,
     extension_symbol_mismatch,
+    extension_pins_other_torch,
+    backend_feature_unsupported,
     backend_not_installed,
     backend_import_left_none,
     torch_built_without_sdpa_kernel,

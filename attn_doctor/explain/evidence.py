@@ -82,16 +82,20 @@ class TextFacts:
     missing_attrs: tuple[tuple[str, str], ...] = ()
     """(module, name) a module lacks ("module 'torch.version' has no attribute 'xpu'")."""
     arch_instructions: tuple[tuple[str, int], ...] = ()
-    """(instruction family, target sm) ptxas refused ("'wgmma.fence' … .target 'sm_120'")."""
+    """(instruction family, target sm) ptxas refused (``wgmma`` on sm_120)."""
     torch_missing_kernels: tuple[str, ...] = ()
     """SDPA kernels torch says it was built without (``mem_efficient``, ``flash``, ``cudnn``)."""
     pip_name_mismatch: tuple[str, str, str] | None = None
-    """(name requested, name in the metadata, the VCS URL) from pip's "inconsistent name"."""
+    """(name asked for, name in the metadata, VCS URL): pip's "inconsistent name"."""
     advice: tuple[Advice, ...] = ()
     """A framework advising another backend ("Gemma-2 should use flash attention 2")."""
+    pin_conflicts: tuple[tuple[str, str, str, str], ...] = ()
+    """(dist, version, torch it pins, torch installed) from pip's resolver conflict lines."""
+    uninstalled: tuple[str, ...] = ()  # distributions the log shows pip uninstalling
+    features_refused: tuple[tuple[str, str], ...] = ()
+    """(feature, backend as written): "`attn_mask` is not supported for flash-attn 2"."""
     none_called_in: tuple[tuple[str, str], ...] = ()
-    """(framework, backend) whose attention module called a name left None by its guarded
-    import ("'NoneType' object is not callable" in vllm/attention/backends/flashinfer.py)."""
+    """(framework, backend module) where a None left by a guarded import was called."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -592,5 +596,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         pip_name_mismatch=more.pip_name_mismatch,
         advice=more.advice,
         none_called_in=more.none_called_in,
+        pin_conflicts=more.pin_conflicts,
+        uninstalled=more.uninstalled,
+        features_refused=more.features_refused,
         lines=tuple(lines),
     )

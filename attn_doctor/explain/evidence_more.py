@@ -75,6 +75,20 @@ def arch_numbers(text: str) -> list[int]:
     return out
 
 
+_PIN_CONFLICT = re.compile(
+    r"([\w.-]+) (\d[\w.+]*) requires torch ?==([\w.+]+), but you(?:'ll)? have torch "
+    r"(\d[\w.+]*) which is incompatible"
+)
+_UNINSTALLED = re.compile(r"Successfully uninstalled ([\w.-]+?)-\d|Attempting uninstall: ([\w.-]+)")
+_FEATURE_REFUSED = re.compile(
+    r"`?(?P<feature>[\w ]{3,60}?)`? (?:is|are) not supported (?:for|by|with|in) "
+    r"(?P<backend>[\w .-]{3,40}?)[.!\s\"')]*$"
+    r"|(?P<backend2>[\w-]{3,30}) (?:does not|doesn't) support "
+    r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$",
+    re.M,
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class More:
     missing_attrs: tuple[tuple[str, str], ...] = ()
@@ -84,6 +98,9 @@ class More:
     advice: tuple[Advice, ...] = ()
     refused_families: tuple[int, ...] = ()
     none_called_in: tuple[tuple[str, str], ...] = ()
+    pin_conflicts: tuple[tuple[str, str, str, str], ...] = ()
+    uninstalled: tuple[str, ...] = ()
+    features_refused: tuple[tuple[str, str], ...] = ()
 
 
 def read_more(body: str) -> More:
@@ -120,7 +137,28 @@ def read_more(body: str) -> More:
         none_in = tuple(
             dict.fromkeys((m.group(1), m.group(2)) for m in _BACKEND_FRAME.finditer(body))
         )
+    pins = tuple(
+        dict.fromkeys(
+            (m.group(1).lower(), m.group(2), m.group(3), m.group(4))
+            for m in _PIN_CONFLICT.finditer(body)
+        )
+    )
+    gone = tuple(
+        dict.fromkeys((m.group(1) or m.group(2)).lower() for m in _UNINSTALLED.finditer(body))
+    )
+    features = tuple(
+        dict.fromkeys(
+            (
+                (m.group("feature") or m.group("feature2")).strip(" `"),
+                (m.group("backend") or m.group("backend2")).strip(),
+            )
+            for m in _FEATURE_REFUSED.finditer(body)
+        )
+    )
     return More(
+        pin_conflicts=pins,
+        uninstalled=gone,
+        features_refused=features,
         missing_attrs=tuple(attrs),
         arch_instructions=tuple(instr),
         torch_missing_kernels=tuple(kernels),

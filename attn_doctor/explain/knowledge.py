@@ -128,6 +128,16 @@ class ArchInstruction:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Feature:
+    """A feature of attention (a mask, soft-capping) and the backends that have it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    backends: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Knowledge:
     archs: tuple[ArchRecord, ...]
     knobs: tuple[Knob, ...]
@@ -138,6 +148,9 @@ class Knowledge:
     torch_api: tuple[TorchApi, ...] = ()
     backend_api: tuple[BackendApi, ...] = ()
     arch_instructions: tuple[ArchInstruction, ...] = ()
+    features: tuple[Feature, ...] = ()
+    torch_pins: tuple[tuple[str, str, str], ...] = ()
+    """(dist, version, the torch requirement its wheels pin), from the wheel tables."""
 
     def arch(self, sm: int) -> ArchRecord | None:
         for a in self.archs:
@@ -318,6 +331,21 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 source=e.str_("source"),
             )
         )
+    features = []
+    for n, item in enumerate(data.get("feature") or []):
+        e = Entry(item, f"{CLASSES_FILE}: feature #{n + 1}")
+        e.only({"name", "pattern", "backends", "source"})
+        for b in e.strs("backends"):
+            if b not in BACKEND_NAMES:
+                raise e.fail("backends", f"unknown backend {b!r}")
+        features.append(
+            Feature(
+                name=e.str_("name"),
+                pattern=re.compile(e.str_("pattern"), re.I),
+                backends=tuple(e.strs("backends")),
+                source=e.str_("source"),
+            )
+        )
     ids = [h.id for h in harmless] + [m.id for m in messages]
     if len(set(ids)) != len(ids):
         raise IndexDataError(f"{CLASSES_FILE}: duplicate id")
@@ -329,6 +357,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         "torch_api": tuple(torch_api),
         "backend_api": tuple(backend_api),
         "arch_instruction": tuple(instructions),
+        "feature": tuple(features),
     }
 
 
@@ -347,7 +376,23 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         torch_api=extra["torch_api"],
         backend_api=extra["backend_api"],
         arch_instructions=extra["arch_instruction"],
+        features=extra["feature"],
+        torch_pins=_torch_pins(directory),
     )
+
+
+def _torch_pins(directory: Path | None) -> tuple[tuple[str, str, str], ...]:
+    """Each xformers release and the torch its wheels pin (``torch ==2.2.1``)."""
+    pins: dict[tuple[str, str, str], None] = {}
+    try:
+        wheels = read_toml("xformers.toml", directory).get("wheel") or []
+    except IndexDataError:
+        return ()  # a knowledge directory without the wheel table (tests): no pins
+    for w in wheels:
+        req = str(w.get("requires_torch") or "")
+        if w.get("version") and req:
+            pins[("xformers", str(w["version"]), req.removeprefix("torch").replace(" ", ""))] = None
+    return tuple(pins)
 
 
 def backend_name(text: str) -> BackendName | None:

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, has_error, line_of, sm_name, version_of
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in_text,
+    fits,
+    has_error,
+    line_of,
+    sm_name,
+    version_of,
+)
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -292,6 +302,98 @@ def backend_import_left_none(f: TextFacts, know: Knowledge) -> list[ClassAnswer]
                     f"wheels_index/backends.toml {b.name}: modules; {framework}'s guarded import"
                 ),
                 line=line_of(f, r"NoneType"),
+            )
+        ]
+    return []
+
+
+def _release_for_torch(know: Knowledge, dist: str, torch: str) -> str | None:
+    """The newest release of ``dist`` whose wheels pin exactly this torch (from the tables)."""
+    have = version_of(torch)
+    found = [
+        ver
+        for d, ver, req in know.torch_pins
+        if d == dist and have is not None and version_of(req.lstrip("=")) == have
+    ]
+    return max(found, key=lambda v: version_of(v) or Version("0")) if found else None
+
+
+_OWN_ID = {
+    "xformers": "xformers-built-for-other-torch",
+    "flash-attn": "flash-attn-built-for-other-torch",
+}
+"""The backend's own id for this cause, where the knowledge base has one (with its finer
+machine check, ``built_for_other_torch:DIST``): the answer names it instead of the general id."""
+
+
+def extension_pins_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """pip reports that a backend's compiled package pins another torch than the one
+    installed, and torch stayed (the log shows no torch uninstalled): the package's binaries
+    were built for the torch it pins, not for this one."""
+    if "torch" in f.uninstalled:
+        return []  # pip replaced torch: the phrase entries for that case answer it
+    for dist, ver, need, have in f.pin_conflicts:
+        b = next((r for r in know.backends if dist in r.distributions), None)
+        if b is None:
+            continue
+        match = _release_for_torch(know, dist, have)
+        fix = (
+            (f"pip install '{dist}=={match}' --no-deps   # the release built for torch {have}",)
+            if match
+            else (f"attn-doctor install {b.name}   # a build for the installed torch {have}",)
+        ) + (f"or pip install 'torch=={need}'   # the torch {dist} {ver} was built for",)
+        return [
+            ClassAnswer(
+                class_id=_OWN_ID.get(dist, "extension-built-for-other-torch"),
+                title=f"{dist} {ver} is built for torch {need}, but torch {have} is installed",
+                cause=(
+                    f"{dist} {ver} ships binaries built against torch {need} (its wheel pins "
+                    f"torch=={need}), and this environment kept torch {have}; its compiled "
+                    "operators do not load against this torch."
+                ),
+                fix=fix,
+                checks=((f"built_for_other_torch:{dist}",) if dist in _OWN_ID else ())
+                + (f"package_installed:{dist}",),
+                evidence=(("package", f"{dist} {ver}"), ("pins", need), ("torch", have)),
+                source="pip's dependency-conflict report; xformers releases and their torch pins "
+                "from wheels_index/xformers.toml",
+                line=line_of(f, rf"{re.escape(dist)} \S+ requires torch"),
+            )
+        ]
+    return []
+
+
+def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend says it lacks a feature of attention the caller uses (an attention mask,
+    logits soft-capping): the backends that have it come from the feature table."""
+    for feature_text, backend_text in f.features_refused:
+        feat = next((x for x in know.features if x.pattern.search(feature_text)), None)
+        named = backends_in_text(backend_text)
+        if feat is None or not named or named[0] in feat.backends:
+            continue
+        sm = f.sms[0] if len(f.sms) == 1 else None
+        others = [
+            b
+            for b in feat.backends
+            if (rec := know.backend(b)) is not None and (sm is None or fits(rec, sm))
+        ]
+        return [
+            ClassAnswer(
+                class_id="backend-feature-unsupported",
+                title=f"{named[0]} does not support {feat.name}",
+                cause=(
+                    f"{named[0]} has no {feat.name}, and the caller uses one ({feature_text}); "
+                    f"the backends that have it: {', '.join(feat.backends)}."
+                ),
+                fix=tuple(
+                    f"use {b} instead" + (" (torch SDPA: no extra package)" if b == "sdpa" else "")
+                    for b in others[:2]
+                )
+                or (f"drop the {feat.name} or pick a backend that has it",),
+                evidence=(("backend", named[0]), ("feature", feat.name)),
+                source=feat.source,
+                line=line_of(f, r"not supported|support"),
+                before_phrases=False,
             )
         ]
     return []

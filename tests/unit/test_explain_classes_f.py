@@ -8,9 +8,11 @@ from attn_doctor.explain.evidence import TextFacts, extract_facts
 from attn_doctor.explain.evidence_more import Advice
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_api import (
+    backend_feature_unsupported,
     backend_function_import_path,
     backend_import_left_none,
     build_arch_list_wrong_mix,
+    extension_pins_other_torch,
     framework_advises_other_backend,
     pip_egg_name_out_of_date,
     torch_built_without_sdpa_kernel,
@@ -265,3 +267,69 @@ def test_the_new_facts_are_shown_for_an_unknown_message() -> None:
     assert shown["instruction refused"] == "wgmma on sm_120"
     assert shown["torch built without"] == "SDPA mem_efficient kernel"
     assert shown["None called in"] == "vllm flashinfer backend"
+
+
+# --- an extension pinned to another torch --------------------------------------------------
+
+
+def test_a_pin_conflict_with_torch_kept_is_the_extension_built_for_other_torch() -> None:
+    pins = (("xformers", "0.0.26.post1", "2.3.0", "2.2.1+cu121"),)
+    (a,) = extension_pins_other_torch(TextFacts(pin_conflicts=pins), KNOW)
+    assert a.class_id == "xformers-built-for-other-torch"  # xformers' own id for this cause
+    built_for_221 = [v for d, v, req in KNOW.torch_pins if d == "xformers" and req == "==2.2.1"]
+    assert built_for_221
+    assert a.fix[0].startswith(f"pip install 'xformers=={max(built_for_221)}'")
+    assert (
+        a.fix[1]
+        == "or pip install 'torch==2.3.0'   # the torch xformers 0.0.26.post1 was built for"
+    )
+
+
+def test_a_pin_conflict_where_pip_replaced_torch_or_of_another_package_is_not_this_class() -> None:
+    pins = (("xformers", "0.0.26.post1", "2.3.0", "2.2.1"),)
+    assert (
+        extension_pins_other_torch(TextFacts(pin_conflicts=pins, uninstalled=("torch",)), KNOW)
+        == []
+    )
+    other = (("torchvision", "0.18.0", "2.3.0", "2.2.1"),)
+    assert extension_pins_other_torch(TextFacts(pin_conflicts=other), KNOW) == []
+
+
+# --- a backend without a feature the caller uses -----------------------------------------
+
+
+def test_a_backend_without_masks_gets_the_backends_that_have_them() -> None:
+    f = TextFacts(features_refused=(("attn_mask", "flash-attn 2"),))
+    (a,) = backend_feature_unsupported(f, KNOW)
+    feat = next(x for x in KNOW.features if x.name == "attention mask")
+    assert a.class_id == "backend-feature-unsupported"
+    assert a.title == "flash_attn_2 does not support attention mask"
+    assert a.fix[0].startswith(f"use {feat.backends[0]} instead")
+
+
+def test_soft_capping_on_a_turing_gpu_offers_only_backends_that_run_there() -> None:
+    f = TextFacts(features_refused=(("attention logits soft capping", "XFormers"),), sms=(75,))
+    (a,) = backend_feature_unsupported(f, KNOW)
+    assert "flash_attn_2" not in " ".join(a.fix)  # it needs sm_80
+
+
+def test_a_backend_that_has_the_feature_or_an_unknown_feature_is_not_this_class() -> None:
+    has = TextFacts(features_refused=(("attn_mask", "xformers"),))
+    assert backend_feature_unsupported(has, KNOW) == []
+    unknown = TextFacts(features_refused=(("paged KV", "flash-attn 2"),))
+    assert backend_feature_unsupported(unknown, KNOW) == []
+    nobody = TextFacts(features_refused=(("attn_mask", "this op"),))
+    assert backend_feature_unsupported(nobody, KNOW) == []
+
+
+def test_the_extractor_reads_pin_conflicts_uninstalls_and_refused_features() -> None:
+    f = extract_facts(
+        "xformers 0.0.26.post1 requires torch==2.3.0, but you have torch 2.2.1+cu121 which is "
+        "incompatible.\n  Attempting uninstall: torch\n"
+        'ValueError("`attn_mask` is not supported for flash-attn 2.")\n'
+        "ValueError: XFormers does not support attention logits soft capping"
+    )
+    assert f.pin_conflicts == (("xformers", "0.0.26.post1", "2.3.0", "2.2.1+cu121"),)
+    assert f.uninstalled == ("torch",)
+    assert ("attn_mask", "flash-attn 2") in f.features_refused
+    assert ("attention logits soft capping", "XFormers") in f.features_refused
