@@ -133,7 +133,7 @@ def test_flex_attention_model_runs_the_compiled_kernel_forward_only_on_cpu() -> 
 
 
 def test_the_tiny_tokenizer_for_unsloth_loads_offline(tmp_path: Any) -> None:
-    from attn_doctor.verify.model import save_tiny_tokenizer
+    from attn_doctor.verify.unsloth_check import save_tiny_tokenizer
 
     save_tiny_tokenizer(str(tmp_path), 128)
     tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
@@ -143,7 +143,7 @@ def test_the_tiny_tokenizer_for_unsloth_loads_offline(tmp_path: Any) -> None:
 
 
 def test_unsloth_is_skipped_with_a_reason_without_a_gpu() -> None:
-    from attn_doctor.verify.model import run_unsloth_check
+    from attn_doctor.verify.unsloth_check import run_unsloth_check
 
     report = run_unsloth_check(device="cpu")
     assert report.status == "skipped"

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     else:
-        from attn_doctor.verify.model import run_unsloth_check, unsloth_report_json
+        from attn_doctor.verify.unsloth_check import run_unsloth_check, unsloth_report_json
 
         line = unsloth_report_json(run_unsloth_check(device=args.device))
     sys.stdout.write("\n" + line + "\n")

@@ -17,7 +17,7 @@ transformers has no gradient-equivalence tolerance ("TODO: test gradients as wel
 test); gradients are compared with the same atol/rtol after dividing by the eager gradient's
 largest magnitude.
 
-``run_model_checks`` and ``run_unsloth_check`` run in the child process.
+``run_model_checks`` runs in the child process (unsloth's check: ``verify/unsloth_check.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -103,18 +101,6 @@ class ModelReport:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class UnslothReport:
-    """unsloth's FastLanguageModel on a tiny saved model, vs plain transformers."""
-
-    status: ModelStatus
-    reason: str | None
-    attention_path: str | None = None
-    logits_max_diff: float | None = None
-    logits_atol: float | None = None
-    grad_finite: bool | None = None
-
-
 def tolerance(impl: str, dtype: str, device: str) -> tuple[float, float]:
     """(atol, rtol) for comparing ``impl``'s output with eager; see the module docstring."""
     if impl in ("sdpa", "flex_attention", "eager") or dtype == "float32":
@@ -125,7 +111,7 @@ def tolerance(impl: str, dtype: str, device: str) -> tuple[float, float]:
     return 4e-2, 4e-2
 
 
-def _config(family: str) -> Any:
+def tiny_config(family: str) -> Any:
     transformers: Any = importlib.import_module("transformers")
     common: dict[str, Any] = {
         "vocab_size": 128,
@@ -200,7 +186,7 @@ def _impl_reason(impl: str, device: str) -> str | None:
     return None
 
 
-def _inputs(vocab: int, device: str, *, seed: int) -> tuple[Any, Any, Any]:
+def tiny_inputs(vocab: int, device: str, *, seed: int) -> tuple[Any, Any, Any]:
     torch: Any = importlib.import_module("torch")
     gen = torch.Generator(device="cpu").manual_seed(seed)
     batch, seqlen, pad = 2, 16, 5
@@ -233,7 +219,7 @@ def _run_one(
     return out.logits.detach().float(), embeds.grad.detach().float()
 
 
-def _forward_backward(model: Any, ids: Any, mask: Any, labels: Any) -> tuple[Any, Any | None]:
+def forward_backward(model: Any, ids: Any, mask: Any, labels: Any) -> tuple[Any, Any | None]:
     """Logits from a forward without autograd, the gradient from a second, training-style pass.
 
     The forward runs first and alone so that a kernel compiled on first use (FlexAttention)
@@ -252,7 +238,7 @@ def _build(cls: Any, config: Any, impl: str, *, state: Any, dtype: Any, device: 
     return model
 
 
-def _compare(
+def compare_with_eager(
     family: str,
     impl: str,
     got: tuple[Any, Any | None],
@@ -326,10 +312,10 @@ def _check_family(
     base_model = cls._from_config(copy.deepcopy(config), attn_implementation="eager")
     state = base_model.state_dict()
     vocab = int(getattr(getattr(config, "text_config", None) or config, "vocab_size", 128))
-    ids, mask, labels = _inputs(vocab, device, seed=seed)
+    ids, mask, labels = tiny_inputs(vocab, device, seed=seed)
     with recorded_warnings():
         # The baseline's warnings are not a backend's; a warning never fails it either.
-        base = _forward_backward(
+        base = forward_backward(
             _build(cls, config, "eager", state=state, dtype=dtype, device=device),
             ids,
             mask,
@@ -418,7 +404,7 @@ def _run_impl(
             status="error",
             reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
         )
-    return _compare(
+    return compare_with_eager(
         family,
         impl,
         (logits, grad),
@@ -480,7 +466,7 @@ def run_model_checks(
             targets.append((model, config, cls))
         else:
             for family in families or DEFAULT_FAMILIES:
-                config = _config(family)
+                config = tiny_config(family)
                 cls = transformers.AutoModelForCausalLM._model_mapping[type(config)]
                 targets.append((family, config, cls))
     except Exception as exc:
@@ -528,111 +514,7 @@ def run_model_checks(
     )
 
 
-def run_unsloth_check(*, device: str = "cuda", seed: int = 0) -> UnslothReport:
-    """Child side: save a tiny random Llama, load it with unsloth, forward+backward, compare.
-
-    Needs unsloth and a CUDA device; otherwise skipped with the reason.
-    """
-    torch: Any = importlib.import_module("torch")
-    if not device.startswith("cuda") or not torch.cuda.is_available():
-        return UnslothReport(status="skipped", reason="unsloth needs a CUDA device")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: nothing to download
-    try:
-        # unsloth must be imported before transformers to patch it.
-        unsloth: Any = importlib.import_module("unsloth")
-    except Exception as exc:
-        return UnslothReport(
-            status="skipped", reason=f"import unsloth failed: {type(exc).__name__}: {exc}"[:300]
-        )
-    transformers: Any = importlib.import_module("transformers")
-    config = _config("llama")
-    torch.manual_seed(seed)
-    plain = transformers.LlamaForCausalLM(config).to(device=device, dtype=torch.bfloat16)
-    ids, mask, labels = _inputs(config.vocab_size, device, seed=seed)
-    try:
-        # Before unsloth loads anything: from_pretrained patches the Llama classes in place.
-        base = _forward_backward(plain, ids, mask, labels)
-    except Exception as exc:
-        return UnslothReport(
-            status="error",
-            reason=f"plain transformers forward/backward failed: {type(exc).__name__}: {exc}"[:300],
-        )
-    with tempfile.TemporaryDirectory(prefix="attn-doctor-unsloth-") as tmp:
-        plain.save_pretrained(tmp)
-        save_tiny_tokenizer(tmp, config.vocab_size)
-        try:
-            fast, _tokenizer = unsloth.FastLanguageModel.from_pretrained(
-                model_name=tmp,
-                max_seq_length=64,
-                dtype=torch.bfloat16,
-                load_in_4bit=False,
-            )
-        except Exception as exc:
-            return UnslothReport(
-                status="error",
-                reason=f"FastLanguageModel.from_pretrained failed: {type(exc).__name__}: {exc}"[
-                    :300
-                ],
-            )
-        attention_path = _unsloth_attention_path(fast)
-        try:
-            got = _forward_backward(fast, ids, mask, labels)
-        except Exception as exc:
-            return UnslothReport(
-                status="error",
-                reason=f"forward/backward failed: {type(exc).__name__}: {exc}"[:300],
-                attention_path=attention_path,
-            )
-    result = _compare("llama", "unsloth", got, base, mask=mask, dtype="bfloat16", device=device)
-    return UnslothReport(
-        status=result.status,
-        reason=result.reason,
-        attention_path=attention_path,
-        logits_max_diff=result.logits_max_diff,
-        logits_atol=result.logits_atol,
-        grad_finite=bool(math.isfinite(result.grad_max_diff or 0.0)),
-    )
-
-
-def save_tiny_tokenizer(directory: str, vocab_size: int) -> None:
-    """A word-level tokenizer of ``vocab_size`` made-up words, saved offline next to a model.
-
-    ``FastLanguageModel.from_pretrained`` loads a tokenizer with the model; nothing may be
-    downloaded, so one is made here (ids 0-2 are <unk>, <s>, </s>).
-    """
-    tokenizers: Any = importlib.import_module("tokenizers")
-    transformers: Any = importlib.import_module("transformers")
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    vocab.update({f"w{i}": i for i in range(3, vocab_size)})
-    # Token names, not secrets (ruff's S106 reads "*_token" arguments as passwords).
-    special = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>"}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, special["unk_token"]))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, **special)
-    fast.save_pretrained(directory)
-
-
-def _unsloth_attention_path(model: Any) -> str:
-    """What unsloth chose: transformers' attn_implementation and unsloth's own kernel flags
-    (``HAS_FLASH_ATTENTION`` and ``xformers`` in ``unsloth.models._utils``)."""
-    parts = [f"attn_implementation={getattr(model.config, '_attn_implementation', None)}"]
-    try:
-        utils: Any = importlib.import_module("unsloth.models._utils")
-    except Exception:
-        return parts[0]
-    parts.append(f"HAS_FLASH_ATTENTION={getattr(utils, 'HAS_FLASH_ATTENTION', None)}")
-    parts.append(f"xformers={'yes' if getattr(utils, 'xformers', None) is not None else 'no'}")
-    return ", ".join(parts)
-
-
 def model_report_json(report: ModelReport) -> str:
-    """One line of JSON (the child's answer)."""
-    from attn_doctor.facts import encode
-
-    return json.dumps(encode(report), allow_nan=False, sort_keys=True)
-
-
-def unsloth_report_json(report: UnslothReport) -> str:
     """One line of JSON (the child's answer)."""
     from attn_doctor.facts import encode
 

@@ -16,10 +16,10 @@ from attn_doctor.verify.kernels import KernelReport, check_kernels
 from attn_doctor.verify.model import (
     ImplResult,
     ModelReport,
-    UnslothReport,
 )
 from attn_doctor.verify.ops import KERNEL_BACKENDS
 from attn_doctor.verify.subproc import run_child
+from attn_doctor.verify.unsloth_check import UnslothReport
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import Diagnosis
