@@ -415,7 +415,7 @@ class Environment:
         if not isinstance(version, int) or isinstance(version, bool):
             raise SnapshotError("snapshot: schema_version is missing or not an integer")
         if version > SCHEMA_VERSION:
-            from attn_doctor.plan.pip_command import own_pip
+            from attn_doctor.shell import own_pip
 
             raise SnapshotError(
                 f"snapshot: schema_version {version} is newer than this attn-doctor "

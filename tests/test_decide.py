@@ -16,8 +16,9 @@ from attn_doctor.cli import main
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment, ImportResult
 from attn_doctor.index import load_index
-from attn_doctor.plan.decide import Evidence, Measurement, Option, rank, sdpa_default_kernel
+from attn_doctor.plan.decide import Evidence, Measurement, rank, sdpa_default_kernel
 from attn_doctor.plan.diagnose import diagnose
+from attn_doctor.plan.types import Option
 from attn_doctor.rules import Rules, load_rules
 from attn_doctor.runtime.device import Target
 from attn_doctor.runtime.model import ANY_MODEL

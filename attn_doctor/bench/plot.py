@@ -18,7 +18,7 @@ from attn_doctor.errors import UsageError
 def require_matplotlib() -> None:
     """Raise ``UsageError`` when matplotlib cannot be imported."""
     if importlib.util.find_spec("matplotlib") is None:
-        from attn_doctor.plan.pip_command import own_pip
+        from attn_doctor.shell import own_pip
 
         raise UsageError(
             "--plot needs matplotlib, which is not installed in this environment",

@@ -23,7 +23,8 @@ from attn_doctor.bench.results import (
     BenchResult,
 )
 from attn_doctor.bench.shapes import BenchShape
-from attn_doctor.plan.decide import Evidence, Measurement, Option, rank
+from attn_doctor.plan.decide import Evidence, Measurement, rank
+from attn_doctor.plan.types import Option
 
 
 def _ok_points(sweep: BackendSweep) -> dict[BenchShape, BenchPoint]:

@@ -211,7 +211,7 @@ def check_command(
     if snapshot_path is None:  # this machine: where the knowledge planning it came from
         import os
 
-        from attn_doctor.index.overlay import knowledge_line
+        from attn_doctor.overlay import knowledge_line
 
         knowledge = knowledge_line(os.environ)
     if json_mode:

@@ -9,17 +9,7 @@ import click
 
 from attn_doctor.backends import parse_backend
 from attn_doctor.errors import ExitCode, UsageError
-from attn_doctor.facts import Environment
-
-
-def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
-    """The install to run on the snapshot's machine from the wheelhouse (copied there under
-    the same name), for its interpreter and quoted for its shell."""
-    from attn_doctor.plan.pip_command import doctor_fix
-
-    return doctor_fix(
-        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
-    )
+from attn_doctor.plan.pip_command import target_install_command
 
 
 @click.command("download")

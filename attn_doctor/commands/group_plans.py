@@ -156,7 +156,6 @@ def download_for_groups(
     """``download --snapshot DIR``: one wheelhouse holding what every group needs."""
     import click
 
-    from attn_doctor.commands.download import target_install_command
     from attn_doctor.commands.install_plan import (
         NothingToInstall,
         explicit_plan,
@@ -164,6 +163,7 @@ def download_for_groups(
     )
     from attn_doctor.install.download import download_for_snapshot
     from attn_doctor.install.pip import protected_constraints
+    from attn_doctor.plan.pip_command import target_install_command
 
     entries: list[dict[str, Any]] = []
     failed: list[tuple[int, AttnDoctorError]] = []

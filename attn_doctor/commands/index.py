@@ -51,7 +51,6 @@ def update_command(
     source cannot be reached, the bundled data stays in use and the output says so.
     """
     from attn_doctor.datafiles import bundled_index_dir
-    from attn_doctor.index.overlay import knowledge_line
     from attn_doctor.index.update import (
         FIND_LINKS,
         SourceResult,
@@ -59,6 +58,7 @@ def update_command(
         default_index_url,
         update_index,
     )
+    from attn_doctor.overlay import knowledge_line
 
     environ = dict(os.environ)
     if offline:

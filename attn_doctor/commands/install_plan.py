@@ -154,7 +154,7 @@ def no_pip_note(python: str) -> str:
 
 
 def _quoted(python: str) -> str:
-    from attn_doctor.plan.pip_command import quote_arg
+    from attn_doctor.shell import quote_arg
 
     return quote_arg(python, "windows" if sys.platform == "win32" else "posix")
 

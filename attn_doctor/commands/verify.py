@@ -8,7 +8,7 @@ import click
 
 from attn_doctor.backends import BackendName, parse_backend
 from attn_doctor.errors import ExitCode, UsageError
-from attn_doctor.plan.pip_command import join_command
+from attn_doctor.shell import join_command
 from attn_doctor.verify.runner import DEFAULT_TIMEOUT, BackendVerdict, VerifyReport
 
 

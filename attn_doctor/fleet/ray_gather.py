@@ -104,7 +104,7 @@ def _import_ray() -> tuple[Any, Any]:
         ray = importlib.import_module("ray")
         strategies = importlib.import_module("ray.util.scheduling_strategies")
     except ImportError as exc:
-        from attn_doctor.plan.pip_command import own_pip
+        from attn_doctor.shell import own_pip
 
         raise UsageError(
             f"fleet --ray needs Ray, which is not importable here ({exc})",

@@ -30,7 +30,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor._version import __version__
-from attn_doctor.index.overlay import (
+from attn_doctor.overlay import (
     OVERLAY_FILE,
     OVERLAY_SCHEMA,
     cache_root,

@@ -54,15 +54,10 @@ from attn_doctor.install.state import (
     rollback,
 )
 from attn_doctor.plan.integrity import downloaded_sha256, first_download_note
-from attn_doctor.plan.pip_command import (
-    Installer,
-    Shell,
-    candidate_install_args,
-    command_lines,
-    quote_arg,
-)
+from attn_doctor.plan.pip_command import Installer, candidate_install_args, command_lines
 from attn_doctor.plan.types import InstallPlan
 from attn_doctor.probe.imports import import_in_child
+from attn_doctor.shell import Shell, quote_arg
 
 STATE_DIR_NAME = ".attn-doctor"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.diagnosis import Tri
-from attn_doctor.plan.pip_command import join_command
 from attn_doctor.rules import AttnImplementation, Rules
+from attn_doctor.shell import join_command
 
 
 @dataclass(frozen=True, kw_only=True)

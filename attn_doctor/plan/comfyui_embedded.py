@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.facts import ComfyUIFacts, Environment
-from attn_doctor.plan.pip_command import Shell, join_command, shell_of
+from attn_doctor.plan.pip_command import shell_of
 from attn_doctor.probe.distributions import canonicalize_name
+from attn_doctor.shell import Shell, join_command
 
 _WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)|\.exe$", re.IGNORECASE)
 

@@ -38,23 +38,24 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, cast
 
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
 from attn_doctor.framework_names import Device, FrameworkName
-from attn_doctor.plan.pip_command import doctor_fix, join_command, shell_of
+from attn_doctor.plan.pip_command import doctor_fix, shell_of
 from attn_doctor.plan.sdpa_rule import Dtype, Mask, SdpaInputs, sdpa_dispatch
+from attn_doctor.plan.types import Option, Status
 from attn_doctor.sdpa_data import SdpaKernel
+from attn_doctor.shell import join_command
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
     from attn_doctor.plan.types import BackendPlan
     from attn_doctor.rules import Rules
 
-Status = Literal["ready", "install", "blocked"]
 
 INSTALL_MARGIN = 1.25
 """An install must promise this much more speed than what is ready now to rank above it:
@@ -138,22 +139,6 @@ class Request:
     a name in that framework (its record's ``[[backend.frameworks]]``) are offered."""
     framework_version: str | None = None
     """That framework's version (None: not installed here, every name is assumed to hold)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Option:
-    """One backend as the caller sees it on this machine, before ranking."""
-
-    backend: BackendName
-    status: Status
-    way: str
-    """How to get it: "built into torch", "installed (2.8.3)", the install command, or the
-    fix that unblocks it."""
-    reason: str
-    source: str = "installed"
-    """Trust of the way: ``torch``, ``installed`` or a resolver ``SourceKind``."""
-    auto: bool = True
-    """False: a deliberate choice, listed after every automatic option."""
 
 
 # --- output -----------------------------------------------------------------------------------

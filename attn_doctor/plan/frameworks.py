@@ -25,7 +25,7 @@ from attn_doctor.probe.distributions import canonicalize_name
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus
-    from attn_doctor.plan.decide import Option
+    from attn_doctor.plan.types import Option
 
 
 def _v(text: str | None) -> Version | None:

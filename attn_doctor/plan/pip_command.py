@@ -7,28 +7,20 @@ starts a process; ``attn_doctor.install.pip`` runs them.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from attn_doctor.errors import UsageError
 from attn_doctor.plan.integrity import pinned_requirement
 from attn_doctor.plan.types import WheelCandidate
+from attn_doctor.shell import Shell, join_command, quote_arg
 
 if TYPE_CHECKING:
     from attn_doctor.facts import Environment
 
 Installer = Literal["pip", "uv"]
-
-Shell = Literal["posix", "windows"]
-"""Whose quoting a shown command uses: a POSIX shell's, or one that pastes into both cmd and
-PowerShell (double quotes)."""
-
-_WINDOWS_BARE = re.compile(r"[A-Za-z0-9_\-.:/\\=+]+")
-"""Arguments that cmd and PowerShell both pass through unquoted. Anything else (a space,
-``<``, ``>``, ``,``, ``&``, ``|``, ``@``, ``*``, ``'``…) is double-quoted: cmd redirects on
-``<``/``>``, PowerShell makes ``a,b`` an array and ``@`` a splat."""
 
 PIP_QUIET_FLAGS: tuple[str, ...] = ("--no-input", "--disable-pip-version-check")
 
@@ -67,20 +59,6 @@ def shell_of(env: Environment) -> Shell:
     return "windows" if env.host.os == "windows" else "posix"
 
 
-def quote_arg(arg: str, shell: Shell = "posix") -> str:
-    """One argument, quoted for ``shell`` only when it needs it."""
-    if shell == "posix":
-        return shlex.quote(arg)
-    if arg and _WINDOWS_BARE.fullmatch(arg):
-        return arg
-    return '"' + arg.replace('"', '\\"') + '"'
-
-
-def join_command(argv: Sequence[str], shell: Shell = "posix") -> str:
-    """A command line that pastes into ``shell`` and runs ``argv``."""
-    return " ".join(quote_arg(a, shell) for a in argv)
-
-
 def powershell_note(python: str, shell: Shell) -> str | None:
     """For a Windows plan whose interpreter path must be quoted: PowerShell runs a quoted
     path only after its call operator ``&`` (cmd runs it as shown)."""
@@ -105,14 +83,6 @@ def pip_fix(env: Environment, *args: str) -> str:
     """``X -m pip ARGS`` for the environment ``env`` describes, quoted for its shell: a fix
     names the interpreter it is for, so the ``pip`` first on PATH cannot be another one's."""
     return join_command([interpreter(env), "-m", "pip", *args], shell_of(env))
-
-
-def own_pip(*args: str) -> str:
-    """``X -m pip ARGS`` for the interpreter attn-doctor runs under, quoted for its shell."""
-    import sys
-
-    shell: Shell = "windows" if sys.platform == "win32" else "posix"
-    return join_command([sys.executable, "-m", "pip", *args], shell)
 
 
 def doctor_fix(env: Environment, *args: str) -> str:
@@ -196,3 +166,11 @@ def command_lines(
         line([*candidate_install_args(cand, index_args), *inline], env_prefix(build_env, shell))
     )
     return tuple(cmds)
+
+
+def target_install_command(env: Environment, backend: str, requirement: str, dest: Path) -> str:
+    """The install to run on the snapshot's machine from the wheelhouse (copied there under
+    the same name), for its interpreter and quoted for its shell."""
+    return doctor_fix(
+        env, "install", backend, "--wheelhouse", str(dest), "--requirement", requirement
+    )

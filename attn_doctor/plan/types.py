@@ -94,3 +94,23 @@ class InstallPlan:
     commands: tuple[str, ...]
     """The exact commands, for display and ``--dry-run``."""
     notes: tuple[str, ...] = ()
+
+
+Status = Literal["ready", "install", "blocked"]
+"""Whether a backend is ready here, needs an install, or is blocked (the decision's input)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One backend as the caller sees it on this machine, before ranking."""
+
+    backend: BackendName
+    status: Status
+    way: str
+    """How to get it: "built into torch", "installed (2.8.3)", the install command, or the
+    fix that unblocks it."""
+    reason: str
+    source: str = "installed"
+    """Trust of the way: ``torch``, ``installed`` or a resolver ``SourceKind``."""
+    auto: bool = True
+    """False: a deliberate choice, listed after every automatic option."""

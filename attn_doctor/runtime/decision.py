@@ -15,7 +15,8 @@ from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import GpuFacts, ImportResult
 from attn_doctor.integrations.xformers_attention import XFORMERS_KEY
-from attn_doctor.plan.decide import Evidence, Option, Request, rank
+from attn_doctor.plan.decide import Evidence, Request, rank
+from attn_doctor.plan.types import Option
 from attn_doctor.runtime.device import Target
 from attn_doctor.runtime.model import ModelTraits
 from attn_doctor.runtime.requirements import Requirement, load_requirements

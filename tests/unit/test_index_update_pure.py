@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 from attn_doctor._version import __version__
-from attn_doctor.index.overlay import OVERLAY_FILE, knowledge_line, read_overlay
 from attn_doctor.index.update import (
     default_index_url,
     find_links_wheels,
     newest_version,
     version_of,
 )
+from attn_doctor.overlay import OVERLAY_FILE, knowledge_line, read_overlay
 
 
 def test_version_of_wheels_and_sdists() -> None:

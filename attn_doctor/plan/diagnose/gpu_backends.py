@@ -27,7 +27,8 @@ from attn_doctor.plan.pip_command import pip_fix
 def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
     """What runs on this GPU instead, in the one decision's order (its priors: nothing here
     is measured or installed yet)."""
-    from attn_doctor.plan.decide import Option, candidates, dispatch_rule, rank
+    from attn_doctor.plan.decide import candidates, dispatch_rule, rank
+    from attn_doctor.plan.types import Option
 
     options = []
     for name in candidates():

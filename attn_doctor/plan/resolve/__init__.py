@@ -26,7 +26,7 @@ from attn_doctor.errors import NoPlanner, NoWayToInstall, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
 from attn_doctor.plan.integrity import integrity_note
-from attn_doctor.plan.pip_command import command_lines, join_command, shell_of
+from attn_doctor.plan.pip_command import command_lines, shell_of
 from attn_doctor.plan.resolve.common import (
     ALL_SOURCES,
     PROTECTED,
@@ -44,6 +44,7 @@ from attn_doctor.plan.resolve.frameworks import (
     limit_for_frameworks,
 )
 from attn_doctor.plan.types import BackendPlan, InstallPlan, Rejection, SourceKind
+from attn_doctor.shell import join_command
 
 __all__ = [
     "ALL_SOURCES",

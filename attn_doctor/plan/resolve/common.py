@@ -19,8 +19,8 @@ from attn_doctor.index.naming import (
     python_minor,
     torch_minor,
 )
-from attn_doctor.plan.pip_command import Shell, join_command
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind
+from attn_doctor.shell import Shell, join_command
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
     {"upstream-release", "pypi", "pytorch-index", "community", "hub", "source-build"}
