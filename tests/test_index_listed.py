@@ -1,0 +1,146 @@
+"""Wheels listed by release pages and find-links / PEP 503 pages (``index update``) become
+``listed_wheels.toml`` entries, validated by the loaders and used by the flash-attn 2 planner.
+
+Pure: the pages are served by a fake fetch from the handmade responses in
+tests/data/index_update/handmade (the same files the functional test serves over 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from attn_doctor.datafiles import bundled_index_dir
+from attn_doctor.errors import IndexDataError
+from attn_doctor.facts import Environment
+from attn_doctor.index import load_index
+from attn_doctor.index.update_listed import (
+    index_page_wheels,
+    listed_toml,
+    page_entries,
+    release_entries,
+    torch_requirement,
+)
+from attn_doctor.plan.integrity import integrity_note, pinned_requirement
+from attn_doctor.plan.resolve import plan_backend
+
+DATA = Path(__file__).parent / "data" / "index_update" / "handmade"
+SNAPSHOT = Path(__file__).parent / "snapshots" / "h200-real.json"
+BASE = "http://127.0.0.1:1"
+WHEN = "2026-12-07T00:00:00Z"
+
+
+def _fetch(url: str, headers: Mapping[str, str]) -> bytes:
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    if path == "/links":
+        return (DATA / "find-links.html").read_bytes()
+    if path == "/root/":
+        return b'<a href="/idx/flash-attn/">flash-attn</a><a href="/idx/numpy/">numpy</a>'
+    if path == "/idx/flash-attn/":
+        return (DATA / "find-links.html").read_bytes().replace(b"files/", b"/files/")
+    file = DATA / "files" / path.rsplit("/", 1)[-1]
+    if path.startswith("/files/") and file.is_file():
+        return file.read_bytes()
+    raise urllib.error.HTTPError(url, 404, "not found", None, None)  # type: ignore[arg-type]
+
+
+def _env(torch: str) -> Environment:
+    data = json.loads(SNAPSHOT.read_text())
+    data["torch"]["version"] = torch
+    return Environment.from_json(json.dumps(data))
+
+
+def _overlay(tmp_path: Path, entries: list[dict[str, object]]) -> Path:
+    target = tmp_path / "index"
+    shutil.copytree(bundled_index_dir(), target)
+    (target / "listed_wheels.toml").write_text(listed_toml(entries, WHEN), encoding="utf-8")
+    return target
+
+
+def test_torch_requirement_is_read_from_metadata_only() -> None:
+    meta = "Name: x\nRequires-Dist: torch ==2.11.*\nRequires-Dist: einops\n\nbody\n"
+    assert torch_requirement(meta) == "==2.11.*"
+    assert torch_requirement("Requires-Dist: torch (>=2.4)\n") == ">=2.4"
+    assert torch_requirement("Requires-Dist: torchvision ==0.1\n") == ""
+    assert torch_requirement('Requires-Dist: torch; extra == "test"\n') == ""
+
+
+def test_a_find_links_page_and_a_pep_503_root_list_the_same_wheels() -> None:
+    flat = [f["filename"] for f in index_page_wheels(f"{BASE}/links", _fetch)]
+    root = [f["filename"] for f in index_page_wheels(f"{BASE}/root/", _fetch)]
+    assert flat == root
+    assert "numpy-2.0.0-cp312-cp312-linux_x86_64.whl" not in flat
+    assert len(flat) == 4
+
+
+def test_page_entries_keep_only_wheels_whose_metadata_declares_torch() -> None:
+    entries, note = page_entries(f"{BASE}/links", "third-party index", _fetch, WHEN)
+    got = {e["filename"]: e["requires_torch"] for e in entries}
+    assert got == {
+        "flash_attn-2.8.2+cu130torch2.14-cp312-cp312-linux_x86_64.whl": "==2.13.*",
+        "flash_attn-2.8.3+cu128torch2.11-cp312-cp312-linux_x86_64.whl": "==2.11.*",
+        "flash_attn-2.8.3+cu130-cp312-cp312-linux_x86_64.whl": "==2.14.*",
+    }
+    assert note == "1 wheel(s) without readable METADATA left out"
+    assert all(e["torch_from"] == "metadata" for e in entries)
+
+
+def test_torch_2_14_plans_the_listed_wheel_that_declares_it(tmp_path: Path) -> None:
+    env = _env("2.14.0")
+    assert all(
+        c.source == "source-build"
+        for c in plan_backend(env, load_index(), "flash_attn_2").candidates
+    )
+    entries, _ = page_entries(f"{BASE}/links", "third-party index", _fetch, WHEN)
+    index = load_index(_overlay(tmp_path, entries))
+    plan = plan_backend(env, index, "flash_attn_2")
+    best = plan.candidates[0]
+    assert best.filename == "flash_attn-2.8.3+cu130-cp312-cp312-linux_x86_64.whl"
+    assert (best.source, best.trust, best.version) == ("community", "third-party index", "2.8.3")
+    assert f"listed by {BASE}/links (trust: third-party index" in best.reason
+    assert pinned_requirement(best).endswith("#sha256=" + "3" * 64)
+    assert "pinned" in str(integrity_note(best))
+    # The wheel named torch2.14 declares torch 2.13: never planned for 2.14.
+    assert all("cu130torch2.14" not in (c.filename or "") for c in plan.candidates)
+    # torch 2.13 gets that one too, after the newer bundled community build for 2.13.
+    plan13 = plan_backend(_env("2.13.0"), index, "flash_attn_2")
+    names = [c.filename for c in plan13.candidates]
+    assert "flash_attn-2.8.2+cu130torch2.14-cp312-cp312-linux_x86_64.whl" in names
+    assert names[0] == "flash_attn-2.8.3+cu130torch2.13-cp312-cp312-linux_x86_64.whl"
+
+
+def test_release_assets_lend_their_digest_and_add_releases(tmp_path: Path) -> None:
+    rels = json.loads((DATA / "github-releases.json").read_text())
+    listing = [
+        {
+            "tag": r["tag_name"],
+            "assets": [
+                {"name": a["name"], "sha256": (a["digest"] or "")[7:] or None, "url": ""}
+                for a in r["assets"]
+            ],
+        }
+        for r in rels
+    ]
+    template = "https://example.invalid/{tag}/{filename}"
+    entries = release_entries("Dao-AILab/flash-attention", "official", listing, template, WHEN)
+    assert [e["torch_from"] for e in entries] == ["filename"]
+    index = load_index(_overlay(tmp_path, entries))
+    plan = plan_backend(_env("2.10.0"), index, "flash_attn_2")
+    best = plan.candidates[0]
+    assert best.version == "2.8.3.post2"
+    assert (best.source, best.trust, best.sha256) == ("upstream-release", "official", "1" * 64)
+    assert "named for torch==2.10.* by the project's naming rule" in best.reason
+
+
+def test_a_bad_listed_entry_is_refused_by_the_loader(tmp_path: Path) -> None:
+    entries, _ = page_entries(f"{BASE}/links", "third-party index", _fetch, WHEN)
+    entries[0]["trust"] = "friendly"
+    with pytest.raises(IndexDataError) as info:
+        load_index(_overlay(tmp_path, entries))
+    assert "listed_wheels.toml: wheel[0]" in info.value.message
