@@ -144,3 +144,65 @@ def test_a_bad_listed_entry_is_refused_by_the_loader(tmp_path: Path) -> None:
     with pytest.raises(IndexDataError) as info:
         load_index(_overlay(tmp_path, entries))
     assert "listed_wheels.toml: wheel[0]" in info.value.message
+
+
+def _fetch_index(url: str, headers: Mapping[str, str]) -> bytes:
+    """The handmade JSON simple API pages (xformers 0.0.36, sageattention 1.0.7)."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "simple":
+        page = DATA / "simple" / f"{parts[1]}.json"
+        if page.is_file():
+            return page.read_bytes()
+    return _fetch(url, headers)
+
+
+def test_newer_xformers_and_sageattention_releases_are_planned_from_the_overlay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attn_doctor.index.update import update_index
+    from attn_doctor.plan.resolve.sage import load_sage_releases
+
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    result = update_index(
+        index_url=f"{BASE}/simple",
+        environ=environ,
+        bundled=bundled_index_dir(),
+        fetch=_fetch_index,
+        projects=("xformers", "sageattention"),
+    )
+    assert result.files == ("sageattention.toml", "xformers.toml"), result
+    directory = Path(str(result.directory))
+    index = load_index(directory)
+    new = [w for w in index.xformers if w.version == "0.0.36"]
+    assert {w.requires_torch for w in new} == {"torch>=2.12"}
+    assert {w.sha256 for w in new} == {"5" * 64, "6" * 64}
+    # torch 2.14 with CUDA 12.8: the recorded 0.0.35 (verified) first, then 0.0.36 (unverified).
+    data = json.loads(SNAPSHOT.read_text())
+    data["torch"].update(version="2.14.0", cuda="12.8")
+    env = Environment.from_json(json.dumps(data))
+    plan = plan_backend(env, index, "xformers")
+    versions = [c.version for c in plan.candidates]
+    assert versions[:2] == ["0.0.35", "0.0.36"], versions
+    newest = plan.candidates[1]
+    assert not newest.verified
+    assert "METADATA requires torch>=2.12" in newest.reason
+    assert "taken as cu128" in newest.reason
+    # torch 2.11 is below 0.0.36's requirement; CUDA 13 is not 0.0.35's cu128 major.
+    assert any(
+        "requires torch>=2.12" in r.reason
+        for r in plan_backend(_env("2.11.0"), index, "xformers").rejections
+    )
+    # sageattention 1.0.7 from its METADATA (torch>=2.4.0), unverified kernels, before 1.0.6.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_sage_releases.cache_clear()
+    try:
+        releases = load_sage_releases()
+    finally:
+        load_sage_releases.cache_clear()
+    assert [r.version for r in releases] == ["1.0.7", "1.0.6", "2.2.0"]
+    assert (releases[0].min_torch, releases[0].kind, releases[0].verified) == (
+        "2.4.0",
+        "pypi",
+        False,
+    )

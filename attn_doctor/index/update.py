@@ -437,6 +437,8 @@ def update_index(
                     newest[project] = version
                 if project == "flash-attn-4":
                     files["flash_attn_4.toml"] = flash_attn_4_toml(page, fetch)
+                elif project in ("xformers", "sageattention"):
+                    files.update(_newer_releases(project, page, bundled, fetch, now))
         except (OSError, urllib.error.URLError) as exc:
             status = f"unreachable: {getattr(exc, 'reason', exc)}"
         except (ValueError, KeyError, TypeError) as exc:
@@ -497,6 +499,30 @@ def update_index(
         files=tuple(sorted(files)),
         newest=tuple(sorted(newest.items())),
     )
+
+
+def _newer_releases(
+    project: str, page: Mapping[str, Any], bundled: Path, fetch: Fetch, now: dt.datetime | None
+) -> dict[str, str]:
+    """xformers' and sageattention's releases newer than the bundled data, appended to their
+    files (none: nothing to write)."""
+    from attn_doctor.datafiles import read_toml
+    from attn_doctor.index.update_listed import append_tables, sage_additions, xformers_additions
+
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
+    if project == "xformers":
+        name, key = "xformers.toml", "wheel"
+        known = {str(w["version"]) for w in read_toml(name, bundled).get("wheel", [])}
+        known |= {str(b["version"]) for b in read_toml("xformers_builds.toml", bundled)["release"]}
+        added = xformers_additions(page, known, fetch, when)
+    else:
+        name, key = "sageattention.toml", "release"
+        rels = read_toml(name, bundled).get("release", [])
+        known = {str(r["version"]) for r in rels if r.get("kind") == "pypi"}
+        added = sage_additions(page, known, fetch, when)
+    if not added:
+        return {}
+    return {name: append_tables((bundled / name).read_text(encoding="utf-8"), key, added)}
 
 
 def knowledge_line(environ: Mapping[str, str], today: dt.date | None = None) -> str:

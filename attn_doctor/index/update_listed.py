@@ -23,6 +23,7 @@ from attn_doctor.index.update import (
     Fetch,
     metadata_field,
     to_toml,
+    toml_value,
     version_of,
     wheel_metadata,
 )
@@ -194,3 +195,108 @@ def listed_toml(entries: Sequence[Mapping[str, Any]], when: str) -> str:
     """``listed_wheels.toml`` for the overlay."""
     top = {"schema": 1, "source": f"attn-doctor index update, {when}"}
     return to_toml(top, [("wheel", dict(e)) for e in entries], header=LISTED_HEADER)
+
+
+# --- xformers and sageattention: releases newer than the bundled data ---------------------------
+
+
+def _newer_wheels(page: Mapping[str, Any], known: set[str]) -> list[Mapping[str, Any]]:
+    """The page's wheels of releases newer than every version the bundled data knows."""
+    from packaging.version import InvalidVersion, Version
+
+    def parse(v: str) -> Version | None:
+        try:
+            return Version(v)
+        except InvalidVersion:
+            return None
+
+    newest = max((v for k in known if (v := parse(k)) is not None), default=None)
+    out = []
+    for f in page["files"]:
+        name = str(f["filename"])
+        v = parse(version_of(name) or "")
+        if not name.endswith(".whl") or f.get("yanked") or v is None or v.is_devrelease:
+            continue
+        if newest is None or v > newest:
+            out.append(f)
+    return out
+
+
+def _full_torch_requirement(metadata: str) -> str:
+    spec = torch_requirement(metadata)
+    return f"torch{spec}" if spec else ""
+
+
+def xformers_additions(
+    page: Mapping[str, Any], known: set[str], fetch: Fetch, when: str
+) -> list[dict[str, Any]]:
+    """``[[wheel]]`` entries (``xformers.toml``) for xformers releases newer than the bundled
+    data: each wheel's METADATA (torch requirement, Requires-Python) and its sha256."""
+    from attn_doctor.index.naming import parse_wheel_filename
+
+    out = []
+    for f in _newer_wheels(page, known):
+        meta = wheel_metadata(f, fetch)
+        _, version, py, abi, plat = parse_wheel_filename(str(f["filename"]))
+        out.append(
+            {
+                "version": version,
+                "uploaded": str(f.get("upload-time", ""))[:10],
+                "filename": f["filename"],
+                "sha256": f["hashes"]["sha256"],
+                "python_tag": py,
+                "abi_tag": abi,
+                "platform_tag": plat,
+                "requires_python": (metadata_field(meta, "Requires-Python") or [""])[0],
+                "requires_torch": _full_torch_requirement(meta),
+                "source": f"xformers wheel METADATA on the package index (index update, {when})",
+                "verified": True,
+            }
+        )
+    return out
+
+
+def sage_additions(
+    page: Mapping[str, Any], known: set[str], fetch: Fetch, when: str
+) -> list[dict[str, Any]]:
+    """``[[release]]`` entries (``sageattention.toml``) for sageattention releases newer than
+    the bundled data that publish a pure-Python wheel (the Triton kernels: a binary wheel is
+    not planned from here); ``min_torch`` is the wheel's METADATA ``torch>=`` bound."""
+    out = []
+    for f in _newer_wheels(page, known):
+        name = str(f["filename"])
+        if not name.endswith("-none-any.whl"):
+            continue
+        meta = wheel_metadata(f, fetch)
+        spec = torch_requirement(meta)
+        lower = re.search(r">=\s*([0-9][0-9.]*)", spec)
+        if lower is None:
+            continue  # no torch bound declared: not guessed
+        requires = [
+            r.split(";", 1)[0].replace(" ", "")
+            for r in metadata_field(meta, "Requires-Dist")
+            if "extra" not in r.partition(";")[2] and not r.startswith("torch")
+        ]
+        out.append(
+            {
+                "version": version_of(name),
+                "kind": "pypi",
+                "wheel": name,
+                "requires_python": (metadata_field(meta, "Requires-Python") or [""])[0],
+                "min_torch": lower.group(1).rstrip("."),
+                "requires": requires,
+                "source": f"sageattention wheel METADATA on the package index (index update, "
+                f"{when}); kernels not read (Triton assumed, as for a pure-Python wheel)",
+                "verified": False,
+            }
+        )
+    return out
+
+
+def append_tables(text: str, name: str, entries: Sequence[Mapping[str, Any]]) -> str:
+    """A data file with ``[[name]]`` entries appended (TOML extends the array)."""
+    out = [text.rstrip("\n") + "\n"]
+    for entry in entries:
+        out.append(f"\n[[{name}]]\n")
+        out += [f"{k} = {toml_value(v)}\n" for k, v in entry.items()]
+    return "".join(out)
