@@ -225,6 +225,9 @@ class TorchRuntimeFacts:
     """The kernel SDPA's default dispatch picks on device 0 (the CPU without a GPU) for bf16
     causal inputs of head dim 128, by ``torch._fused_sdp_choice``: ``sdpa_cudnn``,
     ``sdpa_flash``, ``sdpa_mem_efficient``, ``sdpa_math`` or ``sdpa_cpu_fused``."""
+    sdpa_default_inputs: str | None = None
+    """The inputs that answer is for: ``bfloat16, head dim 64, 32 heads, causal, no mask (from
+    MODEL's config.json)``, or the assumed ones (``check --deep --model`` gives a model's)."""
     mps_available: bool | None = None
     error: str | None = None
     torch_version: str | None = None

@@ -144,6 +144,12 @@ def save_snapshot(env: Environment, path: Path) -> None:
     "always get theirs). Repeatable.",
 )
 @click.option(
+    "--model",
+    "model",
+    help="With --deep: ask torch's SDPA dispatch with this model's dtype, head dim, heads and "
+    "mask (a folder with config.json, or a Hub id in the local cache; no download).",
+)
+@click.option(
     "--comfyui",
     "comfyui_path",
     type=click.Path(path_type=Path, file_okay=False),
@@ -151,6 +157,7 @@ def save_snapshot(env: Environment, path: Path) -> None:
 )
 def check_command(
     *,
+    model: str | None = None,
     for_frameworks: tuple[FrameworkName, ...] = (),
     comfyui_path: Path | None = None,
     json_mode: bool,
@@ -167,6 +174,10 @@ def check_command(
     from attn_doctor.report.envelope import make_envelope, write_envelope
     from attn_doctor.rules import load_rules
 
+    if model is not None and not deep:
+        raise UsageError(
+            "--model gives the shapes --deep asks torch's SDPA dispatch with: add --deep"
+        )
     if snapshot_path is not None:
         if deep or run_verify:
             raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
@@ -177,13 +188,21 @@ def check_command(
         from attn_doctor.probe import probe_environment
 
         if deep:
+            import os
+
             from attn_doctor.probe.imports import ImportBoard
+            from attn_doctor.probe.model_config import read_model_inputs
             from attn_doctor.report.console import progress_on_stderr
 
+            inputs = read_model_inputs(model, dict(os.environ)) if model else None
             board = ImportBoard(timeout=timeout)
             with progress_on_stderr(board.describe):
                 env = probe_environment(
-                    deep=True, timeout=timeout, board=board, comfyui=comfyui_path
+                    deep=True,
+                    timeout=timeout,
+                    board=board,
+                    comfyui=comfyui_path,
+                    sdpa_inputs=inputs,
                 )
         else:
             env = probe_environment(timeout=timeout, comfyui=comfyui_path)

@@ -239,7 +239,10 @@ def sdpa_default_kernel(
     on_device_zero = gpu is None or gpu.index == 0
     for name in BACKEND_NAMES:
         if on_device_zero and name == asked and name.startswith("sdpa_"):
-            return name, "torch's own answer (check --deep)"
+            inputs = runtime.sdpa_default_inputs if runtime is not None else None
+            return name, "torch's own answer (check --deep" + (
+                f"; for {inputs})" if inputs else ")"
+            )
     return dispatch_rule(
         rules,
         gpu,

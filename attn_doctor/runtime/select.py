@@ -283,9 +283,14 @@ def _sdpa_dispatch_here(
 
         device = "cpu" if target.kind == "cpu" else f"cuda:{target.gpu.index if target.gpu else 0}"
         low = dtype if dtype in ("float16", "bfloat16") else None
-        asked = sdpa_dispatch_choice(device, dtype=low)
+        dim = head_dim or 128
+        asked = sdpa_dispatch_choice(device, dtype=low, head_dim=dim)
         if asked is not None:
-            return asked, "torch._fused_sdp_choice in this process"
+            used = low or ("bfloat16" if device.startswith("cuda") else "float32")
+            return asked, (
+                f"torch._fused_sdp_choice in this process, for {used}, head dim {dim}"
+                f"{'' if head_dim else ' (assumed)'}, 16 heads, causal, no mask"
+            )
     gpu = target.gpu if target.kind in ("cuda", "rocm") else None
     cudnn, cudnn_source = (None, "") if gpu is None else _cudnn_here(torch, path)
     known = dtype if dtype in ("float16", "bfloat16", "float32") else None
