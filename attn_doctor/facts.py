@@ -282,6 +282,10 @@ class CachedKernel:
     """(``vN`` ref, commit) pairs from the cache's ``refs/``."""
     variants: tuple[tuple[str, str], ...] = ()
     """(commit, build variant) pairs: the ``build/<variant>`` folders of each snapshot."""
+    digests: tuple[tuple[str, str, str], ...] = ()
+    """(commit, build variant, result) for the variants of the commit the project asks for:
+    its files checked offline against the digest in its ``metadata.json`` (``ok sha256 12
+    files``, ``mismatch: …``, ``none``: no digest recorded, ``not checked: …``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
