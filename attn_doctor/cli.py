@@ -264,14 +264,28 @@ def _fail(
     exit_code = code if code is not None else exc.exit_code
     if exit_code == ExitCode.OK:  # an early, successful answer (e.g. nothing to install)
         if json_mode:
-            write_envelope(make_envelope(command, result={"note": exc.message}))
+            result = {"note": exc.message}
+            if exc.hint:
+                result["hint"] = exc.hint
+            write_envelope(make_envelope(command, result=result))
         else:
             click.echo(exc.message)
+            _echo_hint(exc.hint, err=False)
         sys.exit(int(exit_code))
     if json_mode:
         write_envelope(make_envelope(command, exit_code=exit_code, error=exc))
     else:
         click.echo(f"attn-doctor: error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
+        _echo_hint(exc.hint, err=True)
     sys.exit(int(exit_code))
+
+
+def _echo_hint(hint: str | None, *, err: bool) -> None:
+    """``  hint: FIRST LINE`` and the hint's further lines (commands, each on its own line)
+    indented under it, never folded."""
+    if not hint:
+        return
+    first, *rest = hint.splitlines()
+    click.echo(f"  hint: {first}", err=err)
+    for line in rest:
+        click.echo(f"  {line}", err=err)

@@ -32,7 +32,7 @@ def index_dir() -> Path:
     bundled data."""
     import os
 
-    from attn_doctor.index.update import overlay_path, read_overlay
+    from attn_doctor.index.overlay import overlay_path, read_overlay
 
     if read_overlay(os.environ) is not None:
         return overlay_path(os.environ)

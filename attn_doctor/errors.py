@@ -100,13 +100,6 @@ class Locked(AttnDoctorError):
     code = "locked"
 
 
-class InputsUnreadable(AttnDoctorError):
-    """Some inputs could not be read; the rest were reported."""
-
-    exit_code = ExitCode.INCOMPLETE
-    code = "inputs-unreadable"
-
-
 SUMMARY_WORDS: dict[ExitCode, str] = {
     ExitCode.OK: "healthy",
     ExitCode.PROBLEMS: "problems found",

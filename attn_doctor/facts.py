@@ -422,10 +422,13 @@ class Environment:
         if not isinstance(version, int) or isinstance(version, bool):
             raise SnapshotError("snapshot: schema_version is missing or not an integer")
         if version > SCHEMA_VERSION:
+            from attn_doctor.plan.pip_command import own_pip
+
             raise SnapshotError(
                 f"snapshot: schema_version {version} is newer than this attn-doctor "
                 f"understands ({SCHEMA_VERSION})",
-                hint="Upgrade attn-doctor on this machine: pip install -U attn-doctor",
+                hint="upgrade attn-doctor on this machine:\n  "
+                + own_pip("install", "-U", "attn-doctor"),
             )
         if version < 1:
             raise SnapshotError(f"snapshot: schema_version {version} is not valid")

@@ -206,7 +206,11 @@ def test_install_auto_without_torch_says_install_torch_first(tmp_path: Path) -> 
     assert lines[0].startswith("attn-doctor: error: ")
     assert "install torch first" in lines[0]
     # check's no-torch fix, CPU here, for the interpreter it is about
-    assert f"hint: {shlex.quote(sys.executable)} -m pip install torch" in proc.stderr
+    # on its own line, never inside prose, then the command to run again
+    assert "  hint: install torch, then run --auto again:" in lines
+    cmd = f"{shlex.quote(sys.executable)} -m pip install torch"
+    assert any(line.startswith(f"    {cmd}") for line in lines), proc.stderr
+    assert any(line.startswith("    attn-doctor install --auto") for line in lines)
     doc = json.loads(run_without_torch(tmp_path, "install", "--auto", "--json").stdout)
     assert doc["error"]["code"] == "blocked"
 

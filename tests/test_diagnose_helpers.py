@@ -178,7 +178,9 @@ def test_check_attn_implementation(
 
 def test_attn_implementation_messages(rules: Rules) -> None:
     old = check_attn_implementation("flash_attention_3", "4.50.0", rules)
-    assert old.fix == 'pip install -U "transformers>=4.53.0"'
+    assert old.fix == "python -m pip install -U 'transformers>=4.53.0'"
+    named = check_attn_implementation("flash_attention_3", "4.50.0", rules, python="/v/bin/python")
+    assert named.fix == "/v/bin/python -m pip install -U 'transformers>=4.53.0'"
     removed = check_attn_implementation("sdpa_paged", "5.1.0", rules)
     assert "removed in 5.0.0" in removed.reason
     assert 'use attn_implementation="sdpa"' in removed.reason

@@ -18,9 +18,12 @@ from attn_doctor.errors import UsageError
 def require_matplotlib() -> None:
     """Raise ``UsageError`` when matplotlib cannot be imported."""
     if importlib.util.find_spec("matplotlib") is None:
+        from attn_doctor.plan.pip_command import own_pip
+
         raise UsageError(
             "--plot needs matplotlib, which is not installed in this environment",
-            hint='pip install "attn-doctor[plot]"  (or: pip install matplotlib)',
+            hint="install matplotlib (attn-doctor's plot extra):\n  "
+            + own_pip("install", "attn-doctor[plot]"),
         )
 
 

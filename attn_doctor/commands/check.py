@@ -226,6 +226,13 @@ def check_command(
     failed = diagnosis.has_errors or (strict and diagnosis.has_warnings)
     failed = failed or (verification is not None and not verification.ok)
     code = ExitCode.PROBLEMS if failed else ExitCode.OK
+    knowledge = None
+    if snapshot_path is None:  # this machine: where the knowledge planning it came from
+        import os
+
+        from attn_doctor.index.overlay import knowledge_line
+
+        knowledge = knowledge_line(os.environ)
     if json_mode:
         from attn_doctor.report.check_result import CheckReport
 
@@ -234,6 +241,7 @@ def check_command(
             diagnosis=diagnosis,
             import_explanations=explained,
             verification=verification,
+            knowledge=knowledge,
         )
         write_envelope(make_envelope("check", result=result, exit_code=code))
     else:
@@ -246,12 +254,8 @@ def check_command(
             verbose=verbose,
             import_explanations=explained,
         )
-        if snapshot_path is None:  # this machine: where the knowledge planning it came from
-            import os
-
-            from attn_doctor.index.update import knowledge_line
-
-            click.echo(knowledge_line(os.environ), err=True)
+        if knowledge is not None:
+            click.echo(knowledge, err=True)
         if verification is not None:
             from attn_doctor.commands.verify import render_verify
 

@@ -51,12 +51,12 @@ def update_command(
     source cannot be reached, the bundled data stays in use and the output says so.
     """
     from attn_doctor.datafiles import bundled_index_dir
+    from attn_doctor.index.overlay import knowledge_line
     from attn_doctor.index.update import (
         FIND_LINKS,
         SourceResult,
         UpdateResult,
         default_index_url,
-        knowledge_line,
         update_index,
     )
 

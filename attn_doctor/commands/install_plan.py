@@ -270,13 +270,13 @@ def _auto_plan(
                 raise Blocked(
                     f"--auto: torch is not installed in {where}; install torch first "
                     "(every attention backend is built for one torch)",
-                    hint=f"{fix}, then `{again}` again",
+                    hint=f"install torch, then run --auto again:\n  {fix}\n  {again}",
                 )
             problem = top.reason.split(";")[0]
             raise Blocked(
                 f"--auto installs nothing until this is fixed: {problem} ({title} would be "
                 "the best choice here)",
-                hint=f"fix first: {fix}",
+                hint=f"fix this first, then run --auto again:\n  {fix}\n  {again}",
             )
     return plan_install(env, index, top.backend, allow_sources=kinds)
 

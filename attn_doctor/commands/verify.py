@@ -8,6 +8,7 @@ import click
 
 from attn_doctor.backends import BackendName, parse_backend
 from attn_doctor.errors import ExitCode, UsageError
+from attn_doctor.plan.pip_command import join_command
 from attn_doctor.verify.runner import DEFAULT_TIMEOUT, BackendVerdict, VerifyReport
 
 
@@ -19,7 +20,8 @@ def _require_torch() -> None:
     if importlib.util.find_spec("torch") is None:
         raise UsageError(
             f"cannot verify: torch is not installed in this environment ({sys.executable})",
-            hint=f"Install torch first: {sys.executable} -m pip install torch",
+            hint="install torch first:\n  "
+            + join_command([sys.executable, "-m", "pip", "install", "torch"]),
         )
 
 

@@ -93,7 +93,11 @@ _BACKEND_WORDS: tuple[tuple[str, str], ...] = (
 
 def backends_in(f: TextFacts) -> list[str]:
     """The backends a message is about, most specific first (FA3/FA4 before flash_attn)."""
-    body = body_of(f)
+    return backends_in_text(body_of(f))
+
+
+def backends_in_text(body: str) -> list[str]:
+    """The backends a text names, most specific first."""
     found = [name for name, rx in _BACKEND_WORDS if re.search(rx, body, re.I)]
     if ("flash_attn_4" in found or "flash_attn_3" in found) and "flash_attn_2" in found:
         found.remove("flash_attn_2")

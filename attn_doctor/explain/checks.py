@@ -120,9 +120,7 @@ def _no_nvidia_gpu(env: Environment, _args: tuple[str, ...]) -> CheckResult:
         return _res(check, "contradicted", f"NVIDIA GPU present: {names}", ("gpus", names))
     if env.unknown_reason("gpus") or env.unknown_reason("driver.version"):
         return _unknown(check, env, "gpus", "whether an NVIDIA GPU is present")
-    return _res(
-        check, "confirmed", "no NVIDIA GPU was found on this machine", ("gpus", "none")
-    )
+    return _res(check, "confirmed", "no NVIDIA GPU was found on this machine", ("gpus", "none"))
 
 
 def _driver_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
@@ -287,9 +285,7 @@ def _torch_arch_list_lacks_gpu(env: Environment, _args: tuple[str, ...]) -> Chec
         # A cubin runs on the same major with an equal or higher minor; PTX JIT-compiles upward.
         runs = any(s // 10 == sm // 10 and s <= sm for s in sass) or any(p <= sm for p in ptx)
         if not runs:
-            return _res(
-                check, "confirmed", f"torch carries no kernels for {_sm_text(gpu)}", *ev
-            )
+            return _res(check, "confirmed", f"torch carries no kernels for {_sm_text(gpu)}", *ev)
     return _res(check, "contradicted", "torch carries kernels for every GPU here", *ev)
 
 
@@ -301,62 +297,79 @@ def _int_arg(text: str) -> int:
 
 
 CHECKS: Mapping[str, _Spec] = {
-    "gpu_sm_below": _Spec(nargs=1, func=_gpu_sm_below,
-                          help="an NVIDIA GPU's compute capability is below smN"),
-    "gpu_sm_at_least": _Spec(nargs=1, func=_gpu_sm_at_least,
-                             help="an NVIDIA GPU is smN or newer"),
+    "gpu_sm_below": _Spec(
+        nargs=1, func=_gpu_sm_below, help="an NVIDIA GPU's compute capability is below smN"
+    ),
+    "gpu_sm_at_least": _Spec(nargs=1, func=_gpu_sm_at_least, help="an NVIDIA GPU is smN or newer"),
     "no_nvidia_gpu": _Spec(nargs=0, func=_no_nvidia_gpu, help="no NVIDIA GPU is present"),
     "driver_missing": _Spec(nargs=0, func=_driver_missing, help="no NVIDIA driver is loaded"),
     "torch_missing": _Spec(nargs=0, func=_torch_missing, help="torch is not installed"),
     "torch_present": _Spec(nargs=0, func=_torch_present, help="torch is installed"),
     "torch_cpu_only": _Spec(nargs=0, func=_torch_cpu_only, help="torch is a CPU-only build"),
-    "torch_build_is": _Spec(nargs=1, func=_torch_build_is,
-                            help="torch's build flavour (cuda, rocm, cpu, xpu)"),
-    "torch_cuda_below": _Spec(nargs=1, func=_torch_cuda_below,
-                              help="torch is built with a CUDA older than X.Y"),
+    "torch_build_is": _Spec(
+        nargs=1, func=_torch_build_is, help="torch's build flavour (cuda, rocm, cpu, xpu)"
+    ),
+    "torch_cuda_below": _Spec(
+        nargs=1, func=_torch_cuda_below, help="torch is built with a CUDA older than X.Y"
+    ),
     "torch_below": _Spec(nargs=1, func=_torch_below, help="torch is older than X.Y"),
-    "torch_cuda_too_old_for_gpu": _Spec(nargs=0, func=_torch_cuda_too_old_for_gpu,
-                                        help="torch's CUDA predates this GPU generation"),
-    "torch_arch_list_lacks_gpu": _Spec(nargs=0, func=_torch_arch_list_lacks_gpu,
-                                       help="torch has no kernels for this GPU (--deep)"),
-    "driver_below_torch_cuda": _Spec(nargs=0, func=_driver_below_torch_cuda,
-                                     help="the driver's CUDA is older than torch's"),
+    "torch_cuda_too_old_for_gpu": _Spec(
+        nargs=0, func=_torch_cuda_too_old_for_gpu, help="torch's CUDA predates this GPU generation"
+    ),
+    "torch_arch_list_lacks_gpu": _Spec(
+        nargs=0, func=_torch_arch_list_lacks_gpu, help="torch has no kernels for this GPU (--deep)"
+    ),
+    "driver_below_torch_cuda": _Spec(
+        nargs=0, func=_driver_below_torch_cuda, help="the driver's CUDA is older than torch's"
+    ),
     "nvcc_missing": _Spec(nargs=0, func=_nvcc_missing, help="nvcc is not found"),
     "nvcc_present": _Spec(nargs=0, func=_nvcc_present, help="nvcc is found"),
-    "nvcc_major_differs_from_torch": _Spec(nargs=0, func=_nvcc_major_differs_from_torch,
-                                           help="nvcc's CUDA major differs from torch's"),
+    "nvcc_major_differs_from_torch": _Spec(
+        nargs=0, func=_nvcc_major_differs_from_torch, help="nvcc's CUDA major differs from torch's"
+    ),
     "nvcc_below": _Spec(nargs=1, func=_nvcc_below, help="nvcc is older than CUDA X.Y"),
-    "nvcc_too_old_for_arch": _Spec(nargs=1, func=_nvcc_too_old_for_arch,
-                                   help="nvcc predates a GPU architecture (compute_XY)"),
-    "nvcc_newer_than_driver": _Spec(nargs=0, func=_nvcc_newer_than_driver,
-                                    help="nvcc is newer than the driver's CUDA"),
-    "cuda_home_unset": _Spec(nargs=0, func=_cuda_home_unset,
-                             help="neither CUDA_HOME nor nvcc is set up"),
-    "ram_per_job_low": _Spec(nargs=0, func=_ram_per_job_low,
-                             help="free RAM per CPU is too small for parallel nvcc jobs"),
+    "nvcc_too_old_for_arch": _Spec(
+        nargs=1, func=_nvcc_too_old_for_arch, help="nvcc predates a GPU architecture (compute_XY)"
+    ),
+    "nvcc_newer_than_driver": _Spec(
+        nargs=0, func=_nvcc_newer_than_driver, help="nvcc is newer than the driver's CUDA"
+    ),
+    "cuda_home_unset": _Spec(
+        nargs=0, func=_cuda_home_unset, help="neither CUDA_HOME nor nvcc is set up"
+    ),
+    "ram_per_job_low": _Spec(
+        nargs=0, func=_ram_per_job_low, help="free RAM per CPU is too small for parallel nvcc jobs"
+    ),
     "glibc_below": _Spec(nargs=1, func=_glibc_below, help="glibc is older than X.Y"),
     "os_is": _Spec(nargs=1, func=_os_is, help="the OS is linux, windows or darwin"),
-    "conda_env_active": _Spec(nargs=0, func=_conda_env_active,
-                              help="a conda environment is active"),
+    "conda_env_active": _Spec(
+        nargs=0, func=_conda_env_active, help="a conda environment is active"
+    ),
     "python_at_least": _Spec(nargs=1, func=_python_at_least, help="Python is X.Y or newer"),
     "env_var_set": _Spec(nargs=1, func=_env_var_set, help="an environment variable is set"),
     "package_missing": _Spec(nargs=1, func=_package_missing, help="a distribution is absent"),
-    "package_installed": _Spec(nargs=1, func=_package_installed,
-                               help="a distribution is installed"),
-    "package_version_below": _Spec(nargs=2, func=_package_version_below,
-                                   help="a distribution is older than a version"),
-    "package_version_at_least": _Spec(nargs=2, func=_package_version_at_least,
-                                      help="a distribution is at least a version"),
-    "built_for_other_torch": _Spec(nargs=1, func=_built_for_other_torch,
-                                   help="a package was built for another torch"),
-    "abi_mismatch": _Spec(nargs=1, func=_abi_mismatch,
-                          help="a package's C++11 ABI flag differs from torch's"),
-    "built_for_other_cuda_major": _Spec(nargs=1, func=_built_for_other_cuda_major,
-                                        help="a package was built for another CUDA major"),
-    "import_failed": _Spec(nargs=1, func=_import_failed,
-                           help="a module failed to import (--deep)"),
-    "import_crashed": _Spec(nargs=1, func=_import_crashed,
-                            help="importing a module crashed the process (--deep)"),
+    "package_installed": _Spec(
+        nargs=1, func=_package_installed, help="a distribution is installed"
+    ),
+    "package_version_below": _Spec(
+        nargs=2, func=_package_version_below, help="a distribution is older than a version"
+    ),
+    "package_version_at_least": _Spec(
+        nargs=2, func=_package_version_at_least, help="a distribution is at least a version"
+    ),
+    "built_for_other_torch": _Spec(
+        nargs=1, func=_built_for_other_torch, help="a package was built for another torch"
+    ),
+    "abi_mismatch": _Spec(
+        nargs=1, func=_abi_mismatch, help="a package's C++11 ABI flag differs from torch's"
+    ),
+    "built_for_other_cuda_major": _Spec(
+        nargs=1, func=_built_for_other_cuda_major, help="a package was built for another CUDA major"
+    ),
+    "import_failed": _Spec(nargs=1, func=_import_failed, help="a module failed to import (--deep)"),
+    "import_crashed": _Spec(
+        nargs=1, func=_import_crashed, help="importing a module crashed the process (--deep)"
+    ),
     "triton_missing": _Spec(nargs=0, func=_triton_missing, help="no triton is installed"),
 }
 
@@ -429,8 +442,11 @@ def evaluate_check(
     results = []
     alternatives = [(n, a) for n, a in split_check(filled) if _in_scope(n, a, import_scope)]
     if not alternatives:
-        return CheckResult(check=filled, status="unknown",
-                           reason=f"the check is about another package than {import_scope}")
+        return CheckResult(
+            check=filled,
+            status="unknown",
+            reason=f"the check is about another package than {import_scope}",
+        )
     for name, args in alternatives:
         try:
             results.append(CHECKS[name].func(env, args))
@@ -443,12 +459,9 @@ def evaluate_check(
     evidence = tuple(dict.fromkeys(e for r in results for e in r.evidence))
     for r in results:
         if r.status == "confirmed":
-            return CheckResult(check=filled, status="confirmed", reason=r.reason,
-                               evidence=evidence)
+            return CheckResult(check=filled, status="confirmed", reason=r.reason, evidence=evidence)
     if all(r.status == "contradicted" for r in results):
         reason = "; ".join(r.reason for r in results)
-        return CheckResult(check=filled, status="contradicted", reason=reason,
-                           evidence=evidence)
+        return CheckResult(check=filled, status="contradicted", reason=reason, evidence=evidence)
     reason = "; ".join(r.reason for r in results if r.status == "unknown")
     return CheckResult(check=filled, status="unknown", reason=reason, evidence=evidence)
-

@@ -14,6 +14,7 @@ from attn_doctor.facts import Environment, GpuFacts
 
 CheckStatus = Literal["confirmed", "contradicted", "unknown"]
 
+
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
     """The outcome of one check on one machine."""
@@ -84,9 +85,5 @@ def _sm_text(gpu: GpuFacts) -> str:
     return f"{gpu.name} (sm_{gpu.sm})" if gpu.sm is not None else gpu.name
 
 
-
-
 def _gpu_sms(env: Environment) -> list[GpuFacts]:
     return [g for g in env.nvidia_gpus if g.sm is not None]
-
-

@@ -75,8 +75,9 @@ def _nvcc_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
 def _nvcc_present(env: Environment, args: tuple[str, ...]) -> CheckResult:
     res = _nvcc_missing(env, args)
     flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check="nvcc_present", status=flipped, reason=res.reason,
-                       evidence=res.evidence)
+    return CheckResult(
+        check="nvcc_present", status=flipped, reason=res.reason, evidence=res.evidence
+    )
 
 
 def _nvcc_major_differs_from_torch(env: Environment, _args: tuple[str, ...]) -> CheckResult:
@@ -118,10 +119,27 @@ def _nvcc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
 # release notes: sm_80 in 11.0, sm_86 11.1, sm_87 11.4, sm_89/sm_90 11.8, sm_90a 12.0,
 # sm_100/sm_101/sm_120 12.8, sm_103/sm_121 12.9, sm_110 13.0).
 NVCC_ARCH_MIN_CUDA = {
-    "70": "9.0", "72": "10.0", "75": "10.0", "80": "11.0", "86": "11.1", "87": "11.4",
-    "89": "11.8", "90": "11.8", "90a": "12.0", "100": "12.8", "100a": "12.8", "101": "12.8",
-    "101a": "12.8", "103": "12.9", "103a": "12.9", "110": "13.0", "110a": "13.0",
-    "120": "12.8", "120a": "12.8", "121": "12.9", "121a": "12.9",
+    "70": "9.0",
+    "72": "10.0",
+    "75": "10.0",
+    "80": "11.0",
+    "86": "11.1",
+    "87": "11.4",
+    "89": "11.8",
+    "90": "11.8",
+    "90a": "12.0",
+    "100": "12.8",
+    "100a": "12.8",
+    "101": "12.8",
+    "101a": "12.8",
+    "103": "12.9",
+    "103a": "12.9",
+    "110": "13.0",
+    "110a": "13.0",
+    "120": "12.8",
+    "120a": "12.8",
+    "121": "12.9",
+    "121a": "12.9",
 }
 
 
@@ -151,8 +169,7 @@ def _nvcc_newer_than_driver(env: Environment, _args: tuple[str, ...]) -> CheckRe
         return _res(
             check,
             "confirmed",
-            f"nvcc {tk.release} emits PTX the driver (CUDA {env.driver.cuda_version}) "
-            "cannot load",
+            f"nvcc {tk.release} emits PTX the driver (CUDA {env.driver.cuda_version}) cannot load",
             *ev,
         )
     return _res(check, "contradicted", "the driver is at least as new as nvcc", *ev)
@@ -236,8 +253,9 @@ def _glibc_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
     check = f"glibc_below:{args[0]}"
     if env.host.libc != "glibc" or env.host.libc_version is None:
         if env.host.libc == "musl":
-            return _res(check, "confirmed", "this system uses musl, not glibc",
-                        ("host.libc", "musl"))
+            return _res(
+                check, "confirmed", "this system uses musl, not glibc", ("host.libc", "musl")
+            )
         return _unknown(check, env, "host.libc_version", "the glibc version")
     have, need = _mm(env.host.libc_version), _mm(args[0])
     ev = ("host.libc_version", env.host.libc_version)
@@ -256,10 +274,18 @@ def _os_is(env: Environment, args: tuple[str, ...]) -> CheckResult:
 def _conda_env_active(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     name = env.python.conda_env
     if name:
-        return _res("conda_env_active", "confirmed", f"conda environment {name!r} is active",
-                    ("python.conda_env", name))
-    return _res("conda_env_active", "contradicted", "no conda environment is active",
-                ("python.conda_env", None))
+        return _res(
+            "conda_env_active",
+            "confirmed",
+            f"conda environment {name!r} is active",
+            ("python.conda_env", name),
+        )
+    return _res(
+        "conda_env_active",
+        "contradicted",
+        "no conda environment is active",
+        ("python.conda_env", None),
+    )
 
 
 def _python_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -275,8 +301,9 @@ def _python_at_least(env: Environment, args: tuple[str, ...]) -> CheckResult:
 def _env_var_set(env: Environment, args: tuple[str, ...]) -> CheckResult:
     value = env.env(args[0])
     status: CheckStatus = "confirmed" if value is not None else "contradicted"
-    return _res(f"env_var_set:{args[0]}", status,
-                f"{args[0]} is {'set' if value is not None else 'not set'}",
-                (f"env.{args[0]}", value))
-
-
+    return _res(
+        f"env_var_set:{args[0]}",
+        status,
+        f"{args[0]} is {'set' if value is not None else 'not set'}",
+        (f"env.{args[0]}", value),
+    )

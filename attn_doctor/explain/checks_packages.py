@@ -18,17 +18,29 @@ from attn_doctor.facts import Environment, PackageFacts
 def _package_missing(env: Environment, args: tuple[str, ...]) -> CheckResult:
     pkg = env.package(args[0])
     if pkg is None:
-        return _res(f"package_missing:{args[0]}", "confirmed", f"{args[0]} is not installed",
-                    (f"packages.{args[0]}", None))
-    return _res(f"package_missing:{args[0]}", "contradicted",
-                f"{args[0]} {pkg.version} is installed", (f"packages.{args[0]}", pkg.version))
+        return _res(
+            f"package_missing:{args[0]}",
+            "confirmed",
+            f"{args[0]} is not installed",
+            (f"packages.{args[0]}", None),
+        )
+    return _res(
+        f"package_missing:{args[0]}",
+        "contradicted",
+        f"{args[0]} {pkg.version} is installed",
+        (f"packages.{args[0]}", pkg.version),
+    )
 
 
 def _package_installed(env: Environment, args: tuple[str, ...]) -> CheckResult:
     res = _package_missing(env, args)
     flipped: CheckStatus = "confirmed" if res.status == "contradicted" else "contradicted"
-    return CheckResult(check=f"package_installed:{args[0]}", status=flipped,
-                       reason=res.reason, evidence=res.evidence)
+    return CheckResult(
+        check=f"package_installed:{args[0]}",
+        status=flipped,
+        reason=res.reason,
+        evidence=res.evidence,
+    )
 
 
 def _package_version_cmp(env: Environment, args: tuple[str, ...], *, below: bool) -> CheckResult:
@@ -42,9 +54,12 @@ def _package_version_cmp(env: Environment, args: tuple[str, ...], *, below: bool
     if have is None or limit is None:
         return _res(check, "unknown", f"unparsable version {pkg.version!r}", ev)
     hit = have < limit if below else have >= limit
-    return _res(check, "confirmed" if hit else "contradicted",
-                f"{name} {pkg.version} is {'older than' if have < limit else 'at least'} "
-                f"{limit_text}", ev)
+    return _res(
+        check,
+        "confirmed" if hit else "contradicted",
+        f"{name} {pkg.version} is {'older than' if have < limit else 'at least'} {limit_text}",
+        ev,
+    )
 
 
 def _package_version_below(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -116,11 +131,9 @@ def _built_for_other_torch(env: Environment, args: tuple[str, ...]) -> CheckResu
     check = f"built_for_other_torch:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None:
-        return _res(check, "confirmed", f"{name} is installed but torch is not",
-                    ("torch", None))
+        return _res(check, "confirmed", f"{name} is installed but torch is not", ("torch", None))
     info = built_for(pkg).get("torch")
     if info is None:
         return _res(
@@ -133,10 +146,18 @@ def _built_for_other_torch(env: Environment, args: tuple[str, ...]) -> CheckResu
     built, where = info
     ev = ((where, built), ("torch.version", env.torch.version))
     if _torch_matches(built, env.torch.version):
-        return _res(check, "contradicted", f"{name} was built for torch {built}, "
-                    f"torch {env.torch.version} is installed", *ev)
-    return _res(check, "confirmed", f"{name} was built for torch {built}, "
-                f"but torch {env.torch.version} is installed", *ev)
+        return _res(
+            check,
+            "contradicted",
+            f"{name} was built for torch {built}, torch {env.torch.version} is installed",
+            *ev,
+        )
+    return _res(
+        check,
+        "confirmed",
+        f"{name} was built for torch {built}, but torch {env.torch.version} is installed",
+        *ev,
+    )
 
 
 def _abi_mismatch(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -144,21 +165,28 @@ def _abi_mismatch(env: Environment, args: tuple[str, ...]) -> CheckResult:
     check = f"abi_mismatch:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None or env.torch.cxx11_abi is None:
         return _unknown(check, env, "torch.cxx11_abi", "torch's C++11 ABI flag")
     info = built_for(pkg).get("cxx11_abi")
     torch_abi = "TRUE" if env.torch.cxx11_abi else "FALSE"
     if info is None:
-        return _res(check, "unknown",
-                    f"{name} {pkg.version} does not record its C++11 ABI flag",
-                    (f"packages.{name}.version", pkg.version), ("torch.cxx11_abi", torch_abi))
+        return _res(
+            check,
+            "unknown",
+            f"{name} {pkg.version} does not record its C++11 ABI flag",
+            (f"packages.{name}.version", pkg.version),
+            ("torch.cxx11_abi", torch_abi),
+        )
     built, where = info
     ev = ((where, built), ("torch.cxx11_abi", torch_abi))
     status: CheckStatus = "confirmed" if built != torch_abi else "contradicted"
-    return _res(check, status, f"{name} was built with cxx11abi={built}, torch uses "
-                f"cxx11abi={torch_abi}", *ev)
+    return _res(
+        check,
+        status,
+        f"{name} was built with cxx11abi={built}, torch uses cxx11abi={torch_abi}",
+        *ev,
+    )
 
 
 def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -166,14 +194,18 @@ def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> Chec
     check = f"built_for_other_cuda_major:{name}"
     pkg = env.package(name)
     if pkg is None:
-        return _res(check, "unknown", f"{name} is not installed here",
-                    (f"packages.{name}", None))
+        return _res(check, "unknown", f"{name} is not installed here", (f"packages.{name}", None))
     if env.torch is None or env.torch.cuda is None:
         return _unknown(check, env, "torch.cuda", "the CUDA version torch was built with")
     info = built_for(pkg).get("cuda")
     if info is None:
-        return _res(check, "unknown", f"{name} {pkg.version} does not record its CUDA version",
-                    (f"packages.{name}.version", pkg.version), ("torch.cuda", env.torch.cuda))
+        return _res(
+            check,
+            "unknown",
+            f"{name} {pkg.version} does not record its CUDA version",
+            (f"packages.{name}.version", pkg.version),
+            ("torch.cuda", env.torch.cuda),
+        )
     built, where = info
     built_major = built.split(".")[0]
     # Labels write CUDA as ``12``, ``121`` or ``1201`` (xformers): the major is the leading
@@ -183,25 +215,32 @@ def _built_for_other_cuda_major(env: Environment, args: tuple[str, ...]) -> Chec
     torch_major = env.torch.cuda.split(".")[0]
     ev = ((where, built), ("torch.cuda", env.torch.cuda))
     status: CheckStatus = "confirmed" if built_major != torch_major else "contradicted"
-    return _res(check, status, f"{name} was built for CUDA {built}, torch uses CUDA "
-                f"{env.torch.cuda}", *ev)
+    return _res(
+        check, status, f"{name} was built for CUDA {built}, torch uses CUDA {env.torch.cuda}", *ev
+    )
 
 
 def _import_status(env: Environment, module: str, check: str, want: set[str]) -> CheckResult:
     res = env.import_result(module)
     if res is None:
-        return _res(check, "unknown",
-                    f"importing {module} was not tried (run with --deep)",
-                    (f"import:{module}", None))
+        return _res(
+            check,
+            "unknown",
+            f"importing {module} was not tried (run with --deep)",
+            (f"import:{module}", None),
+        )
     detail = f"{res.status}" + (f": {res.detail}" if res.detail else "")
     status: CheckStatus = "confirmed" if res.status in want else "contradicted"
-    return _res(check, status, f"importing {module} in a child process: {detail}",
-                (f"import:{module}", detail))
+    return _res(
+        check,
+        status,
+        f"importing {module} in a child process: {detail}",
+        (f"import:{module}", detail),
+    )
 
 
 def _import_failed(env: Environment, args: tuple[str, ...]) -> CheckResult:
-    return _import_status(env, args[0], f"import_failed:{args[0]}",
-                          {"error", "crashed", "timeout"})
+    return _import_status(env, args[0], f"import_failed:{args[0]}", {"error", "crashed", "timeout"})
 
 
 def _import_crashed(env: Environment, args: tuple[str, ...]) -> CheckResult:
@@ -212,9 +251,15 @@ def _triton_missing(env: Environment, _args: tuple[str, ...]) -> CheckResult:
     for name in ("triton", "triton-windows", "pytorch-triton", "pytorch-triton-rocm"):
         pkg = env.package(name)
         if pkg is not None:
-            return _res("triton_missing", "contradicted", f"{name} {pkg.version} is installed",
-                        (f"packages.{name}", pkg.version))
-    return _res("triton_missing", "confirmed", "no triton distribution is installed",
-                ("packages.triton", None))
-
-
+            return _res(
+                "triton_missing",
+                "contradicted",
+                f"{name} {pkg.version} is installed",
+                (f"packages.{name}", pkg.version),
+            )
+    return _res(
+        "triton_missing",
+        "confirmed",
+        "no triton distribution is installed",
+        ("packages.triton", None),
+    )

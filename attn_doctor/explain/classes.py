@@ -20,6 +20,17 @@ from attn_doctor.explain.answer import ClassAnswer, Rule, explained_missing, ver
 from attn_doctor.explain.checks import split_check
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.rules_api import (
+    backend_feature_unsupported,
+    backend_function_import_path,
+    backend_import_left_none,
+    build_arch_list_wrong_mix,
+    extension_pins_other_torch,
+    framework_advises_other_backend,
+    pip_egg_name_out_of_date,
+    torch_built_without_sdpa_kernel,
+    torch_too_old_for_api,
+)
 from attn_doctor.explain.rules_backend import (
     backend_dependency_missing,
     backend_forced_package_missing,
@@ -120,8 +131,12 @@ answer (it carries the upstream threads and finer machine checks) and the class 
 RULES: tuple[Rule, ...] = (
     framework_message,
     compiler_too_old_for_arch,
+    build_arch_list_wrong_mix,
     torch_too_old_for_gpu,
+    torch_too_old_for_api,
     backend_dependency_missing,
+    backend_function_import_path,
+    pip_egg_name_out_of_date,
     backend_forced_package_missing,
     libcuda_not_found,
     flashinfer_jit_needs_nvcc,
@@ -132,8 +147,13 @@ RULES: tuple[Rule, ...] = (
     gpu_outside_backend_range,
     dtype_unsupported,
     extension_symbol_mismatch,
+    extension_pins_other_torch,
+    backend_feature_unsupported,
     backend_not_installed,
+    backend_import_left_none,
+    torch_built_without_sdpa_kernel,
     harmless_warning,
+    framework_advises_other_backend,
     app_wrapper,
 )
 """Every class, in the order their answers are listed."""

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
+from attn_doctor.explain.evidence_more import Advice, arch_numbers, more_summary, read_more
 from attn_doctor.explain.match import split_lines
 
 
@@ -78,6 +79,23 @@ class TextFacts:
     knobs: tuple[str, ...] = ()
     """Framework settings in the message that force a backend (``--use-sage-attention``)."""
     error_classes: tuple[str, ...] = ()
+    missing_attrs: tuple[tuple[str, str], ...] = ()
+    """(module, name) a module lacks ("module 'torch.version' has no attribute 'xpu'")."""
+    arch_instructions: tuple[tuple[str, int], ...] = ()
+    """(instruction family, target sm) ptxas refused (``wgmma`` on sm_120)."""
+    torch_missing_kernels: tuple[str, ...] = ()
+    """SDPA kernels torch says it was built without (``mem_efficient``, ``flash``, ``cudnn``)."""
+    pip_name_mismatch: tuple[str, str, str] | None = None
+    """(name asked for, name in the metadata, VCS URL): pip's "inconsistent name"."""
+    advice: tuple[Advice, ...] = ()
+    """A framework advising another backend ("Gemma-2 should use flash attention 2")."""
+    pin_conflicts: tuple[tuple[str, str, str, str], ...] = ()
+    """(dist, version, torch it pins, torch installed) from pip's resolver conflict lines."""
+    uninstalled: tuple[str, ...] = ()  # distributions the log shows pip uninstalling
+    features_refused: tuple[tuple[str, str], ...] = ()
+    """(feature, backend as written): "`attn_mask` is not supported for flash-attn 2"."""
+    none_called_in: tuple[tuple[str, str], ...] = ()
+    """(framework, backend module) where a None left by a guarded import was called."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -138,7 +156,7 @@ class TextFacts:
             out.append(("framework setting", knob))
         if self.error_classes:
             out.append(("errors", ", ".join(self.error_classes)))
-        return out
+        return out + more_summary(self)
 
 
 # --- normalising ------------------------------------------------------------------------
@@ -296,7 +314,7 @@ _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"compute capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
     (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
-    (re.compile(r"is_sm(\d{2,3})(?:\s*\|\|\s*is_sm(\d{2,3}))+"), "exact"),
+    (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),
     (
         re.compile(r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere", re.I),
         "ampere",
@@ -338,6 +356,7 @@ _PTXAS_REJECT = re.compile(
     r"|ptxas[^\n]*?does not support \.target sm_(\d{2,3})a?",
     re.I,
 )
+_LLVM_REJECT = re.compile(r"'sm_(\d{2,3})a?' is not a recognized processor for this target")
 _NVCC_REJECT = re.compile(
     r"Unsupported gpu architecture 'compute_(\d{2,3})a?'",
     re.I,
@@ -428,7 +447,9 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         build = "cpu"
     if build is None and re.search(r"\btorch\.xpu\b|intel_extension_for_pytorch|\bXPU\b", body):
         build = "xpu"
-    if build is None and re.search(r"\bHIP error\b|\bROCm\b|\bhipErr|gfx\d{3,4}", body):
+    if build is None and re.search(
+        r"\bHIP error\b|\bROCm\b|\bhipErr|gfx\d{3,4}|transformers[\\/]hip[\\/]", body
+    ):
         build = "rocm"
 
     py = None
@@ -448,7 +469,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 lo = int(rm.group(2)) * 10 + minor + (1 if rm.group(1) == ">" else 0)
                 required = (lo, None)
             elif kind in {"range", "exact"}:
-                found = [int(g) for g in re.findall(r"\d{2,3}", rm.group(0))]
+                found = arch_numbers(rm.group(0))
                 required = (min(found), max(found))
                 if kind == "exact":
                     exact = tuple(found)
@@ -530,6 +551,9 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     if (hm := _HEAD_RULE.search(body)) is not None:
         rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
         head_rule = " ".join(rule.split())
+    for m in _LLVM_REJECT.finditer(body):  # LLVM's NVPTX backend, as Triton bundles it
+        _add(rejects, ("llvm", int(m.group(1))))
+        _add(sms, int(m.group(1)))
     for m in _NVCC_REJECT.finditer(body):
         _add(rejects, ("nvcc", int(m.group(1))))
         _add(sms, int(m.group(1)))
@@ -540,6 +564,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     errors: list[object] = []
     for m in _ERROR.finditer(body):
         _add(errors, m.group(1))
+    more = read_more(body)
+    refused += [sm for sm in more.refused_families if sm not in refused]
     return TextFacts(
         packages=tuple(sorted(pkgs.items())),
         torch_build=build,
@@ -564,5 +590,14 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         head_dim_rule=head_rule,
         knobs=tuple(str(k) for k in knobs),
         error_classes=tuple(str(e) for e in errors),
+        missing_attrs=more.missing_attrs,
+        arch_instructions=more.arch_instructions,
+        torch_missing_kernels=more.torch_missing_kernels,
+        pip_name_mismatch=more.pip_name_mismatch,
+        advice=more.advice,
+        none_called_in=more.none_called_in,
+        pin_conflicts=more.pin_conflicts,
+        uninstalled=more.uninstalled,
+        features_refused=more.features_refused,
         lines=tuple(lines),
     )

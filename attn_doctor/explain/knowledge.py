@@ -94,6 +94,50 @@ class FrameworkMessage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TorchApi:
+    """An attribute of torch (``torch.version.xpu``) and the first release that has it."""
+
+    name: str
+    first: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendApi:
+    """A backend's public functions and the module that defines them."""
+
+    backend: str
+    module: str
+    names: tuple[str, ...]
+    renamed_from: str
+    """The prefix the functions had before ``renamed_in`` (``flash_attn_unpadded``), or ``""``."""
+    renamed_to: str
+    """The prefix they have since (``flash_attn_varlen``)."""
+    renamed_in: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchInstruction:
+    """A PTX instruction family that only one architecture's arch-specific target has."""
+
+    prefix: str
+    sm: int
+    target: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feature:
+    """A feature of attention (a mask, soft-capping) and the backends that have it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    backends: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Knowledge:
     archs: tuple[ArchRecord, ...]
     knobs: tuple[Knob, ...]
@@ -101,6 +145,12 @@ class Knowledge:
     dependencies: tuple[Dependency, ...] = ()
     harmless: tuple[Harmless, ...] = ()
     messages: tuple[FrameworkMessage, ...] = ()
+    torch_api: tuple[TorchApi, ...] = ()
+    backend_api: tuple[BackendApi, ...] = ()
+    arch_instructions: tuple[ArchInstruction, ...] = ()
+    features: tuple[Feature, ...] = ()
+    torch_pins: tuple[tuple[str, str, str], ...] = ()
+    """(dist, version, the torch requirement its wheels pin), from the wheel tables."""
 
     def arch(self, sm: int) -> ArchRecord | None:
         for a in self.archs:
@@ -243,6 +293,59 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 source=e.str_("source"),
             )
         )
+    torch_api = []
+    for n, item in enumerate(data.get("torch_api") or []):
+        e = Entry(item, f"{CLASSES_FILE}: torch_api #{n + 1}")
+        e.only({"name", "first", "source"})
+        torch_api.append(
+            TorchApi(name=e.str_("name"), first=e.str_("first"), source=e.str_("source"))
+        )
+    backend_api = []
+    for n, item in enumerate(data.get("backend_api") or []):
+        e = Entry(item, f"{CLASSES_FILE}: backend_api #{n + 1}")
+        e.only({"backend", "module", "names", "renamed_from", "renamed_to", "renamed_in", "source"})
+        if e.str_("backend") not in BACKEND_NAMES:
+            raise e.fail("backend", f"unknown backend {e.str_('backend')!r}")
+        backend_api.append(
+            BackendApi(
+                backend=e.str_("backend"),
+                module=e.str_("module"),
+                names=tuple(e.strs("names")),
+                renamed_from=str(item.get("renamed_from") or ""),
+                renamed_to=str(item.get("renamed_to") or ""),
+                renamed_in=str(item.get("renamed_in") or ""),
+                source=e.str_("source"),
+            )
+        )
+    instructions = []
+    for n, item in enumerate(data.get("arch_instruction") or []):
+        e = Entry(item, f"{CLASSES_FILE}: arch_instruction #{n + 1}")
+        e.only({"prefix", "sm", "target", "source"})
+        if not isinstance(item.get("sm"), int):
+            raise e.fail("sm", "must be an integer (90 for sm_90)")
+        instructions.append(
+            ArchInstruction(
+                prefix=e.str_("prefix"),
+                sm=item["sm"],
+                target=e.str_("target"),
+                source=e.str_("source"),
+            )
+        )
+    features = []
+    for n, item in enumerate(data.get("feature") or []):
+        e = Entry(item, f"{CLASSES_FILE}: feature #{n + 1}")
+        e.only({"name", "pattern", "backends", "source"})
+        for b in e.strs("backends"):
+            if b not in BACKEND_NAMES:
+                raise e.fail("backends", f"unknown backend {b!r}")
+        features.append(
+            Feature(
+                name=e.str_("name"),
+                pattern=re.compile(e.str_("pattern"), re.I),
+                backends=tuple(e.strs("backends")),
+                source=e.str_("source"),
+            )
+        )
     ids = [h.id for h in harmless] + [m.id for m in messages]
     if len(set(ids)) != len(ids):
         raise IndexDataError(f"{CLASSES_FILE}: duplicate id")
@@ -251,6 +354,10 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         "dependency": tuple(deps),
         "harmless": tuple(harmless),
         "message": tuple(messages),
+        "torch_api": tuple(torch_api),
+        "backend_api": tuple(backend_api),
+        "arch_instruction": tuple(instructions),
+        "feature": tuple(features),
     }
 
 
@@ -266,7 +373,26 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         dependencies=extra["dependency"],
         harmless=extra["harmless"],
         messages=extra["message"],
+        torch_api=extra["torch_api"],
+        backend_api=extra["backend_api"],
+        arch_instructions=extra["arch_instruction"],
+        features=extra["feature"],
+        torch_pins=_torch_pins(directory),
     )
+
+
+def _torch_pins(directory: Path | None) -> tuple[tuple[str, str, str], ...]:
+    """Each xformers release and the torch its wheels pin (``torch ==2.2.1``)."""
+    pins: dict[tuple[str, str, str], None] = {}
+    try:
+        wheels = read_toml("xformers.toml", directory).get("wheel") or []
+    except IndexDataError:
+        return ()  # a knowledge directory without the wheel table (tests): no pins
+    for w in wheels:
+        req = str(w.get("requires_torch") or "")
+        if w.get("version") and req:
+            pins[("xformers", str(w["version"]), req.removeprefix("torch").replace(" ", ""))] = None
+    return tuple(pins)
 
 
 def backend_name(text: str) -> BackendName | None:

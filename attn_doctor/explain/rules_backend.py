@@ -10,6 +10,7 @@ from attn_doctor.backends import BackendRule
 from attn_doctor.explain.answer import (
     ClassAnswer,
     backends_in,
+    backends_in_text,
     body_of,
     gpu_range,
     has_error,
@@ -58,7 +59,8 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
     body = body_of(f)
     wrong = re.findall(r"cannot import name '(\w+)' from '([\w.]+)'", body)
     candidates = [(m, "missing") for m in unexplained_missing(f, know)] + [
-        (mod, f"lacks {name}") for name, mod in wrong
+        (mod, f"lacks {name}")
+        for name, mod in dict.fromkeys([*wrong, *((n, m) for m, n in f.missing_attrs)])
     ]
     for module, how in candidates:
         top = module.split(".")[0]
@@ -70,7 +72,13 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
                 continue
             # A dependency several backends share (Triton) is the answer even when the
             # message does not name the backend; any other needs its backend in the message.
-            if dep.backend not in backends and (backends or len(needed_by) < 2):
+            # A module present at the wrong version (it lacks a name) is evidence enough when
+            # only one backend's stack uses it (cutlass.cute is FA4's DSL).
+            if (
+                dep.backend not in backends
+                and (backends or len(needed_by) < 2)
+                and (how == "missing" or backends)
+            ):
                 continue
             windows = "windows" in f.platforms and dep.dist == "triton"
             req = (
@@ -248,7 +256,8 @@ def _range_answer(
         if f.required_exact and said == "as the message says"
         else _range_text(lo, hi)
     )
-    alt = instead(know, sm=sm, exclude=exclude)
+    # With the GPU unknown, only SDPA is sure to run (it picks a kernel the GPU has).
+    alt = instead(know, sm=sm, exclude=exclude) if sm is not None else ["sdpa"]
     here = f"this GPU is {sm_name(know, sm)}" if sm else "the GPU is not named in the message"
     return ClassAnswer(
         class_id="gpu-outside-backend-range",
@@ -288,9 +297,12 @@ def _refused_answer(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | N
         )
         fix: tuple[str, ...] = (f"attn-doctor install {name}   # a build for this GPU and torch",)
     else:
-        cause = (
-            f"{name} runs on {_range_text(lo, hi)} (its record); this GPU is {sm_name(know, sm)}."
+        which = (
+            "the message refuses " + ", ".join(sm_name(know, x) for x in f.refused_sms)
+            if len(f.refused_sms) > 1
+            else f"this GPU is {sm_name(know, sm)}"
         )
+        cause = f"{name} runs on {_range_text(lo, hi)} (its record); {which}."
         fix = tuple(
             f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
             for a in instead(know, sm=sm, exclude=name)[:2]
@@ -308,6 +320,12 @@ def _refused_answer(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | N
         source=f"wheels_index/backends.toml {name}: {b.source}",
         line=line_of(f, r"Unsupported|not supported"),
     )
+
+
+_REFUSING = (
+    r"Unsupported (?:CUDA |GPU )?architecture|not supported on sm|cannot use|can't use"
+    r"|(?:does not|doesn't) support[^\n]{0,60}GPU"
+)
 
 
 def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
@@ -336,7 +354,11 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                 )
             ]
     if f.refused_sms and named:
-        refused = _refused_answer(f, know, named[0])
+        # The backend the refusing line names ("Cannot use FlashAttention-2 backend for Volta
+        # and Turing GPUs" in a log that goes on with XFormers) is the one that refuses.
+        said = line_of(f, _REFUSING)
+        first = next((b for b in named if backends_in_text(said)[:1] == [b]), named[0])
+        refused = _refused_answer(f, know, first)
         if refused is not None:
             return [refused]
     # A message that names the backend and fails: its GPU range (from the record) decides.

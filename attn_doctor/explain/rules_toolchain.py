@@ -18,7 +18,12 @@ from attn_doctor.explain.answer import (
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import ArchRecord, Knowledge
 
-_TOOL_NAMES = {"triton": "Triton", "nvcc": "nvcc (CUDA toolkit)", "ptxas": "ptxas (CUDA toolkit)"}
+_TOOL_NAMES = {
+    "triton": "Triton",
+    "llvm": "Triton's bundled LLVM (NVPTX backend)",
+    "nvcc": "nvcc (CUDA toolkit)",
+    "ptxas": "ptxas (CUDA toolkit)",
+}
 
 
 def _tool_fix(tool: str, arch: ArchRecord, first: str | None) -> tuple[str, ...]:
@@ -70,9 +75,9 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
         arch = know.arch(sm)
         if arch is None:
             continue
-        column = "triton" if tool == "triton" else "nvcc"
+        column = "triton" if tool in {"triton", "llvm"} else "nvcc"
         first = arch.first_release(column)
-        have = triton if tool == "triton" else f.tool("nvcc")
+        have = triton if column == "triton" else f.tool("nvcc")
         older = _older(have, first)
         if not rejected and not older:
             continue  # no refusal, and the version is new enough (or unknown): not this class

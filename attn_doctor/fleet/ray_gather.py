@@ -104,10 +104,12 @@ def _import_ray() -> tuple[Any, Any]:
         ray = importlib.import_module("ray")
         strategies = importlib.import_module("ray.util.scheduling_strategies")
     except ImportError as exc:
+        from attn_doctor.plan.pip_command import own_pip
+
         raise UsageError(
             f"fleet --ray needs Ray, which is not importable here ({exc})",
-            hint="pip install 'attn-doctor[fleet]'  (or check the nodes with Slurm: "
-            "see docs/fleet.md)",
+            hint="install Ray (or check the nodes with Slurm: see docs/fleet.md):\n  "
+            + own_pip("install", "attn-doctor[fleet]"),
         ) from exc
     return ray, strategies.NodeAffinitySchedulingStrategy
 

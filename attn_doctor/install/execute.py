@@ -335,7 +335,9 @@ def verify_installed_kernels(plan: InstallPlan, python: str, *, timeout: float) 
     Returns the verdict in one line and whether it *failed*: a backend that cannot launch
     here (no GPU) is not a failure, only unverified, and says so.
     """
-    if os.path.realpath(python) != os.path.realpath(sys.executable):
+    from attn_doctor.probe.interpreter import is_this_interpreter
+
+    if not is_this_interpreter(python):  # by path: two venvs of one base are two environments
         # The verify child runs attn-doctor's own code; in another environment it would see
         # attn-doctor's site-packages beside the target's, and could test the wrong torch.
         return (
@@ -561,7 +563,9 @@ def execute_install(plan: InstallPlan, options: InstallOptions) -> InstallReport
                     f"interrupted while installing {plan.candidate.requirement}; "
                     f"the environment was {state}",
                     report=report,
-                    hint=None if result.exact else (
+                    hint=None
+                    if result.exact
+                    else (
                         f"The journal was kept: run `attn-doctor install --rollback --python "
                         f"{python}`. Log: {log}"
                     ),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.diagnosis import Tri
+from attn_doctor.plan.pip_command import join_command
 from attn_doctor.rules import AttnImplementation, Rules
 
 
@@ -29,13 +30,18 @@ def _entry(value: str, rules: Rules) -> AttnImplementation | None:
 
 
 def check_attn_implementation(
-    value: str, transformers_version: str | None, rules: Rules
+    value: str, transformers_version: str | None, rules: Rules, *, python: str = "python"
 ) -> AttnImplCheck:
     """Would ``from_pretrained(..., attn_implementation=value)`` accept the value?
 
     ``accepted`` is ``unknown`` when transformers is not installed or the value is not in the
     rules data (it may be a custom function registered with ``AttentionInterface``).
+    ``python``: the interpreter whose transformers this is; fixes name it (``X -m pip ...``).
     """
+
+    def pip(*args: str) -> str:
+        return join_command([python, "-m", "pip", *args])
+
     for bad in rules.invalid_attn_implementations:
         if bad.value == value:
             return AttnImplCheck(
@@ -58,7 +64,7 @@ def check_attn_implementation(
             value=value,
             accepted="unknown",
             reason="transformers is not installed",
-            fix=f'pip install "transformers>={entry.first}"',
+            fix=pip("install", f"transformers>={entry.first}"),
             source=entry.source,
         )
     try:
@@ -76,7 +82,7 @@ def check_attn_implementation(
             accepted="no",
             reason=f"transformers {transformers_version} is too old: {value!r} is accepted from "
             f"{entry.first}",
-            fix=f'pip install -U "transformers>={entry.first}"',
+            fix=pip("install", "-U", f"transformers>={entry.first}"),
             source=entry.source,
         )
     if entry.removed is not None and version >= Version(entry.removed):
@@ -87,7 +93,7 @@ def check_attn_implementation(
             accepted="no",
             reason=f"transformers {transformers_version} is too new: {value!r} was removed in "
             f"{entry.removed}{instead}",
-            fix=f'pip install "transformers<{entry.removed}"',
+            fix=pip("install", f"transformers<{entry.removed}"),
             source=entry.source,
         )
     return AttnImplCheck(

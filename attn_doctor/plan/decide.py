@@ -34,6 +34,8 @@ the runtime builds them from what it checked in its own process and calls ``rank
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
@@ -43,6 +45,7 @@ from packaging.version import InvalidVersion, Version
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
 from attn_doctor.framework_names import Device, FrameworkName
+from attn_doctor.plan.pip_command import doctor_fix, join_command, shell_of
 from attn_doctor.plan.sdpa_rule import Dtype, Mask, SdpaInputs, sdpa_dispatch
 from attn_doctor.sdpa_data import SdpaKernel
 
@@ -496,6 +499,16 @@ def candidates() -> tuple[BackendName, ...]:
     return tuple(n for n in BACKEND_NAMES if BACKENDS[n].runtime is not None)
 
 
+def _install_way(env: Environment, dist: str) -> str:
+    """``attn-doctor install DIST``, with ``--python X`` when the inspected interpreter X is not
+    the one attn-doctor runs under (a snapshot, or ``--python``): the command then installs
+    into the environment that was diagnosed, whichever attn-doctor runs it."""
+    here = env.python.executable
+    if here is None or os.path.normpath(here) == os.path.normpath(sys.executable):
+        return join_command(["attn-doctor", "install", dist], shell_of(env))
+    return doctor_fix(env, "install", dist)
+
+
 def _option(
     name: BackendName,
     status: BackendStatus,
@@ -504,8 +517,10 @@ def _option(
     route: BackendPlan | None,
     compatible_here: bool,
     compat_reason: str,
+    env: Environment,
 ) -> Option | None:
     record = BACKENDS[name]
+    install = _install_way(env, record.distribution or name)
     auto = record.runtime.auto if record.runtime is not None else False
     if not compatible_here:
         return None
@@ -554,7 +569,7 @@ def _option(
         return Option(
             backend=name,
             status="install",
-            way=f"attn-doctor install {record.distribution or name}",
+            way=install,
             reason=compat_reason if status.installed != "yes" else status.reason,
             source=record.install[0],
             auto=auto,
@@ -574,7 +589,7 @@ def _option(
     return Option(
         backend=name,
         status="install",
-        way=f"attn-doctor install {record.distribution or name} ({best.source}: {what})",
+        way=f"{install} ({best.source}: {what})",
         reason=status.reason if status.installed == "yes" else compat_reason,
         source=best.source,
         auto=auto,
@@ -610,6 +625,7 @@ def decide(
             route=(route or {}).get(name),
             compatible_here=ok,
             compat_reason=why,
+            env=env,
         )
         if option is not None and request.framework is not None:
             from attn_doctor.plan.frameworks import framework_option

@@ -107,6 +107,14 @@ def pip_fix(env: Environment, *args: str) -> str:
     return join_command([interpreter(env), "-m", "pip", *args], shell_of(env))
 
 
+def own_pip(*args: str) -> str:
+    """``X -m pip ARGS`` for the interpreter attn-doctor runs under, quoted for its shell."""
+    import sys
+
+    shell: Shell = "windows" if sys.platform == "win32" else "posix"
+    return join_command([sys.executable, "-m", "pip", *args], shell)
+
+
 def doctor_fix(env: Environment, *args: str) -> str:
     """``attn-doctor ARGS --python X`` (X: the environment ``env`` describes)."""
     argv = ["attn-doctor", *args]

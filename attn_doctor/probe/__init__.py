@@ -25,7 +25,7 @@ from typing import Any
 
 from attn_doctor._version import __version__
 from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
-from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, unknown
+from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, children_end_on_interrupt, unknown
 from attn_doctor.probe.amd import probe_amd_and_apple
 from attn_doctor.probe.comfyui import probe_comfyui
 from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
@@ -106,7 +106,10 @@ def probe_environment(
     unknowns: list[Unknown] = []
     created_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="attn-doctor-probe") as ex:
+    with (
+        ThreadPoolExecutor(max_workers=6, thread_name_prefix="attn-doctor-probe") as ex,
+        children_end_on_interrupt(ex),  # Ctrl-C ends a hung nvidia-smi or nvcc at once
+    ):
         # The slow readers (subprocesses, NVML) start first and run while the rest is read.
         f_other = None
         if python is not None and not is_this_interpreter(python):

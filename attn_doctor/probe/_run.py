@@ -53,32 +53,55 @@ def run_tool(
     timeout: float = DEFAULT_TOOL_TIMEOUT,
     environ: Mapping[str, str] | None = None,
 ) -> Completed | str:
-    """Run ``argv`` and capture its output as text; on failure return why, as a sentence."""
+    """Run ``argv`` and capture its output as text; on failure return why, as a sentence.
+
+    Like ``run_isolated``'s children, the tool gets a process group of its own and is tracked
+    in ``CHILDREN``: Ctrl-C (``stop_children``) ends a hung ``nvidia-smi`` at once instead of
+    after its timeout.
+    """
     env = dict(os.environ if environ is None else environ)
     # Tools print their versions in English only with the C locale (nvidia-smi, nvcc do not
     # translate today, but a localised "Version" would silently defeat the parsers).
     env["LC_ALL"] = "C"
+    kwargs: dict[str, object] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             list(argv),
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
-            timeout=timeout,
             env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
+            **kwargs,  # type: ignore[call-overload]
         )
     except FileNotFoundError:
         return f"{argv[0]} not found"
-    except subprocess.TimeoutExpired:
-        return f"`{' '.join(argv)}` did not finish within {timeout:g} s"
     except OSError as exc:
         return f"`{' '.join(argv)}` could not be run: {exc.strerror or exc}"
-    return Completed(
-        argv=tuple(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr
-    )
+    if not CHILDREN.add(proc):  # Ctrl-C came first
+        proc.communicate()
+        return f"`{' '.join(argv)}` was interrupted (Ctrl-C)"
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=1.0)
+        return f"`{' '.join(argv)}` did not finish within {timeout:g} s"
+    finally:
+        CHILDREN.discard(proc)
+        if proc.returncode is None:  # interrupted: do not leave the tool running
+            kill_tree(proc)
+            proc.wait()
+    if proc.returncode < 0 and CHILDREN.stopping:
+        return f"`{' '.join(argv)}` was interrupted (Ctrl-C)"
+    return Completed(argv=tuple(argv), returncode=proc.returncode, stdout=stdout, stderr=stderr)
 
 
 def read_text(path: str | Path, *, limit: int = 1 << 20) -> str | None:
@@ -169,6 +192,11 @@ class _Children:
             kill_tree(proc)
         self.stopped += len(running)
         return len(running)
+
+    @property
+    def stopping(self) -> bool:
+        """An interruption is under way (``stop`` ran, ``reset`` not yet)."""
+        return self._stopping
 
     def reset(self) -> None:
         """Allow children again, once the interrupted work has ended."""

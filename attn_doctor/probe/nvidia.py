@@ -207,8 +207,7 @@ def _no_nvidia_device_nodes(root: Path = Path("/")) -> str | None:
     if any((root / m).exists() for m in markers):
         return None
     return (
-        "NVML: no NVIDIA kernel module or device node "
-        "(/proc/driver/nvidia, /dev/nvidia*, /dev/dxg)"
+        "NVML: no NVIDIA kernel module or device node (/proc/driver/nvidia, /dev/nvidia*, /dev/dxg)"
     )
 
 

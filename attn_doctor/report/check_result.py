@@ -32,3 +32,6 @@ class CheckReport:
     import_explanations: tuple[ImportExplanation, ...] = ()
     verification: VerifyReport | None = None
     """``check --verify``: the kernel and model checks of every backend check calls usable."""
+    knowledge: str | None = None
+    """Where the wheel knowledge planning used came from and how old it is (the bundled data,
+    or an ``attn-doctor index update`` overlay with its date); None for a ``--snapshot``."""

@@ -93,8 +93,11 @@ def _render_one(out: Console, number: int, exp: Explanation) -> None:
             "another machine or environment? (--snapshot FILE confirms against that one)[/]"
         )
     if exp.fix:
-        out.print("   [bold]Fix:[/]" if status != "contradicted" else
-                  "   [bold]Fix[/] (where the cause holds):")
+        out.print(
+            "   [bold]Fix:[/]"
+            if status != "contradicted"
+            else "   [bold]Fix[/] (where the cause holds):"
+        )
         for fix in exp.fix:
             out.print(f"     [cyan]{escape(fix.command)}[/]")
             if fix.unfilled:

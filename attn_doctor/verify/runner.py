@@ -107,10 +107,28 @@ def detect_device(*, timeout: float = 120.0, python: str | None = None) -> str:
 
 
 def _same_python(python: str | None) -> bool:
-    import os
-    import sys
+    """``python`` is attn-doctor's own interpreter (by path: two venvs of one base interpreter
+    resolve to the same file, and are still two environments)."""
+    from attn_doctor.probe.interpreter import is_this_interpreter
 
-    return python is None or os.path.realpath(python) == os.path.realpath(sys.executable)
+    return is_this_interpreter(python)
+
+
+def _cpu_build_here(python: str | None) -> bool:
+    """attn-doctor's own torch is a CPU-only build, read from its files (no import, no
+    child): then no CUDA device can be seen, and asking torch in a child only costs time."""
+    if not _same_python(python):
+        return False
+    import importlib.metadata
+
+    from attn_doctor.probe.torch_meta import probe_torch
+
+    try:
+        dist = importlib.metadata.distribution("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    facts, _ = probe_torch({"torch": dist})
+    return facts is not None and facts.build == "cpu"
 
 
 def record_reason(backend: BackendName, device: str, *, python: str | None = None) -> str | None:
@@ -405,6 +423,8 @@ def verify_backends(
         dev = device
     elif device is not None:
         dev = device
+    elif _cpu_build_here(python):
+        dev = "cpu"  # torch's files say it has no GPU backend: no child needed to ask it
     else:
         say("asking torch for a CUDA device")
         dev = detect_device(python=python)

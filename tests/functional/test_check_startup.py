@@ -18,6 +18,8 @@ NOT_ON_CHECKS_PATH = (
     "attn_doctor.bench.recommend",  # only when a bench cache exists
     "packaging.tags",  # distribution names are normalised without it
     "torch",
+    "urllib.request",  # only `index update` reaches the network (index/overlay.py is local)
+    "ssl",
 )
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from attn_doctor.cli import cli
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
-from attn_doctor.index.update import knowledge_line, read_overlay
+from attn_doctor.index.overlay import knowledge_line, read_overlay
 from attn_doctor.plan.resolve import plan_backend
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "index_update"

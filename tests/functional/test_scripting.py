@@ -222,3 +222,52 @@ def test_children_run_again_after_an_interruption_in_this_process() -> None:
     ran = run_isolated([sys.executable, "-c", "print(42)"], timeout=60, env=dict(os.environ))
     assert ran.start_error is None
     assert ran.stdout.strip() == "42"
+
+
+HANGING_TOOL = """#!/bin/sh
+echo $$ >> "$ATTN_DOCTOR_TEST_MARK"
+sleep 600
+"""
+
+
+@posix_only
+def test_ctrl_c_ends_a_hanging_probe_tool_within_2_s(tmp_path: Path) -> None:
+    """A wedged driver hangs nvidia-smi; Ctrl-C ends it (its process group) and the run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("nvidia-smi", "nvcc"):
+        tool = bin_dir / name
+        tool.write_text(HANGING_TOOL)
+        tool.chmod(0o755)
+    mark = tmp_path / "pids"
+    env = _env(ATTN_DOCTOR_TEST_MARK=str(mark))
+    env["PATH"] = os.pathsep.join((str(bin_dir), env.get("PATH", "")))
+    proc = subprocess.Popen(
+        [*CLI, "check", "--timeout", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (mark.exists() and mark.read_text().strip()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the hanging tool never started"
+            time.sleep(0.05)
+        tools = [int(line) for line in mark.read_text().split()]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err
+    assert took < 2.0, f"Ctrl-C took {took:.1f} s"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in tools) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in tools)

@@ -103,8 +103,9 @@ def test_auto_from_a_torch_env_answers_for_a_venv_without_torch(bare_venv: Path)
     assert f"torch is not installed in {bare_venv}" in error["message"]
     # The fix and the next step are for that environment, by its interpreter.
     hint = str(error["hint"])
-    assert hint.startswith(f"{shlex.quote(str(bare_venv))} -m pip install torch ")
-    assert f"attn-doctor install --auto --python {shlex.quote(str(bare_venv))}" in hint
+    # each command on its own line
+    assert f"\n  {shlex.quote(str(bare_venv))} -m pip install torch " in hint
+    assert f"\n  attn-doctor install --auto --python {shlex.quote(str(bare_venv))}" in hint
 
 
 def test_from_an_env_without_torch_it_sees_the_targets_torch(

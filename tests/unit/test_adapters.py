@@ -102,7 +102,8 @@ def test_a_backend_without_planner_is_a_usage_error_not_a_key_error(
     assert info.value.exit_code == ExitCode.USAGE
     assert "no install planner" in info.value.message
     assert info.value.hint is not None
-    assert "pip install xformers" in info.value.hint
+    assert "\n  python -m pip install xformers\n" in info.value.hint
+    assert info.value.hint.endswith("\n  attn-doctor verify xformers")
 
 
 def test_install_without_planner_exits_2_with_the_message(

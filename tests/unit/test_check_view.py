@@ -134,7 +134,8 @@ def test_h200_fits_in_about_40_lines_and_names_the_kernel() -> None:
     assert lines[0].endswith("(ready): runs the cuDNN kernel")
     assert lines[1] == "Next: nothing to do"
     numbered = {line.split(None, 1)[1] for line in lines if line[:3].strip().isdigit()}
-    assert "attn-doctor install flash-attn-4" in numbered  # whole, under the table
+    # whole, under the table; a snapshot names the interpreter it describes
+    assert "attn-doctor install flash-attn-4 --python /opt/venv/bin/python3" in numbered
     # every ranked backend appears, and the table never folds attn_implementation values
     for value in ("flash_attention_4", "kernels-community/flash-attn2", "flex_attention"):
         assert any(value in line.split() for line in lines)

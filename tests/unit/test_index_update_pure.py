@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 
 from attn_doctor._version import __version__
+from attn_doctor.index.overlay import OVERLAY_FILE, knowledge_line, read_overlay
 from attn_doctor.index.update import (
-    OVERLAY_FILE,
     default_index_url,
     find_links_wheels,
-    knowledge_line,
     newest_version,
-    read_overlay,
     version_of,
 )
 

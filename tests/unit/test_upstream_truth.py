@@ -124,10 +124,33 @@ def test_the_installed_transformers_is_read_from_its_files() -> None:
     assert probe_transformers_constants({}) == (None, [])
 
 
+def test_the_bundled_row_equals_what_the_reader_finds_in_the_installed_transformers() -> None:
+    """The bundled rows were read from the package-index wheels with this reader; the installed
+    release's row must say what the reader says about the installed files."""
+    try:
+        dist = importlib.metadata.distribution("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("transformers is not installed")
+    hub = load_index().hub
+    row = hub.row_for(dist.version)
+    if row is None:
+        pytest.skip(f"no bundled row for transformers {dist.version}")
+    constants, _ = probe_transformers_constants({"transformers": dist})
+    assert constants is not None
+    assert row.verified
+    assert (row.kernels_min_version, row.kernels_max_version) == (
+        constants.kernels_min_version,
+        constants.kernels_max_version,
+    )
+    assert dict(row.kernel_versions) == dict(constants.hub_kernel_versions)
+    assert {(k.replaces, k.repo) for k in hub.kernels} == set(constants.hub_fallback)
+
+
 def test_the_bundled_table_has_a_sourced_row_per_release() -> None:
     hub = load_index().hub
     rows = {r.version: r for r in hub.rows}
-    assert {"5.23", "5.24", "5.25"} <= set(rows)
+    assert {"5.20", "5.21", "5.22", "5.23", "5.24", "5.25"} <= set(rows)
+    assert all(rows[v].verified for v in ("5.20", "5.21", "5.22", "5.23", "5.24", "5.25"))
     assert all(r.source for r in rows.values())
     assert (rows["5.25"].kernels_min_version, rows["5.25"].kernels_max_version) == (
         "0.19.1",
@@ -137,6 +160,10 @@ def test_the_bundled_table_has_a_sourced_row_per_release() -> None:
     assert (rows["5.23"].kernels_min_version, rows["5.23"].kernels_max_version) == (
         "0.18.2",
         "0.19.0",
+    )
+    assert (rows["5.22"].kernels_min_version, rows["5.22"].kernels_max_version) == (
+        "0.17.2",
+        "0.18.0",
     )
     assert hub.row_for("5.25.0") is rows["5.25"]
     assert hub.row_for("5.2.0") is None

@@ -26,7 +26,7 @@ from attn_doctor.errors import NoPlanner, NoWayToInstall, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.index.model import Index
 from attn_doctor.plan.integrity import integrity_note
-from attn_doctor.plan.pip_command import command_lines, shell_of
+from attn_doctor.plan.pip_command import command_lines, join_command, shell_of
 from attn_doctor.plan.resolve.common import (
     ALL_SOURCES,
     PROTECTED,
@@ -63,7 +63,7 @@ __all__ = [
 _BUILTIN: frozenset[BackendName] = frozenset(n for n in BACKENDS if BACKENDS[n].builtin)
 
 
-def planner_for(backend: BackendName) -> Planner:
+def planner_for(backend: BackendName, python: str = "python") -> Planner:
     """The install planner the backend's adapter names (``module:function``).
 
     Raises ``NoPlanner`` (exit code 2) when attn-doctor has none for it.
@@ -74,8 +74,14 @@ def planner_for(backend: BackendName) -> Planner:
         dist = record.distribution
         raise NoPlanner(
             f"attn-doctor has no install planner for {record.title}",
-            hint=(f"install {dist} by hand (pip install {dist}), then " if dist else "")
-            + f"run `attn-doctor verify --backend {backend}` to prove it works here",
+            hint=(
+                f"install {dist} by hand, then prove it works here:\n  "
+                + join_command([python, "-m", "pip", "install", dist])
+                + "\n  "
+                if dist
+                else "prove it works here:\n  "
+            )
+            + f"attn-doctor verify {backend}",
         )
     module, _, name = ref.partition(":")
     return cast(Planner, getattr(importlib.import_module(module), name))
@@ -132,7 +138,7 @@ def plan_backend(
             ways_out=(f"{info.title} ships with torch: nothing to install.",),
             already_installed=m.torch,
         )
-    planner = planner_for(backend)
+    planner = planner_for(backend, env.python.executable or "python")
     plan = planner(m, index, allow, allow_torch_change, versions)
     if versions is not None:
         plan = _only_versions(plan, versions, planner(m, index, allow, allow_torch_change))

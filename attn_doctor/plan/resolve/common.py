@@ -19,6 +19,7 @@ from attn_doctor.index.naming import (
     python_minor,
     torch_minor,
 )
+from attn_doctor.plan.pip_command import Shell, join_command
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind
 
 ALL_SOURCES: frozenset[SourceKind] = frozenset(
@@ -63,6 +64,13 @@ class Machine:
     torch_hip: str | None = None
     rocm: str | None = None
     """The system ROCm toolkit's release (``6.4.1``), if found."""
+    executable: str = "python"
+    """The interpreter of the environment planned for: shown commands run ``X -m pip``."""
+
+    def pip(self, *args: str) -> str:
+        """``X -m pip ARGS``, quoted for the machine's shell."""
+        shell: Shell = "windows" if self.os == "windows" else "posix"
+        return join_command([self.executable, "-m", "pip", *args], shell)
 
     @property
     def sys_platform(self) -> str:
@@ -106,6 +114,7 @@ def machine_of(env: Environment) -> Machine:
         gfx=tuple(g.gfx_arch for g in env.gpus if g.vendor == "amd" and g.gfx_arch),
         torch_hip=torch.hip if torch else None,
         rocm=env.cuda_toolkit.rocm_version,
+        executable=env.python.executable or "python",
     )
 
 

@@ -528,9 +528,12 @@ def plan_flash_attn_2(
         kernel = next((k for k in index.hub.kernels if k.replaces == "flash_attention_2"), None)
         if kernel is not None:
             ways.append(
-                "No flash-attn install at all: `pip install '"
-                + kernels_requirement(index.hub, m.transformers, m.transformers_constants)
-                + "'` and load the model with "
+                "No flash-attn install at all: `"
+                + m.pip(
+                    "install",
+                    kernels_requirement(index.hub, m.transformers, m.transformers_constants),
+                )
+                + "` and load the model with "
                 f"attn_implementation='{kernel.repo}' (needs the Hugging Face Hub on first use); "
                 f"transformers >= {index.hub.transformers_fallback_since} also falls back to "
                 "it by itself for 'flash_attention_2' when flash-attn is missing and `kernels` "

@@ -1,0 +1,189 @@
+"""More evidence read from a normalised message, kept apart from ``evidence.py`` for size:
+attributes a module lacks, arch-specific instructions compiled for the wrong target, SDPA
+kernels torch was built without, pip's name mismatch for a VCS requirement, a framework's
+advice to use another backend, GPU families named in prose, and a backend's guarded import
+left as None. Pure functions of the text; ``extract_facts`` calls ``read_more``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Advice:
+    """A framework saying which backend a model should use, and the setting to change."""
+
+    subject: str
+    """What the advice is about (``Gemma-2``), or ``""``."""
+    backend: str
+    """The backend advised, as written (``flash attention 2``)."""
+    setting: str = ""
+    """The setting to change (``flash_attn``), when the advice names one."""
+    value: str = ""
+    """The value to set it to (``fa2``)."""
+
+
+FAMILIES: dict[str, tuple[int, ...]] = {
+    "kepler": (35, 37),
+    "maxwell": (50, 52),
+    "pascal": (60, 61),
+    "volta": (70,),
+    "turing": (75,),
+}
+"""GPU family names a message may use in prose for architectures it refuses (oldest first).
+Only the pre-Ampere families: a refusal names the GPUs left out, which are the old ones."""
+
+_NO_ATTR = re.compile(
+    r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
+    r"|cannot import name ['\"](\w+)['\"] from ['\"]([\w.]+)['\"]"
+)
+_INSTRUCTION = re.compile(
+    r"Instruction '([\w.]+)[^']*' not supported on \.target '?sm_(\d{2,3})[af]?'?", re.I
+)
+_NOT_COMPILED = re.compile(
+    r"(?:Torch|torch) was not compiled with (memory efficient|flash|cuDNN) attention", re.I
+)
+_PIP_NAME = re.compile(
+    r"(?:Requested \S+ from )?(?P<url>git\+\S+?)?\s*has inconsistent name: "
+    r"expected '(?P<want>[\w.-]+)', but metadata has '(?P<have>[\w.-]+)'"
+)
+_ADVICE = re.compile(
+    r"(?P<subject>[\w.-]+(?: [\w.-]+)?) should (?:use|be (?:run|trained) with) "
+    r"(?P<backend>(?:flash[ _-]?attention|FlashAttention|sdpa|eager|xformers|flex)[\w -]*?)"
+    r"(?:,\s*change `?(?P<setting>\w+)`? to `?(?P<value>[\w-]+)`?)?[.\s]*$",
+    re.I | re.M,
+)
+_FAMILY_REFUSED = re.compile(
+    r"(?:cannot use|can't use|not supported (?:on|for)|does not support|doesn't support)"
+    r"[^\n]{0,60}?\b(?:for|on) ((?:(?:Kepler|Maxwell|Pascal|Volta|Turing)(?:,? (?:and|or) |, )?)+)"
+    r"\s*GPUs?",
+    re.I,
+)
+_BACKEND_FRAME = re.compile(
+    r"File \"[^\"]*?[\\/](vllm|sglang)[\\/][\w\\/]*?attention[\\/](?:backends[\\/])?"
+    r"(flashinfer|flash_attn|xformers|triton_attn|flashmla)\w*\.py\""
+)
+
+
+def arch_numbers(text: str) -> list[int]:
+    """sm numbers in a requirement; ``sm8x`` is every sm_8x (80, 86, 87, 89)."""
+    out: list[int] = []
+    for raw in re.findall(r"(\d{2,3}|\dx)\b", text):
+        out += [int(raw[0]) * 10 + d for d in (0, 6, 7, 9)] if raw.endswith("x") else [int(raw)]
+    return out
+
+
+_PIN_CONFLICT = re.compile(
+    r"([\w.-]+) (\d[\w.+]*) requires torch ?==([\w.+]+), but you(?:'ll)? have torch "
+    r"(\d[\w.+]*) which is incompatible"
+)
+_UNINSTALLED = re.compile(r"Successfully uninstalled ([\w.-]+?)-\d|Attempting uninstall: ([\w.-]+)")
+_FEATURE_REFUSED = re.compile(
+    r"`?(?P<feature>[\w ]{3,60}?)`? (?:is|are) not supported (?:for|by|with|in) "
+    r"(?P<backend>[\w .-]{3,40}?)[.!\s\"')]*$"
+    r"|(?P<backend2>[\w-]{3,30}) (?:does not|doesn't) support "
+    r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$",
+    re.M,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class More:
+    missing_attrs: tuple[tuple[str, str], ...] = ()
+    arch_instructions: tuple[tuple[str, int], ...] = ()
+    torch_missing_kernels: tuple[str, ...] = ()
+    pip_name_mismatch: tuple[str, str, str] | None = None
+    advice: tuple[Advice, ...] = ()
+    refused_families: tuple[int, ...] = ()
+    none_called_in: tuple[tuple[str, str], ...] = ()
+    pin_conflicts: tuple[tuple[str, str, str, str], ...] = ()
+    uninstalled: tuple[str, ...] = ()
+    features_refused: tuple[tuple[str, str], ...] = ()
+
+
+def read_more(body: str) -> More:
+    """The facts above, from the normalised text."""
+    attrs: dict[tuple[str, str], None] = {}
+    for m in _NO_ATTR.finditer(body):
+        mod, name = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        attrs[(mod, name)] = None
+    instr = {(m.group(1).split(".")[0], int(m.group(2))): None for m in _INSTRUCTION.finditer(body)}
+    kernels = {
+        {"memory efficient": "mem_efficient", "flash": "flash", "cudnn": "cudnn"}[
+            m.group(1).lower()
+        ]: None
+        for m in _NOT_COMPILED.finditer(body)
+    }
+    pm = _PIP_NAME.search(body)
+    pip = (pm.group("want"), pm.group("have"), pm.group("url") or "") if pm else None
+    advice = tuple(
+        Advice(
+            subject=m.group("subject").strip(),
+            backend=m.group("backend").strip(),
+            setting=m.group("setting") or "",
+            value=m.group("value") or "",
+        )
+        for m in _ADVICE.finditer(body)
+    )
+    families: dict[int, None] = {}
+    for m in _FAMILY_REFUSED.finditer(body):
+        for word in re.findall(r"[A-Za-z]+", m.group(1)):
+            for sm in FAMILIES.get(word.lower(), ()):
+                families[sm] = None
+    none_in: tuple[tuple[str, str], ...] = ()
+    if re.search(r"'NoneType' object is not callable", body):
+        none_in = tuple(
+            dict.fromkeys((m.group(1), m.group(2)) for m in _BACKEND_FRAME.finditer(body))
+        )
+    pins = tuple(
+        dict.fromkeys(
+            (m.group(1).lower(), m.group(2), m.group(3), m.group(4))
+            for m in _PIN_CONFLICT.finditer(body)
+        )
+    )
+    gone = tuple(
+        dict.fromkeys((m.group(1) or m.group(2)).lower() for m in _UNINSTALLED.finditer(body))
+    )
+    features = tuple(
+        dict.fromkeys(
+            (
+                (m.group("feature") or m.group("feature2")).strip(" `"),
+                (m.group("backend") or m.group("backend2")).strip(),
+            )
+            for m in _FEATURE_REFUSED.finditer(body)
+        )
+    )
+    return More(
+        pin_conflicts=pins,
+        uninstalled=gone,
+        features_refused=features,
+        missing_attrs=tuple(attrs),
+        arch_instructions=tuple(instr),
+        torch_missing_kernels=tuple(kernels),
+        pip_name_mismatch=pip,
+        advice=advice,
+        refused_families=tuple(families),
+        none_called_in=none_in,
+    )
+
+
+def more_summary(f: Any) -> list[tuple[str, str]]:
+    """(fact, value) pairs for display of the facts above (``f`` is a ``TextFacts``)."""
+    out: list[tuple[str, str]] = []
+    for mod, name in f.missing_attrs:
+        out.append(("missing attribute", f"{mod}.{name}"))
+    for ins, sm in f.arch_instructions:
+        out.append(("instruction refused", f"{ins} on sm_{sm}"))
+    for kernel in f.torch_missing_kernels:
+        out.append(("torch built without", f"SDPA {kernel} kernel"))
+    if f.pip_name_mismatch:
+        out.append(
+            ("pip name", f"asked {f.pip_name_mismatch[0]}, metadata {f.pip_name_mismatch[1]}")
+        )
+    for adv in f.advice:
+        out.append(("advice", f"{adv.subject}: {adv.backend}".strip(": ")))
+    for framework, module in f.none_called_in:
+        out.append(("None called in", f"{framework} {module} backend"))
+    return out

@@ -1,0 +1,399 @@
+"""Failure classes about what a build or a caller expects: torch built without an SDPA kernel,
+torch older than an attribute a library reads, a backend function looked up in the wrong
+module, pip's #egg= name out of date, a build's arch list compiling one architecture's
+instructions for another, a framework advising another backend, and a backend's guarded
+import left as None."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in_text,
+    fits,
+    has_error,
+    line_of,
+    sm_name,
+    version_of,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+
+_KERNEL_NAMES = {
+    "mem_efficient": ("memory-efficient", "sdpa_mem_efficient", "USE_MEM_EFF_ATTENTION"),
+    "flash": ("flash", "sdpa_flash", "USE_FLASH_ATTENTION"),
+}
+
+
+def torch_built_without_sdpa_kernel(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """torch says it was built without one of SDPA's fused kernels. On ROCm both come from
+    AOTriton, which a build may leave out; a CUDA Windows wheel without flash is harmless
+    (that warning is in the harmless list), so only ROCm and a missing memory-efficient
+    kernel are this class. Not when the text has an error of its own."""
+    if has_error(f) or not f.torch_missing_kernels:
+        return []
+    rocm = f.torch_build == "rocm"
+    kernel = next((k for k in f.torch_missing_kernels if k == "mem_efficient" or rocm), None)
+    if kernel is None or kernel not in _KERNEL_NAMES:
+        return []
+    words, backend, flag = _KERNEL_NAMES[kernel]
+    windows = "windows" in f.platforms
+    ver = f.version("torch")
+    if rocm:
+        cause = (
+            f"this ROCm build of torch{' ' + ver if ver else ''} "
+            f"was built without SDPA's {words} kernel ({flag} off: on ROCm it comes from "
+            "AOTriton, which this build left out), so scaled_dot_product_attention runs the "
+            "slower math kernel (more memory, nothing is wrong with the results)."
+        )
+        fix: tuple[str, ...] = (
+            "pip install --upgrade torch   # a current release from PyTorch's ROCm wheel index "
+            "(built with AOTriton)",
+        )
+        if windows:
+            fix += ("on Windows ROCm builds (TheRock): use a build with aotriton enabled",)
+        source = (
+            "pytorch aten/src/ATen/native/transformers/hip/sdp_utils.cpp (#ifndef "
+            f"{flag}: 'Torch was not compiled with {words.replace('-', ' ')} attention'); "
+            "ROCm/TheRock#1040, pytorch/pytorch#112997 (unverified: not re-read)"
+        )
+    else:
+        cause = (
+            f"this torch was built without SDPA's {words} kernel ({flag} off), so "
+            "scaled_dot_product_attention uses another kernel (slower, same results)."
+        )
+        fix = ("pip install --upgrade torch   # an official wheel, built with that kernel",)
+        source = (
+            "pytorch aten/src/ATen/native/transformers/cuda/sdp_utils.cpp (#ifndef " + flag + ")"
+        )
+    return [
+        ClassAnswer(
+            class_id="torch-built-without-sdpa-kernel",
+            title=f"torch was built without SDPA's {words} kernel" + (" (ROCm)" if rocm else ""),
+            cause=cause,
+            fix=fix,
+            evidence=(("missing kernel", backend), ("torch build", f.torch_build or "not shown")),
+            source=source,
+            line=line_of(f, r"not compiled with"),
+        )
+    ]
+
+
+def torch_too_old_for_api(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A library reads an attribute of torch (``torch.version.xpu``) that only newer torch
+    releases have: torch is older than the first release the table names."""
+    for mod, name in f.missing_attrs:
+        api = next((a for a in know.torch_api if a.name == f"{mod}.{name}"), None)
+        if api is None:
+            continue
+        have = f.version("torch")
+        first = version_of(api.first)
+        if (hv := version_of(have)) is not None and first is not None and hv >= first:
+            continue  # the message's torch already has it: not this class
+        xpu = "xpu" in api.name or f.torch_build == "xpu"
+        return [
+            ClassAnswer(
+                class_id="torch-too-old-for-api",
+                title=f"torch{' ' + have if have else ''} has no {api.name} (added in {api.first})",
+                cause=(
+                    f"the code reads {api.name}, which torch has only since {api.first}; the "
+                    f"installed torch{' ' + have if have else ''} is older."
+                ),
+                fix=(
+                    f"pip install --upgrade 'torch>={api.first}'"
+                    + ("   # the XPU build, from PyTorch's XPU wheel index" if xpu else ""),
+                ),
+                checks=(f"torch_below:{api.first}",),
+                evidence=(("missing attribute", api.name), ("torch", have or "not shown")),
+                source=api.source,
+                line=line_of(f, re.escape(name)),
+            )
+        ]
+    return []
+
+
+def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A caller looks up a backend's function in a module that does not export it (the
+    package's top level of an older release), or by the name it had before a rename."""
+    for mod, name in f.missing_attrs:
+        for api in know.backend_api:
+            top = api.module.split(".", maxsplit=1)[0]
+            if mod.split(".", maxsplit=1)[0] != top:
+                continue
+            if name in api.names and mod != api.module:
+                return [
+                    ClassAnswer(
+                        class_id="backend-function-import-path",
+                        title=f"{name} is not exported by {mod}: import it from {api.module}",
+                        cause=(
+                            f"the caller looks up {name} on {mod}, and the installed "
+                            f"{api.backend} does not export it there; {name} is defined in "
+                            f"{api.module}."
+                        ),
+                        fix=(f"from {api.module} import {name}",),
+                        evidence=(("module", mod), ("function", name)),
+                        source=api.source,
+                        line=line_of(f, re.escape(name)),
+                    )
+                ]
+            if api.renamed_from and name.startswith(api.renamed_from + "_"):
+                new = api.renamed_to + name[len(api.renamed_from) :]
+                return [
+                    ClassAnswer(
+                        class_id="caller-written-for-other-api",
+                        title=f"{name} is the name before {api.backend} {api.renamed_in}",
+                        cause=(
+                            f"the caller uses {name}, the name before {api.backend} "
+                            f"{api.renamed_in} renamed these functions; the installed release "
+                            f"has {new} instead."
+                        ),
+                        fix=(
+                            f"from {api.module} import {new}   # the current name",
+                            f"or pin the release the caller was written for (< {api.renamed_in})",
+                        ),
+                        evidence=(("module", mod), ("function", name)),
+                        source=api.source,
+                        line=line_of(f, re.escape(name)),
+                    )
+                ]
+    return []
+
+
+def pip_egg_name_out_of_date(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """pip discards a VCS requirement whose ``#egg=`` name is not the name in the package's
+    metadata (the project renamed its distribution at that commit)."""
+    if f.pip_name_mismatch is None:
+        return []
+    want, have, url = f.pip_name_mismatch
+    base, _, frag = url.partition("#")
+    rest = "&".join(p for p in frag.split("&") if p and not p.startswith("egg="))
+    new_url = base + (f"#{rest}" if rest else "")
+    fix: tuple[str, ...] = (
+        (f"pip install '{have} @ {new_url}'   # ask for it by its current name",)
+        if base
+        else (f"ask for {have} (its current name) instead of {want}",)
+    )
+    fix += (f"or pin the commit where it was still named {want}: {base or 'URL'}@COMMIT",)
+    return [
+        ClassAnswer(
+            class_id="pip-egg-name-out-of-date",
+            title=f"the package at that URL is now named {have}, not {want}",
+            cause=(
+                f"the requirement asks for `{want}` (#egg={want}), but the package at the "
+                f"repository's current commit declares the name `{have}` in its metadata, so "
+                "pip discards it and then finds no distribution of that name."
+            ),
+            fix=fix,
+            evidence=(("requested", want), ("metadata name", have)),
+            source="pip's 'inconsistent name' check (pip/_internal/req/req_install.py) "
+            "on the VCS requirement",
+            line=line_of(f, r"inconsistent name"),
+        )
+    ]
+
+
+def build_arch_list_wrong_mix(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """ptxas refuses an instruction that only another architecture's arch-specific target has
+    (wgmma: sm_90a) on this target: the build's arch list mixes architectures and the kernel
+    written for one was compiled for the other."""
+    for prefix, target in f.arch_instructions:
+        ins = next((i for i in know.arch_instructions if i.prefix == prefix), None)
+        if ins is None or ins.sm == target:
+            continue
+        arch = f"{target // 10}.{target % 10}"
+        return [
+            ClassAnswer(
+                class_id="build-arch-list-wrong-mix",
+                title=f"{ins.target} kernels compiled for sm_{target}: the arch list mixes GPUs",
+                cause=(
+                    f"the build compiled kernels that use {prefix} (an {ins.target}-only "
+                    f"instruction, {sm_name(know, ins.sm)}) for sm_{target} "
+                    f"({sm_name(know, target)}); the arch list it was given "
+                    "(TORCH_CUDA_ARCH_LIST) asks for several architectures and the kernels of "
+                    "one were built with the other's settings."
+                ),
+                fix=(
+                    f'TORCH_CUDA_ARCH_LIST="{arch}" pip install --no-build-isolation .   '
+                    "# only this GPU's architecture",
+                ),
+                evidence=(("instruction", prefix), ("target", f"sm_{target}")),
+                source=ins.source,
+                line=line_of(f, re.escape(prefix)),
+            )
+        ]
+    return []
+
+
+_ADVISED = (
+    (r"flash[ _-]?attention[ _-]?(?:v?2|two)\b|\bfa2\b", "flash_attn_2"),
+    (r"flash[ _-]?attention[ _-]?v?3|\bfa3\b", "flash_attn_3"),
+    (r"\bsdpa\b", "sdpa"),
+    (r"\beager\b", "eager"),
+    (r"xformers", "xformers"),
+)
+
+
+def framework_advises_other_backend(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A framework warns that a model should run with another attention backend (and which
+    setting to change). Only when the text has no error of its own."""
+    if not f.advice or has_error(f):
+        return []
+    adv = f.advice[0]
+    backend = next((b for rx, b in _ADVISED if re.search(rx, adv.backend, re.I)), None)
+    record = know.backend(backend) if backend else None
+    setting = f"{adv.setting}: {adv.value}" if adv.setting and adv.value else ""
+    fix = ((f"set `{setting}` in the config",) if setting else ()) + (
+        (f"attn-doctor install {backend}   # if it is not installed yet",)
+        if record is not None and record.distributions
+        else ()
+    )
+    return [
+        ClassAnswer(
+            class_id="framework-advises-other-backend",
+            title=f"advice: {adv.subject or 'this model'} should use {adv.backend}",
+            cause=(
+                f"the framework advises running {adv.subject or 'this model'} with "
+                f"{adv.backend}"
+                + (f" and names the setting (`{setting}`)" if setting else "")
+                + "; it is a warning about the configuration, not a failure."
+            ),
+            fix=fix or (f"configure the model to use {adv.backend}",),
+            evidence=(("advised", adv.backend), *((("setting", setting),) if setting else ())),
+            source="the framework's own warning",
+            line=line_of(f, r"should (?:use|be)"),
+        )
+    ]
+
+
+_FRAME_BACKENDS = {"flashinfer": "flashinfer", "flash_attn": "flash_attn_2", "xformers": "xformers"}
+
+
+def backend_import_left_none(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A framework's attention module for a backend calls a name its guarded import left None
+    ("'NoneType' object is not callable"): the backend's package is not installed."""
+    for framework, module in f.none_called_in:
+        b = know.backend(_FRAME_BACKENDS.get(module, ""))
+        if b is None:
+            continue
+        env = (
+            "VLLM_ATTENTION_BACKEND / --attention-backend"
+            if framework == "vllm"
+            else ("--attention-backend")
+        )
+        return [
+            ClassAnswer(
+                class_id="backend-not-installed",
+                title=f"{framework} runs its {b.name} backend, and {b.name} is not installed",
+                cause=(
+                    f"{framework}'s {module} attention backend imports {b.name} inside a guard "
+                    f"that leaves its names None when the import fails; a None was then called, "
+                    f"so {', '.join(b.distributions) or b.name} is not importable."
+                ),
+                fix=(
+                    f"attn-doctor install {b.name}",
+                    f"or unset the setting that selects it ({env})",
+                ),
+                checks=tuple(f"package_missing:{d}" for d in b.distributions[:1]),
+                evidence=(("framework", framework), ("backend module", module)),
+                source=(
+                    f"wheels_index/backends.toml {b.name}: modules; {framework}'s guarded import"
+                ),
+                line=line_of(f, r"NoneType"),
+            )
+        ]
+    return []
+
+
+def _release_for_torch(know: Knowledge, dist: str, torch: str) -> str | None:
+    """The newest release of ``dist`` whose wheels pin exactly this torch (from the tables)."""
+    have = version_of(torch)
+    found = [
+        ver
+        for d, ver, req in know.torch_pins
+        if d == dist and have is not None and version_of(req.lstrip("=")) == have
+    ]
+    return max(found, key=lambda v: version_of(v) or Version("0")) if found else None
+
+
+_OWN_ID = {
+    "xformers": "xformers-built-for-other-torch",
+    "flash-attn": "flash-attn-built-for-other-torch",
+}
+"""The backend's own id for this cause, where the knowledge base has one (with its finer
+machine check, ``built_for_other_torch:DIST``): the answer names it instead of the general id."""
+
+
+def extension_pins_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """pip reports that a backend's compiled package pins another torch than the one
+    installed, and torch stayed (the log shows no torch uninstalled): the package's binaries
+    were built for the torch it pins, not for this one."""
+    if "torch" in f.uninstalled:
+        return []  # pip replaced torch: the phrase entries for that case answer it
+    for dist, ver, need, have in f.pin_conflicts:
+        b = next((r for r in know.backends if dist in r.distributions), None)
+        if b is None:
+            continue
+        match = _release_for_torch(know, dist, have)
+        fix = (
+            (f"pip install '{dist}=={match}' --no-deps   # the release built for torch {have}",)
+            if match
+            else (f"attn-doctor install {b.name}   # a build for the installed torch {have}",)
+        ) + (f"or pip install 'torch=={need}'   # the torch {dist} {ver} was built for",)
+        return [
+            ClassAnswer(
+                class_id=_OWN_ID.get(dist, "extension-built-for-other-torch"),
+                title=f"{dist} {ver} is built for torch {need}, but torch {have} is installed",
+                cause=(
+                    f"{dist} {ver} ships binaries built against torch {need} (its wheel pins "
+                    f"torch=={need}), and this environment kept torch {have}; its compiled "
+                    "operators do not load against this torch."
+                ),
+                fix=fix,
+                checks=((f"built_for_other_torch:{dist}",) if dist in _OWN_ID else ())
+                + (f"package_installed:{dist}",),
+                evidence=(("package", f"{dist} {ver}"), ("pins", need), ("torch", have)),
+                source="pip's dependency-conflict report; xformers releases and their torch pins "
+                "from wheels_index/xformers.toml",
+                line=line_of(f, rf"{re.escape(dist)} \S+ requires torch"),
+            )
+        ]
+    return []
+
+
+def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend says it lacks a feature of attention the caller uses (an attention mask,
+    logits soft-capping): the backends that have it come from the feature table."""
+    for feature_text, backend_text in f.features_refused:
+        feat = next((x for x in know.features if x.pattern.search(feature_text)), None)
+        named = backends_in_text(backend_text)
+        if feat is None or not named or named[0] in feat.backends:
+            continue
+        sm = f.sms[0] if len(f.sms) == 1 else None
+        others = [
+            b
+            for b in feat.backends
+            if (rec := know.backend(b)) is not None and (sm is None or fits(rec, sm))
+        ]
+        return [
+            ClassAnswer(
+                class_id="backend-feature-unsupported",
+                title=f"{named[0]} does not support {feat.name}",
+                cause=(
+                    f"{named[0]} has no {feat.name}, and the caller uses one ({feature_text}); "
+                    f"the backends that have it: {', '.join(feat.backends)}."
+                ),
+                fix=tuple(
+                    f"use {b} instead" + (" (torch SDPA: no extra package)" if b == "sdpa" else "")
+                    for b in others[:2]
+                )
+                or (f"drop the {feat.name} or pick a backend that has it",),
+                evidence=(("backend", named[0]), ("feature", feat.name)),
+                source=feat.source,
+                line=line_of(f, r"not supported|support"),
+                before_phrases=False,
+            )
+        ]
+    return []
