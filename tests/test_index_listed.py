@@ -206,3 +206,29 @@ def test_newer_xformers_and_sageattention_releases_are_planned_from_the_overlay(
         "pypi",
         False,
     )
+
+
+def test_a_listed_flash_attn_3_wheel_is_planned_for_hopper(tmp_path: Path) -> None:
+    name = "flash_attn_3-3.0.0b1+cu130-cp39-abi3-linux_x86_64.whl"
+    entry = {
+        "package": "flash_attn_3",
+        "version": "3.0.0b1+cu130",
+        "filename": name,
+        "url": f"{BASE}/files/{name}",
+        "requires_torch": "==2.11.*",
+        "torch_from": "metadata",
+        "listed_by": f"{BASE}/links",
+        "trust": "third-party index",
+        "source": f"{BASE}/links ({WHEN[:10]}): the wheel's METADATA Requires-Dist",
+        "sha256": "9" * 64,
+        "verified": True,
+    }
+    index = load_index(_overlay(tmp_path, [entry]))
+    plan = plan_backend(_env("2.11.0"), index, "flash_attn_3")
+    listed = [c for c in plan.candidates if c.filename == name]
+    assert listed, plan
+    assert listed[0].requirement == f"flash-attn-3 @ {BASE}/files/{name}"
+    assert listed[0].trust == "third-party index"
+    # torch 2.12: its METADATA says 2.11 only.
+    other = plan_backend(_env("2.12.0"), index, "flash_attn_3")
+    assert all(c.filename != name for c in other.candidates)
