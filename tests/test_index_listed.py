@@ -232,3 +232,25 @@ def test_a_listed_flash_attn_3_wheel_is_planned_for_hopper(tmp_path: Path) -> No
     # torch 2.12: its METADATA says 2.11 only.
     other = plan_backend(_env("2.12.0"), index, "flash_attn_3")
     assert all(c.filename != name for c in other.candidates)
+
+
+def test_a_bundled_release_wheel_listed_on_its_page_gets_the_page_digest(tmp_path: Path) -> None:
+    data = json.loads(SNAPSHOT.read_text())
+    data["torch"].update(version="2.7.0", cuda="12.8")
+    env = Environment.from_json(json.dumps(data))
+    bundled = plan_backend(env, load_index(), "flash_attn_2").candidates[0]
+    assert bundled.source == "upstream-release"
+    assert bundled.sha256 is None
+    assert bundled.filename is not None
+    listing = [
+        {
+            "tag": f"v{bundled.version}",
+            "assets": [{"name": bundled.filename, "sha256": "a" * 64, "url": bundled.url}],
+        }
+    ]
+    entries = release_entries("Dao-AILab/flash-attention", "official", listing, "{tag}", WHEN)
+    index = load_index(_overlay(tmp_path, entries))
+    best = plan_backend(env, index, "flash_attn_2").candidates[0]
+    assert (best.filename, best.sha256, best.verified) == (bundled.filename, "a" * 64, True)
+    assert "listed by Dao-AILab/flash-attention" in best.reason
+    assert "(upload not confirmed offline)" not in best.reason

@@ -477,14 +477,14 @@ def plan_flash_attn_2(
             candidates.append(_upstream_candidate(release, wheel, index, m))
         if not vendor:  # release pages read by `index update`: their real assets and digests
             found, _ = listed_flash_attn_2(m, index, ("official",), versions)
-            candidates = merge(candidates, found, MAX_UPSTREAM_CANDIDATES)
+            candidates = merge(candidates, found, MAX_UPSTREAM_CANDIDATES, index)
 
     if vendor:
         pass
     elif not candidates and "community" in allow:
         community, near = _community_candidates(backend, "flash_attn", m, index, versions)
         found, near2 = listed_flash_attn_2(m, index, ("community", "third-party index"), versions)
-        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES), near + near2
+        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES, index), near + near2
         candidates += community
         if not community:
             reject(

@@ -67,7 +67,7 @@ def plan_flash_attn_3(
             trusts=("community", "third-party index"),
             versions=versions,
         )
-        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES), near + near2
+        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES, index), near + near2
         candidates += community
         if not community:
             rejections.append(

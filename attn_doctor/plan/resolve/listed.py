@@ -187,17 +187,29 @@ def listed_flash_attn_2(
 
 
 def merge(
-    ours: Sequence[WheelCandidate], listed: Sequence[WheelCandidate], limit: int
+    ours: Sequence[WheelCandidate],
+    listed: Sequence[WheelCandidate],
+    limit: int,
+    index: Index | None = None,
 ) -> list[WheelCandidate]:
-    """The bundled data's candidates and the listed ones, newest first: a listed file the
-    bundled data names too lends it its sha256 (and confirms it) instead of repeating it."""
-    by_name = {c.filename: c for c in listed if c.filename}
-    out = [
-        replace(c, sha256=c.sha256 or by_name[c.filename].sha256, verified=True)
-        if c.filename in by_name
-        else c
-        for c in ours
-    ]
+    """The bundled data's candidates and the listed ones, newest first. A file of ours that a
+    release page lists (any entry of ``index.listed``) takes that page's sha256 and counts as
+    confirmed, instead of being repeated."""
+    pages = {w.filename: w for w in index.listed} if index is not None else {}
+    out = []
+    for cand in ours:
+        page = pages.get(cand.filename or "")
+        c = cand
+        if page is not None and page.trust == c.trust:
+            c = replace(
+                c,
+                sha256=c.sha256 or page.sha256,
+                verified=True,
+                reason=c.reason.replace(" (upload not confirmed offline)", "")
+                + f"; listed by {page.listed_by} ({page.source})",
+                provenance=(*c.provenance, page.source),
+            )
+        out.append(c)
     names = {c.filename for c in out}
     out += [c for c in listed if c.filename not in names]
     out.sort(key=lambda c: _version(c.version or "0"), reverse=True)
