@@ -94,7 +94,19 @@ def test_check_says_which_inputs_torch_answered_for() -> None:
     )
 
 
-def test_model_needs_deep() -> None:
-    res = CliRunner().invoke(cli, ["check", "--model", "x"])
+def test_check_model_without_deep_uses_the_rule_with_the_models_dtype_and_head_dim(
+    tmp_path: Path,
+) -> None:
+    folder = _model(tmp_path, "m", {**LLAMA, "head_dim": 256, "torch_dtype": "float16"})
+    snap = str(Path(__file__).parent / "snapshots" / "h200-real.json")
+    res = CliRunner().invoke(cli, ["check", "--snapshot", snap, "--model", str(folder), "--json"])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.output
+    text = res.output
+    assert "for the model's float16, head dim 256: torch's dispatch rules" in text
+    assert "assumed bf16" not in text
+
+
+def test_a_missing_model_is_a_usage_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["check", "--model", str(tmp_path / "absent")])
     assert isinstance(res.exception, UsageError)
-    assert "add --deep" in res.exception.message
+    assert "no config.json" in res.exception.message

@@ -146,8 +146,9 @@ def save_snapshot(env: Environment, path: Path) -> None:
 @click.option(
     "--model",
     "model",
-    help="With --deep: ask torch's SDPA dispatch with this model's dtype, head dim, heads and "
-    "mask (a folder with config.json, or a Hub id in the local cache; no download).",
+    help="Answer SDPA's dispatch for this model's dtype and head dim (with --deep: torch is "
+    "asked, with its heads and mask too). A folder with config.json, or a Hub id in the local "
+    "cache; no download.",
 )
 @click.option(
     "--comfyui",
@@ -174,10 +175,13 @@ def check_command(
     from attn_doctor.report.envelope import make_envelope, write_envelope
     from attn_doctor.rules import load_rules
 
-    if model is not None and not deep:
-        raise UsageError(
-            "--model gives the shapes --deep asks torch's SDPA dispatch with: add --deep"
-        )
+    inputs = None
+    if model is not None:  # the model's SDPA inputs, from its config.json (no network)
+        import os
+
+        from attn_doctor.probe.model_config import read_model_inputs
+
+        inputs = read_model_inputs(model, dict(os.environ))
     if snapshot_path is not None:
         if deep or run_verify:
             raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
@@ -188,13 +192,9 @@ def check_command(
         from attn_doctor.probe import probe_environment
 
         if deep:
-            import os
-
             from attn_doctor.probe.imports import ImportBoard
-            from attn_doctor.probe.model_config import read_model_inputs
             from attn_doctor.report.console import progress_on_stderr
 
-            inputs = read_model_inputs(model, dict(os.environ)) if model else None
             board = ImportBoard(timeout=timeout)
             with progress_on_stderr(board.describe):
                 env = probe_environment(
@@ -214,8 +214,21 @@ def check_command(
         from attn_doctor.index import load_index
 
         index = load_index()
+    request = None
+    if inputs is not None:
+        from typing import cast
+
+        from attn_doctor.plan.decide import Request
+        from attn_doctor.plan.sdpa_rule import Dtype
+
+        request = Request(dtype=cast("Dtype | None", inputs.dtype), head_dim=inputs.head_dim)
     diagnosis = diagnose(
-        env, load_rules(), evidence=evidence, index=index, frameworks=for_frameworks
+        env,
+        load_rules(),
+        evidence=evidence,
+        index=index,
+        frameworks=for_frameworks,
+        request=request,
     )
     explained = _explain_failed_imports(env)
     verification = None
