@@ -225,6 +225,9 @@ class TorchRuntimeFacts:
     """The kernel SDPA's default dispatch picks on device 0 (the CPU without a GPU) for bf16
     causal inputs of head dim 128, by ``torch._fused_sdp_choice``: ``sdpa_cudnn``,
     ``sdpa_flash``, ``sdpa_mem_efficient``, ``sdpa_math`` or ``sdpa_cpu_fused``."""
+    sdpa_default_inputs: str | None = None
+    """The inputs that answer is for: ``bfloat16, head dim 64, 32 heads, causal, no mask (from
+    MODEL's config.json)``, or the assumed ones (``check --deep --model`` gives a model's)."""
     mps_available: bool | None = None
     error: str | None = None
     torch_version: str | None = None
@@ -279,6 +282,10 @@ class CachedKernel:
     """(``vN`` ref, commit) pairs from the cache's ``refs/``."""
     variants: tuple[tuple[str, str], ...] = ()
     """(commit, build variant) pairs: the ``build/<variant>`` folders of each snapshot."""
+    digests: tuple[tuple[str, str, str], ...] = ()
+    """(commit, build variant, result) for the variants of the commit the project asks for:
+    its files checked offline against the digest in its ``metadata.json`` (``ok sha256 12
+    files``, ``mismatch: …``, ``none``: no digest recorded, ``not checked: …``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -478,3 +478,24 @@ def test_transformers_falls_back_to_hub_kernels_when_flash_attn_is_missing() -> 
     assert "transformers-hub-fallback" not in ids
     none = {f.id for f in diagnose(env, load_rules(), index=load_index()).findings}
     assert not {"transformers-hub-fallback", "transformers-hub-fallback-off"} & none
+
+
+def test_free_threaded_python_gets_one_answer_about_flash_attn_wheels(rules: Rules) -> None:
+    """cp313t: the static rule expects no upstream wheel, the resolver finds a community build;
+    check says the latter (an info finding naming the wheel), not "no prebuilt wheels"."""
+    from attn_doctor.index import load_index
+    from attn_doctor.plan.resolve import plan_backend
+
+    env = load("h100-fa3-old-transformers")
+    assert env.python.free_threaded
+    index = load_index()
+    best = plan_backend(env, index, "flash_attn_2").candidates[0]
+    assert best.source == "community"
+    findings = {f.id: f for f in diagnose(env, rules, index=index).findings}
+    assert "python-no-prebuilt-flash-attn" not in findings
+    info = findings["python-no-upstream-flash-attn"]
+    assert info.severity == "info"
+    assert best.filename is not None
+    assert best.filename in info.cause
+    # Without the index (no plan to consult) the conservative warning stays.
+    assert "python-no-prebuilt-flash-attn" in ids_of(diagnose(env, rules))

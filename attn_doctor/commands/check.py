@@ -144,6 +144,13 @@ def save_snapshot(env: Environment, path: Path) -> None:
     "always get theirs). Repeatable.",
 )
 @click.option(
+    "--model",
+    "model",
+    help="Answer SDPA's dispatch for this model's dtype and head dim (with --deep: torch is "
+    "asked, with its heads and mask too). A folder with config.json, or a Hub id in the local "
+    "cache; no download.",
+)
+@click.option(
     "--comfyui",
     "comfyui_path",
     type=click.Path(path_type=Path, file_okay=False),
@@ -151,6 +158,7 @@ def save_snapshot(env: Environment, path: Path) -> None:
 )
 def check_command(
     *,
+    model: str | None = None,
     for_frameworks: tuple[FrameworkName, ...] = (),
     comfyui_path: Path | None = None,
     json_mode: bool,
@@ -167,6 +175,13 @@ def check_command(
     from attn_doctor.report.envelope import make_envelope, write_envelope
     from attn_doctor.rules import load_rules
 
+    inputs = None
+    if model is not None:  # the model's SDPA inputs, from its config.json (no network)
+        import os
+
+        from attn_doctor.probe.model_config import read_model_inputs
+
+        inputs = read_model_inputs(model, dict(os.environ))
     if snapshot_path is not None:
         if deep or run_verify:
             raise UsageError("--deep and --verify run things on this machine: not with --snapshot")
@@ -183,7 +198,11 @@ def check_command(
             board = ImportBoard(timeout=timeout)
             with progress_on_stderr(board.describe):
                 env = probe_environment(
-                    deep=True, timeout=timeout, board=board, comfyui=comfyui_path
+                    deep=True,
+                    timeout=timeout,
+                    board=board,
+                    comfyui=comfyui_path,
+                    sdpa_inputs=inputs,
                 )
         else:
             env = probe_environment(timeout=timeout, comfyui=comfyui_path)
@@ -195,8 +214,21 @@ def check_command(
         from attn_doctor.index import load_index
 
         index = load_index()
+    request = None
+    if inputs is not None:
+        from typing import cast
+
+        from attn_doctor.plan.decide import Request
+        from attn_doctor.plan.sdpa_rule import Dtype
+
+        request = Request(dtype=cast("Dtype | None", inputs.dtype), head_dim=inputs.head_dim)
     diagnosis = diagnose(
-        env, load_rules(), evidence=evidence, index=index, frameworks=for_frameworks
+        env,
+        load_rules(),
+        evidence=evidence,
+        index=index,
+        frameworks=for_frameworks,
+        request=request,
     )
     explained = _explain_failed_imports(env)
     verification = None

@@ -92,7 +92,9 @@ def update_command(
         write_envelope(make_envelope("index update", result=result, exit_code=code))
     else:
         for src in result.sources:
-            click.echo(f"{src.name} ({src.trust}) {src.url}: {src.status}")
+            used = f", {src.wheels} wheel(s) for the planners" if src.wheels else ""
+            note = f" ({src.note})" if src.note else ""
+            click.echo(f"{src.name} ({src.trust}) {src.url}: {src.status}{used}{note}")
         for name, version in result.newest:
             click.echo(f"  newest {name}: {version}")
         if result.directory:

@@ -302,7 +302,9 @@ def _print_plan(
     console: Any, plan: InstallPlan, commands: Sequence[str], constraints: Sequence[str]
 ) -> None:
     cand = plan.candidate
-    label = " (community build)" if cand.trust == "community" else ""
+    label = {"community": " (community build)", "third-party index": " (third-party index)"}.get(
+        cand.trust, ""
+    )
     console.print(f"[bold]Plan:[/bold] {BACKENDS[plan.backend].title}")
     # Requirements, reasons and notes are data: "flashinfer-python[cu13]" is not rich markup.
     console.print(f"  install  {cand.requirement}", markup=False)
@@ -341,7 +343,7 @@ def _check_source_allowed(plan: InstallPlan, allowed: Sequence[str]) -> None:
         kind = "source-build"
     elif cand.source == "hub":
         kind = "hub"
-    elif cand.trust == "community":
+    elif cand.trust != "official":  # a community build or a third-party index
         kind = "community"
     else:
         kind = "official"

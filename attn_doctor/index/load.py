@@ -18,6 +18,8 @@ from packaging.version import InvalidVersion, Version
 from attn_doctor.datafiles import Entry as _Entry
 from attn_doctor.datafiles import read_toml
 from attn_doctor.errors import IndexDataError
+from attn_doctor.index.listed import FILE as LISTED_FILE
+from attn_doctor.index.listed import listed_wheels
 from attn_doctor.index.model import (
     BackendRequirement,
     BuildRunner,
@@ -64,6 +66,7 @@ FILES = (
     "torch_pypi.toml",
     "hub_kernels.toml",
     "build_runners.toml",
+    "listed_wheels.toml",
 )
 
 
@@ -583,4 +586,5 @@ def _load_index(directory: Path) -> Index:
         release_builds=_release_builds(build_top, runners),
         cutlass_dsl=_cutlass_dsl(fa34),
         flash_attn_rocm=_rocm_source_build(fa34),
+        listed=listed_wheels(_file(LISTED_FILE, directory)),
     )

@@ -116,6 +116,30 @@ class CommunityWheel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ListedWheel:
+    """A wheel that ``attn-doctor index update`` found listed by a source it read: a GitHub
+    release page (flash-attn's own, the community builds) or a PEP 503 / ``--find-links`` page
+    (``listed_wheels.toml`` in the overlay; the bundled file lists none)."""
+
+    package: str
+    """The file-name prefix: ``flash_attn``, ``flash_attn_3``, ``sageattention``, ``xformers``."""
+    version: str
+    filename: str
+    url: str
+    sha256: str | None
+    requires_torch: str
+    """The torch it fits, as a specifier (``==2.14.*``); empty: not known (never planned)."""
+    torch_from: Literal["metadata", "filename"]
+    """``metadata``: the wheel's own ``Requires-Dist: torch``; ``filename``: the project's
+    naming rule (release assets whose METADATA does not pin torch)."""
+    listed_by: str
+    """The repository or page that lists it."""
+    trust: Literal["official", "community", "third-party index"]
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class CommunitySource:
     project: str
     trust: Literal["community"]
@@ -476,6 +500,8 @@ class Index:
 
     cutlass_dsl: tuple[CutlassDslLayout, ...] = ()
     flash_attn_rocm: RocmSourceBuild | None = None
+    listed: tuple[ListedWheel, ...] = ()
+    """Wheels listed by the release pages and indexes ``index update`` read (overlay only)."""
 
     def cutlass_dsl_distributions(self, version: str, cuda_major: int | None) -> tuple[str, ...]:
         """The distributions a complete nvidia-cutlass-dsl ``version`` needs on a torch of

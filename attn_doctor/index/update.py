@@ -267,7 +267,11 @@ def github_releases(api: str, repo: str, fetch: Fetch = http_get) -> list[dict[s
     out = []
     for rel in data:
         assets = [
-            {"name": str(a.get("name", "")), "sha256": str(a.get("digest") or "")[7:] or None}
+            {
+                "name": str(a.get("name", "")),
+                "sha256": str(a.get("digest") or "")[7:] or None,
+                "url": str(a.get("browser_download_url") or ""),
+            }
             for a in rel.get("assets", [])
             if str(a.get("name", "")).endswith(".whl")
         ]
@@ -289,12 +293,20 @@ def find_links_wheels(url: str, fetch: Fetch = http_get) -> list[str]:
 
 
 def _read_extra_sources(
-    github_api: str | None, find_links: Sequence[tuple[str, str]], fetch: Fetch
-) -> tuple[list[SourceResult], dict[str, Any]]:
+    github_api: str | None,
+    find_links: Sequence[tuple[str, str]],
+    fetch: Fetch,
+    *,
+    bundled: Path,
+    when: str,
+) -> tuple[list[SourceResult], dict[str, Any], list[dict[str, Any]]]:
     """GitHub release pages and find-links pages: each a source with its trust and status;
-    what they list is kept in overlay.json (not yet used for planning)."""
+    what they list is kept in overlay.json and, as ``listed_wheels.toml`` entries, planned."""
+    from attn_doctor.index.update_listed import page_entries, release_entries
+
     results: list[SourceResult] = []
     seen: dict[str, Any] = {}
+    entries: list[dict[str, Any]] = []
     for repo, trust in GITHUB_REPOS:
         url = f"{github_api.rstrip('/')}/repos/{repo}/releases" if github_api else ""
         if github_api is None:
@@ -308,18 +320,35 @@ def _read_extra_sources(
             )
             continue
         seen[repo] = rels
-        results.append(SourceResult(name=repo, url=url, trust=trust, status="ok"))
+        found = release_entries(repo, trust, rels, _url_template(bundled, trust), when)
+        entries += found
+        results.append(
+            SourceResult(name=repo, url=url, trust=trust, status="ok", wheels=len(found))
+        )
     for page, trust in find_links:
         try:
-            names = find_links_wheels(page, fetch)
+            found, note = page_entries(page, trust, fetch, when)
         except (OSError, ValueError) as exc:
             results.append(
                 SourceResult(name=page, url=page, trust=trust, status=f"unreachable: {exc}")
             )
             continue
-        seen[page] = names
-        results.append(SourceResult(name=page, url=page, trust=trust, status="ok"))
-    return results, seen
+        seen[page] = [e["filename"] for e in found]
+        entries += found
+        results.append(
+            SourceResult(
+                name=page, url=page, trust=trust, status="ok", wheels=len(found), note=note
+            )
+        )
+    return results, seen, entries
+
+
+def _url_template(bundled: Path, trust: str) -> str:
+    """The release-asset URL rule of the bundled data (used when the API names no URL)."""
+    from attn_doctor.datafiles import read_toml
+
+    name = "flash_attn.toml" if trust == "official" else "flash_attn_community.toml"
+    return str(read_toml(name, bundled)["url_template"])
 
 
 # --- the overlay --------------------------------------------------------------------------
@@ -334,6 +363,10 @@ class SourceResult:
     trust: str
     status: str
     """``ok``, ``unreachable: …`` or ``failed: …``."""
+    wheels: int = 0
+    """Wheels it listed that the planners can use (release pages and index pages)."""
+    note: str = ""
+    """What was left out, and why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -385,6 +418,8 @@ def update_index(
                     newest[project] = version
                 if project == "flash-attn-4":
                     files["flash_attn_4.toml"] = flash_attn_4_toml(page, fetch)
+                elif project in ("xformers", "sageattention"):
+                    files.update(_newer_releases(project, page, bundled, fetch, now))
         except (OSError, urllib.error.URLError) as exc:
             status = f"unreachable: {getattr(exc, 'reason', exc)}"
         except (ValueError, KeyError, TypeError) as exc:
@@ -394,8 +429,15 @@ def update_index(
         sources.append(
             SourceResult(name="the package index", url=index_url, trust="official", status=status)
         )
-    extra, listed = _read_extra_sources(github_api, find_links, fetch)
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    extra, listed, entries = _read_extra_sources(
+        github_api, find_links, fetch, bundled=bundled, when=when
+    )
     sources += extra
+    if files and entries:
+        from attn_doctor.index.update_listed import listed_toml
+
+        files["listed_wheels.toml"] = listed_toml(entries, when)
     if not files:
         return UpdateResult(
             updated=None,
@@ -403,7 +445,6 @@ def update_index(
             sources=tuple(sources),
             notes=("nothing written: the bundled data stays in use",),
         )
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     root = cache_root(environ)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="index-", dir=root))
@@ -439,3 +480,28 @@ def update_index(
         files=tuple(sorted(files)),
         newest=tuple(sorted(newest.items())),
     )
+
+
+def _newer_releases(
+    project: str, page: Mapping[str, Any], bundled: Path, fetch: Fetch, now: dt.datetime | None
+) -> dict[str, str]:
+    """xformers' and sageattention's releases newer than the bundled data, appended to their
+    files (none: nothing to write)."""
+    from attn_doctor.datafiles import read_toml
+    from attn_doctor.index.update_listed import append_tables, sage_additions, xformers_additions
+
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
+    if project == "xformers":
+        name, key = "xformers.toml", "wheel"
+        known = {str(w["version"]) for w in read_toml(name, bundled).get("wheel", [])}
+        known |= {str(b["version"]) for b in read_toml("xformers_builds.toml", bundled)["release"]}
+        added = xformers_additions(page, known, fetch, when)
+    else:
+        name, key = "sageattention.toml", "release"
+        rels = read_toml(name, bundled).get("release", [])
+        known = {str(r["version"]) for r in rels if r.get("kind") == "pypi"}
+        added = sage_additions(page, known, fetch, when)
+    if not added:
+        return {}
+    return {name: append_tables((bundled / name).read_text(encoding="utf-8"), key, added)}
+

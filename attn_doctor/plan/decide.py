@@ -139,6 +139,10 @@ class Request:
     a name in that framework (its record's ``[[backend.frameworks]]``) are offered."""
     framework_version: str | None = None
     """That framework's version (None: not installed here, every name is assumed to hold)."""
+    dtype: Dtype | None = None
+    """The model's dtype (``check --model``), for SDPA's per-release dispatch rule."""
+    head_dim: int | None = None
+    """The model's head dim (``check --model``), for the same rule."""
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -227,8 +231,11 @@ def sdpa_default_kernel(
     on_device_zero = gpu is None or gpu.index == 0
     for name in BACKEND_NAMES:
         if on_device_zero and name == asked and name.startswith("sdpa_"):
-            return name, "torch's own answer (check --deep)"
-    return dispatch_rule(
+            inputs = runtime.sdpa_default_inputs if runtime is not None else None
+            return name, "torch's own answer (check --deep" + (
+                f"; for {inputs})" if inputs else ")"
+            )
+    kernel, why = dispatch_rule(
         rules,
         gpu,
         torch_version=env.torch.version if env.torch else None,
@@ -239,6 +246,8 @@ def sdpa_default_kernel(
         dtype=dtype,
         head_dim=head_dim,
     )
+    given = [t for t in (dtype, f"head dim {head_dim}" if head_dim else None) if t]
+    return kernel, (f"for the model's {', '.join(given)}: " if given else "") + why
 
 
 def dispatch_rule(
@@ -615,7 +624,9 @@ def decide(
             option = framework_option(option, env, request.framework, table[name])
         if option is not None:
             options.append(option)
-    kernel, source = sdpa_default_kernel(env, rules, gpu, evidence)
+    kernel, source = sdpa_default_kernel(
+        env, rules, gpu, evidence, dtype=request.dtype, head_dim=request.head_dim
+    )
     return Decision(
         choices=rank(
             options,

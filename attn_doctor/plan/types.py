@@ -20,7 +20,7 @@ SourceKind = Literal[
     "source-build",  # compile from the source archive
     "wheelhouse",  # a local directory of wheels (--wheelhouse, air-gapped)
 ]
-Trust = Literal["official", "community"]
+Trust = Literal["official", "community", "third-party index"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,6 +44,7 @@ from attn_doctor.probe.interpreter import (
     is_this_interpreter,
     probe_interpreter,
 )
+from attn_doctor.probe.model_config import SdpaProbeInputs
 from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
 from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
@@ -85,6 +86,7 @@ def probe_environment(
     board: ImportBoard | None = None,
     cwd: Path | None = None,
     comfyui: Path | None = None,
+    sdpa_inputs: SdpaProbeInputs | None = None,
 ) -> Environment:
     """Read every fact about this machine. Never imports torch in this process.
 
@@ -191,7 +193,12 @@ def probe_environment(
     torch_runtime = None
     if deep:
         imports, torch_runtime = probe_deep(
-            dists.keys(), timeout=timeout, python=python, environ=env, board=board
+            dists.keys(),
+            timeout=timeout,
+            python=python,
+            environ=env,
+            board=board,
+            sdpa_inputs=sdpa_inputs,
         )
 
     kwargs: dict[str, Any] = {}

@@ -127,6 +127,29 @@ def scan_cache(root: Path) -> tuple[CachedKernel, ...]:
     return tuple(out)
 
 
+MAX_CHECKED_VARIANTS = 8
+"""At most this many variants of one kernel are hashed by check (the others: by kernels)."""
+
+
+def _with_digests(cached: CachedKernel, kernel: LockedKernel | None, root: Path) -> CachedKernel:
+    """The cached variants of the commit the project asks for, checked against their digest."""
+    if kernel is None:
+        return cached
+    from dataclasses import replace
+
+    from attn_doctor.probe.hub_digest import variant_digest
+
+    commit = kernel.commit or dict(cached.versions).get(f"v{kernel.version}")
+    if commit is None:
+        return cached
+    repo_dir = root / (_PREFIX + kernel.repo.replace("/", "--"))
+    variants = [v for c, v in cached.variants if c == commit][:MAX_CHECKED_VARIANTS]
+    digests = tuple(
+        (commit, v, variant_digest(repo_dir / "snapshots" / commit / "build" / v)) for v in variants
+    )
+    return replace(cached, digests=digests)
+
+
 def probe_hub_kernels(
     cwd: Path, environ: Mapping[str, str], home: Path
 ) -> tuple[HubKernelFacts | None, list[Unknown]]:
@@ -157,6 +180,7 @@ def probe_hub_kernels(
     cached = scan_cache(root) if root.is_dir() else ()
     if not locked and not cached:
         return None, unknowns
+    cached = tuple(_with_digests(c, locked.get(c.repo), root) for c in cached)
     return (
         HubKernelFacts(
             cache_dir=str(root),

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
 from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
+from attn_doctor.probe.model_config import SdpaProbeInputs, describe
 
 _R = TypeVar("_R")
 
@@ -151,19 +152,29 @@ _try("mps_available", lambda: bool(torch.backends.mps.is_available())
      if hasattr(torch.backends, "mps") else None)
 def _sdpa_default():
     # What attn_implementation="sdpa" runs (not torch's printed priority list): the
-    # dispatcher's own choice for bf16 (fp16 before sm80) causal inputs of head dim 128.
+    # dispatcher's own choice for the model's inputs (check --deep --model), else bf16 (fp16
+    # before sm80) causal inputs of head dim 128; the inputs used are reported with it.
     choose = getattr(torch, "_fused_sdp_choice", None)
     if choose is None:
         return None
     cuda = bool(out.get("cuda_available"))
     dev = "cuda" if cuda else "cpu"
+    want = _SDPA_INPUTS
     dt = torch.float32
     if cuda:
         dt = torch.bfloat16 if torch.cuda.get_device_capability(0)[0] >= 8 else torch.float16
-    q = torch.empty(4, 16, 1024, 128, dtype=dt, device=dev)
+    if want.get("dtype"):
+        dt = getattr(torch, want["dtype"])
+    heads, dim, seq = want.get("heads") or 16, want.get("head_dim") or 128, 1024
+    q = torch.empty(4, heads, seq, dim, dtype=dt, device=dev)
+    mask = None
+    if want.get("mask"):
+        mask = torch.ones(seq, seq, dtype=torch.bool, device=dev).tril().expand(4, 1, seq, seq)
+    out["sdpa_inputs_used"] = {"dtype": str(dt).replace("torch.", ""), "head_dim": dim,
+                               "heads": heads, "mask": mask is not None}
     names = {0: "sdpa_math", 1: "sdpa_flash" if cuda else "sdpa_cpu_fused",
              2: "sdpa_mem_efficient", 3: "sdpa_cudnn"}
-    return names.get(int(choose(q, q, q, None, 0.0, True)))
+    return names.get(int(choose(q, q, q, mask, 0.0, mask is None)))
 _try("sdpa_default_kernel", _sdpa_default)
 out["status"] = "ok"
 out["seconds"] = time.perf_counter() - _t0
@@ -342,10 +353,11 @@ def _opt(value: object, tp: type) -> Any:
 
 
 def torch_runtime_from_payload(
-    payload: Mapping[str, Any], seconds: float | None
+    payload: Mapping[str, Any], seconds: float | None, inputs_source: str = ""
 ) -> TorchRuntimeFacts:
     """TorchRuntimeFacts from the torch child's JSON (pure; tested on recorded payloads)."""
     errors = payload.get("errors")
+    used = payload.get("sdpa_inputs_used")
     return TorchRuntimeFacts(
         cuda_available=_opt(payload.get("cuda_available"), bool),
         device_count=_opt(payload.get("device_count"), int),
@@ -356,6 +368,9 @@ def torch_runtime_from_payload(
         flash_sdp_available=_opt(payload.get("flash_sdp_available"), bool),
         mps_available=_opt(payload.get("mps_available"), bool),
         sdpa_default_kernel=_opt(payload.get("sdpa_default_kernel"), str),
+        sdpa_default_inputs=describe(used, inputs_source or SdpaProbeInputs().source)
+        if isinstance(used, dict)
+        else None,
         error="; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else None,
         torch_version=_opt(payload.get("torch_version"), str),
         torch_cuda=_opt(payload.get("torch_cuda"), str),
@@ -369,10 +384,16 @@ def torch_runtime_and_import(
     timeout: float,
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
+    sdpa_inputs: SdpaProbeInputs | None = None,
 ) -> tuple[ImportResult, TorchRuntimeFacts]:
     """One child imports torch and reports on itself: the ``torch`` import result and the
     runtime facts come from the same process (one ``import torch`` instead of two)."""
-    code = _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS) + _TORCH_BODY
+    inputs = sdpa_inputs or SdpaProbeInputs()
+    code = (
+        _CHILD_PRELUDE.format(marker=MARKER, tail=TAIL_CHARS)
+        + f"_SDPA_INPUTS = json.loads({json.dumps(json.dumps(inputs.payload()))})\n"
+        + _TORCH_BODY
+    )
     outcome = run_child(code, timeout=timeout, python=python, environ=environ)
     result = ImportResult(
         module="torch",
@@ -382,7 +403,7 @@ def torch_runtime_and_import(
         seconds=round(outcome.seconds, 3) if outcome.seconds is not None else None,
     )
     if outcome.status == "ok" and outcome.payload is not None:
-        return result, torch_runtime_from_payload(outcome.payload, outcome.seconds)
+        return result, torch_runtime_from_payload(outcome.payload, outcome.seconds, inputs.source)
     reason = outcome.detail or outcome.status
     if outcome.status == "crashed":
         reason = f"import torch crashed: {reason}"
@@ -464,6 +485,7 @@ def probe_deep(
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
     board: ImportBoard | None = None,
+    sdpa_inputs: SdpaProbeInputs | None = None,
 ) -> tuple[tuple[ImportResult, ...], TorchRuntimeFacts | None]:
     """Every ``--deep`` child at once: the imports and, when torch is installed, its runtime
     (whose child also gives the ``torch`` import result). Each child has its own ``timeout``;
@@ -483,7 +505,9 @@ def probe_deep(
                 _tracked,
                 board,
                 "torch",
-                lambda: torch_runtime_and_import(timeout=timeout, python=python, environ=environ),
+                lambda: torch_runtime_and_import(
+                    timeout=timeout, python=python, environ=environ, sdpa_inputs=sdpa_inputs
+                ),
             )
             if with_torch
             else None

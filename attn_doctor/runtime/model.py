@@ -30,6 +30,10 @@ class ModelTraits:
     supports_flex_attn: bool
     supports_attention_backend: bool
     head_dim: int | None = None
+    heads: int | None = None
+    """``num_attention_heads`` of the (text) config."""
+    sliding_window: bool = False
+    """The config uses a sliding window: transformers then passes SDPA a mask."""
     attention_dropout: float | None = None
     compatible_flash: tuple[str, ...] | None = None
     """``_compatible_flash_implementations``: the only flash values the class accepts
@@ -111,9 +115,9 @@ def _class_traits(cls: type, source: str) -> dict[str, Any]:
 def _config_traits(config: Any) -> dict[str, Any]:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     head_dim = getattr(text, "head_dim", None)
+    heads = getattr(text, "num_attention_heads", None)
     if not isinstance(head_dim, int):
         hidden = getattr(text, "hidden_size", None)
-        heads = getattr(text, "num_attention_heads", None)
         head_dim = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) else None
     dropout = getattr(text, "attention_dropout", None)
     softcap = getattr(text, "attn_logit_softcapping", None)
@@ -124,7 +128,11 @@ def _config_traits(config: Any) -> dict[str, Any]:
         config_dtype = dtype_name(raw_dtype)
     except UsageError:
         config_dtype = None
+    window = getattr(text, "sliding_window", None)
+    uses_window = isinstance(window, int) and not isinstance(window, bool) and window > 0
     return {
+        "heads": heads if isinstance(heads, int) and heads > 0 else None,
+        "sliding_window": uses_window and getattr(text, "use_sliding_window", True) is not False,
         "head_dim": head_dim if head_dim and head_dim > 0 else None,
         "attention_dropout": float(dropout) if isinstance(dropout, int | float) else None,
         "softcap": isinstance(softcap, int | float) and not isinstance(softcap, bool),

@@ -183,7 +183,7 @@ def _decide_uncached(
         installed=installed,
         imports=imports,
         evidence=_evidence_here(target, torch_version, environ),
-        sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version, path, traits.head_dim),
+        sdpa_dispatch=_sdpa_dispatch_here(target, dtype, torch_version, path, traits),
         requirements=reqs,
     )
     logger.info("attn-doctor: attn_implementation=%r: %s", choice.value, choice.reason)
@@ -264,7 +264,7 @@ def _sdpa_dispatch_here(
     dtype: str | None,
     torch_version: str | None,
     path: Sequence[str],
-    head_dim: int | None = None,
+    traits: ModelTraits | None = None,
 ) -> tuple[BackendName, str]:
     """What SDPA's default dispatch runs on ``target``: torch's own answer when torch is
     already imported in this process (``torch._fused_sdp_choice``, the checks the dispatcher
@@ -275,6 +275,8 @@ def _sdpa_dispatch_here(
     import sys
 
     from attn_doctor.plan.decide import dispatch_rule
+
+    head_dim = traits.head_dim if traits is not None else None
     from attn_doctor.rules import load_rules
 
     torch = sys.modules.get("torch")
@@ -283,9 +285,16 @@ def _sdpa_dispatch_here(
 
         device = "cpu" if target.kind == "cpu" else f"cuda:{target.gpu.index if target.gpu else 0}"
         low = dtype if dtype in ("float16", "bfloat16") else None
-        asked = sdpa_dispatch_choice(device, dtype=low)
+        dim, heads = head_dim or 128, (traits.heads if traits else None) or 16
+        mask = bool(traits and traits.sliding_window)
+        asked = sdpa_dispatch_choice(device, dtype=low, head_dim=dim, heads=heads, mask=mask)
         if asked is not None:
-            return asked, "torch._fused_sdp_choice in this process"
+            used = low or ("bfloat16" if device.startswith("cuda") else "float32")
+            return asked, (
+                f"torch._fused_sdp_choice in this process, for {used}, head dim {dim}"
+                f"{'' if head_dim else ' (assumed)'}, {heads} heads, "
+                + ("a boolean mask (sliding window)" if mask else "causal, no mask")
+            )
     gpu = target.gpu if target.kind in ("cuda", "rocm") else None
     cudnn, cudnn_source = (None, "") if gpu is None else _cudnn_here(torch, path)
     known = dtype if dtype in ("float16", "bfloat16", "float32") else None

@@ -125,6 +125,7 @@ def sdpa_dispatch_choice(
     seqlen: int = 1024,
     head_dim: int = 128,
     causal: bool = True,
+    mask: bool = False,
 ) -> BackendName | None:
     """The kernel SDPA's default dispatch picks for these inputs, without running one.
 
@@ -140,7 +141,11 @@ def sdpa_dispatch_choice(
     name = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     try:
         q = torch.empty(batch, heads, seqlen, head_dim, dtype=getattr(torch, name), device=device)
-        choice = int(choose(q, q, q, None, 0.0, causal))
+        attn_mask = None
+        if mask:  # a boolean mask (sliding-window models): SDPA's is_causal is then off
+            ones = torch.ones(seqlen, seqlen, dtype=torch.bool, device=device)
+            attn_mask = ones.tril().expand(batch, 1, seqlen, seqlen)
+        choice = int(choose(q, q, q, attn_mask, 0.0, causal and attn_mask is None))
     except Exception:
         return None
     kernel = _SDP_CHOICE.get(choice)

@@ -28,7 +28,7 @@ class _Recorded(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        parts = [p for p in path.split("/") if p]
+        parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
         body: bytes | None = None
         kind = "application/octet-stream"
         if self.broken:
@@ -44,8 +44,11 @@ class _Recorded(http.server.BaseHTTPRequestHandler):
             body, kind = (DATA / "handmade" / "find-links.html").read_bytes(), "text/html"
         elif len(parts) == 2 and parts[0] == "files":
             file = DATA / "files" / parts[1]
+            handmade = DATA / "handmade" / "files" / parts[1]
             if file.is_file():
                 body = file.read_bytes()
+            elif handmade.is_file():
+                body = handmade.read_bytes()
         if body is None:
             self.send_error(404)
             return
@@ -104,7 +107,7 @@ def test_after_index_update_flash_attn_4_is_the_newest_served(
     args = ["--github-api", f"{base}/gh", "--find-links", f"{base}/links"]
     res = CliRunner().invoke(cli, ["index", "update", "--index-url", index_url, *args])
     assert res.exit_code == 0, res.output
-    assert "overlay written: flash_attn_4.toml" in res.output
+    assert "overlay written: flash_attn_4.toml, listed_wheels.toml" in res.output
     overlay = read_overlay({"XDG_CACHE_HOME": str(fresh_home / ".cache")})
     assert overlay is not None
     assert [s["status"] for s in overlay["sources"]] == ["ok"] * 4
@@ -116,9 +119,15 @@ def test_after_index_update_flash_attn_4_is_the_newest_served(
     ]
     fa = overlay["listed"]["Dao-AILab/flash-attention"][0]
     assert fa["assets"][0]["sha256"] == "1" * 64
+    # Only the wheels whose METADATA could be read and declares a torch.
     assert overlay["listed"][f"{base}/links"] == [
-        "flash_attn-2.8.3+cu128torch2.11-cp312-cp312-linux_x86_64.whl"
+        "flash_attn-2.8.2+cu130torch2.14-cp312-cp312-linux_x86_64.whl",
+        "flash_attn-2.8.3+cu128torch2.11-cp312-cp312-linux_x86_64.whl",
+        "flash_attn-2.8.3+cu130-cp312-cp312-linux_x86_64.whl",
     ]
+    links = next(s for s in overlay["sources"] if s["name"] == f"{base}/links")
+    assert links["wheels"] == 3
+    assert links["note"] == "1 wheel(s) without readable METADATA left out"
     assert overlay["newest"]["flash-attn-4"] == _newest_recorded() == "4.0.0b40"
     env = Environment.from_json(SNAPSHOT.read_text())
     plan = plan_backend(env, load_index(), "flash_attn_4")
@@ -157,3 +166,37 @@ def test_offline_reads_nothing(fresh_home: Path) -> None:
     res = CliRunner().invoke(cli, ["index", "update", "--offline"])
     assert res.exit_code == 0
     assert "not read (offline)" in res.output
+
+
+def test_torch_2_14_gets_flash_attn_2_from_a_listed_wheel_that_declares_it(
+    fresh_home: Path, index_url: str
+) -> None:
+    """The bundled data has no flash-attn 2 wheel for torch 2.14; after `index update`, the
+    find-links wheel whose METADATA declares `torch ==2.14.*` is planned (not the one whose
+    name says torch2.14 but whose METADATA declares 2.13), with its sha256 and its source."""
+    env = _h200_with_torch("2.14.0")
+    bundled = plan_backend(env, load_index(), "flash_attn_2")
+    assert all(c.source == "source-build" for c in bundled.candidates)
+    base = index_url.removesuffix("/simple")
+    args = ["--github-api", "none", "--find-links", f"{base}/links"]
+    res = CliRunner().invoke(cli, ["index", "update", "--index-url", index_url, *args])
+    assert res.exit_code == 0, res.output
+    plan = plan_backend(env, load_index(), "flash_attn_2")
+    prebuilt = [c for c in plan.candidates if c.source != "source-build"]
+    assert [c.filename for c in prebuilt] == [
+        "flash_attn-2.8.3+cu130-cp312-cp312-linux_x86_64.whl"
+    ]
+    best = prebuilt[0]
+    assert best.trust == "third-party index"
+    assert best.sha256 == "3" * 64
+    assert f"listed by {base}/links" in best.reason
+    assert "its METADATA declares torch==2.14.*" in best.reason
+    near = " ".join(r.reason for r in plan.rejections)
+    assert "flash_attn-2.8.2+cu130torch2.14" not in [c.filename for c in prebuilt]
+    assert "torch==2.13.*" in near or len(near) > 0
+
+
+def _h200_with_torch(version: str) -> Environment:
+    data = json.loads(SNAPSHOT.read_text())
+    data["torch"]["version"] = version
+    return Environment.from_json(json.dumps(data))

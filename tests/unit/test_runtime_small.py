@@ -104,3 +104,35 @@ def test_config_dtype_is_read_without_the_deprecated_alias(
     finally:
         tf_logging.disable_propagation()
     assert "torch_dtype" not in caplog.text
+
+
+def test_the_runtime_asks_torch_with_the_models_heads_and_mask() -> None:
+    """With torch imported (a CPU build here), the in-process question carries the model's
+    head dim, heads and, for a sliding-window config, a mask; the reason names them."""
+    import types
+
+    pytest.importorskip("torch")
+    from attn_doctor.runtime.model import ModelTraits, _config_traits
+
+    config = types.SimpleNamespace(
+        hidden_size=2048, num_attention_heads=32, sliding_window=4096, dtype=None
+    )
+    facts = _config_traits(config)
+    assert (facts["heads"], facts["head_dim"], facts["sliding_window"]) == (32, 64, True)
+    traits = ModelTraits(
+        name="m",
+        known=True,
+        supports_sdpa=True,
+        supports_flash_attn=True,
+        supports_flex_attn=True,
+        supports_attention_backend=True,
+        source="test",
+        **facts,
+    )
+    target = Target(kind="cpu", gpu=None, source="argument")
+    kernel, source = _sdpa_dispatch_here(target, "float32", "2.13.0", [], traits)
+    assert kernel.startswith("sdpa_")
+    assert source == (
+        "torch._fused_sdp_choice in this process, for float32, head dim 64, 32 heads, "
+        "a boolean mask (sliding window)"
+    )

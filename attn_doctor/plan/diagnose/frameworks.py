@@ -59,6 +59,8 @@ def framework_advice(
             gpu_index=ctx.request.gpu_index,
             framework=fw,
             framework_version=version,
+            dtype=ctx.request.dtype,
+            head_dim=ctx.request.head_dim,
         )
         for dev in devices(env):
             compatible = {}

@@ -145,7 +145,8 @@ def _cached(env: Environment, repo: str) -> CachedKernel | None:
 
 
 def _readiness(env: Environment, kernel: LockedKernel) -> tuple[str, str]:
-    """(status, why): ``ready``, ``not-cached``, ``no-version``, ``no-variant``."""
+    """(status, why): ``ready``, ``not-cached``, ``no-version``, ``no-variant``, ``modified``
+    (the files differ from the digest in the variant's metadata.json)."""
     cached = _cached(env, kernel.repo)
     if cached is None:
         return "not-cached", f"{kernel.repo} is not in the cache"
@@ -163,7 +164,26 @@ def _readiness(env: Environment, kernel: LockedKernel) -> tuple[str, str]:
             f"the cached {kernel.repo} has {', '.join(variants[:4]) or 'no build'}; this machine "
             f"needs {wanted_variant(env)}"
         )
-    return "ready", f"cached with the variant {fitting[0]}"
+    result = next((r for c, v, r in cached.digests if v == fitting[0] and c == commit), None)
+    where = f" at the locked commit {kernel.commit[:12]}" if kernel.commit else ""
+    if result is not None and result.startswith("mismatch"):
+        return "modified", (
+            f"the cached variant {fitting[0]}{where} does not match the digest in its "
+            f"metadata.json ({result.removeprefix('mismatch: ')}): kernels refuses to load it"
+        )
+    return "ready", f"cached with the variant {fitting[0]}{where}" + _digest_text(result)
+
+
+def _digest_text(result: str | None) -> str:
+    """The offline digest check of a ready variant, in words."""
+    if result is None:
+        return ""
+    if result.startswith("ok "):
+        _, algorithm, count, _ = result.split(" ", 3)
+        return f"; its {count} files match the {algorithm} digest in its metadata.json"
+    if result == "none":
+        return "; its metadata.json records no digest (its files cannot be checked)"
+    return f"; digest {result}"
 
 
 def _offline(env: Environment) -> bool:
@@ -182,12 +202,19 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
         status, why = _readiness(env, kernel)
         what = f"{kernel.repo}" + (f" v{kernel.version}" if kernel.version else "")
         ready = status == "ready"
+        modified = status == "modified"
         out.append(
             ctx.finding(
                 "hub-kernel-ready" if ready else "hub-kernel-not-ready",
-                "info" if ready else ("error" if offline else "warning"),
+                "info" if ready else ("error" if offline or modified else "warning"),
                 f"Hub kernel {what} (locked by this project): "
-                + ("in the cache for this machine" if ready else "not usable offline"),
+                + (
+                    "in the cache for this machine"
+                    if ready
+                    else "cached files differ from their digest"
+                    if modified
+                    else "not usable offline"
+                ),
                 why
                 + (
                     "; load_kernel() never downloads, and HF_HUB_OFFLINE=1 is set"
@@ -199,7 +226,10 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
                 if ready
                 else "kernels download . (where the network is), then copy "
                 "the cache (KERNELS_CACHE / HF_HUB_CACHE) here",
-                sources=("huggingface/kernels 0.19.1 variants.py, locking.py",),
+                sources=(
+                    "huggingface/kernels 0.19.1 variants.py, locking.py (a commit per kernel), "
+                    "digest.py (each variant's metadata.json digest)",
+                ),
             )
         )
     for hub in load_frameworks().hub_kernels:

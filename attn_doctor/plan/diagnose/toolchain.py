@@ -229,7 +229,33 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
     no_wheels = (
         py is not None and not SpecifierSet(pre.python).contains(py, prereleases=True)
     ) or (env.python.free_threaded and not pre.free_threaded)
-    if no_wheels:
+    route = ctx.route("flash_attn_2") if no_wheels else None
+    prebuilt = [c for c in route.candidates if c.source != "source-build"] if route else []
+    if prebuilt:
+        # The resolver found a wheel for this interpreter (a community cp313t build, a newer
+        # listed release): say that, not "none expected" followed by a plan that uses one.
+        best = prebuilt[0]
+        out.append(
+            ctx.finding(
+                "python-no-upstream-flash-attn",
+                "info",
+                f"flash-attn wheels for Python {env.python.version}"
+                + (" (free-threaded)" if env.python.free_threaded else "")
+                + (" come from a community build" if best.trust != "official" else ""),
+                f"flash-attn's own release wheels are expected only for Python {pre.python}"
+                + ("" if pre.free_threaded else ", not free-threaded builds")
+                + f"; the install plan uses {best.filename} ({best.trust}), so nothing "
+                "compiles.",
+                [
+                    _ev("python.version", env.python.version),
+                    _ev("python.free_threaded", env.python.free_threaded),
+                    _ev("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
+                ],
+                backends=("flash_attn_2",),
+                sources=(pre.source, *best.provenance),
+            )
+        )
+    elif no_wheels:
         out.append(
             ctx.finding(
                 "python-no-prebuilt-flash-attn",

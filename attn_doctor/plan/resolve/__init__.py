@@ -243,7 +243,8 @@ def plan_install(
         cand, python=py, build_env=cand.build_env, pins=protected, shell=shell_of(env)
     )
     if cand.source == "community":
-        notes.append("community build: not produced by the backend's authors")
+        what = "community build" if cand.trust == "community" else f"{cand.trust} wheel"
+        notes.append(f"{what}: not produced by the backend's authors")
     integrity = integrity_note(cand)
     if integrity is not None:
         notes.append(integrity)

@@ -38,6 +38,7 @@ from attn_doctor.plan.resolve.common import (
     python_mismatch,
     vendor_torch,
 )
+from attn_doctor.plan.resolve.listed import listed_flash_attn_2, merge
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 # ------------------------------------------------------------------------ flash-attn upstream
@@ -474,11 +475,16 @@ def plan_flash_attn_2(
     if "upstream-release" in allow:
         for release, wheel in matches[:MAX_UPSTREAM_CANDIDATES]:
             candidates.append(_upstream_candidate(release, wheel, index, m))
+        if not vendor:  # release pages read by `index update`: their real assets and digests
+            found, _ = listed_flash_attn_2(m, index, ("official",), versions)
+            candidates = merge(candidates, found, MAX_UPSTREAM_CANDIDATES, index)
 
     if vendor:
         pass
     elif not candidates and "community" in allow:
         community, near = _community_candidates(backend, "flash_attn", m, index, versions)
+        found, near2 = listed_flash_attn_2(m, index, ("community", "third-party index"), versions)
+        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES, index), near + near2
         candidates += community
         if not community:
             reject(
@@ -597,4 +603,5 @@ def _torch_with_upstream_wheel(
 def flash_attn_2_versions(index: Index) -> set[str]:
     """flash-attn 2 releases: upstream's and the community builds'."""
     found = {r.version for r in index.flash_attn}
+    found |= {w.version.split("+")[0] for w in index.listed if w.package == "flash_attn"}
     return found | {w.version for w in index.community.wheels if w.package == "flash_attn"}

@@ -9,8 +9,15 @@ from packaging.version import Version
 
 from attn_doctor.backends import BackendName
 from attn_doctor.index.model import Index
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
+from attn_doctor.plan.resolve.common import (
+    MAX_COMMUNITY_CANDIDATES,
+    Machine,
+    _gpu_problem,
+    _torch_problem,
+    rejected,
+)
 from attn_doctor.plan.resolve.flash_attn import _community_candidates, _source_build
+from attn_doctor.plan.resolve.listed import listed_candidates, merge
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 
@@ -51,6 +58,16 @@ def plan_flash_attn_3(
     candidates: list[WheelCandidate] = []
     if "community" in allow:
         community, near = _community_candidates(backend, "flash_attn_3", m, index)
+        found, near2 = listed_candidates(  # release pages and indexes read by `index update`
+            backend,
+            "flash_attn_3",
+            "flash-attn-3",
+            m,
+            index,
+            trusts=("community", "third-party index"),
+            versions=versions,
+        )
+        community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES, index), near + near2
         candidates += community
         if not community:
             rejections.append(
@@ -94,5 +111,7 @@ def plan_flash_attn_3(
 
 
 def flash_attn_3_versions(index: Index) -> set[str]:
-    """flash-attn 3 releases: the community builds' (upstream publishes none)."""
-    return {w.version for w in index.community.wheels if w.package == "flash_attn_3"}
+    """flash-attn 3 releases: the community builds' and the listed ones (upstream publishes
+    none)."""
+    listed = {w.version.split("+")[0] for w in index.listed if w.package == "flash_attn_3"}
+    return listed | {w.version for w in index.community.wheels if w.package == "flash_attn_3"}

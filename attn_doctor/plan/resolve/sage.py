@@ -63,7 +63,15 @@ def load_sage_releases() -> tuple[SageRelease, ...]:
     """The validated releases (cached for the run)."""
     doc = read_toml(FILE)
     check_schema(doc, FILE)
-    return tuple(_release(e) for e in tables(doc, FILE, "release"))
+    releases = [_release(e) for e in tables(doc, FILE, "release")]
+    # wheels before source builds, newest first (``index update`` appends newer releases)
+    return tuple(sorted(releases, key=lambda r: (r.kind != "pypi", -_order(r.version))))
+
+
+def _order(version: str) -> float:
+    """A sort key for the releases' plain ``X.Y.Z`` versions (newest largest)."""
+    v = Version(version)
+    return v.major * 1e6 + v.minor * 1e3 + v.micro
 
 
 WINDOWS_URL = "https://github.com/woct0rdho/SageAttention/releases/download/{tag}/{filename}"

@@ -28,6 +28,7 @@ from attn_doctor.plan.resolve.common import (
     torch_variant,
     vendor_torch,
 )
+from attn_doctor.plan.resolve.xformers_new import newer_than_builds
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 
@@ -263,6 +264,9 @@ def plan_xformers(
             continue
         if len(candidates) >= 2:
             break
+    newer, refused = newer_than_builds(m, index, versions)  # from `attn-doctor index update`
+    if "pypi" in allow:
+        candidates, rejections = newer + candidates, refused + rejections
     if not candidates:
         variant = torch_variant(m)
         for build in builds:
