@@ -59,9 +59,10 @@ from packaging.version import Version, parse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the package's own reader, shared with `attn-doctor index update`
 
+from attn_doctor.index import registry  # noqa: E402
 from attn_doctor.index import update as index_update  # noqa: E402
-from attn_doctor.index.update import to_toml as shared_to_toml  # noqa: E402
-from attn_doctor.index.update import toml_value  # noqa: E402
+from attn_doctor.index.registry import to_toml as shared_to_toml  # noqa: E402
+from attn_doctor.index.registry import toml_value  # noqa: E402
 
 INDEX = ROOT / "wheels_index"
 PYPI_JSON = "https://pypi.org/pypi/{name}/json"
@@ -942,25 +943,25 @@ def pypi_xformers(since: str) -> str:
 def pypi_flash_attn_4() -> str:
     """flash_attn_4.toml from the package index's JSON simple API, with the same reader as
     ``attn-doctor index update`` (attn_doctor/index/update.py)."""
-    url = index_update.default_index_url(os.environ)
+    url = registry.default_index_url(os.environ)
     if url is None:
         raise SystemExit("no package index URL: set PIP_INDEX_URL")
-    page = index_update.simple_project(url, "flash-attn-4")
-    return index_update.flash_attn_4_toml(page).replace(index_update.GENERATED, HEADER, 1)
+    page = registry.simple_project(url, "flash-attn-4")
+    return index_update.flash_attn_4_toml(page).replace(registry.GENERATED, HEADER, 1)
 
 
 def pypi_triton() -> str:
     """triton.toml: the triton each torch release pins (Requires-Dist of its Linux x86-64 wheel,
     read with the same reader as ``attn-doctor index update``), and the triton-windows releases
     (their version carries the Triton release they build)."""
-    url = index_update.default_index_url(os.environ)
+    url = registry.default_index_url(os.environ)
     if url is None:
         raise SystemExit("no package index URL: set PIP_INDEX_URL")
-    page = index_update.simple_project(url, "torch")
+    page = registry.simple_project(url, "torch")
     by_version: dict[str, dict[str, Any]] = {}
     for f in page["files"]:
         name = str(f["filename"])
-        version = index_update.version_of(name)
+        version = registry.version_of(name)
         if not version or f.get("yanked") or "manylinux" not in name or "x86_64" not in name:
             continue
         v = Version(version)
@@ -970,10 +971,10 @@ def pypi_triton() -> str:
     tables = []
     for version in sorted(by_version, key=Version):
         f = by_version[version]
-        meta = index_update.wheel_metadata(f)
+        meta = registry.wheel_metadata(f)
         pins = [
             r
-            for r in index_update.metadata_field(meta, "Requires-Dist")
+            for r in registry.metadata_field(meta, "Requires-Dist")
             if Requirement(r).name == "triton"
         ]
         spec = str(Requirement(pins[0]).specifier) if pins else ""
@@ -989,12 +990,12 @@ def pypi_triton() -> str:
                 },
             )
         )
-    windows = index_update.simple_project(url, "triton-windows")
+    windows = registry.simple_project(url, "triton-windows")
     minors = sorted(
         {
             ".".join(v.split(".")[:2])
             for f in windows["files"]
-            if (v := index_update.version_of(str(f["filename"]))) and not f.get("yanked")
+            if (v := registry.version_of(str(f["filename"]))) and not f.get("yanked")
         },
         key=Version,
     )

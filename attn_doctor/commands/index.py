@@ -51,13 +51,8 @@ def update_command(
     source cannot be reached, the bundled data stays in use and the output says so.
     """
     from attn_doctor.datafiles import bundled_index_dir
-    from attn_doctor.index.update import (
-        FIND_LINKS,
-        SourceResult,
-        UpdateResult,
-        default_index_url,
-        update_index,
-    )
+    from attn_doctor.index.registry import default_index_url
+    from attn_doctor.index.update import FIND_LINKS, SourceResult, UpdateResult, update_index
     from attn_doctor.overlay import knowledge_line
 
     environ = dict(os.environ)

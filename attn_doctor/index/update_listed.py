@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attn_doctor.index.update import (
+from attn_doctor.index.registry import (
     SIMPLE_ACCEPT,
     Fetch,
     metadata_field,

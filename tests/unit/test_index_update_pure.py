@@ -7,12 +7,8 @@ import json
 from pathlib import Path
 
 from attn_doctor._version import __version__
-from attn_doctor.index.update import (
-    default_index_url,
-    find_links_wheels,
-    newest_version,
-    version_of,
-)
+from attn_doctor.index.registry import default_index_url, version_of
+from attn_doctor.index.update import find_links_wheels, newest_version
 from attn_doctor.overlay import OVERLAY_FILE, knowledge_line, read_overlay
 
 
