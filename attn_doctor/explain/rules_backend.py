@@ -116,7 +116,8 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
     attn_implementation, diffusers set_attention_backend, SGLang/vLLM --attention-backend)
     while the backend's package is not installed."""
     body = body_of(f)
-    if not re.search(_MISSING_WORDS, body):
+    # A None called while a setting forces the backend: its guarded import left it None.
+    if not re.search(_MISSING_WORDS + r"|'NoneType' object is not callable", body):
         return []
     for knob in know.knobs:
         m = knob.pattern.search(body)
