@@ -240,3 +240,20 @@ def test_the_extractor_merges_them_into_the_facts() -> None:
     assert f.build.build_script
     f = _facts("ImportError: cannot import name \u2018f_x\u2019 from \u2018transformers.m\u2019")
     assert ("transformers.m", "f_x") in f.missing_attrs
+
+
+def test_a_head_dim_only_one_xformers_operator_gives_is_not_why_none_was_found() -> None:
+    listing = (
+        "No operator found for `memory_efficient_attention_forward` with inputs:",
+        "`cutlassF-pt` is not supported because: bf16 is only supported on A100+ GPUs",
+        "`smallkF` is not supported because: max(query.shape[-1] != value.shape[-1]) > 32",
+    )
+    f = TextFacts(lines=listing, head_dim_rule="at most 32", error_classes=("NotImplementedError",))
+    assert head_dim_unsupported(f, KNOW) == []
+    # Every operator refusing the head dim: then it is the head dim.
+    all_head = TextFacts(
+        lines=(listing[0], listing[2], "`cutlassF` is not supported because: embed per head: 512"),
+        head_dim_rule="at most 32",
+        error_classes=("NotImplementedError",),
+    )
+    assert head_dim_unsupported(all_head, KNOW)[0].class_id == "head-dim-unsupported"
