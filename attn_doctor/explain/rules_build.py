@@ -44,9 +44,9 @@ def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[C
             ),
             evidence=(("shared memory required", str(need)), ("hardware limit", str(limit))),
             source=(
-                "triton-lang/triton python/triton/runtime/errors.py (OutOfResources: 'out of "
-                "resource: shared memory, Required … Hardware limit … Reducing block sizes or "
-                "`num_stages` may help') — unverified: not re-read for this class"
+                "triton-lang/triton python/triton/compiler/compiler.py (_init_handles: raise "
+                "OutOfResources(self.metadata.shared, max_shared, 'shared memory')), read in "
+                "stored tracebacks; python/triton/runtime/errors.py itself not re-read"
             ),
             line=line_of(f, r"out of resource"),
             # The same message, with nothing else in it, is also FlexAttention's under
@@ -81,14 +81,16 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
                 "bundles) ships without both folders."
             ),
             fix=(
-                f"copy the include/ and libs/ folders of a full CPython {py} install (same "
-                "version as the embedded python.exe) next to the embedded python.exe",
+                f"copy the include/ and libs/ folders of CPython {py} (same version as the "
+                "embedded python.exe; triton-windows publishes them per version) next to the "
+                "embedded python.exe",
                 "or run the app from a full Python install or venv that has them",
             ),
             evidence=(("missing header", headers[0]), ("compiler", "tcc" if tcc else "triton")),
             source=(
-                "woct0rdho/triton-windows README (embedded Python: add the include and libs "
-                "folders) — unverified: not re-read for this class"
+                "a ComfyUI portable installer's notes (read): 'the portable's embedded Python "
+                "lacks the include and libs folders Triton needs to compile … triton-windows "
+                "publishes them for each Python version'; triton-windows' README not re-read"
             ),
             line=line_of(f, r"Python\.h"),
         )
@@ -118,8 +120,9 @@ def cutlass_submodule_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
             ),
             evidence=(("missing header", headers[0]),),
             source=(
-                "Dao-AILab/flash-attention .gitmodules (csrc/cutlass) and setup.py (runs git "
-                "submodule update when csrc/cutlass is empty) — unverified: not re-read"
+                "Dao-AILab/flash-attention's csrc/cutlass submodule: build scripts that build "
+                "it run 'git submodule update --init csrc/cutlass' (read in several); "
+                ".gitmodules and setup.py not re-read"
             ),
             line=line_of(f, re.escape(headers[0])),
         )
@@ -170,9 +173,10 @@ def arch_list_below_backend_minimum(f: TextFacts, know: Knowledge) -> list[Class
                 *((("TORCH_CUDA_ARCH_LIST below it", " ".join(map(_cc, below))),) if below else ()),
             ),
             source=(
-                "the message itself (raised in setup.py); pytorch torch/utils/cpp_extension.py "
-                "_get_cuda_arch_flags reads TORCH_CUDA_ARCH_LIST; wheels_index/backends.toml "
-                "min_sm"
+                "flashinfer setup.py (read in stored copies: for each flag of torch_cpp_ext."
+                "_get_cuda_arch_flags(), 'if arch < 75: raise RuntimeError(\"FlashInfer requires "
+                "sm75+\")'); torch's _get_cuda_arch_flags reads TORCH_CUDA_ARCH_LIST; "
+                "wheels_index/backends.toml min_sm"
             ),
             line=line_of(f, r"requires? sm"),
         )
