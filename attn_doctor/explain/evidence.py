@@ -483,8 +483,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 required = (80, None)
         scan = rx.sub(" ", scan)
     bf = read_build(body)
-    if required is None and bf.family_only is not None:
-        required = (bf.family_only * 10, bf.family_only * 10 + 9)
+    if required is None and (required := bf.family_range()) is not None:
         scan = FAMILY_ONLY.sub(" ", scan)
     build_sms: list[object] = []
     for bm in _BUILD_SMS.finditer(scan):
@@ -516,8 +515,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         _add(heads, int(next(g for g in m.groups() if g)))
     for m in _QUERY_SHAPE.finditer(body):
         _add(heads, int(m.group(1)))
-    for h in bf.head_dims:
-        _add(heads, h)
+    heads += [h for h in bf.head_dims if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
@@ -563,17 +561,12 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     if (hm := _HEAD_RULE.search(body)) is not None:
         rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
         head_rule = " ".join(rule.split())
-    elif bf.head_allowed:
-        head_rule = "only " + ", ".join(str(h) for h in bf.head_allowed)
-    elif bf.config_refused:
-        head_rule = f"with a kernel configuration (none for head dim {bf.head_dims[0]})"
+    head_rule = head_rule or bf.head_rule()
     if bf.cuda_toolkit:
         tools.setdefault("nvcc", bf.cuda_toolkit)
     if bf.tool_floor is not None:  # "SM 12.x requires CUDA >= 12.9" with an older toolkit
-        floor_sm, floor = bf.tool_floor
-        _add(sms, floor_sm)
-        have_tk = tools.get("nvcc")
-        if have_tk and tuple(map(int, have_tk.split("."))) < tuple(map(int, floor.split("."))):
+        _add(sms, bf.tool_floor[0])
+        if (floor_sm := bf.toolkit_refuses(tools.get("nvcc"))) is not None:
             _add(rejects, ("nvcc", floor_sm))
     for m in _LLVM_REJECT.finditer(body):  # LLVM's NVPTX backend, as Triton bundles it
         _add(rejects, ("llvm", int(m.group(1))))

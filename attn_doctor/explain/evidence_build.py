@@ -38,6 +38,27 @@ class BuildFacts:
     config_refused: bool = False
     """The kernel said the configuration those head dims imply is invalid."""
 
+    def family_range(self) -> tuple[int, int] | None:
+        """The stated family as a range of architectures: 10 -> (100, 109)."""
+        fam = self.family_only
+        return (fam * 10, fam * 10 + 9) if fam is not None else None
+
+    def head_rule(self) -> str | None:
+        """The head-dim rule an assertion or a refused configuration states."""
+        if self.head_allowed:
+            return "only " + ", ".join(str(h) for h in self.head_allowed)
+        if self.config_refused:
+            return f"with a kernel configuration (none for head dim {self.head_dims[0]})"
+        return None
+
+    def toolkit_refuses(self, have: str | None) -> int | None:
+        """The architecture whose stated CUDA floor the toolkit ``have`` is below."""
+        if self.tool_floor is None or not have:
+            return None
+        sm, floor = self.tool_floor
+        below = tuple(map(int, have.split("."))) < tuple(map(int, floor.split(".")))
+        return sm if below else None
+
 
 _SHARED = re.compile(
     r"out of resource: shared memory,?\s+Required: (\d+),?\s+Hardware limit: ?(\d+)", re.I
