@@ -54,7 +54,8 @@ def line_of(f: TextFacts, pattern: str) -> str:
 def has_error(f: TextFacts) -> bool:
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
-            r"(?m)^\s*(?:error|fatal|ERROR|FATAL)\b|ptxas fatal|AssertionError|Killed|FAILED"
+            r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:)|ptxas fatal|AssertionError"
+            r"|Killed|FAILED|Assertion failed"
             r"|is not supported|not supported because|is only supported|only supports?"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
             body_of(f),
@@ -86,6 +87,7 @@ _BACKEND_WORDS: tuple[tuple[str, str], ...] = (
     ("sageattention", r"sageattn|sageattention|SageAttention"),
     ("xformers", r"xformers"),
     ("flex_attention", r"flex_attention|FlexAttention"),
+    ("flashinfer", r"flashinfer|flash-infer"),
     ("sdpa_cudnn", r"cudnn_attention|cuDNN Frontend|_scaled_dot_product_cudnn|CUDNN_STATUS"),
     ("flash_attn_2", r"flash_attn|flash-attn|FlashAttention|flash_attention_2|Flash Attention 2"),
 )

@@ -41,6 +41,13 @@ from attn_doctor.explain.rules_backend import (
     gpu_outside_backend_range,
     head_dim_unsupported,
 )
+from attn_doctor.explain.rules_build import (
+    arch_list_below_backend_minimum,
+    cutlass_submodule_missing,
+    remote_code_imports_removed_transformers_helper,
+    triton_embedded_python_missing_headers,
+    triton_kernel_out_of_shared_memory,
+)
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
@@ -132,10 +139,15 @@ RULES: tuple[Rule, ...] = (
     framework_message,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
+    arch_list_below_backend_minimum,
+    cutlass_submodule_missing,
+    triton_embedded_python_missing_headers,
+    triton_kernel_out_of_shared_memory,
     torch_too_old_for_gpu,
     torch_too_old_for_api,
     backend_dependency_missing,
     backend_function_import_path,
+    remote_code_imports_removed_transformers_helper,
     pip_egg_name_out_of_date,
     backend_forced_package_missing,
     libcuda_not_found,

@@ -204,6 +204,11 @@ _CLASS_IDS = frozenset(
         "backend-not-installed",
         "harmless-warning",
         "app-wrapper-message",
+        "triton-attention-kernel-out-of-shared-memory",
+        "triton-embedded-python-missing-include-libs",
+        "flash-attn-source-missing-cutlass-submodule",
+        "torch-cuda-arch-list-below-backend-minimum",
+        "remote-code-imports-removed-transformers-helper",
     }
 )
 """The failure classes of ``classes.RULES`` (the other answers there are framework messages)."""

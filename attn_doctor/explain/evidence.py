@@ -14,9 +14,10 @@ from __future__ import annotations
 import collections
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
+from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_build
 from attn_doctor.explain.evidence_more import Advice, arch_numbers, more_summary, read_more
 from attn_doctor.explain.match import split_lines
 
@@ -96,6 +97,8 @@ class TextFacts:
     """(feature, backend as written): "`attn_mask` is not supported for flash-attn 2"."""
     none_called_in: tuple[tuple[str, str], ...] = ()
     """(framework, backend module) where a None left by a guarded import was called."""
+    build: BuildFacts = field(default_factory=BuildFacts)
+    """Builds, compilers and kernel resources (``evidence_build.BuildFacts``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -319,6 +322,7 @@ _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere", re.I),
         "ampere",
     ),
+    (re.compile(r"\brequires? sm_?(\d{2,3})\+", re.I), "min"),
 )
 _QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
 _TOOL_MISSING = re.compile(
@@ -468,6 +472,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 minor = int(rm.group(3) or 0)
                 lo = int(rm.group(2)) * 10 + minor + (1 if rm.group(1) == ">" else 0)
                 required = (lo, None)
+            elif kind == "min":
+                required = (int(rm.group(1)), None)
             elif kind in {"range", "exact"}:
                 found = arch_numbers(rm.group(0))
                 required = (min(found), max(found))
@@ -476,6 +482,9 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
             else:
                 required = (80, None)
         scan = rx.sub(" ", scan)
+    bf = read_build(body)
+    if required is None and (required := bf.family_range()) is not None:
+        scan = FAMILY_ONLY.sub(" ", scan)
     build_sms: list[object] = []
     for bm in _BUILD_SMS.finditer(scan):
         for raw in re.findall(r"\d{2,3}", bm.group(1)):
@@ -506,6 +515,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         _add(heads, int(next(g for g in m.groups() if g)))
     for m in _QUERY_SHAPE.finditer(body):
         _add(heads, int(m.group(1)))
+    heads += [h for h in bf.head_dims if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
@@ -551,6 +561,13 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     if (hm := _HEAD_RULE.search(body)) is not None:
         rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
         head_rule = " ".join(rule.split())
+    head_rule = head_rule or bf.head_rule()
+    if bf.cuda_toolkit:
+        tools.setdefault("nvcc", bf.cuda_toolkit)
+    if bf.tool_floor is not None:  # "SM 12.x requires CUDA >= 12.9" with an older toolkit
+        _add(sms, bf.tool_floor[0])
+        if (floor_sm := bf.toolkit_refuses(tools.get("nvcc"))) is not None:
+            _add(rejects, ("nvcc", floor_sm))
     for m in _LLVM_REJECT.finditer(body):  # LLVM's NVPTX backend, as Triton bundles it
         _add(rejects, ("llvm", int(m.group(1))))
         _add(sms, int(m.group(1)))
@@ -599,5 +616,6 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         pin_conflicts=more.pin_conflicts,
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
+        build=bf,
         lines=tuple(lines),
     )

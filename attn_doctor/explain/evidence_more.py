@@ -35,9 +35,10 @@ FAMILIES: dict[str, tuple[int, ...]] = {
 """GPU family names a message may use in prose for architectures it refuses (oldest first).
 Only the pre-Ampere families: a refusal names the GPUs left out, which are the old ones."""
 
+_Q = "['\"\u2018\u2019]"  # a quote, straight or curly (pasted from rich text)
 _NO_ATTR = re.compile(
     r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
-    r"|cannot import name ['\"](\w+)['\"] from ['\"]([\w.]+)['\"]"
+    rf"|cannot import name {_Q}(\w+){_Q} from {_Q}([\w.]+){_Q}"
 )
 _INSTRUCTION = re.compile(
     r"Instruction '([\w.]+)[^']*' not supported on \.target '?sm_(\d{2,3})[af]?'?", re.I

@@ -116,7 +116,8 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
     attn_implementation, diffusers set_attention_backend, SGLang/vLLM --attention-backend)
     while the backend's package is not installed."""
     body = body_of(f)
-    if not re.search(_MISSING_WORDS, body):
+    # A None called while a setting forces the backend: its guarded import left it None.
+    if not re.search(_MISSING_WORDS + r"|'NoneType' object is not callable", body):
         return []
     for knob in know.knobs:
         m = knob.pattern.search(body)
@@ -155,10 +156,21 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
     return []
 
 
+def _one_operator_of_many(body: str) -> bool:
+    """xformers' "No operator found" lists each operator's reasons: a head-dim limit that only
+    some operators give is not why none was found when the others refuse for other reasons."""
+    if "No operator found" not in body:
+        return False
+    reasons = re.split(r"`[\w.@-]+` is not supported because:", body)[1:]
+    return bool(reasons) and not all(
+        re.search(r"embed per head|shape\[-1\]|head ?dim", r, re.I) for r in reasons
+    )
+
+
 def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A head dimension the kernels refuse: the rule the message states ("at most 256",
     "a multiple of 32"), or above the limit in the backend's record."""
-    if not has_error(f):
+    if not has_error(f) or _one_operator_of_many(body_of(f)):
         return []
     if f.head_dim_rule is not None:
         named = backends_in(f)

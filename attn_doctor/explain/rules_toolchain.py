@@ -45,9 +45,10 @@ def _tool_fix(tool: str, arch: ArchRecord, first: str | None) -> tuple[str, ...]
                 "assembles with that toolkit's ptxas"
             )
         return tuple(out)
+    need = first or nvcc  # a floor the message states is above the table's first release
     return (
-        f"install CUDA toolkit {nvcc} or newer and point CUDA_HOME at it "
-        f"(nvcc --version must say release {nvcc} or later)",
+        f"install CUDA toolkit {need} or newer and point CUDA_HOME at it "
+        f"(nvcc --version must say release {need} or later)",
     )
 
 
@@ -77,6 +78,9 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
             continue
         column = "triton" if tool in {"triton", "llvm"} else "nvcc"
         first = arch.first_release(column)
+        stated = column == "nvcc" and f.build.tool_floor is not None and f.build.tool_floor[0] == sm
+        if stated and f.build.tool_floor is not None:  # the JIT states its own floor: it decides
+            first = f.build.tool_floor[1]
         have = triton if column == "triton" else f.tool("nvcc")
         older = _older(have, first)
         if not rejected and not older:
@@ -85,7 +89,11 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
         have_txt = f"{name} {have}" if have else name
         what = "Triton" if column == "triton" else "CUDA toolkit"
         if first and older is not False:
-            verified = "" if column in arch.verified else " (table entry unverified)"
+            verified = (
+                " (as the message says)"
+                if stated
+                else ("" if column in arch.verified else " (table entry unverified)")
+            )
             known = f"The first {what} release that does is {first}{verified}."
         elif first:
             known = (

@@ -1,0 +1,122 @@
+"""Evidence about builds, compilers and kernel resources, kept apart from ``evidence.py`` for
+size: shared memory a kernel asked for against the GPU's limit, header files a compiler could not
+open (and which compiler said so), an architecture floor a build script states, the
+``TORCH_CUDA_ARCH_LIST`` in use, the CUDA toolkit version a JIT or build reports, architectures
+stated as a family ("SM 12.x", "arch // 10 == 10"), and head dims stated as a kernel's
+configuration or an assertion. Pure functions of the normalised text; ``extract_facts`` calls
+``read_build`` and merges what belongs to its own facts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildFacts:
+    shared_memory: tuple[int, int] | None = None
+    """(bytes a kernel asked for, the GPU's limit): Triton's "out of resource: shared memory"."""
+    missing_headers: tuple[tuple[str, str], ...] = ()
+    """(header, compiler) a compile could not open: ``cute/tensor.hpp``/``msvc``; the compiler
+    from the wording (MSVC C1083, TinyCC's "include file … not found", gcc's, clang's)."""
+    build_script: bool = False
+    """The failure is raised by a package's build script (``setup.py`` run by pip)."""
+    arch_list: tuple[int, ...] = ()
+    """The architectures ``TORCH_CUDA_ARCH_LIST`` names in the message (``8.9+PTX`` -> 89)."""
+    cuda_toolkit: str | None = None
+    """The CUDA toolkit a build or JIT reports (``CUDA_VERSION: 12.8``, "detected CUDA version
+    (11.5)")."""
+    tool_floor: tuple[int, str] | None = None
+    """(sm, CUDA release) a JIT states an architecture needs ("SM 12.x requires CUDA >= 12.9")."""
+    family_only: int | None = None
+    """The one architecture family (major) a kernel runs on ("only supported on SM100",
+    "arch // 10 == 10"): 10 -> sm_100..sm_109."""
+    head_dims: tuple[int, ...] = ()
+    """Head dims a kernel's configuration implies (FlashInfer's ``NUM_MMA_D_QK=2`` is 2 × 16)."""
+    head_allowed: tuple[int, ...] = ()
+    """Head dims an assertion allows (``head_size == 128 || head_size == 256``)."""
+    config_refused: bool = False
+    """The kernel said the configuration those head dims imply is invalid."""
+
+    def family_range(self) -> tuple[int, int] | None:
+        """The stated family as a range of architectures: 10 -> (100, 109)."""
+        fam = self.family_only
+        return (fam * 10, fam * 10 + 9) if fam is not None else None
+
+    def head_rule(self) -> str | None:
+        """The head-dim rule an assertion or a refused configuration states."""
+        if self.head_allowed:
+            return "only " + ", ".join(str(h) for h in self.head_allowed)
+        if self.config_refused:
+            return f"with a kernel configuration (none for head dim {self.head_dims[0]})"
+        return None
+
+    def toolkit_refuses(self, have: str | None) -> int | None:
+        """The architecture whose stated CUDA floor the toolkit ``have`` is below."""
+        if self.tool_floor is None or not have:
+            return None
+        sm, floor = self.tool_floor
+        below = tuple(map(int, have.split("."))) < tuple(map(int, floor.split(".")))
+        return sm if below else None
+
+
+_SHARED = re.compile(
+    r"out of resource: shared memory,?\s+Required: (\d+),?\s+Hardware limit: ?(\d+)", re.I
+)
+_HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"fatal error C1083: Cannot open include file: '([\w./\\-]+)'"), "msvc"),
+    (re.compile(r"error: include file '([\w./\\-]+)' not found"), "tcc"),
+    (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): No such file or directory"), "gcc"),
+    (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),
+)
+_BUILD_SCRIPT = re.compile(
+    r"File \"[^\"]*setup\.py\", line \d+|<pip-setuptools-caller>|Getting requirements to build"
+    r"|Preparing metadata \(setup\.py\)|python setup\.py"
+)
+_ARCH_LIST = re.compile(r"TORCH_CUDA_ARCH_LIST\s*[=:]\s*[\"']?([\d.;+ PTXptx]+)")
+_TOOLKIT = re.compile(
+    r"\bCUDA_VERSION\s*[:=]\s*(\d+\.\d+)"
+    r"|detected CUDA version \((\d+\.\d+)\)",
+)
+_TOOL_FLOOR = re.compile(r"\bSM ?(\d{1,2})\.x requires CUDA\s*>=?\s*(\d+\.\d+)", re.I)
+FAMILY_ONLY = re.compile(
+    r"only (?:supported|available) on SM ?(\d{1,2})0\b|\barch\s*//\s*10\s*==\s*(\d{1,2})\b", re.I
+)
+_MMA_HEAD = re.compile(r"\bNUM_MMA_D_QK=(\d{1,2})\b")
+_HEAD_ASSERT = re.compile(
+    r"head_(?:size|dim)\s*==\s*(\d{2,3})(?:\s*\|\|\s*head_(?:size|dim)\s*==\s*\d{2,3})+"
+)
+
+
+def read_build(body: str) -> BuildFacts:
+    """The facts above, from the normalised text."""
+    sm = _SHARED.search(body)
+    headers: dict[tuple[str, str], None] = {}
+    for rx, compiler in _HEADERS:
+        for m in rx.finditer(body):
+            headers[(m.group(1).replace("\\", "/"), compiler)] = None
+    arch: list[int] = []
+    for m in _ARCH_LIST.finditer(body):
+        for raw in re.findall(r"(\d+)\.(\d)", m.group(1)):
+            value = int(raw[0]) * 10 + int(raw[1])
+            if value not in arch:
+                arch.append(value)
+    tk = _TOOLKIT.search(body)
+    floor = _TOOL_FLOOR.search(body)
+    fam = FAMILY_ONLY.search(body)
+    mma = [int(x) * 16 for x in _MMA_HEAD.findall(body)]
+    allowed: list[int] = []
+    if (ha := _HEAD_ASSERT.search(body)) is not None:
+        allowed = [int(x) for x in re.findall(r"==\s*(\d{2,3})", ha.group(0))]
+    return BuildFacts(
+        shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
+        missing_headers=tuple(headers),
+        build_script=bool(_BUILD_SCRIPT.search(body)),
+        arch_list=tuple(arch),
+        cuda_toolkit=(tk.group(1) or tk.group(2)) if tk else None,
+        tool_floor=(int(floor.group(1)) * 10, floor.group(2)) if floor else None,
+        family_only=int(fam.group(1) or fam.group(2)) if fam else None,
+        head_dims=tuple(dict.fromkeys(mma)),
+        head_allowed=tuple(allowed),
+        config_refused=bool(mma) and "Invalid configuration" in body,
+    )

@@ -1,0 +1,217 @@
+"""Classes over build, compiler and kernel-resource facts (``evidence_build.BuildFacts``):
+a Triton attention kernel asking for more shared memory than the GPU has, an embedded Python
+without the headers Triton compiles its launcher against, ``TORCH_CUDA_ARCH_LIST`` naming an
+architecture below a backend's floor, a source checkout without the cutlass submodule, and
+model code importing a transformers helper the installed transformers no longer exports."""
+
+from __future__ import annotations
+
+import re
+
+from attn_doctor.explain.answer import ClassAnswer, backends_in, body_of, gpu_range, line_of
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+
+_FLEX = r"flex|inductor|torch\.compile|\btriton_(?:tem|per|red|poi)_"
+"""FlexAttention or another kernel Inductor generated (its kernels are named triton_tem_…)."""
+
+
+def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A Triton kernel (a backend's or a model's own) whose tiles need more shared memory per
+    block than the GPU has. FlexAttention's inductor kernels are the phrase entry's case."""
+    body = body_of(f)
+    if f.build.shared_memory is None or re.search(_FLEX, body, re.I):
+        return []
+    need, limit = f.build.shared_memory
+    # Tiles scale with BLOCK_M × BLOCK_N (and the pipeline's num_stages): halving one block
+    # size halves the tile; the factor below is how far over the limit the kernel is.
+    factor = need / limit
+    gpu = f" ({f.gpus[0]})" if f.gpus else ""
+    return [
+        ClassAnswer(
+            class_id="triton-attention-kernel-out-of-shared-memory",
+            title="a Triton kernel needs more shared memory than this GPU has",
+            cause=(
+                f"the Triton kernel's tiles need {need} bytes of shared memory per block and "
+                f"the GPU{gpu} allows {limit} ({factor:.2f}× over): its BLOCK_M/BLOCK_N or "
+                "num_stages were chosen for a GPU with more shared memory per SM (A100/H100 "
+                "have up to 227 KiB; consumer GPUs ~99 KiB)."
+            ),
+            fix=(
+                "lower the kernel's BLOCK_M / BLOCK_N (halve one) or num_stages in its config "
+                f"until it needs at most {limit} bytes",
+                "or use the project's non-Triton attention path (SDPA) on this GPU",
+            ),
+            evidence=(("shared memory required", str(need)), ("hardware limit", str(limit))),
+            source=(
+                "triton-lang/triton python/triton/compiler/compiler.py (_init_handles: raise "
+                "OutOfResources(self.metadata.shared, max_shared, 'shared memory')), read in "
+                "stored tracebacks; python/triton/runtime/errors.py itself not re-read"
+            ),
+            line=line_of(f, r"out of resource"),
+            # The same message, with nothing else in it, is also FlexAttention's under
+            # torch.compile (the phrase entry, which names Inductor's fix): it answers first.
+            before_phrases=False,
+        )
+    ]
+
+
+def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """Triton compiles a small C launcher against ``Python.h``; an embedded (portable) Windows
+    Python ships without ``include/`` and ``libs/``. TinyCC, bundled by triton-windows, is the
+    compiler whose wording ("include file 'Python.h' not found") marks it; else Triton must be
+    named with a Windows or portable Python."""
+    headers = [h for h, cc in f.build.missing_headers if h.endswith("Python.h")]
+    if not headers:
+        return []
+    tcc = any(cc == "tcc" for h, cc in f.build.missing_headers if h.endswith("Python.h"))
+    triton = re.search(r"triton", body_of(f), re.I)
+    windows = {"windows", "comfyui-portable"} & set(f.platforms)
+    if not (tcc or (triton and windows)):
+        return []
+    py = f.python or "X.Y"
+    return [
+        ClassAnswer(
+            class_id="triton-embedded-python-missing-include-libs",
+            title="Triton cannot find Python.h: this Python has no include/ and libs/ folders",
+            cause=(
+                "Triton compiles a small C launcher for each kernel against the running Python's "
+                "headers (include/Python.h) and import library (libs/python3X.lib); an embedded "
+                "or portable Windows Python (ComfyUI portable, FramePack, other one-click "
+                "bundles) ships without both folders."
+            ),
+            fix=(
+                f"copy the include/ and libs/ folders of CPython {py} (same version as the "
+                "embedded python.exe; triton-windows publishes them per version) next to the "
+                "embedded python.exe",
+                "or run the app from a full Python install or venv that has them",
+            ),
+            evidence=(("missing header", headers[0]), ("compiler", "tcc" if tcc else "triton")),
+            source=(
+                "a ComfyUI portable installer's notes (read): 'the portable's embedded Python "
+                "lacks the include and libs folders Triton needs to compile … triton-windows "
+                "publishes them for each Python version'; triton-windows' README not re-read"
+            ),
+            line=line_of(f, r"Python\.h"),
+        )
+    ]
+
+
+def cutlass_submodule_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A CUDA extension built from a source checkout whose cutlass git submodule is absent:
+    the compiler cannot open CUTLASS's/CuTe's own headers (``cute/tensor.hpp``)."""
+    headers = [h for h, _cc in f.build.missing_headers if re.match(r"(?:cute|cutlass)/", h)]
+    if not headers:
+        return []
+    named = backends_in(f)
+    who = named[0] if named else "the extension"
+    return [
+        ClassAnswer(
+            class_id="flash-attn-source-missing-cutlass-submodule",
+            title=f"{headers[0]} not found: the source checkout has no cutlass submodule",
+            cause=(
+                f"the compiler cannot open {headers[0]}, a header of NVIDIA CUTLASS/CuTe, "
+                f"which {who}'s kernels include from the csrc/cutlass git submodule; the "
+                "checkout was made without submodules (a plain clone or a source archive)."
+            ),
+            fix=(
+                "git submodule update --init --recursive   # in the source checkout, then rebuild",
+                "or install a prebuilt wheel instead of building from source",
+            ),
+            evidence=(("missing header", headers[0]),),
+            source=(
+                "Dao-AILab/flash-attention's csrc/cutlass submodule: build scripts that build "
+                "it run 'git submodule update --init csrc/cutlass' (read in several); "
+                ".gitmodules and setup.py not re-read"
+            ),
+            line=line_of(f, re.escape(headers[0])),
+        )
+    ]
+
+
+def _cc(sm: int) -> str:
+    return f"{sm // 10}.{sm % 10}"
+
+
+def arch_list_below_backend_minimum(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend's build script refuses the architectures it is asked to build for: these come
+    from ``TORCH_CUDA_ARCH_LIST`` (torch's ``_get_cuda_arch_flags``), not from the GPU, so a
+    GPU at or above the floor still fails when the list names an older one."""
+    if f.required_sm is None or f.required_sm[1] is not None or not f.build.build_script:
+        return []
+    lo = f.required_sm[0]
+    if any(sm < lo for sm in f.sms):
+        return []  # the message names a GPU below the floor: that GPU is the problem
+    below = [sm for sm in f.build.arch_list if sm < lo]
+    named = backends_in(f)
+    who = named[0] if named else "the package"
+    record = know.backend(named[0]) if named else None
+    hi = gpu_range(record)[1] if record else None
+    archs = [a.sm for a in know.archs if a.sm >= lo and (hi is None or a.sm <= hi)]
+    wanted = [sm for sm in f.sms if sm >= lo] or archs
+    value = " ".join(_cc(sm) for sm in sorted(set(wanted)))
+    said = (
+        f"it names {', '.join(_cc(sm) for sm in below)}"
+        if below
+        else "a list set by the environment (NGC containers set one) can name older ones"
+    )
+    return [
+        ClassAnswer(
+            class_id="torch-cuda-arch-list-below-backend-minimum",
+            title=f"TORCH_CUDA_ARCH_LIST asks {who} for architectures below sm_{lo}",
+            cause=(
+                f"{who}'s build script builds for the architectures in TORCH_CUDA_ARCH_LIST and "
+                f"refuses any below sm_{lo}; {said}. The GPU itself is not the problem"
+                + (f" (this one is sm_{f.sms[0]})." if f.sms else ".")
+            ),
+            fix=(
+                f'export TORCH_CUDA_ARCH_LIST="{value}"   # only architectures >= {_cc(lo)}',
+                "or unset TORCH_CUDA_ARCH_LIST (the build then targets the GPU it sees)",
+            ),
+            evidence=(
+                ("needs", f"sm_{lo}+"),
+                *((("TORCH_CUDA_ARCH_LIST below it", " ".join(map(_cc, below))),) if below else ()),
+            ),
+            source=(
+                "flashinfer setup.py (read in stored copies: for each flag of torch_cpp_ext."
+                "_get_cuda_arch_flags(), 'if arch < 75: raise RuntimeError(\"FlashInfer requires "
+                "sm75+\")'); torch's _get_cuda_arch_flags reads TORCH_CUDA_ARCH_LIST; "
+                "wheels_index/backends.toml min_sm"
+            ),
+            line=line_of(f, r"requires? sm"),
+        )
+    ]
+
+
+def remote_code_imports_removed_transformers_helper(
+    f: TextFacts, _know: Knowledge
+) -> list[ClassAnswer]:
+    """Model code (often a Hub repo's remote code) imports a helper from one of transformers'
+    internal modules, and the installed transformers no longer exports it there. Names from
+    the top-level ``transformers`` (model classes) are a transformers too old, not this."""
+    for mod, name in f.missing_attrs:
+        if not mod.startswith("transformers.") or not re.fullmatch(r"_?[a-z][a-z0-9_]*", name):
+            continue
+        have = f.version("transformers")
+        return [
+            ClassAnswer(
+                class_id="remote-code-imports-removed-transformers-helper",
+                title=f"the model code imports {name} from {mod}, which no longer exports it",
+                cause=(
+                    f"the model's code imports the helper {name} from transformers' internal "
+                    f"module {mod}; the installed transformers{' ' + have if have else ''} no "
+                    "longer exports it there (internal modules change between releases). The "
+                    "attention package itself is not the problem."
+                ),
+                fix=(
+                    "update the model's code (a newer revision of the Hub repo's modeling files, "
+                    "or import the function from its own package, e.g. flash_attn)",
+                    "or pin the transformers release the model card names: "
+                    "pip install 'transformers==<the model's version>'",
+                ),
+                evidence=(("module", mod), ("name", name)),
+                source="the message itself (the module and the name it lacks)",
+                line=line_of(f, re.escape(name)),
+            )
+        ]
+    return []
