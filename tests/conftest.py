@@ -3,8 +3,9 @@
 Unit tests are pure and in-process: every test outside ``tests/functional/`` and
 ``tests/integration/`` runs under ``no_subprocess``, which makes starting a process (pip,
 ``python -m attn_doctor``, a child import, ``git``) fail the test with a message that says
-where it belongs. Tests in those two folders are marked ``functional`` here, so the fast lane
-is ``python -m pytest -m "not functional"`` and CI runs everything.
+where it belongs. Tests in those two folders are marked ``functional`` here; heavy in-process
+tests (a model forward, a 100 MiB log, a hypothesis sweep) are marked ``slow``. The fast lane
+is ``python -m pytest -m "not functional and not slow"``; CI runs everything.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ def test_rotates_inputs_and_times_each_call() -> None:
     assert timed == [0, 1, 2] * 3  # consecutive calls never reuse one input set
 
 
+@pytest.mark.slow
 def test_repetitions_are_capped_by_the_time_budget() -> None:
     def slow() -> object:
         time.sleep(0.3)
@@ -39,6 +40,7 @@ def test_repetitions_are_capped_by_the_time_budget() -> None:
     assert 3 <= len(samples) <= 7
 
 
+@pytest.mark.slow
 def test_a_slow_first_call_does_not_cut_the_repetitions() -> None:
     # The first call stands for compilation (flex_attention, Triton autotuning).
     calls = {"n": 0}

@@ -113,6 +113,7 @@ SNAPSHOT_DOC = json.loads((SNAPSHOTS / "h100-linux-recent-torch.json").read_text
 # --- the snapshot -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FAST
 @given(data=RAW)
 def test_snapshot_bytes_give_a_snapshot_error(data: bytes) -> None:
@@ -173,6 +174,7 @@ def test_journal_bytes_give_a_usage_error(tmp_path: Path, data: bytes) -> None:
         assert exc.exit_code == 2
 
 
+@pytest.mark.slow
 @FAST
 @given(doc=mutated(JOURNAL_DOC))
 def test_journal_with_any_value_replaced_reads_or_gives_a_usage_error(
@@ -206,6 +208,7 @@ def _bench_env() -> Environment:
     )
 
 
+@pytest.mark.slow
 @FAST
 @given(data=RAW)
 def test_bench_cache_bytes_are_ignored_and_rebuilt(tmp_path: Path, data: bytes) -> None:
@@ -216,6 +219,7 @@ def test_bench_cache_bytes_are_ignored_and_rebuilt(tmp_path: Path, data: bytes) 
     assert load_bench_result(_bench_env(), path) == BENCH
 
 
+@pytest.mark.slow
 @FAST
 @given(entry=mutated(BENCH.to_dict()))
 def test_bench_cache_entry_of_any_shape_reads_or_is_ignored(tmp_path: Path, entry: Any) -> None:
@@ -233,6 +237,7 @@ KEY = {"module": "m", "python": "x"}
 DIGEST = "0" * 64
 
 
+@pytest.mark.slow
 @FAST
 @given(data=RAW)
 def test_import_cache_bytes_read_as_empty(tmp_path: Path, data: bytes) -> None:
@@ -241,6 +246,7 @@ def test_import_cache_bytes_read_as_empty(tmp_path: Path, data: bytes) -> None:
     assert importcheck._lookup(path, DIGEST, KEY, "m") is None
 
 
+@pytest.mark.slow
 @FAST
 @given(entry=JSON, seconds=JSON)
 def test_import_cache_entry_of_any_shape_reads_or_is_ignored(
@@ -260,6 +266,7 @@ def test_import_cache_entry_of_any_shape_reads_or_is_ignored(
 # --- explain --log ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.binary(max_size=2000))
 def test_explain_log_of_any_bytes_reads_as_text(tmp_path: Path, data: bytes) -> None:

@@ -180,6 +180,7 @@ def test_missing_log_and_bad_snapshot_are_usage_errors(
 TRITON = "torch._inductor.exc.TritonMissing: Cannot find a working triton installation."
 
 
+@pytest.mark.slow
 def test_long_log_is_read_from_its_end_and_says_so(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,6 +230,7 @@ def test_piped_input_over_the_limit_keeps_its_end(
     assert [e["match"]["symptom_id"] for e in res["explanations"]] == ["triton-missing"]
 
 
+@pytest.mark.slow
 def test_a_100_mib_log_keeps_working(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

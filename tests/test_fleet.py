@@ -66,6 +66,7 @@ def diagnoser() -> Diagnoser:
 # --- the recorded machines --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_recorded_machines_each_form_a_group_with_checks_answer(diagnoser: Diagnoser) -> None:
     report = build_report(read_paths([SNAPSHOTS]), diagnoser.diagnose)
     assert report.nodes == len(RECORDED) == 20

@@ -25,6 +25,9 @@ from attn_doctor.integrations.xformers_attention import (  # noqa: E402
     register_xformers_attention,
 )
 
+# Each test runs a tiny model forward (and backward) in-process: out of the fast lane.
+pytestmark = pytest.mark.slow
+
 
 class FakeLowerTriangularMask:
     """Stands for xformers.ops.fmha.attn_bias.LowerTriangularMask (top-left causal)."""

@@ -20,6 +20,7 @@ def test_tolerances_are_transformers_own() -> None:
     assert tolerance("flash_attention_2", "bfloat16", "cuda") == (4e-2, 4e-2)
 
 
+@pytest.mark.slow
 def test_eager_matches_sdpa_for_llama_and_qwen2_on_cpu() -> None:
     report = run_model_checks(
         device="cpu", families=("llama", "qwen2"), implementations=("eager", "sdpa")
@@ -61,6 +62,7 @@ def _wrong_attention(
     return out * 1.001, weights
 
 
+@pytest.mark.slow
 def test_a_wrong_attention_function_fails_the_model_check() -> None:
     from transformers import AttentionInterface
 

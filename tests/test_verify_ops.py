@@ -87,6 +87,7 @@ def test_unsupported_case_is_its_own_exception() -> None:
     assert not issubclass(UnsupportedCaseError, RuntimeError)
 
 
+@pytest.mark.slow
 def test_flex_that_did_not_compile_is_not_counted_as_the_kernel(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -47,6 +47,7 @@ def test_a_deprecation_warning_in_a_kernel_run_is_a_note() -> None:
     assert "DeprecationWarning: _compile is deprecated" in report.notes[0]
 
 
+@pytest.mark.slow
 def test_a_kernel_run_without_warnings_has_no_notes() -> None:
     report = run_kernel_cases("eager", "cpu", quick=True, adapter=f"{PLANTS}:correct")
     assert report.status == "passed"
@@ -68,6 +69,7 @@ def _raises(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, 
     raise RuntimeError("kernel exploded")
 
 
+@pytest.mark.slow
 def test_a_deprecation_warning_in_a_model_run_is_a_note_and_the_check_passes() -> None:
     transformers = pytest.importorskip("transformers")
     from transformers.masking_utils import sdpa_mask

@@ -45,6 +45,7 @@ def test_every_sample_names_a_thread_and_a_settled_cause(name: str) -> None:
         seen.add(s.source)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_score_holds_and_no_control_is_answered(name: str) -> None:
     sc = score_batch(name)

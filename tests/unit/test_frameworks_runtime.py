@@ -99,6 +99,7 @@ def test_offline_transformers_and_diffusers_kernels_name_their_trust_switch() ->
     assert any("flash_hub fetches kernels-community/flash-attn2 v3" in f.title for f in found)
 
 
+@pytest.mark.slow
 def test_diffusers_helper_name_runs_a_tiny_model_on_cpu() -> None:
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
