@@ -43,7 +43,7 @@ def test_check_to_a_pipe_has_no_trailing_spaces_and_honours_columns(columns: str
 
     def whole(line: str) -> bool:
         """A command, or a path at the end of the line, is never split."""
-        last = line.split()[-1]
+        last = line.rsplit(maxsplit=1)[-1]
         return any(c in line for c in commands) or ("/" in last and " " not in last)
 
     over = [line for line in lines if len(line) > width and not whole(line)]
