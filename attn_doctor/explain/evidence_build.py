@@ -37,6 +37,14 @@ class BuildFacts:
     """Head dims an assertion allows (``head_size == 128 || head_size == 256``)."""
     config_refused: bool = False
     """The kernel said the configuration those head dims imply is invalid."""
+    tcc_failed: bool = False
+    """TinyCC (bundled by triton-windows) failed compiling a launcher ``.c`` file, its own
+    output not shown (``Command '[…tcc.exe', '…cuda_utils.c', …]' returned non-zero exit``)."""
+    head_refused: tuple[int, ...] = ()
+    """Head dims a kernel refuses by value ("head_size (100) is not supported", vLLM's
+    "Unsupported head size: 32", "Head size 80 is not supported by PagedAttention")."""
+    head_multiple: str | None = None
+    """The multiple a head size must be ("Size per head is not a multiple of X", TensorRT-LLM)."""
 
     def family_range(self) -> tuple[int, int] | None:
         """The stated family as a range of architectures: 10 -> (100, 109)."""
@@ -49,6 +57,10 @@ class BuildFacts:
             return "only " + ", ".join(str(h) for h in self.head_allowed)
         if self.config_refused:
             return f"with a kernel configuration (none for head dim {self.head_dims[0]})"
+        if self.head_multiple:
+            return f"that are a multiple of {self.head_multiple}"
+        if self.head_refused:
+            return f"its kernels were compiled for ({self.head_refused[0]} is not one)"
         return None
 
     def toolkit_refuses(self, have: str | None) -> int | None:
@@ -68,6 +80,17 @@ _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"error: include file '([\w./\\-]+)' not found"), "tcc"),
     (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): No such file or directory"), "gcc"),
     (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),
+    (
+        re.compile(
+            r"(?:Cannot|can't|could not|unable to) (?:find|open|locate) (?:include file )?"
+            r"['\"]?([\w./\\-]+\.h(?:pp)?)\b",
+            re.I,
+        ),
+        "unknown",
+    ),
+)
+_TCC_FAILED = re.compile(
+    r"tcc(?:\.exe)?'?,\s*'[^'\n]*\.c'[^\n]*returned non-zero exit status", re.I
 )
 _BUILD_SCRIPT = re.compile(
     r"File \"[^\"]*setup\.py\", line \d+|<pip-setuptools-caller>|Getting requirements to build"
@@ -80,11 +103,29 @@ _TOOLKIT = re.compile(
 )
 _TOOL_FLOOR = re.compile(r"\bSM ?(\d{1,2})\.x requires CUDA\s*>=?\s*(\d+\.\d+)", re.I)
 FAMILY_ONLY = re.compile(
-    r"only (?:supported|available) on SM ?(\d{1,2})0\b|\barch\s*//\s*10\s*==\s*(\d{1,2})\b", re.I
+    r"only (?:supported|available) on (?:[\w-]+ GPUs? )?\(?SM ?(\d{1,2})0\b"
+    r"|\barch\s*//\s*10\s*==\s*(\d{1,2})\b",
+    re.I,
 )
 _MMA_HEAD = re.compile(r"\bNUM_MMA_D_QK=(\d{1,2})\b")
 _HEAD_ASSERT = re.compile(
     r"head_(?:size|dim)\s*==\s*(\d{2,3})(?:\s*\|\|\s*head_(?:size|dim)\s*==\s*\d{2,3})+"
+)
+
+
+_HEAD_REFUSED = re.compile(
+    r"(?:Unsupported|Invalid) head[ _]?(?:size|dim(?:ension)?)s?\s*[:=]?\s*\(?(\d{2,4})\b"
+    r"|head[ _]?(?:size|dim(?:ension)?)s?\s*[(:=]?\s*(\d{2,4})\)?,?\s*(?:is |are )?not supported",
+    re.I,
+)
+_HEAD_LIST = re.compile(
+    r"Supported head[ _]?(?:sizes|dims|dimensions)(?: are)?\s*:?\s*\[?((?:\d{2,4}(?:,\s*|\]|\b))+)",
+    re.I,
+)
+_HEAD_MULTIPLE = re.compile(
+    r"(?:size|dim(?:ension)?) (?:per |of (?:each|the) )head (?:is not|must be|should be) "
+    r"a multiple of (\w+)",
+    re.I,
 )
 
 
@@ -108,6 +149,10 @@ def read_build(body: str) -> BuildFacts:
     allowed: list[int] = []
     if (ha := _HEAD_ASSERT.search(body)) is not None:
         allowed = [int(x) for x in re.findall(r"==\s*(\d{2,3})", ha.group(0))]
+    for hl in _HEAD_LIST.finditer(body):
+        allowed += [int(x) for x in re.findall(r"\d{2,4}", hl.group(1)) if int(x) not in allowed]
+    refused = [int(m.group(1) or m.group(2)) for m in _HEAD_REFUSED.finditer(body)]
+    mult = _HEAD_MULTIPLE.search(body)
     return BuildFacts(
         shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
         missing_headers=tuple(headers),
@@ -119,4 +164,7 @@ def read_build(body: str) -> BuildFacts:
         head_dims=tuple(dict.fromkeys(mma)),
         head_allowed=tuple(allowed),
         config_refused=bool(mma) and "Invalid configuration" in body,
+        tcc_failed=bool(_TCC_FAILED.search(body)),
+        head_refused=tuple(dict.fromkeys(refused)),
+        head_multiple=mult.group(1) if mult else None,
     )
