@@ -48,6 +48,12 @@ from attn_doctor.explain.rules_build import (
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
 )
+from attn_doctor.explain.rules_caller import (
+    msvc_math_constants_undefined,
+    package_too_old_for_caller,
+    torch_nightly_attention_backward_regression,
+    triton_needs_c_compiler,
+)
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
@@ -137,6 +143,10 @@ answer (it carries the upstream threads and finer machine checks) and the class 
 
 RULES: tuple[Rule, ...] = (
     framework_message,
+    package_too_old_for_caller,
+    torch_nightly_attention_backward_regression,
+    triton_needs_c_compiler,
+    msvc_math_constants_undefined,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

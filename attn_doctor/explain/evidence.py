@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
 from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_build
+from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
 from attn_doctor.explain.evidence_more import (
     Advice,
     arch_numbers,
@@ -105,6 +106,8 @@ class TextFacts:
     """(framework, backend module) where a None left by a guarded import was called."""
     build: BuildFacts = field(default_factory=BuildFacts)
     """Builds, compilers and kernel resources (``evidence_build.BuildFacts``)."""
+    caller: CallerFacts = field(default_factory=CallerFacts)
+    """What a caller or the runtime says of the stack (``evidence_caller.CallerFacts``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -597,6 +600,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         pin_conflicts=more.pin_conflicts,
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
+        caller=read_caller(body),
         build=bf,
         lines=tuple(lines),
     )

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from attn_doctor.explain.evidence import TextFacts, extract_facts
 from attn_doctor.explain.evidence_build import BuildFacts, read_build
+from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_api import backend_feature_unsupported
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range, head_dim_unsupported
 from attn_doctor.explain.rules_build import triton_embedded_python_missing_headers
+from attn_doctor.explain.rules_caller import (
+    msvc_math_constants_undefined,
+    package_too_old_for_caller,
+    torch_nightly_attention_backward_regression,
+    triton_needs_c_compiler,
+)
 from attn_doctor.explain.rules_messages import harmless_warning
 
 KNOW = load_knowledge()
@@ -152,3 +159,110 @@ def test_optional_flash_attn_kernel_warnings_and_sdpa_fallbacks_are_harmless() -
         failing = TextFacts(lines=(line,), error_classes=("RuntimeError",))
         assert harmless_warning(failing, KNOW) == []
     assert not harmless_warning(TextFacts(lines=("flash_attn ready, using flash",)), KNOW)
+
+
+# --- what a caller says of the stack (rules_caller) --------------------------------------------
+
+
+def test_the_caller_facts_read_other_wordings() -> None:
+    c = read_caller(
+        "RuntimeError: this node requires xformers>=0.0.28\n"
+        "derivative for aten::_efficient_attention_backward_for_xpu is not implemented\n"
+        "RuntimeError: Failed to find C compiler. Please specify via CC environment variable "
+        "or set triton.knobs.build.impl.\n"
+        'kernels/x.cu(12): error: identifier "M_PI" is undefined'
+    )
+    assert c.too_old == (("xformers", "0.0.28"),)
+    assert c.no_derivative == ("_efficient_attention_backward_for_xpu",)
+    assert c.no_c_compiler
+    assert c.undefined_identifiers == ("M_PI",)
+    assert read_caller("SageAttention is not new enough, please update").too_old[0][0] == (
+        "sageattention"
+    )
+    assert read_caller("flash_attn 2.5.8 requires triton 3.0 but you have").too_old == ()
+    assert read_caller("this needs flash-attn >= 2.6.3").too_old == (("flash-attn", "2.6.3"),)
+    assert read_caller("flash-attn is new enough").too_old == ()
+
+
+def test_a_backend_called_too_old_by_its_caller_gets_an_upgrade() -> None:
+    sage = TextFacts(caller=CallerFacts(too_old=(("sageattention", ""),)))
+    (a,) = package_too_old_for_caller(sage, KNOW)
+    assert a.class_id == "sageattention-too-old-for-caller"
+    assert "2.x" in a.fix[1]
+    xf = TextFacts(
+        caller=CallerFacts(too_old=(("xformers", "0.0.28"),)), packages=(("xformers", "0.0.23"),)
+    )
+    (b,) = package_too_old_for_caller(xf, KNOW)
+    assert b.fix == ("pip install --upgrade 'xformers>=0.0.28'",)
+    assert "0.0.23" in b.cause
+    assert package_too_old_for_caller(TextFacts(), KNOW) == []
+
+
+def test_a_nightly_without_an_attention_backward_is_a_nightly_regression_not_on_stable() -> None:
+    f = TextFacts(
+        nightly=True,
+        packages=(("torch", "2.5.0.dev20240828"),),
+        caller=CallerFacts(no_derivative=("_scaled_dot_product_attention_math_for_mps",)),
+    )
+    (a,) = torch_nightly_attention_backward_regression(f, KNOW)
+    assert a.class_id == "torch-nightly-mps-sdpa-backward-regression"
+    assert "pip install 'torch<2.5'" in a.fix[1]
+    stable = TextFacts(
+        packages=(("torch", "2.4.1"),),
+        caller=CallerFacts(no_derivative=("_scaled_dot_product_attention_math_for_mps",)),
+    )
+    assert torch_nightly_attention_backward_regression(stable, KNOW) == []
+    other_op = TextFacts(nightly=True, caller=CallerFacts(no_derivative=("_fft_r2c",)))
+    assert torch_nightly_attention_backward_regression(other_op, KNOW) == []
+
+
+def test_no_c_compiler_is_msvc_on_windows_or_unknown_and_gcc_on_linux() -> None:
+    win = TextFacts(caller=CallerFacts(no_c_compiler=True), platforms=("windows",))
+    (a,) = triton_needs_c_compiler(win, KNOW)
+    assert a.class_id == "triton-windows-needs-msvc-compiler"
+    assert "Build Tools" in a.fix[0]
+    linux = TextFacts(caller=CallerFacts(no_c_compiler=True), platforms=("linux",))
+    (b,) = triton_needs_c_compiler(linux, KNOW)
+    assert b.class_id == "triton-needs-c-compiler"
+    assert triton_needs_c_compiler(TextFacts(platforms=("windows",)), KNOW) == []
+
+
+def test_posix_math_constants_undefined_on_windows_need_use_math_defines() -> None:
+    f = TextFacts(caller=CallerFacts(undefined_identifiers=("M_LOG2E",)), platforms=("windows",))
+    (a,) = msvc_math_constants_undefined(f, KNOW)
+    assert a.class_id == "msvc-needs-math-defines"
+    assert "-D_USE_MATH_DEFINES" in a.fix[-1]
+    candle = TextFacts(
+        caller=CallerFacts(undefined_identifiers=("M_LOG2E",)),
+        platforms=("windows",),
+        lines=("candle-flash-attn/kernels/softmax.h(75): error",),
+    )
+    assert msvc_math_constants_undefined(candle, KNOW)[0].class_id == (
+        "candle-flash-attn-msvc-needs-math-defines"
+    )
+    linux = TextFacts(caller=CallerFacts(undefined_identifiers=("M_LOG2E",)), platforms=("linux",))
+    assert msvc_math_constants_undefined(linux, KNOW) == []
+    other = TextFacts(caller=CallerFacts(undefined_identifiers=("half2",)), platforms=("windows",))
+    assert msvc_math_constants_undefined(other, KNOW) == []
+
+
+# --- phrase entries widened to their wording families -----------------------------------------
+
+
+def test_the_widened_phrases_match_other_wordings_and_not_near_misses() -> None:
+    from attn_doctor.explain.kb import load_symptoms
+    from attn_doctor.explain.match import match_symptoms
+
+    kb = load_symptoms()
+
+    def ids(text: str) -> list[str]:
+        return [m.symptom_id for m in match_symptoms(text, kb)]
+
+    assert "bf16-needs-ampere" in ids("RuntimeError: Your GPU does not support bf16 (Turing)")
+    assert "bf16-needs-ampere" in ids("ValueError: bfloat16 is not supported on this device")
+    assert "bf16-needs-ampere" not in ids("This GPU does support bfloat16")
+    assert "triton-missing" in ids("ModuleNotFoundError: no module named 'Triton'")
+    assert "flash-attn-build-oom" in ids(
+        "pip install flash-attn --no-build-isolation\nninja uses a lot of RAM and the box dies"
+    )
+    assert "flash-attn-build-oom" not in ids("the model uses a lot of RAM at inference")
