@@ -37,6 +37,9 @@ class BuildFacts:
     """Head dims an assertion allows (``head_size == 128 || head_size == 256``)."""
     config_refused: bool = False
     """The kernel said the configuration those head dims imply is invalid."""
+    no_kernel_for: tuple[str, str] | None = None
+    """(op, device) Inductor found no kernel choice for ("NoValidChoicesError" lowering
+    ``target: flex_attention`` on a ``FixedLayout('cpu', …)`` input)."""
     tcc_failed: bool = False
     """TinyCC (bundled by triton-windows) failed compiling a launcher ``.c`` file, its own
     output not shown (``Command '[…tcc.exe', '…cuda_utils.c', …]' returned non-zero exit``)."""
@@ -46,9 +49,16 @@ class BuildFacts:
     head_multiple: str | None = None
     """The multiple a head size must be ("Size per head is not a multiple of X", TensorRT-LLM)."""
 
-    def family_range(self) -> tuple[int, int] | None:
-        """The stated family as a range of architectures: 10 -> (100, 109)."""
+    fa_check_failed: bool = False
+    """vLLM's ``assert is_fa_version_supported(…)`` failed: no FlashAttention version it ships
+    runs on this GPU (FA2 needs compute capability 8.0, FA3 9.0)."""
+
+    def family_range(self) -> tuple[int, int | None] | None:
+        """The stated family as a range of architectures: 10 -> (100, 109); a failed
+        FlashAttention version check: FA2's floor, sm_80 and newer."""
         fam = self.family_only
+        if fam is None and self.fa_check_failed:
+            return (80, None)
         return (fam * 10, fam * 10 + 9) if fam is not None else None
 
     def head_rule(self) -> str | None:
@@ -129,6 +139,20 @@ _HEAD_MULTIPLE = re.compile(
 )
 
 
+_NO_CHOICES = re.compile(r"NoValidChoicesError|No choices to select")
+_TARGET = re.compile(r"^\s*target:\s*([\w.]+)", re.M)
+_LAYOUT_DEVICE = re.compile(r"Layout\('(cpu|cuda|xpu|mps)'|device\(type='(cpu|cuda|xpu|mps)'")
+
+
+def _no_kernel_for(body: str) -> tuple[str, str] | None:
+    if not _NO_CHOICES.search(body):
+        return None
+    target, device = _TARGET.search(body), _LAYOUT_DEVICE.search(body)
+    if target is None or device is None:
+        return None
+    return target.group(1).split(".")[-1], device.group(1) or device.group(2)
+
+
 def read_build(body: str) -> BuildFacts:
     """The facts above, from the normalised text."""
     sm = _SHARED.search(body)
@@ -165,6 +189,8 @@ def read_build(body: str) -> BuildFacts:
         head_allowed=tuple(allowed),
         config_refused=bool(mma) and "Invalid configuration" in body,
         tcc_failed=bool(_TCC_FAILED.search(body)),
+        no_kernel_for=_no_kernel_for(body),
+        fa_check_failed=bool(re.search(r"assert is_fa_version_supported\(", body)),
         head_refused=tuple(dict.fromkeys(refused)),
         head_multiple=mult.group(1) if mult else None,
     )

@@ -196,3 +196,45 @@ def msvc_math_constants_undefined(f: TextFacts, _know: Knowledge) -> list[ClassA
             line=line_of(f, r"is undefined"),
         )
     ]
+
+
+_CPU_FLEX_TORCH = "2.6"
+"""The torch release whose Inductor lowers FlexAttention on x86 CPUs (PyTorch 2.6 release
+highlights for Intel platforms: 'FlexAttention optimization on x86 CPU')."""
+
+
+def flex_attention_no_kernel_for_device(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """Inductor found no kernel choice for FlexAttention on the inputs' device: in the torch
+    releases before CPU FlexAttention, it lowers only to Triton GPU templates, so CPU tensors
+    leave it nothing to pick."""
+    nk = f.build.no_kernel_for
+    if nk is None or nk[0] != "flex_attention" or nk[1] != "cpu":
+        return []
+    torch = f.version("torch")
+    if torch and tuple(map(int, re.findall(r"\d+", torch)[:2])) >= (2, 6):
+        return []
+    return [
+        ClassAnswer(
+            class_id="backend-needs-other-device",
+            title="FlexAttention has no CPU kernel in this torch",
+            cause=(
+                "torch.compile lowered flex_attention for CPU tensors and Inductor had no kernel "
+                "to choose (its FlexAttention templates are Triton GPU kernels"
+                + (f" in torch {torch}" if torch else "")
+                + f"); CPU FlexAttention came with torch {_CPU_FLEX_TORCH}."
+            ),
+            fix=(
+                "move the model and inputs to a CUDA device (.to('cuda'))",
+                f"pip install --upgrade 'torch>={_CPU_FLEX_TORCH}'   # CPU FlexAttention",
+                'or use attn_implementation="sdpa" on CPU',
+            ),
+            evidence=(("no kernel for", "flex_attention"), ("device", "cpu")),
+            source=(
+                "torch/_inductor/kernel/flex_attention.py (autotune_select_algorithm over its "
+                "Triton templates; NoValidChoicesError when none applies); PyTorch 2.6 blog for "
+                "Intel platforms (FlexAttention on x86 CPU) — unverified: the lowering's device "
+                "check was not re-read"
+            ),
+            line=line_of(f, r"NoValidChoicesError|No choices"),
+        )
+    ]

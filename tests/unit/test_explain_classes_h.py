@@ -13,6 +13,7 @@ from attn_doctor.explain.rules_api import backend_feature_unsupported
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range, head_dim_unsupported
 from attn_doctor.explain.rules_build import triton_embedded_python_missing_headers
 from attn_doctor.explain.rules_caller import (
+    flex_attention_no_kernel_for_device,
     msvc_math_constants_undefined,
     package_too_old_for_caller,
     torch_nightly_attention_backward_regression,
@@ -266,3 +267,54 @@ def test_the_widened_phrases_match_other_wordings_and_not_near_misses() -> None:
         "pip install flash-attn --no-build-isolation\nninja uses a lot of RAM and the box dies"
     )
     assert "flash-attn-build-oom" not in ids("the model uses a lot of RAM at inference")
+
+
+# --- Inductor with no FlexAttention kernel for the device ------------------------------------
+
+
+def test_inductor_without_a_flex_attention_choice_on_cpu_needs_cuda_or_a_newer_torch() -> None:
+    f = TextFacts(build=BuildFacts(no_kernel_for=("flex_attention", "cpu")))
+    (a,) = flex_attention_no_kernel_for_device(f, KNOW)
+    assert a.class_id == "backend-needs-other-device"
+    assert "torch>=2.6" in a.fix[1]
+    newer = TextFacts(
+        build=BuildFacts(no_kernel_for=("flex_attention", "cpu")), packages=(("torch", "2.7.1"),)
+    )
+    assert flex_attention_no_kernel_for_device(newer, KNOW) == []
+    gpu = TextFacts(build=BuildFacts(no_kernel_for=("flex_attention", "cuda")))
+    assert flex_attention_no_kernel_for_device(gpu, KNOW) == []
+
+
+def test_the_extractor_reads_the_op_and_device_inductor_had_no_choice_for() -> None:
+    b = read_build(
+        "LoweringException: NoValidChoicesError: No choices to select\n"
+        "  target: flex_attention\n"
+        "  args[0]: TensorBox(StorageBox(InputBuffer(name='q', layout=FixedLayout('cpu', "
+        "torch.bfloat16, size=[1, 8, 128, 64]"
+    )
+    assert b.no_kernel_for == ("flex_attention", "cpu")
+    assert read_build("  target: flex_attention\nFixedLayout('cpu', …)").no_kernel_for is None
+
+
+# --- vLLM's FlashAttention version check; a run-time kill is not a build's OOM --------------
+
+
+def test_a_failed_flash_attention_version_check_states_fa2s_floor() -> None:
+    b = read_build("    assert is_fa_version_supported(self.fa_version)\nAssertionError")
+    assert b.fa_check_failed
+    assert b.family_range() == (80, None)
+    f = _facts("    assert is_fa_version_supported(self.fa_version)\nAssertionError")
+    assert gpu_outside_backend_range(f, KNOW)[0].class_id == "gpu-outside-backend-range"
+    ok = _facts("is_fa_version_supported(2) -> True\nAssertionError: shapes differ")
+    assert ok.required_sm is None
+
+
+def test_a_build_oom_needs_a_compile_step_in_the_message() -> None:
+    from attn_doctor.explain.classes import contradictions
+
+    run = TextFacts(
+        lines=("CRITICAL core_client.py] Got fatal signal from worker processes", "Killed")
+    )
+    assert contradictions(run, ("ram_per_job_low",))
+    build = TextFacts(lines=("[4/94] Building CUDA object flash_fwd.cu.o", "Killed"))
+    assert contradictions(build, ("ram_per_job_low",)) == []
