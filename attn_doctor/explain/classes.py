@@ -54,6 +54,7 @@ from attn_doctor.explain.rules_caller import (
     package_too_old_for_caller,
     torch_nightly_attention_backward_regression,
     triton_needs_c_compiler,
+    xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (
@@ -149,6 +150,7 @@ RULES: tuple[Rule, ...] = (
     triton_needs_c_compiler,
     msvc_math_constants_undefined,
     flex_attention_no_kernel_for_device,
+    xformers_operators_not_built_for_rocm,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

@@ -238,3 +238,34 @@ def flex_attention_no_kernel_for_device(f: TextFacts, _know: Knowledge) -> list[
             line=line_of(f, r"NoValidChoicesError|No choices"),
         )
     ]
+
+
+def xformers_operators_not_built_for_rocm(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """xformers found no operator with a ROCm torch, and the installed xformers is not a ROCm
+    build: its kernels were compiled for CUDA, so none exists for the AMD GPU."""
+    xf = f.version("xformers")
+    body = body_of(f)
+    if f.torch_build != "rocm" or "No operator found" not in body or (xf and "rocm" in xf):
+        return []
+    return [
+        ClassAnswer(
+            class_id="xformers-operator-not-built",
+            title="xformers has no operators for this ROCm torch",
+            cause=(
+                f"torch is a ROCm build ({f.version('torch') or 'rocm'}) and the installed "
+                f"xformers{f' ({xf})' if xf else ''} is not built for ROCm, so "
+                "memory_efficient_attention has no operator for the AMD GPU."
+            ),
+            fix=(
+                "pip uninstall -y xformers   # torch SDPA runs on ROCm (ComfyUI: "
+                "--use-pytorch-cross-attention)",
+                "or install an xformers wheel built for this torch's ROCm release",
+            ),
+            evidence=(("torch build", "rocm"), ("xformers", xf or "installed")),
+            source=(
+                "xformers: operators are compiled per platform; a CUDA build registers none for "
+                "HIP devices — unverified: xformers' ROCm build notes not re-read"
+            ),
+            line=line_of(f, r"No operator found"),
+        )
+    ]

@@ -18,6 +18,7 @@ from attn_doctor.explain.rules_caller import (
     package_too_old_for_caller,
     torch_nightly_attention_backward_regression,
     triton_needs_c_compiler,
+    xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_messages import harmless_warning
 
@@ -318,3 +319,23 @@ def test_a_build_oom_needs_a_compile_step_in_the_message() -> None:
     assert contradictions(run, ("ram_per_job_low",))
     build = TextFacts(lines=("[4/94] Building CUDA object flash_fwd.cu.o", "Killed"))
     assert contradictions(build, ("ram_per_job_low",)) == []
+
+
+def test_xformers_without_an_operator_on_rocm_torch_is_a_build_without_rocm_kernels() -> None:
+    line = (
+        "!!! Exception during processing !!! No operator found for `memory_efficient_attention_fw`",
+    )
+    f = TextFacts(
+        torch_build="rocm",
+        packages=(("torch", "2.10.0+rocm7.1"), ("xformers", "0.0.30")),
+        lines=line,
+    )
+    (a,) = xformers_operators_not_built_for_rocm(f, KNOW)
+    assert a.class_id == "xformers-operator-not-built"
+    assert "0.0.30" in a.cause
+    cuda = TextFacts(torch_build="cuda", packages=(("xformers", "0.0.30"),), lines=line)
+    assert xformers_operators_not_built_for_rocm(cuda, KNOW) == []
+    rocm_build = TextFacts(
+        torch_build="rocm", packages=(("xformers", "0.0.30+rocm6.4"),), lines=line
+    )
+    assert xformers_operators_not_built_for_rocm(rocm_build, KNOW) == []
