@@ -63,6 +63,12 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         ("xformers-replaced-torch", 1),  # Collecting torch==… (from xformers…)
         ("no-nvidia-driver", 0),
         ("attention-extension-segfault", 2),  # SIGSEGV as check --deep records a crash
+        # Batch H's wordings of known causes (exercised in tests/unit/test_explain_classes_h.py
+        # on other phrasings; the batch's messages stay in the frozen batch only):
+        ("bf16-needs-ampere", 2),  # torch autocast: "Current CUDA Device does not support …"
+        ("bf16-needs-ampere", 3),  # "bf16 is not supported on this device"
+        ("flash-attn-build-oom", 9),  # "… uses a lot of RAM" in prose
+        ("triton-missing", 2),  # "no module named Triton" typed in prose
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]

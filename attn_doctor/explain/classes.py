@@ -48,6 +48,14 @@ from attn_doctor.explain.rules_build import (
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
 )
+from attn_doctor.explain.rules_caller import (
+    flex_attention_no_kernel_for_device,
+    msvc_math_constants_undefined,
+    package_too_old_for_caller,
+    torch_nightly_attention_backward_regression,
+    triton_needs_c_compiler,
+    xformers_operators_not_built_for_rocm,
+)
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
@@ -137,6 +145,12 @@ answer (it carries the upstream threads and finer machine checks) and the class 
 
 RULES: tuple[Rule, ...] = (
     framework_message,
+    package_too_old_for_caller,
+    torch_nightly_attention_backward_regression,
+    triton_needs_c_compiler,
+    msvc_math_constants_undefined,
+    flex_attention_no_kernel_for_device,
+    xformers_operators_not_built_for_rocm,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,
@@ -186,6 +200,14 @@ def classify(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 # --- contradictions ----------------------------------------------------------------------
 
 
+_COMPILING = re.compile(
+    r"nvcc|ninja|setup\.py|\bbuild|bdist_wheel|MAX_JOBS|cc1plus|cicc|ptxas|\.cu\b|\.o\b|compil"
+    r"|pip install|Installing|wheel",
+    re.I,
+)
+"""Any sign of a compile step (a build's OOM needs one)."""
+
+
 def _nvcc_dropped(f: TextFacts, args: tuple[str, ...], know: Knowledge | None) -> str | None:
     """An nvcc newer than the last release that knew the arch: too new, not too old."""
     have = version_of(f.tool("nvcc"))
@@ -214,6 +236,8 @@ def _check_contradiction(
         and (args[0] if args else "triton") in explained_missing(f, know)
     ):
         return "the message's own warning reports the missing module, and that warning is harmless"
+    if name == "ram_per_job_low" and f.lines and not _COMPILING.search("\n".join(f.lines)):
+        return "the message shows no compile step: a process killed at run time is not a build's"
     build = f.torch_build
     other = build in {"rocm", "xpu"}
     if name == "torch_cpu_only" and build in {"rocm", "xpu", "cuda"}:

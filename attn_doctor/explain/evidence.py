@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
 from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_build
-from attn_doctor.explain.evidence_more import Advice, arch_numbers, more_summary, read_more
+from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
+from attn_doctor.explain.evidence_more import (
+    Advice,
+    arch_numbers,
+    more_summary,
+    platforms,
+    read_more,
+)
 from attn_doctor.explain.match import split_lines
 
 
@@ -99,6 +106,8 @@ class TextFacts:
     """(framework, backend module) where a None left by a guarded import was called."""
     build: BuildFacts = field(default_factory=BuildFacts)
     """Builds, compilers and kernel resources (``evidence_build.BuildFacts``)."""
+    caller: CallerFacts = field(default_factory=CallerFacts)
+    """What a caller or the runtime says of the stack (``evidence_caller.CallerFacts``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -379,31 +388,6 @@ def _add(seq: list[object], value: object) -> None:
         seq.append(value)
 
 
-def _platforms(text: str) -> list[str]:
-    out: list[str] = []
-    low = text.lower()
-    if re.search(
-        r"[a-z]:\\|\\site-packages\\|\.pyd\b|\.dll\b|win_amd64|windows|powershell|\bc:/", low
-    ):
-        out.append("windows")
-    if "python_embeded" in low or "comfyui_windows_portable" in low:
-        out.append("comfyui-portable")
-    if "/usr/lib/wsl" in low or "microsoft-standard-wsl" in low or re.search(r"\bwsl2?\b", low):
-        out.append("wsl")
-    if "/content/" in low or "google.colab" in low or "colab" in low:
-        out.append("colab")
-    if re.search(r"conda|miniforge|mambaforge|/envs/", low):
-        out.append("conda")
-    if re.search(r"macos|darwin|/opt/homebrew|\bmps\b|(?<![a-z])mac(?![a-z])|apple silicon", low):
-        out.append("macos")
-    if (
-        re.search(r"/usr/|/home/|linux_x86_64|manylinux|/site-packages/", low)
-        and "windows" not in out
-    ):
-        out.append("linux")
-    return out
-
-
 @functools.lru_cache(maxsize=8)
 def _gpu_regex(gpu_names: tuple[tuple[str, int], ...]) -> re.Pattern[str]:
     """One pattern for all GPU names (group ``gN`` is entry N), so the text is scanned once."""
@@ -515,7 +499,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         _add(heads, int(next(g for g in m.groups() if g)))
     for m in _QUERY_SHAPE.finditer(body):
         _add(heads, int(m.group(1)))
-    heads += [h for h in bf.head_dims if h not in heads]
+    heads += [h for h in (*bf.head_dims, *bf.head_refused) if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
@@ -589,7 +573,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         torch_cuda=cuda,
         nightly=nightly,
         python=py,
-        platforms=tuple(_platforms(body)),
+        platforms=tuple(platforms(body)),
         gpus=tuple(str(g) for g in gpus),
         sms=tuple(dict.fromkeys([*(int(str(x)) for x in sms), *refused])),
         dtypes=tuple(str(d) for d in dtypes),
@@ -616,6 +600,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         pin_conflicts=more.pin_conflicts,
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
+        caller=read_caller(body),
         build=bf,
         lines=tuple(lines),
     )

@@ -37,10 +37,28 @@ class BuildFacts:
     """Head dims an assertion allows (``head_size == 128 || head_size == 256``)."""
     config_refused: bool = False
     """The kernel said the configuration those head dims imply is invalid."""
+    no_kernel_for: tuple[str, str] | None = None
+    """(op, device) Inductor found no kernel choice for ("NoValidChoicesError" lowering
+    ``target: flex_attention`` on a ``FixedLayout('cpu', …)`` input)."""
+    tcc_failed: bool = False
+    """TinyCC (bundled by triton-windows) failed compiling a launcher ``.c`` file, its own
+    output not shown (``Command '[…tcc.exe', '…cuda_utils.c', …]' returned non-zero exit``)."""
+    head_refused: tuple[int, ...] = ()
+    """Head dims a kernel refuses by value ("head_size (100) is not supported", vLLM's
+    "Unsupported head size: 32", "Head size 80 is not supported by PagedAttention")."""
+    head_multiple: str | None = None
+    """The multiple a head size must be ("Size per head is not a multiple of X", TensorRT-LLM)."""
 
-    def family_range(self) -> tuple[int, int] | None:
-        """The stated family as a range of architectures: 10 -> (100, 109)."""
+    fa_check_failed: bool = False
+    """vLLM's ``assert is_fa_version_supported(…)`` failed: no FlashAttention version it ships
+    runs on this GPU (FA2 needs compute capability 8.0, FA3 9.0)."""
+
+    def family_range(self) -> tuple[int, int | None] | None:
+        """The stated family as a range of architectures: 10 -> (100, 109); a failed
+        FlashAttention version check: FA2's floor, sm_80 and newer."""
         fam = self.family_only
+        if fam is None and self.fa_check_failed:
+            return (80, None)
         return (fam * 10, fam * 10 + 9) if fam is not None else None
 
     def head_rule(self) -> str | None:
@@ -49,6 +67,10 @@ class BuildFacts:
             return "only " + ", ".join(str(h) for h in self.head_allowed)
         if self.config_refused:
             return f"with a kernel configuration (none for head dim {self.head_dims[0]})"
+        if self.head_multiple:
+            return f"that are a multiple of {self.head_multiple}"
+        if self.head_refused:
+            return f"its kernels were compiled for ({self.head_refused[0]} is not one)"
         return None
 
     def toolkit_refuses(self, have: str | None) -> int | None:
@@ -68,6 +90,17 @@ _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"error: include file '([\w./\\-]+)' not found"), "tcc"),
     (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): No such file or directory"), "gcc"),
     (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),
+    (
+        re.compile(
+            r"(?:Cannot|can't|could not|unable to) (?:find|open|locate) (?:include file )?"
+            r"['\"]?([\w./\\-]+\.h(?:pp)?)\b",
+            re.I,
+        ),
+        "unknown",
+    ),
+)
+_TCC_FAILED = re.compile(
+    r"tcc(?:\.exe)?'?,\s*'[^'\n]*\.c'[^\n]*returned non-zero exit status", re.I
 )
 _BUILD_SCRIPT = re.compile(
     r"File \"[^\"]*setup\.py\", line \d+|<pip-setuptools-caller>|Getting requirements to build"
@@ -80,12 +113,44 @@ _TOOLKIT = re.compile(
 )
 _TOOL_FLOOR = re.compile(r"\bSM ?(\d{1,2})\.x requires CUDA\s*>=?\s*(\d+\.\d+)", re.I)
 FAMILY_ONLY = re.compile(
-    r"only (?:supported|available) on SM ?(\d{1,2})0\b|\barch\s*//\s*10\s*==\s*(\d{1,2})\b", re.I
+    r"only (?:supported|available) on (?:[\w-]+ GPUs? )?\(?SM ?(\d{1,2})0\b"
+    r"|\barch\s*//\s*10\s*==\s*(\d{1,2})\b",
+    re.I,
 )
 _MMA_HEAD = re.compile(r"\bNUM_MMA_D_QK=(\d{1,2})\b")
 _HEAD_ASSERT = re.compile(
     r"head_(?:size|dim)\s*==\s*(\d{2,3})(?:\s*\|\|\s*head_(?:size|dim)\s*==\s*\d{2,3})+"
 )
+
+
+_HEAD_REFUSED = re.compile(
+    r"(?:Unsupported|Invalid) head[ _]?(?:size|dim(?:ension)?)s?\s*[:=]?\s*\(?(\d{2,4})\b"
+    r"|head[ _]?(?:size|dim(?:ension)?)s?\s*[(:=]?\s*(\d{2,4})\)?,?\s*(?:is |are )?not supported",
+    re.I,
+)
+_HEAD_LIST = re.compile(
+    r"Supported head[ _]?(?:sizes|dims|dimensions)(?: are)?\s*:?\s*\[?((?:\d{2,4}(?:,\s*|\]|\b))+)",
+    re.I,
+)
+_HEAD_MULTIPLE = re.compile(
+    r"(?:size|dim(?:ension)?) (?:per |of (?:each|the) )head (?:is not|must be|should be) "
+    r"a multiple of (\w+)",
+    re.I,
+)
+
+
+_NO_CHOICES = re.compile(r"NoValidChoicesError|No choices to select")
+_TARGET = re.compile(r"^\s*target:\s*([\w.]+)", re.M)
+_LAYOUT_DEVICE = re.compile(r"Layout\('(cpu|cuda|xpu|mps)'|device\(type='(cpu|cuda|xpu|mps)'")
+
+
+def _no_kernel_for(body: str) -> tuple[str, str] | None:
+    if not _NO_CHOICES.search(body):
+        return None
+    target, device = _TARGET.search(body), _LAYOUT_DEVICE.search(body)
+    if target is None or device is None:
+        return None
+    return target.group(1).split(".")[-1], device.group(1) or device.group(2)
 
 
 def read_build(body: str) -> BuildFacts:
@@ -108,6 +173,10 @@ def read_build(body: str) -> BuildFacts:
     allowed: list[int] = []
     if (ha := _HEAD_ASSERT.search(body)) is not None:
         allowed = [int(x) for x in re.findall(r"==\s*(\d{2,3})", ha.group(0))]
+    for hl in _HEAD_LIST.finditer(body):
+        allowed += [int(x) for x in re.findall(r"\d{2,4}", hl.group(1)) if int(x) not in allowed]
+    refused = [int(m.group(1) or m.group(2)) for m in _HEAD_REFUSED.finditer(body)]
+    mult = _HEAD_MULTIPLE.search(body)
     return BuildFacts(
         shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
         missing_headers=tuple(headers),
@@ -119,4 +188,9 @@ def read_build(body: str) -> BuildFacts:
         head_dims=tuple(dict.fromkeys(mma)),
         head_allowed=tuple(allowed),
         config_refused=bool(mma) and "Invalid configuration" in body,
+        tcc_failed=bool(_TCC_FAILED.search(body)),
+        no_kernel_for=_no_kernel_for(body),
+        fa_check_failed=bool(re.search(r"assert is_fa_version_supported\(", body)),
+        head_refused=tuple(dict.fromkeys(refused)),
+        head_multiple=mult.group(1) if mult else None,
     )

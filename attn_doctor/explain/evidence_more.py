@@ -35,6 +35,10 @@ FAMILIES: dict[str, tuple[int, ...]] = {
 """GPU family names a message may use in prose for architectures it refuses (oldest first).
 Only the pre-Ampere families: a refusal names the GPUs left out, which are the old ones."""
 
+PORTABLE = re.compile(
+    r"python_embeded|comfyui_windows_portable|windows-standalone-build|embedded python:\W*true"
+)
+"""A portable (embedded) Windows Python: ComfyUI's folder names, its launch flag, its report."""
 _Q = "['\"\u2018\u2019]"  # a quote, straight or curly (pasted from rich text)
 _NO_ATTR = re.compile(
     r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
@@ -82,8 +86,9 @@ _PIN_CONFLICT = re.compile(
 )
 _UNINSTALLED = re.compile(r"Successfully uninstalled ([\w.-]+?)-\d|Attempting uninstall: ([\w.-]+)")
 _FEATURE_REFUSED = re.compile(
-    r"`?(?P<feature>[\w ]{3,60}?)`? (?:is|are) not supported (?:for|by|with|in) "
-    r"(?P<backend>[\w .-]{3,40}?)[.!\s\"')]*$"
+    r"`?(?P<feature>[\w ]{3,60}?)`?(?: attribute| argument| option)? (?:is|are) not supported "
+    r"(?:for|by|with|in|when using) (?P<backend>[\w .`=-]{3,40}?)"
+    r"(?:[.!\s\"')]*$|\.\s+(?:Please|Use|Set|Try)\b)"
     r"|(?P<backend2>[\w-]{3,30}) (?:does not|doesn't) support "
     r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$",
     re.M,
@@ -168,6 +173,32 @@ def read_more(body: str) -> More:
         refused_families=tuple(families),
         none_called_in=none_in,
     )
+
+
+def platforms(text: str) -> list[str]:
+    """The platforms a message shows: Windows, portable Python, WSL, Colab, conda, macOS, Linux."""
+    out: list[str] = []
+    low = text.lower()
+    if re.search(
+        r"[a-z]:\\|\\site-packages\\|\.pyd\b|\.dll\b|win_amd64|windows|powershell|\bc:/", low
+    ):
+        out.append("windows")
+    if PORTABLE.search(low):
+        out.append("comfyui-portable")
+    if "/usr/lib/wsl" in low or "microsoft-standard-wsl" in low or re.search(r"\bwsl2?\b", low):
+        out.append("wsl")
+    if "/content/" in low or "google.colab" in low or "colab" in low:
+        out.append("colab")
+    if re.search(r"conda|miniforge|mambaforge|/envs/", low):
+        out.append("conda")
+    if re.search(r"macos|darwin|/opt/homebrew|\bmps\b|(?<![a-z])mac(?![a-z])|apple silicon", low):
+        out.append("macos")
+    if (
+        re.search(r"/usr/|/home/|linux_x86_64|manylinux|/site-packages/", low)
+        and "windows" not in out
+    ):
+        out.append("linux")
+    return out
 
 
 def more_summary(f: Any) -> list[tuple[str, str]]:

@@ -368,7 +368,10 @@ def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnsw
     logits soft-capping): the backends that have it come from the feature table."""
     for feature_text, backend_text in f.features_refused:
         feat = next((x for x in know.features if x.pattern.search(feature_text)), None)
-        named = backends_in_text(backend_text)
+        # The refusing clause names the backend on its own ("set to sdpa"); SDPA is left
+        # out of the message-wide backend words, which would take any mention of it.
+        named = backends_in_text(backend_text) or re.findall(r"\b(sdpa)\b", backend_text, re.I)
+        named = [n.lower() for n in named]
         if feat is None or not named or named[0] in feat.backends:
             continue
         sm = f.sms[0] if len(f.sms) == 1 else None

@@ -62,12 +62,16 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     compiler whose wording ("include file 'Python.h' not found") marks it; else Triton must be
     named with a Windows or portable Python."""
     headers = [h for h, cc in f.build.missing_headers if h.endswith("Python.h")]
-    if not headers:
-        return []
-    tcc = any(cc == "tcc" for h, cc in f.build.missing_headers if h.endswith("Python.h"))
-    triton = re.search(r"triton", body_of(f), re.I)
     windows = {"windows", "comfyui-portable"} & set(f.platforms)
-    if not (tcc or (triton and windows)):
+    # TinyCC failing on the launcher with its own output cut off, on Windows, and no other
+    # header or library named: the missing include/libs folders are its usual reason.
+    silent = f.build.tcc_failed and windows and not f.build.missing_headers
+    if not headers and not (silent and not f.missing_libraries):
+        return []
+    tcc = silent or any(cc == "tcc" for h, cc in f.build.missing_headers if h.endswith("Python.h"))
+    triton = re.search(r"triton", body_of(f), re.I)
+    portable = "comfyui-portable" in f.platforms
+    if not (tcc or ((triton or portable) and windows)):
         return []
     py = f.python or "X.Y"
     return [
@@ -86,7 +90,10 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
                 "embedded python.exe",
                 "or run the app from a full Python install or venv that has them",
             ),
-            evidence=(("missing header", headers[0]), ("compiler", "tcc" if tcc else "triton")),
+            evidence=(
+                ("missing header", headers[0] if headers else "(tcc's output not shown)"),
+                ("compiler", "tcc" if tcc else "triton"),
+            ),
             source=(
                 "a ComfyUI portable installer's notes (read): 'the portable's embedded Python "
                 "lacks the include and libs folders Triton needs to compile … triton-windows "
