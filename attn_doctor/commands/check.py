@@ -13,7 +13,7 @@ from attn_doctor.facts import Environment
 from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
 
 if TYPE_CHECKING:
-    from attn_doctor.plan.decide import Evidence
+    from attn_doctor.plan.decide import BenchEvidence
     from attn_doctor.report.check_result import ImportExplanation
 
 
@@ -244,7 +244,7 @@ def check_command(
     sys.exit(int(code))
 
 
-def bench_evidence(env: Environment) -> Evidence | None:
+def bench_evidence(env: Environment) -> BenchEvidence | None:
     """What cached ``attn-doctor bench`` runs measured for this GPU and torch, if any."""
     from attn_doctor.bench.cache import cache_path, load_bench_results
 

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from attn_doctor.backends import BackendName
 from attn_doctor.facts import ImportResult
-from attn_doctor.plan.decide import Evidence
+from attn_doctor.plan.decide import BenchEvidence
 from attn_doctor.plan.sdpa_rule import Dtype
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.decision import (
@@ -204,7 +204,7 @@ def _with_installed_floors(reqs: tuple[Requirement, ...]) -> tuple[Requirement, 
 
 def _evidence_here(
     target: Target, torch_version: str | None, environ: Mapping[str, str]
-) -> Evidence | None:
+) -> BenchEvidence | None:
     """What a cached bench run measured for this device and torch; a missing, corrupt or
     foreign cache is no evidence (it never stops model loading)."""
     if torch_version is None:

@@ -18,8 +18,7 @@ from attn_doctor.backends import BACKEND_NAMES
 from attn_doctor.diagnosis import Diagnosis, Finding
 from attn_doctor.facts import Environment
 from attn_doctor.framework_names import FrameworkName
-from attn_doctor.plan.decide import Evidence as Evidence_
-from attn_doctor.plan.decide import Request
+from attn_doctor.plan.decide import BenchEvidence, Request
 from attn_doctor.plan.diagnose.context import _SEVERITY_ORDER, _Ctx
 from attn_doctor.plan.diagnose.folklore import _folklore
 from attn_doctor.plan.diagnose.frameworks import (
@@ -62,7 +61,7 @@ def diagnose(
     env: Environment,
     rules: Rules,
     *,
-    evidence: Evidence_ | None = None,
+    evidence: BenchEvidence | None = None,
     request: Request | None = None,
     index: Index | None = None,
     frameworks: Iterable[FrameworkName] = (),

@@ -17,8 +17,7 @@ from attn_doctor.facts import Environment, PackageFacts
 if TYPE_CHECKING:
     from attn_doctor.index import Index
     from attn_doctor.plan.types import BackendPlan
-from attn_doctor.plan.decide import Evidence as Evidence_
-from attn_doctor.plan.decide import Request
+from attn_doctor.plan.decide import BenchEvidence, Request
 from attn_doctor.rules import Rules
 
 _SEVERITY_ORDER: dict[Severity, int] = {"error": 0, "warning": 1, "info": 2}
@@ -49,7 +48,7 @@ _TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pyt
 class _Ctx:
     env: Environment
     rules: Rules
-    evidence: Evidence_ | None = None
+    evidence: BenchEvidence | None = None
     """What a cached ``attn-doctor bench`` run measured on this machine."""
     request: Request = dataclasses.field(default_factory=Request)
     index: Index | None = None

@@ -8,7 +8,7 @@ from attn_doctor.backends import BACKENDS
 from attn_doctor.diagnosis import (
     Finding,
 )
-from attn_doctor.facts import GpuFacts, PackageFacts
+from attn_doctor.facts import GpuFacts, PackageFacts, sm_text
 
 if TYPE_CHECKING:
     pass
@@ -17,7 +17,6 @@ from attn_doctor.plan.diagnose.context import _PACKAGE_BACKENDS, _Ctx, _ev, _pkg
 from attn_doctor.plan.machine import (
     family,
     gpu_label,
-    sm_text,
 )
 from attn_doctor.plan.pip_command import pip_fix
 

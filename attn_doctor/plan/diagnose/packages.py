@@ -13,6 +13,7 @@ from attn_doctor.diagnosis import (
 )
 from attn_doctor.facts import ImportResult
 from attn_doctor.triton_data import triton_problem
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     pass
@@ -21,7 +22,6 @@ from attn_doctor.plan.machine import (
     marker_environment,
     minor_of,
     normalise_cuda,
-    parse_version,
     torch_version,
 )
 from attn_doctor.plan.pip_command import doctor_fix, pip_fix

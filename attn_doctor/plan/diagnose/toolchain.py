@@ -9,6 +9,7 @@ from packaging.version import Version
 from attn_doctor.diagnosis import (
     Finding,
 )
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     pass
@@ -16,7 +17,6 @@ from attn_doctor.plan.compat import verdict
 from attn_doctor.plan.diagnose.context import _Ctx, _ev
 from attn_doctor.plan.machine import (
     SOURCE_BUILD_NVCC_THREADS,
-    parse_version,
     rules_os,
     source_build_jobs,
     torch_version,

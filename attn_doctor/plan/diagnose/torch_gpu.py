@@ -11,7 +11,7 @@ from packaging.version import Version
 from attn_doctor.diagnosis import (
     Finding,
 )
-from attn_doctor.facts import Environment
+from attn_doctor.facts import Environment, sm_text
 
 if TYPE_CHECKING:
     pass
@@ -30,7 +30,6 @@ from attn_doctor.plan.machine import (
     latest_torch_minor,
     minor_of,
     release_minimum,
-    sm_text,
     torch_version,
 )
 from attn_doctor.plan.pip_command import pip_fix

@@ -13,10 +13,8 @@ from attn_doctor.diagnosis import (
 )
 from attn_doctor.plan.compat import TORCH_INTERNAL
 from attn_doctor.plan.diagnose.context import _Ctx, _ev, _version_of
-from attn_doctor.plan.machine import (
-    parse_version,
-)
 from attn_doctor.plan.pip_command import pip_fix
+from attn_doctor.versions import parse_version
 
 # --- transformers -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BackendName, BackendRule
-from attn_doctor.facts import Environment, TransformersConstants
+from attn_doctor.facts import Environment, TransformersConstants, sm_text
 from attn_doctor.index.model import Index
 from attn_doctor.index.naming import (
     python_minor,
@@ -118,10 +118,6 @@ def machine_of(env: Environment) -> Machine:
     )
 
 
-def _sm_text(sm: int) -> str:
-    return f"sm{sm} ({sm // 10}.{sm % 10})"
-
-
 def _runs_on(built: Iterable[int], device_sm: int) -> bool:
     """SASS built for sm_XY runs on devices of the same major with minor >= Y (no PTX here)."""
     return any(b // 10 == device_sm // 10 and device_sm % 10 >= b % 10 for b in built)
@@ -205,11 +201,12 @@ def _gpu_problem(
     for name, sm in zip(m.gpu_names, m.sms, strict=False):
         if min_sm is not None and sm < min_sm:
             need = f"{min_sm // 10}.{min_sm % 10}"
-            return f"{what} needs compute capability >= {need}; {name} is {_sm_text(sm)}"
+            have = sm_text(sm, form="both")
+            return f"{what} needs compute capability >= {need}; {name} is {have}"
         if allowed_t is not None and sm not in allowed_t:
             return (
-                f"{what} supports {', '.join(_sm_text(s) for s in allowed_t)}; "
-                f"{name} is {_sm_text(sm)}"
+                f"{what} supports {', '.join(sm_text(s, form='both') for s in allowed_t)}; "
+                f"{name} is {sm_text(sm, form='both')}"
             )
     return None
 
@@ -304,6 +301,7 @@ def record_problem(m: Machine, record: BackendRule) -> str | None:
     if problem is None and record.max_sm is not None:
         for name, sm in zip(m.gpu_names, m.sms, strict=False):
             if sm > record.max_sm:
-                top = _sm_text(record.max_sm)
-                return f"{what} supports compute capability up to {top}; {name} is {_sm_text(sm)}"
+                top = sm_text(record.max_sm, form="both")
+                have = sm_text(sm, form="both")
+                return f"{what} supports compute capability up to {top}; {name} is {have}"
     return problem

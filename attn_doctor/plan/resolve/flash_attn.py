@@ -12,6 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.facts import sm_text
 from attn_doctor.index.hub import kernels_requirement
 from attn_doctor.index.model import (
     CommunityWheel,
@@ -31,7 +32,6 @@ from attn_doctor.plan.resolve.common import (
     _fa_arch_family,
     _gpu_problem,
     _runs_on,
-    _sm_text,
     _torch_problem,
     nightly_torch,
     platform_mismatch,
@@ -159,7 +159,8 @@ def _upstream_flash_attn(
             if not matches:
                 reasons.append(
                     f"flash-attn {release.version}: {wheel.filename} carries "
-                    f"{', '.join(f'sm_{a}' for a in archs)} only; this GPU is {_sm_text(bad[0])}"
+                    f"{', '.join(f'sm_{a}' for a in archs)} only; "
+                    f"this GPU is {sm_text(bad[0], form='both')}"
                 )
             continue
         matches.append((release, wheel))
@@ -364,7 +365,8 @@ def _source_build(
         )
     families = sorted({f for sm in m.sms if (f := _fa_arch_family(sm, archs)) is not None})
     if m.sms and not families:
-        return None, f"source build: this GPU ({_sm_text(m.sms[0])}) is not a target of the build"
+        gpu = sm_text(m.sms[0], form="both")
+        return None, f"source build: this GPU ({gpu}) is not a target of the build"
     if any(f >= 100 for f in families) and nvcc < Version(sb.min_nvcc_blackwell):
         return None, (
             f"source build: Blackwell targets need nvcc >= {sb.min_nvcc_blackwell}, "

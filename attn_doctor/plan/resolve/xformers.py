@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.facts import sm_text
 from attn_doctor.index.model import (
     Index,
     XformersBuild,
@@ -19,7 +20,6 @@ from attn_doctor.index.model import (
 from attn_doctor.plan.resolve.common import (
     PYTORCH_INDEX,
     Machine,
-    _sm_text,
     _variant_text,
     nightly_torch,
     platform_mismatch,
@@ -41,7 +41,8 @@ def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str 
         usable = [o.name for o in table.ops if o.forward and o.supports(sm)]
         if not usable:
             return "", (
-                f"no xformers {version} attention operator supports {gpu} ({_sm_text(sm)}); "
+                f"no xformers {version} attention operator supports {gpu} "
+                f"({sm_text(sm, form='both')}); "
                 + ", ".join(
                     f"{o.name}: sm{o.min_sm}" + (f"-sm{o.max_sm}" if o.max_sm else "+")
                     for o in table.ops
