@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
-from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
+from attn_doctor.probe.runner import children_end_on_interrupt, run_isolated
 
 _R = TypeVar("_R")
 

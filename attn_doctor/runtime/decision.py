@@ -24,7 +24,7 @@ from attn_doctor.runtime.settings import (
     ENV_BACKEND,
     FLASH_VALUES,
     Settings,
-    _is_registered,
+    is_registered,
 )
 
 Verdict = Literal["chosen", "forced", "rejected", "fallback"]
@@ -119,7 +119,7 @@ def static_rejection(
         return f"disabled by {variable}"
     if not req.auto:
         return f"never chosen automatically; force it with {ENV_BACKEND}={req.value}"
-    if req.needs_registration and not _is_registered(req.value, registered):
+    if req.needs_registration and not is_registered(req.value, registered):
         return f"not registered: call {req.registration} first"
     missing = [flag for flag in req.model_flags if not traits.flag(flag)]
     if missing:
@@ -209,7 +209,7 @@ def decide(
 
     if settings.forced is not None:
         value = settings.forced
-        if value == XFORMERS_KEY and not _is_registered(value, registered):
+        if value == XFORMERS_KEY and not is_registered(value, registered):
             raise UsageError(
                 f"{ENV_BACKEND}=xformers, but xformers is not registered with transformers: "
                 "call attn_doctor.register_xformers_attention() before loading the model"

@@ -58,10 +58,10 @@ from attn_doctor.runtime.settings import (
     LEGACY_VARIABLES,
     LegacyVariable,
     Settings,
-    _registered_values,
     installed_constants,
     normalize_value,
     read_settings,
+    registered_values,
     valid_values,
 )
 
@@ -322,7 +322,7 @@ def explain_choice(
     traits = _traits(model)
     target = _target(device, env)
     name = dtype_name(dtype)
-    registered = frozenset(_registered_values())
+    registered = frozenset(registered_values())
     key = (
         traits,
         target,

@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from attn_doctor.diagnosis import Finding
 from attn_doctor.facts import CachedKernel, Environment, LockedKernel
 from attn_doctor.index.frameworks import load_frameworks
-from attn_doctor.plan.diagnose.context import _Ctx, _ev
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of
 from attn_doctor.plan.frameworks import framework_version, is_present, satisfies
 
 _LEGACY_TORCH = re.compile(r"^torch(\d)(\d+)$")
@@ -173,7 +173,7 @@ def _offline(env: Environment) -> bool:
     )
 
 
-def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
+def hub_readiness_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     offline = _offline(env)
     out: list[Finding] = []
@@ -194,7 +194,7 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
                     if offline and not ready
                     else ""
                 ),
-                [_ev("hub_kernels.lockfile", facts.lockfile if facts else None)],
+                [evidence_of("hub_kernels.lockfile", facts.lockfile if facts else None)],
                 fix=None
                 if ready
                 else "kernels download . (where the network is), then copy "
@@ -222,7 +222,7 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
                 f"{hub.framework} {hub.knob} fetches {hub.repo} v{hub.version}: "
                 + ("ready offline" if ready else "not in the cache for this machine"),
                 f"{why}. Trust: {hub.trust}.",
-                [_ev(f"packages.{hub.framework}", version)],
+                [evidence_of(f"packages.{hub.framework}", version)],
                 fix=None
                 if ready
                 else f"kernels download {hub.repo} (version {hub.version}) where the network "

@@ -118,7 +118,7 @@ def machine_of(env: Environment) -> Machine:
     )
 
 
-def _runs_on(built: Iterable[int], device_sm: int) -> bool:
+def runs_on(built: Iterable[int], device_sm: int) -> bool:
     """SASS built for sm_XY runs on devices of the same major with minor >= Y (no PTX here)."""
     return any(b // 10 == device_sm // 10 and device_sm % 10 >= b % 10 for b in built)
 
@@ -178,7 +178,7 @@ def python_mismatch(python_tag: str, abi_tag: str, m: Machine) -> str | None:
 # ------------------------------------------------------------------------------ preconditions
 
 
-def _torch_problem(m: Machine, what: str) -> str | None:
+def cuda_torch_problem(m: Machine, what: str) -> str | None:
     if m.torch is None:
         return f"torch is not installed: {what} needs a CUDA build of torch first"
     if m.torch_build != "cuda" or not m.torch_cuda:
@@ -194,7 +194,7 @@ def _torch_problem(m: Machine, what: str) -> str | None:
     return None
 
 
-def _gpu_problem(
+def gpu_problem(
     m: Machine, min_sm: int | None, allowed: Iterable[int] | None, what: str
 ) -> str | None:
     allowed_t = tuple(allowed) if allowed is not None else None
@@ -211,7 +211,7 @@ def _gpu_problem(
     return None
 
 
-def _fa_arch_family(device_sm: int, archs: Iterable[int]) -> int | None:
+def fa_arch_family(device_sm: int, archs: Iterable[int]) -> int | None:
     """The flash-attn build arch whose SASS runs on this device (86 -> 80, 121 -> 120)."""
     fits = [a for a in archs if a // 10 == device_sm // 10 and a % 10 <= device_sm % 10]
     return max(fits) if fits else None
@@ -233,7 +233,7 @@ def torch_variant(m: Machine) -> str | None:
     return None
 
 
-def _variant_text(variant: str) -> str:
+def variant_text(variant: str) -> str:
     if variant.startswith("rocm"):
         return f"ROCm {variant[4:]}"
     digits = variant[2:]
@@ -293,11 +293,11 @@ def record_problem(m: Machine, record: BackendRule) -> str | None:
     """The preamble every package planner shares, from the backend's record: a CUDA build of
     torch, an OS the backend runs on, and GPUs within its compute-capability range."""
     what = record.title
-    problem = _torch_problem(m, what)
+    problem = cuda_torch_problem(m, what)
     if problem is None and m.os not in record.os:
         problem = f"{what} runs on {', '.join(record.os)}; this is {m.os}"
     if problem is None:
-        problem = _gpu_problem(m, record.min_sm or None, None, what)
+        problem = gpu_problem(m, record.min_sm or None, None, what)
     if problem is None and record.max_sm is not None:
         for name, sm in zip(m.gpu_names, m.sms, strict=False):
             if sm > record.max_sm:

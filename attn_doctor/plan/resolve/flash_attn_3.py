@@ -9,8 +9,8 @@ from packaging.version import Version
 
 from attn_doctor.backends import BackendName
 from attn_doctor.index.model import Index
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
-from attn_doctor.plan.resolve.flash_attn import _community_candidates, _source_build
+from attn_doctor.plan.resolve.common import Machine, cuda_torch_problem, gpu_problem, rejected
+from attn_doctor.plan.resolve.flash_attn import community_candidates, source_build_option
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 
@@ -27,8 +27,8 @@ def plan_flash_attn_3(
     rejections: list[Rejection] = []
     ways: list[str] = []
     problem = (
-        _torch_problem(m, "flash-attn 3")
-        or _gpu_problem(m, None, req.forward_sm, "flash-attn 3")
+        cuda_torch_problem(m, "flash-attn 3")
+        or gpu_problem(m, None, req.forward_sm, "flash-attn 3")
         or (None if m.os == "linux" else f"flash-attn 3 builds on Linux only; this is {m.os}")
     )
     if (
@@ -50,7 +50,7 @@ def plan_flash_attn_3(
     )
     candidates: list[WheelCandidate] = []
     if "community" in allow:
-        community, near = _community_candidates(backend, "flash_attn_3", m, index)
+        community, near = community_candidates(backend, "flash_attn_3", m, index)
         candidates += community
         if not community:
             rejections.append(
@@ -64,7 +64,7 @@ def plan_flash_attn_3(
                 )
             )
     if "source-build" in allow:
-        cand, why = _source_build(
+        cand, why = source_build_option(
             backend,
             "flash-attn-3 @ git+https://github.com/Dao-AILab/flash-attention.git#subdirectory=hopper",
             m,

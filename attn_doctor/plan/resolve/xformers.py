@@ -20,12 +20,12 @@ from attn_doctor.index.model import (
 from attn_doctor.plan.resolve.common import (
     PYTORCH_INDEX,
     Machine,
-    _variant_text,
     nightly_torch,
     platform_mismatch,
     python_mismatch,
     rejected,
     torch_variant,
+    variant_text,
     vendor_torch,
 )
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
@@ -145,7 +145,7 @@ def _xformers_build_fit(
     offered = [f"{v} (PyTorch index)" for v in built_here]
     if pypi_variant:
         offered.append(f"{pypi_variant} (package index)")
-    have = f"torch {m.torch}" + (f" ({_variant_text(variant)})" if variant else "")
+    have = f"torch {m.torch}" + (f" ({variant_text(variant)})" if variant else "")
     if variant is None and vendor_torch(m):
         have = f"torch {m.torch} is a vendor build (not a PyTorch release)"
     if not offered:
