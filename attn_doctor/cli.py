@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 def _main(argv: list[str] | None) -> None:
     # Children ended by an earlier run in this process (tests, notebooks) are not this run's;
     # the module is not imported just to learn that none were.
-    run_module = sys.modules.get("attn_doctor.probe._run")
+    run_module = sys.modules.get("attn_doctor.probe.runner")
     stopped_before = run_module.CHILDREN.stopped if run_module is not None else 0
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = _wants_json(args)
@@ -237,7 +237,7 @@ def _main(argv: list[str] | None) -> None:
 
 def _interrupted(stopped_before: int) -> str:
     """What Ctrl-C stopped: the child processes ended with it in this run, if any."""
-    from attn_doctor.probe._run import CHILDREN
+    from attn_doctor.probe.runner import CHILDREN
 
     CHILDREN.stop()  # any still running (a command that did not end them itself)
     CHILDREN.reset()

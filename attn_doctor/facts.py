@@ -106,6 +106,19 @@ class DriverFacts:
     source: Literal["nvml", "nvidia-smi", "procfs", "sysfs"] | None = None
 
 
+def sm_text(sm: int, *, form: Literal["sm", "capability", "both"] = "sm") -> str:
+    """A compute capability in words: ``sm86`` (``sm``), ``8.6`` (``capability``) or
+    ``sm86 (8.6)`` (``both``)."""
+    capability = f"{sm // 10}.{sm % 10}"
+    match form:
+        case "sm":
+            return f"sm{sm}"
+        case "capability":
+            return capability
+        case "both":
+            return f"sm{sm} ({capability})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class GpuFacts:
     """One GPU."""

@@ -118,7 +118,7 @@ class TorchVariants:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SourceBuild:
+class SourceBuildMemory:
     """Memory needs of a flash-attn source build (its setup.py's own MAX_JOBS rule)."""
 
     gb_per_nvcc_thread: int
@@ -190,7 +190,7 @@ class Rules:
     arch_min_cuda: tuple[ArchMinCuda, ...]
     torch_variants: tuple[TorchVariants, ...]
     backends: tuple[BackendRule, ...]
-    source_build: SourceBuild
+    source_build: SourceBuildMemory
     prebuilt_flash_attn: PrebuiltPython
     rule_sources: tuple[tuple[str, tuple[str, ...]], ...]
     conflicts: tuple[Conflict, ...]
@@ -316,7 +316,7 @@ def _load_backends(
     doc: dict[str, Any],
 ) -> tuple[
     tuple[BackendRule, ...],
-    SourceBuild,
+    SourceBuildMemory,
     PrebuiltPython,
     tuple[tuple[str, tuple[str, ...]], ...],
     tuple[Conflict, ...],
@@ -331,7 +331,7 @@ def _load_backends(
         f"{file}: [source_build.flash_attn_2]",
     )
     source, verified = sb.provenance()
-    source_build = SourceBuild(
+    source_build = SourceBuildMemory(
         gb_per_nvcc_thread=sb.int_("gb_per_nvcc_thread"),
         nvcc_threads_default=sb.int_("nvcc_threads_default"),
         ram_readme_gb=sb.int_("ram_readme_gb"),

@@ -3,7 +3,7 @@ and random JSON shapes.
 
 Each must end in a clean error of its documented type (mapped to exit 2), or in the cache
 being ignored (and rebuilt on the next write); never in another exception. The readers:
-the snapshot (``Environment.from_json``, ``check --snapshot``'s ``load_snapshot``), the
+the snapshot (``Environment.from_json``, ``check --snapshot``'s ``snapshot.load_snapshot``), the
 install journal, the bench cache, the runtime import cache, and ``explain --log``.
 """
 
@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attn_doctor.bench.cache import load_bench_result, load_cached_result, save_bench_result
-from attn_doctor.commands.check import load_snapshot
 from attn_doctor.commands.explain import read_input
 from attn_doctor.errors import SnapshotError, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.install.journal import Journal, journal_path, read_journal, write_journal
 from attn_doctor.install.state import EnvState, InstalledDist
 from attn_doctor.runtime import importcheck
+from attn_doctor.snapshot import load_snapshot
 from tests.bench_data import result, sweep
 
 from .conftest import SNAPSHOTS

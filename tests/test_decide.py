@@ -16,7 +16,7 @@ from attn_doctor.cli import main
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment, ImportResult
 from attn_doctor.index import load_index
-from attn_doctor.plan.decide import Evidence, Measurement, rank, sdpa_default_kernel
+from attn_doctor.plan.decide import BenchEvidence, Measurement, rank, sdpa_default_kernel
 from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.plan.types import Option
 from attn_doctor.rules import Rules, load_rules
@@ -40,11 +40,11 @@ def _env(name: str) -> Environment:
     return Environment.from_json((SNAPSHOTS / f"{name}.json").read_text())
 
 
-def _check(env: Environment, rules: Rules, evidence: Evidence | None = None) -> Diagnosis:
+def _check(env: Environment, rules: Rules, evidence: BenchEvidence | None = None) -> Diagnosis:
     return diagnose(env, rules, evidence=evidence, index=load_index() if env.gpus else None)
 
 
-def _runtime(env: Environment, rules: Rules, evidence: Evidence | None = None) -> Choice:
+def _runtime(env: Environment, rules: Rules, evidence: BenchEvidence | None = None) -> Choice:
     """The runtime selector on the snapshot's facts: its first GPU (else the CPU), a model
     that declares every kind of support, what the snapshot says is installed, and an import
     that fails where the diagnosis found the installed package broken (the runtime's child
@@ -157,7 +157,7 @@ def test_auto_installs_no_gpu_kernel_while_torch_cannot_run(
     assert fix in json.dumps(doc["error"])
 
 
-def _h200_evidence() -> Evidence:
+def _h200_evidence() -> BenchEvidence:
     result = BenchResult.from_dict(json.loads(H200_BENCH.read_text()))
     evidence = evidence_from_runs([result])
     assert evidence is not None
@@ -210,7 +210,7 @@ def test_evidence_outranks_priors() -> None:
     ranked = rank(options, gpu=h100, sdpa_kernel="sdpa_flash", sdpa_kernel_source="rule")
     assert [c.backend for c in ranked] == ["flash_attn_3", "sdpa"]
     # Measured: the default ran cuDNN at 511 TFLOP/s: FA3's estimate (1.75 x 292 / 1.25) loses.
-    evidence = Evidence(
+    evidence = BenchEvidence(
         key="k",
         measurements=(Measurement(backend="sdpa_cudnn", tflops=511.0, verified=True),),
         sdpa_kernel="sdpa_cudnn",
@@ -221,7 +221,7 @@ def test_evidence_outranks_priors() -> None:
     assert [c.backend for c in ranked] == ["sdpa", "flash_attn_3"]
     assert ranked[0].measured
     # A measurement that failed its kernel check is no evidence.
-    unverified = Evidence(
+    unverified = BenchEvidence(
         key="k",
         measurements=(Measurement(backend="sdpa_flash", tflops=900.0, verified=False),),
     )
@@ -237,7 +237,7 @@ def test_blocked_ranks_last_and_training_uses_fwd_bwd() -> None:
         Option(backend="sdpa", status="ready", way="built in", reason="", source="torch"),
         Option(backend="eager", status="ready", way="built in", reason="", source="torch"),
     ]
-    evidence = Evidence(
+    evidence = BenchEvidence(
         key="k",
         measurements=(
             Measurement(backend="sdpa_cpu_fused", tflops=1.0, tflops_train=0.1, verified=True),

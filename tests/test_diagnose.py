@@ -419,13 +419,13 @@ def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
 
 
 def test_bench_measurements_reorder_what_works_now() -> None:
-    from attn_doctor.plan.decide import Evidence, Measurement
+    from attn_doctor.plan.decide import BenchEvidence, Measurement
 
     env = load("cpu-only-laptop")
     rules = load_rules()
     plain = [r.backend for r in diagnose(env, rules).recommendations]
     assert plain[0] == "sdpa"
-    evidence = Evidence(
+    evidence = BenchEvidence(
         key="cpu",
         measurements=(
             Measurement(backend="eager", tflops=0.09, verified=True),

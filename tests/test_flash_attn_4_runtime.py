@@ -80,8 +80,8 @@ def test_the_index_names_every_part_for_cuda_12_and_13() -> None:
 
 
 def test_the_plan_for_the_h200_names_the_whole_runtime() -> None:
-    from attn_doctor.commands.check import load_snapshot
     from attn_doctor.plan.resolve import plan_backend
+    from attn_doctor.snapshot import load_snapshot
 
     env = load_snapshot(ROOT / "tests" / "snapshots" / "h200-real.json")
     plan = plan_backend(env, load_index(), "flash_attn_4")
@@ -147,9 +147,9 @@ def test_check_deep_explains_the_recorded_h200_failure_as_an_incomplete_install(
     import re
     from dataclasses import replace
 
-    from attn_doctor.commands.check import load_snapshot
     from attn_doctor.explain.engine import explain_imports
     from attn_doctor.facts import ImportResult
+    from attn_doctor.snapshot import load_snapshot
 
     recorded = (ROOT / "docs" / "recorded" / "check-deep-with-flash-attn-4-h200.txt").read_text()
     m = re.search(r"`import flash_attn\.cute` error in a child process: (.+)", recorded)

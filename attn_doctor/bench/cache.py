@@ -26,6 +26,7 @@ from attn_doctor.facts import Environment
 
 if TYPE_CHECKING:
     from attn_doctor.bench.results import BenchResult
+    from attn_doctor.plan.decide import BenchEvidence
 
 CACHE_SCHEMA = "attn-doctor/bench-cache"
 CACHE_SCHEMA_VERSION = 1
@@ -149,3 +150,15 @@ def load_bench_result(env: Environment, path: Path | None = None) -> BenchResult
             if result is not None:
                 return result
     return None
+
+
+def bench_evidence(env: Environment) -> BenchEvidence | None:
+    """What cached ``attn-doctor bench`` runs measured for this GPU and torch, if any."""
+    if env.torch is None or not cache_path().is_file():
+        return None  # nothing was ever measured here: spare check the bench modules' import
+    from attn_doctor.bench.recommend import evidence_from_runs
+
+    try:
+        return evidence_from_runs(load_bench_results(env))
+    except Exception:  # a stale or foreign cache file must never break check
+        return None

@@ -3,7 +3,7 @@
 ``recommend`` scores each measured backend (geometric-mean TFLOP/s over the shapes they all
 completed) and then asks the one decision (``attn_doctor.plan.decide.rank``) which to use:
 bench does not rank on its own. ``evidence_from_runs`` turns cached runs (forward, and
-forward+backward when one was run) into the ``Evidence`` that ``check``, ``install --auto``
+forward+backward when one was run) into the ``BenchEvidence`` that ``check``, ``install --auto``
 and the runtime rank by.
 """
 
@@ -23,7 +23,7 @@ from attn_doctor.bench.results import (
     BenchResult,
 )
 from attn_doctor.bench.shapes import BenchShape
-from attn_doctor.plan.decide import Evidence, Measurement, rank
+from attn_doctor.plan.decide import BenchEvidence, Measurement, rank
 from attn_doctor.plan.types import Option
 
 
@@ -115,7 +115,7 @@ def _scores(sweeps: Sequence[BackendSweep]) -> tuple[dict[BackendName, float], l
     )
 
 
-def evidence_from_runs(results: Sequence[BenchResult]) -> Evidence | None:
+def evidence_from_runs(results: Sequence[BenchResult]) -> BenchEvidence | None:
     """What cached bench runs (one device, one torch) measured, as the decision's evidence.
 
     A backend counts only if its sweep passed its kernel check and completed points; a
@@ -143,7 +143,7 @@ def evidence_from_runs(results: Sequence[BenchResult]) -> Evidence | None:
         mode = "forward+backward" if result.mode == "fwd_bwd" else "forward"
         runs.append(f"{mode} run of {result.created_at}")
     names = [n for n in BACKEND_NAMES if n in fwd or n in train]
-    return Evidence(
+    return BenchEvidence(
         key=results[0].cache_key,
         measurements=tuple(
             Measurement(
@@ -251,7 +251,7 @@ def _decided(
     is the kernel the default dispatch runs, and is otherwise only evidence for activating it.
     """
     training = mode == "fwd_bwd"
-    evidence = Evidence(
+    evidence = BenchEvidence(
         key="this run",
         measurements=tuple(
             Measurement(

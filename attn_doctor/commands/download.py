@@ -57,16 +57,16 @@ def download_command(
     json_mode: bool,
 ) -> None:
     """Download the wheels that the machine in a snapshot needs, for an offline install."""
-    from attn_doctor.commands.check import load_snapshot
     from attn_doctor.commands.install_plan import (
         DEFAULT_SOURCES,
-        _resolve_plan,
         explicit_plan,
         jsonable,
+        resolve_plan,
     )
     from attn_doctor.install.download import download_for_snapshot
     from attn_doctor.install.pip import protected_constraints
     from attn_doctor.report.envelope import make_envelope, write_envelope
+    from attn_doctor.snapshot import load_snapshot
 
     if bool(backend) == auto:
         raise UsageError("name one backend, or pass --auto")
@@ -92,7 +92,7 @@ def download_command(
         pins = protected_constraints({"torch": env.torch.version} if env.torch else {})
         plan = explicit_plan(chosen, requirement=requirement, wheelhouse=None, protected=pins)
     else:
-        plan = _resolve_plan(
+        plan = resolve_plan(
             backend=chosen,
             sources=sources or DEFAULT_SOURCES,
             snapshot=snapshot_path,

@@ -171,7 +171,7 @@ def gather_facts(
 ) -> tuple[Environment | None, str | None]:
     """The facts to confirm against, or None and the reason they are unavailable."""
     if snapshot is not None:
-        from attn_doctor.commands.check import load_snapshot
+        from attn_doctor.snapshot import load_snapshot
 
         return load_snapshot(snapshot), None
     if not probe:

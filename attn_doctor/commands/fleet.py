@@ -132,7 +132,7 @@ def _save_snapshots(nodes: list[NodeInput], folder: Path) -> None:
     """Each node's facts as ``FOLDER/NODE.json`` (characters unsafe in file names become _)."""
     import re
 
-    from attn_doctor.commands.check import save_snapshot
+    from attn_doctor.snapshot import save_snapshot
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -95,14 +95,14 @@ def install_plans_for_groups(
     """``install --snapshot A --snapshot B`` (or a folder): one plan per group; installs nothing."""
     from attn_doctor.commands.install_plan import (
         NothingToInstall,
-        _check_source_allowed,
-        _console,
-        _print_plan,
+        check_source_allowed,
+        plan_console,
         plan_for_environment,
+        print_plan,
     )
     from attn_doctor.install.execute import display_commands
 
-    console = None if json_mode else _console()
+    console = None if json_mode else plan_console()
     entries: list[dict[str, Any]] = []
     failed: list[tuple[int, AttnDoctorError]] = []
     for target in group_targets(paths):
@@ -111,7 +111,7 @@ def install_plans_for_groups(
             console.print(f"[bold]{_header(target)}[/bold]")
         try:
             plan = plan_for_environment(target.environment, backend=backend, sources=sources)
-            _check_source_allowed(plan, sources)
+            check_source_allowed(plan, sources)
         except NothingToInstall as exc:
             entry["note"] = exc.message
         except (UsageError, ProblemsFound) as exc:
@@ -133,7 +133,7 @@ def install_plans_for_groups(
             plan = replace(plan, commands=commands, notes=(*plan.notes, *([note] if note else [])))
             entry.update(plan=plan, constraints=plan.protected, commands=commands)
             if console is not None:
-                _print_plan(console, plan, commands, plan.protected)
+                print_plan(console, plan, commands, plan.protected)
         if console is not None:
             for key in ("note", "error"):
                 if key in entry:

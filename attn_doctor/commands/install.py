@@ -20,15 +20,15 @@ from attn_doctor.commands.install_plan import (
     DEFAULT_SOURCES,
     SOURCE_CHOICES,
     NoPip,
-    _check_source_allowed,
-    _console,
-    _print_plan,
     already_installed,
+    check_source_allowed,
     explicit_plan,
     jsonable,
     no_pip_note,
     parse_target,
+    plan_console,
     plan_for_environment,
+    print_plan,
     probe_target,
     wheelhouse_args,
 )
@@ -172,7 +172,7 @@ def install_command(
         rb = rollback_interrupted(python, installer="uv" if installer == "uv" else None)
         _emit(json_mode, {"rollback": rb}, ExitCode.OK, None)
         if not json_mode:
-            con = _console()
+            con = plan_console()
             if not rb.found:
                 con.print("No interrupted install to roll back.")
             else:
@@ -223,7 +223,7 @@ def install_command(
         msg = f"{BACKENDS[chosen].title} comes with torch: there is nothing to install"
         _emit(json_mode, {"plan": None, "note": msg}, ExitCode.OK, None)
         if not json_mode:
-            _console().print(msg)
+            plan_console().print(msg)
         sys.exit(int(ExitCode.OK))
 
     if len(snapshot_paths) > 1 or any(p.is_dir() for p in snapshot_paths):
@@ -237,7 +237,7 @@ def install_command(
     explicit = chosen is not None and (requirement is not None or wheelhouse is not None)
     state = None
     if snapshot_path is not None:
-        from attn_doctor.commands.check import load_snapshot
+        from attn_doctor.snapshot import load_snapshot
 
         env = load_snapshot(snapshot_path)
     else:
@@ -251,7 +251,7 @@ def install_command(
     if installed is not None:
         _emit(json_mode, {"plan": None, "note": installed}, ExitCode.OK, None)
         if not json_mode:
-            _console().print(installed, markup=False)
+            plan_console().print(installed, markup=False)
         sys.exit(int(ExitCode.OK))
     if state is None:
         from attn_doctor.plan.resolve import protected_lines
@@ -267,13 +267,13 @@ def install_command(
             env, backend=chosen, sources=allowed, versions=versions, live=state is not None
         )
     constraints = plan.protected if state is None else merge_constraints(pins, plan.protected)
-    _check_source_allowed(plan, allowed)
+    check_source_allowed(plan, allowed)
     if not plan.candidate.requirement:
         how = plan.candidate.attn_implementation
         msg = f"nothing to pip install: load the model with attn_implementation={how!r}"
         _emit(json_mode, {"plan": plan, "note": msg}, ExitCode.OK, None)
         if not json_mode:
-            _console().print(msg)
+            plan_console().print(msg)
         sys.exit(int(ExitCode.OK))
     if plan.candidate.url and wheelhouse is None and snapshot_path is None:
         plan = _confirm_url(plan)
@@ -319,7 +319,7 @@ def install_command(
     # The plan's commands are the ones that run here (one builder: install.pip.command_lines).
     plan = dataclasses.replace(plan, commands=commands)
     if not json_mode:
-        _print_plan(_console(), plan, commands, constraints)
+        print_plan(plan_console(), plan, commands, constraints)
     if snapshot_path is not None or dry_run:
         _emit(
             json_mode,
@@ -351,7 +351,7 @@ def install_command(
         _emit(json_mode, {"plan": plan, "report": exc.report}, exc.exit_code, exc)
         if json_mode:
             sys.exit(int(exc.exit_code))
-        con = _console()
+        con = plan_console()
         if exc.report.rolled_back is not None:
             rb_res = exc.report.rolled_back
             con.print("Rolled back:" if rb_res.exact else "Rollback INCOMPLETE:")
@@ -365,7 +365,7 @@ def install_command(
         raise
     _emit(json_mode, {"plan": plan, "report": report}, ExitCode.OK, None)
     if not json_mode:
-        con = _console()
+        con = plan_console()
         con.print(
             f"[green]Installed[/green] {plan.candidate.requirement} in {report.seconds:.1f} s"
         )

@@ -113,7 +113,7 @@ _SOURCE_KINDS: dict[str, tuple[SourceKind, ...]] = {
 }
 
 
-def _resolve_plan(
+def resolve_plan(
     *,
     backend: BackendName | None,
     sources: Sequence[str],
@@ -126,7 +126,7 @@ def _resolve_plan(
     ``backend=None`` means ``--auto``: the first backend in ``check``'s ranking that is a
     package (not built into torch) and that some allowed source can provide here.
     """
-    from attn_doctor.commands.check import load_snapshot
+    from attn_doctor.snapshot import load_snapshot
 
     env = load_snapshot(snapshot) if snapshot is not None else probe_target(python)
     return plan_for_environment(
@@ -243,7 +243,7 @@ def _auto_plan(
 
     evidence = None
     if live:
-        from attn_doctor.commands.check import bench_evidence
+        from attn_doctor.bench.cache import bench_evidence
 
         evidence = bench_evidence(env)
     diagnosis = diagnose(env, load_rules(), evidence=evidence, index=index)
@@ -292,13 +292,13 @@ def _how_to_use(backend: BackendName, attn_implementation: str | None) -> str:
     return f"load models with attn_implementation={attn_implementation!r}"
 
 
-def _console() -> Any:
+def plan_console() -> Any:
     from attn_doctor.report.console import make_console
 
     return make_console(stderr=False)
 
 
-def _print_plan(
+def print_plan(
     console: Any, plan: InstallPlan, commands: Sequence[str], constraints: Sequence[str]
 ) -> None:
     cand = plan.candidate
@@ -337,7 +337,7 @@ def jsonable(value: object) -> object:
     return value
 
 
-def _check_source_allowed(plan: InstallPlan, allowed: Sequence[str]) -> None:
+def check_source_allowed(plan: InstallPlan, allowed: Sequence[str]) -> None:
     cand = plan.candidate
     if cand.source == "source-build":
         kind = "source-build"

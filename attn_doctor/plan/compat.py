@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from attn_doctor.backends import BACKENDS, BackendName, BackendRule
 from attn_doctor.diagnosis import Tri
-from attn_doctor.facts import Environment, GpuFacts
-from attn_doctor.plan.machine import family, gpu_label, rules_os, sm_text, torch_version
+from attn_doctor.facts import Environment, GpuFacts, sm_text
+from attn_doctor.plan.machine import family, gpu_label, rules_os, torch_version
 from attn_doctor.rules import cuda_key
 
 TORCH_INTERNAL: frozenset[BackendName] = frozenset(

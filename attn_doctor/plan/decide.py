@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, BackendName
 from attn_doctor.facts import Environment, GpuFacts
@@ -50,6 +50,7 @@ from attn_doctor.plan.sdpa_rule import Dtype, Mask, SdpaInputs, sdpa_dispatch
 from attn_doctor.plan.types import Option, Status
 from attn_doctor.sdpa_data import SdpaKernel
 from attn_doctor.shell import join_command
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus, Finding
@@ -97,7 +98,7 @@ class Measurement:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Evidence:
+class BenchEvidence:
     """What this machine measured, for one GPU (or the CPU) and one torch build."""
 
     key: str
@@ -149,7 +150,7 @@ class Request:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Choice:
+class RankedOption:
     """One ranked option with the figures its rank rests on."""
 
     rank: int
@@ -181,17 +182,17 @@ class Choice:
 class Decision:
     """The ranked options for one device, best first."""
 
-    choices: tuple[Choice, ...]
+    choices: tuple[RankedOption, ...]
     gpu_index: int | None = None
     blocker: str | None = None
     """The gating problem (its fix) when torch cannot run here at all."""
 
     @property
-    def top(self) -> Choice | None:
+    def top(self) -> RankedOption | None:
         return self.choices[0] if self.choices else None
 
     @property
-    def best_ready(self) -> Choice | None:
+    def best_ready(self) -> RankedOption | None:
         """What works now: the runtime's answer."""
         return next((c for c in self.choices if c.status == "ready"), None)
 
@@ -199,20 +200,11 @@ class Decision:
 # --- SDPA's default dispatch ------------------------------------------------------------------
 
 
-def _version(text: str | None) -> Version | None:
-    if not text:
-        return None
-    try:
-        return Version(text.split("+")[0])
-    except InvalidVersion:
-        return None
-
-
 def sdpa_default_kernel(
     env: Environment,
     rules: Rules,
     gpu: GpuFacts | None,
-    evidence: Evidence | None = None,
+    evidence: BenchEvidence | None = None,
     *,
     dtype: Dtype | None = None,
     head_dim: int | None = None,
@@ -278,7 +270,7 @@ def dispatch_rule(
             if gpu.gfx_arch and gpu.gfx_arch in BACKENDS[kernel].amd_gfx:
                 return kernel, "AOTriton's GPU targets (backends.toml)"
         return "sdpa_math", "no AOTriton kernel listed for this AMD GPU"
-    tv = _version(torch_version)
+    tv = parse_version(torch_version, public=True)
     if gpu is None:
         # pytorch aten/src/ATen/native/transformers/sdp_utils_cpp.cpp: the CPU flash kernel
         # first (torch._fused_sdp_choice returns FLASH_ATTENTION for CPU tensors, torch 2.13).
@@ -326,7 +318,7 @@ def _score(
     backend: BackendName,
     *,
     gpu: GpuFacts | None,
-    evidence: Evidence | None,
+    evidence: BenchEvidence | None,
     training: bool,
     sdpa_kernel: BackendName,
     anchor: tuple[float, float] | None,
@@ -352,10 +344,10 @@ def rank(
     gpu: GpuFacts | None,
     sdpa_kernel: BackendName,
     sdpa_kernel_source: str,
-    evidence: Evidence | None = None,
+    evidence: BenchEvidence | None = None,
     request: Request = Request(),
     verified: Iterable[BackendName] = (),
-) -> tuple[Choice, ...]:
+) -> tuple[RankedOption, ...]:
     """Rank ``options`` by the policy in this module's docstring. The only ranking there is.
 
     ``verified``: kernels that passed verify here (with ``evidence``, they may be activated
@@ -402,12 +394,12 @@ def rank(
         )
 
     activate = _activation(evidence, sdpa_kernel, training)
-    out: list[Choice] = []
+    out: list[RankedOption] = []
     for position, o in enumerate(sorted(opts, key=key), start=1):
         score, was_measured = scores[o.backend]
         is_sdpa = o.backend == "sdpa"
         out.append(
-            Choice(
+            RankedOption(
                 rank=position,
                 backend=o.backend,
                 status=o.status,
@@ -430,7 +422,7 @@ def rank(
 
 
 def _used(
-    evidence: Evidence | None, backend: BackendName, sdpa_kernel: BackendName, training: bool
+    evidence: BenchEvidence | None, backend: BackendName, sdpa_kernel: BackendName, training: bool
 ) -> str | None:
     """Which evidence ``_score`` took for ``backend`` (the same lookup order)."""
     if evidence is None:
@@ -462,7 +454,7 @@ def _framework_name(backend: BackendName, request: Request) -> str | None:
 
 
 def _activation(
-    evidence: Evidence | None, default: BackendName, training: bool
+    evidence: BenchEvidence | None, default: BackendName, training: bool
 ) -> BackendName | None:
     """A verified SDPA kernel measured faster than the default dispatch (by 5%), or None."""
     if evidence is None:
@@ -595,7 +587,7 @@ def decide(
     blocker: Finding | None,
     compatible: Mapping[BackendName, tuple[bool, str]],
     route: Mapping[BackendName, BackendPlan | None] | None = None,
-    evidence: Evidence | None = None,
+    evidence: BenchEvidence | None = None,
     request: Request = Request(),
     gpu: GpuFacts | None = None,
 ) -> Decision:

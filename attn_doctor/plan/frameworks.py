@@ -22,24 +22,16 @@ from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkEntry, Framewo
 from attn_doctor.index.frameworks import FrameworkData, Minimum, load_frameworks
 from attn_doctor.plan.machine import marker_environment
 from attn_doctor.probe.distributions import canonicalize_name
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     from attn_doctor.diagnosis import BackendStatus
     from attn_doctor.plan.types import Option
 
 
-def _v(text: str | None) -> Version | None:
-    if not text:
-        return None
-    try:
-        return Version(Version(text).public)
-    except InvalidVersion:
-        return None
-
-
 def satisfies(version: str | None, specifier: str) -> bool | None:
     """Whether ``version`` is in ``specifier`` (None: the version cannot be read)."""
-    v = _v(version)
+    v = parse_version(version, public=True)
     if v is None:
         return None
     return SpecifierSet(specifier).contains(v, prereleases=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from attn_doctor.facts import Environment, GpuFacts
+from attn_doctor.facts import Environment, GpuFacts, sm_text
 from attn_doctor.rules import Rules, cuda_key, driver_key
+from attn_doctor.versions import parse_version
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 
@@ -38,11 +39,6 @@ def family(sm: int | None) -> str:
     return f"sm{sm}"
 
 
-def sm_text(sm: int) -> str:
-    """``sm86`` style."""
-    return f"sm{sm}"
-
-
 def gpu_label(gpu: GpuFacts) -> str:
     """``NVIDIA H100 80GB HBM3 (sm90, Hopper)``."""
     if gpu.vendor == "nvidia":
@@ -50,15 +46,6 @@ def gpu_label(gpu: GpuFacts) -> str:
     if gpu.vendor == "amd" and gpu.gfx_arch:
         return f"{gpu.name} ({gpu.gfx_arch})"
     return gpu.name
-
-
-def parse_version(text: str | None) -> Version | None:
-    if text is None:
-        return None
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 def torch_version(env: Environment) -> Version | None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from attn_doctor.sdpa_data import SdpaKernel, SdpaRelease
+from attn_doctor.versions import parse_version
 
 Dtype = Literal["float16", "bfloat16", "float32"]
 Mask = Literal["causal", "none", "mask"]
@@ -78,15 +79,6 @@ class SdpaAnswer:
         return text
 
 
-def _version(text: str | None) -> Version | None:
-    if not text:
-        return None
-    try:
-        return Version(text.split("+")[0])
-    except InvalidVersion:
-        return None
-
-
 def _holds(spec: str | None, version: Version | None) -> bool:
     return spec is not None and version is not None and SpecifierSet(spec).contains(version, True)
 
@@ -100,7 +92,7 @@ def release_row(
 ) -> tuple[SdpaRelease, list[str]]:
     """The table row for this torch (and CUDA build), and what choosing it assumed."""
     assumed: list[str] = []
-    tv = _version(torch_version)
+    tv = parse_version(torch_version, public=True)
     if tv is not None:
         tv = Version(tv.base_version)  # a nightly 2.15.0.dev… dispatches as its release line
     rows = [r for r in table if tv is not None and SpecifierSet(r.torch).contains(tv, True)]
@@ -114,7 +106,7 @@ def release_row(
         else:
             assumed.append(f"torch {tv} as {table[-1].torch} (newer than the reading)")
             rows = [r for r in table if r.torch == table[-1].torch]
-    cv = _version(torch_cuda)
+    cv = parse_version(torch_cuda, public=True)
     for row in rows:
         if row.cuda is None or (cv is not None and SpecifierSet(row.cuda).contains(cv, True)):
             return row, assumed
@@ -161,7 +153,7 @@ def _cudnn_fits(row: SdpaRelease, i: SdpaInputs) -> str | None:
     """Why cuDNN attention refuses these inputs (None: it accepts them)."""
     sm = i.sm or 0
     major = sm // 10
-    cv = _version(i.cudnn_loaded)
+    cv = parse_version(i.cudnn_loaded, public=True)
     if row.cudnn_sm is None:
         return "no cuDNN attention in this release"
     if not row.cudnn_sm[0] <= sm <= row.cudnn_sm[1]:
@@ -230,7 +222,7 @@ def _prefers_cudnn(row: SdpaRelease, i: SdpaInputs) -> tuple[bool, str]:
             name = row.opt_out_env or ""
             if _env_true(i.env.get(name)):
                 return False, f"{name} is set: cuDNN is not preferred"
-            cv = _version(i.cudnn_loaded)
+            cv = parse_version(i.cudnn_loaded, public=True)
             if cv is None:
                 return False, "the loaded cuDNN is not known: assumed not preferred"
             if not _holds(row.prefer_cudnn_loaded, cv):

@@ -25,7 +25,6 @@ from typing import Any
 
 from attn_doctor._version import __version__
 from attn_doctor.facts import Environment, HostFacts, PythonFacts, Unknown
-from attn_doctor.probe._run import DEFAULT_TOOL_TIMEOUT, children_end_on_interrupt, unknown
 from attn_doctor.probe.amd import probe_amd_and_apple
 from attn_doctor.probe.comfyui import probe_comfyui
 from attn_doctor.probe.cuda_toolkit import probe_cuda_toolkit
@@ -48,6 +47,7 @@ from attn_doctor.probe.model_config import SdpaProbeInputs
 from attn_doctor.probe.nvidia import probe_nvidia
 from attn_doctor.probe.packages import probe_packages
 from attn_doctor.probe.python_env import probe_uv, python_facts_without_uv
+from attn_doctor.probe.runner import DEFAULT_TOOL_TIMEOUT, children_end_on_interrupt, unknown
 from attn_doctor.probe.torch_meta import probe_torch
 from attn_doctor.probe.transformers_src import probe_transformers_constants
 

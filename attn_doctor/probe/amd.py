@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from attn_doctor.facts import GpuFacts, Unknown
-from attn_doctor.probe._run import read_text, run_tool, unknown, which
+from attn_doctor.probe.runner import read_text, run_tool, unknown, which
 
 KFD_NODES = Path("/sys/class/kfd/kfd/topology/nodes")
 

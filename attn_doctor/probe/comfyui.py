@@ -32,7 +32,7 @@ def is_comfyui(folder: Path) -> bool:
         return False
 
 
-def parse_version(text: str) -> str | None:
+def parse_comfyui_version(text: str) -> str | None:
     """``__version__`` from ``comfyui_version.py``."""
     m = _VERSION.search(text)
     return m.group(1) if m else None
@@ -110,7 +110,7 @@ def embedded_packages(embeded: Path) -> tuple[PackageFacts, ...] | None:
 def comfyui_facts(folder: Path, found_by: Literal["cwd", "option"]) -> ComfyUIFacts:
     version = None
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        version = parse_version((folder / "comfyui_version.py").read_text(encoding="utf-8"))
+        version = parse_comfyui_version((folder / "comfyui_version.py").read_text(encoding="utf-8"))
     python = _embedded_python(folder)
     embeded = Path(python).parent if python is not None else None
     return ComfyUIFacts(

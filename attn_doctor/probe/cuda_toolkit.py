@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from attn_doctor.facts import CudaToolkitFacts, Unknown
-from attn_doctor.probe._run import is_windows, run_tool, unknown, which
+from attn_doctor.probe.runner import is_windows, run_tool, unknown, which
 
 _NVCC = re.compile(r"release\s+(\d+\.\d+),\s*V(\d+\.\d+\.\d+)")
 

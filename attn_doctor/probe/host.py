@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from attn_doctor.facts import HostFacts, OsName, Unknown
-from attn_doctor.probe._run import read_text, run_tool, unknown, which
+from attn_doctor.probe.runner import read_text, run_tool, unknown, which
 
 
 def parse_os_release(text: str) -> dict[str, str]:

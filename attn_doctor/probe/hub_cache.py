@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from attn_doctor.facts import CachedKernel, HubKernelFacts, LockedKernel, Unknown
-from attn_doctor.probe._run import unknown
+from attn_doctor.probe.runner import unknown
 from attn_doctor.userfiles import UnreadableFile, load_json_bytes
 
 if sys.version_info >= (3, 11):

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from attn_doctor.facts import ImportResult, ImportStatus, TorchRuntimeFacts
-from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
 from attn_doctor.probe.model_config import SdpaProbeInputs, describe
+from attn_doctor.probe.runner import children_end_on_interrupt, run_isolated
 
 _R = TypeVar("_R")
 
@@ -213,7 +213,7 @@ def describe_exit(returncode: int, *, windows: bool | None = None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChildOutcome:
+class ImportOutcome:
     status: ImportStatus
     payload: dict[str, Any] | None = None
     detail: str | None = None
@@ -244,16 +244,16 @@ def run_child(
     timeout: float,
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ChildOutcome:
+) -> ImportOutcome:
     """Run ``python -X faulthandler -c code`` and classify how it ended. Never raises."""
     argv = [python or sys.executable, "-X", "faulthandler", "-c", code]
     env = dict(os.environ if environ is None else environ)
     env.setdefault("PYTHONIOENCODING", "utf-8")
     ran = run_isolated(argv, timeout=timeout, env=env)
     if ran.start_error is not None:
-        return ChildOutcome(status="error", detail=ran.start_error)
+        return ImportOutcome(status="error", detail=ran.start_error)
     if ran.timed_out:
-        return ChildOutcome(
+        return ImportOutcome(
             status="timeout",
             detail=f"no result within {timeout:g} s; the process was killed",
             traceback_tail=_tail(ran.stderr),
@@ -264,14 +264,14 @@ def run_child(
         status: ImportStatus = "error" if payload.get("status") == "error" else "ok"
         detail = payload.get("detail")
         tb = payload.get("traceback")
-        return ChildOutcome(
+        return ImportOutcome(
             status=status,
             payload=payload,
             detail=detail if isinstance(detail, str) else None,
             traceback_tail=_tail(tb) if isinstance(tb, str) else None,
             seconds=ran.seconds,
         )
-    return ChildOutcome(
+    return ImportOutcome(
         status="crashed",
         detail=describe_exit(ran.returncode or 0)
         if ran.returncode != 0

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attn_doctor.facts import PythonFacts
-from attn_doctor.probe._run import Completed, run_tool
 from attn_doctor.probe.python_env import abi_tag
+from attn_doctor.probe.runner import Completed, run_tool
 
 INTERPRETER_TIMEOUT_S = 30.0
 """Seconds X may take to start and print its facts (a cold start on a network file system)."""

@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from attn_doctor.facts import DriverFacts, GpuFacts, Unknown
-from attn_doctor.probe._run import Completed, read_text, run_tool, unknown, which
+from attn_doctor.probe.runner import Completed, read_text, run_tool, unknown, which
 
 MIB = 1024 * 1024
 

@@ -24,7 +24,6 @@ from collections.abc import Iterable
 
 from attn_doctor.backends import BACKENDS
 from attn_doctor.facts import PackageFacts, Unknown
-from attn_doctor.probe._run import read_text, unknown
 from attn_doctor.probe.distributions import (
     canonicalize_name,
     dist_file,
@@ -32,6 +31,7 @@ from attn_doctor.probe.distributions import (
     dist_read_text,
     dist_requires,
 )
+from attn_doctor.probe.runner import read_text, unknown
 from attn_doctor.probe.torch_meta import local_label
 
 

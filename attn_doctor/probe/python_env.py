@@ -10,7 +10,7 @@ import sysconfig
 from collections.abc import Mapping
 
 from attn_doctor.facts import PythonFacts, Unknown
-from attn_doctor.probe._run import run_tool, unknown, which
+from attn_doctor.probe.runner import run_tool, unknown, which
 
 _UV_VERSION = re.compile(r"^uv\s+(\d+\.\d+\.\d+\S*)", re.MULTILINE)
 

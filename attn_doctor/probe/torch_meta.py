@@ -24,8 +24,8 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.facts import TorchBuild, TorchFacts, Unknown
-from attn_doctor.probe._run import read_text, unknown
 from attn_doctor.probe.distributions import dist_file, dist_location, dist_requires
+from attn_doctor.probe.runner import read_text, unknown
 
 VERSION_PY_FIELDS = ("__version__", "cuda", "hip", "rocm", "xpu", "git_version", "debug")
 

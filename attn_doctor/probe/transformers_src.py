@@ -17,8 +17,8 @@ import ast
 import importlib.metadata
 
 from attn_doctor.facts import TransformersConstants, Unknown
-from attn_doctor.probe._run import read_text, unknown
 from attn_doctor.probe.distributions import dist_file
+from attn_doctor.probe.runner import read_text, unknown
 
 IMPORT_UTILS = "transformers/utils/import_utils.py"
 FLASH_UTILS = "transformers/modeling_flash_attention_utils.py"

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.errors import UsageError
-from attn_doctor.facts import GpuFacts, ImportResult
+from attn_doctor.facts import GpuFacts, ImportResult, sm_text
 from attn_doctor.integrations.xformers_attention import XFORMERS_KEY
-from attn_doctor.plan.decide import Evidence, Request, rank
+from attn_doctor.plan.decide import BenchEvidence, Request, rank
 from attn_doctor.plan.types import Option
 from attn_doctor.runtime.device import Target
 from attn_doctor.runtime.model import ModelTraits
@@ -24,7 +24,7 @@ from attn_doctor.runtime.settings import (
     ENV_BACKEND,
     FLASH_VALUES,
     Settings,
-    _is_registered,
+    is_registered,
 )
 
 Verdict = Literal["chosen", "forced", "rejected", "fallback"]
@@ -99,10 +99,6 @@ def _at_least(version: str, minimum: str) -> bool:
         return False
 
 
-def _sm_text(sm: int) -> str:
-    return f"{sm // 10}.{sm % 10}"
-
-
 def static_rejection(
     req: Requirement,
     *,
@@ -123,7 +119,7 @@ def static_rejection(
         return f"disabled by {variable}"
     if not req.auto:
         return f"never chosen automatically; force it with {ENV_BACKEND}={req.value}"
-    if req.needs_registration and not _is_registered(req.value, registered):
+    if req.needs_registration and not is_registered(req.value, registered):
         return f"not registered: call {req.registration} first"
     missing = [flag for flag in req.model_flags if not traits.flag(flag)]
     if missing:
@@ -148,20 +144,21 @@ def static_rejection(
             return "needs an NVIDIA GPU with a known compute capability"
         if req.min_sm is not None and sm < req.min_sm:
             return (
-                f"needs compute capability >= {_sm_text(req.min_sm)}; "
-                f"{target.gpu.name} has {_sm_text(sm)}"
+                f"needs compute capability >= {sm_text(req.min_sm, form='capability')}; "
+                f"{target.gpu.name} has {sm_text(sm, form='capability')}"
             )
         if req.max_sm is not None and sm > req.max_sm:
             return (
-                f"built for compute capability <= {_sm_text(req.max_sm)}; "
-                f"{target.gpu.name} has {_sm_text(sm)}"
+                f"built for compute capability <= {sm_text(req.max_sm, form='capability')}; "
+                f"{target.gpu.name} has {sm_text(sm, form='capability')}"
             )
         if training and req.train_min_sm is not None and sm < req.train_min_sm:
-            return f"no backward pass below compute capability {_sm_text(req.train_min_sm)}"
+            need = sm_text(req.train_min_sm, form="capability")
+            return f"no backward pass below compute capability {need}"
     if dtype not in req.dtypes:
         return f"needs {' or '.join(req.dtypes)}; the model runs in {dtype}"
     if dtype == "bfloat16" and req.bf16_min_sm is not None and (sm or 0) < req.bf16_min_sm:
-        return f"bfloat16 needs compute capability >= {_sm_text(req.bf16_min_sm)}"
+        return f"bfloat16 needs compute capability >= {sm_text(req.bf16_min_sm, form='capability')}"
     if req.max_head_dim is not None and (traits.head_dim or 0) > req.max_head_dim:
         return f"head dim {traits.head_dim} > {req.max_head_dim}"
     if traits.softcap and not req.softcap:
@@ -188,7 +185,7 @@ def decide(
     installed: Callable[[Requirement], str | None],
     imports: Callable[[str], ImportResult],
     requirements: tuple[Requirement, ...] | None = None,
-    evidence: Evidence | None = None,
+    evidence: BenchEvidence | None = None,
     sdpa_dispatch: tuple[BackendName, str] | None = None,
 ) -> Choice:
     """The decision, given every fact as an argument (no detection happens here).
@@ -212,7 +209,7 @@ def decide(
 
     if settings.forced is not None:
         value = settings.forced
-        if value == XFORMERS_KEY and not _is_registered(value, registered):
+        if value == XFORMERS_KEY and not is_registered(value, registered):
             raise UsageError(
                 f"{ENV_BACKEND}=xformers, but xformers is not registered with transformers: "
                 "call attn_doctor.register_xformers_attention() before loading the model"

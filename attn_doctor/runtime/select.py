@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from attn_doctor.backends import BackendName
 from attn_doctor.facts import ImportResult
-from attn_doctor.plan.decide import Evidence
+from attn_doctor.plan.decide import BenchEvidence
 from attn_doctor.plan.sdpa_rule import Dtype
 from attn_doctor.runtime import importcheck
 from attn_doctor.runtime.decision import (
@@ -58,10 +58,10 @@ from attn_doctor.runtime.settings import (
     LEGACY_VARIABLES,
     LegacyVariable,
     Settings,
-    _registered_values,
     installed_constants,
     normalize_value,
     read_settings,
+    registered_values,
     valid_values,
 )
 
@@ -204,7 +204,7 @@ def _with_installed_floors(reqs: tuple[Requirement, ...]) -> tuple[Requirement, 
 
 def _evidence_here(
     target: Target, torch_version: str | None, environ: Mapping[str, str]
-) -> Evidence | None:
+) -> BenchEvidence | None:
     """What a cached bench run measured for this device and torch; a missing, corrupt or
     foreign cache is no evidence (it never stops model loading)."""
     if torch_version is None:
@@ -331,7 +331,7 @@ def explain_choice(
     traits = _traits(model)
     target = _target(device, env)
     name = dtype_name(dtype)
-    registered = frozenset(_registered_values())
+    registered = frozenset(registered_values())
     key = (
         traits,
         target,

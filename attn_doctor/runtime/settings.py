@@ -99,13 +99,13 @@ class Settings:
         return None
 
 
-def _is_registered(value: str, registered: bool | frozenset[str]) -> bool:
+def is_registered(value: str, registered: bool | frozenset[str]) -> bool:
     if isinstance(registered, bool):
         return registered
     return value in registered
 
 
-def _registered_values() -> tuple[str, ...]:
+def registered_values() -> tuple[str, ...]:
     import sys
 
     modeling_utils = sys.modules.get("transformers.modeling_utils")
@@ -151,7 +151,7 @@ def valid_values() -> tuple[str, ...]:
     values, those registered in the imported transformers, and those the installed
     transformers' files list."""
     extra = dict.fromkeys(
-        v for v in (*_registered_values(), *_installed_values()) if v not in KNOWN_VALUES
+        v for v in (*registered_values(), *_installed_values()) if v not in KNOWN_VALUES
     )
     return KNOWN_VALUES + tuple(extra)
 

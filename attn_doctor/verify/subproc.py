@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from attn_doctor.probe._run import run_isolated
+from attn_doctor.probe.runner import run_isolated
 
 ChildStatus = Literal["ok", "crashed", "timeout", "error"]
 

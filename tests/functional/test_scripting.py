@@ -211,7 +211,7 @@ def test_children_run_again_after_an_interruption_in_this_process() -> None:
     next child."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from attn_doctor.probe._run import children_end_on_interrupt, run_isolated
+    from attn_doctor.probe.runner import children_end_on_interrupt, run_isolated
 
     with (
         pytest.raises(KeyboardInterrupt),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from attn_doctor.commands.check import load_snapshot
 from attn_doctor.facts import Environment
 from attn_doctor.plan.decide import _install_way
+from attn_doctor.snapshot import load_snapshot
 from tests.conftest import SNAPSHOTS
 
 

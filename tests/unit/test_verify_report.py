@@ -145,7 +145,7 @@ def _table_at(
     capsys: pytest.CaptureFixture[str],
     report: VerifyReport,
 ) -> str:
-    from attn_doctor.commands.verify import render_verify
+    from attn_doctor.report.verify_view import render_verify
 
     monkeypatch.setenv("COLUMNS", str(width))
     monkeypatch.setenv("NO_COLOR", "1")

@@ -18,37 +18,36 @@ from attn_doctor.backends import BACKEND_NAMES
 from attn_doctor.diagnosis import Diagnosis, Finding
 from attn_doctor.facts import Environment
 from attn_doctor.framework_names import FrameworkName
-from attn_doctor.plan.decide import Evidence as Evidence_
-from attn_doctor.plan.decide import Request
-from attn_doctor.plan.diagnose.context import _SEVERITY_ORDER, _Ctx
-from attn_doctor.plan.diagnose.folklore import _folklore
+from attn_doctor.plan.decide import BenchEvidence, Request
+from attn_doctor.plan.diagnose.context import SEVERITY_ORDER, Ctx
+from attn_doctor.plan.diagnose.folklore import folklore_notes
 from attn_doctor.plan.diagnose.frameworks import (
     framework_advice,
     framework_findings,
     frameworks_for,
 )
-from attn_doctor.plan.diagnose.gpu_backends import _gpu_backend_findings
+from attn_doctor.plan.diagnose.gpu_backends import gpu_backend_findings
 from attn_doctor.plan.diagnose.packages import (
-    _build_label_findings,
-    _conflict_findings,
-    _flash_attn_4_extra_findings,
-    _import_findings,
-    _pin_findings,
-    _triton_findings,
-    _xformers_findings,
+    build_label_findings,
+    conflict_findings,
+    flash_attn_4_extra_findings,
+    import_findings,
     package_of_module,
+    pin_findings,
+    triton_findings,
+    xformers_findings,
 )
-from attn_doctor.plan.diagnose.table import _backend_table, _recommend, _torch_blocked
+from attn_doctor.plan.diagnose.table import backend_table, recommend, torch_blocked
 from attn_doctor.plan.diagnose.toolchain import (
-    _platform_findings,
-    _toolchain_findings,
+    platform_findings,
     rocm_release,
+    toolchain_findings,
 )
-from attn_doctor.plan.diagnose.torch_gpu import _arch_findings, _driver_findings, _torch_findings
+from attn_doctor.plan.diagnose.torch_gpu import arch_findings, driver_findings, torch_findings
 from attn_doctor.plan.diagnose.transformers import (
-    _hub_fallback_findings,
-    _transformers_findings,
-    _unknown_findings,
+    hub_fallback_findings,
+    transformers_findings,
+    unknown_findings,
 )
 from attn_doctor.rules import Rules
 
@@ -62,7 +61,7 @@ def diagnose(
     env: Environment,
     rules: Rules,
     *,
-    evidence: Evidence_ | None = None,
+    evidence: BenchEvidence | None = None,
     request: Request | None = None,
     index: Index | None = None,
     frameworks: Iterable[FrameworkName] = (),
@@ -74,34 +73,34 @@ def diagnose(
     ``frameworks``: frameworks to speak the decision in besides those installed here
     (``check --for``).
     """
-    ctx = _Ctx(env=env, rules=rules, evidence=evidence, request=request or Request(), index=index)
+    ctx = Ctx(env=env, rules=rules, evidence=evidence, request=request or Request(), index=index)
     findings: list[Finding] = []
-    findings += _torch_findings(ctx)
-    findings += _driver_findings(ctx)
-    findings += _arch_findings(ctx)
-    findings += _import_findings(ctx)
-    findings += _build_label_findings(ctx)
-    findings += _xformers_findings(ctx)
-    findings += _pin_findings(ctx)
-    findings += _conflict_findings(ctx)
-    findings += _triton_findings(ctx)
-    findings += _flash_attn_4_extra_findings(ctx)
-    findings += _gpu_backend_findings(ctx)
-    findings += _toolchain_findings(ctx)
-    findings += _platform_findings(ctx)
-    findings += _unknown_findings(ctx)
+    findings += torch_findings(ctx)
+    findings += driver_findings(ctx)
+    findings += arch_findings(ctx)
+    findings += import_findings(ctx)
+    findings += build_label_findings(ctx)
+    findings += xformers_findings(ctx)
+    findings += pin_findings(ctx)
+    findings += conflict_findings(ctx)
+    findings += triton_findings(ctx)
+    findings += flash_attn_4_extra_findings(ctx)
+    findings += gpu_backend_findings(ctx)
+    findings += toolchain_findings(ctx)
+    findings += platform_findings(ctx)
+    findings += unknown_findings(ctx)
     findings += framework_findings(ctx)
-    table = _backend_table(ctx, findings)
-    findings += _transformers_findings(ctx, table)
-    findings += _hub_fallback_findings(ctx, table)
+    table = backend_table(ctx, findings)
+    findings += transformers_findings(ctx, table)
+    findings += hub_fallback_findings(ctx, table)
     ordered = sorted(
-        enumerate(findings), key=lambda item: (_SEVERITY_ORDER[item[1].severity], item[0])
+        enumerate(findings), key=lambda item: (SEVERITY_ORDER[item[1].severity], item[0])
     )
     return Diagnosis(
         findings=tuple(f for _, f in ordered),
         backends=tuple(table[name] for name in BACKEND_NAMES),
-        recommendations=tuple(_recommend(ctx, table, findings)),
-        folklore=tuple(_folklore(ctx, table)),
+        recommendations=tuple(recommend(ctx, table, findings)),
+        folklore=tuple(folklore_notes(ctx, table)),
         frameworks=tuple(
             framework_advice(
                 ctx, table, _framework_blocker(ctx, findings), frameworks_for(ctx, frameworks)
@@ -110,9 +109,9 @@ def diagnose(
     )
 
 
-def _framework_blocker(ctx: _Ctx, findings: list[Finding]) -> Finding | None:
+def _framework_blocker(ctx: Ctx, findings: list[Finding]) -> Finding | None:
     """As for the recommendations: a GPU-side problem does not stop a CPU-only machine."""
-    blocker = _torch_blocked(findings)
+    blocker = torch_blocked(findings)
     if blocker is not None and not ctx.env.gpus and blocker.id != "no-torch":
         return None
     return blocker

@@ -17,14 +17,13 @@ from attn_doctor.facts import Environment, PackageFacts
 if TYPE_CHECKING:
     from attn_doctor.index import Index
     from attn_doctor.plan.types import BackendPlan
-from attn_doctor.plan.decide import Evidence as Evidence_
-from attn_doctor.plan.decide import Request
+from attn_doctor.plan.decide import BenchEvidence, Request
 from attn_doctor.rules import Rules
 
-_SEVERITY_ORDER: dict[Severity, int] = {"error": 0, "warning": 1, "info": 2}
+SEVERITY_ORDER: dict[Severity, int] = {"error": 0, "warning": 1, "info": 2}
 
 # Findings after which torch cannot use the GPU at all: nothing GPU-side is usable now.
-_TORCH_BLOCKERS = frozenset(
+TORCH_BLOCKERS = frozenset(
     {
         "no-torch",
         "cpu-torch-on-nvidia-gpu",
@@ -38,18 +37,18 @@ _TORCH_BLOCKERS = frozenset(
     }
 )
 
-_PACKAGE_BACKENDS: tuple[BackendName, ...] = tuple(
+PACKAGE_BACKENDS: tuple[BackendName, ...] = tuple(
     n for n in BACKEND_NAMES if BACKENDS[n].distributions
 )
 
-_TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pytorch-triton")
+TRITON_DISTRIBUTIONS = ("triton", "pytorch-triton-rocm", "triton-windows", "pytorch-triton")
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Ctx:
+class Ctx:
     env: Environment
     rules: Rules
-    evidence: Evidence_ | None = None
+    evidence: BenchEvidence | None = None
     """What a cached ``attn-doctor bench`` run measured on this machine."""
     request: Request = dataclasses.field(default_factory=Request)
     index: Index | None = None
@@ -94,16 +93,16 @@ class _Ctx:
         )
 
 
-def _ev(fact: str, value: object) -> Evidence:
+def evidence_of(fact: str, value: object) -> Evidence:
     return Evidence(fact=fact, value="null" if value is None else str(value))
 
 
-def _version_of(env: Environment, name: str) -> str | None:
+def version_of(env: Environment, name: str) -> str | None:
     pkg = env.package(name)
     return pkg.version if pkg is not None else None
 
 
-def _pkg(env: Environment, *names: str) -> PackageFacts | None:
+def first_package(env: Environment, *names: str) -> PackageFacts | None:
     for name in names:
         pkg = env.package(name)
         if pkg is not None:

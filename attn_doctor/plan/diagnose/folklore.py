@@ -16,7 +16,7 @@ from attn_doctor.diagnosis import (
 if TYPE_CHECKING:
     pass
 from attn_doctor.plan.compat import devices, verdict
-from attn_doctor.plan.diagnose.context import _Ctx
+from attn_doctor.plan.diagnose.context import Ctx
 from attn_doctor.plan.machine import (
     gpu_label,
     torch_version,
@@ -25,7 +25,7 @@ from attn_doctor.plan.machine import (
 # --- folklore ----------------------------------------------------------------------------------
 
 
-def _folklore(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
+def folklore_notes(ctx: Ctx, table: dict[BackendName, BackendStatus]) -> list[str]:
     env, rules = ctx.env, ctx.rules
     out: list[str] = []
     os_name = env.host.os

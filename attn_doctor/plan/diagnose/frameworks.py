@@ -20,7 +20,7 @@ from attn_doctor.framework_names import FRAMEWORK_NAMES, FrameworkName
 from attn_doctor.index.frameworks import load_frameworks
 from attn_doctor.plan.compat import devices, verdict
 from attn_doctor.plan.decide import Request, candidates, decide
-from attn_doctor.plan.diagnose.context import _Ctx, _ev
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of
 from attn_doctor.plan.frameworks import (
     FrameworkRequirement,
     backend_for_name,
@@ -38,13 +38,13 @@ from attn_doctor.plan.frameworks import (
 )
 
 
-def frameworks_for(ctx: _Ctx, asked: Iterable[FrameworkName]) -> tuple[FrameworkName, ...]:
+def frameworks_for(ctx: Ctx, asked: Iterable[FrameworkName]) -> tuple[FrameworkName, ...]:
     wanted = set(present_frameworks(ctx.env)) | set(asked)
     return tuple(fw for fw in FRAMEWORK_NAMES if fw in wanted)
 
 
 def framework_advice(
-    ctx: _Ctx,
+    ctx: Ctx,
     table: dict[BackendName, BackendStatus],
     blocker: Finding | None,
     frameworks: Iterable[FrameworkName],
@@ -126,7 +126,7 @@ def framework_advice(
 # --- findings -------------------------------------------------------------------------------
 
 
-def _setting_findings(ctx: _Ctx) -> list[Finding]:
+def _setting_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     out: list[Finding] = []
     for setting in load_frameworks().settings:
@@ -136,7 +136,10 @@ def _setting_findings(ctx: _Ctx) -> list[Finding]:
             continue
         version = framework_version(env, fw)
         title = framework_title(fw)
-        evidence = [_ev(f"env_vars.{setting.variable}", value), _ev(f"packages.{fw}", version)]
+        evidence = [
+            evidence_of(f"env_vars.{setting.variable}", value),
+            evidence_of(f"packages.{fw}", version),
+        ]
         if satisfies(version, setting.read) is False:
             template = load_frameworks().framework(fw).knob
             fix = template.format(name=value) if setting.names_backend else setting.replacement
@@ -164,7 +167,7 @@ def _setting_findings(ctx: _Ctx) -> list[Finding]:
 
 
 def _named_backend_findings(
-    ctx: _Ctx,
+    ctx: Ctx,
     fw: FrameworkName,
     setting: tuple[str, str],
     backend: BackendName,
@@ -181,7 +184,7 @@ def _named_backend_findings(
     installed = next(
         (v for d in record.distributions if (v := installed_version(env, d)) is not None), None
     )
-    ev = [*evidence, _ev(f"packages.{record.distribution}", installed)]
+    ev = [*evidence, evidence_of(f"packages.{record.distribution}", installed)]
     if installed is None:
         return [
             ctx.finding(
@@ -216,7 +219,7 @@ def _named_backend_findings(
     return out
 
 
-def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
+def _pin_conflict_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     out: list[Finding] = []
     reqs: list[FrameworkRequirement] = []
@@ -238,7 +241,10 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
                 f"{title} was installed against another {req.name}: it may fail to start or "
                 "misbehave, and pip will try to move it back on the next install that "
                 "touches it.",
-                [_ev(f"packages.{req.framework}", req.framework_version), _ev(req.name, have)],
+                [
+                    evidence_of(f"packages.{req.framework}", req.framework_version),
+                    evidence_of(req.name, have),
+                ],
                 fix=_pin_fix(ctx, req, title, have),
                 sources=(req.source,),
             )
@@ -263,8 +269,8 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
                     "One environment cannot satisfy both: give each its own virtual "
                     "environment.",
                     [
-                        _ev(f"packages.{a.framework}", a.framework_version),
-                        _ev(f"packages.{b.framework}", b.framework_version),
+                        evidence_of(f"packages.{a.framework}", a.framework_version),
+                        evidence_of(f"packages.{b.framework}", b.framework_version),
                     ],
                     sources=(a.source, b.source),
                 )
@@ -272,7 +278,7 @@ def _pin_conflict_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _pin_fix(ctx: _Ctx, req: FrameworkRequirement, title: str, have: str) -> str:
+def _pin_fix(ctx: Ctx, req: FrameworkRequirement, title: str, have: str) -> str:
     """Never a command that moves torch: the framework moves (or gets its own environment)."""
     from attn_doctor.plan.resolve.common import PROTECTED  # the resolver: not on check's path
 
@@ -285,7 +291,7 @@ def _pin_fix(ctx: _Ctx, req: FrameworkRequirement, title: str, have: str) -> str
     return f"{python} -m pip install '{req.requirement}'"
 
 
-def _bundled_findings(ctx: _Ctx) -> list[Finding]:
+def _bundled_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     out = []
     for fw in present_frameworks(env):
@@ -308,7 +314,10 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
                     f"{title} ships its own build of this kernel ({entry.name}); installing or "
                     f"upgrading {record.distribution} changes nothing for {title} (it still "
                     "serves transformers and other libraries).",
-                    [_ev(f"packages.{fw}", version), _ev(f"packages.{pkg.name}", pkg.version)],
+                    [
+                        evidence_of(f"packages.{fw}", version),
+                        evidence_of(f"packages.{pkg.name}", pkg.version),
+                    ],
                     backends=(backend,),
                     sources=(entry.source,),
                 )
@@ -316,7 +325,7 @@ def _bundled_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
+def _comfyui_python_findings(ctx: Ctx) -> list[Finding]:
     """The portable build runs its own interpreter: this diagnosis is of another one. Its
     packages, read from its dist-info, say which of ComfyUI's flags would work there."""
     from attn_doctor.plan.comfyui_embedded import (
@@ -336,7 +345,7 @@ def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
         "comfyanonymous/ComfyUI README.md (Windows portable: python_embeded)",
     )
     state = embedded_state(comfy)
-    evidence = [_ev("comfyui.python", comfy.python), _ev("python.executable", here)]
+    evidence = [evidence_of("comfyui.python", comfy.python), evidence_of("python.executable", here)]
     if state is None:
         return [
             ctx.finding(
@@ -352,13 +361,13 @@ def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
             )
         ]
     pkgs = {p.name: p.version for p in comfy.packages or ()}
-    evidence.append(_ev("comfyui.packages.torch", pkgs.get("torch")))
+    evidence.append(evidence_of("comfyui.packages.torch", pkgs.get("torch")))
     for _flag, backend in state.failing:
         dist = BACKENDS[backend].distribution
-        evidence.append(_ev(f"comfyui.packages.{dist}", None))
+        evidence.append(evidence_of(f"comfyui.packages.{dist}", None))
     for backend in state.defaults:
         dist = BACKENDS[backend].distribution
-        evidence.append(_ev(f"comfyui.packages.{dist}", pkgs.get(dist or "")))
+        evidence.append(evidence_of(f"comfyui.packages.{dist}", pkgs.get(dist or "")))
     py = f" (Python {comfy.python_version})" if comfy.python_version else ""
     cause = [
         f"The portable build at {comfy.path} starts {comfy.python}{py}, which has "
@@ -401,7 +410,7 @@ def _comfyui_python_findings(ctx: _Ctx) -> list[Finding]:
     ]
 
 
-def framework_findings(ctx: _Ctx) -> list[Finding]:
+def framework_findings(ctx: Ctx) -> list[Finding]:
     from attn_doctor.plan.diagnose.hub_ready import hub_readiness_findings
 
     return (

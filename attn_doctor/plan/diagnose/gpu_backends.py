@@ -8,23 +8,22 @@ from attn_doctor.backends import BACKENDS
 from attn_doctor.diagnosis import (
     Finding,
 )
-from attn_doctor.facts import GpuFacts, PackageFacts
+from attn_doctor.facts import GpuFacts, PackageFacts, sm_text
 
 if TYPE_CHECKING:
     pass
 from attn_doctor.plan.compat import device_verdict, devices, verdict
-from attn_doctor.plan.diagnose.context import _PACKAGE_BACKENDS, _Ctx, _ev, _pkg
+from attn_doctor.plan.diagnose.context import PACKAGE_BACKENDS, Ctx, evidence_of, first_package
 from attn_doctor.plan.machine import (
     family,
     gpu_label,
-    sm_text,
 )
 from attn_doctor.plan.pip_command import pip_fix
 
 # --- GPU generation vs backends ----------------------------------------------------------------
 
 
-def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
+def _works_instead(ctx: Ctx, gpu: GpuFacts) -> list[str]:
     """What runs on this GPU instead, in the one decision's order (its priors: nothing here
     is measured or installed yet)."""
     from attn_doctor.plan.decide import candidates, dispatch_rule, rank
@@ -57,12 +56,12 @@ def _works_instead(ctx: _Ctx, gpu: GpuFacts) -> list[str]:
     ]
 
 
-def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
+def gpu_backend_findings(ctx: Ctx) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     out: list[Finding] = []
-    for name in _PACKAGE_BACKENDS:
+    for name in PACKAGE_BACKENDS:
         info = BACKENDS[name]
-        if info.distribution is None or _pkg(env, info.distribution) is None:
+        if info.distribution is None or first_package(env, info.distribution) is None:
             continue
         rule = rules.backend(name)
         for gpu in devices(env):
@@ -79,17 +78,18 @@ def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
                     f"{info.title} is installed but cannot run on {gpu_label(gpu)}",
                     v.reason + ".",
                     [
-                        _ev(
+                        evidence_of(
                             f"gpus[{gpu.index}].compute_capability",
                             gpu.compute_capability or gpu.gfx_arch,
                         ),
-                        _ev(
+                        evidence_of(
                             f"packages.{info.distribution}.version",
                             (
-                                _pkg(env, info.distribution) or PackageFacts(name="", version="")
+                                first_package(env, info.distribution)
+                                or PackageFacts(name="", version="")
                             ).version,
                         ),
-                        _ev(f"index:backends.toml#{name}.min_sm", rule.min_sm),
+                        evidence_of(f"index:backends.toml#{name}.min_sm", rule.min_sm),
                     ],
                     fix=pip_fix(env, "uninstall", "-y", info.distribution),
                     fix_note="Works on this GPU instead: " + ", ".join(instead)
@@ -110,7 +110,7 @@ def _gpu_backend_findings(ctx: _Ctx) -> list[Finding]:
                 f"{gpu_label(gpu)} predates Ampere",
                 f"flash-attn 2/3/4, SDPA's flash and cuDNN kernels and FlexAttention need sm80+; "
                 f"{gpu.name} is {sm_text(gpu.sm)} ({family(gpu.sm)}).",
-                [_ev(f"gpus[{gpu.index}].compute_capability", gpu.compute_capability)],
+                [evidence_of(f"gpus[{gpu.index}].compute_capability", gpu.compute_capability)],
                 fix_note=("What runs here: " + ", ".join(instead)) if instead else None,
                 backends=("flash_attn_2", "flash_attn_3", "flash_attn_4", "sdpa_flash"),
             )

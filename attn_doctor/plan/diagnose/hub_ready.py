@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from attn_doctor.diagnosis import Finding
 from attn_doctor.facts import CachedKernel, Environment, LockedKernel
 from attn_doctor.index.frameworks import load_frameworks
-from attn_doctor.plan.diagnose.context import _Ctx, _ev
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of
 from attn_doctor.plan.frameworks import framework_version, is_present, satisfies
+from attn_doctor.versions import parse_version
 
 _LEGACY_TORCH = re.compile(r"^torch(\d)(\d+)$")
 _NEW_TORCH = re.compile(r"^torch-(\d+)\.(\d+)$")
@@ -81,9 +82,8 @@ def parse_variant(name: str) -> Variant | None:
         digits = backend[2:]
         cuda, backend = (int(digits[:2]), int(digits[2:])), "cuda"
     elif backend == "cuda" and len(rest) >= 2:
-        try:
-            v = Version(rest[1])
-        except InvalidVersion:
+        v = parse_version(rest[1])
+        if v is None:
             return None
         cuda = (v.major, v.minor)
     return Variant(
@@ -99,9 +99,8 @@ def variant_fits(variant: Variant, env: Environment) -> bool:
         return False
     if variant.torch is None:
         return variant.backend == "universal" or (variant.backend == "cuda" and t.build == "cuda")
-    try:
-        tv = Version(Version(t.version).public)
-    except InvalidVersion:
+    tv = parse_version(t.version, public=True)
+    if tv is None:
         return False
     have = (tv.major, tv.minor)
     if variant.stable_abi and variant.torch > have:
@@ -193,7 +192,7 @@ def _offline(env: Environment) -> bool:
     )
 
 
-def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
+def hub_readiness_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     offline = _offline(env)
     out: list[Finding] = []
@@ -221,7 +220,7 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
                     if offline and not ready
                     else ""
                 ),
-                [_ev("hub_kernels.lockfile", facts.lockfile if facts else None)],
+                [evidence_of("hub_kernels.lockfile", facts.lockfile if facts else None)],
                 fix=None
                 if ready
                 else "kernels download . (where the network is), then copy "
@@ -252,7 +251,7 @@ def hub_readiness_findings(ctx: _Ctx) -> list[Finding]:
                 f"{hub.framework} {hub.knob} fetches {hub.repo} v{hub.version}: "
                 + ("ready offline" if ready else "not in the cache for this machine"),
                 f"{why}. Trust: {hub.trust}.",
-                [_ev(f"packages.{hub.framework}", version)],
+                [evidence_of(f"packages.{hub.framework}", version)],
                 fix=None
                 if ready
                 else f"kernels download {hub.repo} (version {hub.version}) where the network "

@@ -13,15 +13,15 @@ from attn_doctor.diagnosis import (
 )
 from attn_doctor.facts import ImportResult
 from attn_doctor.triton_data import triton_problem
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     pass
-from attn_doctor.plan.diagnose.context import _PACKAGE_BACKENDS, _Ctx, _ev, _pkg
+from attn_doctor.plan.diagnose.context import PACKAGE_BACKENDS, Ctx, evidence_of, first_package
 from attn_doctor.plan.machine import (
     marker_environment,
     minor_of,
     normalise_cuda,
-    parse_version,
     torch_version,
 )
 from attn_doctor.plan.pip_command import doctor_fix, pip_fix
@@ -42,13 +42,13 @@ _MODULE_OWNERS: dict[str, BackendName] = {
 
 def _owner_of(module: str) -> BackendName | None:
     """The package backend a module belongs to (exact module first, then its top level)."""
-    for name in _PACKAGE_BACKENDS:
+    for name in PACKAGE_BACKENDS:
         if BACKENDS[name].module == module:
             return name
     top = module.split(".", maxsplit=1)[0]
     if top in _MODULE_OWNERS:
         return _MODULE_OWNERS[top]
-    for name in _PACKAGE_BACKENDS:
+    for name in PACKAGE_BACKENDS:
         if (BACKENDS[name].module or "").split(".")[0] == top:
             return name
     return None
@@ -60,7 +60,7 @@ def package_of_module(module: str) -> str:
     return _owner_of(module) or module.split(".", maxsplit=1)[0]
 
 
-def _import_findings(ctx: _Ctx) -> list[Finding]:
+def import_findings(ctx: Ctx) -> list[Finding]:
     """One finding per package whose ``--deep`` import failed.
 
     A package's modules are imported one per child (``flash_attn`` then its extension;
@@ -82,13 +82,13 @@ def _import_findings(ctx: _Ctx) -> list[Finding]:
         undefined = next((r for r in results if "undefined symbol" in (r.detail or "")), None)
         first = undefined or results[0]
         detail = first.detail or ""
-        ev = [_ev(f"import:{r.module}", f"{r.status}: {r.detail or ''}") for r in results]
+        ev = [evidence_of(f"import:{r.module}", f"{r.status}: {r.detail or ''}") for r in results]
         if env.torch:
-            ev.append(_ev("torch.version", env.torch.version))
+            ev.append(evidence_of("torch.version", env.torch.version))
         if owner in ("flash_attn_2", "flash_attn_3", "flash_attn_4") and undefined is not None:
-            pkg = _pkg(env, BACKENDS[owner].distribution or "flash-attn")
+            pkg = first_package(env, BACKENDS[owner].distribution or "flash-attn")
             if pkg:
-                ev.append(_ev(f"packages.{pkg.name}.version", pkg.version))
+                ev.append(evidence_of(f"packages.{pkg.name}.version", pkg.version))
             fix, note = _reinstall_fix(ctx, owner, pkg.name if pkg else "flash-attn")
             out.append(
                 ctx.finding(
@@ -113,7 +113,7 @@ def _import_findings(ctx: _Ctx) -> list[Finding]:
             "undefined symbol" in d or "built for" in d or "can't load" in d
             for d in (r.detail or "" for r in results)
         ):
-            continue  # reported by _xformers_findings with the build metadata
+            continue  # reported by xformers_findings with the build metadata
         dist = BACKENDS[owner].distribution or owner.replace("_", "-")
         fix, note = _reinstall_fix(ctx, owner, dist)
         others = (
@@ -143,7 +143,7 @@ def _status_words(res: ImportResult) -> str:
     )
 
 
-def _reinstall_fix(ctx: _Ctx, owner: BackendName, dist: str) -> tuple[str, str | None]:
+def _reinstall_fix(ctx: Ctx, owner: BackendName, dist: str) -> tuple[str, str | None]:
     """The fix for a broken install of ``owner``: reinstall through attn-doctor only when the
     resolver has a way to install it on this machine; else remove the broken package (which
     always works, and lets transformers fall back to SDPA) and say why not reinstall."""
@@ -171,7 +171,7 @@ def _reinstall_fix(ctx: _Ctx, owner: BackendName, dist: str) -> tuple[str, str |
     )
 
 
-def _build_label_findings(ctx: _Ctx) -> list[Finding]:
+def build_label_findings(ctx: Ctx) -> list[Finding]:
     """flash-attn wheels say what they were built for in the local version label."""
     env = ctx.env
     torch = env.torch
@@ -207,9 +207,9 @@ def _build_label_findings(ctx: _Ctx) -> list[Finding]:
                 f"Its wheel label says it was built for {', '.join(problems)}; the compiled "
                 "extension will fail to load (undefined symbol) or crash.",
                 [
-                    _ev(f"packages.{name}.version", pkg.version),
-                    _ev("torch.version", torch.version),
-                    _ev("torch.cxx11_abi", torch.cxx11_abi),
+                    evidence_of(f"packages.{name}.version", pkg.version),
+                    evidence_of("torch.version", torch.version),
+                    evidence_of("torch.cxx11_abi", torch.cxx11_abi),
                 ],
                 fix=pip_fix(env, "uninstall", "-y", name)
                 + " && "
@@ -220,7 +220,7 @@ def _build_label_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _xformers_findings(ctx: _Ctx) -> list[Finding]:
+def xformers_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     pkg = env.package("xformers")
     torch = env.torch
@@ -254,13 +254,16 @@ def _xformers_findings(ctx: _Ctx) -> list[Finding]:
         )
     ):
         return []
-    ev = [_ev("packages.xformers.version", pkg.version), _ev("torch.version", torch.version)]
+    ev = [
+        evidence_of("packages.xformers.version", pkg.version),
+        evidence_of("torch.version", torch.version),
+    ]
     if built_torch:
-        ev.append(_ev("packages.xformers.build_info.torch", built_torch))
+        ev.append(evidence_of("packages.xformers.build_info.torch", built_torch))
     if built_cuda_raw:
-        ev.append(_ev("packages.xformers.build_info.cuda", built_cuda_raw))
+        ev.append(evidence_of("packages.xformers.build_info.cuda", built_cuda_raw))
     if res is not None and res.status != "ok":
-        ev.append(_ev(f"import:{res.module}", f"{res.status}: {res.detail}"))
+        ev.append(evidence_of(f"import:{res.module}", f"{res.status}: {res.detail}"))
     what = ", ".join(problems) if problems else "another torch (its C++ extension does not load)"
     return [
         ctx.finding(
@@ -284,7 +287,7 @@ _TORCH_REQUIREMENT = re.compile(r"\s*torch\s*(?:[<>=!~(;\[]|$)", re.IGNORECASE)
 under an ``extra`` marker are left out: they apply only if that extra was asked for."""
 
 
-def _pin_findings(ctx: _Ctx) -> list[Finding]:
+def pin_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     torch = env.torch
     if torch is None:
@@ -324,23 +327,21 @@ def _pin_findings(ctx: _Ctx) -> list[Finding]:
                 "pip will try to replace torch the next time it resolves, or the package runs "
                 "against a torch it was not built for.",
                 [
-                    _ev(f"packages.{pkg.name}.requires", line),
-                    _ev("torch.version", torch.version),
+                    evidence_of(f"packages.{pkg.name}.requires", line),
+                    evidence_of("torch.version", torch.version),
                 ],
                 fix=doctor_fix(env, "install", pkg.name),
                 fix_note=(
                     f"Pick the {pkg.name} release made for torch {tv.public}, or remove "
                     f"it ({pip_fix(env, 'uninstall', '-y', pkg.name)})."
                 ),
-                backends=tuple(
-                    n for n in _PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name
-                ),
+                backends=tuple(n for n in PACKAGE_BACKENDS if BACKENDS[n].distribution == pkg.name),
             )
         )
     return out
 
 
-def _triton_findings(ctx: _Ctx) -> list[Finding]:
+def triton_findings(ctx: Ctx) -> list[Finding]:
     """The installed triton (triton-windows on Windows) against the one torch pins."""
     env = ctx.env
     pairing = ctx.rules.triton
@@ -370,8 +371,8 @@ def _triton_findings(ctx: _Ctx) -> list[Finding]:
                 f"{why}: torch.compile, FlexAttention and Triton-based backends (SageAttention "
                 "1.x, flash-attn-4's helpers) can fail to compile or load.",
                 [
-                    _ev(f"packages.{dist}.version", pkg.version),
-                    _ev("torch.version", env.torch.version),
+                    evidence_of(f"packages.{dist}.version", pkg.version),
+                    evidence_of("torch.version", env.torch.version),
                 ],
                 fix=f'{py} -m pip install "{fit}"',
                 sources=(source,),
@@ -380,7 +381,7 @@ def _triton_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _flash_attn_4_extra_findings(ctx: _Ctx) -> list[Finding]:
+def flash_attn_4_extra_findings(ctx: Ctx) -> list[Finding]:
     """flash-attn-4 installed without the nvidia-cutlass-dsl pieces its torch's CUDA major
     needs: name the extra (``flash-attn-4[cu13]`` on CUDA 13) instead of repeating the error."""
     env, index = ctx.env, ctx.index
@@ -416,8 +417,8 @@ def _flash_attn_4_extra_findings(ctx: _Ctx) -> list[Finding]:
             )
             + ": without it importing flash_attn.cute fails.",
             [
-                _ev("packages.flash-attn-4.version", fa4.version),
-                _ev("torch.cuda", env.torch.cuda),
+                evidence_of("packages.flash-attn-4.version", fa4.version),
+                evidence_of("torch.cuda", env.torch.cuda),
             ],
             fix=f'{py} -m pip install "flash-attn-4{extra}=={fa4.version}"',
             backends=("flash_attn_4",),
@@ -426,7 +427,7 @@ def _flash_attn_4_extra_findings(ctx: _Ctx) -> list[Finding]:
     ]
 
 
-def _conflict_findings(ctx: _Ctx) -> list[Finding]:
+def conflict_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     out: list[Finding] = []
     for conflict in ctx.rules.conflicts:
@@ -440,7 +441,7 @@ def _conflict_findings(ctx: _Ctx) -> list[Finding]:
                 "warning",
                 f"{names} are installed together",
                 f"{names}: {conflict.reason}.",
-                [_ev(f"packages.{p.name}.version", p.version) for p in present],
+                [evidence_of(f"packages.{p.name}.version", p.version) for p in present],
                 fix_note="Keep the one the installed torch depends on (see torch.requires) and "
                 "uninstall the other.",
                 sources=(conflict.source,),

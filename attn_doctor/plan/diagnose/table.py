@@ -18,7 +18,12 @@ from attn_doctor.facts import Environment
 if TYPE_CHECKING:
     pass
 from attn_doctor.plan.compat import TORCH_INTERNAL, Verdict, devices, verdict
-from attn_doctor.plan.diagnose.context import _TORCH_BLOCKERS, _TRITON_DISTRIBUTIONS, _Ctx, _pkg
+from attn_doctor.plan.diagnose.context import (
+    TORCH_BLOCKERS,
+    TRITON_DISTRIBUTIONS,
+    Ctx,
+    first_package,
+)
 
 # --- backend table and recommendations -----------------------------------------------------------
 
@@ -27,7 +32,7 @@ def _installed(env: Environment, name: BackendName) -> tuple[Tri, str | None]:
     info = BACKENDS[name]
     if name in TORCH_INTERNAL:
         return ("yes", env.torch.version) if env.torch else ("no", None)
-    pkg = _pkg(env, *info.distributions)
+    pkg = first_package(env, *info.distributions)
     return ("yes", pkg.version) if pkg else ("no", None)
 
 
@@ -45,7 +50,7 @@ def _importable(env: Environment, name: BackendName, installed: Tri) -> tuple[Tr
     return "no", f"import {res.module} {res.status}: {res.detail or ''}".strip()
 
 
-def _combined_verdict(ctx: _Ctx, name: BackendName) -> Verdict:
+def _combined_verdict(ctx: Ctx, name: BackendName) -> Verdict:
     rule = ctx.rules.backend(name)
     verdicts = [verdict(rule, dev, ctx.env) for dev in devices(ctx.env)]
     for v in verdicts:
@@ -58,13 +63,13 @@ def _combined_verdict(ctx: _Ctx, name: BackendName) -> Verdict:
     return Verdict(compatible="yes", official=official, reason=verdicts[0].reason)
 
 
-def _torch_blocked(findings: list[Finding]) -> Finding | None:
-    return next((f for f in findings if f.id in _TORCH_BLOCKERS and f.severity == "error"), None)
+def torch_blocked(findings: list[Finding]) -> Finding | None:
+    return next((f for f in findings if f.id in TORCH_BLOCKERS and f.severity == "error"), None)
 
 
-def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, BackendStatus]:
+def backend_table(ctx: Ctx, findings: list[Finding]) -> dict[BackendName, BackendStatus]:
     env = ctx.env
-    blocker = _torch_blocked(findings)
+    blocker = torch_blocked(findings)
     broken = {b for f in findings if f.severity == "error" for b in f.backends}
     table: dict[BackendName, BackendStatus] = {}
     gpu_machine = bool(env.gpus)
@@ -76,7 +81,11 @@ def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, Back
         missing_needs = [
             need
             for need in (rule.needs if gpu_machine else ())
-            if not (_pkg(env, *_TRITON_DISTRIBUTIONS) if need == "triton" else _pkg(env, need))
+            if not (
+                first_package(env, *TRITON_DISTRIBUTIONS)
+                if need == "triton"
+                else first_package(env, need)
+            )
         ]
         reason: str
         usable = False
@@ -111,14 +120,14 @@ def _backend_table(ctx: _Ctx, findings: list[Finding]) -> dict[BackendName, Back
     return table
 
 
-def _recommend(
-    ctx: _Ctx, table: dict[BackendName, BackendStatus], findings: list[Finding]
+def recommend(
+    ctx: Ctx, table: dict[BackendName, BackendStatus], findings: list[Finding]
 ) -> list[Recommendation]:
     """The one decision (``attn_doctor.plan.decide``) per device, as recommendations."""
     from attn_doctor.plan.decide import candidates, decide
 
     env = ctx.env
-    blocker = _torch_blocked(findings)
+    blocker = torch_blocked(findings)
     if blocker is not None and not env.gpus and blocker.id != "no-torch":
         blocker = None  # a GPU-side problem does not stop a CPU-only machine
     recs: list[Recommendation] = []

@@ -9,14 +9,14 @@ from packaging.version import Version
 from attn_doctor.diagnosis import (
     Finding,
 )
+from attn_doctor.versions import parse_version
 
 if TYPE_CHECKING:
     pass
 from attn_doctor.plan.compat import verdict
-from attn_doctor.plan.diagnose.context import _Ctx, _ev
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of
 from attn_doctor.plan.machine import (
     SOURCE_BUILD_NVCC_THREADS,
-    parse_version,
     rules_os,
     source_build_jobs,
     torch_version,
@@ -27,7 +27,7 @@ from attn_doctor.rules import cuda_key
 # --- toolchain, platform, Python, RAM -----------------------------------------------------------
 
 
-def _source_build_relevant(ctx: _Ctx) -> bool:
+def _source_build_relevant(ctx: Ctx) -> bool:
     """A flash-attn source build could be what comes next on this machine."""
     env = ctx.env
     if rules_os(env) != "linux" or env.package("flash-attn") is not None:
@@ -44,7 +44,7 @@ def rocm_release(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-def _rocm_findings(ctx: _Ctx) -> list[Finding]:
+def _rocm_findings(ctx: Ctx) -> list[Finding]:
     """The system ROCm toolkit against torch's HIP, as nvcc is compared with torch's CUDA."""
     env = ctx.env
     torch = env.torch
@@ -63,7 +63,10 @@ def _rocm_findings(ctx: _Ctx) -> list[Finding]:
             "with this toolkit's hipcc and headers but load into torch's own HIP runtime: a "
             "different ROCm release builds against other headers and libraries than torch "
             "uses. Prebuilt wheels are not affected.",
-            [_ev("cuda_toolkit.rocm_version", tk.rocm_version), _ev("torch.hip", torch.hip)],
+            [
+                evidence_of("cuda_toolkit.rocm_version", tk.rocm_version),
+                evidence_of("torch.hip", torch.hip),
+            ],
             fix=(
                 f"Point ROCM_HOME at a ROCm {built[0]}.{built[1]} toolkit before a source build, "
                 f"or install torch for ROCm {system[0]}.{system[1]}"
@@ -72,7 +75,7 @@ def _rocm_findings(ctx: _Ctx) -> list[Finding]:
     ]
 
 
-def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
+def toolchain_findings(ctx: Ctx) -> list[Finding]:
     env = ctx.env
     torch = env.torch
     out: list[Finding] = _rocm_findings(ctx)
@@ -96,9 +99,9 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
                     "different from torch's (torch.utils.cpp_extension). Prebuilt wheels are not "
                     "affected.",
                     [
-                        _ev("cuda_toolkit.release", nvcc),
-                        _ev("cuda_toolkit.nvcc_path", tk.nvcc_path),
-                        _ev("torch.cuda", torch.cuda),
+                        evidence_of("cuda_toolkit.release", nvcc),
+                        evidence_of("cuda_toolkit.nvcc_path", tk.nvcc_path),
+                        evidence_of("torch.cuda", torch.cuda),
                     ],
                     fix=(
                         f"Point CUDA_HOME at a CUDA {cuda_key(torch.cuda)[0]}.x toolkit before a "
@@ -114,7 +117,10 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
                 "No CUDA toolkit (nvcc) found",
                 "Prebuilt wheels need no toolkit; a flash-attn source build would fail without "
                 "nvcc.",
-                [_ev("cuda_toolkit.nvcc_path", None), _ev("cuda_toolkit.cuda_home", tk.cuda_home)],
+                [
+                    evidence_of("cuda_toolkit.nvcc_path", None),
+                    evidence_of("cuda_toolkit.cuda_home", tk.cuda_home),
+                ],
                 fix_note=(
                     f"Only for a source build: install a CUDA {cuda_key(torch.cuda)[0]}.x "
                     "toolkit and set CUDA_HOME."
@@ -124,7 +130,7 @@ def _toolchain_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _platform_findings(ctx: _Ctx) -> list[Finding]:
+def platform_findings(ctx: Ctx) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     out: list[Finding] = []
     tv = torch_version(env)
@@ -139,7 +145,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                     "No GPU found: CPU attention only",
                     "No NVIDIA, AMD or Apple GPU was found; flash-attn, xformers and unsloth do "
                     "not apply. torch's SDPA runs its CPU kernels.",
-                    [_ev("gpus", "[]"), _ev("driver.version", env.driver.version)],
+                    [evidence_of("gpus", "[]"), evidence_of("driver.version", env.driver.version)],
                     fix_note=(
                         "If this machine has a GPU, check that its driver is loaded (nvidia-smi)."
                     ),
@@ -157,9 +163,9 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "flash-attn, xformers and unsloth's CUDA kernels do not exist for Apple GPUs; use "
                 'attn_implementation="sdpa" with tensors on the "mps" device.',
                 [
-                    _ev("host.os", env.host.os),
-                    _ev("host.arch", env.host.arch),
-                    _ev("torch_runtime.mps_available", mps),
+                    evidence_of("host.os", env.host.os),
+                    evidence_of("host.arch", env.host.arch),
+                    evidence_of("torch_runtime.mps_available", mps),
                 ],
             )
         )
@@ -182,8 +188,8 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "flash-attn releases ship Linux wheels only; on Windows it is a long source build "
                 f"or a community wheel. {sdpa_note}, and xformers ships Windows wheels.",
                 [
-                    _ev("host.os", "windows"),
-                    _ev("torch.version", env.torch.version if env.torch else None),
+                    evidence_of("host.os", "windows"),
+                    evidence_of("torch.version", env.torch.version if env.torch else None),
                 ],
                 fix_note=(
                     'Use attn_implementation="sdpa"; or run under WSL 2, where Linux wheels work.'
@@ -200,7 +206,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "Under WSL 2 the GPU driver is installed on Windows only (its version is what "
                 "nvidia-smi shows here); Linux wheels (flash-attn, xformers) apply. Do not "
                 "install a Linux display driver inside WSL.",
-                [_ev("host.wsl", 2), _ev("driver.version", env.driver.version)],
+                [evidence_of("host.wsl", 2), evidence_of("driver.version", env.driver.version)],
             )
         )
     elif env.host.wsl == 1:
@@ -210,7 +216,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
                 "warning",
                 "WSL 1 has no GPU access",
                 "CUDA under WSL needs WSL 2.",
-                [_ev("host.wsl", 1)],
+                [evidence_of("host.wsl", 1)],
                 fix="wsl --set-version <distro> 2",
             )
         )
@@ -219,7 +225,7 @@ def _platform_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
+def _python_and_ram_findings(ctx: Ctx) -> list[Finding]:
     from packaging.specifiers import SpecifierSet
 
     env, rules = ctx.env, ctx.rules
@@ -247,9 +253,9 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                 + f"; the install plan uses {best.filename} ({best.trust}), so nothing "
                 "compiles.",
                 [
-                    _ev("python.version", env.python.version),
-                    _ev("python.free_threaded", env.python.free_threaded),
-                    _ev("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
+                    evidence_of("python.version", env.python.version),
+                    evidence_of("python.free_threaded", env.python.free_threaded),
+                    evidence_of("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
                 ],
                 backends=("flash_attn_2",),
                 sources=(pre.source, *best.provenance),
@@ -266,9 +272,9 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                 + ("" if pre.free_threaded else ", not free-threaded builds")
                 + "; `pip install flash-attn` would compile from source.",
                 [
-                    _ev("python.version", env.python.version),
-                    _ev("python.free_threaded", env.python.free_threaded),
-                    _ev("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
+                    evidence_of("python.version", env.python.version),
+                    evidence_of("python.free_threaded", env.python.free_threaded),
+                    evidence_of("index:backends.toml#prebuilt.flash_attn_2.python", pre.python),
                 ],
                 fix_note=(
                     'Use a supported Python in a new environment, or attn_implementation="sdpa".'
@@ -308,10 +314,10 @@ def _python_and_ram_findings(ctx: _Ctx) -> list[Finding]:
                 f"({build.nvcc_threads_default} threads per job): with {gib:.0f} GiB it runs one "
                 f"job at a time on {cpus} CPUs (hours), and more jobs run out of memory.",
                 [
-                    _ev("host.ram_available_bytes", env.host.ram_available_bytes),
-                    _ev("host.ram_total_bytes", env.host.ram_total_bytes),
-                    _ev("host.cpu_count", cpus),
-                    _ev("env.MAX_JOBS", env.env("MAX_JOBS")),
+                    evidence_of("host.ram_available_bytes", env.host.ram_available_bytes),
+                    evidence_of("host.ram_total_bytes", env.host.ram_total_bytes),
+                    evidence_of("host.cpu_count", cpus),
+                    evidence_of("env.MAX_JOBS", env.env("MAX_JOBS")),
                 ],
                 fix=env_prefix(
                     (("MAX_JOBS", str(low_jobs)), ("NVCC_THREADS", str(SOURCE_BUILD_NVCC_THREADS))),

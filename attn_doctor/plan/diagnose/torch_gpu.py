@@ -11,11 +11,11 @@ from packaging.version import Version
 from attn_doctor.diagnosis import (
     Finding,
 )
-from attn_doctor.facts import Environment
+from attn_doctor.facts import Environment, sm_text
 
 if TYPE_CHECKING:
     pass
-from attn_doctor.plan.diagnose.context import _Ctx, _ev
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of
 from attn_doctor.plan.machine import (
     PYTORCH_INDEX,
     arch_covers,
@@ -30,7 +30,6 @@ from attn_doctor.plan.machine import (
     latest_torch_minor,
     minor_of,
     release_minimum,
-    sm_text,
     torch_version,
 )
 from attn_doctor.plan.pip_command import pip_fix
@@ -39,7 +38,7 @@ from attn_doctor.rules import cuda_key
 # --- torch and the GPU ----------------------------------------------------------------------
 
 
-def _torch_install_command(ctx: _Ctx, torch_minor: str, *, pin: str | None) -> tuple[str, str]:
+def _torch_install_command(ctx: Ctx, torch_minor: str, *, pin: str | None) -> tuple[str, str]:
     """A pip command for a torch build that runs on this machine's GPUs, and why that variant."""
     env, rules = ctx.env, ctx.rules
     spec = f"torch=={pin}" if pin else f"torch=={torch_minor}.*"
@@ -115,12 +114,12 @@ def _pin(env: Environment) -> str | None:
     return version.public if version is not None else None
 
 
-def _torch_findings(ctx: _Ctx) -> list[Finding]:
+def torch_findings(ctx: Ctx) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     out: list[Finding] = []
     torch = env.torch
     nvidia, amd = env.nvidia_gpus, env.amd_gpus
-    gpus_ev = [_ev(f"gpus[{g.index}]", gpu_label(g)) for g in env.gpus]
+    gpus_ev = [evidence_of(f"gpus[{g.index}]", gpu_label(g)) for g in env.gpus]
     if torch is None:
         if nvidia or amd:
             cmd, why = _torch_install_command(ctx, latest_torch_minor(rules), pin=None)
@@ -138,7 +137,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 "error",
                 "torch is not installed",
                 "Every attention backend here runs on torch; none can be used without it.",
-                [_ev("torch", None), *gpus_ev],
+                [evidence_of("torch", None), *gpus_ev],
                 fix=cmd,
                 fix_note=why,
             )
@@ -147,7 +146,10 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
     version = torch_version(env)
     pin = version.public if version else torch.version
     minor = minor_of(version) if version else None
-    torch_ev = [_ev("torch.version", torch.version), _ev("torch.build", torch.build)]
+    torch_ev = [
+        evidence_of("torch.version", torch.version),
+        evidence_of("torch.build", torch.build),
+    ]
     if nvidia and not amd and torch.build in ("cpu", "rocm"):
         rule_id = "cpu-torch-on-nvidia-gpu" if torch.build == "cpu" else "rocm-torch-on-nvidia-gpu"
         what = "a CPU-only build" if torch.build == "cpu" else "a ROCm (AMD) build"
@@ -163,7 +165,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 f"torch is {what} on a machine with an NVIDIA GPU",
                 f"torch {torch.version} is {what}: torch.cuda.is_available() is False and every "
                 "GPU attention backend is out of reach.",
-                [*torch_ev, *gpus_ev, _ev("driver.cuda_version", env.driver.cuda_version)],
+                [*torch_ev, *gpus_ev, evidence_of("driver.cuda_version", env.driver.cuda_version)],
                 fix=cmd or None,
                 fix_note=f"{why}. Reinstall torchvision/torchaudio from the same index if present.",
             )
@@ -185,7 +187,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 [
                     *torch_ev,
                     *gpus_ev,
-                    _ev("cuda_toolkit.rocm_version", env.cuda_toolkit.rocm_version),
+                    evidence_of("cuda_toolkit.rocm_version", env.cuda_toolkit.rocm_version),
                 ],
                 fix=cmd or None,
                 fix_note=why,
@@ -199,7 +201,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 "error",
                 "torch fails to import",
                 f"`import torch` {res.status} in a child process: {res.detail or 'no detail'}",
-                [*torch_ev, _ev("import:torch", f"{res.status}: {res.detail}")],
+                [*torch_ev, evidence_of("import:torch", f"{res.status}: {res.detail}")],
                 fix=pip_fix(env, "install", "--force-reinstall", "--no-deps", f"torch=={pin}"),
                 fix_note=(
                     "Reinstall torch from the index it came from (see torch.version local label)."
@@ -223,9 +225,9 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
                 + (f": {rt.error}" if rt.error else "."),
                 [
                     *torch_ev,
-                    _ev("torch_runtime.cuda_available", rt.cuda_available),
+                    evidence_of("torch_runtime.cuda_available", rt.cuda_available),
                     *gpus_ev,
-                    _ev("env.CUDA_VISIBLE_DEVICES", env.env("CUDA_VISIBLE_DEVICES")),
+                    evidence_of("env.CUDA_VISIBLE_DEVICES", env.env("CUDA_VISIBLE_DEVICES")),
                 ],
                 fix_note=(
                     "Check CUDA_VISIBLE_DEVICES, the driver (nvidia-smi), and container GPU flags."
@@ -235,7 +237,7 @@ def _torch_findings(ctx: _Ctx) -> list[Finding]:
     return out
 
 
-def _driver_findings(ctx: _Ctx) -> list[Finding]:
+def driver_findings(ctx: Ctx) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     torch = env.torch
     if not env.nvidia_gpus:
@@ -249,7 +251,7 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
                 "info",
                 "NVIDIA driver version unknown",
                 f"The driver version could not be read ({reason}); driver checks were skipped.",
-                [_ev("driver.version", None), _ev("driver.cuda_version", None)],
+                [evidence_of("driver.version", None), evidence_of("driver.cuda_version", None)],
                 fix="nvidia-smi",
                 fix_note="If nvidia-smi fails too, the driver is not loaded: install or repair it.",
             )
@@ -261,26 +263,26 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
     compat_min = compat_minimum(rules, needed_major, column)
     release_min = release_minimum(rules, torch.cuda, column)
     evidence = [
-        _ev("driver.version", driver.version),
-        _ev("driver.cuda_version", driver.cuda_version),
-        _ev("torch.version", torch.version),
-        _ev("torch.cuda", torch.cuda),
+        evidence_of("driver.version", driver.version),
+        evidence_of("driver.cuda_version", driver.cuda_version),
+        evidence_of("torch.version", torch.version),
+        evidence_of("torch.cuda", torch.cuda),
     ]
     if env.host.wsl == 2:
-        evidence.append(_ev("host.wsl", 2))
+        evidence.append(evidence_of("host.wsl", 2))
     too_old: bool | None = None
     below_release: bool | None = None
     if driver.version is not None and compat_min is not None:
         ok = driver_satisfies(driver.version, compat_min)
         too_old = None if ok is None else not ok
         evidence.append(
-            _ev(f"index:driver_cuda.toml#minor_compat.{needed_major}.{column}", compat_min)
+            evidence_of(f"index:driver_cuda.toml#minor_compat.{needed_major}.{column}", compat_min)
         )
         if release_min is not None:
             ok_rel = driver_satisfies(driver.version, release_min)
             below_release = None if ok_rel is None else not ok_rel
             evidence.append(
-                _ev(f"index:driver_cuda.toml#release.{torch.cuda}.{column}", release_min)
+                evidence_of(f"index:driver_cuda.toml#release.{torch.cuda}.{column}", release_min)
             )
     elif driver.cuda_version is not None:
         # Only the driver's own "max CUDA" is known: compare majors, then minors.
@@ -321,7 +323,7 @@ def _driver_findings(ctx: _Ctx) -> list[Finding]:
     return []
 
 
-def _arch_findings(ctx: _Ctx) -> list[Finding]:
+def arch_findings(ctx: Ctx) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     torch = env.torch
     if torch is None or torch.build != "cuda" or not env.nvidia_gpus:
@@ -348,9 +350,11 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                     f"on {sm_text(sm)}: CUDA calls fail with 'no kernel image is available for "
                     "execution on the device'.",
                     [
-                        _ev("torch.version", torch.version),
-                        _ev("torch_runtime.arch_list", " ".join(rt.arch_list)),
-                        _ev(f"gpus[{gpu.index}].compute_capability", gpu.compute_capability),
+                        evidence_of("torch.version", torch.version),
+                        evidence_of("torch_runtime.arch_list", " ".join(rt.arch_list)),
+                        evidence_of(
+                            f"gpus[{gpu.index}].compute_capability", gpu.compute_capability
+                        ),
                     ],
                     fix=cmd,
                     fix_note=why,
@@ -371,10 +375,14 @@ def _arch_findings(ctx: _Ctx) -> list[Finding]:
                         f"{torch.version} is built with CUDA {torch.cuda}: expect 'no kernel "
                         "image is available for execution on the device'.",
                         [
-                            _ev("torch.version", torch.version),
-                            _ev("torch.cuda", torch.cuda),
-                            _ev(f"gpus[{gpu.index}].compute_capability", gpu.compute_capability),
-                            _ev(f"index:driver_cuda.toml#arch_min_cuda.{row.family}", row.min_cuda),
+                            evidence_of("torch.version", torch.version),
+                            evidence_of("torch.cuda", torch.cuda),
+                            evidence_of(
+                                f"gpus[{gpu.index}].compute_capability", gpu.compute_capability
+                            ),
+                            evidence_of(
+                                f"index:driver_cuda.toml#arch_min_cuda.{row.family}", row.min_cuda
+                            ),
                         ],
                         fix=cmd,
                         fix_note=why

@@ -12,11 +12,9 @@ from attn_doctor.diagnosis import (
     Finding,
 )
 from attn_doctor.plan.compat import TORCH_INTERNAL
-from attn_doctor.plan.diagnose.context import _Ctx, _ev, _version_of
-from attn_doctor.plan.machine import (
-    parse_version,
-)
+from attn_doctor.plan.diagnose.context import Ctx, evidence_of, version_of
 from attn_doctor.plan.pip_command import pip_fix
+from attn_doctor.versions import parse_version
 
 # --- transformers -------------------------------------------------------------------------------
 
@@ -25,7 +23,7 @@ _ACCEPTED_PREFIXES = ("flash_attention_", "flex_attention", "sdpa")
 Hub ids or registered names, are not in that list even where they load)."""
 
 
-def _accepted_values(ctx: _Ctx) -> tuple[str, ...] | None:
+def _accepted_values(ctx: Ctx) -> tuple[str, ...] | None:
     """The ``attn_implementation`` values read from the installed transformers' files, when
     the probe read them for the transformers version this snapshot records."""
     read = ctx.env.transformers_constants
@@ -35,7 +33,7 @@ def _accepted_values(ctx: _Ctx) -> tuple[str, ...] | None:
     return read.attn_implementations
 
 
-def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]) -> list[Finding]:
+def transformers_findings(ctx: Ctx, statuses: dict[BackendName, BackendStatus]) -> list[Finding]:
     env, rules = ctx.env, ctx.rules
     out: list[Finding] = []
     tf = env.package("transformers")
@@ -68,8 +66,8 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                     f"exists from transformers {entry.first}: loading a model with it raises "
                     "ValueError.",
                     [
-                        _ev("packages.transformers.version", tf.version),
-                        _ev(f"index:transformers.toml#{entry.value}.first", entry.first),
+                        evidence_of("packages.transformers.version", tf.version),
+                        evidence_of(f"index:transformers.toml#{entry.value}.first", entry.first),
                     ],
                     fix=pip_fix(env, "install", "-U", f"transformers>={entry.first}"),
                     backends=(name,),
@@ -89,11 +87,11 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                     "Guides suggest it, but transformers rejects it at model load: "
                     f"{invalid.error} (transformers {invalid.recorded_with}).",
                     [
-                        _ev(
+                        evidence_of(
                             "packages.xformers.version",
-                            _version_of(env, "xformers"),
+                            version_of(env, "xformers"),
                         ),
-                        _ev("packages.transformers.version", tf.version if tf else None),
+                        evidence_of("packages.transformers.version", tf.version if tf else None),
                     ],
                     fix_note=invalid.instead,
                     backends=("xformers",),
@@ -110,9 +108,9 @@ def _transformers_findings(ctx: _Ctx, statuses: dict[BackendName, BackendStatus]
                 "Face Hub the first time; offline machines need it cached (or a kernels lockfile) "
                 "first.",
                 [
-                    _ev(
+                    evidence_of(
                         "packages.kernels.version",
-                        _version_of(env, "kernels"),
+                        version_of(env, "kernels"),
                     )
                 ],
                 backends=("hub_kernels",),
@@ -128,7 +126,7 @@ _FLASH_FOR_IMPL: dict[str, BackendName] = {
 }
 
 
-def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -> list[Finding]:
+def hub_fallback_findings(ctx: Ctx, table: dict[BackendName, BackendStatus]) -> list[Finding]:
     """What transformers really does here when asked for flash_attention_2/3/4 without the
     flash package: since 5.0 it loads the Hub kernel by itself if `kernels` is installed in
     its supported range (modeling_flash_attention_utils.py, FLASH_ATTN_KERNEL_FALLBACK).
@@ -167,10 +165,10 @@ def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -
         asked = rules.kernel_version(repo)
         named = f"{repo} (kernel version {asked})" if asked else repo
         evidence = [
-            _ev("packages.transformers.version", tf.version),
-            _ev("packages.kernels.version", kernels.version if kernels else None),
-            _ev("transformers.kernels_range", rules.requirement),
-            _ev(f"transformers.hub_fallback#{implementation}", repo),
+            evidence_of("packages.transformers.version", tf.version),
+            evidence_of("packages.kernels.version", kernels.version if kernels else None),
+            evidence_of("transformers.kernels_range", rules.requirement),
+            evidence_of(f"transformers.hub_fallback#{implementation}", repo),
         ]
         if kernels is None:
             continue
@@ -227,7 +225,7 @@ def _hub_fallback_findings(ctx: _Ctx, table: dict[BackendName, BackendStatus]) -
     return out
 
 
-def _unknown_findings(ctx: _Ctx) -> list[Finding]:
+def unknown_findings(ctx: Ctx) -> list[Finding]:
     out = []
     for unk in ctx.env.unknowns:
         if unk.field in ("driver.version", "driver.cuda_version") and not ctx.env.nvidia_gpus:
@@ -238,7 +236,7 @@ def _unknown_findings(ctx: _Ctx) -> list[Finding]:
                 "info",
                 f"Unknown: {unk.field}",
                 f"{unk.field} could not be read: {unk.reason}. Rules that need it were skipped.",
-                [_ev(unk.field, None)],
+                [evidence_of(unk.field, None)],
             )
         )
     return out

@@ -13,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BackendName, BackendRule
-from attn_doctor.facts import Environment, TransformersConstants
+from attn_doctor.facts import Environment, TransformersConstants, sm_text
 from attn_doctor.index.model import Index
 from attn_doctor.index.naming import (
     python_minor,
@@ -118,11 +118,7 @@ def machine_of(env: Environment) -> Machine:
     )
 
 
-def _sm_text(sm: int) -> str:
-    return f"sm{sm} ({sm // 10}.{sm % 10})"
-
-
-def _runs_on(built: Iterable[int], device_sm: int) -> bool:
+def runs_on(built: Iterable[int], device_sm: int) -> bool:
     """SASS built for sm_XY runs on devices of the same major with minor >= Y (no PTX here)."""
     return any(b // 10 == device_sm // 10 and device_sm % 10 >= b % 10 for b in built)
 
@@ -182,7 +178,7 @@ def python_mismatch(python_tag: str, abi_tag: str, m: Machine) -> str | None:
 # ------------------------------------------------------------------------------ preconditions
 
 
-def _torch_problem(m: Machine, what: str) -> str | None:
+def cuda_torch_problem(m: Machine, what: str) -> str | None:
     if m.torch is None:
         return f"torch is not installed: {what} needs a CUDA build of torch first"
     if m.torch_build != "cuda" or not m.torch_cuda:
@@ -198,23 +194,24 @@ def _torch_problem(m: Machine, what: str) -> str | None:
     return None
 
 
-def _gpu_problem(
+def gpu_problem(
     m: Machine, min_sm: int | None, allowed: Iterable[int] | None, what: str
 ) -> str | None:
     allowed_t = tuple(allowed) if allowed is not None else None
     for name, sm in zip(m.gpu_names, m.sms, strict=False):
         if min_sm is not None and sm < min_sm:
             need = f"{min_sm // 10}.{min_sm % 10}"
-            return f"{what} needs compute capability >= {need}; {name} is {_sm_text(sm)}"
+            have = sm_text(sm, form="both")
+            return f"{what} needs compute capability >= {need}; {name} is {have}"
         if allowed_t is not None and sm not in allowed_t:
             return (
-                f"{what} supports {', '.join(_sm_text(s) for s in allowed_t)}; "
-                f"{name} is {_sm_text(sm)}"
+                f"{what} supports {', '.join(sm_text(s, form='both') for s in allowed_t)}; "
+                f"{name} is {sm_text(sm, form='both')}"
             )
     return None
 
 
-def _fa_arch_family(device_sm: int, archs: Iterable[int]) -> int | None:
+def fa_arch_family(device_sm: int, archs: Iterable[int]) -> int | None:
     """The flash-attn build arch whose SASS runs on this device (86 -> 80, 121 -> 120)."""
     fits = [a for a in archs if a // 10 == device_sm // 10 and a % 10 <= device_sm % 10]
     return max(fits) if fits else None
@@ -236,7 +233,7 @@ def torch_variant(m: Machine) -> str | None:
     return None
 
 
-def _variant_text(variant: str) -> str:
+def variant_text(variant: str) -> str:
     if variant.startswith("rocm"):
         return f"ROCm {variant[4:]}"
     digits = variant[2:]
@@ -296,14 +293,15 @@ def record_problem(m: Machine, record: BackendRule) -> str | None:
     """The preamble every package planner shares, from the backend's record: a CUDA build of
     torch, an OS the backend runs on, and GPUs within its compute-capability range."""
     what = record.title
-    problem = _torch_problem(m, what)
+    problem = cuda_torch_problem(m, what)
     if problem is None and m.os not in record.os:
         problem = f"{what} runs on {', '.join(record.os)}; this is {m.os}"
     if problem is None:
-        problem = _gpu_problem(m, record.min_sm or None, None, what)
+        problem = gpu_problem(m, record.min_sm or None, None, what)
     if problem is None and record.max_sm is not None:
         for name, sm in zip(m.gpu_names, m.sms, strict=False):
             if sm > record.max_sm:
-                top = _sm_text(record.max_sm)
-                return f"{what} supports compute capability up to {top}; {name} is {_sm_text(sm)}"
+                top = sm_text(record.max_sm, form="both")
+                have = sm_text(sm, form="both")
+                return f"{what} supports compute capability up to {top}; {name} is {have}"
     return problem

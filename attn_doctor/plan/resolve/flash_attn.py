@@ -12,6 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.facts import sm_text
 from attn_doctor.index.hub import kernels_requirement
 from attn_doctor.index.model import (
     CommunityWheel,
@@ -28,14 +29,13 @@ from attn_doctor.plan.resolve.common import (
     MAX_COMMUNITY_CANDIDATES,
     MAX_UPSTREAM_CANDIDATES,
     Machine,
-    _fa_arch_family,
-    _gpu_problem,
-    _runs_on,
-    _sm_text,
-    _torch_problem,
+    cuda_torch_problem,
+    fa_arch_family,
+    gpu_problem,
     nightly_torch,
     platform_mismatch,
     python_mismatch,
+    runs_on,
     vendor_torch,
 )
 from attn_doctor.plan.resolve.listed import listed_flash_attn_2, merge
@@ -155,12 +155,13 @@ def _upstream_flash_attn(
                 )
             continue
         archs = release.archs_for(wheel.build_cuda)
-        bad = [sm for sm in m.sms if not _runs_on(archs, sm)]
+        bad = [sm for sm in m.sms if not runs_on(archs, sm)]
         if bad:
             if not matches:
                 reasons.append(
                     f"flash-attn {release.version}: {wheel.filename} carries "
-                    f"{', '.join(f'sm_{a}' for a in archs)} only; this GPU is {_sm_text(bad[0])}"
+                    f"{', '.join(f'sm_{a}' for a in archs)} only; "
+                    f"this GPU is {sm_text(bad[0], form='both')}"
                 )
             continue
         matches.append((release, wheel))
@@ -262,7 +263,7 @@ def _community_match(w: CommunityWheel, m: Machine, index: Index) -> str | None:
     return None
 
 
-def _community_candidates(
+def community_candidates(
     backend: BackendName,
     package: str,
     m: Machine,
@@ -338,7 +339,7 @@ def _community_abi(abi: bool, m: Machine) -> str:
 # -------------------------------------------------------------------------------- source build
 
 
-def _source_build(
+def source_build_option(
     backend: BackendName,
     requirement: str,
     m: Machine,
@@ -363,9 +364,10 @@ def _source_build(
             "version; torch's cpp_extension refuses to build (install a CUDA "
             f"{m.cuda_major}.x toolkit)"
         )
-    families = sorted({f for sm in m.sms if (f := _fa_arch_family(sm, archs)) is not None})
+    families = sorted({f for sm in m.sms if (f := fa_arch_family(sm, archs)) is not None})
     if m.sms and not families:
-        return None, f"source build: this GPU ({_sm_text(m.sms[0])}) is not a target of the build"
+        gpu = sm_text(m.sms[0], form="both")
+        return None, f"source build: this GPU ({gpu}) is not a target of the build"
     if any(f >= 100 for f in families) and nvcc < Version(sb.min_nvcc_blackwell):
         return None, (
             f"source build: Blackwell targets need nvcc >= {sb.min_nvcc_blackwell}, "
@@ -434,7 +436,7 @@ def plan_flash_attn_2(
     def reject(source: SourceKind, what: str, reason: str) -> None:
         rejections.append(Rejection(backend=backend, source=source, what=what, reason=reason))
 
-    problem = _torch_problem(m, "flash-attn") or _gpu_problem(m, 80, None, "flash-attn 2")
+    problem = cuda_torch_problem(m, "flash-attn") or gpu_problem(m, 80, None, "flash-attn 2")
     if problem:
         reject("upstream-release", "flash-attn", problem)
         if "compute capability" in problem:
@@ -482,7 +484,7 @@ def plan_flash_attn_2(
     if vendor:
         pass
     elif not candidates and "community" in allow:
-        community, near = _community_candidates(backend, "flash_attn", m, index, versions)
+        community, near = community_candidates(backend, "flash_attn", m, index, versions)
         found, near2 = listed_flash_attn_2(m, index, ("community", "third-party index"), versions)
         community, near = merge(community, found, MAX_COMMUNITY_CANDIDATES, index), near + near2
         candidates += community
@@ -495,7 +497,7 @@ def plan_flash_attn_2(
                 + (f" (nearest: {near[0]})" if near else ""),
             )
     elif not candidates:
-        community, _ = _community_candidates(backend, "flash_attn", m, index)
+        community, _ = community_candidates(backend, "flash_attn", m, index)
         if community:
             ways.append(
                 f"A community build exists ({community[0].filename} from "
@@ -548,7 +550,7 @@ def plan_flash_attn_2(
         ]
         newest = pinned[-1] if pinned else index.flash_attn[-1].version
         sb = index.source_build
-        built, why = _source_build(
+        built, why = source_build_option(
             backend,
             f"flash-attn=={newest}",
             m,
@@ -591,7 +593,7 @@ def _torch_with_upstream_wheel(
                 continue
             if m.cuda_major is not None and Version(w.build_cuda).major != m.cuda_major:
                 continue
-            if any(not _runs_on(release.archs_for(w.build_cuda), sm) for sm in m.sms):
+            if any(not runs_on(release.archs_for(w.build_cuda), sm) for sm in m.sms):
                 continue
             if best is None or Version(w.build_torch) > Version(best.build_torch):
                 best = w

@@ -12,11 +12,11 @@ from attn_doctor.index.model import Index
 from attn_doctor.plan.resolve.common import (
     MAX_COMMUNITY_CANDIDATES,
     Machine,
-    _gpu_problem,
-    _torch_problem,
+    cuda_torch_problem,
+    gpu_problem,
     rejected,
 )
-from attn_doctor.plan.resolve.flash_attn import _community_candidates, _source_build
+from attn_doctor.plan.resolve.flash_attn import community_candidates, source_build_option
 from attn_doctor.plan.resolve.listed import listed_candidates, merge
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
@@ -34,8 +34,8 @@ def plan_flash_attn_3(
     rejections: list[Rejection] = []
     ways: list[str] = []
     problem = (
-        _torch_problem(m, "flash-attn 3")
-        or _gpu_problem(m, None, req.forward_sm, "flash-attn 3")
+        cuda_torch_problem(m, "flash-attn 3")
+        or gpu_problem(m, None, req.forward_sm, "flash-attn 3")
         or (None if m.os == "linux" else f"flash-attn 3 builds on Linux only; this is {m.os}")
     )
     if (
@@ -57,7 +57,7 @@ def plan_flash_attn_3(
     )
     candidates: list[WheelCandidate] = []
     if "community" in allow:
-        community, near = _community_candidates(backend, "flash_attn_3", m, index)
+        community, near = community_candidates(backend, "flash_attn_3", m, index)
         found, near2 = listed_candidates(  # release pages and indexes read by `index update`
             backend,
             "flash_attn_3",
@@ -81,7 +81,7 @@ def plan_flash_attn_3(
                 )
             )
     if "source-build" in allow:
-        cand, why = _source_build(
+        cand, why = source_build_option(
             backend,
             "flash-attn-3 @ git+https://github.com/Dao-AILab/flash-attention.git#subdirectory=hopper",
             m,

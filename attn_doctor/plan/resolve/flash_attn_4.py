@@ -9,7 +9,7 @@ from packaging.specifiers import SpecifierSet
 
 from attn_doctor.backends import BackendName
 from attn_doctor.index.model import Index
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
+from attn_doctor.plan.resolve.common import Machine, cuda_torch_problem, gpu_problem, rejected
 from attn_doctor.plan.types import BackendPlan, SourceKind, WheelCandidate
 
 
@@ -41,9 +41,9 @@ def plan_flash_attn_4(
     req = index.requirement("flash_attn_4")
     assert req is not None
     problem = (
-        _torch_problem(m, "flash-attn 4")
+        cuda_torch_problem(m, "flash-attn 4")
         or (None if m.os == "linux" else f"flash-attn 4 supports Linux only; this is {m.os}")
-        or _gpu_problem(m, None, req.forward_sm, "flash-attn 4")
+        or gpu_problem(m, None, req.forward_sm, "flash-attn 4")
     )
     releases = index.flash_attn_4
     if problem is None and not releases:

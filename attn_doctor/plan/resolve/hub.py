@@ -10,7 +10,7 @@ from attn_doctor.index.hub import expected_variants, kernels_requirement
 from attn_doctor.index.model import (
     Index,
 )
-from attn_doctor.plan.resolve.common import Machine, _gpu_problem, _torch_problem, rejected
+from attn_doctor.plan.resolve.common import Machine, cuda_torch_problem, gpu_problem, rejected
 from attn_doctor.plan.types import BackendPlan, SourceKind, WheelCandidate
 
 
@@ -25,9 +25,9 @@ def plan_hub(
     hub = index.hub
     kernel = next(k for k in hub.kernels if k.replaces == "flash_attention_2")
     problem = (
-        _torch_problem(m, "a Hub kernel")
+        cuda_torch_problem(m, "a Hub kernel")
         or (None if m.os in ("linux", "windows") else f"no Hub kernel builds for {m.os}")
-        or _gpu_problem(m, kernel.min_sm, None, kernel.repo)
+        or gpu_problem(m, kernel.min_sm, None, kernel.repo)
         or (
             None
             if not m.free_threaded or Version(m.python) >= Version("3.15")

@@ -19,14 +19,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.facts import sm_text
 from attn_doctor.index.model import Index, ListedWheel
 from attn_doctor.index.naming import parse_wheel_filename
 from attn_doctor.plan.resolve.common import (
     Machine,
-    _runs_on,
-    _sm_text,
     platform_mismatch,
     python_mismatch,
+    runs_on,
 )
 from attn_doctor.plan.types import WheelCandidate
 
@@ -121,8 +121,9 @@ def listed_candidates(
             continue
         why = listed_fit(w, m, index)
         archs, _ = _known_archs(w, index)
-        if why is None and archs and (bad := [sm for sm in m.sms if not _runs_on(archs, sm)]):
-            why = f"carries {', '.join(f'sm_{a}' for a in archs)} only; GPU is {_sm_text(bad[0])}"
+        if why is None and archs and (bad := [sm for sm in m.sms if not runs_on(archs, sm)]):
+            have = sm_text(bad[0], form="both")
+            why = f"carries {', '.join(f'sm_{a}' for a in archs)} only; GPU is {have}"
         if why is None:
             fits.append(w)
         elif len(near) < 3:

@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.datafiles import Entry, check_schema, read_toml, tables
-from attn_doctor.plan.resolve.common import Machine, _torch_problem, record_problem
+from attn_doctor.plan.resolve.common import Machine, cuda_torch_problem, record_problem
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
@@ -229,5 +229,5 @@ def plan_sage(
     versions: SpecifierSet | None = None,
 ) -> BackendPlan:
     """The planner ``plan_backend`` calls: ``plan_sageattention`` over the allowed sources."""
-    plan = plan_sageattention(m, _torch_problem)
+    plan = plan_sageattention(m, cuda_torch_problem)
     return replace(plan, candidates=tuple(c for c in plan.candidates if c.source in allow))

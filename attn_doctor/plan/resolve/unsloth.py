@@ -10,7 +10,7 @@ from attn_doctor.backends import BackendName
 from attn_doctor.index.model import (
     Index,
 )
-from attn_doctor.plan.resolve.common import Machine, _torch_problem, rejected
+from attn_doctor.plan.resolve.common import Machine, cuda_torch_problem, rejected
 from attn_doctor.plan.resolve.xformers import plan_xformers
 from attn_doctor.plan.types import BackendPlan, Rejection, SourceKind, WheelCandidate
 
@@ -24,7 +24,7 @@ def plan_unsloth(
 ) -> BackendPlan:
     backend: BackendName = "unsloth"
     u = index.unsloth
-    problem = _torch_problem(m, "unsloth")
+    problem = cuda_torch_problem(m, "unsloth")
     rejections: list[Rejection] = []
     if problem is None:
         assert m.torch is not None

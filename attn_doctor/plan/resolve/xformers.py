@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from attn_doctor.backends import BackendName
+from attn_doctor.facts import sm_text
 from attn_doctor.index.model import (
     Index,
     XformersBuild,
@@ -19,13 +20,12 @@ from attn_doctor.index.model import (
 from attn_doctor.plan.resolve.common import (
     PYTORCH_INDEX,
     Machine,
-    _sm_text,
-    _variant_text,
     nightly_torch,
     platform_mismatch,
     python_mismatch,
     rejected,
     torch_variant,
+    variant_text,
     vendor_torch,
 )
 from attn_doctor.plan.resolve.xformers_new import newer_than_builds
@@ -42,7 +42,8 @@ def _xformers_gpu_ops(version: str, m: Machine, index: Index) -> tuple[str, str 
         usable = [o.name for o in table.ops if o.forward and o.supports(sm)]
         if not usable:
             return "", (
-                f"no xformers {version} attention operator supports {gpu} ({_sm_text(sm)}); "
+                f"no xformers {version} attention operator supports {gpu} "
+                f"({sm_text(sm, form='both')}); "
                 + ", ".join(
                     f"{o.name}: sm{o.min_sm}" + (f"-sm{o.max_sm}" if o.max_sm else "+")
                     for o in table.ops
@@ -145,7 +146,7 @@ def _xformers_build_fit(
     offered = [f"{v} (PyTorch index)" for v in built_here]
     if pypi_variant:
         offered.append(f"{pypi_variant} (package index)")
-    have = f"torch {m.torch}" + (f" ({_variant_text(variant)})" if variant else "")
+    have = f"torch {m.torch}" + (f" ({variant_text(variant)})" if variant else "")
     if variant is None and vendor_torch(m):
         have = f"torch {m.torch} is a vendor build (not a PyTorch release)"
     if not offered:
