@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from attn_doctor.integrations.sage_attention import register_sageattention
     from attn_doctor.integrations.xformers_attention import register_xformers_attention
-    from attn_doctor.runtime.select import (
+    from attn_doctor.loadtime.select import (
         Choice,
         best_attn_implementation,
         explain_choice,
@@ -33,7 +33,7 @@ _RUNTIME_NAMES = frozenset(
         "register_xformers_attention",
     )
 )
-"""The library API, re-exported lazily from ``attn_doctor.runtime`` (which is lazy itself)."""
+"""The library API, re-exported lazily from ``attn_doctor.loadtime`` (which is lazy itself)."""
 
 __all__ = [
     "Choice",
@@ -49,7 +49,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name not in _RUNTIME_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module("attn_doctor.runtime"), name)
+    return getattr(importlib.import_module("attn_doctor.loadtime"), name)
 
 
 def __dir__() -> list[str]:

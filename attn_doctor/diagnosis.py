@@ -1,6 +1,6 @@
 """What the planner concludes: findings, the backend table, the ranked recommendation.
 
-These are the planner's output types (``attn_doctor.plan.diagnose``); the report renders
+These are the planner's output types (``attn_doctor.diagnose``); the report renders
 them and ``--json`` serialises them with ``attn_doctor.facts.encode``.
 """
 
@@ -66,7 +66,7 @@ Readiness = Literal["ready", "install", "blocked"]
 
 @dataclass(frozen=True, kw_only=True)
 class Recommendation:
-    """A ranked choice of the one decision (``attn_doctor.plan.decide``), with its reasons."""
+    """A ranked choice of the one decision (``attn_doctor.decide``), with its reasons."""
 
     rank: int
     backend: BackendName

@@ -7,7 +7,7 @@ Each name holds for a range of the framework's versions and names its upstream s
 transformers name is the record's ``attn_implementation`` (it stays the one source of it).
 
 A backend with no entry for a framework is not something that framework can use: the one
-decision (``attn_doctor.plan.decide.rank``) never offers it there.
+decision (``attn_doctor.decide.rank``) never offers it there.
 """
 
 from __future__ import annotations

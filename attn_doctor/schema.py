@@ -141,7 +141,7 @@ def check_schema() -> dict[str, Any]:
 
 def fleet_schema() -> dict[str, Any]:
     """Schema of ``attn-doctor fleet --json``."""
-    from attn_doctor.fleet.model import FleetReport
+    from attn_doctor.fleet.types import FleetReport
 
     defs: dict[str, Any] = {}
     result = _type_schema(FleetReport, defs)

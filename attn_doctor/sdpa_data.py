@@ -1,7 +1,7 @@
 """``wheels_index/sdpa_dispatch.toml``: torch SDPA's default dispatch, one row per release.
 
-Loaded and validated once by :func:`attn_doctor.rules.load_rules`; the rule that walks the rows
-is :func:`attn_doctor.plan.sdpa_rule.sdpa_dispatch` (pure). Every row names its source and says
+Loaded and validated once by :func:`attn_doctor.rules_data.load_rules`; the rule that walks the rows
+is :func:`attn_doctor.planner.sdpa_rule.sdpa_dispatch` (pure). Every row names its source and says
 whether it was verified; a malformed row raises ``IndexDataError`` naming the file and the row.
 """
 

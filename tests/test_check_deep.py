@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import Environment, ImportResult, PackageFacts
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.probe.imports import ImportBoard, probe_deep
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 
 from .conftest import REPO_ROOT, SNAPSHOTS
 from .test_probe_imports import plant, plant_distribution

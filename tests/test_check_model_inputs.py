@@ -75,9 +75,9 @@ def test_the_answer_names_the_inputs_it_used() -> None:
 def test_check_says_which_inputs_torch_answered_for() -> None:
     import dataclasses
 
+    from attn_doctor.decide import sdpa_default_kernel
     from attn_doctor.facts import Environment, TorchRuntimeFacts
-    from attn_doctor.plan.decide import sdpa_default_kernel
-    from attn_doctor.rules import load_rules
+    from attn_doctor.rules_data import load_rules
     from tests.conftest import SNAPSHOTS
 
     env = Environment.from_json((SNAPSHOTS / "h200-real.json").read_text())

@@ -26,7 +26,7 @@ from attn_doctor.errors import SnapshotError, UsageError
 from attn_doctor.facts import Environment
 from attn_doctor.install.journal import Journal, journal_path, read_journal, write_journal
 from attn_doctor.install.state import EnvState, InstalledDist
-from attn_doctor.runtime import importcheck
+from attn_doctor.loadtime import importcheck
 from attn_doctor.snapshot import load_snapshot
 from tests.bench_data import result, sweep
 
@@ -296,8 +296,8 @@ def test_corrupt_caches_never_break_model_loading(tmp_path: Path, garbage: bytes
     pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     from attn_doctor.facts import GpuFacts
-    from attn_doctor.runtime import best_attn_implementation, load_kwargs
-    from attn_doctor.runtime.select import clear_caches
+    from attn_doctor.loadtime import best_attn_implementation, load_kwargs
+    from attn_doctor.loadtime.select import clear_caches
     from tests.runtime_helpers import clean_environ, plant
 
     site = tmp_path / "site"

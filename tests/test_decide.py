@@ -13,18 +13,18 @@ from attn_doctor.backends import BACKENDS
 from attn_doctor.bench.recommend import evidence_from_runs
 from attn_doctor.bench.results import BenchResult
 from attn_doctor.cli import main
+from attn_doctor.decide import BenchEvidence, Measurement, rank, sdpa_default_kernel
+from attn_doctor.diagnose import diagnose
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment, ImportResult
 from attn_doctor.index import load_index
-from attn_doctor.plan.decide import BenchEvidence, Measurement, rank, sdpa_default_kernel
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.types import Option
-from attn_doctor.rules import Rules, load_rules
-from attn_doctor.runtime.device import Target
-from attn_doctor.runtime.model import ANY_MODEL
-from attn_doctor.runtime.requirements import Requirement
-from attn_doctor.runtime.select import Choice, Settings
-from attn_doctor.runtime.select import decide as runtime_decide
+from attn_doctor.loadtime.device import Target
+from attn_doctor.loadtime.model_config import ANY_MODEL
+from attn_doctor.loadtime.requirements import Requirement
+from attn_doctor.loadtime.select import Choice, Settings
+from attn_doctor.loadtime.select import decide as runtime_decide
+from attn_doctor.planner.plans import Option
+from attn_doctor.rules_data import Rules, load_rules
 from tests.conftest import SNAPSHOTS
 
 NAMES = sorted(p.stem for p in SNAPSHOTS.glob("*.json"))
@@ -247,7 +247,7 @@ def test_blocked_ranks_last_and_training_uses_fwd_bwd() -> None:
     kw = {"gpu": None, "sdpa_kernel": "sdpa_cpu_fused", "sdpa_kernel_source": "m"}
     inference = rank(options, evidence=evidence, **kw)  # type: ignore[arg-type]
     assert [c.backend for c in inference] == ["sdpa", "eager", "flash_attn_2"]
-    from attn_doctor.plan.decide import Request
+    from attn_doctor.decide import Request
 
     training = rank(options, evidence=evidence, request=Request(training=True), **kw)  # type: ignore[arg-type]
     assert [c.backend for c in training] == ["eager", "sdpa", "flash_attn_2"]

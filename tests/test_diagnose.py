@@ -8,6 +8,7 @@ import json
 import pytest
 
 from attn_doctor.backends import BACKEND_NAMES
+from attn_doctor.diagnose import diagnose
 from attn_doctor.diagnosis import Diagnosis, Finding
 from attn_doctor.facts import (
     DriverFacts,
@@ -18,8 +19,7 @@ from attn_doctor.facts import (
     PythonFacts,
     TorchFacts,
 )
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.rules import Rules, load_rules
+from attn_doctor.rules_data import Rules, load_rules
 from tests.conftest import REPO_ROOT, SNAPSHOTS
 
 PY = "/home/user/venv/bin/python"
@@ -377,11 +377,20 @@ def test_snapshots_are_valid_json_with_schema_version() -> None:
 
 
 def test_planner_does_not_import_torch() -> None:
-    """plan/ is pure: no torch, no subprocess, no NVML, and nothing from the layers above it
-    (install, commands, report, runtime, verify, bench) (checked in the source)."""
-    paths = sorted((REPO_ROOT / "attn_doctor" / "plan").rglob("*.py"))
+    """The planning stages are pure: no torch, no subprocess, no NVML, and nothing from the
+    layers above them (install, commands, report, loadtime, verify, bench) (checked in the
+    source)."""
+    package = REPO_ROOT / "attn_doctor"
+    paths = sorted(
+        [package / "decide.py"]
+        + [
+            p
+            for stage in ("diagnose", "resolve", "planner")
+            for p in (package / stage).rglob("*.py")
+        ]
+    )
     assert len(paths) > 10  # the diagnose and resolve packages are included
-    upward = ("install", "commands", "report", "runtime", "verify", "bench", "cli", "fleet")
+    upward = ("install", "commands", "report", "loadtime", "verify", "bench", "cli", "fleet")
     for path in paths:
         text = path.read_text()
         for layer in upward:
@@ -419,7 +428,7 @@ def test_diagnosis_encodes_to_json(rules: Rules, name: str) -> None:
 
 
 def test_bench_measurements_reorder_what_works_now() -> None:
-    from attn_doctor.plan.decide import BenchEvidence, Measurement
+    from attn_doctor.decide import BenchEvidence, Measurement
 
     env = load("cpu-only-laptop")
     rules = load_rules()
@@ -484,7 +493,7 @@ def test_free_threaded_python_gets_one_answer_about_flash_attn_wheels(rules: Rul
     """cp313t: the static rule expects no upstream wheel, the resolver finds a community build;
     check says the latter (an info finding naming the wheel), not "no prebuilt wheels"."""
     from attn_doctor.index import load_index
-    from attn_doctor.plan.resolve import plan_backend
+    from attn_doctor.resolve import plan_backend
 
     env = load("h100-fa3-old-transformers")
     assert env.python.free_threaded

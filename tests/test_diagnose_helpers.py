@@ -7,16 +7,16 @@ import dataclasses
 import pytest
 
 from attn_doctor.facts import DriverFacts, Environment, GpuFacts, HostFacts, PythonFacts
-from attn_doctor.plan.attn_impl import check_attn_implementation
-from attn_doctor.plan.compat import device_verdict
-from attn_doctor.plan.machine import (
+from attn_doctor.planner.attn_impl import check_attn_implementation
+from attn_doctor.planner.compat import device_verdict
+from attn_doctor.planner.machine import (
     arch_covers,
     choose_cuda_variant,
     cu_tag,
     driver_column,
     normalise_cuda,
 )
-from attn_doctor.rules import Rules, load_rules
+from attn_doctor.rules_data import Rules, load_rules
 from tests.conftest import SNAPSHOTS
 
 
@@ -202,7 +202,7 @@ def test_every_max_jobs_suggestion_is_the_same_number() -> None:
     from attn_doctor.explain.checks import suggested_max_jobs
     from attn_doctor.index import load_index
     from attn_doctor.install.build import max_jobs_for
-    from attn_doctor.plan.resolve import plan_backend
+    from attn_doctor.resolve import plan_backend
 
     env = Environment.from_json((SNAPSHOTS / "h100-linux-recent-torch.json").read_text())
     host = env.host

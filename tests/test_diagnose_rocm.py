@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from attn_doctor.diagnose import diagnose, rocm_release
 from attn_doctor.facts import (
     CudaToolkitFacts,
     Environment,
@@ -12,8 +13,7 @@ from attn_doctor.facts import (
     PythonFacts,
     TorchFacts,
 )
-from attn_doctor.plan.diagnose import diagnose, rocm_release
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 
 RULE = "rocm-toolkit-torch-hip-mismatch"
 

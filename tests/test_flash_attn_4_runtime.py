@@ -20,7 +20,7 @@ from attn_doctor.install.download import (
     missing_runtime_parts,
     needed_requirements,
 )
-from attn_doctor.plan.resolve import flash_attn_4_runtime
+from attn_doctor.resolve import flash_attn_4_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 V = "4.8.1"
@@ -80,7 +80,7 @@ def test_the_index_names_every_part_for_cuda_12_and_13() -> None:
 
 
 def test_the_plan_for_the_h200_names_the_whole_runtime() -> None:
-    from attn_doctor.plan.resolve import plan_backend
+    from attn_doctor.resolve import plan_backend
     from attn_doctor.snapshot import load_snapshot
 
     env = load_snapshot(ROOT / "tests" / "snapshots" / "h200-real.json")

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.errors import ExitCode, SnapshotError
 from attn_doctor.facts import Environment
 from attn_doctor.fleet import read as fleet_read
@@ -19,8 +20,7 @@ from attn_doctor.fleet.decide import Diagnoser
 from attn_doctor.fleet.group import build_report, deciding_facts
 from attn_doctor.fleet.read import read_paths, read_stream
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 
 from .conftest import REPO_ROOT, SNAPSHOTS
 from .fleet_helpers import (

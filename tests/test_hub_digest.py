@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import Environment
-from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.probe.hub_cache import probe_hub_kernels
 from attn_doctor.probe.hub_digest import variant_digest, variant_files
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 from tests.conftest import SNAPSHOTS
 
 REPO = "kernels-community/flash-attn2"

@@ -27,8 +27,8 @@ from attn_doctor.index.update_listed import (
     release_entries,
     torch_requirement,
 )
-from attn_doctor.plan.integrity import integrity_note, pinned_requirement
-from attn_doctor.plan.resolve import plan_backend
+from attn_doctor.planner.integrity import integrity_note, pinned_requirement
+from attn_doctor.resolve import plan_backend
 
 DATA = Path(__file__).parent / "data" / "index_update" / "handmade"
 SNAPSHOT = Path(__file__).parent / "snapshots" / "h200-real.json"
@@ -161,7 +161,7 @@ def test_newer_xformers_and_sageattention_releases_are_planned_from_the_overlay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from attn_doctor.index.update import update_index
-    from attn_doctor.plan.resolve.sage import load_sage_releases
+    from attn_doctor.resolve.sage import load_sage_releases
 
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     result = update_index(

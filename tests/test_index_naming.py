@@ -15,8 +15,8 @@ import pytest
 from packaging.version import Version
 
 from attn_doctor.index import load_index
-from attn_doctor.index.model import FlashAttnRelease
 from attn_doctor.index.naming import published_wheels, setup_py_wheel_name
+from attn_doctor.index.records import FlashAttnRelease
 
 RECORDED = json.loads(
     (Path(__file__).parent / "data" / "flash_attn_setup_names.json").read_text(encoding="utf-8")

@@ -34,8 +34,8 @@ from attn_doctor.install.journal import (
 from attn_doctor.install.lock import env_lock
 from attn_doctor.install.pip import protected_constraints
 from attn_doctor.install.state import EnvState, InstalledDist, diff_state, parse_state
-from attn_doctor.plan.pip_command import build_argv
-from attn_doctor.plan.types import InstallPlan, WheelCandidate
+from attn_doctor.planner.pip_command import build_argv
+from attn_doctor.planner.plans import InstallPlan, WheelCandidate
 from attn_doctor.probe.imports import import_in_child
 
 GB = 1024**3

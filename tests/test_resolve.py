@@ -14,8 +14,8 @@ from attn_doctor.errors import ExitCode, NoWayToInstall
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
 from attn_doctor.index.naming import published_wheels
-from attn_doctor.plan.resolve import ALL_SOURCES, plan_backend, plan_install
-from attn_doctor.plan.types import BackendPlan
+from attn_doctor.planner.plans import BackendPlan
+from attn_doctor.resolve import ALL_SOURCES, plan_backend, plan_install
 from tests.index_envs import make_env
 
 INDEX = load_index()

@@ -12,8 +12,8 @@ from packaging.version import Version
 
 from attn_doctor.index import load_index
 from attn_doctor.index.naming import published_wheels, setup_py_wheel_name
-from attn_doctor.plan.resolve import plan_backend
-from attn_doctor.plan.resolve.xformers import same_cuda_major
+from attn_doctor.resolve import plan_backend
+from attn_doctor.resolve.xformers import same_cuda_major
 from tests.index_envs import make_env
 
 INDEX = load_index()

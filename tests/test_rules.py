@@ -9,7 +9,7 @@ import pytest
 
 from attn_doctor.backends import BACKEND_NAMES
 from attn_doctor.errors import IndexDataError
-from attn_doctor.rules import (
+from attn_doctor.rules_data import (
     BACKENDS_FILE,
     DRIVER_FILE,
     TRANSFORMERS_FILE,

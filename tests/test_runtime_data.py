@@ -12,8 +12,8 @@ import pytest
 from attn_doctor.backends import BACKEND_NAMES, BACKENDS, parse_backend, parse_backend_records
 from attn_doctor.datafiles import read_toml
 from attn_doctor.errors import IndexDataError, UsageError
-from attn_doctor.runtime.requirements import load_requirements
-from attn_doctor.runtime.select import KNOWN_VALUES
+from attn_doctor.loadtime.requirements import load_requirements
+from attn_doctor.loadtime.select import KNOWN_VALUES
 
 
 def _doc() -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import GpuFacts
-from attn_doctor.runtime.device import parse_device, resolve_target, target_from_nvml
+from attn_doctor.loadtime.device import parse_device, resolve_target, target_from_nvml
 from tests.conftest import REPO_ROOT
 
 

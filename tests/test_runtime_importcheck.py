@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attn_doctor.runtime import importcheck
+from attn_doctor.loadtime import importcheck
 from tests.conftest import REPO_ROOT
 from tests.runtime_helpers import SEGFAULT, clean_environ, plant, set_version
 
@@ -132,7 +132,7 @@ def test_processes_starting_together_check_once(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        "from attn_doctor.runtime.importcheck import check_import\n"
+        "from attn_doctor.loadtime.importcheck import check_import\n"
         "print(check_import('counted').result.status)\n"
     )
     env["PYTHONPATH"] = f"{site}"

@@ -13,8 +13,8 @@ import pytest
 
 from attn_doctor.bench.cache import cache_key, save_bench_result
 from attn_doctor.bench.results import BenchResult
-from attn_doctor.runtime import sdpa_priority
-from attn_doctor.runtime.select import clear_caches, explain_choice, load_kwargs
+from attn_doctor.loadtime import sdpa_priority
+from attn_doctor.loadtime.select import clear_caches, explain_choice, load_kwargs
 from tests.runtime_helpers import clean_environ
 
 torch = pytest.importorskip("torch")

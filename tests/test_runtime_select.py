@@ -18,10 +18,10 @@ import pytest
 
 from attn_doctor.errors import UsageError
 from attn_doctor.facts import GpuFacts, ImportResult
-from attn_doctor.runtime.device import Target
-from attn_doctor.runtime.model import ANY_MODEL, ModelTraits
-from attn_doctor.runtime.requirements import Requirement
-from attn_doctor.runtime.select import (
+from attn_doctor.loadtime.device import Target
+from attn_doctor.loadtime.model_config import ANY_MODEL, ModelTraits
+from attn_doctor.loadtime.requirements import Requirement
+from attn_doctor.loadtime.select import (
     Settings,
     best_attn_implementation,
     clear_caches,
@@ -473,7 +473,7 @@ def test_head_dim_over_256_skips_fa2() -> None:
 
 
 def test_compatible_flash_implementations_are_honoured() -> None:
-    from attn_doctor.runtime.model import resolve_model
+    from attn_doctor.loadtime.model_config import resolve_model
 
     traits = resolve_model(transformers.GptOssForCausalLM)
     assert traits.compatible_flash is not None

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.resolve import plan_backend
-from attn_doctor.rules import load_rules
+from attn_doctor.resolve import plan_backend
+from attn_doctor.rules_data import load_rules
 from attn_doctor.verify.kernels import compare_published
 from attn_doctor.verify.ops import UnsupportedCaseError, attention_call, eager_attention
 from tests.conftest import SNAPSHOTS

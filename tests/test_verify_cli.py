@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from attn_doctor.verify.kernels import KernelReport
-from attn_doctor.verify.model import ImplResult
+from attn_doctor.verify.model_check import ImplResult
 from attn_doctor.verify.runner import _verdict
 from tests.conftest import REPO_ROOT
 

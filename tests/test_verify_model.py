@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from attn_doctor.verify.model import XFORMERS_MISSING, run_model_checks, tolerance
+from attn_doctor.verify.model_check import XFORMERS_MISSING, run_model_checks, tolerance
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

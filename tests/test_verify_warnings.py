@@ -74,7 +74,7 @@ def test_a_deprecation_warning_in_a_model_run_is_a_note_and_the_check_passes() -
     transformers = pytest.importorskip("transformers")
     from transformers.masking_utils import sdpa_mask
 
-    from attn_doctor.verify.model import run_model_checks
+    from attn_doctor.verify.model_check import run_model_checks
 
     transformers.AttentionInterface.register("attn_doctor_test_warns", _warns_when_training)
     # The same mask as "sdpa" gets (an unknown name would get another mask format).

@@ -8,7 +8,7 @@ behaviour the facts cannot express:
 - ``unavailable_here``: why it cannot run on a device, judged from the record alone (no import,
   no child process); ``unavailable_reason`` adds what only an import can tell;
 - ``planner``: its install planner, as an entry point (``module:function`` in
-  ``attn_doctor.plan.resolve``; None: attn-doctor does not install it), and ``releases``,
+  ``attn_doctor.resolve``; None: attn-doctor does not install it), and ``releases``,
   the releases that planner knows;
 - ``integration``: the function that registers it with transformers' ``AttentionInterface``
   (None: built into transformers, or not a transformers backend).

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 
 _PLANNER_MODULES = {
-    "flash_attn_2": "attn_doctor.plan.resolve.flash_attn",
-    "flash_attn_3": "attn_doctor.plan.resolve.flash_attn_3",
-    "flash_attn_4": "attn_doctor.plan.resolve.flash_attn_4",
+    "flash_attn_2": "attn_doctor.resolve.flash_attn",
+    "flash_attn_3": "attn_doctor.resolve.flash_attn_3",
+    "flash_attn_4": "attn_doctor.resolve.flash_attn_4",
 }
 
 

@@ -31,11 +31,11 @@ class FlashInferAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return "attn_doctor.plan.resolve.flashinfer:plan_flashinfer"
+        return "attn_doctor.resolve.flashinfer:plan_flashinfer"
 
     @property
     def releases(self) -> str | None:
-        return "attn_doctor.plan.resolve.flashinfer:flashinfer_versions"
+        return "attn_doctor.resolve.flashinfer:flashinfer_versions"
 
     def call(
         self,

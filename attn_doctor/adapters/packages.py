@@ -14,11 +14,11 @@ class UnslothAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return "attn_doctor.plan.resolve.unsloth:plan_unsloth"
+        return "attn_doctor.resolve.unsloth:plan_unsloth"
 
     @property
     def releases(self) -> str | None:
-        return "attn_doctor.plan.resolve.unsloth:unsloth_versions"
+        return "attn_doctor.resolve.unsloth:unsloth_versions"
 
 
 @dataclass(frozen=True)
@@ -27,4 +27,4 @@ class HubKernelsAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return "attn_doctor.plan.resolve.hub:plan_hub"
+        return "attn_doctor.resolve.hub:plan_hub"

@@ -24,7 +24,7 @@ class SageAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return "attn_doctor.plan.resolve.sage:plan_sage"
+        return "attn_doctor.resolve.sage:plan_sage"
 
     @property
     def integration(self) -> Registration | None:

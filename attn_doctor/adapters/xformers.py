@@ -19,11 +19,11 @@ class XformersAdapter(RecordAdapter):
 
     @property
     def planner(self) -> str | None:
-        return "attn_doctor.plan.resolve.xformers:plan_xformers"
+        return "attn_doctor.resolve.xformers:plan_xformers"
 
     @property
     def releases(self) -> str | None:
-        return "attn_doctor.plan.resolve.xformers:xformers_versions"
+        return "attn_doctor.resolve.xformers:xformers_versions"
 
     @property
     def integration(self) -> Registration | None:

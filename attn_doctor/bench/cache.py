@@ -26,7 +26,7 @@ from attn_doctor.facts import Environment
 
 if TYPE_CHECKING:
     from attn_doctor.bench.results import BenchResult
-    from attn_doctor.plan.decide import BenchEvidence
+    from attn_doctor.decide import BenchEvidence
 
 CACHE_SCHEMA = "attn-doctor/bench-cache"
 CACHE_SCHEMA_VERSION = 1

@@ -1,7 +1,7 @@
 """Bench's recommendation and the evidence a run gives the one decision (pure).
 
 ``recommend`` scores each measured backend (geometric-mean TFLOP/s over the shapes they all
-completed) and then asks the one decision (``attn_doctor.plan.decide.rank``) which to use:
+completed) and then asks the one decision (``attn_doctor.decide.rank``) which to use:
 bench does not rank on its own. ``evidence_from_runs`` turns cached runs (forward, and
 forward+backward when one was run) into the ``BenchEvidence`` that ``check``, ``install --auto``
 and the runtime rank by.
@@ -23,8 +23,8 @@ from attn_doctor.bench.results import (
     BenchResult,
 )
 from attn_doctor.bench.shapes import BenchShape
-from attn_doctor.plan.decide import BenchEvidence, Measurement, rank
-from attn_doctor.plan.types import Option
+from attn_doctor.decide import BenchEvidence, Measurement, rank
+from attn_doctor.planner.plans import Option
 
 
 def _ok_points(sweep: BackendSweep) -> dict[BenchShape, BenchPoint]:
@@ -265,7 +265,7 @@ def _decided(
         sdpa_kernel=sdpa_kernel,
         source="this bench run",
     )
-    from attn_doctor.plan.decide import Request
+    from attn_doctor.decide import Request
 
     # Everything measured is ready here; a forced SDPA kernel is a real option too (the
     # runtime can put it first in SDPA's priority when it was measured faster).

@@ -90,9 +90,9 @@ def check_command(
     timeout: float,
 ) -> None:
     """What is here, what works, what is wrong and why, and the fix."""
-    from attn_doctor.plan.diagnose import diagnose
+    from attn_doctor.diagnose import diagnose
     from attn_doctor.report.envelope import make_envelope, write_envelope
-    from attn_doctor.rules import load_rules
+    from attn_doctor.rules_data import load_rules
 
     inputs = None
     if model is not None:  # the model's SDPA inputs, from its config.json (no network)
@@ -139,8 +139,8 @@ def check_command(
     if inputs is not None:
         from typing import cast
 
-        from attn_doctor.plan.decide import Request
-        from attn_doctor.plan.sdpa_rule import Dtype
+        from attn_doctor.decide import Request
+        from attn_doctor.planner.sdpa_rule import Dtype
 
         request = Request(dtype=cast("Dtype | None", inputs.dtype), head_dim=inputs.head_dim)
     diagnosis = diagnose(
@@ -201,8 +201,8 @@ def _explain_failed_imports(env: Environment) -> tuple[ImportExplanation, ...]:
     """Each failed ``--deep`` import, matched against the knowledge of known failures."""
     if not any(res.status != "ok" for res in env.imports):
         return ()
+    from attn_doctor.diagnose import package_of_module
     from attn_doctor.explain.engine import explain_imports
-    from attn_doctor.plan.diagnose import package_of_module
     from attn_doctor.report.check_result import ImportExplanation
 
     # One explanation per package, for its first failed module (the others failed with it).

@@ -9,7 +9,7 @@ import click
 
 from attn_doctor.backends import parse_backend
 from attn_doctor.errors import ExitCode, UsageError
-from attn_doctor.plan.pip_command import target_install_command
+from attn_doctor.planner.pip_command import target_install_command
 
 
 @click.command("download")
@@ -106,7 +106,7 @@ def download_command(
     if find_links is not None:
         index_args = ["--no-index", "--find-links", str(find_links.resolve())]
     elif cand.index_url:
-        from attn_doctor.plan.pip_command import index_url_args
+        from attn_doctor.planner.pip_command import index_url_args
 
         index_args = index_url_args(cand.index_url)
     report = download_for_snapshot(env, cand.requirement, dest, index_args=index_args)

@@ -17,7 +17,7 @@ import click
 from attn_doctor.errors import ExitCode, SnapshotError, UsageError
 
 if TYPE_CHECKING:
-    from attn_doctor.fleet.model import NodeInput, UnreadableInput
+    from attn_doctor.fleet.types import NodeInput, UnreadableInput
 
 
 @click.command("fleet")

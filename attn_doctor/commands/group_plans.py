@@ -20,8 +20,8 @@ from attn_doctor.fleet.decide import Diagnoser
 from attn_doctor.fleet.group import build_report
 from attn_doctor.fleet.read import read_paths
 from attn_doctor.fleet.view import node_list
-from attn_doctor.plan.pip_command import Installer, interpreter, powershell_note, shell_of
-from attn_doctor.plan.types import InstallPlan
+from attn_doctor.planner.pip_command import Installer, interpreter, powershell_note, shell_of
+from attn_doctor.planner.plans import InstallPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +163,7 @@ def download_for_groups(
     )
     from attn_doctor.install.download import download_for_snapshot
     from attn_doctor.install.pip import protected_constraints
-    from attn_doctor.plan.pip_command import target_install_command
+    from attn_doctor.planner.pip_command import target_install_command
 
     entries: list[dict[str, Any]] = []
     failed: list[tuple[int, AttnDoctorError]] = []

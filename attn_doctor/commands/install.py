@@ -38,7 +38,7 @@ from attn_doctor.errors import (
     InstallFailed,
     UsageError,
 )
-from attn_doctor.plan.types import InstallPlan
+from attn_doctor.planner.plans import InstallPlan
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -158,7 +158,7 @@ def install_command(
     )
     from attn_doctor.install.pip import protected_constraints, write_constraints_file
     from attn_doctor.install.state import record_state
-    from attn_doctor.plan.pip_command import (
+    from attn_doctor.planner.pip_command import (
         Installer,
         interpreter,
         powershell_note,
@@ -254,7 +254,7 @@ def install_command(
             plan_console().print(installed, markup=False)
         sys.exit(int(ExitCode.OK))
     if state is None:
-        from attn_doctor.plan.resolve import protected_lines
+        from attn_doctor.resolve import protected_lines
 
         pins = protected_lines(env)
     else:

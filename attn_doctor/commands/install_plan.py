@@ -21,7 +21,7 @@ from attn_doctor.errors import (
     UsageError,
 )
 from attn_doctor.facts import Environment
-from attn_doctor.plan.types import InstallPlan, SourceKind, WheelCandidate
+from attn_doctor.planner.plans import InstallPlan, SourceKind, WheelCandidate
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -219,7 +219,7 @@ def plan_for_environment(
     the one decision's top choice). ``live``: ``env`` is this machine (its bench cache is
     evidence)."""
     from attn_doctor.index import load_index
-    from attn_doctor.plan.resolve import plan_install
+    from attn_doctor.resolve import plan_install
 
     index = load_index()
     kinds = tuple(k for s in sources for k in _SOURCE_KINDS.get(s, ()))
@@ -231,15 +231,15 @@ def plan_for_environment(
 def _auto_plan(
     env: Environment, index: Index, kinds: Sequence[SourceKind], *, live: bool
 ) -> InstallPlan:
-    """``--auto``: the top of the one decision (``attn_doctor.plan.decide``) for this machine.
+    """``--auto``: the top of the one decision (``attn_doctor.decide``) for this machine.
 
     Installs only when the top choice needs an install; when it is ready, says why nothing is
     needed (``NothingToInstall``); when it is blocked, says what to fix first (``Blocked``).
     """
-    from attn_doctor.plan.diagnose import diagnose
-    from attn_doctor.plan.pip_command import doctor_fix
-    from attn_doctor.plan.resolve import plan_install
-    from attn_doctor.rules import load_rules
+    from attn_doctor.diagnose import diagnose
+    from attn_doctor.planner.pip_command import doctor_fix
+    from attn_doctor.resolve import plan_install
+    from attn_doctor.rules_data import load_rules
 
     evidence = None
     if live:

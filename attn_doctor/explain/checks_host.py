@@ -201,8 +201,8 @@ GIB = 1024**3
 def _build_gib_per_job() -> float:
     """Peak GiB of one flash-attn compile job at the NVCC_THREADS attn-doctor sets (the rules'
     per-thread figure from flash-attn's setup.py, the same one MAX_JOBS is computed from)."""
-    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS
-    from attn_doctor.rules import load_rules
+    from attn_doctor.planner.machine import SOURCE_BUILD_NVCC_THREADS
+    from attn_doctor.rules_data import load_rules
 
     return float(load_rules().source_build.gb_per_nvcc_thread * SOURCE_BUILD_NVCC_THREADS)
 
@@ -210,8 +210,8 @@ def _build_gib_per_job() -> float:
 def suggested_max_jobs(env: Environment) -> int | None:
     """MAX_JOBS for a flash-attn source build that fits in free RAM, by flash-attn's own rule
     (``plan.machine.source_build_jobs``) at the NVCC_THREADS every fix command sets."""
-    from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
-    from attn_doctor.rules import load_rules
+    from attn_doctor.planner.machine import SOURCE_BUILD_NVCC_THREADS, source_build_jobs
+    from attn_doctor.rules_data import load_rules
 
     if env.host.ram_available_bytes is None:
         return None

@@ -28,7 +28,7 @@ class CallerFacts:
     no_derivative: tuple[str, ...] = ()
     """aten ops autograd has no derivative for (``_scaled_dot_product_attention_math_for_mps``)."""
     no_c_compiler: bool = False
-    """Triton's launcher build found no C compiler (its ``runtime/build.py``)."""
+    """Triton's launcher build found no C compiler (its ``loadtime/build.py``)."""
     undefined_identifiers: tuple[str, ...] = ()
     """Identifiers nvcc/the host compiler found undefined (``M_LOG2E``)."""
 

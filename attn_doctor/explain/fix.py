@@ -123,7 +123,7 @@ def _torch_triton_requirement(env: Environment) -> str | None:
 def _flash_attn_wheel(env: Environment) -> str | None:
     """The prebuilt flash-attn wheel the resolver picks for this machine (pip requirement)."""
     from attn_doctor.index import load_index
-    from attn_doctor.plan.resolve import plan_backend
+    from attn_doctor.resolve import plan_backend
 
     plan = plan_backend(env, load_index(), "flash_attn_2")
     for cand in plan.candidates:

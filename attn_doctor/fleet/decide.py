@@ -2,7 +2,7 @@
 
 ``best_recommendation`` is the ONE place the fleet asks "which backend, on this node": it
 returns the diagnosis' first recommendation, which is the one decision
-(``attn_doctor.plan.decide``) that ``check``, ``install --auto`` and the runtime also follow,
+(``attn_doctor.decide``) that ``check``, ``install --auto`` and the runtime also follow,
 so that ``fleet`` and ``check`` cannot disagree.
 """
 
@@ -16,7 +16,7 @@ from attn_doctor.facts import Environment
 
 if TYPE_CHECKING:
     from attn_doctor.index import Index
-    from attn_doctor.rules import Rules
+    from attn_doctor.rules_data import Rules
 
 
 def best_recommendation(diagnosis: Diagnosis) -> Recommendation | None:
@@ -51,10 +51,10 @@ class Diagnoser:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        from attn_doctor.plan.diagnose import diagnose
+        from attn_doctor.diagnose import diagnose
 
         if self._rules is None:
-            from attn_doctor.rules import load_rules
+            from attn_doctor.rules_data import load_rules
 
             self._rules = load_rules()
         index = None

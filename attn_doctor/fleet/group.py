@@ -18,7 +18,7 @@ from attn_doctor.backends import BACKENDS
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment
 from attn_doctor.fleet.decide import best_recommendation
-from attn_doctor.fleet.model import (
+from attn_doctor.fleet.types import (
     Fact,
     FactDifference,
     FindingSummary,

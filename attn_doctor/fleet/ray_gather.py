@@ -25,8 +25,8 @@ import sys
 from typing import Any
 
 from attn_doctor.errors import SnapshotError, UsageError
-from attn_doctor.fleet.model import NodeInput
 from attn_doctor.fleet.read import parse_document
+from attn_doctor.fleet.types import NodeInput
 
 SCHEDULING_GRACE_S = 60.0
 """Added to the per-node timeout on the driver's side: starting a Ray worker on a node (and

@@ -22,7 +22,7 @@ from typing import IO
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.errors import SnapshotError
 from attn_doctor.facts import Environment, decode
-from attn_doctor.fleet.model import NodeInput, UnreadableInput
+from attn_doctor.fleet.types import NodeInput, UnreadableInput
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 """Largest file (or stdin) read: a snapshot is a few kB to a few hundred kB; anything this big

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from attn_doctor.fleet.model import FleetGroup, FleetReport, Outlier
+from attn_doctor.fleet.types import FleetGroup, FleetReport, Outlier
 
 _STATE_STYLE = {"ready": "green", "not-ready": "bold red", "failed": "bold red"}
 _SUMMARY_FACTS = ("gpus", "driver", "torch")

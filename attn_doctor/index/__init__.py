@@ -7,6 +7,6 @@ naming the bad one. ``attn_doctor.index.naming`` holds the file-name rules.
 from __future__ import annotations
 
 from attn_doctor.index.load import load_index
-from attn_doctor.index.model import Index
+from attn_doctor.index.records import Index
 
 __all__ = ["Index", "load_index"]

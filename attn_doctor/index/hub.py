@@ -21,7 +21,7 @@ from packaging.version import Version
 
 if TYPE_CHECKING:
     from attn_doctor.facts import Environment, TransformersConstants
-    from attn_doctor.index.model import HubRules
+    from attn_doctor.index.records import HubRules
 
 _TORCH = re.compile(r"torch(\d)(\d+)(?:-(cxx11|cxx98))?")
 _STABLE = re.compile(r"torch-stable-abi(\d)(\d+)")

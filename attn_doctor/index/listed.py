@@ -13,8 +13,8 @@ import re
 
 from attn_doctor.datafiles import Entry
 from attn_doctor.errors import IndexDataError
-from attn_doctor.index.model import ListedWheel
 from attn_doctor.index.naming import parse_wheel_filename
+from attn_doctor.index.records import ListedWheel
 
 FILE = "listed_wheels.toml"
 PACKAGES = ("flash_attn", "flash_attn_3", "sageattention", "xformers")

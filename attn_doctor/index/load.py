@@ -20,7 +20,8 @@ from attn_doctor.datafiles import read_toml
 from attn_doctor.errors import IndexDataError
 from attn_doctor.index.listed import FILE as LISTED_FILE
 from attn_doctor.index.listed import listed_wheels
-from attn_doctor.index.model import (
+from attn_doctor.index.naming import parse_wheel_filename
+from attn_doctor.index.records import (
     BackendRequirement,
     BuildRunner,
     CommunitySource,
@@ -47,7 +48,6 @@ from attn_doctor.index.model import (
     XformersOps,
     XformersWheel,
 )
-from attn_doctor.index.naming import parse_wheel_filename
 
 T = TypeVar("T")
 

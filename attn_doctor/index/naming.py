@@ -17,7 +17,7 @@ import itertools
 
 from packaging.version import Version
 
-from attn_doctor.index.model import FlashAttnRelease, PublishedWheel
+from attn_doctor.index.records import FlashAttnRelease, PublishedWheel
 
 
 def torch_minor(version: str) -> str:

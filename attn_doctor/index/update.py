@@ -256,7 +256,7 @@ def update_index(
     """Read the sources and write the overlay; never raises for a network failure (the result
     says which source failed and the bundled data stays in use)."""
     from attn_doctor.index.load import load_index
-    from attn_doctor.rules import load_rules
+    from attn_doctor.rules_data import load_rules
 
     sources: list[SourceResult] = []
     files: dict[str, str] = {}

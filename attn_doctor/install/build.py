@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from attn_doctor.plan.machine import SOURCE_BUILD_NVCC_THREADS
+from attn_doctor.planner.machine import SOURCE_BUILD_NVCC_THREADS
 
 GB = 1024**3
 NVCC_THREADS = SOURCE_BUILD_NVCC_THREADS
@@ -50,8 +50,8 @@ class BuildSettings:
 
 def max_jobs_for(cpu_count: int | None, ram_available_bytes: int | None) -> int:
     """flash-attn's own MAX_JOBS rule, with the rules data's constants."""
-    from attn_doctor.plan.machine import source_build_jobs
-    from attn_doctor.rules import load_rules
+    from attn_doctor.planner.machine import source_build_jobs
+    from attn_doctor.rules_data import load_rules
 
     build = load_rules().source_build
     return source_build_jobs(
@@ -85,7 +85,7 @@ def source_build_settings(
     compute_capabilities: Sequence[str],
 ) -> BuildSettings:
     """The environment for building flash-attn from source on a machine with these facts."""
-    from attn_doctor.rules import load_rules
+    from attn_doctor.rules_data import load_rules
 
     jobs = max_jobs_for(cpu_count, ram_available_bytes)
     per_job = load_rules().source_build.gb_per_nvcc_thread * NVCC_THREADS

@@ -53,9 +53,9 @@ from attn_doctor.install.state import (
     record_state,
     rollback,
 )
-from attn_doctor.plan.integrity import downloaded_sha256, first_download_note
-from attn_doctor.plan.pip_command import Installer, candidate_install_args, command_lines
-from attn_doctor.plan.types import InstallPlan
+from attn_doctor.planner.integrity import downloaded_sha256, first_download_note
+from attn_doctor.planner.pip_command import Installer, candidate_install_args, command_lines
+from attn_doctor.planner.plans import InstallPlan
 from attn_doctor.probe.imports import import_in_child
 from attn_doctor.shell import Shell, quote_arg
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from attn_doctor.errors import InstallFailed, UsageError
-from attn_doctor.plan.pip_command import (
+from attn_doctor.planner.pip_command import (
     Installer,
     build_argv,
 )
@@ -98,7 +98,7 @@ def find_uv(environ: Mapping[str, str] | None = None) -> str | None:
 
 def constraints_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where shown plans keep their constraints files: ``<user cache>/attn-doctor/plans``."""
-    from attn_doctor.runtime.importcheck import cache_dir
+    from attn_doctor.loadtime.importcheck import cache_dir
 
     return cache_dir(os.environ if environ is None else environ) / "plans"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from attn_doctor.errors import InstallFailed, UsageError
 from attn_doctor.install.pip import canonical_name, run_pip
-from attn_doctor.plan.pip_command import Installer
+from attn_doctor.planner.pip_command import Installer
 
 STATE_TIMEOUT_S = 120.0
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         line = report_json(report)
     elif args.what == "model":
-        from attn_doctor.verify.model import model_report_json, run_model_checks
+        from attn_doctor.verify.model_check import model_report_json, run_model_checks
 
         line = model_report_json(
             run_model_checks(

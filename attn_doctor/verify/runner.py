@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from attn_doctor.backends import BACKENDS, BackendName
 from attn_doctor.verify.kernels import KernelReport, check_kernels
-from attn_doctor.verify.model import (
+from attn_doctor.verify.model_check import (
     ImplResult,
     ModelReport,
 )

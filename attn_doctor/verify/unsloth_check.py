@@ -1,6 +1,6 @@
 """unsloth's check: its FastLanguageModel on a tiny saved Llama, vs plain transformers.
 
-The model, inputs and comparison are the model check's (``attn_doctor.verify.model``);
+The model, inputs and comparison are the model check's (``attn_doctor.verify.model_check``);
 ``run_unsloth_check`` runs in the child process.
 """
 
@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from attn_doctor.verify.model import (
+from attn_doctor.verify.model_check import (
     ModelStatus,
     compare_with_eager,
     forward_backward,

@@ -47,7 +47,7 @@ def test_a_folder_that_is_not_comfyui_is_an_unknown_fact(tmp_path: Path) -> None
 
 
 def test_vllm_and_sglang_args_from_the_decision_here(tmp_path: Path) -> None:
-    from attn_doctor.runtime import sglang_args, vllm_args
+    from attn_doctor.loadtime import sglang_args, vllm_args
 
     environ = {**isolated_home_env(), "PATH": "/usr/bin:/bin"}
     vllm = vllm_args(environ=environ)

@@ -17,7 +17,7 @@ from attn_doctor.cli import cli
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
 from attn_doctor.overlay import knowledge_line, read_overlay
-from attn_doctor.plan.resolve import plan_backend
+from attn_doctor.resolve import plan_backend
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "index_update"
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "h200-real.json"

@@ -12,9 +12,9 @@ import pytest
 from attn_doctor.errors import InstallFailed
 from attn_doctor.install.execute import InstallOptions, execute_install
 from attn_doctor.install.journal import journal_path
-from attn_doctor.plan.integrity import UNPINNED_WARNING, integrity_note, pinned_requirement
-from attn_doctor.plan.pip_command import command_lines
-from attn_doctor.plan.types import InstallPlan, WheelCandidate
+from attn_doctor.planner.integrity import UNPINNED_WARNING, integrity_note, pinned_requirement
+from attn_doctor.planner.pip_command import command_lines
+from attn_doctor.planner.plans import InstallPlan, WheelCandidate
 from tests.integration.conftest import freeze, isolated_env, venv_python
 from tests.integration.wheels import build_wheel
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from attn_doctor.install.execute import InstallOptions, execute_install
-from attn_doctor.plan.types import InstallPlan, WheelCandidate
+from attn_doctor.planner.plans import InstallPlan, WheelCandidate
 from tests.integration.conftest import freeze, isolated_env, venv_python
 from tests.integration.wheels import build_build_requirements, build_fake_sdist
 

@@ -94,7 +94,7 @@ def test_kernel_backends_follow_the_records() -> None:
 def test_a_backend_without_planner_is_a_usage_error_not_a_key_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from attn_doctor.plan import resolve
+    from attn_doctor import resolve
 
     monkeypatch.setattr(resolve, "adapter_for", lambda name: RecordAdapter(BACKENDS[name]))
     with pytest.raises(NoPlanner) as info:
@@ -109,8 +109,8 @@ def test_a_backend_without_planner_is_a_usage_error_not_a_key_error(
 def test_install_without_planner_exits_2_with_the_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from attn_doctor import resolve
     from attn_doctor.cli import main
-    from attn_doctor.plan import resolve
 
     monkeypatch.setattr(resolve, "adapter_for", lambda name: RecordAdapter(BACKENDS[name]))
     snapshot = SNAPSHOTS / "h200-real.json"
@@ -132,7 +132,7 @@ def test_watched_distributions_include_every_record_distribution() -> None:
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_the_releases_an_adapter_names_exist(backend: BackendName) -> None:
     from attn_doctor.index import load_index
-    from attn_doctor.plan.resolve import known_versions
+    from attn_doctor.resolve import known_versions
 
     ref = adapter_for(backend).releases
     if ref is None:
@@ -161,7 +161,7 @@ def test_the_adapter_behind_an_attn_implementation(impl: str, backend: str | Non
 
 def test_model_check_asks_the_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     from attn_doctor.adapters import xformers as xformers_adapter
-    from attn_doctor.verify.model import XFORMERS_MISSING, _impl_reason
+    from attn_doctor.verify.model_check import XFORMERS_MISSING, _impl_reason
 
     assert _impl_reason("flash_attention_2", "cpu") == "needs a CUDA device"
     assert _impl_reason("sdpa", "cpu") is None

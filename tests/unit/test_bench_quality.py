@@ -19,8 +19,8 @@ from attn_doctor.bench.quality import (
 from attn_doctor.bench.recommend import evidence_from_runs, evidence_only, recommend
 from attn_doctor.bench.results import BackendSweep, BenchResult
 from attn_doctor.bench.stats import TimingStats, summarize
-from attn_doctor.plan.decide import rank
-from attn_doctor.plan.types import Option
+from attn_doctor.decide import rank
+from attn_doctor.planner.plans import Option
 from tests import bench_data
 
 STEADY = summarize([1.0, 1.0, 1.01, 0.99, 1.0])

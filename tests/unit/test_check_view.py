@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from attn_doctor.commands.check import check_command
+from attn_doctor.diagnose import diagnose
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
 from attn_doctor.report.check_tables import name_of, split_way
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 from attn_doctor.snapshot import load_snapshot
 from tests.conftest import REPO_ROOT, SNAPSHOTS
 

@@ -35,8 +35,8 @@ def test_the_flashinfer_table_has_as_many_files_as_its_heading_says() -> None:
 
 
 def test_a_missing_path_is_caught() -> None:
-    assert _paths("see `attn_doctor/verify/ops.py` and `attn_doctor/plan/resolve.py`") == [
+    assert _paths("see `attn_doctor/verify/ops.py` and `attn_doctor/resolve.py`") == [
         "attn_doctor/verify/ops.py",
-        "attn_doctor/plan/resolve.py",
+        "attn_doctor/resolve.py",
     ]
-    assert not (ROOT / "attn_doctor/plan/resolve.py").exists()
+    assert not (ROOT / "attn_doctor/resolve.py").exists()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from attn_doctor.decide import _install_way
 from attn_doctor.facts import Environment
-from attn_doctor.plan.decide import _install_way
 from attn_doctor.snapshot import load_snapshot
 from tests.conftest import SNAPSHOTS
 

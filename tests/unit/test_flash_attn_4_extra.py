@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 from tests.index_envs import make_env
 
 BASE = (("triton", "3.6.0"), ("flash-attn-4", "4.0.0b36"))

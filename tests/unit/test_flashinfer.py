@@ -16,8 +16,8 @@ from packaging.specifiers import SpecifierSet
 from attn_doctor.adapters import UnsupportedCaseError, adapter_for, eager_attention
 from attn_doctor.backends import BACKENDS, parse_backend
 from attn_doctor.index import load_index
-from attn_doctor.plan.resolve.common import ALL_SOURCES, Machine
-from attn_doctor.plan.resolve.flashinfer import plan_flashinfer
+from attn_doctor.resolve.common import ALL_SOURCES, Machine
+from attn_doctor.resolve.flashinfer import plan_flashinfer
 
 SNAPSHOT = Path(__file__).parent.parent / "snapshots" / "h200-real.json"
 
@@ -234,7 +234,7 @@ def test_bench_measures_flashinfer_but_never_recommends_it_to_transformers() -> 
 
 def test_the_runtime_says_flashinfer_is_not_a_transformers_backend() -> None:
     from attn_doctor.errors import UsageError
-    from attn_doctor.runtime.select import normalize_value
+    from attn_doctor.loadtime.select import normalize_value
 
     with pytest.raises(UsageError, match="is not a transformers attn_implementation"):
         normalize_value("flashinfer", variable="ATTN_DOCTOR_BACKEND")

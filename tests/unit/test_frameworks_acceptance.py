@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from attn_doctor.cli import cli
+from attn_doctor.diagnose import diagnose
 from attn_doctor.diagnosis import Diagnosis
 from attn_doctor.facts import Environment, PackageFacts
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.resolve import plan_backend, plan_install
-from attn_doctor.rules import load_rules
+from attn_doctor.resolve import plan_backend, plan_install
+from attn_doctor.rules_data import load_rules
 from tests.conftest import REPO_ROOT, SNAPSHOTS
 
 H200 = SNAPSHOTS / "h200-real.json"

@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
+from attn_doctor.diagnose.hub_ready import parse_variant, variant_fits
 from attn_doctor.facts import (
     CachedKernel,
     Environment,
@@ -13,9 +15,7 @@ from attn_doctor.facts import (
     LockedKernel,
     PackageFacts,
 )
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.diagnose.hub_ready import parse_variant, variant_fits
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 from tests.conftest import SNAPSHOTS
 
 COMMIT = "b" * 40
@@ -103,7 +103,7 @@ def test_offline_transformers_and_diffusers_kernels_name_their_trust_switch() ->
 def test_diffusers_helper_name_runs_a_tiny_model_on_cpu() -> None:
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
-    from attn_doctor.runtime import diffusers_backend
+    from attn_doctor.loadtime import diffusers_backend
 
     torch.manual_seed(0)
     model = diffusers.FluxTransformer2DModel(
@@ -136,7 +136,7 @@ def test_diffusers_helper_name_runs_a_tiny_model_on_cpu() -> None:
 def test_diffusers_helper_refuses_a_package_below_diffusers_minimum(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from attn_doctor.runtime import frameworks
+    from attn_doctor.loadtime import frameworks
 
     versions = {"sageattention": "1.0.6", "flash-attn": "2.8.3"}
     monkeypatch.setattr(frameworks, "_installed", versions.get)

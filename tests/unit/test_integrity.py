@@ -11,9 +11,9 @@ import pytest
 
 from attn_doctor.errors import IndexDataError
 from attn_doctor.index import load_index
-from attn_doctor.plan.integrity import UNPINNED_WARNING, integrity_note, pinned_requirement
-from attn_doctor.plan.pip_command import candidate_install_args
-from attn_doctor.plan.types import WheelCandidate
+from attn_doctor.planner.integrity import UNPINNED_WARNING, integrity_note, pinned_requirement
+from attn_doctor.planner.pip_command import candidate_install_args
+from attn_doctor.planner.plans import WheelCandidate
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "refresh_index.py"
 DIGEST = "a" * 64

@@ -11,9 +11,9 @@ import pytest
 
 import attn_doctor
 from attn_doctor.facts import GpuFacts
-from attn_doctor.runtime.decision import Candidate, Choice
-from attn_doctor.runtime.device import Target
-from attn_doctor.runtime.select import _sdpa_dispatch_here, cudnn_version_text
+from attn_doctor.loadtime.decision import Candidate, Choice
+from attn_doctor.loadtime.device import Target
+from attn_doctor.loadtime.select import _sdpa_dispatch_here, cudnn_version_text
 
 
 def test_print_of_a_choice_is_its_readable_lines() -> None:
@@ -38,7 +38,7 @@ def test_dir_shows_the_api_not_the_imports() -> None:
     )
     assert not {"Any", "TYPE_CHECKING", "importlib"} & set(names)
     assert set(attn_doctor.__all__) <= set(names)
-    assert not {"Any", "TYPE_CHECKING", "importlib"} & set(dir(attn_doctor.runtime))
+    assert not {"Any", "TYPE_CHECKING", "importlib"} & set(dir(attn_doctor.loadtime))
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_config_dtype_is_read_without_the_deprecated_alias(
     transformers = pytest.importorskip("transformers")
     from transformers.utils import logging as tf_logging
 
-    from attn_doctor.runtime.model import _config_traits
+    from attn_doctor.loadtime.model_config import _config_traits
 
     config = transformers.LlamaConfig(
         hidden_size=64, num_attention_heads=4, num_hidden_layers=1, dtype="bfloat16"
@@ -112,7 +112,7 @@ def test_the_runtime_asks_torch_with_the_models_heads_and_mask() -> None:
     import types
 
     pytest.importorskip("torch")
-    from attn_doctor.runtime.model import ModelTraits, _config_traits
+    from attn_doctor.loadtime.model_config import ModelTraits, _config_traits
 
     config = types.SimpleNamespace(
         hidden_size=2048, num_attention_heads=32, sliding_window=4096, dtype=None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from attn_doctor.index import load_index
-from attn_doctor.plan.integrity import UNPINNED_WARNING, integrity_note
-from attn_doctor.plan.resolve import plan_backend
+from attn_doctor.planner.integrity import UNPINNED_WARNING, integrity_note
+from attn_doctor.resolve import plan_backend
 from tests.index_envs import make_env
 
 

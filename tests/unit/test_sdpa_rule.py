@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from attn_doctor.errors import IndexDataError
-from attn_doctor.plan.sdpa_rule import SdpaAnswer, SdpaInputs, sdpa_dispatch
-from attn_doctor.rules import load_rules
+from attn_doctor.planner.sdpa_rule import SdpaAnswer, SdpaInputs, sdpa_dispatch
+from attn_doctor.rules_data import load_rules
 from attn_doctor.sdpa_data import SdpaRelease, parse_sdpa_releases
 
 TABLE: tuple[SdpaRelease, ...] = load_rules().sdpa_releases

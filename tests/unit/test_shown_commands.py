@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import Environment
 from attn_doctor.index import load_index
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.pip_command import doctor_fix, pip_fix
-from attn_doctor.plan.resolve import plan_backend, plan_install
+from attn_doctor.planner.pip_command import doctor_fix, pip_fix
 from attn_doctor.probe.interpreter import is_this_interpreter, parse_interpreter_report
-from attn_doctor.rules import load_rules
+from attn_doctor.resolve import plan_backend, plan_install
+from attn_doctor.rules_data import load_rules
 from attn_doctor.shell import join_command, quote_arg
 from tests.conftest import SNAPSHOTS
 from tests.index_envs import make_env

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import PackageFacts
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.rules import load_rules
+from attn_doctor.rules_data import load_rules
 from attn_doctor.triton_data import TritonPairing, triton_problem
 from tests.index_envs import make_env
 

@@ -9,11 +9,10 @@ import json
 
 import pytest
 
+from attn_doctor.diagnose import diagnose
 from attn_doctor.facts import Environment, PackageFacts, TransformersConstants
 from attn_doctor.index import load_index
 from attn_doctor.index.hub import fallback_for
-from attn_doctor.plan.diagnose import diagnose
-from attn_doctor.plan.resolve import plan_backend
 from attn_doctor.probe.transformers_src import (
     parse_attn_implementations,
     parse_flash_attn_2_min_version,
@@ -22,7 +21,8 @@ from attn_doctor.probe.transformers_src import (
     parse_kernels_range,
     probe_transformers_constants,
 )
-from attn_doctor.rules import load_rules
+from attn_doctor.resolve import plan_backend
+from attn_doctor.rules_data import load_rules
 from tests.conftest import SNAPSHOTS
 
 # Shaped like transformers 5.23's files (the version table's first entry is an expression).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from attn_doctor.verify.kernels import KernelReport
-from attn_doctor.verify.model import ImplResult
+from attn_doctor.verify.model_check import ImplResult
 from attn_doctor.verify.runner import (
     BackendVerdict,
     VerifyReport,
