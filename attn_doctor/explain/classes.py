@@ -57,6 +57,13 @@ from attn_doctor.explain.rules_caller import (
     xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
+from attn_doctor.explain.rules_runtime import (
+    cudnn_too_old_for_attention,
+    flash_attn_newer_than_dependent_supports,
+    kernels_client_too_old_for_stable_abi,
+    sdpa_attn_mask_dtype_mismatch,
+    torch_sdpa_flash_backward_sm8x,
+)
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
     cudnn_sdpa_refused,
@@ -151,6 +158,11 @@ RULES: tuple[Rule, ...] = (
     msvc_math_constants_undefined,
     flex_attention_no_kernel_for_device,
     xformers_operators_not_built_for_rocm,
+    sdpa_attn_mask_dtype_mismatch,
+    flash_attn_newer_than_dependent_supports,
+    cudnn_too_old_for_attention,
+    torch_sdpa_flash_backward_sm8x,
+    kernels_client_too_old_for_stable_abi,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

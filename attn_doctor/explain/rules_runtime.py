@@ -1,0 +1,227 @@
+"""Classes over what a runtime library says of one attention call
+(``evidence_runtime.RuntimeFacts`` and the GPU facts): SDPA refusing a mask of another dtype,
+a cuDNN too old for the attention graph (torch's cuDNN SDPA, TransformerEngine's fused
+attention), torch 2.0.0 dispatching SDPA's flash backward on sm86/sm89, and a ``kernels``
+client too old to pick a stable-ABI build of a Hub kernel."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in,
+    line_of,
+    version_of,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+
+_DTYPE_NAMES = {"bfloat16": "bfloat16", "half": "float16", "float": "float32", "double": "float64"}
+
+
+def _dtype(name: str) -> str:
+    low = name.lower()
+    return _DTYPE_NAMES.get(low, low)
+
+
+def sdpa_attn_mask_dtype_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA takes a bool mask or a float mask of the query's dtype; a float32 mask with a
+    bf16/fp16 query (autocast casts q/k/v, not the mask) is refused before any kernel runs."""
+    if f.runtime.mask_dtype is None:
+        return []
+    mask, query = (_dtype(d) for d in f.runtime.mask_dtype)
+    q = query or "the query's dtype"
+    return [
+        ClassAnswer(
+            class_id="sdpa-attn-mask-dtype-mismatch",
+            title="SDPA got an attention mask of another dtype than the query",
+            cause=(
+                "torch's scaled_dot_product_attention accepts a bool mask or a float mask of "
+                f"the query's dtype; it got a {mask or 'float'} mask with a {q} query. Under "
+                "autocast q/k/v are cast to the autocast dtype but a mask built beforehand is "
+                "not, so the caller's float32 mask no longer matches."
+            ),
+            fix=(
+                "cast the mask where it is passed: attn_mask = attn_mask.to("
+                f"{q if query else 'q.dtype'})",
+                "or pass a bool mask (True = attend), which any query dtype accepts",
+            ),
+            evidence=(("mask dtype", mask or "not shown"), ("query dtype", query or "not shown")),
+            source=(
+                "pytorch aten/src/ATen/native/transformers/attention.cpp (validate_sdpa_input) "
+                "— unverified: wording read in stored tracebacks, the file not re-read"
+            ),
+            line=line_of(f, r"attn_mask"),
+        )
+    ]
+
+
+def _cudnn_fix(f: TextFacts, need: str) -> str:
+    major = (f.torch_cuda or "12").split(".")[0]
+    return f"pip install --upgrade 'nvidia-cudnn-cu{major}>={need}'"
+
+
+def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A cuDNN older than the attention graph needs: TransformerEngine's fused attention finds
+    no cuDNN backend for the call (newer masks, head dims and layouts arrive release by release
+    in cuDNN 9.x), or torch's cuDNN SDPA says the bundled cuDNN is too old."""
+    rt = f.runtime
+    have = f" (this log shows cuDNN {rt.cudnn})" if rt.cudnn else ""
+    if rt.fused_attn_refused:
+        return [
+            ClassAnswer(
+                class_id="cudnn-too-old-for-fused-attention",
+                title="cuDNN too old for TransformerEngine's fused attention",
+                cause=(
+                    "TransformerEngine's fused attention found no cuDNN graph for this call's "
+                    "dtype, sequence lengths, mask or head dims: cuDNN adds such combinations "
+                    "release by release (bottom-right causal masks from 9.3, head dims over 128 "
+                    f"in the backward from 9.5), so the installed cuDNN is too old{have}."
+                ),
+                fix=(
+                    _cudnn_fix(f, "9.5"),
+                    "or let TransformerEngine use another backend: NVTE_FUSED_ATTN=0 "
+                    "(with a flash-attn version it supports)",
+                ),
+                evidence=(("fused attention", "refused"), ("cuDNN", rt.cudnn or "not shown")),
+                source=(
+                    "NVIDIA/TransformerEngine transformer_engine/common/fused_attn/fused_attn.cpp "
+                    "(nvte_get_fused_attn_backend) and its cuDNN version gates — unverified: "
+                    "not re-read; the version floors are from the maintainers' answers"
+                ),
+                line=line_of(f, r"fused_attn|fused attention|execution plans"),
+            )
+        ]
+    if rt.cudnn_too_old:
+        torch = f.version("torch")
+        return [
+            ClassAnswer(
+                class_id="torch-cudnn-too-old-for-cudnn-attention",
+                title="the cuDNN torch loaded is too old for cuDNN attention",
+                cause=(
+                    "torch's cuDNN attention backend for scaled_dot_product_attention needs "
+                    f"cuDNN 9; the cuDNN this torch{(' ' + torch) if torch else ''} loaded is "
+                    f"older{have}."
+                ),
+                fix=(
+                    "pip install --upgrade torch   # a build that bundles cuDNN 9",
+                    "or: torch.backends.cuda.enable_cudnn_sdp(False)   # use another SDPA backend",
+                ),
+                evidence=(("cuDNN", rt.cudnn or "too old"),),
+                source=(
+                    "pytorch aten/src/ATen/native/transformers/cuda/sdp_utils.cpp "
+                    "(check_cudnn_version) — unverified: not re-read"
+                ),
+                line=line_of(f, r"cuDNN"),
+            )
+        ]
+    return []
+
+
+_SM8X = frozenset({86, 87, 89})
+
+
+def torch_sdpa_flash_backward_sm8x(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """torch 2.0.0 dispatched SDPA's flash backward on sm86/sm89 for head dims over 64, where
+    the kernel asserts ``is_sm80 || is_sm90``; 2.0.1 stopped choosing it there. The GPU is
+    inside the kernels' forward range, so this is torch's dispatch, not the GPU."""
+    if 80 not in f.required_exact or not f.sms or not set(f.sms) <= _SM8X:
+        return []
+    torch = f.version("torch")
+    v = version_of(torch)
+    # The torch must be shown (the flash_attn package's own kernels assert the same on sm8x,
+    # and its early releases did so for the backward: that is the GPU range, not torch).
+    if v is None or "flash_attn_2" in backends_in(f):
+        return []
+    if v >= Version("2.0.1") and not (f.nightly and v < Version("2.1")):
+        return []
+    return [
+        ClassAnswer(
+            class_id="torch-sdpa-flash-backward-sm8x-dispatch-bug",
+            title="torch 2.0.0 chose SDPA's flash backward on an sm8x GPU",
+            cause=(
+                f"torch{(' ' + torch) if torch else ''} dispatched the FlashAttention backward "
+                f"of scaled_dot_product_attention on sm_{f.sms[0]} for a head dim it only runs "
+                "on sm80/sm90 there (is_sm80 || is_sm90); torch 2.0.1 no longer picks it on "
+                "sm86/sm89."
+            ),
+            fix=(
+                "pip install --upgrade 'torch>=2.0.1'",
+                "or, for training on this torch: torch.backends.cuda.enable_flash_sdp(False)",
+            ),
+            evidence=(("gpu", f"sm_{f.sms[0]}"), ("torch", torch or "not shown")),
+            source=(
+                "pytorch/pytorch#98140 and the 2.0.1 release notes — unverified: the fix commit "
+                "not re-read"
+            ),
+            line=line_of(f, r"is_sm80"),
+        )
+    ]
+
+
+_KERNELS_STABLE_ABI = "0.16"
+"""The first ``kernels`` client that picks ``torch-stable-abi…`` builds (vllm-omni's report
+of 0.14.1 against 0.16.0; unverified in kernels' own changelog)."""
+
+
+def kernels_client_too_old_for_stable_abi(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A Hub kernel publishes a stable-ABI build, but an older ``kernels`` client only matches
+    ``torch{XY}`` folders and reports no variant for a torch newer than those."""
+    if not f.runtime.stable_abi_variant:
+        return []
+    line = line_of(f, r"Cannot find a build variant|No kernel module found|variant")
+    have = f.version("kernels")
+    v = version_of(have)
+    if not line or v is None or v >= Version(_KERNELS_STABLE_ABI):
+        return []
+    return [
+        ClassAnswer(
+            class_id="kernels-client-too-old-for-stable-abi-variant",
+            title="kernels client too old to pick the stable-ABI build",
+            cause=(
+                f"the Hub kernel publishes a torch-stable-abi build that runs on this torch, "
+                f"but kernels {have} only matches exact torch{{major}}{{minor}} builds, so it "
+                "finds no variant."
+            ),
+            fix=(f"pip install --upgrade 'kernels>={_KERNELS_STABLE_ABI}'",),
+            evidence=(("kernels", have or ""), ("variant", "torch-stable-abi")),
+            source=(
+                "wheels_index/hub_kernels.toml (stable-ABI variants); the client version from "
+                "vllm-project/vllm-omni's report — unverified in kernels' changelog"
+            ),
+            line=line,
+        )
+    ]
+
+
+def flash_attn_newer_than_dependent_supports(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A dependent package (TransformerEngine) supports flash-attn only up to a version and the
+    installed one is newer: it skips flash-attn and falls back (to cuDNN fused attention),
+    whose failure is then what the user sees."""
+    latest = f.runtime.fa_latest_supported
+    have = f.version("flash-attn")
+    v, top = version_of(have), version_of(latest)
+    if v is None or top is None or v <= top:
+        return []
+    return [
+        ClassAnswer(
+            class_id="flash-attn-version-outside-supported-range",
+            title="flash-attn newer than the dependent package supports",
+            cause=(
+                f"flash-attn {have} is newer than {latest}, the latest the dependent package "
+                "(TransformerEngine) supports: it does not use that flash-attn and falls back "
+                "to another attention backend (cuDNN fused attention), which is what failed."
+            ),
+            fix=(
+                f"pip install 'flash-attn=={latest}' --no-build-isolation",
+                "or upgrade transformer-engine to a release that supports this flash-attn",
+            ),
+            evidence=(("flash-attn", have or ""), ("latest supported", latest or "")),
+            source=(
+                "NVIDIA/TransformerEngine's flash-attn version check (its attention module's "
+                "supported range warning) — unverified: the file not re-read"
+            ),
+            line=line_of(f, r"latest supported|Supported flash-attn"),
+        )
+    ]
