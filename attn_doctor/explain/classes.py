@@ -58,11 +58,14 @@ from attn_doctor.explain.rules_caller import (
 )
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_runtime import (
+    backend_operators_not_registered,
     cudnn_too_old_for_attention,
     flash_attn_newer_than_dependent_supports,
+    kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     sdpa_attn_mask_dtype_mismatch,
     torch_sdpa_flash_backward_sm8x,
+    windows_extension_entry_point_missing,
 )
 from attn_doctor.explain.rules_toolchain import (
     compiler_too_old_for_arch,
@@ -162,6 +165,7 @@ RULES: tuple[Rule, ...] = (
     flash_attn_newer_than_dependent_supports,
     cudnn_too_old_for_attention,
     torch_sdpa_flash_backward_sm8x,
+    kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
@@ -185,6 +189,8 @@ RULES: tuple[Rule, ...] = (
     gpu_outside_backend_range,
     dtype_unsupported,
     extension_symbol_mismatch,
+    windows_extension_entry_point_missing,
+    backend_operators_not_registered,
     extension_pins_other_torch,
     backend_feature_unsupported,
     backend_not_installed,

@@ -39,6 +39,36 @@ _FA_LATEST = re.compile(
 """TransformerEngine's flash-attn range warning (its attention backends' version check):
 "Supported flash-attn versions are >= 2.1.1, <= 2.6.3", told in prose as "2.6.3 is the
 latest supported"."""
+_ENTRY_POINT = re.compile(
+    r"procedure entry point\s+(?P<sym>[^\n]{1,300}?)\s+could not (?:be )?locat\w*\s+in the "
+    r"dynamic link library\s+(?P<dll>[^\n]*?\.(?:pyd|dll))",
+    re.I,
+)
+"""Windows' loader (ERROR_PROC_NOT_FOUND told by the dialog): an MSVC-decorated name and the
+DLL that needed it."""
+_PROC_NOT_FOUND = re.compile(
+    r"DLL load failed(?: while importing (?P<mod>[\w.]+))?:\s*The specified procedure could "
+    r"not be found",
+    re.I,
+)
+"""Python's ImportError for the same loader error, without the name."""
+_TORCH_NS = re.compile(r"@(?:at|c10|torch|caffe2|aten)@", re.I)
+_NO_OP = re.compile(
+    r"No such operator (\w+)(?:::(\w+))?"
+    r"|'_OpNamespace' '(\w+)' object has no attribute '(\w+)'"
+    r"|Could not find the operator (\w+)::(\w+)",
+)
+"""torch.ops finding no operator in a namespace: "No such operator xformers::…" (torch < 2.0's
+_OpNamespace), "'_OpNamespace' 'xformers' object has no attribute …" (later), and the
+dispatcher's "Could not find the operator ns::op"."""
+_NO_DEVICE_CODE = re.compile(
+    r"kernel (\w+) has no device code compatible with CUDA arch (\d{2,4})"
+    r"(?:[^\n]*?compiled for:?\s*([\d ,]+))?",
+    re.I,
+)
+"""ggml's CUDA backend (ggml-cuda/common.cuh, NO_DEVICE_CODE): a kernel compiled out for the
+running architecture ("… compatible with CUDA arch 610. ggml-cuda.cu was compiled for: 610"),
+the arch written as 100 × major + 10 × minor."""
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
@@ -55,6 +85,13 @@ class RuntimeFacts:
     """The cuDNN version the log shows (``9.1.0`` from ``CuDNN (v90100 …``)."""
     fa_latest_supported: str | None = None
     """The newest flash-attn a dependent package says it supports (TransformerEngine)."""
+    entry_point_missing: tuple[str, str, bool] | None = None
+    """Windows: (symbol or "", the module that needed it, the symbol is libtorch's)."""
+    ops_missing: tuple[str, str] | None = None
+    """(namespace, operator or "") torch.ops did not find: the extension registering them did
+    not load or was not built with them."""
+    no_device_code: tuple[str, int, tuple[int, ...]] | None = None
+    """(kernel, sm, the archs the binary was compiled for) from ggml's NO_DEVICE_CODE."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -69,7 +106,29 @@ def read_runtime(body: str) -> RuntimeFacts:
     cudnn = None
     if v := _CUDNN_VERSION.search(body):
         cudnn = v.group(4) or f"{int(v.group(1))}.{int(v.group(2))}.{int(v.group(3))}"
+    entry: tuple[str, str, bool] | None = None
+    flat = re.sub(r"\s*\n\s*", " ", body)
+    if e := _ENTRY_POINT.search(flat):
+        parts = [p for p in re.split(r"[\\/]", e.group("dll")) if p]
+        name = parts[-1].rsplit(".", 1)[0]
+        # An extension module named _C/_fused is known by its package folder (xformers\_C.pyd).
+        module = f"{parts[-2]}.{name}" if name.startswith("_") and len(parts) > 1 else name
+        entry = (e.group("sym").strip(), module, bool(_TORCH_NS.search(e.group("sym"))))
+    elif p := _PROC_NOT_FOUND.search(body):
+        entry = ("", p.group("mod") or "", False)
+    ops = None
+    if o := _NO_OP.search(body):
+        g = list(o.groups())
+        ns = next(x for x in (g[0], g[2], g[4]) if x)
+        ops = (ns, (g[1] if g[0] else g[3] if g[2] else g[5]) or "")
+    ndc = None
+    if n := _NO_DEVICE_CODE.search(body):
+        built = tuple(int(a) // 10 for a in re.findall(r"\d{2,4}", n.group(3) or ""))
+        ndc = (n.group(1), int(n.group(2)) // 10, built)
     return RuntimeFacts(
+        no_device_code=ndc,
+        ops_missing=ops,
+        entry_point_missing=entry,
         mask_dtype=mask,
         cudnn_too_old=bool(_CUDNN_TOO_OLD.search(body)),
         fused_attn_refused=bool(_FUSED_ATTN.search(body) and _FUSED_REFUSED.search(body)),

@@ -11,11 +11,13 @@ from packaging.version import Version
 from attn_doctor.explain.answer import (
     ClassAnswer,
     backends_in,
+    body_of,
     line_of,
     version_of,
 )
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.rules_backend import _module_backend
 
 _DTYPE_NAMES = {"bfloat16": "bfloat16", "half": "float16", "float": "float32", "double": "float64"}
 
@@ -223,5 +225,133 @@ def flash_attn_newer_than_dependent_supports(f: TextFacts, _know: Knowledge) -> 
                 "supported range warning) — unverified: the file not re-read"
             ),
             line=line_of(f, r"latest supported|Supported flash-attn"),
+        )
+    ]
+
+
+def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """Windows' loader cannot find a procedure a compiled extension imports: a libtorch name
+    (``?…@at@@…``), or any name while the message shows the torch it runs with, means the
+    extension was built against another torch (its C++ API is not stable across releases)."""
+    entry = f.runtime.entry_point_missing
+    if entry is None:
+        return []
+    sym, module, from_torch = entry
+    torch = f.version("torch")
+    if not from_torch and not (torch and module):
+        return []
+    backend = _module_backend(know, module) if module else None
+    dist = (
+        backend.distributions[0]
+        if backend and backend.distributions
+        else (module.split(".")[0] if module else "the extension")
+    )
+    return [
+        ClassAnswer(
+            class_id="extension-built-for-other-torch",
+            title=f"{dist} built for another torch",
+            cause=(
+                f"Windows cannot find a procedure {module or 'a compiled extension'} imports"
+                + (f" ({sym[:80]}, libtorch's)" if from_torch else "")
+                + f" in this torch{(' ' + torch) if torch else ''}: the binary was built "
+                "against another torch release, whose C++ symbols differ."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps --no-cache-dir {dist}   # a build "
+                "for torch <torch_mm>, or build it from source against this torch",
+            ),
+            checks=(f"built_for_other_torch:{dist}",) if backend else (),
+            evidence=(("module", module or "?"), ("torch", torch or "not shown")),
+            source=(
+                "Windows' loader error ERROR_PROC_NOT_FOUND (127) and MSVC's decorated names "
+                "(@at@/@c10@ are libtorch namespaces)"
+            ),
+            line=line_of(f, r"procedure"),
+            before_phrases=False,
+        )
+    ]
+
+
+def backend_operators_not_registered(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """torch.ops has no operator in a backend's namespace: the backend's compiled extension,
+    which registers them when it loads, did not load into this torch (built for another torch
+    release or for CPU only) or was built without them."""
+    if f.runtime.ops_missing is None or f.torch_build == "rocm":
+        return []
+    ns, op = f.runtime.ops_missing
+    backend = _module_backend(know, ns)
+    if backend is None:
+        return []
+    dist = backend.distributions[0] if backend.distributions else ns
+    have = f.version(dist)
+    torch = f.version("torch")
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-operator-not-built",
+            title=f"{dist}'s compiled operators are not registered in this torch",
+            cause=(
+                f"torch.ops has no {ns}::{op or '…'}: {dist}{(' ' + have) if have else ''}'s "
+                "compiled extension registers its operators when it loads, and it did not load "
+                f"into this torch{(' ' + torch) if torch else ''}: the binary was built for "
+                "another torch release (or without CUDA)."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps {dist}   # the release built for torch "
+                "<torch_mm>",
+                f"python -m {ns}.info" if ns == "xformers" else f"python -c 'import {ns}'",
+            ),
+            checks=(f"built_for_other_torch:{dist}",),
+            evidence=(("operator", f"{ns}::{op}" if op else ns), (dist, have or "installed")),
+            source=(
+                "torch/_ops.py (_OpNamespace.__getattr__: no operator registered under the "
+                "namespace) — unverified: wording read in stored tracebacks"
+            ),
+            line=line_of(f, r"operator|_OpNamespace"),
+        )
+    ]
+
+
+def kernel_compiled_out_for_arch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A kernel with no device code for the running architecture although the binary was
+    compiled for it: the kernel is compiled out there on purpose (it uses instructions the GPU
+    lacks: tensor-core MMA for ggml's flash-attention kernels), so the GPU is outside its
+    range; rebuilding for the same arch changes nothing."""
+    ndc = f.runtime.no_device_code
+    if ndc is None:
+        return []
+    kernel, sm, built = ndc
+    if built and sm not in built:
+        return []  # the binary lacks the arch: a build-flag problem, not the kernel's range
+    flash = "flash_attn" in kernel or "fattn" in body_of(f)
+    return [
+        ClassAnswer(
+            class_id="gpu-outside-backend-range",
+            title=f"{kernel} has no code for sm_{sm}",
+            cause=(
+                f"the kernel {kernel} is compiled out for sm_{sm} even in a build for that arch: "
+                "its code needs instructions this GPU lacks, so this GPU is outside the "
+                "kernel's range"
+                + (
+                    " (ggml's CUDA flash-attention kernels need tensor cores: Volta or newer)"
+                    if flash
+                    else ""
+                )
+                + "."
+            ),
+            fix=(
+                (
+                    "turn flash attention off for this GPU (llama.cpp: -fa off / no --flash-attn; "
+                    "koboldcpp: no --flashattention)"
+                )
+                if flash
+                else "run this kernel on a newer GPU, or disable the feature that uses it",
+            ),
+            checks=(f"gpu_sm_below:{sm + 1}",),
+            evidence=(("kernel", kernel), ("gpu", f"sm_{sm}")),
+            source=(
+                "ggml-org/llama.cpp ggml/src/ggml-cuda/common.cuh (NO_DEVICE_CODE) — "
+                "unverified: the arch gates of fattn kernels not re-read"
+            ),
+            line=line_of(f, r"no device code"),
         )
     ]
