@@ -58,11 +58,13 @@ from attn_doctor.explain.rules_caller import (
 )
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_runtime import (
+    backend_build_without_ninja,
     backend_operators_not_registered,
     cudnn_too_old_for_attention,
     flash_attn_newer_than_dependent_supports,
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
+    model_code_requires_flash_attn,
     sdpa_attn_mask_dtype_mismatch,
     torch_sdpa_flash_backward_sm8x,
     windows_extension_entry_point_missing,
@@ -167,6 +169,8 @@ RULES: tuple[Rule, ...] = (
     torch_sdpa_flash_backward_sm8x,
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
+    model_code_requires_flash_attn,
+    backend_build_without_ninja,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

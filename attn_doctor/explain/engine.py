@@ -215,6 +215,9 @@ _CLASS_IDS = frozenset(
         "torch-sdpa-flash-backward-sm8x-dispatch-bug",
         "kernels-client-too-old-for-stable-abi-variant",
         "flash-attn-version-outside-supported-range",
+        "flash-attn-build-without-ninja",
+        "xformers-build-without-ninja",
+        "sageattention-build-without-ninja",
     }
 )
 """The failure classes of ``classes.RULES`` (the other answers there are framework messages)."""

@@ -69,6 +69,29 @@ _NO_DEVICE_CODE = re.compile(
 """ggml's CUDA backend (ggml-cuda/common.cuh, NO_DEVICE_CODE): a kernel compiled out for the
 running architecture ("… compatible with CUDA arch 610. ggml-cuda.cu was compiled for: 610"),
 the arch written as 100 × major + 10 × minor."""
+_FLASH_REQUIRED = re.compile(
+    r"Flash[ _-]?Attention\w*(?: ?2)? is not (?:available|installed),? "
+    r"but (?:it )?is (?:needed|required)"
+    r"|(?:needs?|requires?) flash[-_ ]?attn(?:ention)?\w* (?:to be installed|for (?:dense|this))",
+    re.I,
+)
+"""Model code that insists on flash-attn whatever attention was chosen (Phi-3-small's remote
+code: "Flash Attention is not available, but is needed for dense attention")."""
+_IMPL_CHOSEN = re.compile(r"attn_implementation\s*=\s*['\"](eager|sdpa)['\"]")
+_NO_NINJA = re.compile(
+    r"could not find ninja|Falling back to using the slow distutils backend"
+    r"|ninja (?:is )?not (?:installed|found)|without ninja",
+    re.I,
+)
+"""torch.utils.cpp_extension's BuildExtension: "Attempted to use ninja as the BuildExtension
+backend but we could not find ninja.. Falling back to using the slow distutils backend." """
+_SLOW_BUILD = re.compile(
+    r"(?:takes?|taking|took) (?:such )?(?:a |so )?(?:very )?long(?: time)? "
+    r"to (?:build|compile|install)"
+    r"|(?:build|compil\w*|install\w*) (?:is |was )?(?:very |so |extremely )?(?:slow|takes? forever)"
+    r"|(?:compil\w*|build) (?:is |was )?single[- ]thread",
+    re.I,
+)
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
@@ -92,6 +115,13 @@ class RuntimeFacts:
     not load or was not built with them."""
     no_device_code: tuple[str, int, tuple[int, ...]] | None = None
     """(kernel, sm, the archs the binary was compiled for) from ggml's NO_DEVICE_CODE."""
+    flash_required_by_model: bool = False
+    """Model code says it needs flash-attn whatever attention was chosen."""
+    attn_impl_chosen: str | None = None
+    """``eager``/``sdpa`` when the caller chose one (``attn_implementation="eager"``)."""
+    no_ninja: bool = False
+    """A build ran without ninja: torch's fallback warning, or a slow, single-threaded build
+    told in prose with no ninja in sight."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -125,7 +155,14 @@ def read_runtime(body: str) -> RuntimeFacts:
     if n := _NO_DEVICE_CODE.search(body):
         built = tuple(int(a) // 10 for a in re.findall(r"\d{2,4}", n.group(3) or ""))
         ndc = (n.group(1), int(n.group(2)) // 10, built)
+    impl = _IMPL_CHOSEN.search(body)
+    no_ninja = bool(_NO_NINJA.search(body)) or bool(
+        _SLOW_BUILD.search(body) and not re.search(r"\bninja\b", body, re.I)
+    )
     return RuntimeFacts(
+        flash_required_by_model=bool(_FLASH_REQUIRED.search(body)),
+        attn_impl_chosen=impl.group(1) if impl else None,
+        no_ninja=no_ninja,
         no_device_code=ndc,
         ops_missing=ops,
         entry_point_missing=entry,

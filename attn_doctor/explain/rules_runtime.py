@@ -6,6 +6,8 @@ client too old to pick a stable-ABI build of a Hub kernel."""
 
 from __future__ import annotations
 
+import re
+
 from packaging.version import Version
 
 from attn_doctor.explain.answer import (
@@ -353,5 +355,83 @@ def kernel_compiled_out_for_arch(f: TextFacts, _know: Knowledge) -> list[ClassAn
                 "unverified: the arch gates of fattn kernels not re-read"
             ),
             line=line_of(f, r"no device code"),
+        )
+    ]
+
+
+def model_code_requires_flash_attn(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A model's own (remote) code asserts flash-attn although the caller chose eager/SDPA, or
+    with trust_remote_code: transformers' attn_implementation does not reach that check."""
+    rt = f.runtime
+    if not rt.flash_required_by_model:
+        return []
+    body = body_of(f)
+    if rt.attn_impl_chosen is None and not re.search(r"trust_remote_code|modeling_\w+\.py", body):
+        return []
+    chosen = (
+        f'attn_implementation="{rt.attn_impl_chosen}"'
+        if rt.attn_impl_chosen
+        else "another attention"
+    )
+    return [
+        ClassAnswer(
+            class_id="transformers-remote-code-needs-flash-attn",
+            title="the model's own code requires flash-attn",
+            cause=(
+                "the model's remote modeling code checks for flash-attn itself and fails without "
+                f"it, whatever transformers was told ({chosen} does not reach that check)."
+            ),
+            fix=(
+                "pip install flash-attn --no-build-isolation   # where the GPU supports it "
+                "(Ampere or newer)",
+                "or load a revision / native transformers class of the model that runs without "
+                "flash-attn, or edit the check in the cached modeling_*.py",
+            ),
+            evidence=(("model code", "needs flash-attn"), ("chosen", rt.attn_impl_chosen or "")),
+            source=(
+                "transformers dynamic_module_utils (remote code runs as written); the check is "
+                "the model's own — unverified: Phi-3-small's modeling file not re-read"
+            ),
+            line=line_of(f, r"flash[ _-]?att"),
+        )
+    ]
+
+
+def backend_build_without_ninja(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A CUDA extension built without ninja: torch's BuildExtension falls back to compiling
+    one file at a time, and flash-attn's hundreds of kernels take hours instead of minutes."""
+    if not f.runtime.no_ninja:
+        return []
+    body = body_of(f)
+    named = [b for b in backends_in(f) if b not in {"sdpa", "eager", "flex_attention"}]
+    pip = re.search(r"pip install[^\n]*?\b(flash[-_]attn|xformers|sageattention)\b", body, re.I)
+    if not named and not pip:
+        return []
+    backend = know.backend(named[0]) if named else None
+    dist = (
+        backend.distributions[0]
+        if backend and backend.distributions
+        else (pip.group(1).lower().replace("_", "-") if pip else "the extension")
+    )
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-build-without-ninja",
+            title=f"{dist} is being built without ninja",
+            cause=(
+                f"{dist} is compiled from source, and without ninja torch's BuildExtension "
+                "compiles one file at a time (the distutils fallback): the build takes hours "
+                "instead of minutes."
+            ),
+            fix=(
+                "pip install ninja && ninja --version   # must print a version",
+                f"MAX_JOBS=4 pip install {dist} --no-build-isolation   # more jobs as RAM allows",
+            ),
+            evidence=(("build", dist), ("ninja", "not used")),
+            source=(
+                "torch/utils/cpp_extension.py (BuildExtension: the slow distutils fallback "
+                "without ninja); Dao-AILab/flash-attention README (install ninja) — unverified: "
+                "not re-read"
+            ),
+            line=line_of(f, r"ninja|long time|slow|single"),
         )
     ]

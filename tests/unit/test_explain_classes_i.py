@@ -10,11 +10,13 @@ from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range
 from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
+    backend_build_without_ninja,
     backend_operators_not_registered,
     cudnn_too_old_for_attention,
     flash_attn_newer_than_dependent_supports,
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
+    model_code_requires_flash_attn,
     sdpa_attn_mask_dtype_mismatch,
     torch_sdpa_flash_backward_sm8x,
     windows_extension_entry_point_missing,
@@ -213,3 +215,42 @@ def test_optional_attention_torch_warning_is_harmless() -> None:
         "RuntimeError: CUDA error: out of memory"
     )
     assert harmless_warning(err, KNOW) == []
+
+
+# --- model code insisting on flash-attn, a build without ninja ------------------------------
+
+
+def test_model_code_requiring_flash_attn() -> None:
+    rt = read_runtime(
+        "model = AutoModel.from_pretrained(p, attn_implementation='sdpa')\n"
+        "ImportError: FlashAttention2 is not installed, but it is required for this model"
+    )
+    assert rt.flash_required_by_model
+    assert rt.attn_impl_chosen == "sdpa"
+    f = TextFacts(runtime=rt)
+    assert _ids(model_code_requires_flash_attn(f, KNOW)) == [
+        "transformers-remote-code-needs-flash-attn"
+    ]
+    # the requirement alone, with no choice made and no remote code: not this class
+    alone = TextFacts(runtime=RuntimeFacts(flash_required_by_model=True))
+    assert model_code_requires_flash_attn(alone, KNOW) == []
+
+
+def test_build_without_ninja() -> None:
+    warned = read_runtime(
+        "UserWarning: Attempted to use ninja as the BuildExtension backend but we could not "
+        "find ninja.. Falling back to using the slow distutils backend."
+    )
+    assert warned.no_ninja
+    assert read_runtime("building xformers took so long to compile, hours").no_ninja
+    assert not read_runtime("the model takes a long time to load").no_ninja
+    assert read_runtime("pip install xformers: the build is very slow").no_ninja
+    assert not read_runtime("the build is very slow even with ninja -j 8").no_ninja
+    f = TextFacts(
+        lines=("pip install flash-attn --no-build-isolation",),
+        runtime=RuntimeFacts(no_ninja=True),
+    )
+    assert _ids(backend_build_without_ninja(f, KNOW)) == ["flash-attn-build-without-ninja"]
+    # no backend being built: not this class
+    other = TextFacts(lines=("pip install numpy",), runtime=RuntimeFacts(no_ninja=True))
+    assert backend_build_without_ninja(other, KNOW) == []
