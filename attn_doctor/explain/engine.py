@@ -216,6 +216,8 @@ _CLASS_IDS = frozenset(
         "kernels-client-too-old-for-stable-abi-variant",
         "flash-attn-version-outside-supported-range",
         "flash-attn-build-without-ninja",
+        "flash-attn-stale-extension-mixed-install",
+        "diffusers-no-xformers-processor-for-flux",
         "xformers-build-without-ninja",
         "sageattention-build-without-ninja",
     }

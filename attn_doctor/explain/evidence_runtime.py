@@ -92,6 +92,12 @@ _SLOW_BUILD = re.compile(
     r"|(?:compil\w*|build) (?:is |was )?single[- ]thread",
     re.I,
 )
+_UNPACK = re.compile(
+    r"not enough values to unpack \(expected (\d+), got (\d+)\)"
+    r"|too many values to unpack \(expected (\d+)\)"
+)
+_EXT_CALL = re.compile(r"\b(\w+_cuda|\w+_C|_C)\.(\w+)\(")
+"""A call into a compiled extension module (``flash_attn_cuda.varlen_fwd(``, ``_C.fwd(``)."""
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
@@ -122,6 +128,11 @@ class RuntimeFacts:
     no_ninja: bool = False
     """A build ran without ninja: torch's fallback warning, or a slow, single-threaded build
     told in prose with no ninja in sight."""
+    unpack_from_extension: str | None = None
+    """The compiled module whose call returned another number of values than the Python code
+    unpacks (the code line just above "not enough values to unpack")."""
+    unpack_mismatch: bool = False
+    """Any "not enough / too many values to unpack" in the message."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -159,7 +170,18 @@ def read_runtime(body: str) -> RuntimeFacts:
     no_ninja = bool(_NO_NINJA.search(body)) or bool(
         _SLOW_BUILD.search(body) and not re.search(r"\bninja\b", body, re.I)
     )
+    ext_unpack = None
+    lines = body.splitlines()
+    for i, line in enumerate(lines):
+        if _UNPACK.search(line):
+            for prev in reversed(lines[max(0, i - 3) : i]):
+                if c := _EXT_CALL.search(prev):
+                    ext_unpack = c.group(1)
+                    break
+            break
     return RuntimeFacts(
+        unpack_from_extension=ext_unpack,
+        unpack_mismatch=bool(_UNPACK.search(body)),
         flash_required_by_model=bool(_FLASH_REQUIRED.search(body)),
         attn_impl_chosen=impl.group(1) if impl else None,
         no_ninja=no_ninja,

@@ -435,3 +435,88 @@ def backend_build_without_ninja(f: TextFacts, know: Knowledge) -> list[ClassAnsw
             line=line_of(f, r"ninja|long time|slow|single"),
         )
     ]
+
+
+def stale_extension_mixed_install(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A compiled extension returns another number of values than the package's Python code
+    unpacks: the two come from different releases (an old ``*_cuda`` .so left by an earlier
+    install, or a second copy earlier on the path), so the Python side and the binary disagree."""
+    ext = f.runtime.unpack_from_extension
+    if ext is None:
+        return []
+    backend = _module_backend(know, ext)
+    if backend is None:
+        # An older extension name (flash_attn_cuda): the package whose file made the call.
+        pkg = re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*" + re.escape(ext), body_of(f))
+        backend = _module_backend(know, pkg.group(1)) if pkg else None
+    if backend is None:
+        return []
+    dist = backend.distributions[0] if backend.distributions else ext
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-stale-extension-mixed-install",
+            title=f"{dist}'s compiled extension is from another release than its Python code",
+            cause=(
+                f"{ext} (the compiled part of {dist}) returned another number of values than "
+                f"{dist}'s Python code expects: the binary and the Python files come from "
+                "different releases (a stale extension left by an earlier install or a build "
+                "directory, or two copies on the path)."
+            ),
+            fix=(
+                f"pip uninstall -y {dist}   # repeat until pip finds none",
+                f'python -c "import {ext}" && echo still present   # remove any copy it finds',
+                f"pip install {dist} --no-build-isolation --no-cache-dir",
+            ),
+            evidence=(("extension", ext), ("error", "values to unpack")),
+            source=(
+                "the message's traceback (the call into the compiled module raises the unpack "
+                "error); Dao-AILab/flash-attention#469 maintainer answer — unverified beyond "
+                "that thread"
+            ),
+            line=line_of(f, r"values to unpack"),
+        )
+    ]
+
+
+_JOINT = r"transformer_(?:flux|sd3|hunyuan\w*|cogview\w*|lumina\w*|mochi|ltx)"
+
+
+def diffusers_xformers_processor_for_joint_attention(
+    f: TextFacts, _know: Knowledge
+) -> list[ClassAnswer]:
+    """diffusers' xformers processor returns one tensor, while joint-attention transformers
+    (Flux, SD3…) unpack two (image and text streams): enabling xformers memory-efficient
+    attention on them swaps in a processor they cannot use."""
+    body = body_of(f)
+    model = re.search(_JOINT, body, re.I)
+    if not f.runtime.unpack_mismatch or model is None:
+        return []
+    if not re.search(r"enable_xformers_memory_efficient_attention|XFormers\w*Processor", body):
+        return []
+    name = model.group(0).split("_", 1)[1]
+    return [
+        ClassAnswer(
+            class_id=(
+                "diffusers-no-xformers-processor-for-flux"
+                if name.lower() == "flux"
+                else "diffusers-no-xformers-processor-for-joint-attention"
+            ),
+            title=f"diffusers has no xformers processor for {name}",
+            cause=(
+                f"diffusers' {name} transformer uses joint attention, whose processor returns "
+                "the image and text streams as a pair; enable_xformers_memory_efficient_attention"
+                "() replaces it with the generic xformers processor, which returns one tensor."
+            ),
+            fix=(
+                "remove pipe.enable_xformers_memory_efficient_attention() for this model "
+                "(its default processor already uses torch SDPA)",
+            ),
+            evidence=(("model", name), ("processor", "xformers")),
+            source=(
+                "huggingface/diffusers models/transformers/transformer_flux.py (the attention "
+                "call unpacks two outputs); diffusers#9946 maintainer answer — unverified: "
+                "attention_processor.py not re-read"
+            ),
+            line=line_of(f, r"values to unpack"),
+        )
+    ]

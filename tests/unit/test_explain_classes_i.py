@@ -13,11 +13,13 @@ from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
     cudnn_too_old_for_attention,
+    diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     model_code_requires_flash_attn,
     sdpa_attn_mask_dtype_mismatch,
+    stale_extension_mixed_install,
     torch_sdpa_flash_backward_sm8x,
     windows_extension_entry_point_missing,
 )
@@ -254,3 +256,39 @@ def test_build_without_ninja() -> None:
     # no backend being built: not this class
     other = TextFacts(lines=("pip install numpy",), runtime=RuntimeFacts(no_ninja=True))
     assert backend_build_without_ninja(other, KNOW) == []
+
+
+# --- an extension from another release than its Python code; diffusers' joint attention -----
+
+
+def test_stale_extension_read_and_answered() -> None:
+    rt = read_runtime(
+        "    out, lse = flash_attn_2_cuda.fwd(q, k, v)\n"
+        "ValueError: too many values to unpack (expected 2)"
+    )
+    assert rt.unpack_from_extension == "flash_attn_2_cuda"
+    f = TextFacts(runtime=rt)
+    assert _ids(stale_extension_mixed_install(f, KNOW)) == [
+        "flash-attn-stale-extension-mixed-install"
+    ]
+    # an unpack error in plain Python code: not this class
+    plain = read_runtime(
+        "    a, b = foo()\nValueError: not enough values to unpack (expected 2, got 1)"
+    )
+    assert plain.unpack_from_extension is None
+    assert plain.unpack_mismatch
+
+
+def test_diffusers_xformers_on_joint_attention() -> None:
+    lines = (
+        "pipe.enable_xformers_memory_efficient_attention()",
+        "diffusers/models/transformers/transformer_sd3.py, line 120, in forward",
+        "ValueError: not enough values to unpack (expected 2, got 1)",
+    )
+    f = TextFacts(lines=lines, runtime=RuntimeFacts(unpack_mismatch=True))
+    assert _ids(diffusers_xformers_processor_for_joint_attention(f, KNOW)) == [
+        "diffusers-no-xformers-processor-for-joint-attention"
+    ]
+    # the same error without xformers enabled: not this class
+    no_xf = TextFacts(lines=lines[1:], runtime=f.runtime)
+    assert diffusers_xformers_processor_for_joint_attention(no_xf, KNOW) == []
