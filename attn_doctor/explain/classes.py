@@ -60,6 +60,7 @@ from attn_doctor.explain.rules_messages import app_wrapper, framework_message, h
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
+    ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
@@ -175,6 +176,7 @@ RULES: tuple[Rule, ...] = (
     backend_build_without_ninja,
     stale_extension_mixed_install,
     diffusers_xformers_processor_for_joint_attention,
+    ck_xdl_kernel_on_gpu_without_mfma,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

@@ -98,6 +98,19 @@ _UNPACK = re.compile(
 )
 _EXT_CALL = re.compile(r"\b(\w+_cuda|\w+_C|_C)\.(\w+)\(")
 """A call into a compiled extension module (``flash_attn_cuda.varlen_fwd(``, ``_C.fwd(``)."""
+_AMD_GPU = re.compile(
+    r"\b(?:Instinct\s*)?MI ?(25|50|60|100|210|250X?|300[AX]?|325X|355X)\b|\bRadeon VII\b"
+    r"|\bgfx(9\d\w|1[0-2]\d\d)\b",
+    re.I,
+)
+_AMD_TARGET = {
+    "25": "gfx900", "50": "gfx906", "60": "gfx906", "100": "gfx908", "210": "gfx90a",
+    "250": "gfx90a", "250x": "gfx90a", "300": "gfx942", "300a": "gfx942", "300x": "gfx942",
+    "325x": "gfx942", "355x": "gfx950",
+}  # fmt: skip
+"""AMD Instinct GPUs and their LLVM targets (ROCm's GPU support table)."""
+_CK_XDL_REFUSED = re.compile(r"\b(Device\w*_Xdl\w*)\b[^\n]*does not support this problem")
+"""composable_kernel: a device op built on XDL (MFMA) instructions refusing the arguments."""
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
@@ -133,6 +146,10 @@ class RuntimeFacts:
     unpacks (the code line just above "not enough values to unpack")."""
     unpack_mismatch: bool = False
     """Any "not enough / too many values to unpack" in the message."""
+    amd_targets: tuple[str, ...] = ()
+    """LLVM targets of the AMD GPUs named (``MI50`` -> ``gfx906``, ``gfx1100`` as written)."""
+    ck_xdl_refused: str | None = None
+    """A composable_kernel XDL device op that said it "does not support this problem"."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -179,7 +196,18 @@ def read_runtime(body: str) -> RuntimeFacts:
                     ext_unpack = c.group(1)
                     break
             break
+    targets: dict[str, None] = {}
+    for a in _AMD_GPU.finditer(body):
+        if a.group(1):
+            targets[_AMD_TARGET[a.group(1).lower()]] = None
+        elif a.group(2):
+            targets["gfx" + a.group(2).lower()] = None
+        else:
+            targets["gfx906"] = None  # Radeon VII
+    ck = _CK_XDL_REFUSED.search(body)
     return RuntimeFacts(
+        amd_targets=tuple(targets),
+        ck_xdl_refused=ck.group(1) if ck else None,
         unpack_from_extension=ext_unpack,
         unpack_mismatch=bool(_UNPACK.search(body)),
         flash_required_by_model=bool(_FLASH_REQUIRED.search(body)),

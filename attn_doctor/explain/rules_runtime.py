@@ -520,3 +520,40 @@ def diffusers_xformers_processor_for_joint_attention(
             line=line_of(f, r"values to unpack"),
         )
     ]
+
+
+_MFMA = ("gfx908", "gfx90a", "gfx940", "gfx941", "gfx942", "gfx950")
+"""AMD targets with MFMA (XDL) instructions: CDNA Instinct GPUs (MI100 and newer)."""
+
+
+def ck_xdl_kernel_on_gpu_without_mfma(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """composable_kernel's XDL device ops (ROCm flash-attention's kernels) run only on GPUs with
+    MFMA instructions; on an MI50/MI60 (gfx906) or a Radeon (gfx10xx/11xx) they refuse every
+    problem, whatever the build flags."""
+    op = f.runtime.ck_xdl_refused
+    lacking = [t for t in f.runtime.amd_targets if t not in _MFMA]
+    if op is None or not lacking:
+        return []
+    gfx = lacking[0]
+    return [
+        ClassAnswer(
+            class_id="gpu-outside-backend-range",
+            title=f"composable_kernel's XDL attention kernels do not run on {gfx}",
+            cause=(
+                f"{op.split('<')[0]} is a composable_kernel XDL (MFMA) kernel, the kind ROCm "
+                f"flash-attention is built from; {gfx} has no MFMA instructions, so the kernel "
+                "refuses every problem there. Only CDNA Instinct GPUs (MI100/gfx908 and newer: "
+                "gfx90a, gfx942) run it."
+            ),
+            fix=(
+                "run flash attention on an MI100/MI200/MI300-class GPU, or use torch SDPA "
+                "(its math/memory-efficient paths) on this one",
+            ),
+            evidence=(("kernel", op[:60]), ("gpu", gfx)),
+            source=(
+                "ROCm/composable_kernel (XDL device ops check ck::is_xdl_supported(): gfx908, "
+                "gfx90a, gfx94x, gfx950) — unverified: not re-read"
+            ),
+            line=line_of(f, r"does not support this problem"),
+        )
+    ]

@@ -10,6 +10,7 @@ from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range
 from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
+    ck_xdl_kernel_on_gpu_without_mfma,
     backend_build_without_ninja,
     backend_operators_not_registered,
     cudnn_too_old_for_attention,
@@ -292,3 +293,21 @@ def test_diffusers_xformers_on_joint_attention() -> None:
     # the same error without xformers enabled: not this class
     no_xf = TextFacts(lines=lines[1:], runtime=f.runtime)
     assert diffusers_xformers_processor_for_joint_attention(no_xf, KNOW) == []
+
+
+# --- composable_kernel's XDL kernels on a GPU without MFMA ----------------------------------
+
+
+def test_ck_xdl_kernel_on_gpu_without_mfma() -> None:
+    rt = read_runtime(
+        "GPU: AMD Instinct MI60\nRuntimeError: DeviceBatchedGemmSoftmaxGemm_Xdl_CShuffle<256, "
+        "128> does not support this problem"
+    )
+    assert rt.amd_targets == ("gfx906",)
+    assert rt.ck_xdl_refused is not None
+    assert _ids(ck_xdl_kernel_on_gpu_without_mfma(TextFacts(runtime=rt), KNOW)) == [
+        "gpu-outside-backend-range"
+    ]
+    # the same refusal on an MI250 (gfx90a has MFMA): the problem, not the GPU
+    mi250 = RuntimeFacts(amd_targets=("gfx90a",), ck_xdl_refused=rt.ck_xdl_refused)
+    assert ck_xdl_kernel_on_gpu_without_mfma(TextFacts(runtime=mi250), KNOW) == []
