@@ -10,9 +10,9 @@ from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range
 from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
-    ck_xdl_kernel_on_gpu_without_mfma,
     backend_build_without_ninja,
     backend_operators_not_registered,
+    ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
