@@ -60,6 +60,7 @@ from attn_doctor.explain.rules_messages import app_wrapper, framework_message, h
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
+    caller_checks_old_distribution_name,
     ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
@@ -177,6 +178,7 @@ RULES: tuple[Rule, ...] = (
     stale_extension_mixed_install,
     diffusers_xformers_processor_for_joint_attention,
     ck_xdl_kernel_on_gpu_without_mfma,
+    caller_checks_old_distribution_name,
     compiler_too_old_for_arch,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,

@@ -217,6 +217,7 @@ _CLASS_IDS = frozenset(
         "flash-attn-version-outside-supported-range",
         "flash-attn-build-without-ninja",
         "flash-attn-stale-extension-mixed-install",
+        "sglang-too-old-for-flashinfer-package-name",
         "diffusers-no-xformers-processor-for-flux",
         "xformers-build-without-ninja",
         "sageattention-build-without-ninja",

@@ -111,6 +111,10 @@ _AMD_TARGET = {
 """AMD Instinct GPUs and their LLVM targets (ROCm's GPU support table)."""
 _CK_XDL_REFUSED = re.compile(r"\b(Device\w*_Xdl\w*)\b[^\n]*does not support this problem")
 """composable_kernel: a device op built on XDL (MFMA) instructions refusing the arguments."""
+_NO_DIST = re.compile(
+    r"PackageNotFoundError:\s*(?:No package metadata was found for\s*)?['\"]?([\w.-]+)"
+)
+"""importlib.metadata finding no distribution of that name (a caller's version check)."""
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
@@ -150,6 +154,8 @@ class RuntimeFacts:
     """LLVM targets of the AMD GPUs named (``MI50`` -> ``gfx906``, ``gfx1100`` as written)."""
     ck_xdl_refused: str | None = None
     """A composable_kernel XDL device op that said it "does not support this problem"."""
+    dist_not_found: tuple[str, ...] = ()
+    """Distribution names importlib.metadata found no metadata for."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -206,6 +212,7 @@ def read_runtime(body: str) -> RuntimeFacts:
             targets["gfx906"] = None  # Radeon VII
     ck = _CK_XDL_REFUSED.search(body)
     return RuntimeFacts(
+        dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),
         ck_xdl_refused=ck.group(1) if ck else None,
         unpack_from_extension=ext_unpack,

@@ -557,3 +557,46 @@ def ck_xdl_kernel_on_gpu_without_mfma(f: TextFacts, _know: Knowledge) -> list[Cl
             line=line_of(f, r"does not support this problem"),
         )
     ]
+
+
+_RENAMED = {"flashinfer": ("flashinfer-python", "0.2.0")}
+"""Attention distributions published under a new name from a release on (flashinfer's wheels
+are ``flashinfer-python`` from 0.2.0) — unverified: flashinfer's install docs not re-read."""
+
+
+def caller_checks_old_distribution_name(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A caller looks up a backend's metadata under its old distribution name: the package is
+    installed under the new name, so the caller's version check says it is missing. The
+    caller predates the rename."""
+    old = next((d for d in f.runtime.dist_not_found if d in _RENAMED), None)
+    if old is None:
+        return []
+    new, since = _RENAMED[old]
+    caller = next((c for c in ("sglang", "vllm") if re.search(c, body_of(f), re.I)), None)
+    return [
+        ClassAnswer(
+            class_id=(
+                f"{caller}-too-old-for-{old}-package-name"
+                if caller
+                else "caller-written-for-other-api"
+            ),
+            title=f"{caller or 'the caller'} looks for {old} under its old name",
+            cause=(
+                f"{old} is published as {new} from {since}; {caller or 'the calling package'} "
+                f"checks the metadata of '{old}', which a {new} install does not have, so it "
+                f"reports {old} missing although it is installed: the caller predates the rename."
+            ),
+            fix=(
+                f"pip install --upgrade {caller}   # a release that looks for {new}"
+                if caller
+                else f"upgrade the package that checks for {old}",
+                f"pip show {new}",
+            ),
+            evidence=(("not found", old), ("installed as", new)),
+            source=(
+                "importlib.metadata (PackageNotFoundError: no distribution of that name); the "
+                "rename from flashinfer's releases — unverified: not re-read"
+            ),
+            line=line_of(f, r"PackageNotFoundError|not installed"),
+        )
+    ]

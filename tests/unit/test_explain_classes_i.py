@@ -12,6 +12,7 @@ from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
+    caller_checks_old_distribution_name,
     ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
@@ -311,3 +312,20 @@ def test_ck_xdl_kernel_on_gpu_without_mfma() -> None:
     # the same refusal on an MI250 (gfx90a has MFMA): the problem, not the GPU
     mi250 = RuntimeFacts(amd_targets=("gfx90a",), ck_xdl_refused=rt.ck_xdl_refused)
     assert ck_xdl_kernel_on_gpu_without_mfma(TextFacts(runtime=mi250), KNOW) == []
+
+
+# --- a caller looking a backend up under its old distribution name ---------------------------
+
+
+def test_caller_checks_old_distribution_name() -> None:
+    rt = read_runtime(
+        "importlib.metadata.PackageNotFoundError: No package metadata was found for flashinfer"
+    )
+    assert rt.dist_not_found == ("flashinfer",)
+    f = TextFacts(lines=("vllm serve model",), runtime=rt)
+    (ans,) = caller_checks_old_distribution_name(f, KNOW)
+    assert ans.class_id == "vllm-too-old-for-flashinfer-package-name"
+    assert "flashinfer-python" in ans.cause
+    # a distribution that was never renamed: not this class
+    other = TextFacts(runtime=RuntimeFacts(dist_not_found=("xformers",)))
+    assert caller_checks_old_distribution_name(other, KNOW) == []
