@@ -209,6 +209,18 @@ _CLASS_IDS = frozenset(
         "flash-attn-source-missing-cutlass-submodule",
         "torch-cuda-arch-list-below-backend-minimum",
         "remote-code-imports-removed-transformers-helper",
+        "sdpa-attn-mask-dtype-mismatch",
+        "cudnn-too-old-for-fused-attention",
+        "torch-cudnn-too-old-for-cudnn-attention",
+        "torch-sdpa-flash-backward-sm8x-dispatch-bug",
+        "kernels-client-too-old-for-stable-abi-variant",
+        "flash-attn-version-outside-supported-range",
+        "flash-attn-build-without-ninja",
+        "flash-attn-stale-extension-mixed-install",
+        "sglang-too-old-for-flashinfer-package-name",
+        "diffusers-no-xformers-processor-for-flux",
+        "xformers-build-without-ninja",
+        "sageattention-build-without-ninja",
     }
 )
 """The failure classes of ``classes.RULES`` (the other answers there are framework messages)."""

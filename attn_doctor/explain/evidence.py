@@ -26,6 +26,7 @@ from attn_doctor.explain.evidence_more import (
     platforms,
     read_more,
 )
+from attn_doctor.explain.evidence_runtime import RuntimeFacts, read_runtime
 from attn_doctor.explain.match import split_lines
 
 
@@ -108,6 +109,8 @@ class TextFacts:
     """Builds, compilers and kernel resources (``evidence_build.BuildFacts``)."""
     caller: CallerFacts = field(default_factory=CallerFacts)
     """What a caller or the runtime says of the stack (``evidence_caller.CallerFacts``)."""
+    runtime: RuntimeFacts = field(default_factory=RuntimeFacts)
+    """What a runtime library says of one attention call (``evidence_runtime``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -284,6 +287,9 @@ _PKG_PATTERNS = [
         re.I,
     ),
 ]
+_FA_PROSE = re.compile(r"(?<![\w.-])Flash[- ]?Attention\s+v?(\d+\.\d+\.\d+(?:\.post\d+)?)\b", re.I)
+"""flash-attn's release told in prose ("I have Flash Attention 2.7.3"); a full X.Y.Z, so the
+generation ("FlashAttention 2") is not read as a version."""
 _TORCH_LOCAL = re.compile(
     r"(?<![\w.])torch(?:==|-|\s+|:\s*|\s*version\s*[:=]?\s*|\.__version__\s*=\s*)['\"]?"
     r"(?P<ver>\d+\.\d+(?:\.\d+)?(?:\.dev\d+)?)\+(?P<local>cu\d+|rocm[\d.]+|xpu|cpu)",
@@ -299,7 +305,7 @@ _ANY_LOCAL = re.compile(
 _PYTAG = re.compile(r"\bcp3(\d{1,2})\b|python3\.(\d{1,2})\b|Python 3\.(\d{1,2})\b", re.I)
 _SM = re.compile(
     r"\b(?:sm_|compute_)(\d{2,3})[af]?\b"
-    r"|compute capability (?:of )?(?:is )?\(?(\d{1,2})[.,]\s*(\d)\)?"
+    r"|(?:compute|CUDA) capability (?:of )?(?:is )?\(?(\d{1,2})[.,]\s*(\d)\)?"
     r"|\bcapability\s*[=:]?\s*\(?(\d{1,2}),\s*(\d)\)"
     r"|\bsm(\d{2,3})\b"
     r"|\bCUDA capability sm_(\d{2,3})",
@@ -323,7 +329,7 @@ _REFUSED_ARCH = re.compile(
     re.I,
 )
 _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"compute capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
+    (re.compile(r"(?:compute|CUDA) capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
     (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
     (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),
@@ -374,7 +380,10 @@ _NVCC_REJECT = re.compile(
     r"Unsupported gpu architecture 'compute_(\d{2,3})a?'",
     re.I,
 )
-_ERROR = re.compile(r"\b((?:[A-Z][a-z]+)+(?:Error|Exception)|(?:[A-Z][a-z]+)*Warning)\b(?=:|\s*$)")
+_ERROR = re.compile(
+    r"\b((?:[A-Z][a-z]+)+(?:Error|Exception)|(?:[A-Z][a-z]+)*Warning"
+    r"|(?:[A-Z][A-Za-z]+)?TooOld(?:For[A-Z]\w+)?)\b(?=:|\s*$)"
+)
 _KNOB = re.compile(
     r"--use-(?:sage|flash|pytorch|split|quad)-attention|--use-sage-attention3?"
     r"|--attention-backend[ =]\S+|VLLM_ATTENTION_BACKEND=\S+"
@@ -406,6 +415,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     for pat in _PKG_PATTERNS:
         for m in pat.finditer(body):
             pkgs.setdefault(_DISTS[m.group("name").lower()], m.group("ver"))
+    if fa := _FA_PROSE.search(body):
+        pkgs.setdefault("flash-attn", fa.group(1))
     build = cuda = None
     nightly = False
     have = _YOU_HAVE.search(body)
@@ -419,6 +430,10 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
             context = body[start : al.start()]
             if not re.search(r"built for|requires|wheel|\.whl|flash|xformers|cxx11", context, re.I):
                 local = al.group("local").lower()
+                # A bare X.Y.Z+cuXYZ is torch's own version string unless another
+                # torch-family package is named beside it.
+                if not re.search(r"torchvision|torchaudio|vision|audio", context, re.I):
+                    pkgs.setdefault("torch", al.group(0))
                 break
     if local:
         if local.startswith("cu"):
@@ -601,6 +616,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
         caller=read_caller(body),
+        runtime=read_runtime(body),
         build=bf,
         lines=tuple(lines),
     )

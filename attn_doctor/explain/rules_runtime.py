@@ -1,0 +1,602 @@
+"""Classes over what a runtime library says of one attention call
+(``evidence_runtime.RuntimeFacts`` and the GPU facts): SDPA refusing a mask of another dtype,
+a cuDNN too old for the attention graph (torch's cuDNN SDPA, TransformerEngine's fused
+attention), torch 2.0.0 dispatching SDPA's flash backward on sm86/sm89, and a ``kernels``
+client too old to pick a stable-ABI build of a Hub kernel."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.version import Version
+
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in,
+    body_of,
+    line_of,
+    version_of,
+)
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.rules_backend import _module_backend
+
+_DTYPE_NAMES = {"bfloat16": "bfloat16", "half": "float16", "float": "float32", "double": "float64"}
+
+
+def _dtype(name: str) -> str:
+    low = name.lower()
+    return _DTYPE_NAMES.get(low, low)
+
+
+def sdpa_attn_mask_dtype_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA takes a bool mask or a float mask of the query's dtype; a float32 mask with a
+    bf16/fp16 query (autocast casts q/k/v, not the mask) is refused before any kernel runs."""
+    if f.runtime.mask_dtype is None:
+        return []
+    mask, query = (_dtype(d) for d in f.runtime.mask_dtype)
+    q = query or "the query's dtype"
+    return [
+        ClassAnswer(
+            class_id="sdpa-attn-mask-dtype-mismatch",
+            title="SDPA got an attention mask of another dtype than the query",
+            cause=(
+                "torch's scaled_dot_product_attention accepts a bool mask or a float mask of "
+                f"the query's dtype; it got a {mask or 'float'} mask with a {q} query. Under "
+                "autocast q/k/v are cast to the autocast dtype but a mask built beforehand is "
+                "not, so the caller's float32 mask no longer matches."
+            ),
+            fix=(
+                "cast the mask where it is passed: attn_mask = attn_mask.to("
+                f"{q if query else 'q.dtype'})",
+                "or pass a bool mask (True = attend), which any query dtype accepts",
+            ),
+            evidence=(("mask dtype", mask or "not shown"), ("query dtype", query or "not shown")),
+            source=(
+                "pytorch aten/src/ATen/native/transformers/attention.cpp (validate_sdpa_input) "
+                "— unverified: wording read in stored tracebacks, the file not re-read"
+            ),
+            line=line_of(f, r"attn_mask"),
+        )
+    ]
+
+
+def _cudnn_fix(f: TextFacts, need: str) -> str:
+    major = (f.torch_cuda or "12").split(".")[0]
+    return f"pip install --upgrade 'nvidia-cudnn-cu{major}>={need}'"
+
+
+def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A cuDNN older than the attention graph needs: TransformerEngine's fused attention finds
+    no cuDNN backend for the call (newer masks, head dims and layouts arrive release by release
+    in cuDNN 9.x), or torch's cuDNN SDPA says the bundled cuDNN is too old."""
+    rt = f.runtime
+    have = f" (this log shows cuDNN {rt.cudnn})" if rt.cudnn else ""
+    if rt.fused_attn_refused:
+        return [
+            ClassAnswer(
+                class_id="cudnn-too-old-for-fused-attention",
+                title="cuDNN too old for TransformerEngine's fused attention",
+                cause=(
+                    "TransformerEngine's fused attention found no cuDNN graph for this call's "
+                    "dtype, sequence lengths, mask or head dims: cuDNN adds such combinations "
+                    "release by release (bottom-right causal masks from 9.3, head dims over 128 "
+                    f"in the backward from 9.5), so the installed cuDNN is too old{have}."
+                ),
+                fix=(
+                    _cudnn_fix(f, "9.5"),
+                    "or let TransformerEngine use another backend: NVTE_FUSED_ATTN=0 "
+                    "(with a flash-attn version it supports)",
+                ),
+                evidence=(("fused attention", "refused"), ("cuDNN", rt.cudnn or "not shown")),
+                source=(
+                    "NVIDIA/TransformerEngine transformer_engine/common/fused_attn/fused_attn.cpp "
+                    "(nvte_get_fused_attn_backend) and its cuDNN version gates — unverified: "
+                    "not re-read; the version floors are from the maintainers' answers"
+                ),
+                line=line_of(f, r"fused_attn|fused attention|execution plans"),
+            )
+        ]
+    if rt.cudnn_too_old:
+        torch = f.version("torch")
+        return [
+            ClassAnswer(
+                class_id="torch-cudnn-too-old-for-cudnn-attention",
+                title="the cuDNN torch loaded is too old for cuDNN attention",
+                cause=(
+                    "torch's cuDNN attention backend for scaled_dot_product_attention needs "
+                    f"cuDNN 9; the cuDNN this torch{(' ' + torch) if torch else ''} loaded is "
+                    f"older{have}."
+                ),
+                fix=(
+                    "pip install --upgrade torch   # a build that bundles cuDNN 9",
+                    "or: torch.backends.cuda.enable_cudnn_sdp(False)   # use another SDPA backend",
+                ),
+                evidence=(("cuDNN", rt.cudnn or "too old"),),
+                source=(
+                    "pytorch aten/src/ATen/native/transformers/cuda/sdp_utils.cpp "
+                    "(check_cudnn_version) — unverified: not re-read"
+                ),
+                line=line_of(f, r"cuDNN"),
+            )
+        ]
+    return []
+
+
+_SM8X = frozenset({86, 87, 89})
+
+
+def torch_sdpa_flash_backward_sm8x(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """torch 2.0.0 dispatched SDPA's flash backward on sm86/sm89 for head dims over 64, where
+    the kernel asserts ``is_sm80 || is_sm90``; 2.0.1 stopped choosing it there. The GPU is
+    inside the kernels' forward range, so this is torch's dispatch, not the GPU."""
+    if 80 not in f.required_exact or not f.sms or not set(f.sms) <= _SM8X:
+        return []
+    torch = f.version("torch")
+    v = version_of(torch)
+    # The torch must be shown (the flash_attn package's own kernels assert the same on sm8x,
+    # and its early releases did so for the backward: that is the GPU range, not torch).
+    if v is None or "flash_attn_2" in backends_in(f):
+        return []
+    if v >= Version("2.0.1") and not (f.nightly and v < Version("2.1")):
+        return []
+    return [
+        ClassAnswer(
+            class_id="torch-sdpa-flash-backward-sm8x-dispatch-bug",
+            title="torch 2.0.0 chose SDPA's flash backward on an sm8x GPU",
+            cause=(
+                f"torch{(' ' + torch) if torch else ''} dispatched the FlashAttention backward "
+                f"of scaled_dot_product_attention on sm_{f.sms[0]} for a head dim it only runs "
+                "on sm80/sm90 there (is_sm80 || is_sm90); torch 2.0.1 no longer picks it on "
+                "sm86/sm89."
+            ),
+            fix=(
+                "pip install --upgrade 'torch>=2.0.1'",
+                "or, for training on this torch: torch.backends.cuda.enable_flash_sdp(False)",
+            ),
+            evidence=(("gpu", f"sm_{f.sms[0]}"), ("torch", torch or "not shown")),
+            source=(
+                "pytorch/pytorch#98140 and the 2.0.1 release notes — unverified: the fix commit "
+                "not re-read"
+            ),
+            line=line_of(f, r"is_sm80"),
+        )
+    ]
+
+
+_KERNELS_STABLE_ABI = "0.16"
+"""The first ``kernels`` client that picks ``torch-stable-abi…`` builds (vllm-omni's report
+of 0.14.1 against 0.16.0; unverified in kernels' own changelog)."""
+
+
+def kernels_client_too_old_for_stable_abi(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A Hub kernel publishes a stable-ABI build, but an older ``kernels`` client only matches
+    ``torch{XY}`` folders and reports no variant for a torch newer than those."""
+    if not f.runtime.stable_abi_variant:
+        return []
+    line = line_of(f, r"Cannot find a build variant|No kernel module found|variant")
+    have = f.version("kernels")
+    v = version_of(have)
+    if not line or v is None or v >= Version(_KERNELS_STABLE_ABI):
+        return []
+    return [
+        ClassAnswer(
+            class_id="kernels-client-too-old-for-stable-abi-variant",
+            title="kernels client too old to pick the stable-ABI build",
+            cause=(
+                f"the Hub kernel publishes a torch-stable-abi build that runs on this torch, "
+                f"but kernels {have} only matches exact torch{{major}}{{minor}} builds, so it "
+                "finds no variant."
+            ),
+            fix=(f"pip install --upgrade 'kernels>={_KERNELS_STABLE_ABI}'",),
+            evidence=(("kernels", have or ""), ("variant", "torch-stable-abi")),
+            source=(
+                "wheels_index/hub_kernels.toml (stable-ABI variants); the client version from "
+                "vllm-project/vllm-omni's report — unverified in kernels' changelog"
+            ),
+            line=line,
+        )
+    ]
+
+
+def flash_attn_newer_than_dependent_supports(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A dependent package (TransformerEngine) supports flash-attn only up to a version and the
+    installed one is newer: it skips flash-attn and falls back (to cuDNN fused attention),
+    whose failure is then what the user sees."""
+    latest = f.runtime.fa_latest_supported
+    have = f.version("flash-attn")
+    v, top = version_of(have), version_of(latest)
+    if v is None or top is None or v <= top:
+        return []
+    return [
+        ClassAnswer(
+            class_id="flash-attn-version-outside-supported-range",
+            title="flash-attn newer than the dependent package supports",
+            cause=(
+                f"flash-attn {have} is newer than {latest}, the latest the dependent package "
+                "(TransformerEngine) supports: it does not use that flash-attn and falls back "
+                "to another attention backend (cuDNN fused attention), which is what failed."
+            ),
+            fix=(
+                f"pip install 'flash-attn=={latest}' --no-build-isolation",
+                "or upgrade transformer-engine to a release that supports this flash-attn",
+            ),
+            evidence=(("flash-attn", have or ""), ("latest supported", latest or "")),
+            source=(
+                "NVIDIA/TransformerEngine's flash-attn version check (its attention module's "
+                "supported range warning) — unverified: the file not re-read"
+            ),
+            line=line_of(f, r"latest supported|Supported flash-attn"),
+        )
+    ]
+
+
+def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """Windows' loader cannot find a procedure a compiled extension imports: a libtorch name
+    (``?…@at@@…``), or any name while the message shows the torch it runs with, means the
+    extension was built against another torch (its C++ API is not stable across releases)."""
+    entry = f.runtime.entry_point_missing
+    if entry is None:
+        return []
+    sym, module, from_torch = entry
+    torch = f.version("torch")
+    if not from_torch and not (torch and module):
+        return []
+    backend = _module_backend(know, module) if module else None
+    dist = (
+        backend.distributions[0]
+        if backend and backend.distributions
+        else (module.split(".")[0] if module else "the extension")
+    )
+    return [
+        ClassAnswer(
+            class_id="extension-built-for-other-torch",
+            title=f"{dist} built for another torch",
+            cause=(
+                f"Windows cannot find a procedure {module or 'a compiled extension'} imports"
+                + (f" ({sym[:80]}, libtorch's)" if from_torch else "")
+                + f" in this torch{(' ' + torch) if torch else ''}: the binary was built "
+                "against another torch release, whose C++ symbols differ."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps --no-cache-dir {dist}   # a build "
+                "for torch <torch_mm>, or build it from source against this torch",
+            ),
+            checks=(f"built_for_other_torch:{dist}",) if backend else (),
+            evidence=(("module", module or "?"), ("torch", torch or "not shown")),
+            source=(
+                "Windows' loader error ERROR_PROC_NOT_FOUND (127) and MSVC's decorated names "
+                "(@at@/@c10@ are libtorch namespaces)"
+            ),
+            line=line_of(f, r"procedure"),
+            before_phrases=False,
+        )
+    ]
+
+
+def backend_operators_not_registered(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """torch.ops has no operator in a backend's namespace: the backend's compiled extension,
+    which registers them when it loads, did not load into this torch (built for another torch
+    release or for CPU only) or was built without them."""
+    if f.runtime.ops_missing is None or f.torch_build == "rocm":
+        return []
+    ns, op = f.runtime.ops_missing
+    backend = _module_backend(know, ns)
+    if backend is None:
+        return []
+    dist = backend.distributions[0] if backend.distributions else ns
+    have = f.version(dist)
+    torch = f.version("torch")
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-operator-not-built",
+            title=f"{dist}'s compiled operators are not registered in this torch",
+            cause=(
+                f"torch.ops has no {ns}::{op or '…'}: {dist}{(' ' + have) if have else ''}'s "
+                "compiled extension registers its operators when it loads, and it did not load "
+                f"into this torch{(' ' + torch) if torch else ''}: the binary was built for "
+                "another torch release (or without CUDA)."
+            ),
+            fix=(
+                f"pip install --force-reinstall --no-deps {dist}   # the release built for torch "
+                "<torch_mm>",
+                f"python -m {ns}.info" if ns == "xformers" else f"python -c 'import {ns}'",
+            ),
+            checks=(f"built_for_other_torch:{dist}",),
+            evidence=(("operator", f"{ns}::{op}" if op else ns), (dist, have or "installed")),
+            source=(
+                "torch/_ops.py (_OpNamespace.__getattr__: no operator registered under the "
+                "namespace) — unverified: wording read in stored tracebacks"
+            ),
+            line=line_of(f, r"operator|_OpNamespace"),
+        )
+    ]
+
+
+def kernel_compiled_out_for_arch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A kernel with no device code for the running architecture although the binary was
+    compiled for it: the kernel is compiled out there on purpose (it uses instructions the GPU
+    lacks: tensor-core MMA for ggml's flash-attention kernels), so the GPU is outside its
+    range; rebuilding for the same arch changes nothing."""
+    ndc = f.runtime.no_device_code
+    if ndc is None:
+        return []
+    kernel, sm, built = ndc
+    if built and sm not in built:
+        return []  # the binary lacks the arch: a build-flag problem, not the kernel's range
+    flash = "flash_attn" in kernel or "fattn" in body_of(f)
+    return [
+        ClassAnswer(
+            class_id="gpu-outside-backend-range",
+            title=f"{kernel} has no code for sm_{sm}",
+            cause=(
+                f"the kernel {kernel} is compiled out for sm_{sm} even in a build for that arch: "
+                "its code needs instructions this GPU lacks, so this GPU is outside the "
+                "kernel's range"
+                + (
+                    " (ggml's CUDA flash-attention kernels need tensor cores: Volta or newer)"
+                    if flash
+                    else ""
+                )
+                + "."
+            ),
+            fix=(
+                (
+                    "turn flash attention off for this GPU (llama.cpp: -fa off / no --flash-attn; "
+                    "koboldcpp: no --flashattention)"
+                )
+                if flash
+                else "run this kernel on a newer GPU, or disable the feature that uses it",
+            ),
+            checks=(f"gpu_sm_below:{sm + 1}",),
+            evidence=(("kernel", kernel), ("gpu", f"sm_{sm}")),
+            source=(
+                "ggml-org/llama.cpp ggml/src/ggml-cuda/common.cuh (NO_DEVICE_CODE) — "
+                "unverified: the arch gates of fattn kernels not re-read"
+            ),
+            line=line_of(f, r"no device code"),
+        )
+    ]
+
+
+def model_code_requires_flash_attn(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A model's own (remote) code asserts flash-attn although the caller chose eager/SDPA, or
+    with trust_remote_code: transformers' attn_implementation does not reach that check."""
+    rt = f.runtime
+    if not rt.flash_required_by_model:
+        return []
+    body = body_of(f)
+    if rt.attn_impl_chosen is None and not re.search(r"trust_remote_code|modeling_\w+\.py", body):
+        return []
+    chosen = (
+        f'attn_implementation="{rt.attn_impl_chosen}"'
+        if rt.attn_impl_chosen
+        else "another attention"
+    )
+    return [
+        ClassAnswer(
+            class_id="transformers-remote-code-needs-flash-attn",
+            title="the model's own code requires flash-attn",
+            cause=(
+                "the model's remote modeling code checks for flash-attn itself and fails without "
+                f"it, whatever transformers was told ({chosen} does not reach that check)."
+            ),
+            fix=(
+                "pip install flash-attn --no-build-isolation   # where the GPU supports it "
+                "(Ampere or newer)",
+                "or load a revision / native transformers class of the model that runs without "
+                "flash-attn, or edit the check in the cached modeling_*.py",
+            ),
+            evidence=(("model code", "needs flash-attn"), ("chosen", rt.attn_impl_chosen or "")),
+            source=(
+                "transformers dynamic_module_utils (remote code runs as written); the check is "
+                "the model's own — unverified: Phi-3-small's modeling file not re-read"
+            ),
+            line=line_of(f, r"flash[ _-]?att"),
+        )
+    ]
+
+
+def backend_build_without_ninja(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A CUDA extension built without ninja: torch's BuildExtension falls back to compiling
+    one file at a time, and flash-attn's hundreds of kernels take hours instead of minutes."""
+    if not f.runtime.no_ninja:
+        return []
+    body = body_of(f)
+    named = [b for b in backends_in(f) if b not in {"sdpa", "eager", "flex_attention"}]
+    pip = re.search(r"pip install[^\n]*?\b(flash[-_]attn|xformers|sageattention)\b", body, re.I)
+    if not named and not pip:
+        return []
+    backend = know.backend(named[0]) if named else None
+    dist = (
+        backend.distributions[0]
+        if backend and backend.distributions
+        else (pip.group(1).lower().replace("_", "-") if pip else "the extension")
+    )
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-build-without-ninja",
+            title=f"{dist} is being built without ninja",
+            cause=(
+                f"{dist} is compiled from source, and without ninja torch's BuildExtension "
+                "compiles one file at a time (the distutils fallback): the build takes hours "
+                "instead of minutes."
+            ),
+            fix=(
+                "pip install ninja && ninja --version   # must print a version",
+                f"MAX_JOBS=4 pip install {dist} --no-build-isolation   # more jobs as RAM allows",
+            ),
+            evidence=(("build", dist), ("ninja", "not used")),
+            source=(
+                "torch/utils/cpp_extension.py (BuildExtension: the slow distutils fallback "
+                "without ninja); Dao-AILab/flash-attention README (install ninja) — unverified: "
+                "not re-read"
+            ),
+            line=line_of(f, r"ninja|long time|slow|single"),
+        )
+    ]
+
+
+def stale_extension_mixed_install(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A compiled extension returns another number of values than the package's Python code
+    unpacks: the two come from different releases (an old ``*_cuda`` .so left by an earlier
+    install, or a second copy earlier on the path), so the Python side and the binary disagree."""
+    ext = f.runtime.unpack_from_extension
+    if ext is None:
+        return []
+    backend = _module_backend(know, ext)
+    if backend is None:
+        # An older extension name (flash_attn_cuda): the package whose file made the call.
+        pkg = re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*" + re.escape(ext), body_of(f))
+        backend = _module_backend(know, pkg.group(1)) if pkg else None
+    if backend is None:
+        return []
+    dist = backend.distributions[0] if backend.distributions else ext
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-stale-extension-mixed-install",
+            title=f"{dist}'s compiled extension is from another release than its Python code",
+            cause=(
+                f"{ext} (the compiled part of {dist}) returned another number of values than "
+                f"{dist}'s Python code expects: the binary and the Python files come from "
+                "different releases (a stale extension left by an earlier install or a build "
+                "directory, or two copies on the path)."
+            ),
+            fix=(
+                f"pip uninstall -y {dist}   # repeat until pip finds none",
+                f'python -c "import {ext}" && echo still present   # remove any copy it finds',
+                f"pip install {dist} --no-build-isolation --no-cache-dir",
+            ),
+            evidence=(("extension", ext), ("error", "values to unpack")),
+            source=(
+                "the message's traceback (the call into the compiled module raises the unpack "
+                "error); Dao-AILab/flash-attention#469 maintainer answer — unverified beyond "
+                "that thread"
+            ),
+            line=line_of(f, r"values to unpack"),
+        )
+    ]
+
+
+_JOINT = r"transformer_(?:flux|sd3|hunyuan\w*|cogview\w*|lumina\w*|mochi|ltx)"
+
+
+def diffusers_xformers_processor_for_joint_attention(
+    f: TextFacts, _know: Knowledge
+) -> list[ClassAnswer]:
+    """diffusers' xformers processor returns one tensor, while joint-attention transformers
+    (Flux, SD3…) unpack two (image and text streams): enabling xformers memory-efficient
+    attention on them swaps in a processor they cannot use."""
+    body = body_of(f)
+    model = re.search(_JOINT, body, re.I)
+    if not f.runtime.unpack_mismatch or model is None:
+        return []
+    if not re.search(r"enable_xformers_memory_efficient_attention|XFormers\w*Processor", body):
+        return []
+    name = model.group(0).split("_", 1)[1]
+    return [
+        ClassAnswer(
+            class_id=(
+                "diffusers-no-xformers-processor-for-flux"
+                if name.lower() == "flux"
+                else "diffusers-no-xformers-processor-for-joint-attention"
+            ),
+            title=f"diffusers has no xformers processor for {name}",
+            cause=(
+                f"diffusers' {name} transformer uses joint attention, whose processor returns "
+                "the image and text streams as a pair; enable_xformers_memory_efficient_attention"
+                "() replaces it with the generic xformers processor, which returns one tensor."
+            ),
+            fix=(
+                "remove pipe.enable_xformers_memory_efficient_attention() for this model "
+                "(its default processor already uses torch SDPA)",
+            ),
+            evidence=(("model", name), ("processor", "xformers")),
+            source=(
+                "huggingface/diffusers models/transformers/transformer_flux.py (the attention "
+                "call unpacks two outputs); diffusers#9946 maintainer answer — unverified: "
+                "attention_processor.py not re-read"
+            ),
+            line=line_of(f, r"values to unpack"),
+        )
+    ]
+
+
+_MFMA = ("gfx908", "gfx90a", "gfx940", "gfx941", "gfx942", "gfx950")
+"""AMD targets with MFMA (XDL) instructions: CDNA Instinct GPUs (MI100 and newer)."""
+
+
+def ck_xdl_kernel_on_gpu_without_mfma(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """composable_kernel's XDL device ops (ROCm flash-attention's kernels) run only on GPUs with
+    MFMA instructions; on an MI50/MI60 (gfx906) or a Radeon (gfx10xx/11xx) they refuse every
+    problem, whatever the build flags."""
+    op = f.runtime.ck_xdl_refused
+    lacking = [t for t in f.runtime.amd_targets if t not in _MFMA]
+    if op is None or not lacking:
+        return []
+    gfx = lacking[0]
+    return [
+        ClassAnswer(
+            class_id="gpu-outside-backend-range",
+            title=f"composable_kernel's XDL attention kernels do not run on {gfx}",
+            cause=(
+                f"{op.split('<')[0]} is a composable_kernel XDL (MFMA) kernel, the kind ROCm "
+                f"flash-attention is built from; {gfx} has no MFMA instructions, so the kernel "
+                "refuses every problem there. Only CDNA Instinct GPUs (MI100/gfx908 and newer: "
+                "gfx90a, gfx942) run it."
+            ),
+            fix=(
+                "run flash attention on an MI100/MI200/MI300-class GPU, or use torch SDPA "
+                "(its math/memory-efficient paths) on this one",
+            ),
+            evidence=(("kernel", op[:60]), ("gpu", gfx)),
+            source=(
+                "ROCm/composable_kernel (XDL device ops check ck::is_xdl_supported(): gfx908, "
+                "gfx90a, gfx94x, gfx950) — unverified: not re-read"
+            ),
+            line=line_of(f, r"does not support this problem"),
+        )
+    ]
+
+
+_RENAMED = {"flashinfer": ("flashinfer-python", "0.2.0")}
+"""Attention distributions published under a new name from a release on (flashinfer's wheels
+are ``flashinfer-python`` from 0.2.0) — unverified: flashinfer's install docs not re-read."""
+
+
+def caller_checks_old_distribution_name(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A caller looks up a backend's metadata under its old distribution name: the package is
+    installed under the new name, so the caller's version check says it is missing. The
+    caller predates the rename."""
+    old = next((d for d in f.runtime.dist_not_found if d in _RENAMED), None)
+    if old is None:
+        return []
+    new, since = _RENAMED[old]
+    caller = next((c for c in ("sglang", "vllm") if re.search(c, body_of(f), re.I)), None)
+    return [
+        ClassAnswer(
+            class_id=(
+                f"{caller}-too-old-for-{old}-package-name"
+                if caller
+                else "caller-written-for-other-api"
+            ),
+            title=f"{caller or 'the caller'} looks for {old} under its old name",
+            cause=(
+                f"{old} is published as {new} from {since}; {caller or 'the calling package'} "
+                f"checks the metadata of '{old}', which a {new} install does not have, so it "
+                f"reports {old} missing although it is installed: the caller predates the rename."
+            ),
+            fix=(
+                f"pip install --upgrade {caller}   # a release that looks for {new}"
+                if caller
+                else f"upgrade the package that checks for {old}",
+                f"pip show {new}",
+            ),
+            evidence=(("not found", old), ("installed as", new)),
+            source=(
+                "importlib.metadata (PackageNotFoundError: no distribution of that name); the "
+                "rename from flashinfer's releases — unverified: not re-read"
+            ),
+            line=line_of(f, r"PackageNotFoundError|not installed"),
+        )
+    ]
