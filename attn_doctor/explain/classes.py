@@ -56,6 +56,7 @@ from attn_doctor.explain.rules_caller import (
     triton_needs_c_compiler,
     xformers_operators_not_built_for_rocm,
 )
+from attn_doctor.explain.rules_calls import caller_written_for_other_api
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
@@ -189,6 +190,7 @@ RULES: tuple[Rule, ...] = (
     torch_too_old_for_api,
     backend_dependency_missing,
     backend_function_import_path,
+    caller_written_for_other_api,
     remote_code_imports_removed_transformers_helper,
     pip_egg_name_out_of_date,
     backend_forced_package_missing,

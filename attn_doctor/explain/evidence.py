@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
 from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_build
 from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
+from attn_doctor.explain.evidence_calls import CallFacts, read_calls
 from attn_doctor.explain.evidence_more import (
     Advice,
     arch_numbers,
@@ -111,6 +112,8 @@ class TextFacts:
     """What a caller or the runtime says of the stack (``evidence_caller.CallerFacts``)."""
     runtime: RuntimeFacts = field(default_factory=RuntimeFacts)
     """What a runtime library says of one attention call (``evidence_runtime``)."""
+    calls: CallFacts = field(default_factory=CallFacts)
+    """Calls that do not fit the installed code (``evidence_calls``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -617,6 +620,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         features_refused=more.features_refused,
         caller=read_caller(body),
         runtime=read_runtime(body),
+        calls=read_calls(body),
         build=bf,
         lines=tuple(lines),
     )

@@ -1,0 +1,37 @@
+"""Calls that do not fit the installed code: a function given a keyword it does not take or
+the wrong number of arguments, a name a module or an object does not have. Pure functions of
+the normalised text; ``extract_facts`` calls ``read_calls``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_Q = "['\"\u2018\u2019]"
+_KWARG = re.compile(rf"([\w.<>]+)\(\) got an unexpected keyword argument {_Q}(\w+){_Q}")
+_ARITY = re.compile(
+    r"([\w.<>]+)\(\) (takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ "
+    r"(?:were|was) given|missing \d+ required (?:positional|keyword-only) arguments?: [^\n]+)"
+)
+_OBJ_ATTR = re.compile(rf"{_Q}(\w+){_Q} object has no attribute {_Q}(\w+){_Q}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallFacts:
+    bad_kwargs: tuple[tuple[str, str], ...] = ()
+    """(callable, keyword) a call passed and the callable does not take."""
+    bad_arity: tuple[tuple[str, str], ...] = ()
+    """(callable, what Python said) when the number of arguments does not fit."""
+    object_attrs: tuple[tuple[str, str], ...] = ()
+    """(class, attribute) an object lacks ("'Qwen2FlashAttention2' object has no …")."""
+
+
+def read_calls(body: str) -> CallFacts:
+    """The facts above, from the normalised text."""
+    return CallFacts(
+        bad_kwargs=tuple(dict.fromkeys((m.group(1), m.group(2)) for m in _KWARG.finditer(body))),
+        bad_arity=tuple(dict.fromkeys((m.group(1), m.group(2)) for m in _ARITY.finditer(body))),
+        object_attrs=tuple(
+            dict.fromkeys((m.group(1), m.group(2)) for m in _OBJ_ATTR.finditer(body))
+        ),
+    )
