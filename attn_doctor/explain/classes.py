@@ -274,6 +274,8 @@ def _check_contradiction(
     other = build in {"rocm", "xpu"}
     if name == "torch_cpu_only" and build in {"rocm", "xpu", "cuda"}:
         return f"the message shows a {build} torch, not a CPU-only one"
+    if name == "torch_cpu_only" and f.other_device:
+        return f"the message's torch runs on {f.other_device}, which is not CUDA's device"
     if (
         name
         in {

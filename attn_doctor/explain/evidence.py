@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from attn_doctor.explain.demangle import demangle, symbol_owner, symbols_in
 from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_build
 from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
-from attn_doctor.explain.evidence_calls import CallFacts, read_calls
+from attn_doctor.explain.evidence_calls import CallFacts, read_calls, read_other_device
 from attn_doctor.explain.evidence_more import (
     Advice,
     arch_numbers,
@@ -114,6 +114,8 @@ class TextFacts:
     """What a runtime library says of one attention call (``evidence_runtime``)."""
     calls: CallFacts = field(default_factory=CallFacts)
     """Calls that do not fit the installed code (``evidence_calls``)."""
+    other_device: str | None = None
+    """A non-CUDA accelerator the message names (``npu``, ``xpu``, ``mps``)."""
     lines: tuple[str, ...] = ()
     """The normalised lines (unwrapped, without repeats)."""
 
@@ -621,6 +623,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         caller=read_caller(body),
         runtime=read_runtime(body),
         calls=read_calls(body),
+        other_device=read_other_device(body),
         build=bf,
         lines=tuple(lines),
     )

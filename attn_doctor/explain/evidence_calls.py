@@ -35,3 +35,17 @@ def read_calls(body: str) -> CallFacts:
             dict.fromkeys((m.group(1), m.group(2)) for m in _OBJ_ATTR.finditer(body))
         ),
     )
+
+
+_OTHER_DEVICE = (
+    ("npu", re.compile(r"torch[-_]npu|\bAscend\b|\b910[BC]\d?\b|\bnpu:\d|device=.npu", re.I)),
+    ("xpu", re.compile(r"\btorch\.xpu\b|intel_extension_for_pytorch|\bxpu:\d|device=.xpu", re.I)),
+    ("mps", re.compile(r"\bMPS backend\b|\bmps:\d|device=.mps|torch\.backends\.mps", re.I)),
+)
+"""A non-CUDA accelerator the message's torch runs on: Ascend's torch-npu, Intel's XPU,
+Apple's MPS."""
+
+
+def read_other_device(body: str) -> str | None:
+    """The non-CUDA accelerator the message names (``npu``, ``xpu``, ``mps``), or None."""
+    return next((name for name, rx in _OTHER_DEVICE if rx.search(body)), None)

@@ -4,8 +4,9 @@ on short texts in other words than the batch's."""
 
 from __future__ import annotations
 
+from attn_doctor.explain.classes import contradictions
 from attn_doctor.explain.evidence import TextFacts
-from attn_doctor.explain.evidence_calls import CallFacts, read_calls
+from attn_doctor.explain.evidence_calls import CallFacts, read_calls, read_other_device
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
 
@@ -49,3 +50,20 @@ def test_caller_written_for_other_api_near_misses() -> None:
     assert caller_written_for_other_api(kw, KNOW) == []
     hub = TextFacts(missing_attrs=(("huggingface_hub", "cached_download"),))
     assert caller_written_for_other_api(hub, KNOW) == []
+
+
+# --- a non-CUDA device contradicts "torch without CUDA" ----------------------------------
+
+
+def test_other_device_read_in_its_wordings() -> None:
+    assert read_other_device("torch==2.2.0 and torch-npu==2.2.0 on a 910B1") == "npu"
+    assert read_other_device("x = x.to('npu:0')") == "npu"
+    assert read_other_device("tensor on xpu:0") == "xpu"
+    assert read_other_device("RuntimeError: MPS backend out of memory") == "mps"
+    assert read_other_device("AssertionError: Torch not compiled with CUDA enabled") is None
+
+
+def test_other_device_contradicts_torch_cpu_only() -> None:
+    npu = TextFacts(other_device="npu")
+    assert contradictions(npu, ("torch_cpu_only",), know=KNOW)
+    assert not contradictions(TextFacts(), ("torch_cpu_only",), know=KNOW)  # near miss
