@@ -92,6 +92,7 @@ SAME_CAUSE: dict[str, frozenset[str]] = {
     "compiler-too-old-for-arch": frozenset(
         {"nvcc-unsupported-gpu-arch", "cuda-ptx-unsupported-toolchain"}
     ),
+    "torch-too-old-for-api": frozenset({"torch-too-old-for-flex-attention"}),
     "torch-too-old-for-gpu": frozenset({"torch-gpu-not-supported", "cuda-no-kernel-image"}),
     "backend-dependency-missing": frozenset(
         {"triton-missing", "flash-attn-4-cutlass-dsl-incomplete"}

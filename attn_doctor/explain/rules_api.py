@@ -84,8 +84,12 @@ def torch_built_without_sdpa_kernel(f: TextFacts, _know: Knowledge) -> list[Clas
 
 def torch_too_old_for_api(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A library reads an attribute of torch (``torch.version.xpu``) that only newer torch
-    releases have: torch is older than the first release the table names."""
-    for mod, name in f.missing_attrs:
+    releases have (or imports a torch submodule only they have): torch is older than the
+    first release the table names."""
+    submodules = tuple(
+        tuple(m.rsplit(".", 1)) for m in f.missing_modules if m.startswith("torch.") and "." in m
+    )
+    for mod, name in f.missing_attrs + submodules:
         api = next((a for a in know.torch_api if a.name == f"{mod}.{name}"), None)
         if api is None:
             continue

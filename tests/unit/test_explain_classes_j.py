@@ -8,6 +8,7 @@ from attn_doctor.explain.classes import contradictions
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.evidence_calls import CallFacts, read_calls, read_other_device
 from attn_doctor.explain.knowledge import load_knowledge
+from attn_doctor.explain.rules_api import torch_too_old_for_api
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
 
 KNOW = load_knowledge()
@@ -67,3 +68,16 @@ def test_other_device_contradicts_torch_cpu_only() -> None:
     npu = TextFacts(other_device="npu")
     assert contradictions(npu, ("torch_cpu_only",), know=KNOW)
     assert not contradictions(TextFacts(), ("torch_cpu_only",), know=KNOW)  # near miss
+
+
+# --- a torch submodule only newer torch has ------------------------------------------------
+
+
+def test_torch_too_old_for_a_submodule_from_facts() -> None:
+    old = TextFacts(missing_modules=("torch.nn.attention.varlen",), packages=(("torch", "2.9.1"),))
+    assert _ids(torch_too_old_for_api(old, KNOW)) == ["torch-too-old-for-api"]
+    # near misses: a torch that has it, and a submodule the table does not name
+    new = TextFacts(missing_modules=("torch.nn.attention.varlen",), packages=(("torch", "2.10.0"),))
+    assert torch_too_old_for_api(new, KNOW) == []
+    other = TextFacts(missing_modules=("torch.nn.attention.nothing",))
+    assert torch_too_old_for_api(other, KNOW) == []
