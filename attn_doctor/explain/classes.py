@@ -75,6 +75,7 @@ from attn_doctor.explain.rules_runtime import (
     windows_extension_entry_point_missing,
 )
 from attn_doctor.explain.rules_toolchain import (
+    build_needs_newer_cuda,
     compiler_too_old_for_arch,
     cudnn_sdpa_refused,
     flashinfer_jit_needs_nvcc,
@@ -182,6 +183,7 @@ RULES: tuple[Rule, ...] = (
     ck_xdl_kernel_on_gpu_without_mfma,
     caller_checks_old_distribution_name,
     compiler_too_old_for_arch,
+    build_needs_newer_cuda,
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,
     cutlass_submodule_missing,

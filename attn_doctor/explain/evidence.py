@@ -103,6 +103,9 @@ class TextFacts:
     """(dist, version, torch it pins, torch installed) from pip's resolver conflict lines."""
     uninstalled: tuple[str, ...] = ()  # distributions the log shows pip uninstalling
     features_refused: tuple[tuple[str, str], ...] = ()
+    availability_asserts: tuple[str, ...] = ()
+    """An application's availability flag for an attention package asserted in the message
+    (``assert FLASH_ATTN_2_AVAILABLE`` with an AssertionError): its import error was swallowed."""
     """(feature, backend as written): "`attn_mask` is not supported for flash-attn 2"."""
     none_called_in: tuple[tuple[str, str], ...] = ()
     """(framework, backend module) where a None left by a guarded import was called."""
@@ -620,6 +623,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         pin_conflicts=more.pin_conflicts,
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
+        availability_asserts=more.availability_asserts,
         caller=read_caller(body),
         runtime=read_runtime(body),
         calls=read_calls(body),

@@ -49,6 +49,10 @@ class BuildFacts:
     head_multiple: str | None = None
     """The multiple a head size must be ("Size per head is not a multiple of X", TensorRT-LLM)."""
 
+    cuda_floor: str | None = None
+    """The CUDA toolkit release a build script states it needs, with no architecture
+    (SageAttention's "CUDA 12.0 or higher is required to build the package", flash-attn's
+    "only supported on CUDA 11.7 and above")."""
     fa_check_failed: bool = False
     """vLLM's ``assert is_fa_version_supported(…)`` failed: no FlashAttention version it ships
     runs on this GPU (FA2 needs compute capability 8.0, FA3 9.0)."""
@@ -117,6 +121,15 @@ FAMILY_ONLY = re.compile(
     r"|\barch\s*//\s*10\s*==\s*(\d{1,2})\b",
     re.I,
 )
+_BUILD_CUDA_FLOOR = re.compile(
+    r"(?:CUDA|nvcc)(?: toolkit)?(?: version)? (?P<a>\d+\.\d+)(?:\.\d+)?\+? (?:or (?:higher|newer|"
+    r"above|later)|and (?:above|higher|newer)) (?:is )?required"
+    r"|(?:is )?only supported (?:on|with) CUDA (?P<b>\d+\.\d+)(?:\.\d+)? and "
+    r"(?:above|higher|newer)"
+    r"|requires? (?:a )?CUDA(?: toolkit)?(?: version)? ?(?:>=|of at least|at least) ?"
+    r"(?P<c>\d+\.\d+)",
+    re.I,
+)
 _MMA_HEAD = re.compile(r"\bNUM_MMA_D_QK=(\d{1,2})\b")
 _HEAD_ASSERT = re.compile(
     r"head_(?:size|dim)\s*==\s*(\d{2,3})(?:\s*\|\|\s*head_(?:size|dim)\s*==\s*\d{2,3})+"
@@ -177,7 +190,9 @@ def read_build(body: str) -> BuildFacts:
         allowed += [int(x) for x in re.findall(r"\d{2,4}", hl.group(1)) if int(x) not in allowed]
     refused = [int(m.group(1) or m.group(2)) for m in _HEAD_REFUSED.finditer(body)]
     mult = _HEAD_MULTIPLE.search(body)
+    cf = None if floor else _BUILD_CUDA_FLOOR.search(body)
     return BuildFacts(
+        cuda_floor=(cf.group("a") or cf.group("b") or cf.group("c")) if cf else None,
         shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
         missing_headers=tuple(headers),
         build_script=bool(_BUILD_SCRIPT.search(body)),

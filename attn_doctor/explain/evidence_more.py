@@ -95,6 +95,14 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_AVAILABILITY_ASSERT = re.compile(
+    r"^\W*(?:\[rank\d+\]:\s*)?assert\s+(?P<flag>\w*(?:flash|FLASH|Flash|xformers|XFORMERS|"
+    r"Xformers|sage|SAGE|Sage)\w*(?:AVAILABLE|[Aa]vailable|_ok|_OK)\w*)\s*(?:,[^\n]*)?$",
+    re.M,
+)
+"""An application's check that an attention package imported (``assert FLASH_ATTN_2_AVAILABLE``)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class More:
     missing_attrs: tuple[tuple[str, str], ...] = ()
@@ -107,6 +115,7 @@ class More:
     pin_conflicts: tuple[tuple[str, str, str, str], ...] = ()
     uninstalled: tuple[str, ...] = ()
     features_refused: tuple[tuple[str, str], ...] = ()
+    availability_asserts: tuple[str, ...] = ()
 
 
 def read_more(body: str) -> More:
@@ -161,7 +170,11 @@ def read_more(body: str) -> More:
             for m in _FEATURE_REFUSED.finditer(body)
         )
     )
+    flags: tuple[str, ...] = ()
+    if re.search(r"\bAssertionError\b", body):
+        flags = tuple(dict.fromkeys(m.group("flag") for m in _AVAILABILITY_ASSERT.finditer(body)))
     return More(
+        availability_asserts=flags,
         pin_conflicts=pins,
         uninstalled=gone,
         features_refused=features,
@@ -218,4 +231,6 @@ def more_summary(f: Any) -> list[tuple[str, str]]:
         out.append(("advice", f"{adv.subject}: {adv.backend}".strip(": ")))
     for framework, module in f.none_called_in:
         out.append(("None called in", f"{framework} {module} backend"))
+    for flag in f.availability_asserts:
+        out.append(("availability check failed", flag))
     return out

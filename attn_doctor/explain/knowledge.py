@@ -91,6 +91,8 @@ class FrameworkMessage:
     cause: str
     fix: tuple[str, ...]
     source: str
+    answer: str = ""
+    """The failure class the message is an instance of (its answer's id); empty: its own id."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,10 +283,11 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     messages = []
     for n, item in enumerate(data.get("message") or []):
         e = Entry(item, f"{CLASSES_FILE}: message #{n + 1}")
-        e.only({"id", "framework", "pattern", "requires", "cause", "fix", "source"})
+        e.only({"id", "framework", "pattern", "requires", "cause", "fix", "source", "class"})
         messages.append(
             FrameworkMessage(
                 id=e.str_("id"),
+                answer=e.str_("class") if item.get("class") is not None else "",
                 framework=e.str_("framework"),
                 pattern=_regex(e, "pattern"),
                 requires=_regex(e, "requires") if item.get("requires") is not None else None,

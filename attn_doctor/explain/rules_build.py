@@ -197,7 +197,11 @@ def remote_code_imports_removed_transformers_helper(
     internal modules, and the installed transformers no longer exports it there. Names from
     the top-level ``transformers`` (model classes) are a transformers too old, not this."""
     for mod, name in f.missing_attrs:
-        if not mod.startswith("transformers.") or not re.fullmatch(r"_?[a-z][a-z0-9_]*", name):
+        if not mod.startswith("transformers."):
+            continue
+        if _ATTENTION_CLASS.fullmatch(name) and mod.startswith("transformers.models."):
+            return [_removed_attention_class(f, mod, name)]
+        if not re.fullmatch(r"_?[a-z][a-z0-9_]*", name):
             continue
         have = f.version("transformers")
         return [
@@ -222,3 +226,42 @@ def remote_code_imports_removed_transformers_helper(
             )
         ]
     return []
+
+
+_ATTENTION_CLASS = re.compile(
+    r"[A-Z]\w*(?:FlashAttention2?|SdpaAttention|FlexAttention)|[A-Z0-9_]+_ATTENTION_CLASSES"
+)
+"""A model's per-backend attention class (``LlamaFlashAttention2``, ``MistralSdpaAttention``)
+or the table of them (``LLAMA_ATTENTION_CLASSES``): transformers' attention refactor replaced
+them with one ``<Model>Attention`` that dispatches through ``ALL_ATTENTION_FUNCTIONS``."""
+
+
+def _removed_attention_class(f: TextFacts, mod: str, name: str) -> ClassAnswer:
+    have = f.version("transformers")
+    base = re.sub(r"(?:FlashAttention2?|SdpaAttention|FlexAttention)$", "Attention", name)
+    one = base if base != name else "<Model>Attention"
+    return ClassAnswer(
+        class_id="remote-code-imports-removed-transformers-helper",
+        title=f"the model code imports {name}, a per-backend attention class transformers removed",
+        cause=(
+            f"the model's code imports {name} from {mod}. transformers"
+            f"{' ' + have if have else ''} no longer has per-backend attention classes: its "
+            f"attention refactor replaced them with one {one}"
+            " that runs the backend chosen by attn_implementation. Releases up to 4.47.x have "
+            "them (4.47.1 is the one users report working; the exact release that removed each "
+            "model's classes is unverified). flash-attn itself is not the problem."
+        ),
+        fix=(
+            "use a newer revision of the model's code (one written for the attention interface), "
+            f"or import {one} and pass "
+            'attn_implementation="flash_attention_2" when loading',
+            "or pin the release the model was written for: pip install 'transformers<4.48'",
+        ),
+        evidence=(("module", mod), ("name", name)),
+        source=(
+            "transformers' attention refactor (models call ALL_ATTENTION_FUNCTIONS; "
+            "modeling_llama.py in 5.25.0 has LlamaAttention only); the 4.47.1 bound from user "
+            "reports in the model repositories' threads, unverified against the tags"
+        ),
+        line=line_of(f, re.escape(name)),
+    )

@@ -7,6 +7,7 @@ import re
 
 from attn_doctor.explain.answer import (
     ClassAnswer,
+    backends_in_text,
     body_of,
     explained_missing,
     has_error,
@@ -34,7 +35,7 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
         out.append(
             ClassAnswer(
-                class_id=msg.id,
+                class_id=msg.answer or msg.id,
                 title=f"{msg.framework}: {fill(msg.cause).split(';')[0].split(':')[0][:80]}",
                 cause=fill(msg.cause),
                 fix=tuple(fill(x) for x in msg.fix),
@@ -85,8 +86,44 @@ _WRAPPERS = (
 )
 
 
+def _availability_assert(f: TextFacts) -> list[ClassAnswer]:
+    """An application's own check that an attention package imported (``assert
+    FLASH_ATTN_2_AVAILABLE``): the flag was set from an import the application wrapped in
+    try/except, so the real import error was swallowed."""
+    if not f.availability_asserts:
+        return []
+    flag = f.availability_asserts[0]
+    backend = next(iter(backends_in_text(flag)), None)
+    module = {"flash_attn_3": "flash_attn_interface", "flash_attn_4": "flash_attn.cute"}.get(
+        backend or "", backend or "the package"
+    )
+    module = {"flash_attn_2": "flash_attn"}.get(module, module)
+    return [
+        ClassAnswer(
+            class_id="app-wrapper-message",
+            title=f"the application's check {flag} failed: the package's import error was hidden",
+            cause=(
+                f"the application sets {flag} from an import it wraps in try/except, and asserts "
+                "it when that attention path is used; the assertion only says the import "
+                f"failed. The real reason ({module} not installed, or built for another torch or "
+                "CUDA) is the import's own error, which the application did not print."
+            ),
+            fix=(
+                f'python -c "import {module}"   # prints the real import error',
+                "attn-doctor check   # names what is wrong with the installed backends",
+            ),
+            evidence=(("flag", flag), *((("backend", backend),) if backend else ())),
+            source="the application's own availability flag (the message shows the assertion)",
+            line=line_of(f, rf"assert\s+{re.escape(flag)}"),
+            before_phrases=False,
+        )
+    ]
+
+
 def app_wrapper(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """An application's own wrapper message, which says only that something failed."""
+    if found := _availability_assert(f):
+        return found
     for rx, app in _WRAPPERS:
         line = line_of(f, rx)
         if line:

@@ -9,6 +9,7 @@ from packaging.version import Version
 
 from attn_doctor.explain.answer import (
     ClassAnswer,
+    backends_in,
     body_of,
     line_of,
     mm,
@@ -118,6 +119,44 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
             )
         ]
     return []
+
+
+def build_needs_newer_cuda(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A package's build script refuses the CUDA toolkit it found: it states its own floor."""
+    floor = f.build.cuda_floor
+    if floor is None:  # an architecture's own floor is compiler_too_old_for_arch's
+        return []
+    have = f.tool("nvcc")
+    if have and (version_of(have) or Version("0")) >= Version(floor):
+        return []  # the toolkit shown meets the floor: something else refused
+    backend = next(iter(backends_in(f)), None)
+    who = backend or "the package"
+    return [
+        ClassAnswer(
+            class_id="compiler-too-old-for-arch",
+            title=f"{who}'s build needs CUDA {floor} or newer; the toolkit it found is older",
+            cause=(
+                f"{who}'s build script requires CUDA toolkit {floor} or newer (its kernels use "
+                "instructions or headers older toolkits lack) and refused the nvcc it found"
+                + (f" (CUDA {have})." if have else ".")
+                + " torch's own CUDA does not count: the build compiles with the nvcc that "
+                "CUDA_HOME (or PATH) points at."
+            ),
+            fix=(
+                f"install CUDA toolkit {floor} or newer and point CUDA_HOME at it "
+                f"(nvcc --version must say release {floor} or later), then build again",
+                f"or install a prebuilt wheel instead of building: attn-doctor install "
+                f"{backend or '<backend>'}",
+            ),
+            checks=(f"nvcc_below:{floor}|nvcc_missing",),
+            evidence=(("needs CUDA", floor), ("nvcc", have or "not shown")),
+            source="the build script's own check (the message states the floor)",
+            line=line_of(
+                f, rf"{re.escape(floor)}\S* (?:or|and) |CUDA\S* ?\D{{0,12}}{re.escape(floor)}"
+            ),
+            before_phrases=False,  # a recorded wording of one backend's build says more
+        )
+    ]
 
 
 _KERNEL_IMAGE = (

@@ -19,7 +19,7 @@ AFTER_FIXES = {
     "2026-12-07-g": 30,
     "2026-12-07-h": 37,
     "2026-12-07-i": 31,
-    "2026-12-07-j": 17,
+    "2026-12-07-j": 25,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {"2026-12-07-c": {"36.txt"}}
