@@ -56,7 +56,8 @@ def has_error(f: TextFacts) -> bool:
         re.search(
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:)|ptxas fatal|AssertionError"
             r"|Killed|FAILED|Assertion failed"
-            r"|is not supported|not supported because|is only supported|only supports?"
+            r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
+            r"|is only supported|only supports?"
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
             body_of(f),

@@ -40,6 +40,9 @@ class BuildFacts:
     no_kernel_for: tuple[str, str] | None = None
     """(op, device) Inductor found no kernel choice for ("NoValidChoicesError" lowering
     ``target: flex_attention`` on a ``FixedLayout('cpu', …)`` input)."""
+    launcher_failed: str | None = None
+    """The compiler (``cl``, ``tcc``, ``gcc``, ``clang``) whose run on Triton's launcher failed,
+    its own output not shown."""
     tcc_failed: bool = False
     """TinyCC (bundled by triton-windows) failed compiling a launcher ``.c`` file, its own
     output not shown (``Command '[…tcc.exe', '…cuda_utils.c', …]' returned non-zero exit``)."""
@@ -106,6 +109,14 @@ _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
 _TCC_FAILED = re.compile(
     r"tcc(?:\.exe)?'?,\s*'[^'\n]*\.c'[^\n]*returned non-zero exit status", re.I
 )
+_LAUNCHER_FAILED = re.compile(
+    r"CalledProcessError: Command:?\s*[^\n]*?\[?'[^'\n]*[\\/](cl|tcc|gcc|clang)(?:\.exe)?'"
+    r"\s*,\s*'[^'\n]*[\\/](?:cuda_utils|main|__triton_launcher)\.c'",
+    re.I,
+)
+"""A compiler Triton ran on its launcher (``cuda_utils.c``, ``main.c``) that failed, the command
+shown without the compiler's own output (``CalledProcessError: Command '['…cl.EXE', '…
+cuda_utils.c', …]``)."""
 _BUILD_SCRIPT = re.compile(
     r"File \"[^\"]*setup\.py\", line \d+|<pip-setuptools-caller>|Getting requirements to build"
     r"|Preparing metadata \(setup\.py\)|python setup\.py"
@@ -204,6 +215,7 @@ def read_build(body: str) -> BuildFacts:
         head_allowed=tuple(allowed),
         config_refused=bool(mma) and "Invalid configuration" in body,
         tcc_failed=bool(_TCC_FAILED.search(body)),
+        launcher_failed=(lf.group(1).lower() if (lf := _LAUNCHER_FAILED.search(body)) else None),
         no_kernel_for=_no_kernel_for(body),
         fa_check_failed=bool(re.search(r"assert is_fa_version_supported\(", body)),
         head_refused=tuple(dict.fromkeys(refused)),

@@ -14,6 +14,12 @@ _ARITY = re.compile(
     r"(?:were|was) given|missing \d+ required (?:positional|keyword-only) arguments?: [^\n]+)"
 )
 _OBJ_ATTR = re.compile(rf"{_Q}(\w+){_Q} object has no attribute {_Q}(\w+){_Q}")
+_VIEW = re.compile(r"shape '\[([\d, -]+)\]' is invalid for input of size (\d+)")
+_VARLEN_ARG = re.compile(
+    r"\b(cu_seqlens_[qk]|seqused_[qk]|cache_seqlens|block_table|cache_batch_idx|leftpad_k)"
+    r" must (?:have (?:shape|dtype)|be (?:of )?(?:int32|torch\.int32))"
+)
+_UNDEFINED = re.compile(rf"NameError: (?:global )?name {_Q}(\w+){_Q} is not defined")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +30,15 @@ class CallFacts:
     """(callable, what Python said) when the number of arguments does not fit."""
     object_attrs: tuple[tuple[str, str], ...] = ()
     """(class, attribute) an object lacks ("'Qwen2FlashAttention2' object has no …")."""
+    view_mismatch: tuple[tuple[int, ...], int] | None = None
+    """(the shape a ``view``/``reshape`` asked for, the element count it got): "shape '[4, 897,
+    64, 128]' is invalid for input of size 3674112"."""
+    varlen_args: tuple[str, ...] = ()
+    """Variable-length arguments a kernel's checks refused ("cu_seqlens_q must have shape
+    (batch_size + 1)"): the caller built them for another calling convention."""
+    undefined_names: tuple[str, ...] = ()
+    """Names a call used that are not defined (``NameError``): often a guarded import that
+    failed or found no such name in the installed release."""
 
 
 def read_calls(body: str) -> CallFacts:
@@ -34,7 +49,21 @@ def read_calls(body: str) -> CallFacts:
         object_attrs=tuple(
             dict.fromkeys((m.group(1), m.group(2)) for m in _OBJ_ATTR.finditer(body))
         ),
+        undefined_names=tuple(dict.fromkeys(m.group(1) for m in _UNDEFINED.finditer(body))),
+        view_mismatch=_view_mismatch(body),
+        varlen_args=tuple(dict.fromkeys(m.group(1) for m in _VARLEN_ARG.finditer(body))),
     )
+
+
+def _view_mismatch(body: str) -> tuple[tuple[int, ...], int] | None:
+    m = _VIEW.search(body)
+    if m is None:
+        return None
+    try:
+        dims = tuple(int(x) for x in m.group(1).replace(" ", "").split(","))
+    except ValueError:
+        return None
+    return dims, int(m.group(2))
 
 
 _OTHER_DEVICE = (

@@ -36,9 +36,10 @@ FAMILIES: dict[str, tuple[int, ...]] = {
 Only the pre-Ampere families: a refusal names the GPUs left out, which are the old ones."""
 
 PORTABLE = re.compile(
-    r"python_embeded|comfyui_windows_portable|windows-standalone-build|embedded python:\W*true"
+    r"python_embedd?ed|comfyui_windows_portable|windows-standalone-build|embedded python:\W*true"
 )
-"""A portable (embedded) Windows Python: ComfyUI's folder names, its launch flag, its report."""
+"""A portable (embedded) Windows Python: ComfyUI's folder names (``python_embeded``, sic, and other
+bundles' ``python_embedded``), its launch flag, its report."""
 _Q = "['\"\u2018\u2019]"  # a quote, straight or curly (pasted from rich text)
 _NO_ATTR = re.compile(
     r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"

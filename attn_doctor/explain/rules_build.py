@@ -65,7 +65,8 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     windows = {"windows", "comfyui-portable"} & set(f.platforms)
     # TinyCC failing on the launcher with its own output cut off, on Windows, and no other
     # header or library named: the missing include/libs folders are its usual reason.
-    silent = f.build.tcc_failed and windows and not f.build.missing_headers
+    failed = f.build.tcc_failed or f.build.launcher_failed in {"tcc", "cl"}
+    silent = failed and windows and not f.build.missing_headers
     if not headers and not (silent and not f.missing_libraries):
         return []
     tcc = silent or any(cc == "tcc" for h, cc in f.build.missing_headers if h.endswith("Python.h"))
@@ -77,7 +78,12 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     return [
         ClassAnswer(
             class_id="triton-embedded-python-missing-include-libs",
-            title="Triton cannot find Python.h: this Python has no include/ and libs/ folders",
+            title=(
+                "Triton cannot find Python.h: this Python has no include/ and libs/ folders"
+                if headers
+                else "Triton's launcher failed to compile on an embedded Python: its missing "
+                "include/ and libs/ folders are the usual reason (the compiler's output is cut)"
+            ),
             cause=(
                 "Triton compiles a small C launcher for each kernel against the running Python's "
                 "headers (include/Python.h) and import library (libs/python3X.lib); an embedded "
@@ -92,7 +98,7 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
             ),
             evidence=(
                 ("missing header", headers[0] if headers else "(tcc's output not shown)"),
-                ("compiler", "tcc" if tcc else "triton"),
+                ("compiler", f.build.launcher_failed or ("tcc" if tcc else "triton")),
             ),
             source=(
                 "a ComfyUI portable installer's notes (read): 'the portable's embedded Python "

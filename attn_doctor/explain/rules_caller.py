@@ -109,19 +109,35 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
     elsewhere gcc or clang, or CC."""
     if not f.caller.no_c_compiler:
         return []
-    unix = {"linux", "colab", "macos", "wsl"} & set(f.platforms) and "windows" not in f.platforms
-    if unix:
+    if "windows" not in f.platforms:
+        # Linux, WSL, Colab, macOS, or no OS named at all: then the answer is the general one,
+        # with the fix for each OS, rather than a guess at Windows.
+        named = bool({"linux", "colab", "macos", "wsl"} & set(f.platforms))
         return [
             ClassAnswer(
                 class_id="triton-needs-c-compiler",
                 title="Triton found no C compiler",
                 cause=(
                     "Triton builds a small C launcher module the first time it runs a kernel, "
-                    "with $CC or else gcc/clang from PATH, and none was found."
+                    "with $CC or else gcc/clang from PATH, and none was found"
+                    + (
+                        "."
+                        if named
+                        else " (the message names no OS: on Windows triton-windows looks for "
+                        "MSVC's cl, elsewhere gcc or clang)."
+                    )
                 ),
                 fix=(
                     "sudo apt install build-essential   # or your distribution's gcc",
                     "export CC=/path/to/gcc   # when a compiler exists off PATH (a conda env)",
+                    *(
+                        ()
+                        if named
+                        else (
+                            "on Windows: Visual Studio 2022 Build Tools with 'Desktop development "
+                            "with C++', or a triton-windows release that bundles TinyCC",
+                        )
+                    ),
                 ),
                 evidence=(("C compiler", "not found"),),
                 source="triton python/triton/runtime/build.py (_build: CC, else gcc or clang)",
@@ -136,11 +152,6 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
                 "Triton builds a small C launcher the first time it runs a kernel (SageAttention "
                 "and torch.compile go through it); triton-windows looks for MSVC's cl through a "
                 "Visual Studio 2019/2022 install (or $CC) and found none"
-                + (
-                    ""
-                    if "windows" in f.platforms
-                    else " (the message names no OS; on Linux it would be gcc that is missing)"
-                )
                 + "."
             ),
             fix=(

@@ -13,6 +13,15 @@ from attn_doctor.explain.knowledge import Knowledge
 _ATTN = re.compile(r"attn|attention|flash|sage|xformers|fmha|flashinfer", re.I)
 """A callable or class that belongs to the attention path (``attention_sage``,
 ``Qwen2FlashAttention2``, ``apply_rotary_pos_emb_flashatt``)."""
+_ATTN_KEYWORD = re.compile(
+    r"padding_mask|attention_mask|attn_mask|position_embeddings|cache_position|output_attentions"
+    r"|sliding_window|softcap|window_size|alibi_slopes|cu_seqlens\w*|max_seqlen\w*|is_causal"
+    r"|dropout_p|attn_bias|enable_gqa|past_key_values?|use_cache|layer_past|kv_cache\w*"
+)
+"""Keywords of an attention layer's forward or an attention function: a ``forward()`` that
+refuses one is a patched attention forward written for another release of the framework
+(transformers 4.34 began passing ``padding_mask``, later releases ``position_embeddings`` and
+``cache_position``)."""
 BACKEND_MODULES = ("xformers", "flash_attn", "sageattention", "flashinfer")
 """Top-level modules of the attention backends whose API callers are written against."""
 
@@ -45,7 +54,7 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     elsewhere (that case is ``backend-function-import-path``)."""
     calls = f.calls
     for fn, kw in calls.bad_kwargs:
-        if _ATTN.search(fn):
+        if _ATTN.search(fn) or _ATTN_KEYWORD.fullmatch(kw):
             return [
                 _answer(f, f"passes {kw}= to {fn}(), which does not take it", fn, re.escape(kw))
             ]
@@ -62,6 +71,21 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
                     re.escape(attr),
                 )
             ]
+    if calls.varlen_args:
+        arg = calls.varlen_args[0]
+        return [
+            _answer(
+                f,
+                f"passes {arg} in a form the installed kernel refuses (its own check failed)",
+                arg,
+                re.escape(arg),
+            )
+        ]
+    if (gqa := _grouped_query_view(f)) is not None:
+        return [gqa]
+    for name in calls.undefined_names:
+        if too_old := _renamed_api_too_old(f, know, name):
+            return [too_old]
     known = {n for api in know.backend_api for n in api.names}
     for mod, name in f.missing_attrs:
         if mod.split(".", maxsplit=1)[0] in BACKEND_MODULES and name not in known:
@@ -74,3 +98,73 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
                 )
             ]
     return []
+
+
+def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | None:
+    """A name the code uses is undefined, and it is a backend function that exists only since
+    the backend renamed its API (``flash_attn_varlen_func``, 2.0): the installed release is
+    older than the caller's, so its guarded import found nothing."""
+    for api in know.backend_api:
+        if not api.renamed_to or not name.startswith(api.renamed_to):
+            continue
+        record = know.backend(api.backend)
+        dist = record.distributions[0] if record is not None and record.distributions else ""
+        dist = dist or api.module.split(".")[0].replace("_", "-")
+        old = api.renamed_from + name[len(api.renamed_to) :]
+        return ClassAnswer(
+            class_id=f"{dist}-too-old-for-caller",
+            title=f"{name} is undefined: the installed {dist} predates it",
+            cause=(
+                f"the code calls {name}, which {dist} has from {api.renamed_in} ({old} before); "
+                f"the installed {dist}{' ' + v if (v := f.version(dist)) else ''} is older, so "
+                "the import that should define it found nothing (the caller guarded it)."
+            ),
+            fix=(
+                f"pip install --no-build-isolation '{dist}>={api.renamed_in}'   # or: "
+                f"attn-doctor install {api.backend}",
+            ),
+            evidence=(("undefined", name), ("since", f"{dist} {api.renamed_in}")),
+            source=api.source,
+            line=line_of(f, re.escape(name)),
+        )
+    return None
+
+
+def _grouped_query_view(f: TextFacts) -> ClassAnswer | None:
+    """A ``view`` in attention code asks for a whole multiple of the elements it got: code that
+    reshapes keys/values with the query head count, on a model with grouped-query attention
+    (fewer key/value heads), was written for models without it."""
+    vm = f.calls.view_mismatch
+    if vm is None or not _ATTN.search("\n".join(f.lines)):
+        return None
+    dims, size = vm
+    want = 1
+    for d in dims:
+        if d < 0:
+            return None
+        want *= d
+    if size <= 0 or want <= size or want % size:
+        return None
+    ratio = want // size
+    if ratio & (ratio - 1) or ratio > 64:  # head groups come in powers of two
+        return None
+    heads = next((d for d in dims[2:3] if d % ratio == 0), None)
+    kv = f" ({heads} query heads, {heads // ratio} key/value heads)" if heads else ""
+    return ClassAnswer(
+        class_id="caller-written-for-other-api",
+        title="an attention patch reshapes keys/values with the query head count (no GQA)",
+        cause=(
+            f"the view asks for {ratio}× the elements it got: the model has grouped-query "
+            f"attention{kv}, and the attention code (often a flash-attn monkey patch) reshapes "
+            "its keys and values with num_heads instead of num_key_value_heads; it was written "
+            "for models without GQA."
+        ),
+        fix=(
+            "use the framework's own flash-attn support (attn_implementation="
+            '"flash_attention_2") instead of the patch, or a patch revision that handles '
+            "num_key_value_heads",
+        ),
+        evidence=(("view", str(list(dims))), ("elements", str(size)), ("ratio", str(ratio))),
+        source="the message itself (the view's shape against the element count)",
+        line=line_of(f, r"is invalid for input of size"),
+    )

@@ -17,10 +17,10 @@ AFTER_FIXES = {
     "2026-12-07-e": 27,
     "2026-12-07-f": 27,
     "2026-12-07-g": 30,
-    "2026-12-07-h": 37,
+    "2026-12-07-h": 36,
     "2026-12-07-i": 31,
     "2026-12-07-j": 25,
-    "2026-12-07-k": 14,
+    "2026-12-07-k": 25,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {"2026-12-07-c": {"36.txt"}}

@@ -218,7 +218,7 @@ def test_a_nightly_without_an_attention_backward_is_a_nightly_regression_not_on_
     assert torch_nightly_attention_backward_regression(other_op, KNOW) == []
 
 
-def test_no_c_compiler_is_msvc_on_windows_or_unknown_and_gcc_on_linux() -> None:
+def test_no_c_compiler_is_msvc_on_windows_and_gcc_elsewhere_or_both_when_no_os() -> None:
     win = TextFacts(caller=CallerFacts(no_c_compiler=True), platforms=("windows",))
     (a,) = triton_needs_c_compiler(win, KNOW)
     assert a.class_id == "triton-windows-needs-msvc-compiler"
@@ -226,6 +226,11 @@ def test_no_c_compiler_is_msvc_on_windows_or_unknown_and_gcc_on_linux() -> None:
     linux = TextFacts(caller=CallerFacts(no_c_compiler=True), platforms=("linux",))
     (b,) = triton_needs_c_compiler(linux, KNOW)
     assert b.class_id == "triton-needs-c-compiler"
+    assert len(b.fix) == 2
+    unknown = TextFacts(caller=CallerFacts(no_c_compiler=True))
+    (c,) = triton_needs_c_compiler(unknown, KNOW)
+    assert c.class_id == "triton-needs-c-compiler"
+    assert "Build Tools" in c.fix[-1]  # no OS named: the fix for each
     assert triton_needs_c_compiler(TextFacts(platforms=("windows",)), KNOW) == []
 
 
