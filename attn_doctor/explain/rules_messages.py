@@ -18,6 +18,14 @@ from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
 
+def _headline(cause: str, width: int = 80) -> str:
+    """The cause's first clause, cut at a word (with an ellipsis) when longer than ``width``."""
+    head = cause.split(";")[0].split(": ")[0].strip()
+    if len(head) <= width:
+        return head
+    return head[: head.rfind(" ", 0, width - 1)].rstrip(" ,(") + "…"
+
+
 def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """Framework messages recorded from upstream source, each with the framework's own fix."""
     body = body_of(f)
@@ -36,7 +44,7 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         out.append(
             ClassAnswer(
                 class_id=msg.answer or msg.id,
-                title=f"{msg.framework}: {fill(msg.cause).split(';')[0].split(':')[0][:80]}",
+                title=f"{msg.framework}: {_headline(fill(msg.cause))}",
                 cause=fill(msg.cause),
                 fix=tuple(fill(x) for x in msg.fix),
                 evidence=tuple(groups.items()),
