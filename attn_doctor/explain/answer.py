@@ -52,6 +52,8 @@ def line_of(f: TextFacts, pattern: str) -> str:
 
 
 def has_error(f: TextFacts) -> bool:
+    if f.upstream.refusal:  # an upstream project's own wording of a refusal
+        return True
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:)|ptxas fatal|AssertionError"

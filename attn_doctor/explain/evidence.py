@@ -28,6 +28,7 @@ from attn_doctor.explain.evidence_more import (
     read_more,
 )
 from attn_doctor.explain.evidence_runtime import RuntimeFacts, read_runtime
+from attn_doctor.explain.evidence_upstream import UpstreamFacts, read_upstream
 from attn_doctor.explain.match import split_lines
 
 
@@ -109,6 +110,8 @@ class TextFacts:
     """(feature, backend as written): "`attn_mask` is not supported for flash-attn 2"."""
     none_called_in: tuple[tuple[str, str], ...] = ()
     """(framework, backend module) where a None left by a guarded import was called."""
+    upstream: UpstreamFacts = field(default_factory=UpstreamFacts)
+    """What upstream projects' own wordings in the message state (``evidence_upstream``)."""
     build: BuildFacts = field(default_factory=BuildFacts)
     """Builds, compilers and kernel resources (``evidence_build.BuildFacts``)."""
     caller: CallerFacts = field(default_factory=CallerFacts)
@@ -175,6 +178,10 @@ class TextFacts:
             out.append(("kernel needs", f"sm_{lo}" + (f"..sm_{hi}" if hi else " or newer")))
         if self.head_dim_rule:
             out.append(("head-dim rule", self.head_dim_rule))
+        if self.upstream.dtypes_allowed:
+            out.append(("kernel takes", ", ".join(self.upstream.dtypes_allowed)))
+        if self.upstream.projects:
+            out.append(("worded by", ", ".join(self.upstream.projects)))
         for knob in self.knobs:
             out.append(("framework setting", knob))
         if self.error_classes:
@@ -492,6 +499,11 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     bf = read_build(body)
     if required is None and (required := bf.family_range()) is not None:
         scan = FAMILY_ONLY.sub(" ", scan)
+    up = read_upstream(body)
+    for span in up.spans:
+        scan = scan.replace(span, " ")
+    if required is None and up.required is not None:
+        required, exact = up.required, up.exact
     build_sms: list[object] = []
     for bm in _BUILD_SMS.finditer(scan):
         for raw in re.findall(r"\d{2,3}", bm.group(1)):
@@ -507,10 +519,15 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
             raw = m.group(1) or m.group(6) or m.group(7)
             if raw:
                 _add(sms, int(raw))
+    for sm in up.gpu_sms:
+        _add(sms, sm)
     gpus: list[object] = []
     if gpu_names:
         combined = _gpu_regex(gpu_names)
-        for gm in combined.finditer(body):
+        named_in = body  # GPUs a refusal names as examples ("e.g., A100/H100") are not this one
+        for span in up.spans:
+            named_in = named_in.replace(span, " ")
+        for gm in combined.finditer(named_in):
             _add(gpus, gm.group(0).strip())
             _add(sms, gpu_names[int(str(gm.lastgroup)[1:])][1])
 
@@ -522,7 +539,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         _add(heads, int(next(g for g in m.groups() if g)))
     for m in _QUERY_SHAPE.finditer(body):
         _add(heads, int(m.group(1)))
-    heads += [h for h in (*bf.head_dims, *bf.head_refused) if h not in heads]
+    heads += [h for h in (*bf.head_dims, *bf.head_refused, *up.head_dims) if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
@@ -568,7 +585,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     if (hm := _HEAD_RULE.search(body)) is not None:
         rule = hm.group(1) or (f"only {hm.group(2)}" if hm.group(2) else f"at most {hm.group(3)}")
         head_rule = " ".join(rule.split())
-    head_rule = head_rule or bf.head_rule()
+    head_rule = head_rule or up.head_rule or bf.head_rule()
     if bf.cuda_toolkit:
         tools.setdefault("nvcc", bf.cuda_toolkit)
     if bf.tool_floor is not None:  # "SM 12.x requires CUDA >= 12.9" with an older toolkit
@@ -599,7 +616,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         platforms=tuple(platforms(body)),
         gpus=tuple(str(g) for g in gpus),
         sms=tuple(dict.fromkeys([*(int(str(x)) for x in sms), *refused])),
-        dtypes=tuple(str(d) for d in dtypes),
+        dtypes=tuple(dict.fromkeys([*(str(d) for d in dtypes), *up.dtypes_seen])),
         head_dims=tuple(int(str(h)) for h in heads),
         missing_modules=tuple(dict.fromkeys(missing)),
         missing_libraries=tuple(str(x) for x in libs),
@@ -629,5 +646,6 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         calls=read_calls(body),
         other_device=read_other_device(body),
         build=bf,
+        upstream=up,
         lines=tuple(lines),
     )

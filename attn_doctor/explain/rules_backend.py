@@ -173,10 +173,13 @@ def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     if not has_error(f) or _one_operator_of_many(body_of(f)):
         return []
     if f.head_dim_rule is not None:
-        named = backends_in(f)
+        named = backends_in(f) or ([f.upstream.backend] if f.upstream.backend else [])
         who = named[0] if named else "the attention kernel"
         model = f", and this model's is {max(f.head_dims)}" if f.head_dims else ""
-        alt = instead(know, head_dim=max(f.head_dims) if f.head_dims else None, exclude=who)
+        limit = re.search(r"at most (\d+)", f.head_dim_rule)
+        # no head dim in the message: an alternative must at least take one above the limit
+        need = max(f.head_dims) if f.head_dims else (int(limit.group(1)) + 1 if limit else None)
+        alt = instead(know, head_dim=need, exclude=who)
         return [
             ClassAnswer(
                 class_id="head-dim-unsupported",
@@ -346,7 +349,7 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
     backend's record."""
     if not has_error(f) or f.torch_build in {"rocm", "xpu"}:
         return []
-    named = backends_in(f)
+    named = backends_in(f) or ([f.upstream.backend] if f.upstream.backend else [])
     if f.required_sm is not None:
         lo, hi = f.required_sm
         sm = _outside(f, lo, hi, f.required_exact)
@@ -439,7 +442,10 @@ def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
 
 def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """fp32 inputs to a half-precision-only backend."""
+    """A dtype the kernel does not take: the dtypes an upstream wording states (or the one it
+    reports refusing), else fp32 inputs to a half-precision-only backend's record."""
+    if (stated := _stated_dtypes(f)) is not None:
+        return [stated]
     body = body_of(f)
     if "fp32" not in f.dtypes or not re.search(r"only supports? fp16 and bf16|dtype|Float", body):
         return []
@@ -463,6 +469,32 @@ def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
             )
         ]
     return []
+
+
+def _stated_dtypes(f: TextFacts) -> ClassAnswer | None:
+    up = f.upstream
+    if not up.refusal or not (up.dtypes_allowed or up.dtypes_seen) or up.required is not None:
+        return None  # a dtype refused for the GPU (bf16 before Ampere) is the GPU's range
+    got = [d for d in up.dtypes_seen if d not in up.dtypes_allowed]
+    named = backends_in(f) or ([up.backend] if up.backend else [])
+    who = named[0] if named else "the kernel"
+    takes = " and ".join(up.dtypes_allowed) if up.dtypes_allowed else "other dtypes"
+    return ClassAnswer(
+        class_id="dtype-unsupported",
+        title=f"{who} does not take {got[0] if got else 'these'} inputs",
+        cause=(
+            f"{who} takes {takes} only (as its message says)"
+            + (f"; the tensors are {', '.join(got)}." if got else "; the tensors are not.")
+        ),
+        fix=(
+            "load the model with dtype=torch.bfloat16 (torch.float16 before Ampere), or cast "
+            "q, k, v to it before the call",
+            'or attn_implementation="sdpa", which takes float32',
+        ),
+        evidence=(("takes", takes), *((("got", got[0]),) if got else ())),
+        source="; ".join(up.sources),
+        line=line_of(f, r"dtype|fp16|bf16|float16|bfloat16|data type"),
+    )
 
 
 def _missing_torch_library(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:

@@ -20,7 +20,7 @@ from attn_doctor.explain.knowledge import Knowledge
 
 def _headline(cause: str, width: int = 80) -> str:
     """The cause's first clause, cut at a word (with an ellipsis) when longer than ``width``."""
-    head = cause.split(";")[0].split(": ")[0].strip()
+    head = cause.split(";", maxsplit=1)[0].split(": ", maxsplit=1)[0].strip()
     if len(head) <= width:
         return head
     return head[: head.rfind(" ", 0, width - 1)].rstrip(" ,(") + "…"
@@ -66,7 +66,18 @@ def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     if errors:
         return []
     body = body_of(f)
-    out = []
+    out = [
+        ClassAnswer(
+            class_id="harmless-warning",
+            title=f"harmless: {why.split(';')[0]}",
+            cause=f"harmless: {why}, nothing to fix.",
+            evidence=(("message", f"{project}'s own"),),
+            source=source,
+            line=line_of(f, re.escape(text[:60])),
+            harmless=True,
+        )
+        for project, why, source, text in f.upstream.harmless
+    ]
     for h in know.harmless:
         m = h.pattern.search(body)
         if m is None:
