@@ -54,6 +54,8 @@ def line_of(f: TextFacts, pattern: str) -> str:
 def has_error(f: TextFacts) -> bool:
     if f.upstream.refusal:  # an upstream project's own wording of a refusal
         return True
+    if f.build.head_refused and not re.search(r"fall(?:s|ing)? ?back", body_of(f), re.I):
+        return True  # a head dim refused, and nothing says the program went on without it
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:)|ptxas fatal|AssertionError"

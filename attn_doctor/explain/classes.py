@@ -57,7 +57,12 @@ from attn_doctor.explain.rules_caller import (
     xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
-from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
+from attn_doctor.explain.rules_messages import (
+    app_wrapper,
+    fallback_notice,
+    framework_message,
+    harmless_warning,
+)
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
@@ -214,6 +219,7 @@ RULES: tuple[Rule, ...] = (
     backend_import_left_none,
     torch_built_without_sdpa_kernel,
     harmless_warning,
+    fallback_notice,
     framework_advises_other_backend,
     app_wrapper,
 )

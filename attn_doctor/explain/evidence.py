@@ -104,6 +104,9 @@ class TextFacts:
     """(dist, version, torch it pins, torch installed) from pip's resolver conflict lines."""
     uninstalled: tuple[str, ...] = ()  # distributions the log shows pip uninstalling
     features_refused: tuple[tuple[str, str], ...] = ()
+    notices: tuple[str, ...] = ()
+    """Log lines at INFO or WARNING level saying the program goes on another way (a fallback,
+    a default, an optional package not installed)."""
     availability_asserts: tuple[str, ...] = ()
     """An application's availability flag for an attention package asserted in the message
     (``assert FLASH_ATTN_2_AVAILABLE`` with an AssertionError): its import error was swallowed."""
@@ -641,6 +644,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         uninstalled=more.uninstalled,
         features_refused=more.features_refused,
         availability_asserts=more.availability_asserts,
+        notices=more.notices,
         caller=read_caller(body),
         runtime=read_runtime(body),
         calls=read_calls(body),

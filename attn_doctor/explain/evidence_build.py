@@ -90,7 +90,8 @@ class BuildFacts:
 
 
 _SHARED = re.compile(
-    r"out of resource: shared memory,?\s+Required: (\d+),?\s+Hardware limit: ?(\d+)", re.I
+    r"out of resource: shared memory,?\s+Required: (\d+),?\s+Hardware limit(?:ation)?: ?(\d+)",
+    re.I,
 )
 _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"fatal error C1083: Cannot open include file: '([\w./\\-]+)'"), "msvc"),

@@ -15,6 +15,10 @@ _ARITY = re.compile(
 )
 _OBJ_ATTR = re.compile(rf"{_Q}(\w+){_Q} object has no attribute {_Q}(\w+){_Q}")
 _VIEW = re.compile(r"shape '\[([\d, -]+)\]' is invalid for input of size (\d+)")
+_SIZES = re.compile(
+    r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton "
+    r"dimension (\d+)"
+)
 _VARLEN_ARG = re.compile(
     r"\b(cu_seqlens_[qk]|seqused_[qk]|cache_seqlens|block_table|cache_batch_idx|leftpad_k)"
     r" must (?:have (?:shape|dtype)|be (?:of )?(?:int32|torch\.int32))"
@@ -33,6 +37,9 @@ class CallFacts:
     view_mismatch: tuple[tuple[int, ...], int] | None = None
     """(the shape a ``view``/``reshape`` asked for, the element count it got): "shape '[4, 897,
     64, 128]' is invalid for input of size 3674112"."""
+    size_mismatch: tuple[int, int, int] | None = None
+    """(size a, size b, dimension) of an elementwise op whose shapes do not broadcast: "The size
+    of tensor a (32) must match the size of tensor b (8) at non-singleton dimension 1"."""
     varlen_args: tuple[str, ...] = ()
     """Variable-length arguments a kernel's checks refused ("cu_seqlens_q must have shape
     (batch_size + 1)"): the caller built them for another calling convention."""
@@ -51,6 +58,11 @@ def read_calls(body: str) -> CallFacts:
         ),
         undefined_names=tuple(dict.fromkeys(m.group(1) for m in _UNDEFINED.finditer(body))),
         view_mismatch=_view_mismatch(body),
+        size_mismatch=(
+            (int(sm.group(1)), int(sm.group(2)), int(sm.group(3)))
+            if (sm := _SIZES.search(body))
+            else None
+        ),
         varlen_args=tuple(dict.fromkeys(m.group(1) for m in _VARLEN_ARG.finditer(body))),
     )
 

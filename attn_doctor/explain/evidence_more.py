@@ -96,6 +96,18 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_NOTICE_LEVEL = re.compile(
+    r"^\W*(?:\[?(?:INFO|WARNING|WARN|Warning|warning|info)\]?\b|\S*\s*-\s*(?:INFO|WARNING)\s*-"
+    r"|(?:INFO|WARNING) \d\d-\d\d)"
+)
+_NOTICE_SAYS = re.compile(
+    r"\bfall(?:s|ing)? ?back to\b|\bdefaulting to\b|\bis disabled because\b"
+    r"|\b(?:is|are) not (?:installed|available)\b|\bnot installed\b[^\n]*\busing\b",
+    re.I,
+)
+"""A log line at INFO or WARNING level that says the program goes on another way: a fallback,
+a default, or an optional package that is not installed."""
+
 _AVAILABILITY_ASSERT = re.compile(
     r"^\W*(?:\[rank\d+\]:\s*)?assert\s+(?P<flag>\w*(?:flash|FLASH|Flash|xformers|XFORMERS|"
     r"Xformers|sage|SAGE|Sage)\w*(?:AVAILABLE|[Aa]vailable|_ok|_OK)\w*)\s*(?:,[^\n]*)?$",
@@ -117,6 +129,7 @@ class More:
     uninstalled: tuple[str, ...] = ()
     features_refused: tuple[tuple[str, str], ...] = ()
     availability_asserts: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
 
 
 def read_more(body: str) -> More:
@@ -174,7 +187,13 @@ def read_more(body: str) -> More:
     flags: tuple[str, ...] = ()
     if re.search(r"\bAssertionError\b", body):
         flags = tuple(dict.fromkeys(m.group("flag") for m in _AVAILABILITY_ASSERT.finditer(body)))
+    notices = tuple(
+        line.strip()
+        for line in body.splitlines()
+        if _NOTICE_LEVEL.search(line) and _NOTICE_SAYS.search(line)
+    )
     return More(
+        notices=notices,
         availability_asserts=flags,
         pin_conflicts=pins,
         uninstalled=gone,

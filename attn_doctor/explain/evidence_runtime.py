@@ -20,7 +20,11 @@ validate_sdpa_input), in its 2.0 wording and the later one that also allows floa
 _MASK_DTYPE_LOOSE = re.compile(
     r"attn_mask\b[^\n]{0,40}\bdtype\b[^\n]{0,60}\b(?:match|same)\b[^\n]{0,20}\bquery", re.I
 )
-_CUDNN_TOO_OLD = re.compile(r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old", re.I)
+_CUDNN_TOO_OLD = re.compile(
+    r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old|cudnn version below \d+(?:\.\d+)*", re.I
+)
+"""A cuDNN the message calls too old, or a cuDNN feature refused "with cudnn version below
+9.0.0" (cuDNN Frontend's gates)."""
 _FUSED_ATTN = re.compile(r"\bnvte_fused_attn_(?:fwd|bwd)\w*|\btex\.fused_attn_(?:fwd|bwd)\b")
 _FUSED_REFUSED = re.compile(
     r"Invalid combination of data type and sequence length for fused attention"
@@ -118,12 +122,28 @@ _NO_DIST = re.compile(
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
 
 
+_HUB_MISSING = re.compile(
+    r"does not have (?:one of )?build(?: variants?)?:|Cannot find a build variant for this system"
+    r"|No kernel module found at",
+    re.I,
+)
+_HUB_VARIANT = re.compile(
+    r"\btorch(\d)(\d{1,2})-(cxx11|cxx98)-([a-z]+\d*)-(\w+?)-(linux|darwin|windows)\b"
+    r"|\btorch-(cpu|universal|cuda|rocm|xpu|metal|npu)\b"
+)
+"""A Hub kernel build variant as the ``kernels`` package names it: ``torch27-cxx11-cann81-aarch64
+-linux`` (torch 2.7, C++11 ABI, CANN 8.1, aarch64 Linux) or a generic ``torch-universal``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RuntimeFacts:
     mask_dtype: tuple[str, str] | None = None
     """(mask dtype, query dtype) SDPA refused; ``("", "")`` when the check is told in prose."""
     cudnn_too_old: bool = False
     """A library said the cuDNN it loaded is too old ("The cuDNN version is too old")."""
+    cudnn_floor: str | None = None
+    """The cuDNN release a refused feature needs ("not supported with cudnn version below
+    9.0.0")."""
     fused_attn_refused: bool = False
     """TransformerEngine's fused attention (``nvte_fused_attn_fwd``/``tex.fused_attn_bwd``)
     found no cuDNN graph for the call."""
@@ -156,6 +176,9 @@ class RuntimeFacts:
     """A composable_kernel XDL device op that said it "does not support this problem"."""
     dist_not_found: tuple[str, ...] = ()
     """Distribution names importlib.metadata found no metadata for."""
+    hub_variants: tuple[tuple[str, str, str, str], ...] = ()
+    """(torch X.Y, accelerator, cpu arch, os) of each Hub kernel build variant the ``kernels``
+    package said the kernel lacks; ``("", "universal", "", "")`` for a generic one."""
     stable_abi_variant: bool = False
     """A Hub kernel's variant list shows a stable-ABI build (``torch-stable-abi29-…``)."""
 
@@ -225,10 +248,28 @@ def read_runtime(body: str) -> RuntimeFacts:
         entry_point_missing=entry,
         mask_dtype=mask,
         cudnn_too_old=bool(_CUDNN_TOO_OLD.search(body)),
+        cudnn_floor=(
+            fl.group(1)
+            if (fl := re.search(r"cudnn version below (\d+(?:\.\d+)*)", body, re.I))
+            else None
+        ),
         fused_attn_refused=bool(_FUSED_ATTN.search(body) and _FUSED_REFUSED.search(body)),
         cudnn=cudnn,
         fa_latest_supported=(
             (m2.group(1) or m2.group(2)) if (m2 := _FA_LATEST.search(body)) else None
         ),
+        hub_variants=_hub_variants(body),
         stable_abi_variant=bool(_STABLE_ABI.search(body)),
     )
+
+
+def _hub_variants(body: str) -> tuple[tuple[str, str, str, str], ...]:
+    if not _HUB_MISSING.search(body):
+        return ()
+    out: dict[tuple[str, str, str, str], None] = {}
+    for m in _HUB_VARIANT.finditer(body):
+        if m.group(7):
+            out[("", m.group(7), "", "")] = None
+        else:
+            out[(f"{m.group(1)}.{m.group(2)}", m.group(4), m.group(5), m.group(6))] = None
+    return tuple(out)

@@ -117,6 +117,9 @@ class BackendApi:
     """The prefix they have since (``flash_attn_varlen``)."""
     renamed_in: str
     source: str
+    keywords: tuple[tuple[str, str], ...] = ()
+    """(keyword, first release) the functions took later than their first release
+    (``window_size``, flash-attn 2.3.0): a caller passing one needs at least that release."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,7 +309,18 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     backend_api = []
     for n, item in enumerate(data.get("backend_api") or []):
         e = Entry(item, f"{CLASSES_FILE}: backend_api #{n + 1}")
-        e.only({"backend", "module", "names", "renamed_from", "renamed_to", "renamed_in", "source"})
+        e.only(
+            {
+                "backend", "module", "names", "renamed_from", "renamed_to", "renamed_in",
+                "keywords", "source",
+            }
+        )  # fmt: skip
+        kws = item.get("keywords") or {}
+        if not isinstance(kws, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"\d+(?:\.\d+)+", v)
+            for k, v in kws.items()
+        ):
+            raise e.fail("keywords", 'expected a table of keyword = "first release"')
         if e.str_("backend") not in BACKEND_NAMES:
             raise e.fail("backend", f"unknown backend {e.str_('backend')!r}")
         backend_api.append(
@@ -318,6 +332,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 renamed_to=str(item.get("renamed_to") or ""),
                 renamed_in=str(item.get("renamed_in") or ""),
                 source=e.str_("source"),
+                keywords=tuple(sorted(kws.items())),
             )
         )
     instructions = []

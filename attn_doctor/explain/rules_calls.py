@@ -54,6 +54,9 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     elsewhere (that case is ``backend-function-import-path``)."""
     calls = f.calls
     for fn, kw in calls.bad_kwargs:
+        if (late := _keyword_too_new(f, know, fn, kw)) is not None:
+            return [late]
+    for fn, kw in calls.bad_kwargs:
         if _ATTN.search(fn) or _ATTN_KEYWORD.fullmatch(kw):
             return [
                 _answer(f, f"passes {kw}= to {fn}(), which does not take it", fn, re.escape(kw))
@@ -134,37 +137,76 @@ def _grouped_query_view(f: TextFacts) -> ClassAnswer | None:
     """A ``view`` in attention code asks for a whole multiple of the elements it got: code that
     reshapes keys/values with the query head count, on a model with grouped-query attention
     (fewer key/value heads), was written for models without it."""
-    vm = f.calls.view_mismatch
-    if vm is None or not _ATTN.search("\n".join(f.lines)):
+    if not _ATTN.search("\n".join(f.lines)):
         return None
-    dims, size = vm
-    want = 1
-    for d in dims:
-        if d < 0:
-            return None
-        want *= d
+    vm, sm = f.calls.view_mismatch, f.calls.size_mismatch
+    if vm is not None:
+        dims, size = vm
+        want = 1
+        for d in dims:
+            if d < 0:
+                return None
+            want *= d
+        heads = next(iter(dims[2:3]), None)
+        evidence = (("view", str(list(dims))), ("elements", str(size)))
+    elif sm is not None and sm[2] in {1, 2}:  # the head dimension of (b, h, s, d) or (b, s, h, d)
+        want, size = max(sm[:2]), min(sm[:2])
+        heads = want
+        evidence = (("sizes", f"{sm[0]} and {sm[1]}"), ("dimension", str(sm[2])))
+    else:
+        return None
     if size <= 0 or want <= size or want % size:
         return None
     ratio = want // size
     if ratio & (ratio - 1) or ratio > 64:  # head groups come in powers of two
         return None
-    heads = next((d for d in dims[2:3] if d % ratio == 0), None)
+    heads = heads if heads is not None and heads % ratio == 0 else None
     kv = f" ({heads} query heads, {heads // ratio} key/value heads)" if heads else ""
     return ClassAnswer(
         class_id="caller-written-for-other-api",
-        title="an attention patch reshapes keys/values with the query head count (no GQA)",
+        title="attention code treats keys/values as having the query head count (no GQA)",
         cause=(
-            f"the view asks for {ratio}× the elements it got: the model has grouped-query "
+            f"the shapes differ by {ratio}× in the heads: the model has grouped-query "
             f"attention{kv}, and the attention code (often a flash-attn monkey patch) reshapes "
-            "its keys and values with num_heads instead of num_key_value_heads; it was written "
-            "for models without GQA."
+            "or combines its keys and values with num_heads instead of num_key_value_heads (or "
+            "without repeating them per group); it was written for models without GQA."
         ),
         fix=(
-            "use the framework's own flash-attn support (attn_implementation="
-            '"flash_attention_2") instead of the patch, or a patch revision that handles '
-            "num_key_value_heads",
+            "use the framework's own attention (attn_implementation=\"sdpa\" or "
+            '"flash_attention_2") instead of the patch or fallback, or a revision of it that '
+            "handles num_key_value_heads (repeat_kv before the call)",
         ),
-        evidence=(("view", str(list(dims))), ("elements", str(size)), ("ratio", str(ratio))),
-        source="the message itself (the view's shape against the element count)",
-        line=line_of(f, r"is invalid for input of size"),
+        evidence=(*evidence, ("ratio", str(ratio))),
+        source="the message itself (the shapes it reports, a power-of-two ratio in the heads)",
+        line=line_of(f, r"is invalid for input of size|must match the size of tensor b"),
     )
+
+
+def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAnswer | None:
+    """A backend function refuses a keyword it took only from a later release
+    (``flash_attn_func(window_size=…)``, flash-attn 2.3.0): the installed one is older."""
+    name = fn.rsplit(".", 1)[-1]
+    for api in know.backend_api:
+        since = dict(api.keywords).get(kw)
+        if since is None or name not in api.names:
+            continue
+        record = know.backend(api.backend)
+        dist = record.distributions[0] if record is not None and record.distributions else ""
+        dist = dist or api.module.split(".")[0].replace("_", "-")
+        have = f.version(dist)
+        return ClassAnswer(
+            class_id=f"{dist}-too-old-for-caller",
+            title=f"{name}() has no {kw}= before {dist} {since}",
+            cause=(
+                f"the caller passes {kw}= to {name}(), which {dist} accepts from {since}; the "
+                f"installed {dist}{' ' + have if have else ''} is older."
+            ),
+            fix=(
+                f"pip install --no-build-isolation '{dist}>={since}'   # or: attn-doctor "
+                f"install {api.backend}",
+            ),
+            evidence=(("keyword", kw), ("since", f"{dist} {since}")),
+            source=api.source,
+            line=line_of(f, re.escape(kw)),
+        )
+    return None

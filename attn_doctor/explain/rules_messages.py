@@ -96,6 +96,39 @@ def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     return out
 
 
+def fallback_notice(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A log whose only attention news is a notice: the program falls back, keeps a default, or
+    runs without an optional backend. Nothing failed; answered only when no error is in the
+    text and no recorded harmless warning says more."""
+    if not f.notices or has_error(f) or any(not e.endswith("Warning") for e in f.error_classes):
+        return []
+    if harmless_warning(f, know):
+        return []
+    line = f.notices[0]
+    named = backends_in_text(line)
+    missing = re.search(r"not (?:installed|available)", line, re.I)
+    what = (
+        f"{named[0]} is not installed or not usable, and the program runs without it"
+        if missing and named
+        else "the program uses another implementation for this step"
+    )
+    return [
+        ClassAnswer(
+            class_id="harmless-warning",
+            title="harmless: a notice, not a failure",
+            cause=(
+                f"harmless: '{line[:140]}' is an {('INFO' if 'INFO' in line else 'WARNING')}-level "
+                f"notice: {what}. Nothing failed, nothing to fix"
+                + (f" (install {named[0]} if you want its speed)." if missing and named else ".")
+            ),
+            evidence=(("notice", line[:80]),),
+            source="the message itself (a log line at INFO/WARNING level, no error in the text)",
+            line=line,
+            harmless=True,
+        )
+    ]
+
+
 _WRAPPERS = (
     (r"Engine core initialization failed", "vLLM"),
     (r"!!! Exception during processing !!!|Error occurred when executing", "ComfyUI"),

@@ -104,12 +104,22 @@ def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAns
                 class_id="torch-cudnn-too-old-for-cudnn-attention",
                 title="the cuDNN torch loaded is too old for cuDNN attention",
                 cause=(
-                    "torch's cuDNN attention backend for scaled_dot_product_attention needs "
-                    f"cuDNN 9; the cuDNN this torch{(' ' + torch) if torch else ''} loaded is "
-                    f"older{have}."
+                    (
+                        f"torch's cuDNN attention refuses these inputs (sequence lengths or "
+                        f"head dim not a multiple of 64, dropout, a bias gradient) with a cuDNN "
+                        f"below {rt.cudnn_floor} (as the message says); the cuDNN this torch"
+                        f"{(' ' + torch) if torch else ''} loaded is older{have}."
+                    )
+                    if rt.cudnn_floor
+                    else "torch's cuDNN attention backend for scaled_dot_product_attention "
+                    f"needs cuDNN 9; the cuDNN this torch{(' ' + torch) if torch else ''} "
+                    f"loaded is older{have}."
                 ),
                 fix=(
-                    "pip install --upgrade torch   # a build that bundles cuDNN 9",
+                    f"pip install --upgrade 'nvidia-cudnn-cu<cuda_major>>={rt.cudnn_floor}'   "
+                    "# or a torch build that bundles it"
+                    if rt.cudnn_floor
+                    else "pip install --upgrade torch   # a build that bundles cuDNN 9",
                     "or: torch.backends.cuda.enable_cudnn_sdp(False)   # use another SDPA backend",
                 ),
                 evidence=(("cuDNN", rt.cudnn or "too old"),),

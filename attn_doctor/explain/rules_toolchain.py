@@ -260,17 +260,48 @@ def libcuda_not_found(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     ]
 
 
+_ACCELERATORS = {
+    "cu": "CUDA",
+    "rocm": "ROCm",
+    "cann": "Ascend NPU (CANN)",
+    "xpu": "Intel XPU",
+    "cpu": "the CPU",
+    "metal": "Apple Metal",
+}
+"""The accelerator a ``kernels`` build variant names (``cu128``, ``cann81``, ``cpu``)."""
+
+
 def hub_kernel_no_variant(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A Hub kernel (the ``kernels`` package) with no build variant for this torch/CUDA."""
-    line = line_of(f, r"Cannot find a build variant for this system|No kernel module found at")
+    line = line_of(
+        f,
+        r"Cannot find a build variant for this system|No kernel module found at"
+        r"|does not have (?:one of )?build",
+    )
     if not line:
         return []
-    repo = re.search(r"in ([\w.-]+/[\w.-]+)", line)
-    torch = f.version("torch")
-    need = (f"torch {mm(torch)}" if torch else "this torch") + (
-        f" with CUDA {f.torch_cuda}" if f.torch_cuda else ""
+    repo = re.search(r"in ([\w.-]+/[\w.-]+)", line) or re.search(
+        r"models--([\w.-]+)--([\w.-]+)", line
     )
-    name = repo.group(1) if repo else "<repo>"
+    name = "/".join(g for g in repo.groups() if g) if repo else "<repo>"
+    wanted = f.runtime.hub_variants
+    specific = [v for v in wanted if v[0]]
+    cuda = True
+    if specific:
+        torch_mm, accel, cpu, osname = specific[0]
+        family = re.sub(r"\d+$", "", accel)
+        need = f"torch {torch_mm} on {_ACCELERATORS.get(family, accel)} ({accel}, {cpu}-{osname})"
+        cuda = family in {"cu", "cuda"}
+        if not cuda:
+            need += (
+                "; no build for this accelerator at all is the usual reason (Hub attention "
+                "kernels are mostly built for CUDA)"
+            )
+    else:
+        torch = f.version("torch")
+        need = (f"torch {mm(torch)}" if torch else "this torch") + (
+            f" with CUDA {f.torch_cuda}" if f.torch_cuda else ""
+        )
     return [
         ClassAnswer(
             class_id="hub-kernel-no-variant",
@@ -283,9 +314,15 @@ def hub_kernel_no_variant(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             fix=(
                 f"kernels variants {name}   # the builds it has; "
                 "install a torch one of them targets",
-                "or use the flash package itself (attn-doctor install flash_attn_2)",
+                "or use the flash package itself (attn-doctor install flash_attn_2)"
+                if cuda
+                else 'or attn_implementation="sdpa" (torch\'s own attention runs on this '
+                "accelerator; the Hub kernel cannot)",
             ),
-            evidence=(("torch", torch or "not shown"), ("kernel", name)),
+            evidence=(
+                ("kernel", name),
+                *(("variant wanted", "-".join(x for x in v if x)) for v in wanted[:3]),
+            ),
             source="wheels_index/hub_kernels.toml (kernels variants.py rules); huggingface/kernels "
             "0.19.1 kernels/_internals/resolver.py",
             line=line,
