@@ -58,10 +58,11 @@ def has_error(f: TextFacts) -> bool:
         return True  # a head dim refused, and nothing says the program went on without it
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
-            r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:)|ptxas fatal|AssertionError"
+            r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:|Error running\b)|ptxas fatal"
+            r"|AssertionError"
             r"|Killed|FAILED|Assertion failed"
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
-            r"|is only supported|only supports?"
+            r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
             body_of(f),
@@ -90,7 +91,7 @@ _BACKEND_WORDS: tuple[tuple[str, str], ...] = (
         "flash_attn_3",
         r"flash_attn_interface|flash_attn_3|flash-attn-3|hopper/|FlashAttention ?3|FA3\b",
     ),
-    ("sageattention", r"sageattn|sageattention|SageAttention"),
+    ("sageattention", r"sageattn|sage[ _-]?attention"),
     ("xformers", r"xformers"),
     ("flex_attention", r"flex_attention|FlexAttention"),
     ("flashinfer", r"flashinfer|flash-infer"),

@@ -201,6 +201,7 @@ MAX_FACT_CHARS = 1024 * 1024
 
 _SENTENCE_END = re.compile(r"[.:;!?)\]}>,]$|^\s*$")
 _CONTINUES = re.compile(r"^\s*[a-z0-9_(`'\"]")
+_CLAUSE = re.compile(r"^\s*(?:but|and|or|which|so|because|while|got|found|expected)\s")
 _TRACE_LINE = re.compile(
     r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b"
     r"|(?:[Ee]rror|[Ww]arning|[Ff]atal|[Nn]ote)\s*:)"
@@ -226,13 +227,18 @@ def unwrap(lines: list[str]) -> list[str]:
                 and line
                 and not line[0].isspace()
                 and not _TRACE_LINE.match(line)
+                and not _SENTENCE_END.search(last_raw)  # repeated log lines end their sentence
             ):
                 out[-1] = prev + line  # a terminal wrap at a fixed width: rejoin without space
                 last_raw = line
                 continue
             if (
                 len(prev.strip()) >= 30
-                and not _SENTENCE_END.search(prev.rstrip())
+                and (
+                    not _SENTENCE_END.search(prev.rstrip())
+                    # a comma, then a clause in words ("..., but got ..."): one sentence
+                    or (prev.rstrip().endswith(",") and _CLAUSE.match(line) is not None)
+                )
                 and _CONTINUES.match(line)
                 and not _TRACE_LINE.match(line)
             ):
@@ -356,10 +362,12 @@ _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
         "ampere",
     ),
     (re.compile(r"\brequires? sm_?(\d{2,3})\+", re.I), "min"),
+    # ptxas: an instruction type needs a newer target ("'.bf16' requires .target sm_80 or higher")
+    (re.compile(r"requires \.target sm_(\d{2,3}) or higher"), "min"),
 )
 _QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
 _TOOL_MISSING = re.compile(
-    r"Could not find nvcc|nvcc: (?:command )?not found|nvcc not found|Failed to find nvcc"
+    r"Could not find nvcc|nvcc: (?:command )?not found|nvcc (?:was )?not found|Failed to find nvcc"
     r"|No such file or directory: '(?:[\w/]*/)?nvcc'",
     re.I,
 )

@@ -154,7 +154,9 @@ _HEAD_REFUSED = re.compile(
     re.I,
 )
 _HEAD_LIST = re.compile(
-    r"Supported head[ _]?(?:sizes|dims|dimensions)(?: are)?\s*:?\s*\[?((?:\d{2,4}(?:,\s*|\]|\b))+)",
+    r"(?:Supported head[ _]?(?:sizes|dims|dimensions)(?: are)?\s*:?"
+    r"|head[ _]?(?:dim|size)\w*\s+(?:should|must)\s+be\s+(?:in|one of))"
+    r"\s*\[?((?:\d{2,4}(?:,\s*|\]|\b))+)",
     re.I,
 )
 _HEAD_MULTIPLE = re.compile(

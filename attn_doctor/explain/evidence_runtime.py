@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_DT = r"(?:c10::|torch\.)?(\w+)"
+_DT = r"(?:c10::|torch\.)?(\w+(?: int)?)"  # "long int": the dtype as C++ names it
 _MASK_DTYPE = re.compile(
-    r"Expected attn_mask dtype to be bool or (?:float or )?to match query dtype,? but got "
+    r"Expected attn[_ ]mask dtype to be bool or (?:float or )?to match query dtype,? but got "
     rf"attn_mask\.dtype:?\s*{_DT},?\s+and\s+query\.dtype:?\s*{_DT}",
     re.I,
 )

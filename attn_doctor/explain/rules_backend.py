@@ -185,7 +185,7 @@ def head_dim_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 class_id="head-dim-unsupported",
                 title=f"{who} refuses this head dim",
                 cause=(
-                    f"{who} supports only head dims {f.head_dim_rule} (as the message says)"
+                    f"{who} supports head dims {f.head_dim_rule} (as the message says)"
                     f"{model}; the model's attention heads do not fit its kernels."
                 ),
                 fix=tuple(
@@ -413,7 +413,32 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
 
 
 def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """A CUDA-only backend used with an Intel XPU or Apple torch."""
+    """A CUDA-only backend used with an Intel XPU or Apple torch, or a build that looks for
+    nvcc under a ROCm torch."""
+    if f.torch_build == "rocm" and "nvcc" in f.tools_missing:
+        named = backends_in(f)
+        who = named[0] if named else "the package"
+        return [
+            ClassAnswer(
+                class_id="backend-needs-other-device",
+                title=f"{who}'s build looked for nvcc under a ROCm torch",
+                cause=(
+                    f"this torch is a ROCm build ({f.version('torch') or 'rocm'}), and {who}'s "
+                    "build looked for the CUDA compiler: the source it builds has only a CUDA "
+                    "path (older flash-attn releases; the ROCm path needs ROCm 6.0 or newer). "
+                    "nvcc would not help: the GPU is AMD."
+                ),
+                fix=(
+                    "build flash-attn's ROCm path: a current release with ROCm >= 6.0 "
+                    "(composable_kernel for gfx90a/gfx942, or FLASH_ATTENTION_TRITON_AMD_ENABLE="
+                    "TRUE for other AMD GPUs)",
+                    'or attn_implementation="sdpa"   # torch SDPA runs on ROCm',
+                ),
+                evidence=(("torch build", "rocm"), ("missing tool", "nvcc")),
+                source="wheels_index/flash_attn_3_4.toml [rocm_source_build] (unverified)",
+                line=line_of(f, r"nvcc"),
+            )
+        ]
     device = "intel" if f.torch_build == "xpu" else "apple" if "macos" in f.platforms else None
     if device is None or not has_error(f):
         return []

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, line_of
+from packaging.version import Version
+
+from attn_doctor.explain.answer import ClassAnswer, line_of, mm, version_of
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -194,16 +196,29 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
         dist = record.distributions[0] if record is not None and record.distributions else ""
         dist = dist or api.module.split(".")[0].replace("_", "-")
         have = f.version(dist)
+        if have and (got := version_of(have)) is not None and got >= Version(since):
+            return None  # the installed release takes the keyword: something else refused it
         return ClassAnswer(
-            class_id=f"{dist}-too-old-for-caller",
+            # torch's own API has its class; a backend package's is "<dist>-too-old-for-caller"
+            class_id="torch-too-old-for-api" if dist == "torch" else f"{dist}-too-old-for-caller",
             title=f"{name}() has no {kw}= before {dist} {since}",
             cause=(
                 f"the caller passes {kw}= to {name}(), which {dist} accepts from {since}; the "
                 f"installed {dist}{' ' + have if have else ''} is older."
             ),
             fix=(
-                f"pip install --no-build-isolation '{dist}>={since}'   # or: attn-doctor "
-                f"install {api.backend}",
+                (
+                    f"pip install --upgrade 'torch>={since}'   # the build for your CUDA "
+                    "(attn-doctor check names its index)",
+                    f"or a release of the calling package written for torch {mm(have)}"
+                    if have
+                    else "or a release of the calling package written for this torch",
+                )
+                if dist == "torch"
+                else (
+                    f"pip install --no-build-isolation '{dist}>={since}'   # or: attn-doctor "
+                    f"install {api.backend}",
+                )
             ),
             evidence=(("keyword", kw), ("since", f"{dist} {since}")),
             source=api.source,
