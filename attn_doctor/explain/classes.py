@@ -88,6 +88,10 @@ from attn_doctor.explain.rules_toolchain import (
     libcuda_not_found,
     torch_too_old_for_gpu,
 )
+from attn_doctor.explain.rules_upstream import (
+    framework_package_missing,
+    package_built_for_other_torch,
+)
 
 __all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
 
@@ -169,6 +173,10 @@ answer (it carries the upstream threads and finer machine checks) and the class 
 
 RULES: tuple[Rule, ...] = (
     framework_message,
+    # what a package's own project says of it (built for another torch, a framework set to use
+    # it and not finding it) comes before what the knowledge infers
+    package_built_for_other_torch,
+    framework_package_missing,
     package_too_old_for_caller,
     torch_nightly_attention_backward_regression,
     triton_needs_c_compiler,

@@ -12,6 +12,7 @@ Pure: no I/O besides the shipped GPU-name table.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
@@ -190,6 +191,16 @@ class TextFacts:
         if self.error_classes:
             out.append(("errors", ", ".join(self.error_classes)))
         return out + more_summary(self)
+
+
+def _with_needs(caller: CallerFacts, needs: tuple[tuple[str, str], ...]) -> CallerFacts:
+    """The caller's facts with the floors an upstream wording states (transformers' "you need
+    flash_attn package version to be greater or equal than 2.1.0") added to its own."""
+    if not needs:
+        return caller
+    known = {pkg for pkg, _ in caller.too_old}
+    extra = tuple((pkg, floor) for pkg, floor in needs if pkg not in known)
+    return dataclasses.replace(caller, too_old=caller.too_old + extra)
 
 
 # --- normalising ------------------------------------------------------------------------
@@ -653,7 +664,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         features_refused=more.features_refused,
         availability_asserts=more.availability_asserts,
         notices=more.notices,
-        caller=read_caller(body),
+        caller=_with_needs(read_caller(body), up.needs),
         runtime=read_runtime(body),
         calls=read_calls(body),
         other_device=read_other_device(body),

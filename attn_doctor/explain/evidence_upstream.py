@@ -31,6 +31,10 @@ _ROLES: dict[str, str] = {
     "head_max": r"\d{1,4}",
     "head_multiple": r"\d{1,3}",
     "dtype": r"[\w.]+",
+    "pkg": r"[A-Za-z][\w.-]*",
+    "pkg_min": r"\d+(?:\.\d+)+(?:\.?post\d+)?",
+    "built": r"[^\s()]+(?: with CUDA \d+)?",
+    "have": r"[^\s()]+",
     "x": r"[^\n]*?",
 }
 """What each placeholder of a text reads: a compute capability ("(8, 0)", "8.0", "80"), an
@@ -63,6 +67,9 @@ class Template:
     dtypes: tuple[str, ...]
     dtypes_refused: tuple[str, ...]
     harmless: str | None
+    needs: str | None
+    built_for: str | None
+    missing: str | None
     source: str
 
 
@@ -92,10 +99,21 @@ class UpstreamFacts:
     wording."""
     refusal: bool = False
     """A wording that refuses something matched: the message reports a failure."""
+    needs: tuple[tuple[str, str], ...] = ()
+    """(package, the release it must be at least) a wording states."""
+    built_for: tuple[tuple[str, str, str], ...] = ()
+    """(package, what it was built for, what is here) of a compiled package that does not fit."""
+    missing: tuple[tuple[str, str], ...] = ()
+    """(package, the project saying so) a framework was set to use and did not find."""
     sources: tuple[str, ...] = ()
     spans: tuple[str, ...] = ()
     """The text each refusing wording matched: its numbers are the kernel's range, not the
     GPU's, so the architecture scan leaves them out."""
+
+
+def _dist(name: str) -> str:
+    """A distribution name as pip writes it (``flash_attn`` -> ``flash-attn``)."""
+    return name.lower().replace("_", "-")
 
 
 def _cc(text: str) -> int | None:
@@ -143,7 +161,7 @@ def load_templates(directory: Path | None = None) -> tuple[Template, ...]:
             {
                 "project", "backend", "text", "source", "min_sm", "max_sm", "exact_sm",
                 "head_max", "head_multiple", "dtypes", "dtypes_refused", "harmless",
-                "whole_line",
+                "whole_line", "needs", "built_for", "missing",
             }
         )  # fmt: skip
         text = e.str_("text")
@@ -170,6 +188,9 @@ def load_templates(directory: Path | None = None) -> tuple[Template, ...]:
                 dtypes=dtypes,
                 dtypes_refused=refused,
                 harmless=e.opt_str("harmless"),
+                needs=e.opt_str("needs"),
+                built_for=e.opt_str("built_for"),
+                missing=e.opt_str("missing"),
                 source=e.str_("source"),
             )
         )
@@ -206,6 +227,9 @@ def read_upstream(body: str, templates: tuple[Template, ...] | None = None) -> U
     allowed: list[str] = []
     seen: list[str] = []
     harmless: list[tuple[str, str, str, str]] = []
+    needs: list[tuple[str, str]] = []
+    built_for: list[tuple[str, str, str]] = []
+    missing: list[tuple[str, str]] = []
     backend = None
     refusing = [t for t, _, _ in found if t.harmless is None]
     for t, values, text in found:
@@ -216,6 +240,15 @@ def read_upstream(body: str, templates: tuple[Template, ...] | None = None) -> U
         by_role: dict[str, list[str]] = {}
         for key, value in values.items():
             by_role.setdefault(key.rsplit("_", 1)[0], []).append(value)
+        named = next(iter(by_role.get("pkg", [])), None)
+        if (pkg := t.needs or named) and (floor := next(iter(by_role.get("pkg_min", [])), None)):
+            needs.append((_dist(pkg), floor))
+        if t.built_for:
+            built = next(iter(by_role.get("built", [])), "")
+            here = next(iter(by_role.get("have", [])), "")
+            built_for.append((t.built_for, built, here))
+        if t.missing:
+            missing.append((t.missing, t.project))
         mins = [t.min_sm] if t.min_sm else [x for v in by_role.get("min_cc", []) if (x := _cc(v))]
         maxs = [t.max_sm] if t.max_sm else [x for v in by_role.get("max_cc", []) if (x := _cc(v))]
         lo = lo if lo is not None else next(iter(mins), None)
@@ -262,4 +295,7 @@ def read_upstream(body: str, templates: tuple[Template, ...] | None = None) -> U
         refusal=bool(refusing),
         sources=tuple(dict.fromkeys(t.source for t, _, _ in found)),
         spans=tuple(spans),
+        needs=tuple(dict.fromkeys(needs)),
+        built_for=tuple(dict.fromkeys(built_for)),
+        missing=tuple(dict.fromkeys(missing)),
     )

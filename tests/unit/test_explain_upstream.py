@@ -26,6 +26,10 @@ _SAMPLE = {
     "head_max": "256",
     "head_multiple": "8",
     "dtype": "torch.float32",
+    "pkg": "flashinfer_python",
+    "pkg_min": "2.6.3",
+    "built": "2.3.1+cu121",
+    "have": "2.4.0+cu121",
     "x": "something",
 }
 _ENTRIES = read_toml(FILE)["template"]
@@ -54,6 +58,9 @@ def test_every_wording_is_read_back_from_its_own_text(entry: dict[str, object]) 
         assert (
             up.required
             or up.gpu_sms
+            or up.needs
+            or up.built_for
+            or up.missing
             or up.head_rule
             or up.dtypes_allowed
             or up.dtypes_seen
@@ -143,3 +150,47 @@ def test_malformed_wordings_are_refused_naming_the_entry(tmp_path: Path) -> None
         with pytest.raises(IndexDataError, match=rf"template #1\.text: {why}"):
             load_templates(where)
     load_templates.cache_clear()
+
+
+def test_package_facts_stated_upstream_are_answered_by_their_classes() -> None:
+    from attn_doctor.explain.evidence import TextFacts
+    from attn_doctor.explain.evidence_upstream import UpstreamFacts
+    from attn_doctor.explain.knowledge import load_knowledge
+    from attn_doctor.explain.rules_upstream import (
+        framework_package_missing,
+        package_built_for_other_torch,
+    )
+
+    know = load_knowledge()
+    built = TextFacts(
+        upstream=UpstreamFacts(built_for=(("torchvision", "12", "13"),), refusal=True)
+    )
+    (a,) = package_built_for_other_torch(built, know)
+    assert a.class_id == "extension-built-for-other-torch"
+    assert "built for 12; this is 13" in a.cause
+    xf = TextFacts(upstream=UpstreamFacts(built_for=(("xformers", "", ""),), refusal=True))
+    assert [x.class_id for x in package_built_for_other_torch(xf, know)] == [
+        "xformers-built-for-other-torch"
+    ]
+    missing = TextFacts(upstream=UpstreamFacts(missing=(("flashinfer-python", "vllm"),)))
+    (b,) = framework_package_missing(missing, know)
+    assert b.class_id == "backend-forced-package-missing"
+    assert b.fix[0] == "attn-doctor install flashinfer"
+    # near misses: nothing stated, nothing answered
+    assert package_built_for_other_torch(TextFacts(), know) == []
+    assert framework_package_missing(TextFacts(), know) == []
+
+
+def test_a_floor_stated_upstream_joins_the_callers_facts() -> None:
+    f = extract_facts(
+        "ValueError: FlashInfer is required for the flashinfer Mamba SSU backend. Please install "
+        "flashinfer (>= 0.6.4): pip install flashinfer-python"
+    )
+    assert ("flashinfer-python", "0.6.4") in f.caller.too_old
+    assert (
+        _top(
+            "ImportError: flashinfer_python is installed with version 0.5.2, which is less than "
+            "the minimum required version 0.6.1."
+        )
+        == "flashinfer-python-too-old-for-caller"
+    )
