@@ -91,6 +91,7 @@ from attn_doctor.explain.rules_toolchain import (
 from attn_doctor.explain.rules_upstream import (
     framework_package_missing,
     package_built_for_other_torch,
+    wheel_built_for_other_torch,
 )
 
 __all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
@@ -176,6 +177,7 @@ RULES: tuple[Rule, ...] = (
     # what a package's own project says of it (built for another torch, a framework set to use
     # it and not finding it) comes before what the knowledge infers
     package_built_for_other_torch,
+    wheel_built_for_other_torch,
     framework_package_missing,
     package_too_old_for_caller,
     torch_nightly_attention_backward_regression,

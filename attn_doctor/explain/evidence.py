@@ -105,6 +105,8 @@ class TextFacts:
     """(dist, version, torch it pins, torch installed) from pip's resolver conflict lines."""
     uninstalled: tuple[str, ...] = ()  # distributions the log shows pip uninstalling
     features_refused: tuple[tuple[str, str], ...] = ()
+    wheel_torch: tuple[tuple[str, str], ...] = ()
+    """(distribution, torch X.Y) a backend wheel's name says it was built for."""
     notices: tuple[str, ...] = ()
     """Log lines at INFO or WARNING level saying the program goes on another way (a fallback,
     a default, an optional package not installed)."""
@@ -387,7 +389,7 @@ _HEAD_RULE = re.compile(
     r"(?:head[ _]?dim(?:ension)?|head[ _]size|headdim|hidden_dim)s?\b[^\n]{0,40}?"
     r"((?:at most|up to|less than|<=?|not being a multiple of"
     r"|(?:should|must) be (?:a )?multiple of)\s*\d+|(?:64|32), 128,? (?:and )?256)"
-    r"|Only support head size ([\d, and]+)"
+    r"|Only supports? head (?:size|dim(?:ension)?)s? ([\d, and]+)"
     r"|query\.shape\[-1\][^\n]*?>\s*(\d{2,4})",
     re.I,
 )
@@ -664,6 +666,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         features_refused=more.features_refused,
         availability_asserts=more.availability_asserts,
         notices=more.notices,
+        wheel_torch=more.wheel_torch,
         caller=_with_needs(read_caller(body), up.needs),
         runtime=read_runtime(body),
         calls=read_calls(body),

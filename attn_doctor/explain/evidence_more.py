@@ -96,6 +96,14 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_WHEEL_TORCH = re.compile(
+    r"\b(flash[-_]attn|sageattention|xformers|flashinfer[-_]python)-\d[\w.]*?\+cu\d+torch"
+    r"(\d+\.\d+)",
+    re.I,
+)
+"""A backend wheel whose local version names the torch it was built for
+(``sageattention-2.2.0+cu128torch2.9.0.post3``, ``flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE``)."""
+
 _NOTICE_LEVEL = re.compile(
     r"^\W*(?:\[?(?:INFO|WARNING|WARN|Warning|warning|info)\]?\b|\S*\s*-\s*(?:INFO|WARNING)\s*-"
     r"|(?:INFO|WARNING) \d\d-\d\d)"
@@ -130,6 +138,7 @@ class More:
     features_refused: tuple[tuple[str, str], ...] = ()
     availability_asserts: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
+    wheel_torch: tuple[tuple[str, str], ...] = ()
 
 
 def read_more(body: str) -> More:
@@ -192,7 +201,13 @@ def read_more(body: str) -> More:
         for line in body.splitlines()
         if _NOTICE_LEVEL.search(line) and _NOTICE_SAYS.search(line)
     )
+    wheel_torch = tuple(
+        dict.fromkeys(
+            (m.group(1).lower().replace("_", "-"), m.group(2)) for m in _WHEEL_TORCH.finditer(body)
+        )
+    )
     return More(
+        wheel_torch=wheel_torch,
         notices=notices,
         availability_asserts=flags,
         pin_conflicts=pins,

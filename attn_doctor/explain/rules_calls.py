@@ -91,6 +91,8 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     for name in calls.undefined_names:
         if too_old := _renamed_api_too_old(f, know, name):
             return [too_old]
+        if missing := _backend_function_undefined(f, know, name):
+            return [missing]
     known = {n for api in know.backend_api for n in api.names}
     for mod, name in f.missing_attrs:
         if mod.split(".", maxsplit=1)[0] in BACKEND_MODULES and name not in known:
@@ -223,5 +225,44 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
             evidence=(("keyword", kw), ("since", f"{dist} {since}")),
             source=api.source,
             line=line_of(f, re.escape(kw)),
+        )
+    return None
+
+
+def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | None:
+    """A backend function the code calls is undefined (a ``NameError``, or the ``assert … is
+    not None`` a guarded import leaves): the import that should define it failed, so the
+    backend is not installed or does not import; a name from before the backend renamed its
+    API may also mean the installed release is too new for the code."""
+    for api in know.backend_api:
+        renamed = bool(api.renamed_from) and name.startswith(api.renamed_from)
+        if name not in api.names and not renamed:
+            continue
+        record = know.backend(api.backend)
+        dist = record.distributions[0] if record is not None and record.distributions else ""
+        dist = dist or api.module.split(".")[0].replace("_", "-")
+        new = api.renamed_to + name[len(api.renamed_from) :] if renamed else ""
+        return ClassAnswer(
+            class_id="backend-not-installed",
+            title=f"{name} is undefined: {dist} did not import",
+            cause=(
+                f"the code calls {name}, which its guarded import of {dist} should define; it is "
+                f"undefined, so that import failed: {dist} is not installed, or it does not "
+                "import here (built for another torch)"
+                + (
+                    f", or it is {api.renamed_in} or newer, where {name} is called {new}"
+                    if renamed
+                    else ""
+                )
+                + "."
+            ),
+            fix=(
+                f'python -c "import {api.module.split(".")[0]}"   # shows why the import fails',
+                f"attn-doctor install {api.backend}",
+            ),
+            checks=(f"package_missing:{dist}",),
+            evidence=(("undefined", name), ("package", dist)),
+            source=api.source,
+            line=line_of(f, re.escape(name)),
         )
     return None

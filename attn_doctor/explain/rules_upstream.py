@@ -1,7 +1,8 @@
-"""Classes over the package facts upstream projects' own wordings state
-(``evidence_upstream``): a compiled package built for another torch, CUDA or Python, and a
-package a framework was set to use and did not find. A package's floor joins the caller's facts
-(``<package>-too-old-for-caller``), so it has no rule here."""
+"""Classes over package facts the message states itself: in upstream projects' own wordings
+(``evidence_upstream``: a compiled package built for another torch, CUDA or Python; a package a
+framework was set to use and did not find) or in a wheel's name (the torch it was built for).
+A package's floor joins the caller's facts (``<package>-too-old-for-caller``), so it has no
+rule here."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def package_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAn
                 title=f"{dist} was built for another torch, CUDA or Python",
                 cause=(
                     f"{dist}'s compiled part does not fit this environment{what}: it was built "
-                    "against another torch release, CUDA or Python, so it does not load (or "
-                    "loads without its kernels). The message says so in its project's words."
+                    "against another torch release, CUDA or Python, or without kernels for this "
+                    "GPU's architecture, so it does not load (or loads without those kernels). "
+                    "The message says so in its project's words."
                 ),
                 fix=(
                     f"attn-doctor install {backend}   # the build for this torch"
@@ -54,6 +56,45 @@ def package_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAn
                 evidence=(("package", dist), *((("built for", built),) if built else ())),
                 source="; ".join(f.upstream.sources),
                 line=line_of(f, r"built for|does not match|compiled with|was built|Failed to"),
+            )
+        ]
+    return []
+
+
+def wheel_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend wheel whose name says which torch it was built for (``+cu128torch2.9.0``),
+    beside another torch in the same message, in a failing text."""
+    from attn_doctor.explain.answer import has_error, mm
+
+    torch = f.version("torch")
+    if not torch or not f.wheel_torch or not has_error(f):
+        return []
+    here = mm(torch)
+    for dist, built in f.wheel_torch:
+        if built == here:
+            continue
+        backend = _backend_of(know, dist)
+        return [
+            ClassAnswer(
+                class_id=_OWN_CLASS.get(dist, "extension-built-for-other-torch"),
+                title=f"the {dist} wheel was built for torch {built}; this torch is {here}",
+                cause=(
+                    f"the installed {dist} wheel's name says it was built for torch {built} "
+                    f"(+…torch{built}), and the torch here is {torch}: a compiled extension only "
+                    "loads with the torch release it was built against (on Windows the failure "
+                    "reads 'DLL load failed')."
+                ),
+                fix=(
+                    f"attn-doctor install {backend}   # the wheel built for torch {here}"
+                    if backend
+                    else f"install the {dist} wheel built for torch {here}",
+                    f"or install torch {built}, the release the wheel was built for",
+                ),
+                checks=(f"built_for_other_torch:{dist}",),
+                evidence=(("wheel built for", f"torch {built}"), ("torch", torch)),
+                source="the wheel's own local version tag (+cuXXXtorchX.Y) and the torch the "
+                "message shows",
+                line=line_of(f, rf"torch{re.escape(built)}"),
             )
         ]
     return []
