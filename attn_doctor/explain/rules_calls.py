@@ -10,7 +10,7 @@ from packaging.version import Version
 
 from attn_doctor.explain.answer import ClassAnswer, line_of, mm, version_of
 from attn_doctor.explain.evidence import TextFacts
-from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.knowledge import BackendApi, Knowledge
 
 _ATTN = re.compile(r"attn|attention|flash|sage|xformers|fmha|flashinfer", re.I)
 """A callable or class that belongs to the attention path (``attention_sage``,
@@ -107,6 +107,19 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     return []
 
 
+def _api_dist(know: Knowledge, api: BackendApi) -> str:
+    """The distribution that ships a backend API (``flash-attn``; ``torch`` for SDPA)."""
+    record = know.backend(api.backend)
+    dist = record.distributions[0] if record is not None and record.distributions else ""
+    return dist or api.module.split(".")[0].replace("_", "-")
+
+
+def _upgrade(dist: str, floor: str, backend: str) -> str:
+    return (
+        f"pip install --no-build-isolation '{dist}>={floor}'   # or: attn-doctor install {backend}"
+    )
+
+
 def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | None:
     """A name the code uses is undefined, and it is a backend function that exists only since
     the backend renamed its API (``flash_attn_varlen_func``, 2.0): the installed release is
@@ -114,9 +127,7 @@ def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswe
     for api in know.backend_api:
         if not api.renamed_to or not name.startswith(api.renamed_to):
             continue
-        record = know.backend(api.backend)
-        dist = record.distributions[0] if record is not None and record.distributions else ""
-        dist = dist or api.module.split(".")[0].replace("_", "-")
+        dist = _api_dist(know, api)
         old = api.renamed_from + name[len(api.renamed_to) :]
         return ClassAnswer(
             class_id=f"{dist}-too-old-for-caller",
@@ -126,10 +137,7 @@ def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswe
                 f"the installed {dist}{' ' + v if (v := f.version(dist)) else ''} is older, so "
                 "the import that should define it found nothing (the caller guarded it)."
             ),
-            fix=(
-                f"pip install --no-build-isolation '{dist}>={api.renamed_in}'   # or: "
-                f"attn-doctor install {api.backend}",
-            ),
+            fix=(_upgrade(dist, api.renamed_in, api.backend),),
             evidence=(("undefined", name), ("since", f"{dist} {api.renamed_in}")),
             source=api.source,
             line=line_of(f, re.escape(name)),
@@ -176,7 +184,7 @@ def _grouped_query_view(f: TextFacts) -> ClassAnswer | None:
             "without repeating them per group); it was written for models without GQA."
         ),
         fix=(
-            "use the framework's own attention (attn_implementation=\"sdpa\" or "
+            'use the framework\'s own attention (attn_implementation="sdpa" or '
             '"flash_attention_2") instead of the patch or fallback, or a revision of it that '
             "handles num_key_value_heads (repeat_kv before the call)",
         ),
@@ -194,9 +202,7 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
         since = dict(api.keywords).get(kw)
         if since is None or name not in api.names:
             continue
-        record = know.backend(api.backend)
-        dist = record.distributions[0] if record is not None and record.distributions else ""
-        dist = dist or api.module.split(".")[0].replace("_", "-")
+        dist = _api_dist(know, api)
         have = f.version(dist)
         if have and (got := version_of(have)) is not None and got >= Version(since):
             return None  # the installed release takes the keyword: something else refused it
@@ -217,10 +223,7 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
                     else "or a release of the calling package written for this torch",
                 )
                 if dist == "torch"
-                else (
-                    f"pip install --no-build-isolation '{dist}>={since}'   # or: attn-doctor "
-                    f"install {api.backend}",
-                )
+                else (_upgrade(dist, since, api.backend),)
             ),
             evidence=(("keyword", kw), ("since", f"{dist} {since}")),
             source=api.source,
@@ -238,9 +241,7 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
         renamed = bool(api.renamed_from) and name.startswith(api.renamed_from)
         if name not in api.names and not renamed:
             continue
-        record = know.backend(api.backend)
-        dist = record.distributions[0] if record is not None and record.distributions else ""
-        dist = dist or api.module.split(".")[0].replace("_", "-")
+        dist = _api_dist(know, api)
         new = api.renamed_to + name[len(api.renamed_from) :] if renamed else ""
         return ClassAnswer(
             class_id="backend-not-installed",

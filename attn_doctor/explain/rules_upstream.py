@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, line_of
+from attn_doctor.explain.answer import ClassAnswer, has_error, line_of, mm
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -64,8 +64,6 @@ def package_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAn
 def wheel_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend wheel whose name says which torch it was built for (``+cu128torch2.9.0``),
     beside another torch in the same message, in a failing text."""
-    from attn_doctor.explain.answer import has_error, mm
-
     torch = f.version("torch")
     if not torch or not f.wheel_torch or not has_error(f):
         return []
