@@ -54,12 +54,14 @@ def line_of(f: TextFacts, pattern: str) -> str:
 def has_error(f: TextFacts) -> bool:
     if f.upstream.refusal:  # an upstream project's own wording of a refusal
         return True
-    if f.build.head_refused and not re.search(r"fall(?:s|ing)? ?back", body_of(f), re.I):
+    if (f.build.head_refused or f.build.head_allowed) and not re.search(
+        r"fall(?:s|ing)? ?back", body_of(f), re.I
+    ):
         return True  # a head dim refused, and nothing says the program went on without it
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:|Error running\b)|ptxas fatal"
-            r"|AssertionError"
+            r"|AssertionError|`?ptxas`? failed|PassManager::run failed|不支持"
             r"|Killed|FAILED|Assertion failed"
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is only supported|only supports?|requires \.target sm_\d+"
@@ -96,7 +98,7 @@ _BACKEND_WORDS: tuple[tuple[str, str], ...] = (
     ("flex_attention", r"flex_attention|FlexAttention"),
     ("flashinfer", r"flashinfer|flash-infer"),
     ("sdpa_cudnn", r"cudnn_attention|cuDNN Frontend|_scaled_dot_product_cudnn|CUDNN_STATUS"),
-    ("flash_attn_2", r"flash_attn|flash-attn|FlashAttention|flash_attention_2|Flash Attention 2"),
+    ("flash_attn_2", r"flash[ _-]?attn|FlashAttention|flash_attention_2|flash[ -]attention"),
 )
 
 

@@ -439,8 +439,12 @@ def _add(seq: list[object], value: object) -> None:
 @functools.lru_cache(maxsize=8)
 def _gpu_regex(gpu_names: tuple[tuple[str, int], ...]) -> re.Pattern[str]:
     """One pattern for all GPU names (group ``gN`` is entry N), so the text is scanned once."""
-    alts = "|".join(f"(?P<g{i}>{p})" for i, (p, _) in enumerate(gpu_names))
-    return re.compile(rf"(?<![\w])(?:NVIDIA |GeForce |Tesla |Quadro )*(?:{alts})", re.I)
+    # "GTX1070", "RTX_4090": a name's space is often left out or written otherwise
+    alts = "|".join(
+        f"(?P<g{i}>{p.replace(' ', '[ _-]?')})" for i, (p, _) in enumerate(gpu_names)
+    )
+    # the name may follow a CJK character ("8卡V100"), which \w counts as a letter
+    return re.compile(rf"(?<![A-Za-z0-9_])(?:NVIDIA |GeForce |Tesla |Quadro )*(?:{alts})", re.I)
 
 
 def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> TextFacts:

@@ -87,11 +87,16 @@ _PIN_CONFLICT = re.compile(
 )
 _UNINSTALLED = re.compile(r"Successfully uninstalled ([\w.-]+?)-\d|Attempting uninstall: ([\w.-]+)")
 _FEATURE_REFUSED = re.compile(
-    r"`?(?P<feature>[\w ]{3,60}?)`?(?: attribute| argument| option)? (?:is|are) not supported "
-    r"(?:for|by|with|in|when using) (?P<backend>[\w .`=-]{3,40}?)"
+    r"`?(?P<feature>[\w ]{3,60}?)`?(?: attribute| argument| option)? (?:is|are) (?:currently )?"
+    r"not supported (?:for|by|with|in|when using) (?P<backend>[\w .`=-]{3,40}?)"
     r"(?:[.!\s\"')]*$|\.\s+(?:Please|Use|Set|Try)\b)"
-    r"|(?P<backend2>[\w-]{3,30}) (?:does not|doesn't) support "
-    r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$",
+    r"|(?P<backend2>[\w-]{3,30})(?: backend)?(?: currently| yet)? (?:does not|doesn't) support "
+    r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$"
+    # "Memory efficient attention with `xformers` is currently not supported when …"
+    r"|with `?(?P<backend3>[\w-]{3,30})`? (?:is|are) (?:currently )?not supported when "
+    r"(?P<feature3>[^\n]{3,80}?)[.!\s\"')]*$"
+    # vLLM's reasons map: "Reasons: {FLASH_ATTN: [sink setting not supported], …"
+    r"|(?P<backend4>[A-Z][A-Z0-9_]{3,}): \[(?P<feature4>[\w ]{3,60}?) not supported\]",
     re.M,
 )
 
@@ -187,8 +192,16 @@ def read_more(body: str) -> More:
     features = tuple(
         dict.fromkeys(
             (
-                (m.group("feature") or m.group("feature2")).strip(" `"),
-                (m.group("backend") or m.group("backend2")).strip(),
+                next(
+                    m.group(g)
+                    for g in ("feature", "feature2", "feature3", "feature4")
+                    if m.group(g)
+                ).strip(" `"),
+                next(
+                    m.group(g)
+                    for g in ("backend", "backend2", "backend3", "backend4")
+                    if m.group(g)
+                ).strip(),
             )
             for m in _FEATURE_REFUSED.finditer(body)
         )

@@ -367,6 +367,37 @@ def extension_pins_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswe
     return []
 
 
+_ATTENTION_FEATURE = re.compile(
+    r"sink|mask|window|soft.?cap|bias|alibi|\bkv\b|kv_|cache|causal|dropout|head|gqa|mqa|mla"
+    r"|varlen|paged|cross|attention|position|scale",
+    re.I,
+)
+"""Words of an attention feature: only those are this class when the table does not list the
+feature (beam search refused by a backend is something else)."""
+
+
+def _unlisted_feature(f: TextFacts, backend: str, feature: str) -> ClassAnswer:
+    """A backend refusing a feature the feature table does not list: the message is the
+    evidence; which backends have it is not known here."""
+    return ClassAnswer(
+        class_id="backend-feature-unsupported",
+        title=f"{backend} does not support {feature}",
+        cause=(
+            f"{backend} refuses a feature the caller uses ({feature}), as the message says; the "
+            "other attention backends of the framework may have it (which ones is not in "
+            "attn-doctor's feature table)."
+        ),
+        fix=(
+            f"pick another attention backend than {backend} for this model (the framework's "
+            "backend setting), or drop the feature",
+        ),
+        evidence=(("backend", backend), ("feature", feature)),
+        source="the message itself",
+        line=line_of(f, r"not supported|support"),
+        before_phrases=False,
+    )
+
+
 def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend says it lacks a feature of attention the caller uses (an attention mask,
     logits soft-capping): the backends that have it come from the feature table."""
@@ -376,6 +407,8 @@ def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnsw
         # out of the message-wide backend words, which would take any mention of it.
         named = backends_in_text(backend_text) or re.findall(r"\b(sdpa)\b", backend_text, re.I)
         named = [n.lower() for n in named]
+        if feat is None and named and _ATTENTION_FEATURE.search(feature_text):
+            return [_unlisted_feature(f, named[0], feature_text)]
         if feat is None or not named or named[0] in feat.backends:
             continue
         sm = f.sms[0] if len(f.sms) == 1 else None

@@ -243,6 +243,23 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
             continue
         dist = _api_dist(know, api)
         new = api.renamed_to + name[len(api.renamed_from) :] if renamed else ""
+        if (have := f.version(dist)) and not renamed:
+            return ClassAnswer(
+                class_id=f"{dist}-too-old-for-caller",
+                title=f"{name} is undefined although {dist} {have} is installed",
+                cause=(
+                    f"{dist} {have} is installed, yet {name} is undefined: the caller imports it "
+                    "only when the installed release passes its own version check (or the "
+                    f"import failed), so it needs a newer {dist} than {have}."
+                ),
+                fix=(
+                    f"pip install --upgrade {dist}   # the release the caller's requirements name",
+                    f'python -c "from {api.module} import {name}"   # if it still fails: why',
+                ),
+                evidence=(("undefined", name), ("installed", f"{dist} {have}")),
+                source=api.source,
+                line=line_of(f, re.escape(name)),
+            )
         return ClassAnswer(
             class_id="backend-not-installed",
             title=f"{name} is undefined: {dist} did not import",

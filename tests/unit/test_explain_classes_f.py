@@ -313,11 +313,15 @@ def test_soft_capping_on_a_turing_gpu_offers_only_backends_that_run_there() -> N
     assert "flash_attn_2" not in " ".join(a.fix)  # it needs sm_80
 
 
-def test_a_backend_that_has_the_feature_or_an_unknown_feature_is_not_this_class() -> None:
+def test_a_backend_that_has_the_feature_is_not_this_class_and_an_unlisted_one_is_generic() -> None:
     has = TextFacts(features_refused=(("attn_mask", "xformers"),))
     assert backend_feature_unsupported(has, KNOW) == []
+    # an attention feature the table does not list: the message is the evidence, no alternatives
     unknown = TextFacts(features_refused=(("paged KV", "flash-attn 2"),))
-    assert backend_feature_unsupported(unknown, KNOW) == []
+    (a,) = backend_feature_unsupported(unknown, KNOW)
+    assert "not in attn-doctor's feature table" in a.cause
+    other = TextFacts(features_refused=(("beam search", "flash-attn 2"),))
+    assert backend_feature_unsupported(other, KNOW) == []
     nobody = TextFacts(features_refused=(("attn_mask", "this op"),))
     assert backend_feature_unsupported(nobody, KNOW) == []
 
