@@ -85,8 +85,10 @@ from attn_doctor.explain.rules_toolchain import (
     cudnn_sdpa_refused,
     flashinfer_jit_needs_nvcc,
     hub_kernel_no_variant,
+    jit_arch_check_misfires,
     libcuda_not_found,
     torch_too_old_for_gpu,
+    triton_too_old_for_cuda,
 )
 from attn_doctor.explain.rules_upstream import (
     framework_package_missing,
@@ -197,6 +199,8 @@ RULES: tuple[Rule, ...] = (
     diffusers_xformers_processor_for_joint_attention,
     ck_xdl_kernel_on_gpu_without_mfma,
     caller_checks_old_distribution_name,
+    jit_arch_check_misfires,
+    triton_too_old_for_cuda,
     compiler_too_old_for_arch,
     build_needs_newer_cuda,
     build_arch_list_wrong_mix,

@@ -52,6 +52,12 @@ class BuildFacts:
     head_multiple: str | None = None
     """The multiple a head size must be ("Size per head is not a multiple of X", TensorRT-LLM)."""
 
+    triton_cuda_unknown: str | None = None
+    """The CUDA release Triton could not map to a PTX version ("Triton only supports CUDA 10.0
+    or higher, but got CUDA version: 12.8"): a Triton older than that CUDA."""
+    cuda_mentioned: tuple[str, ...] = ()
+    """CUDA releases the text names in any role ("cuda 12.8", "CUDA used to build PyTorch :
+    12.8", "CUDA Version: 12.8"): which toolkit is meant is not known, only that one is there."""
     cuda_floor: str | None = None
     """The CUDA toolkit release a build script states it needs, with no architecture
     (SageAttention's "CUDA 12.0 or higher is required to build the package", flash-attn's
@@ -142,6 +148,14 @@ _BUILD_CUDA_FLOOR = re.compile(
     r"(?P<c>\d+\.\d+)",
     re.I,
 )
+_TRITON_CUDA = re.compile(
+    r"Triton only supports? CUDA \d+\.\d+ or higher, but got CUDA version:?\s*(\d+\.\d+)"
+)
+_CUDA_MENTIONED = re.compile(
+    r"\bcuda(?:[ _-]?(?:version|toolkit|used to build pytorch))?\s*[:=]?\s*v?(1\d\.\d)\b"
+    r"|\+cu(1\d)(\d)\b",
+    re.I,
+)
 _MMA_HEAD = re.compile(r"\bNUM_MMA_D_QK=(\d{1,2})\b")
 _HEAD_ASSERT = re.compile(
     r"head_(?:size|dim)\s*==\s*(\d{2,3})(?:\s*\|\|\s*head_(?:size|dim)\s*==\s*\d{2,3})+"
@@ -205,7 +219,13 @@ def read_build(body: str) -> BuildFacts:
     refused = [int(m.group(1) or m.group(2)) for m in _HEAD_REFUSED.finditer(body)]
     mult = _HEAD_MULTIPLE.search(body)
     cf = None if floor else _BUILD_CUDA_FLOOR.search(body)
+    mentioned: dict[str, None] = {}
+    for m in _CUDA_MENTIONED.finditer(body):
+        mentioned[m.group(1) or f"{m.group(2)}.{m.group(3)}"] = None
+    tc = _TRITON_CUDA.search(body)
     return BuildFacts(
+        triton_cuda_unknown=tc.group(1) if tc else None,
+        cuda_mentioned=tuple(mentioned),
         cuda_floor=(cf.group("a") or cf.group("b") or cf.group("c")) if cf else None,
         shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
         missing_headers=tuple(headers),

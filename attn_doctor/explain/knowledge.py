@@ -96,6 +96,16 @@ class FrameworkMessage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JitCudaFloor:
+    """The CUDA release a project's JIT needs for an architecture family (sm_<family>x)."""
+
+    project: str
+    family: int
+    cuda: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class TorchApi:
     """An attribute of torch (``torch.version.xpu``) and the first release that has it."""
 
@@ -154,6 +164,7 @@ class Knowledge:
     backend_api: tuple[BackendApi, ...] = ()
     arch_instructions: tuple[ArchInstruction, ...] = ()
     features: tuple[Feature, ...] = ()
+    jit_cuda_floors: tuple[JitCudaFloor, ...] = ()
     torch_pins: tuple[tuple[str, str, str], ...] = ()
     """(dist, version, the torch requirement its wheels pin), from the wheel tables."""
 
@@ -364,6 +375,18 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 source=e.str_("source"),
             )
         )
+    floors = []
+    for n, item in enumerate(data.get("jit_cuda_floor") or []):
+        e = Entry(item, f"{CLASSES_FILE}: jit_cuda_floor #{n + 1}")
+        e.only({"project", "family", "cuda", "source"})
+        floors.append(
+            JitCudaFloor(
+                project=e.str_("project"),
+                family=e.int_("family"),
+                cuda=e.str_("cuda", pattern=re.compile(r"\d+\.\d+")),
+                source=e.str_("source"),
+            )
+        )
     ids = [h.id for h in harmless] + [m.id for m in messages]
     if len(set(ids)) != len(ids):
         raise IndexDataError(f"{CLASSES_FILE}: duplicate id")
@@ -376,6 +399,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         "backend_api": tuple(backend_api),
         "arch_instruction": tuple(instructions),
         "feature": tuple(features),
+        "jit_cuda_floor": tuple(floors),
     }
 
 
@@ -395,6 +419,7 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         backend_api=extra["backend_api"],
         arch_instructions=extra["arch_instruction"],
         features=extra["feature"],
+        jit_cuda_floors=extra["jit_cuda_floor"],
         torch_pins=_torch_pins(directory),
     )
 

@@ -18,7 +18,7 @@ _FLEX = r"flex|inductor|torch\.compile|\btriton_(?:tem|per|red|poi)_"
 
 def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A Triton kernel (a backend's or a model's own) whose tiles need more shared memory per
-    block than the GPU has. FlexAttention's inductor kernels are the phrase entry's case."""
+    block than the GPU has. With FlexAttention or Inductor named, the FlexAttention entry's."""
     body = body_of(f)
     if f.build.shared_memory is None or re.search(_FLEX, body, re.I):
         return []
@@ -41,6 +41,8 @@ def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[C
                 "lower the kernel's BLOCK_M / BLOCK_N (halve one) or num_stages in its config "
                 f"until it needs at most {limit} bytes",
                 "or use the project's non-Triton attention path (SDPA) on this GPU",
+                "if it is FlexAttention under torch.compile: flex_attention(..., kernel_options="
+                '{"BLOCK_M": 64, "BLOCK_N": 64, "num_stages": 1})',
             ),
             evidence=(("shared memory required", str(need)), ("hardware limit", str(limit))),
             source=(
@@ -49,9 +51,9 @@ def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[C
                 "stored tracebacks; python/triton/runtime/errors.py itself not re-read"
             ),
             line=line_of(f, r"out of resource"),
-            # The same message, with nothing else in it, is also FlexAttention's under
-            # torch.compile (the phrase entry, which names Inductor's fix): it answers first.
-            before_phrases=False,
+            # The bare message is any Triton kernel's, FlexAttention's under torch.compile
+            # included (its fix is the last line); with FlexAttention or Inductor in the text
+            # this class stands aside for the FlexAttention entry.
         )
     ]
 

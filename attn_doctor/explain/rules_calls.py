@@ -88,9 +88,17 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         ]
     if (gqa := _grouped_query_view(f)) is not None:
         return [gqa]
-    for name in calls.undefined_names:
+    # a name from after the rename that the API's own module lacks: the release is older
+    renamed = [
+        name
+        for mod, name in f.missing_attrs
+        for api in know.backend_api
+        if api.renamed_to and mod == api.module and name.startswith(api.renamed_to)
+    ]
+    for name in [*calls.undefined_names, *renamed]:
         if too_old := _renamed_api_too_old(f, know, name):
             return [too_old]
+    for name in calls.undefined_names:
         if missing := _backend_function_undefined(f, know, name):
             return [missing]
     known = {n for api in know.backend_api for n in api.names}
@@ -131,11 +139,11 @@ def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswe
         old = api.renamed_from + name[len(api.renamed_to) :]
         return ClassAnswer(
             class_id=f"{dist}-too-old-for-caller",
-            title=f"{name} is undefined: the installed {dist} predates it",
+            title=f"{name} is missing: the installed {dist} predates it",
             cause=(
                 f"the code calls {name}, which {dist} has from {api.renamed_in} ({old} before); "
                 f"the installed {dist}{' ' + v if (v := f.version(dist)) else ''} is older, so "
-                "the import that should define it found nothing (the caller guarded it)."
+                "it does not have that name."
             ),
             fix=(_upgrade(dist, api.renamed_in, api.backend),),
             evidence=(("undefined", name), ("since", f"{dist} {api.renamed_in}")),

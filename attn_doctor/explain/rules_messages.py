@@ -93,7 +93,7 @@ def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 harmless=True,
             )
         )
-    return out
+    return out[:1]  # the most specific entry (upstream wordings, then the list's order)
 
 
 def fallback_notice(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:

@@ -121,6 +121,82 @@ def compiler_too_old_for_arch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
     return []
 
 
+def triton_too_old_for_cuda(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """Triton could not map the CUDA release to a PTX version: its table predates that CUDA,
+    so the Triton is older than the toolkit (and, usually, than the GPU that needs it)."""
+    cuda = f.build.triton_cuda_unknown
+    if cuda is None:
+        return []
+    newest = [sm for sm in f.sms if (a := know.arch(sm)) is not None and a.first_release("triton")]
+    first = None
+    if newest:
+        arch = know.arch(max(newest))
+        first = arch.first_release("triton") if arch is not None else None
+    have = f.tool("triton")
+    return [
+        ClassAnswer(
+            class_id="compiler-too-old-for-arch",
+            title=f"Triton{' ' + have if have else ''} predates CUDA {cuda}",
+            cause=(
+                f"Triton maps the CUDA release to a PTX version from a table in its release; "
+                f"CUDA {cuda} is not in it, so it reports the CUDA as too old while it is too "
+                f"new for this Triton{' ' + have if have else ''}."
+                + (f" The first Triton that knows sm_{max(newest)} is {first}." if first else "")
+            ),
+            fix=(
+                f"pip install --upgrade 'triton>={first}'"
+                if first
+                else "pip install --upgrade triton   # the release your torch pins, or newer",
+                "or upgrade torch: each torch release pins the Triton it was built with",
+            ),
+            evidence=(("CUDA", cuda), ("triton", have or "not shown")),
+            source="triton python/triton/backends/nvidia/compiler.py (ptx_get_version: 'Triton "
+            "only support CUDA 10.0 or higher, but got CUDA version: …' for a CUDA its table does "
+            "not list); wheels_index/arch_support.toml for the first Triton per architecture",
+            line=line_of(f, r"Triton only support"),
+        )
+    ]
+
+
+def jit_arch_check_misfires(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A JIT's own GPU check refuses a GPU it supports (FlashInfer's "requires GPUs with sm75 or
+    higher" on an RTX 5090): with a CUDA older than the JIT needs for that architecture family,
+    it found no target to build for, and its message blames the GPU."""
+    up = f.upstream
+    if up.required is None or up.required[1] is not None:
+        return []
+    lo = up.required[0]
+    for floor in know.jit_cuda_floors:
+        if floor.project not in up.projects:
+            continue
+        sms = [sm for sm in f.sms if sm >= lo and sm // 10 == floor.family]
+        have = [c for c in f.build.cuda_mentioned if _older(c, floor.cuda)]
+        if not sms or not have:
+            continue
+        sm = sms[0]
+        return [
+            ClassAnswer(
+                class_id="compiler-too-old-for-arch",
+                title=f"{floor.project}'s JIT needs CUDA {floor.cuda} for {sm_name(know, sm)}",
+                cause=(
+                    f"{floor.project} builds its kernels for the GPU with the CUDA toolkit, and "
+                    f"for sm_{floor.family}x it needs CUDA {floor.cuda} or newer; with CUDA "
+                    f"{have[0]} it found no architecture to build for, so its check says the GPU "
+                    f"is older than sm_{lo}, though this GPU (sm_{sm}) is not."
+                ),
+                fix=(
+                    f"install CUDA toolkit {floor.cuda} or newer and point CUDA_HOME at it",
+                    f"or use {floor.project}'s prebuilt kernels for this GPU (its cubin / "
+                    "jit-cache packages), or another attention backend",
+                ),
+                evidence=(("GPU", f"sm_{sm}"), ("CUDA", have[0]), ("needs", floor.cuda)),
+                source=floor.source,
+                line=line_of(f, rf"sm_?{lo}\b") or line_of(f, r"requires"),
+            )
+        ]
+    return []
+
+
 def build_needs_newer_cuda(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A package's build script refuses the CUDA toolkit it found: it states its own floor."""
     floor = f.build.cuda_floor

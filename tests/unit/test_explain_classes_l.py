@@ -84,9 +84,9 @@ def test_a_notice_without_an_error_is_harmless() -> None:
     assert f.notices
     (a,) = fallback_notice(f, KNOW)
     assert a.harmless
-    missing = extract_facts("2024-01-01 - WARNING - app.patcher - xformers is not installed.")
+    missing = extract_facts("2024-01-01 - WARNING - app.patcher - sageattn not installed, using sdpa")
     (b,) = fallback_notice(missing, KNOW)
-    assert "install xformers" in b.cause
+    assert "install sageattention" in b.cause
     # near misses: the same notice beside an error, and a warning that reports no fallback
     failing = extract_facts(f.lines[0] + "\nRuntimeError: CUDA error: invalid argument")
     assert fallback_notice(failing, KNOW) == []
