@@ -84,7 +84,9 @@ def test_a_notice_without_an_error_is_harmless() -> None:
     assert f.notices
     (a,) = fallback_notice(f, KNOW)
     assert a.harmless
-    missing = extract_facts("2024-01-01 - WARNING - app.patcher - sageattn not installed, using sdpa")
+    missing = extract_facts(
+        "2024-01-01 - WARNING - app.patcher - sageattn not installed, using sdpa"
+    )
     (b,) = fallback_notice(missing, KNOW)
     assert "install sageattention" in b.cause
     # near misses: the same notice beside an error, and a warning that reports no fallback
