@@ -17,6 +17,7 @@ from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, load_symptoms
 from attn_doctor.explain.knowledge import Knowledge, load_knowledge
 from attn_doctor.explain.match import Match, count_lines, match_symptoms, split_lines
+from attn_doctor.explain.scope import outside_scope
 from attn_doctor.facts import Environment, ImportResult
 
 _RANK = {"confirmed": 0, "unknown": 1, "contradicted": 2}
@@ -257,7 +258,7 @@ def explain_text(
     why = facts_reason or "no facts were given"
     text_lines = split_lines(text)
     facts = extract_facts(text, know.gpu_names())
-    answers = classify(facts, know)
+    answers = [a for a in classify(facts, know) if outside_scope(facts, a.class_id) is None]
     first = [_from_class(a, env, why, text_lines) for a in answers if a.before_phrases]
     late = [_from_class(a, env, why, text_lines) for a in answers if not a.before_phrases]
     phrases: list[Explanation] = []
@@ -271,6 +272,8 @@ def explain_text(
         symptom = base.get(match.symptom_id)
         assert symptom is not None  # match_symptoms only returns ids from ``base``
         against = contradictions(facts, symptom.checks, match.captured(), know)
+        if (scope := outside_scope(facts, symptom.id)) is not None:
+            against.append(scope)
         if against:
             rejected.append(Rejected(id=symptom.id, title=symptom.title, reasons=tuple(against)))
             continue

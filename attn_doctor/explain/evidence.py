@@ -107,6 +107,9 @@ class TextFacts:
     features_refused: tuple[tuple[str, str], ...] = ()
     wheel_torch: tuple[tuple[str, str], ...] = ()
     """(distribution, torch X.Y) a backend wheel's name says it was built for."""
+    extension_owners: tuple[str, ...] = ()
+    """The packages whose compiled extensions the message names (``pytorch3d``,
+    ``flash_attn_2_cuda``)."""
     notices: tuple[str, ...] = ()
     """Log lines at INFO or WARNING level saying the program goes on another way (a fallback,
     a default, an optional package not installed)."""
@@ -671,6 +674,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
         availability_asserts=more.availability_asserts,
         notices=more.notices,
         wheel_torch=more.wheel_torch,
+        extension_owners=more.extension_owners,
         caller=_with_needs(read_caller(body), up.needs),
         runtime=read_runtime(body),
         calls=read_calls(body),

@@ -101,6 +101,15 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_EXTENSION_OWNER = re.compile(
+    r"(?:[\\/](?P<pkg>[A-Za-z_]\w*))?[\\/](?P<mod>[A-Za-z_]\w*)"
+    r"(?:\.(?:cpython-\d+|abi3|cp\d+)[^\s/\\]*\.(?:so|pyd)|\.pyd\b)"
+    r"|\bfrom (?P<imp>[A-Za-z_][\w.]*) import _C\b"
+)
+"""The package a compiled extension in the message belongs to: ``pytorch3d/_C.cpython-310…so``
+-> pytorch3d, ``causal_conv1d_cuda.cpython-38…so`` -> causal_conv1d_cuda, ``from pytorch3d
+import _C`` -> pytorch3d."""
+
 _WHEEL_TORCH = re.compile(
     r"\b(flash[-_]attn|sageattention|xformers|flashinfer[-_]python)-\d[\w.]*?\+cu\d+torch"
     r"(\d+\.\d+)",
@@ -144,6 +153,7 @@ class More:
     availability_asserts: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
     wheel_torch: tuple[tuple[str, str], ...] = ()
+    extension_owners: tuple[str, ...] = ()
 
 
 def read_more(body: str) -> More:
@@ -219,7 +229,14 @@ def read_more(body: str) -> More:
             (m.group(1).lower().replace("_", "-"), m.group(2)) for m in _WHEEL_TORCH.finditer(body)
         )
     )
+    owners = tuple(
+        dict.fromkeys(
+            (m.group("pkg") or m.group("mod") or m.group("imp")).split(".")[0]
+            for m in _EXTENSION_OWNER.finditer(body)
+        )
+    )
     return More(
+        extension_owners=owners,
         wheel_torch=wheel_torch,
         notices=notices,
         availability_asserts=flags,

@@ -1,0 +1,40 @@
+"""What explain answers for: attention backends and the stacks around them. A generic answer
+(an extension built for another torch) is true of any compiled extension; when the message
+names only extensions of other libraries (pytorch3d, causal_conv1d, mmcv), the answer is left
+out and the facts are shown instead, so a near-miss is not taken for an attention failure."""
+
+from __future__ import annotations
+
+import re
+
+from attn_doctor.explain.answer import backends_in_text
+from attn_doctor.explain.evidence import TextFacts
+
+GENERIC_EXTENSION_ANSWERS = frozenset(
+    {
+        "torch-extension-undefined-symbol",
+        "torch-extension-abi-mismatch",
+        "extension-built-for-other-torch",
+    }
+)
+"""Answers whose cause holds for any compiled torch extension."""
+
+_ATTENTION_STACK = re.compile(
+    r"flash|xformers|sage|flashinfer|vllm|sglang|sgl_kernel|transformer_engine|fmha|attn"
+    r"|attention|triton|^torch$|^torch_|unsloth|^kernels$|deepspeed|apex|_qattn|_fused",
+    re.I,
+)
+"""Package or module names of the attention backends and the stacks that build on them."""
+
+
+def outside_scope(f: TextFacts, answer_id: str) -> str | None:
+    """Why a generic extension answer is left out for this message, or None to keep it."""
+    if answer_id not in GENERIC_EXTENSION_ANSWERS or not f.extension_owners:
+        return None
+    if any(_ATTENTION_STACK.search(o) or backends_in_text(o) for o in f.extension_owners):
+        return None
+    names = ", ".join(f.extension_owners)
+    return (
+        f"the extension is {names}'s, not an attention backend's: the cause may be the same "
+        "(built for another torch), but it is outside what explain covers"
+    )
