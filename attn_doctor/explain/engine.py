@@ -258,11 +258,16 @@ def explain_text(
     why = facts_reason or "no facts were given"
     text_lines = split_lines(text)
     facts = extract_facts(text, know.gpu_names())
-    answers = [a for a in classify(facts, know) if outside_scope(facts, a.class_id) is None]
+    answers: list[ClassAnswer] = []
+    rejected: list[Rejected] = []
+    for a in classify(facts, know):
+        if (scope := outside_scope(facts, a.class_id)) is not None:
+            rejected.append(Rejected(id=a.class_id, title=a.title, reasons=(scope,)))
+        else:
+            answers.append(a)
     first = [_from_class(a, env, why, text_lines) for a in answers if a.before_phrases]
     late = [_from_class(a, env, why, text_lines) for a in answers if not a.before_phrases]
     phrases: list[Explanation] = []
-    rejected: list[Rejected] = []
     matches = {m.symptom_id: m for m in match_symptoms(text, base)}
     unwrapped = "\n".join(facts.lines) if len(text) <= MAX_FACT_CHARS else ""
     if unwrapped and unwrapped != "\n".join(text_lines):

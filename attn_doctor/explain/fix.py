@@ -3,7 +3,9 @@
 A template writes ``<placeholder>`` where a fact goes (``<torch_version>``, ``<max_jobs>``…)
 or ``<msg.NAME>`` for a value captured from the error message. A placeholder whose fact is
 unknown stays in the command as written, and the rendered fix lists it, so a command is
-never completed with a guess.
+never completed with a guess. With a machine's facts, a ``pip …`` command is written for that
+machine's interpreter (``X -m pip …``), so the ``pip`` first on PATH cannot be another
+Python's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from attn_doctor.facts import Environment
+from attn_doctor.planner.pip_command import pip_fix
 
 _PLACEHOLDER = re.compile(r"<([a-z_][a-z0-9_.]*)>")
 
@@ -159,6 +162,10 @@ PLACEHOLDERS: Mapping[str, Callable[[Environment], str | None]] = {
 """Every placeholder a fix template may use, and the fact it is filled from."""
 
 
+_PIP = re.compile(r"(^|&&\s*|;\s*)pip3? (?=\S)")
+"""A ``pip`` run at the start of a command or after ``&&``/``;``."""
+
+
 def placeholders_in(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
@@ -193,4 +200,6 @@ def render_fix(
         return value
 
     command = _PLACEHOLDER.sub(sub, template)
+    if env is not None and env.python.executable:
+        command = _PIP.sub(lambda m: m.group(1) + pip_fix(env) + " ", command)
     return RenderedFix(template=template, command=command, unfilled=tuple(dict.fromkeys(unfilled)))

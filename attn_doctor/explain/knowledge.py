@@ -183,6 +183,10 @@ class Knowledge:
                 return b
         return None
 
+    def backend_of_distribution(self, dist: str) -> BackendRule | None:
+        """The backend a distribution ships: ``flash-attn`` -> flash_attn_2."""
+        return next((b for b in self.backends if dist in b.distributions), None)
+
     def backend_of_module(self, module: str) -> BackendRule | None:
         """The backend a (missing) module belongs to: ``flash_attn`` -> flash_attn_2."""
         top = module.split(".", maxsplit=1)[0]

@@ -337,7 +337,7 @@ def extension_pins_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswe
     if "torch" in f.uninstalled:
         return []  # pip replaced torch: the phrase entries for that case answer it
     for dist, ver, need, have in f.pin_conflicts:
-        b = next((r for r in know.backends if dist in r.distributions), None)
+        b = know.backend_of_distribution(dist)
         if b is None:
             continue
         match = _release_for_torch(know, dist, have)

@@ -22,10 +22,9 @@ torch."""
 
 
 def _backend_of(know: Knowledge, dist: str) -> str | None:
-    for b in know.backends:
-        if dist in b.distributions or dist.replace("-", "_") == b.name:
-            return b.name
-    return None
+    """The backend record's name for a distribution (``flash-attn`` -> flash_attn_2)."""
+    b = know.backend_of_distribution(dist) or know.backend(dist.replace("-", "_"))
+    return b.name if b is not None else None
 
 
 def package_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:

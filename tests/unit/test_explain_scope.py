@@ -42,3 +42,16 @@ def test_a_non_attention_extension_gets_the_facts_not_an_answer() -> None:
     assert res.explanations == ()
     assert any("pytorch3d" in r for rej in res.rejected for r in rej.reasons)
     assert any(e.fact == "undefined symbol" for e in res.message_facts)
+
+
+def test_a_class_answer_left_out_for_scope_is_listed_as_rejected_with_its_reason() -> None:
+    res = explain_text(
+        "torch 2.8.0+cu128, and I installed sageattention-2.2.0+cu128torch2.9.0.post3\n"
+        "ImportError: /env/site-packages/pytorch3d/_C.cpython-310-x86_64-linux-gnu.so: undefined "
+        "symbol: _ZNK3c1010TensorImpl18compute_contiguousEv",
+        None,
+    )
+    rejected = {r.id: r.reasons for r in res.rejected}
+    assert "extension-built-for-other-torch" in rejected
+    assert "pytorch3d" in rejected["extension-built-for-other-torch"][0]
+    assert all(e.match.symptom_id != "extension-built-for-other-torch" for e in res.explanations)
