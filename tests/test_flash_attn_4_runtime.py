@@ -173,7 +173,10 @@ def test_check_deep_explains_the_recorded_h200_failure_as_an_incomplete_install(
     sid = "flash-attn-4-cutlass-dsl-incomplete"
     (exp,) = [e for e in result.explanations if e.match.symptom_id == sid]
     assert exp.confirmation.status == "confirmed"
-    assert f"pip install {CORE}=={V}" in [f.command for f in exp.fix]
+    # the fix names the recorded machine's interpreter, not whatever pip is first on PATH
+    python = env.python.executable
+    assert python
+    assert f"{python} -m pip install {CORE}=={V}" in [f.command for f in exp.fix]
     # With libs-core present the same message is not this cause.
     env_core = replace(env, packages=(*env.packages, PackageFacts(name=CORE, version=V)))
     ((_, again),) = explain_imports(env_core)
