@@ -65,6 +65,15 @@ _NO_OP = re.compile(
 """torch.ops finding no operator in a namespace: "No such operator xformers::…" (torch < 2.0's
 _OpNamespace), "'_OpNamespace' 'xformers' object has no attribute …" (later), and the
 dispatcher's "Could not find the operator ns::op"."""
+_TENSOR_DEVICE = re.compile(
+    r"\bdevice=(?:device\(type=)?'?(cpu|mps|xpu|meta)\b"
+    r"|\b(?:q|k|v|query|key|value|out|qkv)\w{0,8} must be (?:on CUDA|a CUDA tensor)\b"
+)
+"""The device an attention kernel got its tensors on, as the kernel's own check says it:
+xformers' dispatch ("device=cpu (supported: {'cuda'})" from 0.0.2x, the older
+"AttentionOpDispatch(dtype=…, device=device(type='cpu'), …)"), flash-attn's CHECK_DEVICE ("q
+must be on CUDA", csrc/flash_attn/flash_api.cpp) and FlashInfer's CHECK_CUDA ("… must be a CUDA
+tensor")."""
 _NO_DEVICE_CODE = re.compile(
     r"kernel (\w+) has no device code compatible with CUDA arch (\d{2,4})"
     r"(?:[^\n]*?compiled for:?\s*([\d ,]+))?",
@@ -176,6 +185,8 @@ class RuntimeFacts:
     """A composable_kernel XDL device op that said it "does not support this problem"."""
     dist_not_found: tuple[str, ...] = ()
     """Distribution names importlib.metadata found no metadata for."""
+    tensor_device: str | None = None
+    """Where an attention kernel's tensors were (``cpu``, ``mps``…), as its own check says it."""
     hub_variants: tuple[tuple[str, str, str, str], ...] = ()
     """(torch X.Y, accelerator, cpu arch, os) of each Hub kernel build variant the ``kernels``
     package said the kernel lacks; ``("", "universal", "", "")`` for a generic one."""
@@ -234,7 +245,9 @@ def read_runtime(body: str) -> RuntimeFacts:
         else:
             targets["gfx906"] = None  # Radeon VII
     ck = _CK_XDL_REFUSED.search(body)
+    td = _TENSOR_DEVICE.search(body)
     return RuntimeFacts(
+        tensor_device=(td.group(1) or "cpu") if td else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),
         ck_xdl_refused=ck.group(1) if ck else None,

@@ -130,6 +130,9 @@ class BackendApi:
     keywords: tuple[tuple[str, str], ...] = ()
     """(keyword, first release) the functions took later than their first release
     (``window_size``, flash-attn 2.3.0): a caller passing one needs at least that release."""
+    top_level: tuple[tuple[str, str], ...] = ()
+    """(function, first release) the package exports at its top level (``from flash_attn import
+    flash_attn_func`` works since 2.0.0): a top-level lookup that fails means an older release."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +207,17 @@ def _regex(e: Entry, key: str) -> re.Pattern[str]:
     if pattern.search(""):
         raise e.fail(key, "matches the empty string")
     return pattern
+
+
+def _release_table(e: Entry, item: dict[str, Any], key: str, what: str) -> dict[str, str]:
+    """A ``{name = "first release"}`` table of a ``[[backend_api]]`` entry."""
+    table = item.get(key) or {}
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"\d+(?:\.\d+)+", v)
+        for k, v in table.items()
+    ):
+        raise e.fail(key, f'expected a table of {what} = "first release"')
+    return dict(table)
 
 
 def parse_arch_support(data: dict[str, Any]) -> tuple[ArchRecord, ...]:
@@ -327,15 +341,11 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         e.only(
             {
                 "backend", "module", "names", "renamed_from", "renamed_to", "renamed_in",
-                "keywords", "source",
+                "keywords", "top_level", "source",
             }
         )  # fmt: skip
-        kws = item.get("keywords") or {}
-        if not isinstance(kws, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"\d+(?:\.\d+)+", v)
-            for k, v in kws.items()
-        ):
-            raise e.fail("keywords", 'expected a table of keyword = "first release"')
+        kws = _release_table(e, item, "keywords", "keyword")
+        tops = _release_table(e, item, "top_level", "function")
         if e.str_("backend") not in BACKEND_NAMES:
             raise e.fail("backend", f"unknown backend {e.str_('backend')!r}")
         backend_api.append(
@@ -348,6 +358,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 renamed_in=str(item.get("renamed_in") or ""),
                 source=e.str_("source"),
                 keywords=tuple(sorted(kws.items())),
+                top_level=tuple(sorted(tops.items())),
             )
         )
     instructions = []

@@ -20,7 +20,8 @@ from attn_doctor.explain.answer import (
     version_of,
 )
 from attn_doctor.explain.evidence import TextFacts
-from attn_doctor.explain.knowledge import Knowledge
+from attn_doctor.explain.knowledge import BackendApi, Knowledge
+from attn_doctor.explain.rules_calls import upgrade_fix
 
 _KERNEL_NAMES = {
     "mem_efficient": ("memory-efficient", "sdpa_mem_efficient", "USE_MEM_EFF_ATTENTION"),
@@ -127,8 +128,9 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
             top = api.module.split(".", maxsplit=1)[0]
             if mod.split(".", maxsplit=1)[0] != top:
                 continue
+            older = _top_level_too_old(f, know, api, name) if mod == top else None
             if name in api.names and mod != api.module:
-                return [
+                return ([older] if older is not None else []) + [
                     ClassAnswer(
                         class_id="backend-function-import-path",
                         title=f"{name} is not exported by {mod}: import it from {api.module}",
@@ -136,6 +138,13 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
                             f"the caller looks up {name} on {mod}, and the installed "
                             f"{api.backend} does not export it there; {name} is defined in "
                             f"{api.module}."
+                            + (
+                                f" (When {mod}.__version__ is a release that exports it, "
+                                f"another module named {mod} shadows the package: a folder of "
+                                "that name in the working directory.)"
+                                if name in dict(api.top_level)
+                                else ""
+                            )
                         ),
                         fix=(f"from {api.module} import {name}",),
                         evidence=(("module", mod), ("function", name)),
@@ -164,6 +173,51 @@ def backend_function_import_path(f: TextFacts, know: Knowledge) -> list[ClassAns
                     )
                 ]
     return []
+
+
+def _top_level_too_old(
+    f: TextFacts, know: Knowledge, api: BackendApi, name: str
+) -> ClassAnswer | None:
+    """The package's top level lacks a function it exports from a known release on
+    (``from flash_attn import flash_attn_func``, 2.0.0): the installed release is older, the
+    1.x API. When the message shows a release that has it, this is not the cause."""
+    first = dict(api.top_level).get(name)
+    if first is None:
+        return None
+    record = know.backend(api.backend)
+    dist = record.distributions[0] if record is not None and record.distributions else api.module
+    have = f.version(dist)
+    if (hv := version_of(have)) is not None and hv >= Version(first):
+        return None
+    top = api.module.split(".", maxsplit=1)[0]
+    fix = upgrade_fix(dist, first, api.backend)
+    low = [sm for sm in f.sms if record is not None and sm < record.min_sm]
+    notes: tuple[str, ...] = ()
+    if low and record is not None:
+        notes = (
+            f"# this GPU (sm_{low[0]}) is below {dist} {first}'s range (sm_{record.min_sm} and "
+            "newer): the release the caller needs will not run here; use the caller's "
+            "non-flash attention path (sdpa/eager) instead",
+        )
+    return ClassAnswer(
+        class_id=f"{dist}-too-old-for-caller",
+        title=f"{name} is missing from {top}: the installed {dist}{' ' + have if have else ''} "
+        f"predates {first}",
+        cause=(
+            f"the caller imports {name} from the {top} package, which exports it since {dist} "
+            f"{first}; the installed {dist}{' ' + have if have else ''} is older (the 1.x API "
+            f"has no top-level functions), so the name is not there."
+        ),
+        fix=(*notes, fix) if notes else (fix,),
+        checks=(f"package_installed:{dist}",),
+        evidence=(
+            ("missing", f"{top}.{name}"),
+            ("exported since", f"{dist} {first}"),
+            ("installed", have or "not shown"),
+        ),
+        source=api.source,
+        line=line_of(f, re.escape(name)),
+    )
 
 
 def pip_egg_name_out_of_date(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:

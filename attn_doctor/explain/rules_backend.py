@@ -439,6 +439,12 @@ def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 line=line_of(f, r"nvcc"),
             )
         ]
+    if (on := f.runtime.tensor_device) is not None and has_error(f):
+        for name in backends_in(f):
+            b = know.backend(name)
+            if b is None or on in b.vendors or (on == "mps" and "apple" in b.vendors):
+                continue
+            return [_tensors_on(f, name, b.vendors, on)]
     device = "intel" if f.torch_build == "xpu" else "apple" if "macos" in f.platforms else None
     if device is None or not has_error(f):
         return []
@@ -464,6 +470,35 @@ def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
             )
         ]
     return []
+
+
+def _tensors_on(f: TextFacts, name: str, vendors: tuple[str, ...], on: str) -> ClassAnswer:
+    """The kernel's own device check says its tensors were on ``on`` (the CPU): the model or
+    the inputs were not moved to the GPU, or torch sees no GPU at all."""
+    cpu_torch = f.torch_build == "cpu"
+    return ClassAnswer(
+        class_id="backend-needs-other-device",
+        title=f"{name} got tensors on the {on.upper()}: its kernels run on GPUs only",
+        cause=(
+            f"{name}'s kernels run on {', '.join(vendors)} GPUs (its record), and the call "
+            f"received tensors on the {on.upper()}"
+            + (
+                ": this torch is a CPU-only build, so nothing can be on a GPU."
+                if cpu_torch
+                else ": either torch sees no GPU here (a CPU-only torch, no driver) or the "
+                "model and its inputs were not moved to the GPU."
+            )
+        ),
+        fix=(
+            'python -c "import torch; print(torch.__version__, torch.cuda.is_available())"',
+            "# +cpu or False: install torch's CUDA build; True: model.to('cuda') (and the "
+            "inputs), or choose attention that runs on the CPU (sdpa)",
+        ),
+        checks=("torch_cpu_only|no_nvidia_gpu",),
+        evidence=(("tensors on", on), ("backend", name)),
+        source=f"wheels_index/backends.toml {name}: vendors; the kernel's device check",
+        line=line_of(f, r"device=|must be (?:on CUDA|a CUDA tensor)"),
+    )
 
 
 def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:

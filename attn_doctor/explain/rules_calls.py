@@ -122,7 +122,7 @@ def _api_dist(know: Knowledge, api: BackendApi) -> str:
     return dist or api.module.split(".")[0].replace("_", "-")
 
 
-def _upgrade(dist: str, floor: str, backend: str) -> str:
+def upgrade_fix(dist: str, floor: str, backend: str) -> str:
     return (
         f"pip install --no-build-isolation '{dist}>={floor}'   # or: attn-doctor install {backend}"
     )
@@ -145,7 +145,7 @@ def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswe
                 f"the installed {dist}{' ' + v if (v := f.version(dist)) else ''} is older, so "
                 "it does not have that name."
             ),
-            fix=(_upgrade(dist, api.renamed_in, api.backend),),
+            fix=(upgrade_fix(dist, api.renamed_in, api.backend),),
             evidence=(("undefined", name), ("since", f"{dist} {api.renamed_in}")),
             source=api.source,
             line=line_of(f, re.escape(name)),
@@ -231,7 +231,7 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
                     else "or a release of the calling package written for this torch",
                 )
                 if dist == "torch"
-                else (_upgrade(dist, since, api.backend),)
+                else (upgrade_fix(dist, since, api.backend),)
             ),
             evidence=(("keyword", kw), ("since", f"{dist} {since}")),
             source=api.source,

@@ -76,13 +76,42 @@ def test_a_torch_that_has_the_attribute_or_an_unknown_attribute_is_not_this_clas
 # --- a backend function looked up in the wrong module --------------------------------------
 
 
-def test_a_function_missing_from_the_package_top_level_is_imported_from_its_module() -> None:
+def test_a_function_missing_from_the_package_top_level_is_first_a_release_before_it() -> None:
+    # flash-attn re-exports its functions at the top level since 2.0.0 (1.x's __init__ holds
+    # only __version__): a failed top-level lookup is first an older release, then an import
+    # path (or a shadowing folder), both shown.
     f = TextFacts(missing_attrs=(("flash_attn", "flash_attn_varlen_qkvpacked_func"),))
-    (a,) = backend_function_import_path(f, KNOW)
-    assert a.class_id == "backend-function-import-path"
-    assert a.fix == (
+    older, path = backend_function_import_path(f, KNOW)
+    assert older.class_id == "flash-attn-too-old-for-caller"
+    assert "'flash-attn>=2.0.0'" in older.fix[-1]
+    assert path.class_id == "backend-function-import-path"
+    assert path.fix == (
         "from flash_attn.flash_attn_interface import flash_attn_varlen_qkvpacked_func",
     )
+    assert "shadows the package" in path.cause
+
+
+def test_the_top_level_floor_is_per_function_and_read_against_the_shown_release() -> None:
+    kv = (("flash_attn", "flash_attn_with_kvcache"),)
+    (older, _) = backend_function_import_path(
+        TextFacts(missing_attrs=kv, packages=(("flash-attn", "2.1.1"),)), KNOW
+    )
+    assert older.class_id == "flash-attn-too-old-for-caller"
+    assert "2.2.0" in older.title
+    assert "2.1.1" in older.title
+    # a release that exports it: not too old; the import-path answer (a shadowing folder) stays
+    (only,) = backend_function_import_path(
+        TextFacts(missing_attrs=kv, packages=(("flash-attn", "2.7.4"),)), KNOW
+    )
+    assert only.class_id == "backend-function-import-path"
+
+
+def test_a_turing_gpu_beside_the_old_release_says_the_needed_release_will_not_run_there() -> None:
+    f = TextFacts(missing_attrs=(("flash_attn", "flash_attn_func"),), sms=(75,))
+    older = backend_function_import_path(f, KNOW)[0]
+    assert older.class_id == "flash-attn-too-old-for-caller"
+    assert "sm_75" in older.fix[0]
+    assert "sdpa" in older.fix[0]
 
 
 def test_a_pre_rename_name_is_a_caller_written_for_the_older_api() -> None:
@@ -337,3 +366,20 @@ def test_the_extractor_reads_pin_conflicts_uninstalls_and_refused_features() -> 
     assert f.uninstalled == ("torch",)
     assert ("attn_mask", "flash-attn 2") in f.features_refused
     assert ("attention logits soft capping", "XFormers") in f.features_refused
+
+
+def test_a_top_level_table_without_release_numbers_is_refused_naming_the_entry() -> None:
+    import pytest
+
+    from attn_doctor.errors import IndexDataError
+    from attn_doctor.explain.knowledge import parse_explain_classes
+
+    entry = {
+        "backend": "flash_attn_2",
+        "module": "flash_attn.flash_attn_interface",
+        "names": ["flash_attn_func"],
+        "top_level": {"flash_attn_func": "two"},
+        "source": "s",
+    }
+    with pytest.raises(IndexDataError, match=r"backend_api #1\.top_level"):
+        parse_explain_classes({"schema_version": 1, "backend_api": [entry]})
