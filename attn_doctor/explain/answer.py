@@ -66,7 +66,8 @@ def has_error(f: TextFacts) -> bool:
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|is not a multiple of"
-            r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load",
+            r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load"
+            r"|\b(?:not enough|too many) values to unpack\b",
             body_of(f),
         )
     )

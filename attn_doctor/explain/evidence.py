@@ -364,6 +364,12 @@ _HEAD_DIM = re.compile(
 _MISSING_MODULE = re.compile(
     r"No (?:module named|such module) ['\"`]?([\w.]+)|\bno (\w+) module found", re.I
 )
+_NOT_INSTALLED_ERROR = re.compile(
+    r"(?:Error:|raise \w+\(['\"])\s*(flash_attn|xformers|sageattention|flashinfer|triton"
+    r"|sgl_kernel|vllm_flash_attn|flash_attn_interface)\s+(?:package\s+)?is\s+not\s+installed"
+)
+"""An error that names a backend module as not installed ("ImportError: flash_attn is not
+installed.", a model's remote code): the module is missing, as "No module named" says it."""
 _REFUSED_ARCH = re.compile(
     r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
     re.I,
@@ -573,6 +579,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     heads += [h for h in (*bf.head_dims, *bf.head_refused, *up.head_dims) if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
+    missing += [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
     libs: list[object] = []
     for m in _MISSING_LIB.finditer(body):

@@ -96,7 +96,7 @@ class BuildFacts:
 
 
 _SHARED = re.compile(
-    r"out of resource: shared memory,?\s+Required: (\d+),?\s+Hardware limit(?:ation)?: ?(\d+)",
+    r"out of resource: shared memory,?\s*Required: (\d+),?\s*Hardware limit(?:ation)?: ?(\d+)",
     re.I,
 )
 _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (

@@ -111,6 +111,13 @@ def backend_dependency_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswe
     return out
 
 
+_INSTALLED_TOO_OLD = re.compile(
+    r"[Dd]etected version|greater (?:than )?or equal|\btoo old\b|older than"
+    r"|minimum (?:required )?version",
+)
+"""The message reports an installed release that is too old, not a missing package."""
+
+
 def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A framework setting forces a backend (ComfyUI --use-sage-attention, transformers
     attn_implementation, diffusers set_attention_backend, SGLang/vLLM --attention-backend)
@@ -129,6 +136,10 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
             continue
         # A missing module that is a dependency (triton for sage) is the other class.
         if any(_dependency(know, mod, [backend]) for mod in f.missing_modules):
+            return []
+        # The message reports the installed release ("Detected version 2.0.4"): installed,
+        # too old rather than missing.
+        if _INSTALLED_TOO_OLD.search(body):
             return []
         others = [mod for mod in f.missing_modules if _module_backend(know, mod) is None]
         if (

@@ -499,11 +499,14 @@ def diffusers_xformers_processor_for_joint_attention(
     attention on them swaps in a processor they cannot use."""
     body = body_of(f)
     model = re.search(_JOINT, body, re.I)
-    if not f.runtime.unpack_mismatch or model is None:
+    # without the model's path, the rotary keyword diffusers dropped for the xformers processor
+    # names a joint-attention model (Flux, SD3... pass image_rotary_emb to their processor)
+    dropped = re.search(r"\['image_rotary_emb'\] are not expected by XFormers\w*Processor", body)
+    if not f.runtime.unpack_mismatch or (model is None and dropped is None):
         return []
     if not re.search(r"enable_xformers_memory_efficient_attention|XFormers\w*Processor", body):
         return []
-    name = model.group(0).split("_", 1)[1]
+    name = model.group(0).split("_", 1)[1] if model is not None else "this joint-attention model"
     return [
         ClassAnswer(
             class_id=(

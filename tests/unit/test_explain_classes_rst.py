@@ -1,0 +1,111 @@
+"""Classes and facts added for batches R-T's misses, each from hand-built facts or one
+extracted fact, with a near miss (no phrase of the batches is matched here)."""
+
+from __future__ import annotations
+
+from attn_doctor.explain.answer import has_error
+from attn_doctor.explain.evidence import TextFacts, extract_facts
+from attn_doctor.explain.evidence_build import read_build
+from attn_doctor.explain.evidence_runtime import RuntimeFacts
+from attn_doctor.explain.knowledge import load_knowledge
+from attn_doctor.explain.rules_backend import backend_forced_package_missing
+from attn_doctor.explain.rules_messages import harmless_warning
+from attn_doctor.explain.rules_runtime import diffusers_xformers_processor_for_joint_attention
+
+KNOW = load_knowledge()
+
+
+# --- a forced backend that is installed but too old is not "missing" ------------------------
+
+
+def test_a_forced_backend_reported_with_its_detected_release_is_not_missing() -> None:
+    toggled = (
+        "FlashAttention2 has been toggled on, but it cannot be used due to the following error:"
+    )
+    old = TextFacts(
+        lines=(
+            f"ImportError: {toggled} you need flash_attn package version to be "
+            "greater or equal than 2.1.0. Detected version 2.0.4. Please install",
+        )
+    )
+    assert backend_forced_package_missing(old, KNOW) == []
+    missing = TextFacts(
+        lines=(
+            f"ImportError: {toggled} the package flash_attn seems to be not "
+            "installed. Please install",
+        )
+    )
+    (a,) = backend_forced_package_missing(missing, KNOW)
+    assert a.class_id == "backend-forced-package-missing"
+
+
+# --- facts ---------------------------------------------------------------------------------
+
+
+def test_triton_shared_memory_is_read_with_or_without_separators() -> None:
+    for said in (
+        "triton.code_gen.OutOfResources: out of resource: shared memoryRequired: 110592Hardware "
+        "limit: 101376",
+        "OutOfResources: out of resource: shared memory, Required: 110592, Hardware limit: 101376",
+    ):
+        assert read_build(said).shared_memory == (110592, 101376), said
+
+
+def test_an_error_naming_a_backend_module_as_not_installed_is_a_missing_module() -> None:
+    assert extract_facts("ImportError: flash_attn is not installed.").missing_modules == (
+        "flash_attn",
+    )
+    assert extract_facts("raise ImportError('xformers is not installed')").missing_modules == (
+        "xformers",
+    )
+    # an app's start-up listing (no error) and another package: not a missing backend module
+    assert extract_facts("Xformers is not installed!").missing_modules == ()
+    assert extract_facts("ImportError: wandb is not installed").missing_modules == ()
+
+
+def test_an_unpack_mismatch_is_an_error() -> None:
+    assert has_error(TextFacts(lines=("not enough values to unpack (expected 2, got 1)",)))
+    assert not has_error(TextFacts(lines=("unpacking the wheel",)))
+
+
+# --- harmless notices ----------------------------------------------------------------------
+
+
+def _harmless(text: str) -> str | None:
+    out = harmless_warning(TextFacts(lines=tuple(text.split("\n"))), KNOW)
+    return out[0].evidence[0][1] if out else None
+
+
+def test_optional_xformers_fallbacks_are_harmless_without_an_error() -> None:
+    assert _harmless("'xFormers not available'") == "harmless-xformers-not-available-fallback"
+    assert _harmless("UserWarning: xFormers is not available (Attention)") == (
+        "harmless-xformers-not-available-fallback"
+    )
+    sgm = (
+        "Attention mode 'softmax-xformers' is not available. Falling back to native attention. "
+        "This is not a problem in Pytorch >= 2.0. FYI, you are running with PyTorch version "
+    )
+    assert _harmless(sgm + "2.0.1+cu117") == "harmless-sgm-xformers-mode-fallback"
+    # below torch 2.0 the same code refuses vanilla attention: not harmless
+    assert _harmless(sgm + "1.13.1+cu117") is None
+
+
+def test_dropped_attention_kwargs_are_harmless_alone_and_a_misfit_processor_with_an_error() -> None:
+    warn = (
+        "cross_attention_kwargs ['image_rotary_emb'] are not expected by XFormersAttnProcessor "
+        "and will be ignored."
+    )
+    assert _harmless(warn) == "harmless-diffusers-attention-kwargs-ignored"
+    failed = TextFacts(
+        lines=(warn, "not enough values to unpack (expected 2, got 1)"),
+        runtime=RuntimeFacts(unpack_mismatch=True),
+    )
+    assert _harmless("\n".join(failed.lines)) is None
+    (a,) = diffusers_xformers_processor_for_joint_attention(failed, KNOW)
+    assert a.class_id == "diffusers-no-xformers-processor-for-joint-attention"
+    # another dropped keyword does not name a joint-attention model
+    other = TextFacts(
+        lines=(warn.replace("image_rotary_emb", "scale"), "not enough values to unpack"),
+        runtime=RuntimeFacts(unpack_mismatch=True),
+    )
+    assert diffusers_xformers_processor_for_joint_attention(other, KNOW) == []
