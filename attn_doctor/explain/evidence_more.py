@@ -23,6 +23,9 @@ class Advice:
     """The setting to change (``flash_attn``), when the advice names one."""
     value: str = ""
     """The value to set it to (``fa2``)."""
+    refusal: bool = False
+    """The advice is the error itself: the framework refuses the current backend for this
+    model (vLLM 0.5's "Please use Flashinfer backend for models with logits_soft_cap")."""
 
 
 FAMILIES: dict[str, tuple[int, ...]] = {
@@ -61,6 +64,12 @@ _ADVICE = re.compile(
     r"(?:,\s*change `?(?P<setting>\w+)`? to `?(?P<value>[\w-]+)`?)?[.\s]*$",
     re.I | re.M,
 )
+_PLEASE_USE = re.compile(
+    r"Error: Please use (?P<backend>[\w-]+) backend for (?P<subject>[^\n]{3,80}?)(?=\.\s|\.?$)"
+    r"(?:[^\n]*?\bexport (?P<setting>[A-Z_]+)=(?P<value>[\w-]+))?",
+)
+"""A framework refusing the backend in use for a model and naming the one to use, with the
+variable that selects it (vLLM 0.5.x's check for logits soft-capping models)."""
 _FAMILY_REFUSED = re.compile(
     r"(?:cannot use|can't use|not supported (?:on|for)|does not support|doesn't support)"
     r"[^\n]{0,60}?\b(?:for|on) ((?:(?:Kepler|Maxwell|Pascal|Volta|Turing)(?:,? (?:and|or) |, )?)+)"
@@ -179,6 +188,15 @@ def read_more(body: str) -> More:
             value=m.group("value") or "",
         )
         for m in _ADVICE.finditer(body)
+    ) + tuple(
+        Advice(
+            subject=m.group("subject").strip(),
+            backend=m.group("backend"),
+            setting=m.group("setting") or "",
+            value=m.group("value") or "",
+            refusal=True,
+        )
+        for m in _PLEASE_USE.finditer(body)
     )
     families: dict[int, None] = {}
     for m in _FAMILY_REFUSED.finditer(body):

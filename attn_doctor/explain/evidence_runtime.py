@@ -37,9 +37,12 @@ _CUDNN_VERSION = re.compile(
 )
 _FA_LATEST = re.compile(
     r"\b(\d+\.\d+\.\d+)\.? is the latest supported"
-    r"|Supported flash-attn versions are [^\n]{0,40}?<=\s*(\d+\.\d+(?:\.\d+)?)",
+    r"|Supported flash-attn versions are [^\n]{0,40}?<=\s*(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)"
+    r"|FlashAttention maximum version (\d+\.\d+(?:\.\d+)?(?:\.post\d+)?) is supported",
     re.I,
 )
+_FA_FOUND = re.compile(r"\bFound flash-attn (\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)", re.I)
+"""The flash-attn release TransformerEngine's range check found ("Found flash-attn 2.8.3")."""
 """TransformerEngine's flash-attn range warning (its attention backends' version check):
 "Supported flash-attn versions are >= 2.1.1, <= 2.6.3", told in prose as "2.6.3 is the
 latest supported"."""
@@ -158,6 +161,11 @@ class RuntimeFacts:
     found no cuDNN graph for the call."""
     cudnn: str | None = None
     """The cuDNN version the log shows (``9.1.0`` from ``CuDNN (v90100 …``)."""
+    fa_found: str | None = None
+    """The flash-attn release a range check reports finding."""
+    fa_above_asserted: bool = False
+    """TransformerEngine asserted the installed flash-attn is above its maximum ("FlashAttention
+    maximum version 2.5.8 is supported." is raised only then)."""
     fa_latest_supported: str | None = None
     """The newest flash-attn a dependent package says it supports (TransformerEngine)."""
     entry_point_missing: tuple[str, str, bool] | None = None
@@ -269,8 +277,10 @@ def read_runtime(body: str) -> RuntimeFacts:
         fused_attn_refused=bool(_FUSED_ATTN.search(body) and _FUSED_REFUSED.search(body)),
         cudnn=cudnn,
         fa_latest_supported=(
-            (m2.group(1) or m2.group(2)) if (m2 := _FA_LATEST.search(body)) else None
+            (m2.group(1) or m2.group(2) or m2.group(3)) if (m2 := _FA_LATEST.search(body)) else None
         ),
+        fa_above_asserted=bool(m2 and m2.group(3)),
+        fa_found=(m3.group(1) if (m3 := _FA_FOUND.search(body)) else None),
         hub_variants=_hub_variants(body),
         stable_abi_variant=bool(_STABLE_ABI.search(body)),
     )

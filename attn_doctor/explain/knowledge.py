@@ -130,6 +130,9 @@ class BackendApi:
     keywords: tuple[tuple[str, str], ...] = ()
     """(keyword, first release) the functions took later than their first release
     (``window_size``, flash-attn 2.3.0): a caller passing one needs at least that release."""
+    guarded: tuple[str, ...] = ()
+    """Names callers define only inside their guarded import of the backend
+    (``_flash_supports_window_size``, ``pad_input``): undefined, the import failed."""
     top_level: tuple[tuple[str, str], ...] = ()
     """(function, first release) the package exports at its top level (``from flash_attn import
     flash_attn_func`` works since 2.0.0): a top-level lookup that fails means an older release."""
@@ -341,7 +344,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         e.only(
             {
                 "backend", "module", "names", "renamed_from", "renamed_to", "renamed_in",
-                "keywords", "top_level", "source",
+                "keywords", "top_level", "guarded", "source",
             }
         )  # fmt: skip
         kws = _release_table(e, item, "keywords", "keyword")
@@ -359,6 +362,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 source=e.str_("source"),
                 keywords=tuple(sorted(kws.items())),
                 top_level=tuple(sorted(tops.items())),
+                guarded=tuple(e.strs("guarded")) if "guarded" in item else (),
             )
         )
     instructions = []

@@ -291,19 +291,27 @@ _ADVISED = (
     (r"\bsdpa\b", "sdpa"),
     (r"\beager\b", "eager"),
     (r"xformers", "xformers"),
+    (r"flashinfer", "flashinfer"),
 )
 
 
 def framework_advises_other_backend(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A framework warns that a model should run with another attention backend (and which
     setting to change). Only when the text has no error of its own."""
-    if not f.advice or has_error(f):
+    if not f.advice or (has_error(f) and not f.advice[0].refusal):
         return []
     adv = f.advice[0]
     backend = next((b for rx, b in _ADVISED if re.search(rx, adv.backend, re.I)), None)
     record = know.backend(backend) if backend else None
-    setting = f"{adv.setting}: {adv.value}" if adv.setting and adv.value else ""
-    fix = ((f"set `{setting}` in the config",) if setting else ()) + (
+    setting = (
+        f"{adv.setting}={adv.value}"
+        if adv.setting.isupper()
+        else f"{adv.setting}: {adv.value}"
+        if adv.setting and adv.value
+        else ""
+    )
+    where = "in the environment" if adv.setting.isupper() else "in the config"
+    fix = ((f"set `{setting}` {where}",) if setting else ()) + (
         (f"attn-doctor install {backend}   # if it is not installed yet",)
         if record is not None and record.distributions
         else ()
@@ -316,12 +324,16 @@ def framework_advises_other_backend(f: TextFacts, know: Knowledge) -> list[Class
                 f"the framework advises running {adv.subject or 'this model'} with "
                 f"{adv.backend}"
                 + (f" and names the setting (`{setting}`)" if setting else "")
-                + "; it is a warning about the configuration, not a failure."
+                + (
+                    "; it refuses to run this model with the backend in use."
+                    if adv.refusal
+                    else "; it is a warning about the configuration, not a failure."
+                )
             ),
             fix=fix or (f"configure the model to use {adv.backend}",),
             evidence=(("advised", adv.backend), *((("setting", setting),) if setting else ())),
             source="the framework's own warning",
-            line=line_of(f, r"should (?:use|be)"),
+            line=line_of(f, r"should (?:use|be)|Please use"),
         )
     ]
 

@@ -247,11 +247,12 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
     API may also mean the installed release is too new for the code."""
     for api in know.backend_api:
         renamed = bool(api.renamed_from) and name.startswith(api.renamed_from)
-        if name not in api.names and not renamed:
+        guarded = name in api.guarded
+        if name not in api.names and not renamed and not guarded:
             continue
         dist = _api_dist(know, api)
         new = api.renamed_to + name[len(api.renamed_from) :] if renamed else ""
-        if (have := f.version(dist)) and not renamed:
+        if (have := f.version(dist)) and not renamed and not guarded:
             return ClassAnswer(
                 class_id=f"{dist}-too-old-for-caller",
                 title=f"{name} is undefined although {dist} {have} is installed",
@@ -272,7 +273,7 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
             class_id="backend-not-installed",
             title=f"{name} is undefined: {dist} did not import",
             cause=(
-                f"the code calls {name}, which its guarded import of {dist} should define; it is "
+                f"the code uses {name}, which its guarded import of {dist} should define; it is "
                 f"undefined, so that import failed: {dist} is not installed, or it does not "
                 "import here (built for another torch)"
                 + (

@@ -214,18 +214,31 @@ def flash_attn_newer_than_dependent_supports(f: TextFacts, _know: Knowledge) -> 
     installed one is newer: it skips flash-attn and falls back (to cuDNN fused attention),
     whose failure is then what the user sees."""
     latest = f.runtime.fa_latest_supported
-    have = f.version("flash-attn")
+    have = f.runtime.fa_found or f.version("flash-attn")
     v, top = version_of(have), version_of(latest)
-    if v is None or top is None or v <= top:
+    above = f.runtime.fa_above_asserted or (v is not None and top is not None and v > top)
+    if top is None or not above:
         return []
+    # the range check itself raised (TE's assert, Megatron's ValueError): that is the failure
+    refused = f.runtime.fa_above_asserted or bool(
+        re.search(
+            r"(?:Value|Assertion)Error:[^\n]{0,40}(?:Supported flash-attn|maximum version)",
+            body_of(f),
+        )
+    )
     return [
         ClassAnswer(
             class_id="flash-attn-version-outside-supported-range",
             title="flash-attn newer than the dependent package supports",
             cause=(
-                f"flash-attn {have} is newer than {latest}, the latest the dependent package "
-                "(TransformerEngine) supports: it does not use that flash-attn and falls back "
-                "to another attention backend (cuDNN fused attention), which is what failed."
+                f"flash-attn{' ' + have if have else ''} is newer than {latest}, the latest the "
+                "dependent package (TransformerEngine) supports: "
+                + (
+                    "its range check refuses it."
+                    if refused
+                    else "it does not use that flash-attn and falls back to another attention "
+                    "backend (cuDNN fused attention), which is what failed."
+                )
             ),
             fix=(
                 f"pip install 'flash-attn=={latest}' --no-build-isolation",
@@ -236,7 +249,7 @@ def flash_attn_newer_than_dependent_supports(f: TextFacts, _know: Knowledge) -> 
                 "NVIDIA/TransformerEngine's flash-attn version check (its attention module's "
                 "supported range warning) — unverified: the file not re-read"
             ),
-            line=line_of(f, r"latest supported|Supported flash-attn"),
+            line=line_of(f, r"latest supported|Supported flash-attn|maximum version"),
         )
     ]
 

@@ -109,3 +109,98 @@ def test_dropped_attention_kwargs_are_harmless_alone_and_a_misfit_processor_with
         runtime=RuntimeFacts(unpack_mismatch=True),
     )
     assert diffusers_xformers_processor_for_joint_attention(other, KNOW) == []
+
+
+# --- torch's SDPA controls by release ------------------------------------------------------
+
+
+def test_sdp_kernel_and_its_mem_efficient_keyword_are_dated_from_the_wheels() -> None:
+    from attn_doctor.explain.evidence_calls import CallFacts
+    from attn_doctor.explain.rules_api import torch_too_old_for_api
+    from attn_doctor.explain.rules_calls import caller_written_for_other_api
+
+    missing = TextFacts(missing_attrs=(("torch.backends.cuda", "sdp_kernel"),))
+    (a,) = torch_too_old_for_api(missing, KNOW)
+    assert a.class_id == "torch-too-old-for-api"
+    assert "1.13" in a.title
+    kw = TextFacts(calls=CallFacts(bad_kwargs=(("sdp_kernel", "enable_mem_efficient"),)))
+    (b,) = caller_written_for_other_api(kw, KNOW)
+    assert b.class_id == "torch-too-old-for-api"
+    assert "2.0.0" in b.title
+    # torch 2.1 takes it: something else refused the keyword
+    newer = TextFacts(
+        calls=CallFacts(bad_kwargs=(("sdp_kernel", "enable_mem_efficient"),)),
+        packages=(("torch", "2.1.0"),),
+    )
+    assert all(
+        x.class_id != "torch-too-old-for-api" for x in caller_written_for_other_api(newer, KNOW)
+    )
+
+
+def test_a_name_defined_only_under_the_guarded_flash_import_means_flash_attn_did_not_import() -> (
+    None
+):
+    from attn_doctor.explain.evidence_calls import CallFacts
+    from attn_doctor.explain.rules_calls import caller_written_for_other_api
+
+    f = TextFacts(calls=CallFacts(undefined_names=("_flash_supports_window_size",)))
+    (a,) = caller_written_for_other_api(f, KNOW)
+    assert a.class_id == "backend-not-installed"
+    assert "flash-attn" in a.title
+    # even with a version shown: the guard, not the release, left it undefined
+    g = TextFacts(
+        calls=CallFacts(undefined_names=("pad_input",)), packages=(("flash-attn", "2.5.8"),)
+    )
+    assert caller_written_for_other_api(g, KNOW)[0].class_id == "backend-not-installed"
+    other = TextFacts(calls=CallFacts(undefined_names=("_some_other_helper",)))
+    assert caller_written_for_other_api(other, KNOW) == []
+
+
+# --- a framework refusing the backend in use and naming the one to use ---------------------
+
+
+def test_a_refusal_that_names_the_backend_and_variable_is_answered_despite_the_error() -> None:
+    from attn_doctor.explain.rules_api import framework_advises_other_backend
+
+    text = (
+        "ValueError: Please use Flashinfer backend for models with logits_soft_cap (i.e., "
+        "Gemma-2). Otherwise, the output might be wrong. Set Flashinfer backend by export "
+        "VLLM_ATTENTION_BACKEND=FLASHINFER."
+    )
+    (a,) = framework_advises_other_backend(extract_facts(text), KNOW)
+    assert a.class_id == "framework-advises-other-backend"
+    assert "logits_soft_cap (i.e., Gemma-2)" in a.title
+    assert a.fix[0] == "set `VLLM_ATTENTION_BACKEND=FLASHINFER` in the environment"
+    # advice words inside some other error are not the refusal
+    assert (
+        framework_advises_other_backend(
+            extract_facts("RuntimeError: CUDA error\nplease use flashinfer if you can"), KNOW
+        )
+        == []
+    )
+
+
+# --- a dependent package's flash-attn range ------------------------------------------------
+
+
+def test_transformer_engines_range_checks_are_read_with_their_post_releases() -> None:
+    from attn_doctor.explain.rules_runtime import flash_attn_newer_than_dependent_supports
+
+    asserted = extract_facts("AssertionError: FlashAttention maximum version 2.5.8 is supported.")
+    assert asserted.runtime.fa_above_asserted
+    (a,) = flash_attn_newer_than_dependent_supports(asserted, KNOW)
+    assert "2.5.8" in a.cause
+    assert "range check refuses it" in a.cause
+    found = extract_facts(
+        "ValueError: Supported flash-attn versions are >= 2.1.1, <= 2.7.4.post1. "
+        "Found flash-attn 2.8.3."
+    )
+    assert found.runtime.fa_latest_supported == "2.7.4.post1"
+    assert found.runtime.fa_found == "2.8.3"
+    assert flash_attn_newer_than_dependent_supports(found, KNOW)[0].class_id == (
+        "flash-attn-version-outside-supported-range"
+    )
+    inside = extract_facts(
+        "Supported flash-attn versions are >= 2.1.1, <= 2.7.4.post1. Found flash-attn 2.6.3."
+    )
+    assert flash_attn_newer_than_dependent_supports(inside, KNOW) == []
