@@ -106,6 +106,8 @@ SAME_CAUSE: dict[str, frozenset[str]] = {
         {"nvcc-unsupported-gpu-arch", "cuda-ptx-unsupported-toolchain"}
     ),
     "torch-too-old-for-api": frozenset({"torch-too-old-for-flex-attention"}),
+    # transformers' own flash-attn floor, read as a package floor: its phrase names transformers
+    "flash-attn-too-old-for-caller": frozenset({"transformers-fa2-too-old"}),
     "torch-too-old-for-gpu": frozenset({"torch-gpu-not-supported", "cuda-no-kernel-image"}),
     "backend-dependency-missing": frozenset(
         {"triton-missing", "flash-attn-4-cutlass-dsl-incomplete"}
