@@ -270,6 +270,7 @@ def _range_answer(
     said: str,
     source: str,
     exclude: str = "",
+    framework: str = "",
 ) -> ClassAnswer:
     if sm is None or sm < lo:
         checks: tuple[str, ...] = (f"gpu_sm_below:{lo}",)
@@ -289,9 +290,16 @@ def _range_answer(
         class_id="gpu-outside-backend-range",
         title=f"{who} does not run on " + (sm_name(know, sm) if sm else "this GPU"),
         cause=f"{who} runs on {needs} ({said}); {here}.",
-        fix=tuple(
-            f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
-            for a in alt[:2]
+        fix=(
+            (
+                f"in {framework}, choose an attention backend or kernel setting it offers for "
+                "this GPU (its documentation lists them), or run on a GPU it lists",
+            )
+            if framework
+            else tuple(
+                f"use {a} instead" + (' (attn_implementation="sdpa")' if a == "sdpa" else "")
+                for a in alt[:2]
+            )
         ),
         checks=checks,
         evidence=(
@@ -348,6 +356,11 @@ def _refused_answer(f: TextFacts, know: Knowledge, name: str) -> ClassAnswer | N
     )
 
 
+_FRAMEWORK_PROJECTS = frozenset(
+    {"tensorrt-llm", "vllm", "sglang", "lmdeploy", "deepspeed", "text-generation-inference"}
+)
+"""Projects whose own kernels refuse a GPU in their words: the fix is in their settings."""
+
 _REFUSING = (
     r"Unsupported (?:CUDA |GPU )?architecture|not supported on sm|cannot use|can't use"
     r"|(?:does not|doesn't) support[^\n]{0,60}GPU"
@@ -365,7 +378,19 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
         lo, hi = f.required_sm
         sm = _outside(f, lo, hi, f.required_exact)
         if sm is not None or not f.sms:
-            who = named[0] if named else "the kernel"
+            # a serving framework's own kernel refusing (its wording): its settings are the fix
+            framework = (
+                next((p for p in f.upstream.projects if p in _FRAMEWORK_PROJECTS), "")
+                if not named
+                else ""
+            )
+            who = (
+                named[0]
+                if named
+                else f"{framework}'s attention kernel"
+                if framework
+                else "the kernel"
+            )
             return [
                 _range_answer(
                     f,
@@ -377,6 +402,7 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                     said="as the message says",
                     source="the message itself",
                     exclude=named[0] if named else "",
+                    framework=framework,
                 )
             ]
     if f.refused_sms and named:

@@ -204,3 +204,27 @@ def test_transformer_engines_range_checks_are_read_with_their_post_releases() ->
         "Supported flash-attn versions are >= 2.1.1, <= 2.7.4.post1. Found flash-attn 2.6.3."
     )
     assert flash_attn_newer_than_dependent_supports(inside, KNOW) == []
+
+
+# --- a serving framework's own kernel refusing the GPU -------------------------------------
+
+
+def test_tensorrt_llms_fmha_runner_refusal_states_its_architectures_and_its_own_fix() -> None:
+    from attn_doctor.explain.rules_backend import gpu_outside_backend_range
+
+    said = (
+        "[TensorRT-LLM][ERROR] Assertion failed: Unsupported architecture (/src/tensorrt_llm/cpp/"
+        "tensorrt_llm/kernels/contextFusedMultiHeadAttention/fmhaRunner.cpp:87)"
+    )
+    f = extract_facts(said, KNOW.gpu_names())
+    assert f.required_exact == (80, 86, 89, 90, 100, 120)
+    (a,) = gpu_outside_backend_range(f, KNOW)
+    assert a.title.startswith("tensorrt-llm's attention kernel")
+    assert a.fix[0].startswith("in tensorrt-llm, choose")
+    # on a T4 the GPU is named and below the list
+    t4 = extract_facts(said + "\nGPU: Tesla T4", KNOW.gpu_names())
+    (b,) = gpu_outside_backend_range(t4, KNOW)
+    assert "sm_75" in b.title
+    # the bare words without the runner's path are not this wording
+    bare = extract_facts("Assertion failed: Unsupported architecture", KNOW.gpu_names())
+    assert bare.required_exact == ()
