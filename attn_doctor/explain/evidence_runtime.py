@@ -54,8 +54,8 @@ _ENTRY_POINT = re.compile(
 """Windows' loader (ERROR_PROC_NOT_FOUND told by the dialog): an MSVC-decorated name and the
 DLL that needed it."""
 _PROC_NOT_FOUND = re.compile(
-    r"DLL load failed(?: while importing (?P<mod>[\w.]+))?:\s*The specified procedure could "
-    r"not be found",
+    r"DLL load failed(?: while importing (?P<mod>[\w.]+))?:\s*The specified "
+    r"(?P<what>procedure|module) could not be found",
     re.I,
 )
 """Python's ImportError for the same loader error, without the name."""
@@ -169,7 +169,9 @@ class RuntimeFacts:
     fa_latest_supported: str | None = None
     """The newest flash-attn a dependent package says it supports (TransformerEngine)."""
     entry_point_missing: tuple[str, str, bool] | None = None
-    """Windows: (symbol or "", the module that needed it, the symbol is libtorch's)."""
+    """Windows: (symbol or "", the module that needed it, the symbol is libtorch's); the symbol
+    is ``"<module>"`` when the loader found no DLL the module links to ("The specified module
+    could not be found") rather than no procedure in one."""
     ops_missing: tuple[str, str] | None = None
     """(namespace, operator or "") torch.ops did not find: the extension registering them did
     not load or was not built with them."""
@@ -221,7 +223,12 @@ def read_runtime(body: str) -> RuntimeFacts:
         module = f"{parts[-2]}.{name}" if name.startswith("_") and len(parts) > 1 else name
         entry = (e.group("sym").strip(), module, bool(_TORCH_NS.search(e.group("sym"))))
     elif p := _PROC_NOT_FOUND.search(body):
-        entry = ("", p.group("mod") or "", False)
+        # a missing module (a DLL the extension links to) is marked by its sym "<module>"
+        entry = (
+            "<module>" if p.group("what").lower() == "module" else "",
+            p.group("mod") or "",
+            False,
+        )
     ops = None
     if o := _NO_OP.search(body):
         g = list(o.groups())

@@ -263,9 +263,17 @@ def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list
         return []
     sym, module, from_torch = entry
     torch = f.version("torch")
-    if not from_torch and not (torch and module):
-        return []
     backend = _module_backend(know, module) if module else None
+    named = backends_in(f)
+    if backend is None and module.startswith("_") and named:
+        # a private compiled module (_fused, _qattn, _C) of the attention backend the message
+        # names ("Can't import SageAttention: DLL load failed while importing _fused")
+        backend = know.backend(named[0])
+    dll_missing = sym == "<module>"
+    if not from_torch and not (torch and module) and backend is None:
+        return []
+    if dll_missing and backend is None:
+        return []
     dist = (
         backend.distributions[0]
         if backend and backend.distributions
@@ -276,7 +284,14 @@ def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list
             class_id="extension-built-for-other-torch",
             title=f"{dist} built for another torch",
             cause=(
-                f"Windows cannot find a procedure {module or 'a compiled extension'} imports"
+                (
+                    f"Windows cannot load a DLL that {dist}'s compiled {module} links to: the "
+                    "binary was built against another torch/CUDA release than this one"
+                    f"{(' (' + torch + ')') if torch else ''}, whose library names differ (less "
+                    "often, the Microsoft C++ runtime is missing)."
+                )
+                if dll_missing
+                else f"Windows cannot find a procedure {module or 'a compiled extension'} imports"
                 + (f" ({sym[:80]}, libtorch's)" if from_torch else "")
                 + f" in this torch{(' ' + torch) if torch else ''}: the binary was built "
                 "against another torch release, whose C++ symbols differ."
@@ -291,7 +306,7 @@ def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list
                 "Windows' loader error ERROR_PROC_NOT_FOUND (127) and MSVC's decorated names "
                 "(@at@/@c10@ are libtorch namespaces)"
             ),
-            line=line_of(f, r"procedure"),
+            line=line_of(f, r"procedure|DLL load failed"),
             before_phrases=False,
         )
     ]

@@ -228,3 +228,33 @@ def test_tensorrt_llms_fmha_runner_refusal_states_its_architectures_and_its_own_
     # the bare words without the runner's path are not this wording
     bare = extract_facts("Assertion failed: Unsupported architecture", KNOW.gpu_names())
     assert bare.required_exact == ()
+
+
+# --- Windows: a backend's private compiled module that does not load -----------------------
+
+
+def test_a_backends_private_module_failing_to_load_on_windows_is_a_build_for_another_torch() -> (
+    None
+):
+    from attn_doctor.explain.rules_runtime import windows_extension_entry_point_missing
+
+    proc = extract_facts(
+        "ValueError: Can't import SageAttention: DLL load failed while importing _qattn: The "
+        "specified procedure could not be found."
+    )
+    assert proc.runtime.entry_point_missing == ("", "_qattn", False)
+    (a,) = windows_extension_entry_point_missing(proc, KNOW)
+    assert a.class_id == "extension-built-for-other-torch"
+    assert a.title == "sageattention built for another torch"
+    dll = extract_facts(
+        "Can't import SageAttention: DLL load failed while importing _fused: The specified "
+        "module could not be found."
+    )
+    assert dll.runtime.entry_point_missing == ("<module>", "_fused", False)
+    (b,) = windows_extension_entry_point_missing(dll, KNOW)
+    assert "cannot load a DLL" in b.cause
+    # no attention backend named and no torch shown: not answered (could be any extension)
+    other = extract_facts(
+        "ImportError: DLL load failed while importing _C: The specified module could not be found."
+    )
+    assert windows_extension_entry_point_missing(other, KNOW) == []
