@@ -13,6 +13,13 @@ _ARITY = re.compile(
     r"([\w.<>]+)\(\) (takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ "
     r"(?:were|was) given|missing \d+ required (?:positional|keyword-only) arguments?: [^\n]+)"
 )
+_OP_ARITY = re.compile(
+    r"(\w+::\w+)\(\) (expected at most \d+ argument\(s\) but received \d+ argument\(s\)"
+    r"|is missing value for argument '\w+')"
+)
+"""torch's schema check of a registered custom op called with another signature than the one
+registered (torch/csrc/utils/python_arg_parser and the JIT's schema matching): the caller and
+the op's registration come from different releases."""
 _OBJ_ATTR = re.compile(rf"{_Q}(\w+){_Q} object has no attribute {_Q}(\w+){_Q}")
 _VIEW = re.compile(r"shape '\[([\d, -]+)\]' is invalid for input of size (\d+)")
 _SIZES = re.compile(
@@ -52,7 +59,11 @@ def read_calls(body: str) -> CallFacts:
     """The facts above, from the normalised text."""
     return CallFacts(
         bad_kwargs=tuple(dict.fromkeys((m.group(1), m.group(2)) for m in _KWARG.finditer(body))),
-        bad_arity=tuple(dict.fromkeys((m.group(1), m.group(2)) for m in _ARITY.finditer(body))),
+        bad_arity=tuple(
+            dict.fromkeys(
+                (m.group(1), m.group(2)) for rx in (_ARITY, _OP_ARITY) for m in rx.finditer(body)
+            )
+        ),
         object_attrs=tuple(
             dict.fromkeys((m.group(1), m.group(2)) for m in _OBJ_ATTR.finditer(body))
         ),

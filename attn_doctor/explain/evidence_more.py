@@ -110,6 +110,14 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_NOT_DETERMINISTIC = re.compile(
+    r"\b(?P<fn>\w*(?:attention|attn|fmha|sdp)\w*) does not have a deterministic implementation"
+)
+"""torch's alert (at::globalContext().alertNotDeterministic) when deterministic algorithms are
+on and an attention kernel's backward has no deterministic path: "… does not have a
+deterministic implementation, but you set 'torch.use_deterministic_algorithms(True)'"."""
+
+
 _EXTENSION_OWNER = re.compile(
     r"(?:[\\/](?P<pkg>[A-Za-z_]\w*))?[\\/](?P<mod>[A-Za-z_]\w*)"
     r"(?:\.(?:cpython-\d+|abi3|cp\d+)[^\s/\\]*\.(?:so|pyd)|\.pyd\b)"
@@ -233,6 +241,10 @@ def read_more(body: str) -> More:
             )
             for m in _FEATURE_REFUSED.finditer(body)
         )
+    ) + tuple(
+        # the kernel's name rarely names its package: the message's other words do
+        (f"deterministic backward ({m.group('fn')})", f"{m.group('fn')} {body[:4000]}")
+        for m in _NOT_DETERMINISTIC.finditer(body)
     )
     flags: tuple[str, ...] = ()
     if re.search(r"\bAssertionError\b", body):

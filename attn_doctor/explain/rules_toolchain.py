@@ -289,15 +289,28 @@ def torch_too_old_for_gpu(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
 
 def libcuda_not_found(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
-    """``libcuda.so`` (the driver's library) not found: WSL, Colab, containers."""
-    if "libcuda.so" not in " ".join(f.missing_libraries):
+    """``libcuda.so`` (the driver's library) not found: WSL, Colab, containers; or Triton's
+    search for it failing because the system has no ``/sbin/ldconfig`` (NixOS)."""
+    no_ldconfig = re.search(r"No such file or directory:? ['\"]?/sbin/ldconfig", body_of(f))
+    if "libcuda.so" not in " ".join(f.missing_libraries) and not no_ldconfig:
         return []
-    if "wsl" in f.platforms:
+    if no_ldconfig:
+        cause = (
+            "Triton (under SageAttention, FlexAttention, torch.compile and other Triton "
+            "kernels) finds the driver's libcuda.so by running /sbin/ldconfig -p, unless "
+            "TRITON_LIBCUDA_PATH names its directory; this system has no /sbin/ldconfig "
+            "(NixOS and some minimal images), so the search itself fails"
+        )
+        fix: tuple[str, ...] = (
+            "export TRITON_LIBCUDA_PATH=<the directory holding libcuda.so.1>   # NixOS: "
+            "/run/opengl-driver/lib",
+        )
+    elif "wsl" in f.platforms:
         cause = (
             "on WSL the NVIDIA driver's libcuda.so lives in /usr/lib/wsl/lib, which is not "
             "on the library path of this process (Triton and CUDA JITs link against it)"
         )
-        fix: tuple[str, ...] = (
+        fix = (
             "export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH",
             "sudo ldconfig   # after adding /usr/lib/wsl/lib to /etc/ld.so.conf.d/",
         )
@@ -323,15 +336,15 @@ def libcuda_not_found(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             title="libcuda.so (the NVIDIA driver library) not found",
             cause=cause,
             fix=fix,
-            checks=("driver_missing",) if "wsl" not in f.platforms else (),
+            checks=("driver_missing",) if "wsl" not in f.platforms and not no_ldconfig else (),
             evidence=(
-                ("missing library", "libcuda.so"),
+                ("missing", "/sbin/ldconfig" if no_ldconfig else "libcuda.so"),
                 ("platform", ", ".join(f.platforms) or "not shown"),
             ),
             source="NVIDIA CUDA on WSL user guide (libcuda in /usr/lib/wsl/lib); "
             "triton-lang/triton "
             "python/triton/backends/nvidia/driver.py (libcuda_dirs)",
-            line=line_of(f, r"libcuda|-lcuda"),
+            line=line_of(f, r"libcuda|-lcuda|ldconfig"),
         )
     ]
 

@@ -52,8 +52,9 @@ are Mamba-2 Triton kernels out of shared memory, in the same bare words as seven
 messages of G-Q: the message alone cannot tell them apart, and the answer (a Triton kernel
 needs more shared memory than the GPU has) is their cause too. Q's 32, 34 and 39 (causal_conv1d
 and pytorch3d extensions) are no longer answered: a named non-attention extension puts the
-generic extension answers outside explain's scope (explain/scope.py).) R's 33 and 39, S's 33 and
-U's 32, 38 and 40 and V's 40 were answered before their batches' fixes (recorded as the pre-fix state)."""
+generic extension answers outside explain's scope (explain/scope.py).) R's 33 and 39, S's 33,
+U's 32, 38 and 40 and V's 40 were answered before their batches' fixes (recorded as the
+pre-fix state)."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
