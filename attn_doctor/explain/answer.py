@@ -67,7 +67,7 @@ def has_error(f: TextFacts) -> bool:
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load"
-            r"|\b(?:not enough|too many) values to unpack\b",
+            r"|\b(?:not enough|too many) values to unpack\b|\bNo module named\b",
             body_of(f),
         )
     )

@@ -106,6 +106,17 @@ class JitCudaFloor:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TritonKeyword:
+    """A keyword of a Triton language function (``tl.dot(trans_b=…)``) and the release that
+    no longer takes it: a kernel passing it was written for an older Triton."""
+
+    function: str
+    keyword: str
+    removed_in: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class TorchApi:
     """An attribute of torch (``torch.version.xpu``) and the first release that has it."""
 
@@ -167,6 +178,7 @@ class Knowledge:
     harmless: tuple[Harmless, ...] = ()
     messages: tuple[FrameworkMessage, ...] = ()
     torch_api: tuple[TorchApi, ...] = ()
+    triton_keywords: tuple[TritonKeyword, ...] = ()
     backend_api: tuple[BackendApi, ...] = ()
     arch_instructions: tuple[ArchInstruction, ...] = ()
     features: tuple[Feature, ...] = ()
@@ -338,6 +350,18 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         torch_api.append(
             TorchApi(name=e.str_("name"), first=e.str_("first"), source=e.str_("source"))
         )
+    triton_keywords = []
+    for n, item in enumerate(data.get("triton_keyword") or []):
+        e = Entry(item, f"{CLASSES_FILE}: triton_keyword #{n + 1}")
+        e.only({"function", "keyword", "removed_in", "source"})
+        triton_keywords.append(
+            TritonKeyword(
+                function=e.str_("function"),
+                keyword=e.str_("keyword"),
+                removed_in=e.str_("removed_in"),
+                source=e.str_("source"),
+            )
+        )
     backend_api = []
     for n, item in enumerate(data.get("backend_api") or []):
         e = Entry(item, f"{CLASSES_FILE}: backend_api #{n + 1}")
@@ -415,6 +439,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         "harmless": tuple(harmless),
         "message": tuple(messages),
         "torch_api": tuple(torch_api),
+        "triton_keyword": tuple(triton_keywords),
         "backend_api": tuple(backend_api),
         "arch_instruction": tuple(instructions),
         "feature": tuple(features),
@@ -435,6 +460,7 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         harmless=extra["harmless"],
         messages=extra["message"],
         torch_api=extra["torch_api"],
+        triton_keywords=extra["triton_keyword"],
         backend_api=extra["backend_api"],
         arch_instructions=extra["arch_instruction"],
         features=extra["feature"],

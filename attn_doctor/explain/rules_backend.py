@@ -670,8 +670,10 @@ def extension_symbol_mismatch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
 
 
 def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """A backend's own module is missing (no framework setting named)."""
-    if not any(e in {"ModuleNotFoundError", "ImportError"} for e in f.error_classes):
+    """A backend's own module is missing (no framework setting named): the import error's
+    class, or its bare "No module named 'x'" line as apps print it."""
+    bare = re.search(r"(?m)^\W{0,3}No module named ", body_of(f))
+    if not bare and not any(e in {"ModuleNotFoundError", "ImportError"} for e in f.error_classes):
         return []
     for mod in unexplained_missing(f, know):
         b = _module_backend(know, mod)

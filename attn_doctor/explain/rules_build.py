@@ -116,14 +116,19 @@ def cutlass_submodule_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
     """A CUDA extension built from a source checkout whose cutlass git submodule is absent:
     the compiler cannot open CUTLASS's/CuTe's own headers (``cute/tensor.hpp``)."""
     headers = [h for h, _cc in f.build.missing_headers if re.match(r"(?:cute|cutlass)/", h)]
+    # xformers' setup.py says it in words before compiling anything
+    said = re.search(r"\b(CUTLASS|flashattention) submodule not found", body_of(f))
+    if said:
+        headers = headers or [f"the {said.group(1)} submodule"]
     if not headers:
         return []
-    named = backends_in(f)
+    named = backends_in(f) or (["xformers"] if said else [])
+    sub = said.group(1) if said else "cutlass"
     who = named[0] if named else "the extension"
     return [
         ClassAnswer(
             class_id="flash-attn-source-missing-cutlass-submodule",
-            title=f"{headers[0]} not found: the source checkout has no cutlass submodule",
+            title=f"{headers[0]} not found: the source checkout has no {sub} submodule",
             cause=(
                 f"the compiler cannot open {headers[0]}, a header of NVIDIA CUTLASS/CuTe, "
                 f"which {who}'s kernels include from the csrc/cutlass git submodule; the "
@@ -137,9 +142,10 @@ def cutlass_submodule_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
             source=(
                 "Dao-AILab/flash-attention's csrc/cutlass submodule: build scripts that build "
                 "it run 'git submodule update --init csrc/cutlass' (read in several); "
-                ".gitmodules and setup.py not re-read"
+                ".gitmodules and setup.py not re-read; xformers' setup.py ('CUTLASS submodule "
+                "not found', 'flashattention submodule not found', read at v0.0.13-v0.0.28)"
             ),
-            line=line_of(f, re.escape(headers[0])),
+            line=line_of(f, re.escape(headers[0]) + r"|submodule not found"),
         )
     ]
 

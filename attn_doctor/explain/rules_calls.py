@@ -58,6 +58,8 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     for fn, kw in calls.bad_kwargs:
         if (late := _keyword_too_new(f, know, fn, kw)) is not None:
             return [late]
+        if (gone := _triton_keyword_removed(f, know, fn, kw)) is not None:
+            return [gone]
     for fn, kw in calls.bad_kwargs:
         if _ATTN.search(fn) or _ATTN_KEYWORD.fullmatch(kw):
             return [
@@ -113,6 +115,36 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
                 )
             ]
     return []
+
+
+def _triton_keyword_removed(
+    f: TextFacts, know: Knowledge, fn: str, kw: str
+) -> ClassAnswer | None:
+    """A Triton kernel passes a keyword its language function no longer takes (``tl.dot(…,
+    trans_b=True)``): the kernel was written for a Triton before that release."""
+    name = fn.rsplit(".", 1)[-1]
+    t = next((t for t in know.triton_keywords if (t.function, t.keyword) == (name, kw)), None)
+    if t is None:
+        return None
+    have = f.version("triton")
+    return ClassAnswer(
+        class_id="triton-version-mismatch",
+        title=f"tl.{name}() has no {kw}= from Triton {t.removed_in}: the kernel is older",
+        cause=(
+            f"the Triton kernel calls tl.{name}(…, {kw}=…), which Triton releases before "
+            f"{t.removed_in} took; the installed Triton{' ' + have if have else ''} no longer "
+            "does, so the kernel (written for that older Triton) does not compile."
+        ),
+        fix=(
+            f"pip install 'triton<{t.removed_in}'   # the release the kernel names (its file or "
+            "requirements), if torch allows it",
+            "or a release of the calling package whose kernels are written for this Triton "
+            "(flash-attn: its CUDA kernels, flash_attn_func, instead of flash_attn_triton)",
+        ),
+        evidence=(("keyword", f"tl.{name}({kw}=)"), ("removed in", f"triton {t.removed_in}")),
+        source=t.source,
+        line=line_of(f, re.escape(kw)),
+    )
 
 
 def _api_dist(know: Knowledge, api: BackendApi) -> str:

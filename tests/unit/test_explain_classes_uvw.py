@@ -60,3 +60,41 @@ def test_a_custom_ops_schema_refusing_the_call_is_a_caller_for_another_release()
     assert (
         caller_written_for_other_api(TextFacts(lines=(conv,), calls=read_calls(conv)), KNOW) == []
     )
+
+
+def test_a_triton_kernel_passing_a_removed_language_keyword_was_written_for_an_older_triton() -> (
+    None
+):
+    said = "TypeError: dot() got an unexpected keyword argument 'trans_b'"
+    f = TextFacts(lines=(said,), calls=read_calls(said))
+    (a,) = caller_written_for_other_api(f, KNOW)
+    assert a.class_id == "triton-version-mismatch"
+    assert "'triton<2.0.0'" in a.fix[0]
+    # another keyword on dot (not one Triton dropped) is not this class
+    other = "TypeError: dot() got an unexpected keyword argument 'out_dtype'"
+    g = TextFacts(lines=(other,), calls=read_calls(other))
+    assert all(
+        x.class_id != "triton-version-mismatch" for x in caller_written_for_other_api(g, KNOW)
+    )
+
+
+def test_a_bare_no_module_line_of_a_backend_is_the_backend_not_installed() -> None:
+    from attn_doctor.explain.rules_backend import backend_not_installed
+
+    f = extract_facts("No module named 'xformers'\nWARNING- Traceback (most recent call last):")
+    (a,) = backend_not_installed(f, KNOW)
+    assert a.class_id == "backend-not-installed"
+    assert backend_not_installed(extract_facts("No module named 'wandb'"), KNOW) == []
+
+
+def test_xformers_setup_saying_its_submodule_is_missing_is_the_source_checkout() -> None:
+    from attn_doctor.explain.rules_build import cutlass_submodule_missing
+
+    said = (
+        "RuntimeError: CUTLASS submodule not found. Did you forget to run `git submodule update "
+        "--init --recursive` ?"
+    )
+    (a,) = cutlass_submodule_missing(extract_facts(said), KNOW)
+    assert a.class_id == "flash-attn-source-missing-cutlass-submodule"
+    assert "xformers" in a.cause
+    assert cutlass_submodule_missing(extract_facts("RuntimeError: CUTLASS error"), KNOW) == []
