@@ -16,12 +16,52 @@ _FLEX = r"flex|inductor|torch\.compile|\btriton_(?:tem|per|red|poi)_"
 """FlexAttention or another kernel Inductor generated (its kernels are named triton_tem_…)."""
 
 
+_OOR_BARE = re.compile(
+    r"\bOutOfResources\b(?!\s*\()|out of resource: shared memory(?![,\s]*Required)", re.I
+)
+
+
+def _out_of_resources_unnumbered(f: TextFacts, body: str) -> list[ClassAnswer]:
+    """Triton's OutOfResources without the numbers (the class name alone, or the message cut
+    before "Required"): the same class, with the fix in general terms."""
+    if not _OOR_BARE.search(body) or not re.search(r"\btriton\b", body, re.I):
+        return []
+    gpu = f" ({f.gpus[0]})" if f.gpus else ""
+    return [
+        ClassAnswer(
+            class_id="triton-attention-kernel-out-of-shared-memory",
+            title="a Triton kernel needs more shared memory than this GPU has",
+            cause=(
+                "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
+                f"num_stages) need more shared memory per block than the GPU{gpu} has; the "
+                "message does not give the numbers. The kernel's configuration was chosen for a "
+                "GPU with more shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs "
+                "~99 KiB, older ones 48-64 KiB)."
+            ),
+            fix=(
+                "lower the kernel's BLOCK_M / BLOCK_N or num_stages in its config (the full "
+                "error gives 'Required' and 'Hardware limit')",
+                "or use the project's non-Triton attention path (SDPA) on this GPU",
+            ),
+            evidence=(("error", "OutOfResources (shared memory)"),),
+            source=(
+                "triton 2.0.0's wheel triton/compiler.py: OutOfResources is raised only for "
+                "shared memory (self.shared > max_shared), read here; later releases' other "
+                "resources not re-read"
+            ),
+            line=line_of(f, r"OutOfResources|out of resource"),
+        )
+    ]
+
+
 def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A Triton kernel (a backend's or a model's own) whose tiles need more shared memory per
     block than the GPU has. With FlexAttention or Inductor named, the FlexAttention entry's."""
     body = body_of(f)
-    if f.build.shared_memory is None or re.search(_FLEX, body, re.I):
+    if re.search(_FLEX, body, re.I):
         return []
+    if f.build.shared_memory is None:
+        return _out_of_resources_unnumbered(f, body)
     need, limit = f.build.shared_memory
     # Tiles scale with BLOCK_M × BLOCK_N (and the pipeline's num_stages): halving one block
     # size halves the tile; the factor below is how far over the limit the kernel is.

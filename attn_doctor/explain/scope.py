@@ -1,7 +1,9 @@
 """What explain answers for: attention backends and the stacks around them. A generic answer
 (an extension built for another torch) is true of any compiled extension; when the message
 names only extensions of other libraries (pytorch3d, causal_conv1d, mmcv), the answer is left
-out and the facts are shown instead, so a near-miss is not taken for an attention failure."""
+out and the facts are shown instead, so a near-miss is not taken for an attention failure. The
+same for a Triton kernel out of shared memory that the message names as a state-space model's
+(Mamba's SSD kernels)."""
 
 from __future__ import annotations
 
@@ -27,8 +29,25 @@ _ATTENTION_STACK = re.compile(
 """Package or module names of the attention backends and the stacks that build on them."""
 
 
+_OTHER_TRITON_KERNELS = re.compile(
+    r"\bmamba\w*|\bmamba_ssm\b|\bselective_scan\w*|\bcausal_conv1d\w*|\bssd_\w+|\bchunk_scan\w*",
+    re.I,
+)
+"""State-space (Mamba) Triton kernels: a Triton resource error in them is not attention's."""
+_ATTENTION_WORDS = re.compile(r"attn|attention|flash|sage|flex|xformers", re.I)
+
+
 def outside_scope(f: TextFacts, answer_id: str) -> str | None:
-    """Why a generic extension answer is left out for this message, or None to keep it."""
+    """Why a generic answer is left out for this message, or None to keep it."""
+    if answer_id == "triton-attention-kernel-out-of-shared-memory":
+        body = "\n".join(f.lines)
+        if (m := _OTHER_TRITON_KERNELS.search(body)) and not _ATTENTION_WORDS.search(body):
+            return (
+                f"the Triton kernel is {m.group(0)}'s (a state-space model), not attention's: "
+                "the cause may be the same (a kernel asking for more shared memory than the GPU "
+                "has), but it is outside what explain covers"
+            )
+        return None
     if answer_id not in GENERIC_EXTENSION_ANSWERS or not f.extension_owners:
         return None
     if any(_ATTENTION_STACK.search(o) or backends_in_text(o) for o in f.extension_owners):

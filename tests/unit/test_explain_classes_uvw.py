@@ -98,3 +98,35 @@ def test_xformers_setup_saying_its_submodule_is_missing_is_the_source_checkout()
     assert a.class_id == "flash-attn-source-missing-cutlass-submodule"
     assert "xformers" in a.cause
     assert cutlass_submodule_missing(extract_facts("RuntimeError: CUTLASS error"), KNOW) == []
+
+
+def test_a_triton_out_of_resources_without_numbers_is_still_the_shared_memory_class() -> None:
+    from attn_doctor.explain.rules_build import triton_kernel_out_of_shared_memory
+
+    for said in (
+        "triton.runtime.autotuner.OutOfResources",
+        "triton.runtime.autotuner.OutOfResources: out of resource: shared memory. Reducing block "
+        "sizes or `num_stages` may help.",
+    ):
+        (a,) = triton_kernel_out_of_shared_memory(extract_facts(said), KNOW)
+        assert a.class_id == "triton-attention-kernel-out-of-shared-memory"
+        assert "does not give the numbers" in a.cause
+    # not Triton's: another library's OutOfResources
+    assert triton_kernel_out_of_shared_memory(extract_facts("ray OutOfResources"), KNOW) == []
+
+
+def test_a_mamba_kernel_out_of_shared_memory_is_outside_explains_scope() -> None:
+    from attn_doctor.explain.scope import outside_scope
+
+    said = (
+        "mamba2 triton.runtime.autotuner.outofresources: out of resource: shared memory, "
+        "required: 294912, hardware limit: 49152."
+    )
+    why = outside_scope(extract_facts(said), "triton-attention-kernel-out-of-shared-memory")
+    assert why is not None
+    assert "state-space" in why
+    # an attention kernel in the same words stays in scope
+    attn = said.replace("mamba2", "flash_attn_triton")
+    assert (
+        outside_scope(extract_facts(attn), "triton-attention-kernel-out-of-shared-memory") is None
+    )
