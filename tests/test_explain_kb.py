@@ -69,6 +69,10 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         ("bf16-needs-ampere", 3),  # "bf16 is not supported on this device"
         ("flash-attn-build-oom", 9),  # "… uses a lot of RAM" in prose
         ("triton-missing", 2),  # "no module named Triton" typed in prose
+        # Batches R-W's wordings of known causes (exercised on other phrasings in
+        # test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_is_its_build):
+        ("cuda-no-kernel-image", 1),  # "CUDA error: invalid device function"
+        ("flash-attn-built-for-other-torch", 2),  # the .so named, the symbol cut off
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]
@@ -319,12 +323,21 @@ _RELEASE = "_ZN3c104cuda9SetDeviceEi"
 @pytest.mark.parametrize(
     ("library", "symbol", "expected"),
     [
-        ("flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so", _OLD_ABI,
-         "flash-attn-cxx11-abi-mismatch"),
-        ("flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so", _NEW_ABI,
-         "flash-attn-cxx11-abi-mismatch"),
-        ("flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so", _RELEASE,
-         "flash-attn-built-for-other-torch"),
+        (
+            "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so",
+            _OLD_ABI,
+            "flash-attn-cxx11-abi-mismatch",
+        ),
+        (
+            "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so",
+            _NEW_ABI,
+            "flash-attn-cxx11-abi-mismatch",
+        ),
+        (
+            "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so",
+            _RELEASE,
+            "flash-attn-built-for-other-torch",
+        ),
         ("_C.cpython-310-x86_64-linux-gnu.so", _OLD_ABI, "torch-extension-abi-mismatch"),
         ("_C.cpython-310-x86_64-linux-gnu.so", _NEW_ABI, "torch-extension-abi-mismatch"),
         ("_C.cpython-310-x86_64-linux-gnu.so", _RELEASE, "torch-extension-undefined-symbol"),
@@ -344,3 +357,27 @@ def test_old_abi_symbol_is_not_read_into_ordinary_names() -> None:
     kb = load_symptoms()
     text = "x.so: undefined symbol: _ZN3c1012SsomeHelperEv"
     assert [m.symptom_id for m in match_symptoms(text, kb)] == ["torch-extension-undefined-symbol"]
+
+
+def test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_is_its_build() -> (
+    None
+):
+    from attn_doctor.explain import explain_text
+
+    def top(text: str) -> str | None:
+        r = explain_text(text, None)
+        return r.explanations[0].match.symptom_id if r.explanations else None
+
+    assert top("RuntimeError: CUDA error: invalid device function") == "cuda-no-kernel-image"
+    assert (
+        top("flash_attn_2_cuda.cpython-38-x86_64-linux-gnu.so: undefined symbol")
+        == "flash-attn-built-for-other-torch"
+    )
+    # vLLM 0.4's selector notice, before it named the backend FlashAttention-2
+    assert (
+        top(
+            "INFO 04-22 selector.py:45] Cannot use FlashAttention backend for Volta and "
+            "Turing GPUs."
+        )
+        == "harmless-warning"
+    )

@@ -67,7 +67,8 @@ def has_error(f: TextFacts) -> bool:
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load"
-            r"|\b(?:not enough|too many) values to unpack\b|\bNo module named\b",
+            r"|\b(?:not enough|too many) values to unpack\b|\bNo module named\b"
+            r"|\bNo operator found for\b",
             body_of(f),
         )
     )
@@ -95,7 +96,7 @@ _BACKEND_WORDS: tuple[tuple[str, str], ...] = (
         r"flash_attn_interface|flash_attn_3|flash-attn-3|hopper/|FlashAttention ?3|FA3\b",
     ),
     ("sageattention", r"sageattn|sage[ _-]?attention"),
-    ("xformers", r"xformers"),
+    ("xformers", r"xformers|No operator found for (?:this attention|`memory_efficient_attention)"),
     ("flex_attention", r"flex_attention|FlexAttention"),
     ("flashinfer", r"flashinfer|flash-infer"),
     ("sdpa_cudnn", r"cudnn_attention|cuDNN Frontend|_scaled_dot_product_cudnn|CUDNN_STATUS"),

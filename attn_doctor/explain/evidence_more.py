@@ -137,10 +137,11 @@ _WHEEL_TORCH = re.compile(
 
 _NOTICE_LEVEL = re.compile(
     r"^\W*(?:\[?(?:INFO|WARNING|WARN|Warning|warning|info)\]?\b|\S*\s*-\s*(?:INFO|WARNING)\s*-"
-    r"|(?:INFO|WARNING) \d\d-\d\d)"
+    r"|(?:INFO|WARNING) \d\d-\d\d|(?:User|Future|Runtime)Warning:)"
 )
 _NOTICE_SAYS = re.compile(
     r"\bfall(?:s|ing)? ?back to\b|\bdefaulting to\b|\bis disabled because\b"
+    r"|\bwill use [^\n]{1,40} as (?:a )?fallback\b"
     r"|\b(?:is|are) not (?:installed|available)\b|\bnot installed\b[^\n]*\busing\b",
     re.I,
 )

@@ -77,6 +77,12 @@ xformers' dispatch ("device=cpu (supported: {'cuda'})" from 0.0.2x, the older
 "AttentionOpDispatch(dtype=…, device=device(type='cpu'), …)"), flash-attn's CHECK_DEVICE ("q
 must be on CUDA", csrc/flash_attn/flash_api.cpp) and FlashInfer's CHECK_CUDA ("… must be a CUDA
 tensor")."""
+_CPU_RUN = re.compile(
+    r"\bCPU[- ](?:training|inference|only mode)\b"
+    r"|\b(?:training|inference|running) on (?:the )?CPU\b",
+    re.I,
+)
+"""A run told in words to be on the CPU ("CPU training"): its tensors are on the CPU."""
 _NO_DEVICE_CODE = re.compile(
     r"kernel (\w+) has no device code compatible with CUDA arch (\d{2,4})"
     r"(?:[^\n]*?compiled for:?\s*([\d ,]+))?",
@@ -262,7 +268,7 @@ def read_runtime(body: str) -> RuntimeFacts:
     ck = _CK_XDL_REFUSED.search(body)
     td = _TENSOR_DEVICE.search(body)
     return RuntimeFacts(
-        tensor_device=(td.group(1) or "cpu") if td else None,
+        tensor_device=(td.group(1) or "cpu") if td else "cpu" if _CPU_RUN.search(body) else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),
         ck_xdl_refused=ck.group(1) if ck else None,

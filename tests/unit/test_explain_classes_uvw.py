@@ -130,3 +130,28 @@ def test_a_mamba_kernel_out_of_shared_memory_is_outside_explains_scope() -> None
     assert (
         outside_scope(extract_facts(attn), "triton-attention-kernel-out-of-shared-memory") is None
     )
+
+
+def test_a_user_warning_that_falls_back_to_sdpa_is_a_notice() -> None:
+    from attn_doctor.explain.rules_messages import fallback_notice
+
+    said = (
+        "UserWarning: No Flash Attention backend available. Will use PyTorch SDPA as fallback. "
+        "For better performance, install one of: fa3-fwd, flash-attention, or flash-attn"
+    )
+    (a,) = fallback_notice(extract_facts(said), KNOW)
+    assert a.class_id == "harmless-warning"
+    # the same words inside an error are not a notice
+    assert fallback_notice(extract_facts("RuntimeError: boom\n" + said), KNOW) == []
+
+
+def test_a_run_told_to_be_on_the_cpu_puts_xformers_tensors_on_the_cpu() -> None:
+    from attn_doctor.explain.rules_backend import backend_on_other_device
+
+    f = extract_facts('CPU training "No operator found for this attention: {self}"')
+    assert f.runtime.tensor_device == "cpu"
+    (a,) = backend_on_other_device(f, KNOW)
+    assert a.class_id == "backend-needs-other-device"
+    assert a.title.startswith("xformers got tensors on the CPU")
+    # the CPU named for something else (a CPU count) is not a CPU run
+    assert extract_facts("running with 8 CPU threads").runtime.tensor_device is None
