@@ -21,79 +21,72 @@ _OOR_BARE = re.compile(
 )
 
 
-def _out_of_resources_unnumbered(f: TextFacts, body: str) -> list[ClassAnswer]:
-    """Triton's OutOfResources without the numbers (the class name alone, or the message cut
-    before "Required"): the same class, with the fix in general terms."""
-    if not _OOR_BARE.search(body) or not re.search(r"\btriton\b", body, re.I):
-        return []
-    gpu = f" ({f.gpus[0]})" if f.gpus else ""
-    return [
-        ClassAnswer(
-            class_id="triton-attention-kernel-out-of-shared-memory",
-            title="a Triton kernel needs more shared memory than this GPU has",
-            cause=(
-                "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
-                f"num_stages) need more shared memory per block than the GPU{gpu} has; the "
-                "message does not give the numbers. The kernel's configuration was chosen for a "
-                "GPU with more shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs "
-                "~99 KiB, older ones 48-64 KiB)."
-            ),
-            fix=(
-                "lower the kernel's BLOCK_M / BLOCK_N or num_stages in its config (the full "
-                "error gives 'Required' and 'Hardware limit')",
-                "or use the project's non-Triton attention path (SDPA) on this GPU",
-            ),
-            evidence=(("error", "OutOfResources (shared memory)"),),
-            source=(
-                "triton 2.0.0's wheel triton/compiler.py: OutOfResources is raised only for "
-                "shared memory (self.shared > max_shared), read here; later releases' other "
-                "resources not re-read"
-            ),
-            line=line_of(f, r"OutOfResources|out of resource"),
-        )
-    ]
-
-
 def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A Triton kernel (a backend's or a model's own) whose tiles need more shared memory per
-    block than the GPU has. With FlexAttention or Inductor named, the FlexAttention entry's."""
+    block than the GPU has; without the numbers (OutOfResources alone, or cut before
+    "Required") the same class in general terms. With FlexAttention or Inductor named, the
+    FlexAttention entry's."""
     body = body_of(f)
     if re.search(_FLEX, body, re.I):
         return []
-    if f.build.shared_memory is None:
-        return _out_of_resources_unnumbered(f, body)
-    need, limit = f.build.shared_memory
-    # Tiles scale with BLOCK_M × BLOCK_N (and the pipeline's num_stages): halving one block
-    # size halves the tile; the factor below is how far over the limit the kernel is.
-    factor = need / limit
     gpu = f" ({f.gpus[0]})" if f.gpus else ""
+    lower = "or use the project's non-Triton attention path (SDPA) on this GPU"
+    if f.build.shared_memory is None:
+        if not _OOR_BARE.search(body) or not re.search(r"\btriton\b", body, re.I):
+            return []
+        cause = (
+            "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
+            f"num_stages) need more shared memory per block than the GPU{gpu} has; the message "
+            "does not give the numbers. The kernel's configuration was chosen for a GPU with more "
+            "shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs ~99 KiB, older ones "
+            "48-64 KiB)."
+        )
+        fix: tuple[str, ...] = (
+            "lower the kernel's BLOCK_M / BLOCK_N or num_stages in its config (the full error "
+            "gives 'Required' and 'Hardware limit')",
+            lower,
+        )
+        evidence: tuple[tuple[str, str], ...] = (("error", "OutOfResources (shared memory)"),)
+        source = (
+            "triton 2.0.0's wheel triton/compiler.py: OutOfResources is raised only for shared "
+            "memory (self.shared > max_shared), read here; later releases' other resources not "
+            "re-read"
+        )
+    else:
+        need, limit = f.build.shared_memory
+        # Tiles scale with BLOCK_M × BLOCK_N (and the pipeline's num_stages): halving one block
+        # size halves the tile; the factor below is how far over the limit the kernel is.
+        cause = (
+            f"the Triton kernel's tiles need {need} bytes of shared memory per block and the "
+            f"GPU{gpu} allows {limit} ({need / limit:.2f}× over): its BLOCK_M/BLOCK_N or "
+            "num_stages were chosen for a GPU with more shared memory per SM (A100/H100 have up "
+            "to 227 KiB; consumer GPUs ~99 KiB)."
+        )
+        # The bare message is any Triton kernel's, FlexAttention's under torch.compile included
+        # (its fix is the last line); with FlexAttention or Inductor in the text this class
+        # stands aside for the FlexAttention entry.
+        fix = (
+            "lower the kernel's BLOCK_M / BLOCK_N (halve one) or num_stages in its config until "
+            f"it needs at most {limit} bytes",
+            lower,
+            "if it is FlexAttention under torch.compile: flex_attention(..., kernel_options="
+            '{"BLOCK_M": 64, "BLOCK_N": 64, "num_stages": 1})',
+        )
+        evidence = (("shared memory required", str(need)), ("hardware limit", str(limit)))
+        source = (
+            "triton-lang/triton python/triton/compiler/compiler.py (_init_handles: raise "
+            "OutOfResources(self.metadata.shared, max_shared, 'shared memory')), read in stored "
+            "tracebacks; python/triton/runtime/errors.py itself not re-read"
+        )
     return [
         ClassAnswer(
             class_id="triton-attention-kernel-out-of-shared-memory",
             title="a Triton kernel needs more shared memory than this GPU has",
-            cause=(
-                f"the Triton kernel's tiles need {need} bytes of shared memory per block and "
-                f"the GPU{gpu} allows {limit} ({factor:.2f}× over): its BLOCK_M/BLOCK_N or "
-                "num_stages were chosen for a GPU with more shared memory per SM (A100/H100 "
-                "have up to 227 KiB; consumer GPUs ~99 KiB)."
-            ),
-            fix=(
-                "lower the kernel's BLOCK_M / BLOCK_N (halve one) or num_stages in its config "
-                f"until it needs at most {limit} bytes",
-                "or use the project's non-Triton attention path (SDPA) on this GPU",
-                "if it is FlexAttention under torch.compile: flex_attention(..., kernel_options="
-                '{"BLOCK_M": 64, "BLOCK_N": 64, "num_stages": 1})',
-            ),
-            evidence=(("shared memory required", str(need)), ("hardware limit", str(limit))),
-            source=(
-                "triton-lang/triton python/triton/compiler/compiler.py (_init_handles: raise "
-                "OutOfResources(self.metadata.shared, max_shared, 'shared memory')), read in "
-                "stored tracebacks; python/triton/runtime/errors.py itself not re-read"
-            ),
-            line=line_of(f, r"out of resource"),
-            # The bare message is any Triton kernel's, FlexAttention's under torch.compile
-            # included (its fix is the last line); with FlexAttention or Inductor in the text
-            # this class stands aside for the FlexAttention entry.
+            cause=cause,
+            fix=fix,
+            evidence=evidence,
+            source=source,
+            line=line_of(f, r"OutOfResources|out of resource"),
         )
     ]
 
