@@ -46,8 +46,10 @@ bundles' ``python_embedded``), its launch flag, its report."""
 _Q = "['\"\u2018\u2019]"  # a quote, straight or curly (pasted from rich text)
 _NO_ATTR = re.compile(
     r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
-    rf"|cannot import name {_Q}(\w+){_Q} from {_Q}([\w.]+){_Q}"
+    rf"|(?:cannot import name |(?m:^)\W{{0,3}}){_Q}(\w+){_Q} from {_Q}([\w.]+){_Q}"
 )
+"""A name a module lacks: Python's AttributeError, or its ImportError ("cannot import name 'x'
+from 'pkg'"), also as a title that keeps only the quoted name and module."""
 _INSTRUCTION = re.compile(
     r"Instruction '([\w.]+)[^']*' not supported on \.target '?sm_(\d{2,3})[af]?'?", re.I
 )

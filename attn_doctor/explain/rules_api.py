@@ -205,8 +205,13 @@ def _top_level_too_old(
         f"predates {first}",
         cause=(
             f"the caller imports {name} from the {top} package, which exports it since {dist} "
-            f"{first}; the installed {dist}{' ' + have if have else ''} is older (the 1.x API "
-            f"has no top-level functions), so the name is not there."
+            f"{first}; the installed {dist}{' ' + have if have else ''} is older"
+            + (
+                " (flash-attn 1.x exports no functions there)"
+                if api.backend == "flash_attn_2"
+                else ""
+            )
+            + ", so the name is not there."
         ),
         fix=(*notes, fix) if notes else (fix,),
         checks=(f"package_installed:{dist}",),

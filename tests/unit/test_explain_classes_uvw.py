@@ -155,3 +155,25 @@ def test_a_run_told_to_be_on_the_cpu_puts_xformers_tensors_on_the_cpu() -> None:
     assert a.title.startswith("xformers got tensors on the CPU")
     # the CPU named for something else (a CPU count) is not a CPU run
     assert extract_facts("running with 8 CPU threads").runtime.tensor_device is None
+
+
+def test_sageattentions_top_level_names_are_dated_by_release() -> None:
+    from attn_doctor.explain.rules_api import backend_function_import_path
+
+    # a title keeping only the quoted name and module is still the failed import
+    f = extract_facts("'sageattn_qk_int8_pv_fp16_triton' from 'sageattention' err")
+    assert f.missing_attrs == (("sageattention", "sageattn_qk_int8_pv_fp16_triton"),)
+    older = backend_function_import_path(f, KNOW)[0]
+    assert older.class_id == "sageattention-too-old-for-caller"
+    assert "'sageattention>=2.0.1'" in older.fix[-1]
+    assert "flash-attn 1.x" not in older.cause
+    varlen = extract_facts("cannot import name 'sageattn_varlen' from 'sageattention'")
+    assert "1.0.5" in backend_function_import_path(varlen, KNOW)[0].title
+    # a release that has it: not too old
+    shown = extract_facts(
+        "cannot import name 'sageattn_varlen' from 'sageattention'\nsageattention==1.0.6"
+    )
+    assert all(
+        a.class_id != "sageattention-too-old-for-caller"
+        for a in backend_function_import_path(shown, KNOW)
+    )
