@@ -373,6 +373,13 @@ def test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_
         top("flash_attn_2_cuda.cpython-38-x86_64-linux-gnu.so: undefined symbol")
         == "flash-attn-built-for-other-torch"
     )
+    assert (
+        top(
+            "(Step 2) flash_attn_2_cuda ImportError: undefined symbol _ZN3c105ErrorC2 — Likely "
+            "C++ ABI Mismatch"
+        )
+        == "flash-attn-built-for-other-torch"
+    )
     # vLLM 0.4's selector notice, before it named the backend FlashAttention-2
     assert (
         top(

@@ -370,6 +370,12 @@ _NOT_INSTALLED_ERROR = re.compile(
 )
 """An error that names a backend module as not installed ("ImportError: flash_attn is not
 installed.", a model's remote code): the module is missing, as "No module named" says it."""
+_DIFFUSERS_NO_XFORMERS = re.compile(
+    r"Refer to https://github\.com/facebookresearch/xformers for more information on how to "
+    r"install\s+xformers"
+)
+"""diffusers' ModuleNotFoundError (name="xformers") when xformers attention is enabled and
+xformers does not import (models/attention_processor.py and attention.py, read at v0.40.0)."""
 _REFUSED_ARCH = re.compile(
     r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
     re.I,
@@ -580,6 +586,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     missing += [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
+    if _DIFFUSERS_NO_XFORMERS.search(body):
+        missing.append("xformers")
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
     libs: list[object] = []
     for m in _MISSING_LIB.finditer(body):

@@ -21,6 +21,10 @@ _OOR_BARE = re.compile(
 )
 
 
+_TRITON_LAUNCH_REFUSED = re.compile(r"Triton Error \[CUDA\]: invalid argument", re.I)
+"""Old Triton's launcher relaying CUDA_ERROR_INVALID_VALUE from the kernel launch."""
+
+
 def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A Triton kernel (a backend's or a model's own) whose tiles need more shared memory per
     block than the GPU has; without the numbers (OutOfResources alone, or cut before
@@ -31,11 +35,28 @@ def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[C
         return []
     gpu = f" ({f.gpus[0]})" if f.gpus else ""
     lower = "or use the project's non-Triton attention path (SDPA) on this GPU"
+    # the bare launch error is any Triton kernel's (Inductor's own included): only with an
+    # attention kernel in the message is it this class
+    launch_refused = bool(_TRITON_LAUNCH_REFUSED.search(body)) and bool(
+        re.search(r"flash|attn|attention", body, re.I)
+    )
     if f.build.shared_memory is None:
-        if not _OOR_BARE.search(body) or not re.search(r"\btriton\b", body, re.I):
+        if not (_OOR_BARE.search(body) or launch_refused) or not re.search(
+            r"\btriton\b", body, re.I
+        ):
             return []
         cause = (
-            "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
+            (
+                "CUDA refused to launch a Triton kernel (Triton Error [CUDA]: invalid argument). "
+                "Triton releases before 2.0 launched a kernel without checking its shared memory "
+                "against the GPU's, and a kernel whose tiles need more than the GPU has per block "
+                f"failed this way; its configuration was tuned for an A100 and the GPU{gpu} has "
+                "less (A100/H100 up to 227 KiB; consumer GPUs ~99 KiB, T4 and older 64 KiB or "
+                "less). Unverified beyond the threads that report it (flash-attn's and MosaicML's "
+                "Triton attention on T4 and A40)."
+            )
+            if launch_refused and not _OOR_BARE.search(body)
+            else "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
             f"num_stages) need more shared memory per block than the GPU{gpu} has; the message "
             "does not give the numbers. The kernel's configuration was chosen for a GPU with more "
             "shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs ~99 KiB, older ones "

@@ -30,20 +30,27 @@ _ATTENTION_STACK = re.compile(
 
 
 _OTHER_TRITON_KERNELS = re.compile(
-    r"\bmamba\w*|\bmamba_ssm\b|\bselective_scan\w*|\bcausal_conv1d\w*|\bssd_\w+|\bchunk_scan\w*",
+    r"\bmamba\w*|\bmamba_ssm\b|\bselective_scan\w*|\bcausal_conv1d\w*|\bssd_\w+|\bchunk_scan\w*"
+    r"|\bfused_moe\w*|\bfused_experts\w*",
     re.I,
 )
-"""State-space (Mamba) Triton kernels: a Triton resource error in them is not attention's."""
+"""Triton kernels of other layers, named in the message: state-space (Mamba) scans and
+mixture-of-experts matmuls (vLLM's fused_moe); a Triton resource error in them is not
+attention's."""
+_SHARED_MEMORY_ANSWERS = frozenset(
+    {"triton-attention-kernel-out-of-shared-memory", "flex-attention-out-of-shared-memory"}
+)
 _ATTENTION_WORDS = re.compile(r"attn|attention|flash|sage|flex|xformers", re.I)
 
 
 def outside_scope(f: TextFacts, answer_id: str) -> str | None:
     """Why a generic answer is left out for this message, or None to keep it."""
-    if answer_id == "triton-attention-kernel-out-of-shared-memory":
+    if answer_id in _SHARED_MEMORY_ANSWERS:
         body = "\n".join(f.lines)
         if (m := _OTHER_TRITON_KERNELS.search(body)) and not _ATTENTION_WORDS.search(body):
             return (
-                f"the Triton kernel is {m.group(0)}'s (a state-space model), not attention's: "
+                f"the Triton kernel is {m.group(0)}'s (a state-space or mixture-of-experts layer), "
+                "not attention's: "
                 "the cause may be the same (a kernel asking for more shared memory than the GPU "
                 "has), but it is outside what explain covers"
             )

@@ -177,3 +177,40 @@ def test_sageattentions_top_level_names_are_dated_by_release() -> None:
         a.class_id != "sageattention-too-old-for-caller"
         for a in backend_function_import_path(shown, KNOW)
     )
+
+
+def test_diffusers_own_error_for_missing_xformers_is_a_missing_module() -> None:
+    said = (
+        "ModuleNotFoundError: Refer to https://github.com/facebookresearch/xformers for more "
+        "information on how to install \nxformers"
+    )
+    assert "xformers" in extract_facts(said).missing_modules
+    assert extract_facts("Refer to the xformers docs").missing_modules == ()
+
+
+def test_an_old_tritons_refused_launch_in_an_attention_kernel_is_the_shared_memory_class() -> None:
+    from attn_doctor.explain.rules_build import triton_kernel_out_of_shared_memory
+
+    said = "Flash Triton Error [CUDA]: invalid argument\nflash-triton with bias on a T4"
+    (a,) = triton_kernel_out_of_shared_memory(extract_facts(said), KNOW)
+    assert "refused to launch" in a.cause
+    assert "Unverified" in a.cause
+    # the bare launch error is any Triton kernel's (Inductor's too): not answered
+    bare = extract_facts("RuntimeError: Triton Error [CUDA]: invalid argument")
+    assert triton_kernel_out_of_shared_memory(bare, KNOW) == []
+
+
+def test_a_moe_kernels_shared_memory_error_is_outside_scope_for_both_answers() -> None:
+    from attn_doctor.explain.scope import outside_scope
+
+    said = (
+        "triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: "
+        '263168, Hardware limit: 232448.\n  File "vllm/model_executor/layers/fused_moe/'
+        'fused_moe.py", line 1485, in fused_experts_impl'
+    )
+    f = extract_facts(said)
+    for answer in (
+        "triton-attention-kernel-out-of-shared-memory",
+        "flex-attention-out-of-shared-memory",
+    ):
+        assert outside_scope(f, answer) is not None
