@@ -33,6 +33,7 @@ AFTER_FIXES = {
     "2026-12-07-u": 16,
     "2026-12-07-v": 23,
     "2026-12-07-w": 25,
+    "2026-12-07-y": 21,
     "2026-12-07-z": 23,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
@@ -43,6 +44,7 @@ CONTROLS_ANSWERED = {
     "2026-12-07-s": {"33.txt"},
     "2026-12-07-u": {"32.txt", "38.txt"},
     "2026-12-07-v": {"40.txt"},
+    "2026-12-07-y": {"39.txt"},
     "2026-12-07-z": {"31.txt", "39.txt", "41.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
@@ -55,8 +57,8 @@ messages of G-Q: the message alone cannot tell them apart, and the answer (a Tri
 needs more shared memory than the GPU has) is their cause too. Q's 32, 34 and 39 (causal_conv1d
 and pytorch3d extensions) are no longer answered: a named non-attention extension puts the
 generic extension answers outside explain's scope (explain/scope.py).) R's 33 and 39, S's 33,
-U's 32, 38 and 40, V's 40 and Z's 31, 33, 39 and 41 were answered before their batches' fixes
-(recorded as the pre-fix state); U's 40 (Mamba-2's Triton kernels) and Z's 33 (vLLM's fused-MoE
+U's 32, 38 and 40, V's 40, Y's 39 and Z's 31, 33, 39 and 41 were answered before their
+batches' fixes (recorded as the pre-fix state); U's 40 (Mamba-2's Triton kernels) and Z's 33 (vLLM's fused-MoE
 Triton kernel), both named in the message, are now outside explain's scope."""
 
 
