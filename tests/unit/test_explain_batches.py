@@ -58,8 +58,9 @@ needs more shared memory than the GPU has) is their cause too. Q's 32, 34 and 39
 and pytorch3d extensions) are no longer answered: a named non-attention extension puts the
 generic extension answers outside explain's scope (explain/scope.py).) R's 33 and 39, S's 33,
 U's 32, 38 and 40, V's 40, Y's 39 and Z's 31, 33, 39 and 41 were answered before their
-batches' fixes (recorded as the pre-fix state); U's 40 (Mamba-2's Triton kernels) and Z's 33 (vLLM's fused-MoE
-Triton kernel), both named in the message, are now outside explain's scope."""
+batches' fixes (recorded as the pre-fix state); U's 40 (Mamba-2's Triton kernels) and Z's 33
+(vLLM's fused-MoE Triton kernel), both named in the message, are now outside explain's
+scope."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
