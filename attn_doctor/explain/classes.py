@@ -43,6 +43,7 @@ from attn_doctor.explain.rules_backend import (
 )
 from attn_doctor.explain.rules_build import (
     arch_list_below_backend_minimum,
+    build_without_torch,
     cutlass_submodule_missing,
     remote_code_imports_removed_transformers_helper,
     triton_embedded_python_missing_headers,
@@ -108,6 +109,8 @@ SAME_CAUSE: dict[str, frozenset[str]] = {
     "torch-too-old-for-api": frozenset({"torch-too-old-for-flex-attention"}),
     # transformers' own flash-attn floor, read as a package floor: its phrase names transformers
     "flash-attn-too-old-for-caller": frozenset({"transformers-fa2-too-old"}),
+    # the build class for flash-attn is its own phrase's cause: shown once
+    "flash-attn-build-no-torch": frozenset({"flash-attn-build-no-torch"}),
     "torch-too-old-for-gpu": frozenset({"torch-gpu-not-supported", "cuda-no-kernel-image"}),
     "backend-dependency-missing": frozenset(
         {"triton-missing", "flash-attn-4-cutlass-dsl-incomplete"}
@@ -208,6 +211,7 @@ RULES: tuple[Rule, ...] = (
     build_arch_list_wrong_mix,
     arch_list_below_backend_minimum,
     cutlass_submodule_missing,
+    build_without_torch,
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
     torch_too_old_for_gpu,

@@ -144,9 +144,10 @@ def _compile(text: str, whole_line: bool) -> re.Pattern[str]:
 
 def _literal(part: str) -> str:
     """The literal text as a pattern: whitespace matches any run of it (a wrapped paste), and
-    a final full stop is optional."""
+    backquotes are optional (a paste into a Markdown thread renders them as code and loses
+    them)."""
     rx = r"\s+".join(re.escape(w) for w in part.split(" "))
-    return rx.replace(r"\s+\s+", r"\s+")
+    return rx.replace(r"\s+\s+", r"\s+").replace(re.escape("`"), "`?")
 
 
 @functools.cache

@@ -204,6 +204,59 @@ def cutlass_submodule_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
     ]
 
 
+_UV_NO_TORCH = re.compile(
+    r"`(?P<dist>[\w.-]+)@[\w.+-]+` depends on `torch`, but doesn't declare it as a build dependency"
+)
+"""uv's hint when a source build imports torch in an isolated build environment."""
+_BUILD_STEP = re.compile(
+    r"[Gg]etting requirements to build (?:wheel|editable)|pip-build-env|Failed to build|"
+    r"setup\.py|pip install -e\b|Building wheels? for"
+)
+
+
+def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A backend built from source imports torch in its setup.py, and pip/uv build it in an
+    isolated environment that has no torch, even when torch is installed."""
+    body = body_of(f)
+    uv = _UV_NO_TORCH.search(body)
+    if uv is None and not ("torch" in f.missing_modules and _BUILD_STEP.search(body)):
+        return []
+    named = backends_in(f)
+    record = know.backend(named[0]) if named else None
+    if uv is not None:
+        dist = uv.group("dist").lower()
+    elif record is not None and record.distributions:
+        dist = record.distributions[0]
+    else:
+        return []  # a build without an attention backend named: not this class
+    return [
+        ClassAnswer(
+            class_id=f"{dist}-build-no-torch",
+            title=f"building {dist}: No module named 'torch' (build isolation)",
+            cause=(
+                f"{dist}'s setup.py imports torch, but pip (or uv) builds it in an isolated "
+                "environment that has only the declared build requirements, so torch is missing "
+                "there even when it is installed in the environment the build runs from."
+            ),
+            fix=(
+                "pip install packaging ninja wheel setuptools   # the build tools it needs",
+                f"pip install --no-build-isolation {dist}   # uv: uv pip install "
+                f"--no-build-isolation {dist}; or: attn-doctor install "
+                f"{record.name if record else dist}",
+            ),
+            checks=("torch_present",),
+            evidence=(("package", dist), ("missing in the build", "torch")),
+            source=(
+                "pip's build isolation (PEP 517: only build-system.requires is installed) and "
+                "uv's own hint ('depends on `torch`, but doesn't declare it as a build "
+                "dependency'); flash-attn's and SageAttention's setup.py import torch"
+            ),
+            line=line_of(f, r"No module named|depends on `torch`"),
+            before_phrases=False,
+        )
+    ]
+
+
 def _cc(sm: int) -> str:
     return f"{sm // 10}.{sm % 10}"
 

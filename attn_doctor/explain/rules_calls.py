@@ -12,7 +12,7 @@ from attn_doctor.explain.answer import ClassAnswer, line_of, mm, version_of
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import BackendApi, Knowledge
 
-_ATTN = re.compile(r"attn|attention|flash|sage|xformers|fmha|flashinfer", re.I)
+_ATTN = re.compile(r"attn|attention|flash|sage|xformers|fmha|flashinfer|sdpa", re.I)
 """A callable or class that belongs to the attention path (``attention_sage``,
 ``Qwen2FlashAttention2``, ``apply_rotary_pos_emb_flashatt``)."""
 _ATTN_KEYWORD = re.compile(

@@ -404,7 +404,11 @@ def model_code_requires_flash_attn(f: TextFacts, _know: Knowledge) -> list[Class
     if not rt.flash_required_by_model:
         return []
     body = body_of(f)
-    if rt.attn_impl_chosen is None and not re.search(r"trust_remote_code|modeling_\w+\.py", body):
+    # the model's own assert (Phi-3-small: "Flash Attention is not available, but is needed for
+    # dense attention") marks its code as well as a modeling_*.py path does
+    if rt.attn_impl_chosen is None and not re.search(
+        r"trust_remote_code|modeling_\w+\.py|AssertionError", body
+    ):
         return []
     chosen = (
         f'attn_implementation="{rt.attn_impl_chosen}"'

@@ -214,3 +214,45 @@ def test_a_moe_kernels_shared_memory_error_is_outside_scope_for_both_answers() -
         "flex-attention-out-of-shared-memory",
     ):
         assert outside_scope(f, answer) is not None
+
+
+def test_a_source_build_without_torch_in_its_isolated_environment_names_the_package() -> None:
+    from attn_doctor.explain.rules_build import build_without_torch
+
+    uv = extract_facts(
+        "hint: This error likely indicates that `flash-attn@2.8.3` depends on `torch`, but "
+        "doesn't declare it as a build dependency."
+    )
+    (a,) = build_without_torch(uv, KNOW)
+    assert a.class_id == "flash-attn-build-no-torch"
+    assert "--no-build-isolation flash-attn" in a.fix[1]
+    pip = extract_facts(
+        "git clone https://github.com/thu-ml/SageAttention && pip install -e SageAttention\n"
+        "ModuleNotFoundError: No module named 'torch'\n"
+        "ERROR: Failed to build 'SageAttention' when getting requirements to build editable"
+    )
+    assert build_without_torch(pip, KNOW)[0].class_id == "sageattention-build-no-torch"
+    # torch missing at run time (no build step), or a build of something else: not this class
+    assert (
+        build_without_torch(extract_facts("ModuleNotFoundError: No module named 'torch'"), KNOW)
+        == []
+    )
+    other = extract_facts("No module named 'torch'\nGetting requirements to build wheel for mmcv")
+    assert build_without_torch(other, KNOW) == []
+
+
+def test_a_model_class_lacking_transformers_sdpa_flag_is_a_caller_for_another_release() -> None:
+    said = "'Florence2ForConditionalGeneration' object has no attribute '_supports_sdpa'"
+    (a,) = caller_written_for_other_api(TextFacts(lines=(said,), calls=read_calls(said)), KNOW)
+    assert a.class_id == "caller-written-for-other-api"
+
+
+def test_a_models_own_assert_that_it_needs_flash_attn_is_its_remote_code() -> None:
+    from attn_doctor.explain.rules_runtime import model_code_requires_flash_attn
+
+    said = "AssertionError: Flash Attention is not available, but is needed for dense attention"
+    (a,) = model_code_requires_flash_attn(extract_facts(said), KNOW)
+    assert a.class_id == "transformers-remote-code-needs-flash-attn"
+    # the same words logged as a warning, with no assert and no model code: not answered
+    warn = "WARNING: Flash Attention is not available, but is needed for dense attention"
+    assert model_code_requires_flash_attn(extract_facts(warn), KNOW) == []

@@ -93,3 +93,18 @@ def test_near_misses_are_not_read() -> None:
     assert up.required == (80, None)
     assert not read_upstream("bfloat16 is supported on Ampere GPUs or newer").refusal
     assert not read_upstream("Query, key, and value must be on the same device.").refusal
+
+
+def test_backquotes_in_a_wording_are_optional_as_markdown_drops_them() -> None:
+    from attn_doctor.explain.evidence_upstream import read_upstream
+
+    plain = read_upstream(
+        "Sliding Window Attention is enabled but not implemented for sdpa; unexpected results "
+        "may be encountered."
+    )
+    quoted = read_upstream(
+        "Sliding Window Attention is enabled but not implemented for `sdpa`; unexpected results "
+        "may be encountered."
+    )
+    assert plain.harmless
+    assert quoted.harmless
