@@ -68,7 +68,7 @@ def has_error(f: TextFacts) -> bool:
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load"
             r"|\b(?:not enough|too many) values to unpack\b|\bNo module named\b"
-            r"|\bNo operator found for\b",
+            r"|\bNo operator found for\b|cannot be used due to the following error",
             body_of(f),
         )
     )

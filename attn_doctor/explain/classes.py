@@ -89,6 +89,7 @@ from attn_doctor.explain.rules_toolchain import (
     jit_arch_check_misfires,
     libcuda_not_found,
     torch_too_old_for_gpu,
+    triton_api_missing,
     triton_too_old_for_cuda,
 )
 from attn_doctor.explain.rules_upstream import (
@@ -206,6 +207,7 @@ RULES: tuple[Rule, ...] = (
     caller_checks_old_distribution_name,
     jit_arch_check_misfires,
     triton_too_old_for_cuda,
+    triton_api_missing,
     compiler_too_old_for_arch,
     build_needs_newer_cuda,
     build_arch_list_wrong_mix,

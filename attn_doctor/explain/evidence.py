@@ -404,7 +404,7 @@ _HEAD_RULE = re.compile(
     r"(?:head[ _]?dim(?:ension)?|head[ _]size|headdim|hidden_dim)s?\b[^\n]{0,40}?"
     r"((?:at most|up to|less than|<=?|not being a multiple of"
     r"|(?:should|must) be (?:a )?multiple of)\s*\d+|(?:64|32), 128,? (?:and )?256)"
-    r"|Only supports? head (?:size|dim(?:ension)?)s? ([\d, and]+)"
+    r"|Only supports? head ?(?:size|dim(?:ension)?)s? ([\d, and]+)"
     r"|query\.shape\[-1\][^\n]*?>\s*(\d{2,4})",
     re.I,
 )

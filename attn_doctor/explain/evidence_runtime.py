@@ -79,7 +79,8 @@ must be on CUDA", csrc/flash_attn/flash_api.cpp) and FlashInfer's CHECK_CUDA ("â
 tensor")."""
 _CPU_RUN = re.compile(
     r"\bCPU[- ](?:training|inference|only mode)\b"
-    r"|\b(?:training|inference|running) on (?:the )?CPU\b",
+    r"|\b(?:training|inference|running) on (?:the )?CPU\b"
+    r"|\bis not available on CPU\b|\bmake sure torch can access a CUDA device\b",
     re.I,
 )
 """A run told in words to be on the CPU ("CPU training"): its tensors are on the CPU."""

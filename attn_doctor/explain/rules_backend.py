@@ -139,8 +139,8 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
             return []
         # The message reports the installed release ("Detected version 2.0.4"): installed,
         # too old rather than missing.
-        if _INSTALLED_TOO_OLD.search(body):
-            return []
+        if _INSTALLED_TOO_OLD.search(body) or f.runtime.tensor_device is not None:
+            return []  # installed but too old, or refused for the device: not missing
         others = [mod for mod in f.missing_modules if _module_backend(know, mod) is None]
         if (
             f.missing_modules

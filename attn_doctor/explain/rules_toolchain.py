@@ -496,3 +496,52 @@ def flashinfer_jit_needs_nvcc(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
             line=line_of(f, r"nvcc"),
         )
     ]
+
+
+_TRITON_TYPE_ATTR = re.compile(
+    r"type object '(CompiledKernel|JITFunction|Autotuner|Heuristics|KernelInterface|"
+    r"CudaDriver|HIPDriver|Config)' has no attribute '(\w+)'"
+)
+"""A Triton class a caller reaches into lacking an attribute the caller expects (torch Inductor's
+``CompiledKernel.launch_enter_hook``)."""
+
+
+def triton_api_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """The caller (torch's Inductor, a backend's Triton kernels, DeepSpeed's sparse attention)
+    uses a name the installed Triton does not have: Triton is another release than the caller
+    was made for (``triton.kernel`` went with Triton 1.0; Inductor's hooks move between
+    releases)."""
+    missing = [f"{mod}.{name}" for mod, name in f.missing_attrs if mod.split(".")[0] == "triton"]
+    if m := _TRITON_TYPE_ATTR.search(body_of(f)):
+        missing.append(f"{m.group(1)}.{m.group(2)}")
+    if not missing:
+        return []
+    inductor = bool(re.search(r"torch\._inductor|Inductor|torch\.compile|TORCHDYNAMO", body_of(f)))
+    caller = "torch's Inductor (torch.compile)" if inductor else "the calling code"
+    have = f.version("triton")
+    return [
+        ClassAnswer(
+            class_id="triton-version-mismatch",
+            title=f"the installed Triton has no {missing[0]}: another release than "
+            + ("torch" if inductor else "the caller")
+            + " was made for",
+            cause=(
+                f"{caller} uses {missing[0]}, which the installed Triton"
+                f"{' ' + have if have else ''} does not have: Triton's Python API changes "
+                "between releases, and the caller was written for another one."
+            ),
+            fix=(
+                (
+                    "pip install --force-reinstall 'triton==<the release torch pins>'   # torch's "
+                    "metadata names it: pip show torch (Requires-Dist: triton==…)"
+                )
+                if inductor
+                else "pip install the Triton release the calling package pins (its requirements "
+                "or changelog name it), or a release of the package written for this Triton",
+            ),
+            evidence=(("missing", missing[0]), ("triton", have or "not shown")),
+            source="Python's AttributeError/ImportError on a name of the installed triton; "
+            "torch pins its Triton in its metadata (the Triton-torch table in triton_data.py)",
+            line=line_of(f, re.escape(missing[0].split(".")[-1])),
+        )
+    ]

@@ -1,0 +1,70 @@
+"""Classes and facts added for batches X-Z's misses, each from one extracted fact or hand-built
+facts, with a near miss (no phrase of the batches is matched here)."""
+
+from __future__ import annotations
+
+from attn_doctor.explain.evidence import extract_facts
+from attn_doctor.explain.evidence_upstream import read_upstream
+from attn_doctor.explain.knowledge import load_knowledge
+from attn_doctor.explain.rules_backend import (
+    backend_forced_package_missing,
+    backend_on_other_device,
+)
+from attn_doctor.explain.rules_toolchain import triton_api_missing
+
+KNOW = load_knowledge()
+
+
+def test_a_name_the_installed_triton_lacks_is_triton_of_another_release() -> None:
+    inductor = extract_facts(
+        "torch._inductor.exc.InductorError: AttributeError: type object 'CompiledKernel' has no "
+        "attribute 'launch_enter_hook'"
+    )
+    (a,) = triton_api_missing(inductor, KNOW)
+    assert a.class_id == "triton-version-mismatch"
+    assert "torch's Inductor" in a.cause
+    assert "Requires-Dist: triton" in a.fix[0]
+    old_api = extract_facts("AttributeError: module 'triton' has no attribute 'kernel'")
+    (b,) = triton_api_missing(old_api, KNOW)
+    assert "triton.kernel" in b.title
+    # another module's missing attribute, or another class's: not Triton's API
+    assert triton_api_missing(extract_facts("module 'numpy' has no attribute 'kernel'"), KNOW) == []
+    assert triton_api_missing(extract_facts("type object 'Foo' has no attribute 'bar'"), KNOW) == []
+
+
+def test_a_head_dim_list_written_headdim_is_the_kernels_rule() -> None:
+    f = extract_facts("RuntimeError: FlashAttentionForwardXPU only support headdim 64,96,128,192")
+    assert f.head_dim_rule == "only 64,96,128,192"
+
+
+def test_transformers_refusing_flash_attention_on_the_cpu_is_the_device_not_a_missing_package() -> (
+    None
+):
+    said = (
+        "FlashAttention2 has been toggled on, but it cannot be used due to the following error: "
+        "Flash Attention 2 is not available on CPU. Please make sure torch can access a CUDA "
+        "device."
+    )
+    f = extract_facts(said)
+    assert f.runtime.tensor_device == "cpu"
+    assert backend_forced_package_missing(f, KNOW) == []
+    (a,) = backend_on_other_device(f, KNOW)
+    assert a.class_id == "backend-needs-other-device"
+    missing = extract_facts(
+        "FlashAttention2 has been toggled on, but it cannot be used due to the following error: "
+        "the package flash_attn seems to be not installed."
+    )
+    assert backend_forced_package_missing(missing, KNOW)[0].class_id == (
+        "backend-forced-package-missing"
+    )
+
+
+def test_exllamav2s_paged_attention_floor_and_gemmas_training_advice_are_read() -> None:
+    paged = read_upstream("AssertionError: Paged attention required Flash Attention 2.5.7 or later")
+    assert ("flash-attn", "2.5.7") in paged.needs
+    gemma = read_upstream(
+        "It is strongly recommended to train Gemma3 models with the `eager` attention "
+        "implementation instead of `sdpa`. Use `eager` with `AutoModelForCausalLM.from_pretrained"
+    )
+    assert gemma.harmless
+    assert not read_upstream("Paged attention requires a GPU").needs
