@@ -25,6 +25,7 @@ from attn_doctor.explain.evidence_more import (
     Advice,
     arch_numbers,
     more_summary,
+    named_missing_modules,
     platforms,
     read_more,
 )
@@ -364,18 +365,6 @@ _HEAD_DIM = re.compile(
 _MISSING_MODULE = re.compile(
     r"No (?:module named|such module) ['\"`]?([\w.]+)|\bno (\w+) module found", re.I
 )
-_NOT_INSTALLED_ERROR = re.compile(
-    r"(?:Error:|raise \w+\(['\"])\s*(flash_attn|xformers|sageattention|flashinfer|triton"
-    r"|sgl_kernel|vllm_flash_attn|flash_attn_interface)\s+(?:package\s+)?is\s+not\s+installed"
-)
-"""An error that names a backend module as not installed ("ImportError: flash_attn is not
-installed.", a model's remote code): the module is missing, as "No module named" says it."""
-_DIFFUSERS_NO_XFORMERS = re.compile(
-    r"Refer to https://github\.com/facebookresearch/xformers for more information on how to "
-    r"install\s+xformers"
-)
-"""diffusers' ModuleNotFoundError (name="xformers") when xformers attention is enabled and
-xformers does not import (models/attention_processor.py and attention.py, read at v0.40.0)."""
 _REFUSED_ARCH = re.compile(
     r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
     re.I,
@@ -418,7 +407,8 @@ _MISSING_LIB = re.compile(
     re.I,
 )
 _SYMBOL_LINE = re.compile(
-    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+|nccl\w+|cuda\w+|cudnn\w+)"
+    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*(_Z\w+|nccl\w+|cuda\w+|cudnn\w+"
+    r"|(?:c10|at|torch)::[\w:]+(?:\([^)\n]*\))?)"  # also as demangled by the reporter
 )
 _NVCC = re.compile(
     r"Cuda compilation tools, release (\d+\.\d+)|\bnvcc:?\s*(?:version\s*)?V?(\d+\.\d+)", re.I
@@ -455,9 +445,7 @@ def _add(seq: list[object], value: object) -> None:
 def _gpu_regex(gpu_names: tuple[tuple[str, int], ...]) -> re.Pattern[str]:
     """One pattern for all GPU names (group ``gN`` is entry N), so the text is scanned once."""
     # "GTX1070", "RTX_4090": a name's space is often left out or written otherwise
-    alts = "|".join(
-        f"(?P<g{i}>{p.replace(' ', '[ _-]?')})" for i, (p, _) in enumerate(gpu_names)
-    )
+    alts = "|".join(f"(?P<g{i}>{p.replace(' ', '[ _-]?')})" for i, (p, _) in enumerate(gpu_names))
     # the name may follow a CJK character ("8卡V100"), which \w counts as a letter
     return re.compile(rf"(?<![A-Za-z0-9_])(?:NVIDIA |GeForce |Tesla |Quadro )*(?:{alts})", re.I)
 
@@ -585,9 +573,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     heads += [h for h in (*bf.head_dims, *bf.head_refused, *up.head_dims) if h not in heads]
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
-    missing += [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
-    if _DIFFUSERS_NO_XFORMERS.search(body):
-        missing.append("xformers")
+    missing += named_missing_modules(body)
     refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
     libs: list[object] = []
     for m in _MISSING_LIB.finditer(body):

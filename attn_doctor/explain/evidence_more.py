@@ -112,6 +112,28 @@ _FEATURE_REFUSED = re.compile(
 )
 
 
+_NOT_INSTALLED_ERROR = re.compile(
+    r"(?:Error:|raise \w+\(['\"])\s*(flash_attn|xformers|sageattention|flashinfer|triton"
+    r"|sgl_kernel|vllm_flash_attn|flash_attn_interface)\s+(?:package\s+)?is\s+not\s+installed"
+)
+"""An error that names a backend module as not installed ("ImportError: flash_attn is not
+installed.", a model's remote code): the module is missing, as "No module named" says it."""
+_DIFFUSERS_NO_XFORMERS = re.compile(
+    r"Refer to https://github\.com/facebookresearch/xformers for more information on how to "
+    r"install\s+xformers"
+)
+"""diffusers' ModuleNotFoundError (name="xformers") when xformers attention is enabled and
+xformers does not import (models/attention_processor.py and attention.py, read at v0.40.0)."""
+
+
+def named_missing_modules(body: str) -> list[str]:
+    """Backend modules an error names as not installed in words, not as "No module named"."""
+    missing = [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
+    if _DIFFUSERS_NO_XFORMERS.search(body):
+        missing.append("xformers")
+    return missing
+
+
 _NOT_DETERMINISTIC = re.compile(
     r"\b(?P<fn>\w*(?:attention|attn|fmha|sdp)\w*) does not have a deterministic implementation"
 )

@@ -68,3 +68,13 @@ def test_exllamav2s_paged_attention_floor_and_gemmas_training_advice_are_read() 
     )
     assert gemma.harmless
     assert not read_upstream("Paged attention requires a GPU").needs
+
+
+def test_a_torch_symbol_written_demangled_is_still_torchs() -> None:
+    f = extract_facts(
+        "importing sgl-kernel:\nundefined symbol:\nc10::cuda::c10_cuda_check_implementation(int, "
+        "char const*, char const*, int, bool)"
+    )
+    (sym,) = f.symbols
+    assert sym.owner == "torch"
+    assert extract_facts("undefined symbol: my_helper").symbols == ()
