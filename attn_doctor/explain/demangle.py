@@ -114,9 +114,12 @@ def symbols_in(text: str) -> list[str]:
 
 def symbol_owner(demangled: str) -> str | None:
     """The library that defines a symbol, from its namespace: torch for ``c10``/``at``/``torch``
-    /``caffe2``, the C++ runtime for ``std`` (a libstdc++ or ABI mismatch), else None."""
+    /``caffe2``, the C++ runtime for ``std`` (a libstdc++ or ABI mismatch), the driver's
+    libcuda for the CUDA driver API (``cu`` and a capital), else None."""
     if demangled.startswith("nccl"):
         return "torch"  # torch's wheels bundle their NCCL; a missing nccl* symbol is torch's
+    if len(demangled) > 2 and demangled[:2] == "cu" and demangled[2].isupper():
+        return "libcuda"  # the CUDA driver API (cuGreenCtxStreamCreate): the driver's library
     top = demangled.split("::", 1)[0]
     if top in {"c10", "at", "torch", "caffe2"}:
         return "torch"

@@ -13,6 +13,7 @@ from packaging.version import Version
 from attn_doctor.explain.answer import (
     ClassAnswer,
     backends_in_text,
+    body_of,
     fits,
     has_error,
     line_of,
@@ -27,6 +28,49 @@ _KERNEL_NAMES = {
     "mem_efficient": ("memory-efficient", "sdpa_mem_efficient", "USE_MEM_EFF_ATTENTION"),
     "flash": ("flash", "sdpa_flash", "USE_FLASH_ATTENTION"),
 }
+
+
+_SDPA_OP_NOT_ON_DEVICE = re.compile(
+    r"operator 'aten::_scaled_dot_product_(flash|efficient|cudnn)_attention(_backward)?\w*' is "
+    r"not currently implemented for the (\w+) device"
+)
+"""torch's dispatcher: the device's build has no kernel for one of SDPA's fused ops."""
+
+
+def sdpa_kernel_not_on_device(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A fused SDPA op (the memory-efficient backward, flash) has no kernel in this device's
+    torch build (XPU, MPS): the caller forced that kernel, or a release dispatched to it."""
+    m = _SDPA_OP_NOT_ON_DEVICE.search(body_of(f))
+    if m is None:
+        return []
+    kernel = {"flash": "flash", "efficient": "memory-efficient", "cudnn": "cuDNN"}[m.group(1)]
+    part = " backward" if m.group(2) else ""
+    device = m.group(3).upper()
+    return [
+        ClassAnswer(
+            class_id="torch-built-without-sdpa-kernel",
+            title=f"torch's {device} build has no SDPA {kernel}{part} kernel",
+            cause=(
+                f"scaled_dot_product_attention reached its {kernel}{part} op, and torch's {device} "
+                "build has no kernel for it: the caller forced that kernel (sdpa_kernel, or "
+                "calling the op directly), or this torch release dispatches to a kernel its "
+                f"{device} build does not have."
+            ),
+            fix=(
+                "let SDPA choose, or allow the math kernel: with sdpa_kernel([SDPBackend.MATH, …])",
+                f"pip install --upgrade torch   # a newer {device} build may have the kernel",
+            )
+            + (
+                ("PYTORCH_ENABLE_MPS_FALLBACK=1   # run the op on the CPU",)
+                if device == "MPS"
+                else ()
+            ),
+            evidence=(("op", m.group(0).split("'")[1]), ("device", device)),
+            source="torch's dispatcher error for an op without a kernel for the device (the "
+            "op names read from the message)",
+            line=line_of(f, r"not currently implemented for the"),
+        )
+    ]
 
 
 def torch_built_without_sdpa_kernel(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:

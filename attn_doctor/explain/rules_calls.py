@@ -69,6 +69,8 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         if _ATTN.search(fn):
             return [_answer(f, f"calls {fn}(): {said}", fn, re.escape(fn))]
     for cls, attr in calls.object_attrs:
+        if f.runtime.ops_missing is not None and cls == f.runtime.ops_missing[0]:
+            continue  # torch.ops finding no operator: the extension did not load (its own class)
         if _ATTN.search(cls) or _ATTN.search(attr):
             return [
                 _answer(

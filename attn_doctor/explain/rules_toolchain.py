@@ -545,3 +545,39 @@ def triton_api_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             line=line_of(f, re.escape(missing[0].split(".")[-1])),
         )
     ]
+
+
+def driver_api_symbol_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A compiled extension calls a CUDA driver API function (``cuGreenCtxStreamCreate``) that
+    this driver's libcuda does not export: the driver is older than the CUDA the extension was
+    built with."""
+    sym = next((s for s in f.symbols if s.owner == "libcuda" and s.name), None)
+    if sym is None or sym.name is None:
+        return []
+    name: str = sym.name
+    who = sym.binary or "a compiled extension"
+    return [
+        ClassAnswer(
+            class_id="cuda-driver-insufficient",
+            title=f"the NVIDIA driver is older than {who} needs ({name} missing)",
+            cause=(
+                f"{who} calls {name}, a CUDA driver API function that this driver's libcuda "
+                "does not export: the extension was built with a newer CUDA than the installed "
+                "driver supports (in a container, the host's driver is the one that counts)."
+            ),
+            fix=(
+                "nvidia-smi   # 'CUDA Version' is the newest CUDA this driver runs",
+                "update the NVIDIA driver, or install a build of the extension for the CUDA the "
+                "driver supports",
+            ),
+            checks=("driver_below_torch_cuda",),
+            evidence=(
+                ("undefined symbol", name),
+                ("defined by", "the NVIDIA driver (libcuda)"),
+            ),
+            source="the CUDA driver API (libcuda.so exports the cu* functions of the driver's "
+            "release; newer ones, such as the green-context API of CUDA 12.4+, are absent from "
+            "older drivers) — the release of each function not tabled here",
+            line=line_of(f, re.escape(name)),
+        )
+    ]

@@ -36,7 +36,7 @@ AFTER_FIXES = {
     "2026-12-07-x": 16,
     "2026-12-07-y": 27,
     "2026-12-07-z": 23,
-    "2026-12-07-za": 18,
+    "2026-12-07-za": 21,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {

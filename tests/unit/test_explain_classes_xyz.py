@@ -78,3 +78,56 @@ def test_a_torch_symbol_written_demangled_is_still_torchs() -> None:
     (sym,) = f.symbols
     assert sym.owner == "torch"
     assert extract_facts("undefined symbol: my_helper").symbols == ()
+
+
+def test_an_undefined_cuda_driver_api_function_is_a_driver_older_than_the_extension() -> None:
+    from attn_doctor.explain.rules_toolchain import driver_api_symbol_missing
+
+    f = extract_facts("common_ops.abi3.so: undefined symbol: cuGreenCtxStreamCreate")
+    (sym,) = f.symbols
+    assert sym.owner == "libcuda"
+    (a,) = driver_api_symbol_missing(f, KNOW)
+    assert a.class_id == "cuda-driver-insufficient"
+    assert "common_ops" in a.title
+    # the runtime API (cudaGetDevice…) is not the driver's library
+    assert driver_api_symbol_missing(extract_facts("undefined symbol: cudaGetDevice"), KNOW) == []
+
+
+def test_torch_ops_missing_an_operator_is_not_the_callers_api() -> None:
+    from attn_doctor.explain.evidence_calls import read_calls
+    from attn_doctor.explain.rules_calls import caller_written_for_other_api
+
+    said = (
+        "AttributeError: '_OpNamespace' 'xformers' object has no attribute "
+        "'efficient_attention_forward_cutlass'"
+    )
+    f = extract_facts(said)
+    assert f.runtime.ops_missing == ("xformers", "efficient_attention_forward_cutlass")
+    assert caller_written_for_other_api(f, KNOW) == []
+    other = "AttributeError: 'Qwen2FlashAttention2' object has no attribute 'rotary_emb'"
+    g = extract_facts(other)
+    assert g.calls == read_calls(other)
+    assert caller_written_for_other_api(g, KNOW)[0].class_id == "caller-written-for-other-api"
+
+
+def test_a_fused_sdpa_op_without_a_kernel_for_the_device_is_that_builds_gap() -> None:
+    from attn_doctor.explain.rules_api import sdpa_kernel_not_on_device
+
+    xpu = extract_facts(
+        "NotImplementedError: The operator 'aten::_scaled_dot_product_efficient_attention_backward'"
+        " is not currently implemented for the XPU device."
+    )
+    (a,) = sdpa_kernel_not_on_device(xpu, KNOW)
+    assert a.class_id == "torch-built-without-sdpa-kernel"
+    assert a.title == "torch's XPU build has no SDPA memory-efficient backward kernel"
+    mps = extract_facts(
+        "The operator 'aten::_scaled_dot_product_flash_attention' is not currently implemented for "
+        "the MPS device."
+    )
+    assert any(
+        "PYTORCH_ENABLE_MPS_FALLBACK" in x for x in sdpa_kernel_not_on_device(mps, KNOW)[0].fix
+    )
+    other = extract_facts(
+        "The operator 'aten::_fft_r2c' is not currently implemented for the MPS device."
+    )
+    assert sdpa_kernel_not_on_device(other, KNOW) == []
