@@ -30,7 +30,7 @@ _VARLEN_ARG = re.compile(
     r"\b(cu_seqlens_[qk]|seqused_[qk]|cache_seqlens|block_table|cache_batch_idx|leftpad_k)"
     r" must (?:have (?:shape|dtype)|be (?:of )?(?:int32|torch\.int32))"
 )
-_UNDEFINED = re.compile(rf"NameError: (?:global )?name {_Q}(\w+){_Q} is not defined")
+_UNDEFINED = re.compile(rf"(?:NameError: (?:global )?name|\bName) {_Q}(\w+){_Q} is not defined")
 
 
 @dataclass(frozen=True, kw_only=True)

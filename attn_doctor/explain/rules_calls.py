@@ -106,8 +106,18 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         if missing := _backend_function_undefined(f, know, name):
             return [missing]
     known = {n for api in know.backend_api for n in api.names}
+    for name in calls.undefined_names:
+        # an attention function no table knows (a name of another release: sageattn_blackwell,
+        # sageattn3_blackwell since SageAttention 3)
+        if _ATTN.search(name) and name not in known:
+            return [_answer(f, f"calls {name}, which is not defined here", name, re.escape(name))]
     for mod, name in f.missing_attrs:
-        if mod.split(".", maxsplit=1)[0] in BACKEND_MODULES and name not in known:
+        # a backend's module, or a framework's attention module (comfy.ldm.modules.attention,
+        # diffusers' attention_processor): the caller was written for another release of it
+        top = mod.split(".", maxsplit=1)[0]
+        # (transformers' own helpers removed between releases are their own class)
+        framework = top != "transformers" and bool(_ATTN.search(mod))
+        if (top in BACKEND_MODULES or framework) and name not in known:
             return [
                 _answer(
                     f,
@@ -119,9 +129,7 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     return []
 
 
-def _triton_keyword_removed(
-    f: TextFacts, know: Knowledge, fn: str, kw: str
-) -> ClassAnswer | None:
+def _triton_keyword_removed(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAnswer | None:
     """A Triton kernel passes a keyword its language function no longer takes (``tl.dot(…,
     trans_b=True)``): the kernel was written for a Triton before that release."""
     name = fn.rsplit(".", 1)[-1]

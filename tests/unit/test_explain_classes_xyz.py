@@ -131,3 +131,28 @@ def test_a_fused_sdpa_op_without_a_kernel_for_the_device_is_that_builds_gap() ->
         "The operator 'aten::_fft_r2c' is not currently implemented for the MPS device."
     )
     assert sdpa_kernel_not_on_device(other, KNOW) == []
+
+
+def test_names_a_framework_attention_module_lacks_are_a_caller_for_another_release() -> None:
+    from attn_doctor.explain.rules_calls import caller_written_for_other_api
+
+    comfy = extract_facts(
+        "ImportError: cannot import name 'attention_basic' from 'comfy.ldm.modules.attention'"
+    )
+    assert caller_written_for_other_api(comfy, KNOW)[0].class_id == "caller-written-for-other-api"
+    renamed = extract_facts("Name 'sageattn_blackwell' is not defined.")
+    assert renamed.calls.undefined_names == ("sageattn_blackwell",)
+    assert caller_written_for_other_api(renamed, KNOW)[0].class_id == (
+        "caller-written-for-other-api"
+    )
+    # transformers' removed helpers have their own class; other modules are not attention's
+    helper = extract_facts(
+        "ImportError: cannot import name 'x' from 'transformers.modeling_flash_attention_utils'"
+    )
+    assert caller_written_for_other_api(helper, KNOW) == []
+    assert (
+        caller_written_for_other_api(
+            extract_facts("cannot import name 'foo' from 'numpy.linalg'"), KNOW
+        )
+        == []
+    )
