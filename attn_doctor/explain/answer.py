@@ -61,7 +61,7 @@ def has_error(f: TextFacts) -> bool:
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:|Error running\b)|ptxas fatal"
-            r"|AssertionError|`?ptxas`? failed|PassManager::run failed|不支持"
+            r"|AssertionError|[`']?ptxas[`']? failed|PassManager::run failed|不支持"
             r"|Killed|FAILED|Assertion failed"
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is only supported|only supports?|requires \.target sm_\d+"

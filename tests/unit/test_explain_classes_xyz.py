@@ -156,3 +156,17 @@ def test_names_a_framework_attention_module_lacks_are_a_caller_for_another_relea
         )
         == []
     )
+
+
+def test_a_consumer_gpu_written_without_rtx_but_with_ti_is_named() -> None:
+    names = KNOW.gpu_names()
+    assert extract_facts("my graphics card is 2080ti", names).sms == (75,)
+    assert extract_facts("a 4070 Ti Super here", names).sms == (89,)
+    # a bare number is not a GPU (a pid, a port)
+    assert extract_facts("pid=4090 port 3090", names).sms == ()
+
+
+def test_ptxas_failing_in_quotes_is_an_error() -> None:
+    from attn_doctor.explain.answer import has_error
+
+    assert has_error(extract_facts("Error 'ptxas' failed with error code 4294967295"))
