@@ -73,6 +73,9 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         # test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_is_its_build):
         ("cuda-no-kernel-image", 1),  # "CUDA error: invalid device function"
         ("flash-attn-built-for-other-torch", 2),  # the .so named, the symbol cut off
+        # well-known wordings, exercised in test_pip_build_summary_and_transformers_window_check
+        ("flash-attn-no-prebuilt-wheel", 3),  # pip's "Could not build wheels for flash-attn"
+        ("flash-attn-too-old-for-caller", 1),  # transformers' sliding-window check (4.3x)
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]
@@ -387,4 +390,39 @@ def test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_
             "Turing GPUs."
         )
         == "harmless-warning"
+    )
+
+
+def test_pip_build_summary_and_transformers_window_check() -> None:
+    from attn_doctor.explain import explain_text
+
+    def ids(text: str) -> list[str]:
+        return [e.match.symptom_id for e in explain_text(text, None).explanations]
+
+    assert ids(
+        "ERROR: Could not build wheels for flash-attn, which is required to install "
+        "pyproject.toml-based projects"
+    ) == ["flash-attn-no-prebuilt-wheel"]
+    # with the build's own cause in the log, that cause comes first
+    log = (
+        "ModuleNotFoundError: No module named 'torch'\n  Getting requirements to build wheel ... "
+        "error\nERROR: Could not build wheels for flash-attn"
+    )
+    assert ids(log)[0] == "flash-attn-build-no-torch"
+    assert (
+        ids(
+            "ValueError: The current flash attention version does not support sliding window "
+            "attention, for a more memory efficient implementation make sure to upgrade flash-attn "
+            "library."
+        )[0]
+        == "flash-attn-too-old-for-caller"
+    )
+    # torch SDPA's reasons alone are a notice; with its error, the error is the answer
+    assert ids("UserWarning: Memory efficient kernel not used because:") == ["harmless-warning"]
+    assert (
+        ids(
+            "UserWarning: Flash attention kernel not used because:\n"
+            "RuntimeError: No available kernel. Aborting execution."
+        )[0]
+        == "sdpa-no-available-kernel"
     )
