@@ -115,8 +115,9 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         # a backend's module, or a framework's attention module (comfy.ldm.modules.attention,
         # diffusers' attention_processor): the caller was written for another release of it
         top = mod.split(".", maxsplit=1)[0]
-        # (transformers' own helpers removed between releases are their own class)
-        framework = top != "transformers" and bool(_ATTN.search(mod))
+        # (transformers' helpers removed between releases and torch's API by release are
+        # their own classes)
+        framework = top not in {"transformers", "torch"} and bool(_ATTN.search(mod))
         if (top in BACKEND_MODULES or framework) and name not in known:
             return [
                 _answer(

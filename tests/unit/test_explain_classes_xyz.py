@@ -170,3 +170,13 @@ def test_ptxas_failing_in_quotes_is_an_error() -> None:
     from attn_doctor.explain.answer import has_error
 
     assert has_error(extract_facts("Error 'ptxas' failed with error code 4294967295"))
+
+
+def test_torch_nn_attention_names_are_dated_from_the_wheels_not_read_as_a_callers_api() -> None:
+    from attn_doctor.explain.rules_api import torch_too_old_for_api
+    from attn_doctor.explain.rules_calls import caller_written_for_other_api
+
+    f = extract_facts("ImportError: cannot import name 'sdpa_kernel' from 'torch.nn.attention'")
+    (a,) = torch_too_old_for_api(f, KNOW)
+    assert a.title == "torch has no torch.nn.attention.sdpa_kernel (added in 2.3)"
+    assert caller_written_for_other_api(f, KNOW) == []
