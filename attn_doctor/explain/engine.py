@@ -211,6 +211,8 @@ _CLASS_IDS = frozenset(
         "torch-cuda-arch-list-below-backend-minimum",
         "remote-code-imports-removed-transformers-helper",
         "sdpa-attn-mask-dtype-mismatch",
+        "sdpa-qkv-dtype-mismatch",
+        "sdpa-qkv-device-mismatch",
         "cudnn-too-old-for-fused-attention",
         "torch-cudnn-too-old-for-cudnn-attention",
         "torch-sdpa-flash-backward-sm8x-dispatch-bug",

@@ -20,6 +20,13 @@ validate_sdpa_input), in its 2.0 wording and the later one that also allows floa
 _MASK_DTYPE_LOOSE = re.compile(
     r"attn_mask\b[^\n]{0,40}\bdtype\b[^\n]{0,60}\b(?:match|same)\b[^\n]{0,20}\bquery", re.I
 )
+_QKV_MISMATCH = re.compile(
+    r"Expected query, key, and value to have the same (dtype|device type), but got "
+    r"query\.(?:dtype|device):\s*(\S+?)\s+key\.(?:dtype|device):\s*(\S+?)\s+and\s+"
+    r"value\.(?:dtype|device):\s*(\S+?)\s+instead"
+)
+"""torch's SDPA input check (validate_sdpa_input): q, k and v of different dtypes or devices
+(the wording read in torch 2.13.0's libtorch_cpu)."""
 _CUDNN_TOO_OLD = re.compile(
     r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old|cudnn version below \d+(?:\.\d+)*", re.I
 )
@@ -156,6 +163,8 @@ _HUB_VARIANT = re.compile(
 
 @dataclass(frozen=True, kw_only=True)
 class RuntimeFacts:
+    qkv_mismatch: tuple[str, str, str, str] | None = None
+    """("dtype" or "device type", query's, key's, value's) when SDPA refused q/k/v that differ."""
     mask_dtype: tuple[str, str] | None = None
     """(mask dtype, query dtype) SDPA refused; ``("", "")`` when the check is told in prose."""
     cudnn_too_old: bool = False
@@ -268,7 +277,9 @@ def read_runtime(body: str) -> RuntimeFacts:
             targets["gfx906"] = None  # Radeon VII
     ck = _CK_XDL_REFUSED.search(body)
     td = _TENSOR_DEVICE.search(body)
+    qkv = _QKV_MISMATCH.search(body)
     return RuntimeFacts(
+        qkv_mismatch=(qkv.group(1), qkv.group(2), qkv.group(3), qkv.group(4)) if qkv else None,
         tensor_device=(td.group(1) or "cpu") if td else "cpu" if _CPU_RUN.search(body) else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),

@@ -25,7 +25,7 @@ _DTYPE_NAMES = {"bfloat16": "bfloat16", "half": "float16", "float": "float32", "
 
 
 def _dtype(name: str) -> str:
-    low = name.lower()
+    low = name.lower().removeprefix("c10::").removeprefix("torch.")
     return _DTYPE_NAMES.get(low, low)
 
 
@@ -57,6 +57,46 @@ def sdpa_attn_mask_dtype_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassA
                 "— unverified: wording read in stored tracebacks, the file not re-read"
             ),
             line=line_of(f, r"attn_mask"),
+        )
+    ]
+
+
+def sdpa_qkv_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA takes q, k and v of one dtype on one device: a projection run outside autocast, a
+    cache or rotary table kept in float32, or part of the model left on the CPU."""
+    if f.runtime.qkv_mismatch is None:
+        return []
+    what, q, k, v = f.runtime.qkv_mismatch
+    dtype = what == "dtype"
+    if dtype:
+        q, k, v = (_dtype(x) or x for x in (q, k, v))
+    return [
+        ClassAnswer(
+            class_id="sdpa-qkv-dtype-mismatch" if dtype else "sdpa-qkv-device-mismatch",
+            title=f"SDPA got query, key and value of different {what}s",
+            cause=(
+                f"torch's scaled_dot_product_attention takes q, k and v of one {what}; it got "
+                f"query {q}, key {k}, value {v}. "
+                + (
+                    "One of them was computed outside autocast or kept in float32 (a KV cache, "
+                    "a rotary table, a layer the model left in float32)."
+                    if dtype
+                    else "Part of the model (or its cache) is on another device than the rest."
+                )
+            ),
+            fix=(
+                (
+                    "cast where SDPA is called: q, k = q.to(v.dtype), k.to(v.dtype)",
+                    "or load the model in one dtype (dtype=torch.float16 / bfloat16), or run it "
+                    "under torch.autocast",
+                )
+                if dtype
+                else ("move the whole model and its inputs to one device: model.to('cuda')",)
+            ),
+            evidence=(("query", q), ("key", k), ("value", v)),
+            source="torch 2.13.0 libtorch_cpu (validate_sdpa_input: 'Expected query, key, and "
+            "value to have the same dtype / device type', read here)",
+            line=line_of(f, r"Expected query, key, and value"),
         )
     ]
 

@@ -180,3 +180,27 @@ def test_torch_nn_attention_names_are_dated_from_the_wheels_not_read_as_a_caller
     (a,) = torch_too_old_for_api(f, KNOW)
     assert a.title == "torch has no torch.nn.attention.sdpa_kernel (added in 2.3)"
     assert caller_written_for_other_api(f, KNOW) == []
+
+
+def test_sdpa_refusing_qkv_of_different_dtypes_or_devices_names_each() -> None:
+    from attn_doctor.explain.rules_runtime import sdpa_qkv_mismatch
+
+    dt = extract_facts(
+        "RuntimeError: Expected query, key, and value to have the same dtype, but got "
+        "query.dtype: float key.dtype: c10::Half and value.dtype: c10::Half instead."
+    )
+    (a,) = sdpa_qkv_mismatch(dt, KNOW)
+    assert a.class_id == "sdpa-qkv-dtype-mismatch"
+    assert ("query", "float32") in a.evidence
+    assert ("key", "float16") in a.evidence
+    dev = extract_facts(
+        "RuntimeError: Expected query, key, and value to have the same device type, but got "
+        "query.device: cpu key.device: cuda:0 and value.device: cuda:0 instead."
+    )
+    assert sdpa_qkv_mismatch(dev, KNOW)[0].class_id == "sdpa-qkv-device-mismatch"
+    # the mask check is its own class
+    mask = extract_facts(
+        "Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+        "attn_mask.dtype: float and query.dtype: c10::Half instead."
+    )
+    assert sdpa_qkv_mismatch(mask, KNOW) == []
