@@ -27,6 +27,14 @@ _QKV_MISMATCH = re.compile(
 )
 """torch's SDPA input check (validate_sdpa_input): q, k and v of different dtypes or devices
 (the wording read in torch 2.13.0's libtorch_cpu)."""
+_SDPA_HEADS = re.compile(
+    r"same num_heads\.?\s*Query\.sizes\(\):\s*\[(\d+),\s*(\d+),[^\]]*\],\s*Key sizes\(\):\s*"
+    r"\[(\d+),\s*(\d+),"
+)
+"""torch's SDPA reason for skipping the fused kernels when q and k/v have other head counts
+("For dense input, both fused kernels require query, key and value to have the same num_heads.
+Query.sizes(): [1, 32, 128, 64], Key sizes(): [1, 8, 128, 64] …", read in 2.13.0's
+libtorch_cpu)."""
 _CUDNN_TOO_OLD = re.compile(
     r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old|cudnn version below \d+(?:\.\d+)*", re.I
 )
@@ -163,6 +171,8 @@ _HUB_VARIANT = re.compile(
 
 @dataclass(frozen=True, kw_only=True)
 class RuntimeFacts:
+    sdpa_heads: tuple[int, int] | None = None
+    """(query heads, key/value heads) SDPA's fused kernels refused as different."""
     qkv_mismatch: tuple[str, str, str, str] | None = None
     """("dtype" or "device type", query's, key's, value's) when SDPA refused q/k/v that differ."""
     mask_dtype: tuple[str, str] | None = None
@@ -278,7 +288,9 @@ def read_runtime(body: str) -> RuntimeFacts:
     ck = _CK_XDL_REFUSED.search(body)
     td = _TENSOR_DEVICE.search(body)
     qkv = _QKV_MISMATCH.search(body)
+    hd = _SDPA_HEADS.search(re.sub(r"\s*\n\s*", " ", body))
     return RuntimeFacts(
+        sdpa_heads=(int(hd.group(2)), int(hd.group(4))) if hd else None,
         qkv_mismatch=(qkv.group(1), qkv.group(2), qkv.group(3), qkv.group(4)) if qkv else None,
         tensor_device=(td.group(1) or "cpu") if td else "cpu" if _CPU_RUN.search(body) else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),

@@ -14,6 +14,7 @@ from attn_doctor.explain.answer import (
     ClassAnswer,
     backends_in,
     body_of,
+    has_error,
     line_of,
     version_of,
 )
@@ -97,6 +98,38 @@ def sdpa_qkv_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             source="torch 2.13.0 libtorch_cpu (validate_sdpa_input: 'Expected query, key, and "
             "value to have the same dtype / device type', read here)",
             line=line_of(f, r"Expected query, key, and value"),
+        )
+    ]
+
+
+def sdpa_gqa_heads_differ(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA refused q and k/v of different head counts (grouped-query attention) and no
+    kernel was left: code written for models without GQA, or without torch 2.5's enable_gqa."""
+    heads = f.runtime.sdpa_heads
+    if heads is None or heads[0] == heads[1] or not has_error(f):
+        return []
+    hq, hk = heads
+    ratio = f" ({hq // hk} query heads per key/value head)" if hk and hq % hk == 0 else ""
+    return [
+        ClassAnswer(
+            class_id="caller-written-for-other-api",
+            title=f"SDPA got {hq} query heads and {hk} key/value heads (grouped-query attention)",
+            cause=(
+                f"the model uses grouped-query attention{ratio}, and the caller passes key and "
+                "value with their own head count; SDPA's fused kernels need equal head counts "
+                "(or enable_gqa=True, torch 2.5+), so no kernel was left. The calling code was "
+                "written for models without GQA, or for another release of the model code."
+            ),
+            fix=(
+                "repeat key/value heads before the call: k = k.repeat_interleave("
+                f"{hq // hk if hk else 'n'}, dim=1) (and v)",
+                "or scaled_dot_product_attention(q, k, v, enable_gqa=True)   # torch 2.5+",
+            ),
+            evidence=(("query heads", str(hq)), ("key/value heads", str(hk))),
+            source="torch 2.13.0 libtorch_cpu (check_batch_size_and_num_heads_dense: 'both "
+            "fused kernels require query, key and value to have the same num_heads', read "
+            "here); enable_gqa from the backend_api table (2.5.0)",
+            line=line_of(f, r"same num_heads"),
         )
     ]
 

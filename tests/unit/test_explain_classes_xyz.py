@@ -204,3 +204,20 @@ def test_sdpa_refusing_qkv_of_different_dtypes_or_devices_names_each() -> None:
         "attn_mask.dtype: float and query.dtype: c10::Half instead."
     )
     assert sdpa_qkv_mismatch(mask, KNOW) == []
+
+
+def test_sdpa_refusing_grouped_query_head_counts_says_how_to_pass_them() -> None:
+    from attn_doctor.explain.rules_runtime import sdpa_gqa_heads_differ
+
+    reason = (
+        "UserWarning: For dense input, both fused kernels require query, key and value to have "
+        "the same num_heads. Query.sizes(): [1, 32, 128, 64], Key sizes(): [1, 8, 128, 64], "
+        "Value sizes(): [1, 8, 128, 64] instead."
+    )
+    f = extract_facts(reason + "\nRuntimeError: No available kernel. Aborting execution.")
+    assert f.runtime.sdpa_heads == (32, 8)
+    (a,) = sdpa_gqa_heads_differ(f, KNOW)
+    assert "repeat_interleave(4, dim=1)" in a.fix[0]
+    assert "enable_gqa=True" in a.fix[1]
+    # the reason alone (SDPA ran the math kernel) is not a failure
+    assert sdpa_gqa_heads_differ(extract_facts(reason), KNOW) == []
