@@ -76,12 +76,14 @@ from attn_doctor.explain.rules_runtime import (
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     model_code_requires_flash_attn,
-    sdpa_attn_mask_dtype_mismatch,
-    sdpa_gqa_heads_differ,
-    sdpa_qkv_mismatch,
     stale_extension_mixed_install,
     torch_sdpa_flash_backward_sm8x,
     windows_extension_entry_point_missing,
+)
+from attn_doctor.explain.rules_sdpa import (
+    sdpa_attn_mask_dtype_mismatch,
+    sdpa_gqa_heads_differ,
+    sdpa_qkv_mismatch,
 )
 from attn_doctor.explain.rules_toolchain import (
     build_needs_newer_cuda,

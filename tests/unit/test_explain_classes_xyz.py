@@ -183,7 +183,7 @@ def test_torch_nn_attention_names_are_dated_from_the_wheels_not_read_as_a_caller
 
 
 def test_sdpa_refusing_qkv_of_different_dtypes_or_devices_names_each() -> None:
-    from attn_doctor.explain.rules_runtime import sdpa_qkv_mismatch
+    from attn_doctor.explain.rules_sdpa import sdpa_qkv_mismatch
 
     dt = extract_facts(
         "RuntimeError: Expected query, key, and value to have the same dtype, but got "
@@ -207,7 +207,7 @@ def test_sdpa_refusing_qkv_of_different_dtypes_or_devices_names_each() -> None:
 
 
 def test_sdpa_refusing_grouped_query_head_counts_says_how_to_pass_them() -> None:
-    from attn_doctor.explain.rules_runtime import sdpa_gqa_heads_differ
+    from attn_doctor.explain.rules_sdpa import sdpa_gqa_heads_differ
 
     reason = (
         "UserWarning: For dense input, both fused kernels require query, key and value to have "

@@ -1,0 +1,121 @@
+"""Torch SDPA refusing its inputs before any kernel runs: the mask's dtype, query/key/value of
+different dtypes or devices, grouped-query head counts without enable_gqa. Each reads torch's own
+wording (validate_sdpa_input and the fused kernels' reasons, read in torch 2.13.0's
+libtorch_cpu)."""
+
+from __future__ import annotations
+
+from attn_doctor.explain.answer import ClassAnswer, has_error, line_of
+from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.knowledge import Knowledge
+
+_DTYPE_NAMES = {"bfloat16": "bfloat16", "half": "float16", "float": "float32", "double": "float64"}
+
+
+def _dtype(name: str) -> str:
+    low = name.lower().removeprefix("c10::").removeprefix("torch.")
+    return _DTYPE_NAMES.get(low, low)
+
+
+def sdpa_attn_mask_dtype_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA takes a bool mask or a float mask of the query's dtype; a float32 mask with a
+    bf16/fp16 query (autocast casts q/k/v, not the mask) is refused before any kernel runs."""
+    if f.runtime.mask_dtype is None:
+        return []
+    mask, query = (_dtype(d) for d in f.runtime.mask_dtype)
+    q = query or "the query's dtype"
+    return [
+        ClassAnswer(
+            class_id="sdpa-attn-mask-dtype-mismatch",
+            title="SDPA got an attention mask of another dtype than the query",
+            cause=(
+                "torch's scaled_dot_product_attention accepts a bool mask or a float mask of "
+                f"the query's dtype; it got a {mask or 'float'} mask with a {q} query. Under "
+                "autocast q/k/v are cast to the autocast dtype but a mask built beforehand is "
+                "not, so the caller's float32 mask no longer matches."
+            ),
+            fix=(
+                "cast the mask where it is passed: attn_mask = attn_mask.to("
+                f"{q if query else 'q.dtype'})",
+                "or pass a bool mask (True = attend), which any query dtype accepts",
+            ),
+            evidence=(("mask dtype", mask or "not shown"), ("query dtype", query or "not shown")),
+            source=(
+                "pytorch aten/src/ATen/native/transformers/attention.cpp (validate_sdpa_input) "
+                "— unverified: wording read in stored tracebacks, the file not re-read"
+            ),
+            line=line_of(f, r"attn_mask"),
+        )
+    ]
+
+
+def sdpa_qkv_mismatch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA takes q, k and v of one dtype on one device: a projection run outside autocast, a
+    cache or rotary table kept in float32, or part of the model left on the CPU."""
+    if f.runtime.qkv_mismatch is None:
+        return []
+    what, q, k, v = f.runtime.qkv_mismatch
+    dtype = what == "dtype"
+    if dtype:
+        q, k, v = (_dtype(x) or x for x in (q, k, v))
+    return [
+        ClassAnswer(
+            class_id="sdpa-qkv-dtype-mismatch" if dtype else "sdpa-qkv-device-mismatch",
+            title=f"SDPA got query, key and value of different {what}s",
+            cause=(
+                f"torch's scaled_dot_product_attention takes q, k and v of one {what}; it got "
+                f"query {q}, key {k}, value {v}. "
+                + (
+                    "One of them was computed outside autocast or kept in float32 (a KV cache, "
+                    "a rotary table, a layer the model left in float32)."
+                    if dtype
+                    else "Part of the model (or its cache) is on another device than the rest."
+                )
+            ),
+            fix=(
+                (
+                    "cast where SDPA is called: q, k = q.to(v.dtype), k.to(v.dtype)",
+                    "or load the model in one dtype (dtype=torch.float16 / bfloat16), or run it "
+                    "under torch.autocast",
+                )
+                if dtype
+                else ("move the whole model and its inputs to one device: model.to('cuda')",)
+            ),
+            evidence=(("query", q), ("key", k), ("value", v)),
+            source="torch 2.13.0 libtorch_cpu (validate_sdpa_input: 'Expected query, key, and "
+            "value to have the same dtype / device type', read here)",
+            line=line_of(f, r"Expected query, key, and value"),
+        )
+    ]
+
+
+def sdpa_gqa_heads_differ(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA refused q and k/v of different head counts (grouped-query attention) and no
+    kernel was left: code written for models without GQA, or without torch 2.5's enable_gqa."""
+    heads = f.runtime.sdpa_heads
+    if heads is None or heads[0] == heads[1] or not has_error(f):
+        return []
+    hq, hk = heads
+    ratio = f" ({hq // hk} query heads per key/value head)" if hk and hq % hk == 0 else ""
+    return [
+        ClassAnswer(
+            class_id="caller-written-for-other-api",
+            title=f"SDPA got {hq} query heads and {hk} key/value heads (grouped-query attention)",
+            cause=(
+                f"the model uses grouped-query attention{ratio}, and the caller passes key and "
+                "value with their own head count; SDPA's fused kernels need equal head counts "
+                "(or enable_gqa=True, torch 2.5+), so no kernel was left. The calling code was "
+                "written for models without GQA, or for another release of the model code."
+            ),
+            fix=(
+                "repeat key/value heads before the call: k = k.repeat_interleave("
+                f"{hq // hk if hk else 'n'}, dim=1) (and v)",
+                "or scaled_dot_product_attention(q, k, v, enable_gqa=True)   # torch 2.5+",
+            ),
+            evidence=(("query heads", str(hq)), ("key/value heads", str(hk))),
+            source="torch 2.13.0 libtorch_cpu (check_batch_size_and_num_heads_dense: 'both "
+            "fused kernels require query, key and value to have the same num_heads', read "
+            "here); enable_gqa from the backend_api table (2.5.0)",
+            line=line_of(f, r"same num_heads"),
+        )
+    ]
