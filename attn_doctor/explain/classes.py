@@ -83,6 +83,7 @@ from attn_doctor.explain.rules_runtime import (
 from attn_doctor.explain.rules_sdpa import (
     sdpa_attn_mask_dtype_mismatch,
     sdpa_gqa_heads_differ,
+    sdpa_gqa_heads_not_divisible,
     sdpa_qkv_mismatch,
 )
 from attn_doctor.explain.rules_toolchain import (
@@ -202,6 +203,7 @@ RULES: tuple[Rule, ...] = (
     sdpa_attn_mask_dtype_mismatch,
     sdpa_qkv_mismatch,
     sdpa_gqa_heads_differ,
+    sdpa_gqa_heads_not_divisible,
     flash_attn_newer_than_dependent_supports,
     cudnn_too_old_for_attention,
     torch_sdpa_flash_backward_sm8x,

@@ -213,6 +213,7 @@ _CLASS_IDS = frozenset(
         "sdpa-attn-mask-dtype-mismatch",
         "sdpa-qkv-dtype-mismatch",
         "sdpa-qkv-device-mismatch",
+        "sdpa-gqa-heads-not-divisible",
         "cudnn-too-old-for-fused-attention",
         "torch-cudnn-too-old-for-cudnn-attention",
         "torch-sdpa-flash-backward-sm8x-dispatch-bug",

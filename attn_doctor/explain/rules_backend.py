@@ -673,7 +673,8 @@ def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend's own module is missing (no framework setting named): the import error's
     class, or its bare "No module named 'x'" line as apps print it."""
     bare = re.search(r"(?m)^\W{0,3}No module named ", body_of(f))
-    if not bare and not any(e in {"ModuleNotFoundError", "ImportError"} for e in f.error_classes):
+    # an import error, its bare line, or any error that names the module as not installed
+    if not bare and not any(not e.endswith("Warning") for e in f.error_classes):
         return []
     for mod in unexplained_missing(f, know):
         b = _module_backend(know, mod)

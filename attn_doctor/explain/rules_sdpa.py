@@ -119,3 +119,30 @@ def sdpa_gqa_heads_differ(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             line=line_of(f, r"same num_heads"),
         )
     ]
+
+
+def sdpa_gqa_heads_not_divisible(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """SDPA with enable_gqa=True needs the query's head count to be a multiple of the key/value
+    head count: a config or a tensor-parallel split that gives other counts."""
+    if "heads in key/value must divide number of heads in query" not in "\n".join(f.lines):
+        return []
+    return [
+        ClassAnswer(
+            class_id="sdpa-gqa-heads-not-divisible",
+            title="SDPA: the key/value head count does not divide the query head count",
+            cause=(
+                "scaled_dot_product_attention(..., enable_gqa=True) shares each key/value head "
+                "among a whole number of query heads; here the query's head count is not a "
+                "multiple of the key/value's: the model config's num_key_value_heads does not fit "
+                "num_attention_heads, or a tensor-parallel split divided them unevenly."
+            ),
+            fix=(
+                "check config.num_attention_heads % config.num_key_value_heads == 0 (and the "
+                "same after dividing both by the tensor-parallel size)",
+            ),
+            evidence=(("check", "query heads % key/value heads != 0"),),
+            source="torch 2.13.0 libtorch_cpu ('The number of heads in key/value must divide "
+            "number of heads in query.', SDPA's grouped-query check, read here)",
+            line=line_of(f, r"must divide number of heads"),
+        )
+    ]

@@ -221,3 +221,22 @@ def test_sdpa_refusing_grouped_query_head_counts_says_how_to_pass_them() -> None
     assert "enable_gqa=True" in a.fix[1]
     # the reason alone (SDPA ran the math kernel) is not a failure
     assert sdpa_gqa_heads_differ(extract_facts(reason), KNOW) == []
+
+
+def test_gqa_heads_that_do_not_divide_and_an_assert_naming_a_missing_backend() -> None:
+    from attn_doctor.explain.rules_backend import backend_not_installed
+    from attn_doctor.explain.rules_sdpa import sdpa_gqa_heads_not_divisible
+
+    f = extract_facts(
+        "RuntimeError: The number of heads in key/value must divide number of heads in query."
+    )
+    (a,) = sdpa_gqa_heads_not_divisible(f, KNOW)
+    assert a.class_id == "sdpa-gqa-heads-not-divisible"
+    assert sdpa_gqa_heads_not_divisible(extract_facts("RuntimeError: heads"), KNOW) == []
+    assert_ = extract_facts(
+        "AssertionError: xformers is not installed or is not properly installed"
+    )
+    assert backend_not_installed(assert_, KNOW)[0].class_id == "backend-not-installed"
+    # a warning naming it (no error) is not this class
+    warn = extract_facts("UserWarning: xformers is not installed")
+    assert backend_not_installed(warn, KNOW) == []
