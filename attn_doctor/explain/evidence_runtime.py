@@ -195,9 +195,10 @@ class RuntimeFacts:
     fa_latest_supported: str | None = None
     """The newest flash-attn a dependent package says it supports (TransformerEngine)."""
     entry_point_missing: tuple[str, str, bool] | None = None
-    """Windows: (symbol or "", the module that needed it, the symbol is libtorch's); the symbol
-    is ``"<module>"`` when the loader found no DLL the module links to ("The specified module
-    could not be found") rather than no procedure in one."""
+    """Windows: (symbol or "", the module that needed it, the symbol is libtorch's)."""
+    dll_not_found: bool = False
+    """With ``entry_point_missing``: the loader found no DLL the module links to ("The
+    specified module could not be found"), rather than no procedure in one."""
     ops_missing: tuple[str, str] | None = None
     """(namespace, operator or "") torch.ops did not find: the extension registering them did
     not load or was not built with them."""
@@ -249,12 +250,7 @@ def read_runtime(body: str) -> RuntimeFacts:
         module = f"{parts[-2]}.{name}" if name.startswith("_") and len(parts) > 1 else name
         entry = (e.group("sym").strip(), module, bool(_TORCH_NS.search(e.group("sym"))))
     elif p := _PROC_NOT_FOUND.search(body):
-        # a missing module (a DLL the extension links to) is marked by its sym "<module>"
-        entry = (
-            "<module>" if p.group("what").lower() == "module" else "",
-            p.group("mod") or "",
-            False,
-        )
+        entry = ("", p.group("mod") or "", False)
     ops = None
     if o := _NO_OP.search(body):
         g = list(o.groups())
@@ -304,6 +300,9 @@ def read_runtime(body: str) -> RuntimeFacts:
         no_device_code=ndc,
         ops_missing=ops,
         entry_point_missing=entry,
+        dll_not_found=bool(
+            (pm := _PROC_NOT_FOUND.search(body)) and pm.group("what").lower() == "module"
+        ),
         mask_dtype=mask,
         cudnn_too_old=bool(_CUDNN_TOO_OLD.search(body)),
         cudnn_floor=(

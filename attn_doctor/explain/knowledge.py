@@ -18,6 +18,7 @@ from typing import Any
 from attn_doctor.backends import BACKEND_NAMES, BackendName, BackendRule, load_backend_records
 from attn_doctor.datafiles import Entry, read_toml
 from attn_doctor.errors import IndexDataError
+from attn_doctor.triton_data import TRITON_FILE, TritonPairing, parse_triton
 
 ARCH_FILE = "arch_support.toml"
 CLASSES_FILE = "explain_classes.toml"
@@ -184,6 +185,8 @@ class Knowledge:
     features: tuple[Feature, ...] = ()
     jit_cuda_floors: tuple[JitCudaFloor, ...] = ()
     torch_pins: tuple[tuple[str, str, str], ...] = ()
+    triton: TritonPairing | None = None
+    """The Triton each torch release pins (wheels_index/triton.toml), when the table is there."""
     """(dist, version, the torch requirement its wheels pin), from the wheel tables."""
 
     def arch(self, sm: int) -> ArchRecord | None:
@@ -466,7 +469,15 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         features=extra["feature"],
         jit_cuda_floors=extra["jit_cuda_floor"],
         torch_pins=_torch_pins(directory),
+        triton=_triton_pairing(directory),
     )
+
+
+def _triton_pairing(directory: Path | None) -> TritonPairing | None:
+    try:
+        return parse_triton(read_toml(TRITON_FILE, directory))
+    except IndexDataError:
+        return None  # a knowledge directory without the table (tests): no pins
 
 
 def _torch_pins(directory: Path | None) -> tuple[tuple[str, str, str], ...]:

@@ -22,7 +22,7 @@ from attn_doctor.explain.answer import (
 )
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import BackendApi, Knowledge
-from attn_doctor.explain.rules_calls import upgrade_fix
+from attn_doctor.explain.rules_calls import api_distribution, upgrade_fix
 
 _KERNEL_NAMES = {
     "mem_efficient": ("memory-efficient", "sdpa_mem_efficient", "USE_MEM_EFF_ATTENTION"),
@@ -229,7 +229,7 @@ def _top_level_too_old(
     if first is None:
         return None
     record = know.backend(api.backend)
-    dist = record.distributions[0] if record is not None and record.distributions else api.module
+    dist = api_distribution(know, api)
     have = f.version(dist)
     if (hv := version_of(have)) is not None and hv >= Version(first):
         return None

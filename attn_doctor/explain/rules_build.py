@@ -57,10 +57,16 @@ def triton_kernel_out_of_shared_memory(f: TextFacts, _know: Knowledge) -> list[C
             )
             if launch_refused and not _OOR_BARE.search(body)
             else "Triton raised OutOfResources: a kernel's tiles (its BLOCK_M/BLOCK_N and "
-            f"num_stages) need more shared memory per block than the GPU{gpu} has; the message "
-            "does not give the numbers. The kernel's configuration was chosen for a GPU with more "
-            "shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs ~99 KiB, older ones "
-            "48-64 KiB)."
+            f"num_stages) need more shared memory per block than the GPU{gpu} has"
+            + (
+                ""
+                if re.search(r"shared memory", body, re.I)
+                else " (the message does not name the resource: shared memory is the one "
+                "triton 2.0.0 raises it for; later releases were not re-read)"
+            )
+            + "; the message does not give the numbers. The kernel's configuration was chosen "
+            "for a GPU with more shared memory per SM (A100/H100 up to 227 KiB; consumer GPUs "
+            "~99 KiB, older ones 48-64 KiB)."
         )
         fix: tuple[str, ...] = (
             "lower the kernel's BLOCK_M / BLOCK_N or num_stages in its config (the full error "

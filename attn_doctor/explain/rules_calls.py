@@ -158,7 +158,7 @@ def _triton_keyword_removed(f: TextFacts, know: Knowledge, fn: str, kw: str) -> 
     )
 
 
-def _api_dist(know: Knowledge, api: BackendApi) -> str:
+def api_distribution(know: Knowledge, api: BackendApi) -> str:
     """The distribution that ships a backend API (``flash-attn``; ``torch`` for SDPA)."""
     record = know.backend(api.backend)
     dist = record.distributions[0] if record is not None and record.distributions else ""
@@ -178,7 +178,7 @@ def _renamed_api_too_old(f: TextFacts, know: Knowledge, name: str) -> ClassAnswe
     for api in know.backend_api:
         if not api.renamed_to or not name.startswith(api.renamed_to):
             continue
-        dist = _api_dist(know, api)
+        dist = api_distribution(know, api)
         old = api.renamed_from + name[len(api.renamed_to) :]
         return ClassAnswer(
             class_id=f"{dist}-too-old-for-caller",
@@ -253,7 +253,7 @@ def _keyword_too_new(f: TextFacts, know: Knowledge, fn: str, kw: str) -> ClassAn
         since = dict(api.keywords).get(kw)
         if since is None or name not in api.names:
             continue
-        dist = _api_dist(know, api)
+        dist = api_distribution(know, api)
         have = f.version(dist)
         if have and (got := version_of(have)) is not None and got >= Version(since):
             return None  # the installed release takes the keyword: something else refused it
@@ -293,7 +293,7 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
         guarded = name in api.guarded
         if name not in api.names and not renamed and not guarded:
             continue
-        dist = _api_dist(know, api)
+        dist = api_distribution(know, api)
         new = api.renamed_to + name[len(api.renamed_from) :] if renamed else ""
         if (have := f.version(dist)) and not renamed and not guarded:
             return ClassAnswer(

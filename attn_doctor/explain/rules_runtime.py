@@ -230,7 +230,7 @@ def windows_extension_entry_point_missing(f: TextFacts, know: Knowledge) -> list
         # a private compiled module (_fused, _qattn, _C) of the attention backend the message
         # names ("Can't import SageAttention: DLL load failed while importing _fused")
         backend = know.backend(named[0])
-    dll_missing = sym == "<module>"
+    dll_missing = f.runtime.dll_not_found
     if not from_torch and not (torch and module) and backend is None:
         return []
     if dll_missing and backend is None:

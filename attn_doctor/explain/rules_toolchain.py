@@ -506,7 +506,25 @@ _TRITON_TYPE_ATTR = re.compile(
 ``CompiledKernel.launch_enter_hook``)."""
 
 
-def triton_api_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+def _torch_triton_pin(f: TextFacts, know: Knowledge) -> str:
+    """The Triton specifier the message's torch release pins (``==3.4.0``), or ``""``."""
+    torch = f.version("torch")
+    pin = know.triton.pin_for(torch) if know.triton is not None and torch else None
+    return pin.triton if pin is not None else ""
+
+
+def _triton_fix(f: TextFacts, know: Knowledge, inductor: bool) -> tuple[str, ...]:
+    if not inductor:
+        return (
+            "# install the Triton release the calling package pins (its requirements or "
+            "changelog name it), or a release of that package written for this Triton",
+        )
+    if spec := _torch_triton_pin(f, know):
+        return (f"pip install --force-reinstall 'triton{spec}'   # the Triton this torch pins",)
+    return ("pip show torch   # its Requires-Dist names the Triton it pins; install that release",)
+
+
+def triton_api_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """The caller (torch's Inductor, a backend's Triton kernels, DeepSpeed's sparse attention)
     uses a name the installed Triton does not have: Triton is another release than the caller
     was made for (``triton.kernel`` went with Triton 1.0; Inductor's hooks move between
@@ -530,18 +548,14 @@ def triton_api_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
                 f"{' ' + have if have else ''} does not have: Triton's Python API changes "
                 "between releases, and the caller was written for another one."
             ),
-            fix=(
-                (
-                    "pip install --force-reinstall 'triton==<the release torch pins>'   # torch's "
-                    "metadata names it: pip show torch (Requires-Dist: triton==…)"
-                )
-                if inductor
-                else "pip install the Triton release the calling package pins (its requirements "
-                "or changelog name it), or a release of the package written for this Triton",
-            ),
+            fix=_triton_fix(f, know, inductor),
             evidence=(("missing", missing[0]), ("triton", have or "not shown")),
-            source="Python's AttributeError/ImportError on a name of the installed triton; "
-            "torch pins its Triton in its metadata (the Triton-torch table in triton_data.py)",
+            source="Python's AttributeError/ImportError on a name of the installed triton"
+            + (
+                "; the Triton torch pins read from wheels_index/triton.toml"
+                if inductor and _torch_triton_pin(f, know)
+                else ""
+            ),
             line=line_of(f, re.escape(missing[0].split(".")[-1])),
         )
     ]
@@ -570,7 +584,6 @@ def driver_api_symbol_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswe
                 "update the NVIDIA driver, or install a build of the extension for the CUDA the "
                 "driver supports",
             ),
-            checks=("driver_below_torch_cuda",),
             evidence=(
                 ("undefined symbol", name),
                 ("defined by", "the NVIDIA driver (libcuda)"),

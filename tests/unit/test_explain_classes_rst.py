@@ -250,7 +250,9 @@ def test_a_backends_private_module_failing_to_load_on_windows_is_a_build_for_ano
         "Can't import SageAttention: DLL load failed while importing _fused: The specified "
         "module could not be found."
     )
-    assert dll.runtime.entry_point_missing == ("<module>", "_fused", False)
+    assert dll.runtime.entry_point_missing == ("", "_fused", False)
+    assert dll.runtime.dll_not_found
+    assert not proc.runtime.dll_not_found
     (b,) = windows_extension_entry_point_missing(dll, KNOW)
     assert "cannot load a DLL" in b.cause
     # no attention backend named and no torch shown: not answered (could be any extension)

@@ -111,6 +111,8 @@ def test_a_triton_out_of_resources_without_numbers_is_still_the_shared_memory_cl
         (a,) = triton_kernel_out_of_shared_memory(extract_facts(said), KNOW)
         assert a.class_id == "triton-attention-kernel-out-of-shared-memory"
         assert "does not give the numbers" in a.cause
+        # the resource is said to be inferred only when the message does not name it
+        assert ("does not name the resource" in a.cause) == ("shared memory" not in said)
     # not Triton's: another library's OutOfResources
     assert triton_kernel_out_of_shared_memory(extract_facts("ray OutOfResources"), KNOW) == []
 

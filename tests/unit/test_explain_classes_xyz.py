@@ -16,14 +16,23 @@ KNOW = load_knowledge()
 
 
 def test_a_name_the_installed_triton_lacks_is_triton_of_another_release() -> None:
-    inductor = extract_facts(
+    inductor_text = (
         "torch._inductor.exc.InductorError: AttributeError: type object 'CompiledKernel' has no "
         "attribute 'launch_enter_hook'"
     )
+    inductor = extract_facts(inductor_text)
     (a,) = triton_api_missing(inductor, KNOW)
     assert a.class_id == "triton-version-mismatch"
     assert "torch's Inductor" in a.cause
-    assert "Requires-Dist: triton" in a.fix[0]
+    # no torch release in the message: where to read the pin
+    assert a.fix == (
+        "pip show torch   # its Requires-Dist names the Triton it pins; install that release",
+    )
+    # with torch's release shown, the pin comes from wheels_index/triton.toml
+    shown = extract_facts(inductor_text + "\ntorch==2.2.1+cu121")
+    (c,) = triton_api_missing(shown, KNOW)
+    assert c.fix[0].startswith("pip install --force-reinstall 'triton==2.2.0'")
+    assert "triton.toml" in c.source
     old_api = extract_facts("AttributeError: module 'triton' has no attribute 'kernel'")
     (b,) = triton_api_missing(old_api, KNOW)
     assert "triton.kernel" in b.title
