@@ -219,6 +219,8 @@ MAX_FACT_CHARS = 1024 * 1024
 _SENTENCE_END = re.compile(r"[.:;!?)\]}>,]$|^\s*$")
 _CONTINUES = re.compile(r"^\s*[a-z0-9_(`'\"]")
 _CLAUSE = re.compile(r"^\s*(?:but|and|or|which|so|because|while|got|found|expected)\s")
+_FRAME_HEADER = re.compile(r'^\s*File "[^"]*", line \d+')
+"""A traceback frame's header: complete on its line (its source line follows, indented)."""
 _TRACE_LINE = re.compile(
     r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b"
     r"|(?:[Ee]rror|[Ww]arning|[Ff]atal|[Nn]ote)\s*:)"
@@ -235,7 +237,7 @@ def unwrap(lines: list[str]) -> list[str]:
     out: list[str] = []
     last_raw = ""
     for line in lines:
-        if out and len(out[-1]) < MAX_JOINED:
+        if out and len(out[-1]) < MAX_JOINED and not _FRAME_HEADER.match(out[-1]):
             prev = out[-1]
             if (
                 common >= 60

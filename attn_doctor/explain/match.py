@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import html
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,61 @@ MAX_LINE_CHARS = 400
 """Matched lines are shown up to this length (tracebacks can carry very long lines)."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_HTML_ENTITY = re.compile(r"&(?:quot|apos|lt|gt|amp|#39|#x27|#34);")
+_LEVEL = r"(?:INFO|WARN(?:ING)?|ERROR|DEBUG|CRITICAL|FATAL|TRACE)"
+_LOG_PREFIX = re.compile(
+    r"^(?:"
+    # distributed launchers: torchrun's "[rank0]:" / "[default0]:", mpirun's "[1,0]<stderr>:"
+    r"\[(?:rank|default)\d+\](?:<std(?:out|err)>)?:[ \t]?"
+    r"|\[\d+,\d+\]<std(?:out|err)>:[ \t]?"
+    # Ray and vLLM workers: "(RayWorkerWrapper pid=12, ip=10.0.0.1) ", "(VllmWorker rank=0 pid=7) "
+    r"|\((?:[\w.:=-]+ )*pid=\d+(?:, ip=[\d.]+)?\)[ \t]?"
+    # a timestamp, then optionally a logger name and a level (logging, loguru, CI runners)
+    r"|\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"(?:[ \t]+[A-Z]{2}\d+)?\]?[ \t]*"
+    r"(?:[-|:][ \t]*)?(?:(?!" + _LEVEL + r"\b)[\w.]+[ \t]+-[ \t]+)?"
+    r"(?:\[?" + _LEVEL + r"\]?[ \t]*(?:[-|:][ \t]*)?(?:[\w.<>]+:[\w<>]+:\d+[ \t]+-[ \t]+)?)?"
+    # vLLM's "ERROR 05-01 12:00:00 [engine.py:12] " and older "INFO 05-01 12:00:00 engine.py:12] "
+    r"|"
+    + _LEVEL
+    + r"[ \t]+\d{2}-\d{2}[ \t]+\d{2}:\d{2}:\d{2}(?:\.\d+)?[ \t]+\[?[\w./-]+:\d+\][ \t]?"
+    # syslog / journald: "May 01 12:00:00 host python[123]: "
+    r"|[A-Z][a-z]{2}[ \t]+\d{1,2}[ \t]+\d{2}:\d{2}:\d{2}[ \t]+[\w.-]+[ \t]+[\w./-]+\[\d+\]:[ \t]?"
+    # docker compose: "worker-1  | " / "worker_1  | "
+    r"|[\w.-]+[-_]\d+[ \t]+\|[ \t]?"
+    # pytest's failure lines ("E       "), Markdown and e-mail quotes ("> ")
+    r"|E[ \t]{3,}"
+    r"|>[ \t]?"
+    r")+",
+    re.MULTILINE,
+)
+"""What loggers, launchers and quoting put before every line of a message: removed, so a
+message reads the same in a bare traceback, a multi-GPU log, a container log or a reply."""
+_NOTICE_LEVEL = re.compile(r"\b(INFO|WARN(?:ING)?|DEBUG)\b")
+
+
+def _bare(prefix: re.Match[str]) -> str:
+    """A line's prefix, gone; a notice's level (INFO, WARNING) is kept as ``LEVEL: ``, since
+    a fallback said at that level is a notice, not the failure."""
+    level = _NOTICE_LEVEL.search(prefix.group(0))
+    return f"{level.group(1)}: " if level else ""
+
+
+_ESCAPED_BREAK = re.compile(
+    r"\\n(?=\s|Traceback\b|[A-Z]\w*(?:Error|Exception|Warning)\b|File \\?\")"
+)
+"""A newline written as ``\\n`` inside a JSON or repr string (a structured log's message), at
+a place a traceback breaks; a Windows path's ``\\nvidia`` is not one."""
+_JSON_ESCAPE = re.compile(r"\\([\\\"nt])")
+
+
+def _unescape(line: str) -> list[str]:
+    """A line holding an escaped traceback (an escaped line break before an indented line, a
+    traceback or an error), as its lines."""
+    if not _ESCAPED_BREAK.search(line):
+        return [line]
+    text = _JSON_ESCAPE.sub(lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), line)
+    return text.split("\n")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,9 +103,16 @@ class Match:
 
 
 def split_lines(text: str) -> list[str]:
-    """The text's lines with colour codes and carriage-return progress bars removed."""
+    """The text's lines with colour codes, carriage-return progress bars, HTML escapes and
+    log-line prefixes (``_LOG_PREFIX``) removed, and a traceback escaped inside a JSON or repr
+    string laid out on its own lines."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
+    if "&" in text and _HTML_ENTITY.search(text):
+        text = html.unescape(text)
+    if "\\n" in text and _ESCAPED_BREAK.search(text):
+        text = "\n".join(part for line in text.split("\n") for part in _unescape(line))
+    text = _LOG_PREFIX.sub(_bare, text)
     carriage = "\r" in text
     raw_lines = (text.replace("\r\n", "\n") if carriage else text).split("\n")
     if raw_lines and raw_lines[-1] == "":

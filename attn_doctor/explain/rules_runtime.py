@@ -450,7 +450,8 @@ def stale_extension_mixed_install(f: TextFacts, know: Knowledge) -> list[ClassAn
     backend = _module_backend(know, ext)
     if backend is None:
         # An older extension name (flash_attn_cuda): the package whose file made the call.
-        pkg = re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*" + re.escape(ext), body_of(f))
+        # The frame's file is on its header line, the call on the source line below it.
+        pkg = re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*\n?[^\n]*" + re.escape(ext), body_of(f))
         backend = _module_backend(know, pkg.group(1)) if pkg else None
     if backend is None:
         return []
