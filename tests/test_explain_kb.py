@@ -343,8 +343,8 @@ _RELEASE = "_ZN3c104cuda9SetDeviceEi"
         ),
         ("_C.cpython-310-x86_64-linux-gnu.so", _OLD_ABI, "torch-extension-abi-mismatch"),
         ("_C.cpython-310-x86_64-linux-gnu.so", _NEW_ABI, "torch-extension-abi-mismatch"),
-        ("_C.cpython-310-x86_64-linux-gnu.so", _RELEASE, "torch-extension-undefined-symbol"),
-        ("_C.cpython-310-x86_64-linux-gnu.so", _AT_OPS, "torch-extension-undefined-symbol"),
+        ("_C.cpython-310-x86_64-linux-gnu.so", _RELEASE, "extension-built-for-other-torch"),
+        ("_C.cpython-310-x86_64-linux-gnu.so", _AT_OPS, "extension-built-for-other-torch"),
     ],
 )
 def test_symbol_shape_decides_between_abi_and_release(
@@ -359,7 +359,7 @@ def test_old_abi_symbol_is_not_read_into_ordinary_names() -> None:
     """``Ss`` must be the std::string substitution, not two letters inside a name."""
     kb = load_symptoms()
     text = "x.so: undefined symbol: _ZN3c1012SsomeHelperEv"
-    assert [m.symptom_id for m in match_symptoms(text, kb)] == ["torch-extension-undefined-symbol"]
+    assert [m.symptom_id for m in match_symptoms(text, kb)] == ["extension-built-for-other-torch"]
 
 
 def test_invalid_device_function_is_no_kernel_image_and_a_cut_flash_attn_symbol_is_its_build() -> (

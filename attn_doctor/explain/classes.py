@@ -27,8 +27,10 @@ from attn_doctor.explain.rules_api import (
     build_arch_list_wrong_mix,
     extension_pins_other_torch,
     framework_advises_other_backend,
+    model_refuses_backend,
     pip_egg_name_out_of_date,
     sdpa_kernel_not_on_device,
+    te_no_backend_for_inputs,
     torch_built_without_sdpa_kernel,
     torch_too_old_for_api,
 )
@@ -37,7 +39,6 @@ from attn_doctor.explain.rules_backend import (
     backend_forced_package_missing,
     backend_not_installed,
     backend_on_other_device,
-    dtype_unsupported,
     extension_symbol_mismatch,
     gpu_outside_backend_range,
     head_dim_unsupported,
@@ -59,6 +60,7 @@ from attn_doctor.explain.rules_caller import (
     xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
+from attn_doctor.explain.rules_dtype import dtype_unsupported
 from attn_doctor.explain.rules_messages import (
     app_wrapper,
     fallback_notice,
@@ -156,7 +158,8 @@ SAME_CAUSE: dict[str, frozenset[str]] = {
         {
             "flash-attn-built-for-other-torch",
             "flash-attn-cxx11-abi-mismatch",
-            "torch-extension-undefined-symbol",
+            # the phrase for an undefined torch symbol is this class's own cause: shown once
+            "extension-built-for-other-torch",
             "torch-extension-abi-mismatch",
             "flash-attn3-undefined-symbol",
             "xformers-built-for-other-torch",
@@ -238,6 +241,8 @@ RULES: tuple[Rule, ...] = (
     flashinfer_jit_needs_nvcc,
     hub_kernel_no_variant,
     cudnn_sdpa_refused,
+    model_refuses_backend,
+    te_no_backend_for_inputs,
     head_dim_unsupported,
     backend_on_other_device,
     gpu_outside_backend_range,

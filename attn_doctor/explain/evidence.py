@@ -219,7 +219,7 @@ MAX_FACT_CHARS = 1024 * 1024
 _SENTENCE_END = re.compile(r"[.:;!?)\]}>,]$|^\s*$")
 _CONTINUES = re.compile(r"^\s*[a-z0-9_(`'\"]")
 _CLAUSE = re.compile(r"^\s*(?:but|and|or|which|so|because|while|got|found|expected)\s")
-_FRAME_HEADER = re.compile(r'^\s*File "[^"]*", line \d+')
+_FRAME_HEADER = re.compile(r'^\s*File "[^"]*"')
 """A traceback frame's header: complete on its line (its source line follows, indented)."""
 _TRACE_LINE = re.compile(
     r"^\s*(File \"|Traceback|at |\[|#|\d+:|[A-Z][A-Za-z]*(Error|Exception|Warning)\b"

@@ -100,7 +100,11 @@ _SHARED = re.compile(
     re.I,
 )
 _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"fatal error C1083: Cannot open include file: '([\w./\\-]+)'"), "msvc"),
+    # C1083 in any language ("无法打开包括文件: “Python.h”"): the code and the quoted file are fixed
+    (
+        re.compile(r"fatal error C1083: [^\n:]{0,60}:\s*['\"“‘]([\w./\\-]+\.h(?:pp)?)['\"”’]"),
+        "msvc",
+    ),
     (re.compile(r"error: include file '([\w./\\-]+)' not found"), "tcc"),
     (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): No such file or directory"), "gcc"),
     (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),

@@ -118,6 +118,22 @@ _NOT_INSTALLED_ERROR = re.compile(
 )
 """An error that names a backend module as not installed ("ImportError: flash_attn is not
 installed.", a model's remote code): the module is missing, as "No module named" says it."""
+INSTALL_FIRST = re.compile(
+    r"(?i)^(?!\W*(?:INFO|WARN(?:ING)?)\b)[^\n]*?"
+    r"(?:\bplease\s+install\s+(?P<a>[\w -]{4,20}?)\s+first\b"
+    r"|\bimport\s+(?P<b>[\w -]{4,20}?)\s+(?:error|failed)\b"
+    r"|\bmake\s+sure\s+(?:that\s+)?(?P<c>[\w -]{4,20}?)\s+is\s+(?:properly\s+)?installed\b"
+    r"|(?:Error:|,)\s*['\"]?(?P<d>[\w -]{4,20}?)\s+is\s+not\s+installed\b)",
+    re.M,
+)
+"""A model's own error that a backend did not import, in its words ("import FlashAttention
+error! Please install FlashAttention first.", "Make sure flash_attn is installed"); a line
+logged at INFO or WARNING is a notice."""
+_BACKEND_WORD = re.compile(
+    r"(?i)^(?:(?P<flash_attn>flash[-_ ]?att(?:n|ention)(?:[-_ ]?2)?)|(?P<xformers>xformers)"
+    r"|(?P<sageattention>sage[-_ ]?attn|sage[-_ ]?attention)|(?P<flashinfer>flashinfer))$"
+)
+"""A backend as an application names it, to its module."""
 _DIFFUSERS_NO_XFORMERS = re.compile(
     r"Refer to https://github\.com/facebookresearch/xformers for more information on how to "
     r"install\s+xformers"
@@ -129,6 +145,12 @@ xformers does not import (models/attention_processor.py and attention.py, read a
 def named_missing_modules(body: str) -> list[str]:
     """Backend modules an error names as not installed in words, not as "No module named"."""
     missing = [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
+    for m in INSTALL_FIRST.finditer(body):
+        word = _BACKEND_WORD.match(
+            (m.group("a") or m.group("b") or m.group("c") or m.group("d")).strip()
+        )
+        if word is not None and word.lastgroup is not None:
+            missing.append(word.lastgroup)
     if _DIFFUSERS_NO_XFORMERS.search(body):
         missing.append("xformers")
     return missing

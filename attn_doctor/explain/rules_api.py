@@ -552,3 +552,101 @@ def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnsw
             )
         ]
     return []
+
+
+_MODEL_REFUSES_BACKEND = re.compile(
+    r"(?P<model>[\w.-]{2,40}) does not support (?:_Backend\.|AttentionBackendEnum\.)?"
+    r"(?P<backend>[A-Z][A-Z0-9_]{2,}) backend(?: now)?\b"
+)
+"""vLLM's vision encoders refusing the attention backend they were given ("Qwen2-VL does not
+support _Backend.FLASHINFER backend now.")."""
+
+
+def model_refuses_backend(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A model's attention code implements some of the framework's backends only, and the one
+    chosen (by a setting that forces one backend for the whole model, or by the platform) is
+    not among them."""
+    m = _MODEL_REFUSES_BACKEND.search(body_of(f))
+    if m is None:
+        return []
+    model, backend = m.group("model"), m.group("backend")
+    forced = re.search(
+        r"(?<![\w-])(VLLM_ATTENTION_BACKEND|--(?:mm-encoder-)?attention-backend)\b", body_of(f)
+    )
+    return [
+        ClassAnswer(
+            class_id="backend-feature-unsupported",
+            title=f"{model} does not implement the {backend} attention backend",
+            cause=(
+                f"{model}'s attention code (its vision encoder, in vLLM) implements only some "
+                f"backends (FLASH_ATTN, TORCH_SDPA, XFORMERS, ROCm's AITER in the releases "
+                f"read) and refuses {backend}"
+                + (f", which {forced.group(1)} forces for the whole model." if forced else ".")
+            ),
+            fix=(
+                f"unset {forced.group(1)}   # or set it to FLASH_ATTN or TORCH_SDPA"
+                if forced and forced.group(1).isupper()
+                else f"# drop {forced.group(1) if forced else 'the forced backend'}, or set it "
+                "to FLASH_ATTN or TORCH_SDPA",
+            ),
+            evidence=(("model", model), ("backend", backend)),
+            source=(
+                "vllm-project/vllm model_executor/models/qwen2_vl.py, qwen2_5_vl.py, qwen3_vl.py, "
+                'molmo.py (raise RuntimeError(f"… does not support {self.attn_backend} backend '
+                "now.\") when the ViT backend is not in the model's set; stored copies read here)"
+            ),
+            line=line_of(f, re.escape(m.group(0))),
+        )
+    ]
+
+
+_TE_NO_BACKEND = re.compile(
+    r"No dot product attention backend is available for the provided inputs"
+)
+_TE_DISABLING = re.compile(r"Disabling (\w+) (?:for|as|because|since|due to) ([^\n]{3,100})")
+_TE_HEAD_DIMS = re.compile(
+    r"'head_dim_qk': (\d+), 'head_dim_v': (\d+)|head_dim_qk = (\d+)\s+head_dim_v = (\d+)"
+)
+
+
+def te_no_backend_for_inputs(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """TransformerEngine disabled all three of its attention backends (flash, cuDNN fused,
+    unfused) for these inputs: each lacks something the call uses; its debug log names what."""
+    body = body_of(f)
+    if _TE_NO_BACKEND.search(body) is None:
+        return []
+    reasons = [f"{m.group(1)}: {m.group(2).strip()}" for m in _TE_DISABLING.finditer(body)]
+    dims = _TE_HEAD_DIMS.search(body)
+    qk, v = (dims.group(1) or dims.group(3), dims.group(2) or dims.group(4)) if dims else ("", "")
+    mla = bool(qk and v and qk != v)
+    return [
+        ClassAnswer(
+            class_id="backend-feature-unsupported",
+            title="TransformerEngine has no attention backend for these inputs",
+            cause=(
+                "TransformerEngine disabled each of its attention backends (FlashAttention, cuDNN "
+                "fused attention, unfused) for what this call uses: a layout, mask, head dims, "
+                "softmax type or context parallelism one of them lacks, on this GPU and cuDNN"
+                + (
+                    f"; the head dims differ (qk {qk}, v {v}: MLA), which FlashAttention 2 "
+                    "does not take"
+                    if mla
+                    else ""
+                )
+                + (f". Its log says: {'; '.join(reasons[:3])}." if reasons else ".")
+            ),
+            fix=(
+                "NVTE_DEBUG=1 NVTE_DEBUG_LEVEL=2 <the same command>   # TE prints why it "
+                "disabled each backend",
+                "# then change what the reasons name (the attention backend setting, the "
+                "layout or context parallelism), or use a GPU/cuDNN the fused backend supports",
+            ),
+            evidence=(*((("head dims", f"qk {qk}, v {v}"),) if dims else ()),),
+            source=(
+                "NVIDIA/TransformerEngine transformer_engine/pytorch/attention/"
+                "dot_product_attention/dot_product_attention.py (the ValueError when flash, "
+                "fused and unfused attention are all disabled; stored copies read here)"
+            ),
+            line=line_of(f, _TE_NO_BACKEND.pattern),
+        )
+    ]

@@ -1,6 +1,6 @@
 """Failure classes of a backend, reasoned from its record: its package or its own
-dependencies missing, forced by a framework setting, head dim, GPU range, device, dtype,
-and binaries built for another torch."""
+dependencies missing, forced by a framework setting, head dim, GPU range, device, and
+binaries built for another torch (dtype: rules_dtype.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from attn_doctor.explain.answer import (
     unexplained_missing,
 )
 from attn_doctor.explain.evidence import TextFacts
+from attn_doctor.explain.evidence_more import INSTALL_FIRST as _INSTALL_FIRST
 from attn_doctor.explain.knowledge import Dependency, Knowledge
 
 _MISSING_WORDS = (
@@ -538,62 +539,6 @@ def _tensors_on(f: TextFacts, name: str, vendors: tuple[str, ...], on: str) -> C
     )
 
 
-def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """A dtype the kernel does not take: the dtypes an upstream wording states (or the one it
-    reports refusing), else fp32 inputs to a half-precision-only backend's record."""
-    if (stated := _stated_dtypes(f)) is not None:
-        return [stated]
-    body = body_of(f)
-    if "fp32" not in f.dtypes or not re.search(r"only supports? fp16 and bf16|dtype|Float", body):
-        return []
-    for name in backends_in(f):
-        b = know.backend(name)
-        if b is None or not b.dtypes or "fp32" in b.dtypes:
-            continue
-        return [
-            ClassAnswer(
-                class_id="dtype-unsupported",
-                title=f"{name} does not take fp32 inputs",
-                cause=(
-                    f"{name}'s kernels take {' and '.join(b.dtypes)} only; the tensors (or the "
-                    "model) are float32."
-                ),
-                fix=("load the model with dtype=torch.<half_dtype> (or cast q, k, v to it)",),
-                evidence=(("dtype", "fp32"), ("backend", name)),
-                source=f"wheels_index/backends.toml {name}: dtypes",
-                line=line_of(f, r"fp16|bf16|dtype|float32"),
-                before_phrases=False,
-            )
-        ]
-    return []
-
-
-def _stated_dtypes(f: TextFacts) -> ClassAnswer | None:
-    up = f.upstream
-    if not up.refusal or not (up.dtypes_allowed or up.dtypes_seen) or up.required is not None:
-        return None  # a dtype refused for the GPU (bf16 before Ampere) is the GPU's range
-    got = [d for d in up.dtypes_seen if d not in up.dtypes_allowed]
-    named = backends_in(f) or ([up.backend] if up.backend else [])
-    who = named[0] if named else "the kernel"
-    takes = " and ".join(up.dtypes_allowed) if up.dtypes_allowed else "other dtypes"
-    return ClassAnswer(
-        class_id="dtype-unsupported",
-        title=f"{who} does not take {got[0] if got else 'these'} inputs",
-        cause=(
-            f"{who} takes {takes} only (as its message says)"
-            + (f"; the tensors are {', '.join(got)}." if got else "; the tensors are not.")
-        ),
-        fix=(
-            "load the model with dtype=torch.bfloat16 (torch.float16 before Ampere), or cast "
-            "q, k, v to it before the call",
-            'or attn_implementation="sdpa", which takes float32',
-        ),
-        evidence=(("takes", takes), *((("got", got[0]),) if got else ())),
-        source="; ".join(up.sources),
-        line=line_of(f, r"dtype|fp16|bf16|float16|bfloat16|data type"),
-    )
-
-
 def _missing_torch_library(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend's binary links a torch library (libtorch_*, libc10*) this torch lacks."""
     libs = [lib for lib in f.missing_libraries if re.match(r"lib(?:torch|c10)", lib)]
@@ -672,8 +617,10 @@ def extension_symbol_mismatch(f: TextFacts, know: Knowledge) -> list[ClassAnswer
 def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend's own module is missing (no framework setting named): the import error's
     class, or its bare "No module named 'x'" line as apps print it."""
-    bare = re.search(r"(?m)^\W{0,3}No module named ", body_of(f))
-    # an import error, its bare line, or any error that names the module as not installed
+    # an import error, its bare line, a model's "Please install X first", or any error
+    bare = _INSTALL_FIRST.search(body_of(f)) or re.search(
+        r"(?m)^\W{0,3}No module named ", body_of(f)
+    )
     if not bare and not any(not e.endswith("Warning") for e in f.error_classes):
         return []
     for mod in unexplained_missing(f, know):

@@ -14,9 +14,8 @@ from attn_doctor.explain.evidence import TextFacts
 
 GENERIC_EXTENSION_ANSWERS = frozenset(
     {
-        "torch-extension-undefined-symbol",
-        "torch-extension-abi-mismatch",
         "extension-built-for-other-torch",
+        "torch-extension-abi-mismatch",
     }
 )
 """Answers whose cause holds for any compiled torch extension."""
