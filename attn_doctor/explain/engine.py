@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from attn_doctor.diagnosis import Evidence
@@ -234,6 +235,10 @@ def message_facts(facts: TextFacts) -> tuple[Evidence, ...]:
     return tuple(Evidence(fact=k, value=v) for k, v in facts.summary())
 
 
+_NOTICE_LINE = re.compile(r"(?:INFO|WARN(?:ING)?|DEBUG):\s")
+"""A line logged at a notice level (its prefix normalised to ``LEVEL: `` by split_lines)."""
+
+
 def explain_text(
     text: str,
     env: Environment | None,
@@ -314,7 +319,14 @@ def explain_text(
     )
     if not explanations:
         explanations = harmless
-    # Stable sort: the order above holds within each confirmation status.
+    # A cause read from a line logged as a notice (INFO/WARNING) goes after one read from the
+    # error the program stopped on, when there is one. Stable sort: the order above holds
+    # within each confirmation status.
+    notice = [_NOTICE_LINE.match(e.match.line) is not None for e in explanations]
+    if not all(notice):
+        explanations = [e for e, n in zip(explanations, notice, strict=True) if not n] + [
+            e for e, n in zip(explanations, notice, strict=True) if n
+        ]
     explanations.sort(key=lambda e: _RANK[e.confirmation.status])
     return ExplainResult(
         lines=count_lines(text),

@@ -105,8 +105,9 @@ _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"fatal error C1083: [^\n:]{0,60}:\s*['\"“‘]([\w./\\-]+\.h(?:pp)?)['\"”’]"),
         "msvc",
     ),
-    (re.compile(r"error: include file '([\w./\\-]+)' not found"), "tcc"),
-    (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): No such file or directory"), "gcc"),
+    (re.compile(r"\binclude file '([\w./\\-]+)' not found"), "tcc"),
+    # gcc's wording in any language ("没有那个文件或目录"): the file is before the colon
+    (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): \S"), "gcc"),
     (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),
     (
         re.compile(
@@ -173,7 +174,9 @@ _HEAD_REFUSED = re.compile(
 )
 _HEAD_LIST = re.compile(
     r"(?:Supported head[ _]?(?:sizes|dims|dimensions)(?: are)?\s*:?"
-    r"|head[ _]?(?:dim|size)\w*\s+(?:should|must)\s+be\s+(?:in|one of))"
+    r"|head[ _]?(?:dim|size)\w*\s+(?:should|must)\s+be\s+(?:in|one of)"
+    # an assertion and its message ("assert head_dim in [64, 128]", "only support head_dim [64]")
+    r"|assert\s+head[ _]?(?:dim|size)\w*\s+in|only\s+supports?\s+head[ _]?(?:dim|size)\w*)"
     r"\s*\[?((?:\d{2,4}(?:,\s*|\]|\b))+)",
     re.I,
 )

@@ -17,7 +17,12 @@ _TOO_OLD = re.compile(
     re.I,
 )
 _NO_DERIVATIVE = re.compile(r"derivative for (?:aten::)?(\w+) is not implemented")
-_NO_CC = re.compile(r"Failed to find C compiler\b|Failed to find C\+\+ compiler\b", re.I)
+_NO_CC = re.compile(
+    r"Failed to find C compiler\b|Failed to find C\+\+ compiler\b"
+    # the compiler it chose (CC, or MSVC's cl) did not run: triton-windows' build.py
+    r"|Failed to compile\. cc_cmd\b",
+    re.I,
+)
 _UNDEFINED = re.compile(r"error: identifier \"(\w+)\" is undefined")
 
 

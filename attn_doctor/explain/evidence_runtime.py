@@ -22,8 +22,10 @@ _MASK_DTYPE_LOOSE = re.compile(
 )
 _QKV_MISMATCH = re.compile(
     r"Expected query, key, and value to have the same (dtype|device type), but got "
-    r"query\.(?:dtype|device):\s*(\S+?)\s+key\.(?:dtype|device):\s*(\S+?)\s+and\s+"
-    r"value\.(?:dtype|device):\s*(\S+?)\s+instead"
+    # MSVC builds name the type with its keyword ("struct c10::Half")
+    r"query\.(?:dtype|device):\s*(?:struct |class )?(\S+?)\s+key\.(?:dtype|device):\s*"
+    r"(?:struct |class )?(\S+?)\s+and\s+value\.(?:dtype|device):\s*(?:struct |class )?(\S+?)"
+    r"\s+instead"
 )
 """torch's SDPA input check (validate_sdpa_input): q, k and v of different dtypes or devices
 (the wording read in torch 2.13.0's libtorch_cpu)."""

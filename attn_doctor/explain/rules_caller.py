@@ -109,6 +109,8 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
     elsewhere gcc or clang, or CC."""
     if not f.caller.no_c_compiler:
         return []
+    if f.build.missing_headers and not re.search(r"Failed to find C", body_of(f), re.I):
+        return []  # the compiler ran and failed on a missing header: that header's class
     if "windows" not in f.platforms:
         # Linux, WSL, Colab, macOS, or no OS named at all: then the answer is the general one,
         # with the fix for each OS, rather than a guess at Windows.
@@ -119,7 +121,8 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
                 title="Triton found no C compiler",
                 cause=(
                     "Triton builds a small C launcher module the first time it runs a kernel, "
-                    "with $CC or else gcc/clang from PATH, and none was found"
+                    "with $CC or else gcc/clang from PATH, and none was found (or the one "
+                    "chosen did not run)"
                     + (
                         "."
                         if named
@@ -151,12 +154,14 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
             cause=(
                 "Triton builds a small C launcher the first time it runs a kernel (SageAttention "
                 "and torch.compile go through it); triton-windows looks for MSVC's cl through a "
-                "Visual Studio 2019/2022 install (or $CC) and found none"
-                + "."
+                "Visual Studio 2019/2022 install (or $CC) and found none, or the one it was given "
+                "does not run ('Failed to compile. cc_cmd': a CC naming a cl.exe that no longer "
+                "exists, or two paths in one)."
             ),
             fix=(
                 "install Visual Studio 2022 Build Tools with 'Desktop development with C++' "
                 "(MSVC and the Windows SDK), then restart the app",
+                "set CC=   # clear a CC that names a missing or doubled cl.exe path",
                 "pip install --upgrade triton-windows   # releases that bundle TinyCC need no "
                 "MSVC for the launcher",
             ),
@@ -164,7 +169,8 @@ def triton_needs_c_compiler(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]
             source=(
                 "triton-windows python/triton/runtime/build.py (on Windows cc = 'cl' after "
                 "initialize_visual_studio_env for VS 2019/2022; else RuntimeError 'Failed to find "
-                "C compiler'), read in a stored copy; TinyCC bundling — unverified: the "
+                "C compiler'; a compiler that fails, 'Failed to compile. cc_cmd'), read in a "
+                "stored copy; TinyCC bundling — unverified: the "
                 "triton-windows README was not re-read"
             ),
             line=line_of(f, r"C compiler"),

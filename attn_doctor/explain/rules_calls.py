@@ -19,6 +19,9 @@ _ATTN_KEYWORD = re.compile(
     r"padding_mask|attention_mask|attn_mask|position_embeddings|cache_position|output_attentions"
     r"|sliding_window|softcap|window_size|alibi_slopes|cu_seqlens\w*|max_seqlen\w*|is_causal"
     r"|dropout_p|attn_bias|enable_gqa|past_key_values?|use_cache|layer_past|kv_cache\w*"
+    # an attention switch of another release of the model class (remote code's own keyword)
+    # (attn_implementation itself: transformers too old for it, a phrase of its own)
+    r"|use_flash_attn\w*|use_flash_attention\w*|use_sdpa|use_xformers\w*"
 )
 """Keywords of an attention layer's forward or an attention function: a ``forward()`` that
 refuses one is a patched attention forward written for another release of the framework

@@ -152,13 +152,15 @@ def _availability_assert(f: TextFacts) -> list[ClassAnswer]:
     module = {"flash_attn_2": "flash_attn"}.get(module, module)
     return [
         ClassAnswer(
-            class_id="app-wrapper-message",
-            title=f"the application's check {flag} failed: the package's import error was hidden",
+            # a flag naming a backend: that backend did not import, most often as not installed
+            class_id="backend-not-installed" if backend else "app-wrapper-message",
+            title=f"the application's check {flag} failed: {module} did not import",
             cause=(
                 f"the application sets {flag} from an import it wraps in try/except, and asserts "
                 "it when that attention path is used; the assertion only says the import "
-                f"failed. The real reason ({module} not installed, or built for another torch or "
-                "CUDA) is the import's own error, which the application did not print."
+                f"failed: {module} is not installed in this Python, or it is and does not import "
+                "(built for another torch or CUDA). The import's own error, which the "
+                "application did not print, says which."
             ),
             fix=(
                 f'python -c "import {module}"   # prints the real import error',

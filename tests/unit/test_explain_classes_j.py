@@ -120,8 +120,12 @@ def test_availability_assert_read_and_answered() -> None:
     f = extract_facts("    assert XFORMERS_IS_AVAILABLE, 'x'\nAssertionError: x")
     assert f.availability_asserts == ("XFORMERS_IS_AVAILABLE",)
     (ans,) = app_wrapper(TextFacts(availability_asserts=("XFORMERS_IS_AVAILABLE",)), KNOW)
-    assert ans.class_id == "app-wrapper-message"
+    # a flag that names a backend: that backend did not import (most often: not installed)
+    assert ans.class_id == "backend-not-installed"
     assert 'python -c "import xformers"' in ans.fix[0]
+    # a flag that names no backend: the application hid an import error
+    (other,) = app_wrapper(TextFacts(availability_asserts=("FAST_KERNELS_AVAILABLE",)), KNOW)
+    assert other.class_id == "app-wrapper-message"
     # near misses: an assertion about something else, and the flag without an AssertionError
     assert extract_facts("assert seq_len > 0\nAssertionError").availability_asserts == ()
     assert extract_facts("if not FLASH_ATTN_AVAILABLE:\n    pass").availability_asserts == ()
