@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from attn_doctor.diagnosis import Evidence
@@ -17,7 +16,13 @@ from attn_doctor.explain.evidence import MAX_FACT_CHARS, TextFacts, extract_fact
 from attn_doctor.explain.fix import RenderedFix, render_fix
 from attn_doctor.explain.kb import KnowledgeBase, load_symptoms
 from attn_doctor.explain.knowledge import Knowledge, load_knowledge
-from attn_doctor.explain.match import Match, count_lines, match_symptoms, split_lines
+from attn_doctor.explain.match import (
+    NOTICE_PREFIX,
+    Match,
+    count_lines,
+    match_symptoms,
+    split_lines,
+)
 from attn_doctor.explain.scope import outside_scope
 from attn_doctor.facts import Environment, ImportResult
 
@@ -235,10 +240,6 @@ def message_facts(facts: TextFacts) -> tuple[Evidence, ...]:
     return tuple(Evidence(fact=k, value=v) for k, v in facts.summary())
 
 
-_NOTICE_LINE = re.compile(r"(?:INFO|WARN(?:ING)?|DEBUG):\s")
-"""A line logged at a notice level (its prefix normalised to ``LEVEL: `` by split_lines)."""
-
-
 def explain_text(
     text: str,
     env: Environment | None,
@@ -322,7 +323,7 @@ def explain_text(
     # A cause read from a line logged as a notice (INFO/WARNING) goes after one read from the
     # error the program stopped on, when there is one. Stable sort: the order above holds
     # within each confirmation status.
-    notice = [_NOTICE_LINE.match(e.match.line) is not None for e in explanations]
+    notice = [NOTICE_PREFIX.match(e.match.line) is not None for e in explanations]
     if not all(notice):
         explanations = [e for e, n in zip(explanations, notice, strict=True) if not n] + [
             e for e, n in zip(explanations, notice, strict=True) if n

@@ -53,6 +53,8 @@ _LOG_PREFIX = re.compile(
 """What loggers, launchers and quoting put before every line of a message: removed, so a
 message reads the same in a bare traceback, a multi-GPU log, a container log or a reply."""
 _NOTICE_LEVEL = re.compile(r"\b(INFO|WARN(?:ING)?|DEBUG)\b")
+NOTICE_PREFIX = re.compile(r"(?:INFO|WARN(?:ING)?|DEBUG):\s")
+"""A line logged at a notice level, as ``split_lines`` writes its prefix (``LEVEL: ``)."""
 
 
 def _bare(prefix: re.Match[str]) -> str:

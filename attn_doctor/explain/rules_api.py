@@ -641,7 +641,7 @@ def te_no_backend_for_inputs(f: TextFacts, _know: Knowledge) -> list[ClassAnswer
                 "# then change what the reasons name (the attention backend setting, the "
                 "layout or context parallelism), or use a GPU/cuDNN the fused backend supports",
             ),
-            evidence=(*((("head dims", f"qk {qk}, v {v}"),) if dims else ()),),
+            evidence=(("head dims", f"qk {qk}, v {v}"),) if dims else (),
             source=(
                 "NVIDIA/TransformerEngine transformer_engine/pytorch/attention/"
                 "dot_product_attention/dot_product_attention.py (the ValueError when flash, "

@@ -116,3 +116,16 @@ def test_vllm_sampler_notice_is_harmless() -> None:
     )
     (answer,) = explain_text(text, None).explanations
     assert answer.harmless
+
+
+def test_glibc_said_in_words_feeds_the_same_check() -> None:
+    # the words pattern captures `needed` like the loader's wording, so glibc_below:{needed}
+    # compares it with the machine's glibc instead of going unfilled
+    (answer,) = [
+        e
+        for e in explain_text(
+            "the wheel requires GLIBC_2.32 (Ubuntu 20.04 has 2.31)", None
+        ).explanations
+        if e.match.symptom_id == "flash-attn-glibc-too-old"
+    ]
+    assert answer.match.captured() == {"needed": "2.32"}
