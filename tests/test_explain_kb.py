@@ -76,6 +76,11 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         # well-known wordings, exercised in test_pip_build_summary_and_transformers_window_check
         ("flash-attn-no-prebuilt-wheel", 3),  # pip's "Could not build wheels for flash-attn"
         ("flash-attn-too-old-for-caller", 1),  # transformers' sliding-window check (4.3x)
+        # wordings read in upstream source, exercised in test_explain_classes_zjkl.py
+        ("nvcc-gcc-too-new", 1),  # torch's cpp_extension: "greater than the maximum required"
+        ("build-host-compiler-too-old", 0),  # torch's c10/util/C++17.h
+        ("build-host-compiler-too-old", 1),  # torch's cpp_extension: "less than the minimum"
+        ("build-host-compiler-too-old", 3),  # gcc before 5: unrecognized -std=c++17
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]

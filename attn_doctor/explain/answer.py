@@ -65,6 +65,7 @@ def has_error(f: TextFacts) -> bool:
             r"|Killed|FAILED|Assertion failed"
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is only supported|only supports?|requires \.target sm_\d+"
+            r"|\b(?:does not|doesn't) support [^\n]{0,30}\bGPUs?\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is not a multiple of"
             r"|[Ee]xpected .* to be true|can't load|cannot load|could not load|unable to load"
             r"|\b(?:not enough|too many) values to unpack\b|\bNo module named\b"

@@ -377,7 +377,11 @@ _REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
     (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),
     (
-        re.compile(r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere", re.I),
+        re.compile(
+            r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere"
+            r"|(?:GPUs?|cards?|devices?) (?:lower|older|earlier) than Ampere",
+            re.I,
+        ),
         "ampere",
     ),
     (re.compile(r"\brequires? sm_?(\d{2,3})\+", re.I), "min"),
@@ -404,7 +408,7 @@ _PTXAS_FAILED = re.compile(
 )
 _MISSING_LIB = re.compile(
     r"(?:(lib[\w+-]+\.so(?:\.[\d.]+)?): cannot open shared object file"
-    r"|Could not load library:? ['\"]?(lib[\w+-]+\.so(?:\.[\d.]+)?)"
+    r"|(?:Could not load library:?|Unable to load any of \{) ?['\"]?(lib[\w+-]+\.so(?:\.[\d.]+)?)"
     r"|libcuda\.so (?:cannot|not) (?:be )?found|(cannot find -lcuda))",
     re.I,
 )

@@ -19,6 +19,15 @@ _ASSERTED_HALF = re.compile(
 torch.bfloat16]``, flash-attn's modules/mha.py and model code copied from it)."""
 
 
+_CPU_HALF = re.compile(
+    r"[\"'`](?P<op>(?:baddbmm|bmm|softmax|_softmax|log_softmax)\w*?)[\"'`] not implemented for "
+    r"[\"'`](?P<dtype>Half|BFloat16)[\"'`]"
+)
+"""torch's dispatch error for a kernel with no half-precision variant, named for one of the
+ops the math attention path runs (q·kᵀ as baddbmm/bmm, then softmax): its CPU kernels
+("baddbmm_with_gemm", "softmax_lastdim_kernel_impl"). CUDA ops are named with ``cuda``."""
+
+
 def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A dtype the kernel does not take: the dtypes an upstream wording states (or the one it
     reports refusing), else fp32 inputs to a half-precision-only backend's record."""
@@ -26,6 +35,8 @@ def dtype_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         return [stated]
     if (asserted := _asserted_half(f)) is not None:
         return [asserted]
+    if (cpu_half := _cpu_half(f)) is not None:
+        return [cpu_half]
     body = body_of(f)
     if "fp32" not in f.dtypes or not re.search(r"only supports? fp16 and bf16|dtype|Float", body):
         return []
@@ -103,4 +114,33 @@ def _asserted_half(f: TextFacts) -> ClassAnswer | None:
             "qkv.dtype in [torch.float16, torch.bfloat16] (read on main)"
         ),
         line=line_of(f, r"assert\b[^\n]*\.dtype"),
+    )
+
+
+def _cpu_half(f: TextFacts) -> ClassAnswer | None:
+    """The math attention path ran on the CPU in half precision, and this torch's CPU kernel
+    for one of its ops has no such variant: the tensors were never moved to the GPU (or there
+    is none), while the model or the inputs were made float16/bfloat16 for it."""
+    m = _CPU_HALF.search(body_of(f))
+    if m is None or "cuda" in m.group("op").lower():
+        return None
+    dtype = "fp16" if m.group("dtype") == "Half" else "bf16"
+    return ClassAnswer(
+        class_id="dtype-unsupported",
+        title=f"attention ran on the CPU in {dtype}, which this torch's {m.group('op')} lacks",
+        cause=(
+            f"{m.group('op')} (the q·kᵀ or softmax step of the math attention) has no "
+            f"{m.group('dtype')} kernel on the CPU in this torch; the attention ran on the CPU "
+            f"with {dtype} tensors: the model or inputs were never moved to the GPU, or the "
+            "machine has none, while the code assumed one."
+        ),
+        fix=(
+            'move the model and inputs to the GPU (model.to("cuda"); q, k, v .to("cuda"))',
+            "or, on the CPU, use torch.float32",
+        ),
+        evidence=(("op", m.group("op")), ("dtype", dtype), ("device", "cpu")),
+        source=(
+            "torch's dispatch error for a kernel without that dtype (the op named is a CPU kernel)"
+        ),
+        line=line_of(f, re.escape(m.group(0)[:60])),
     )

@@ -94,6 +94,47 @@ def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAns
     return []
 
 
+_CUDNN_ATTENTION = re.compile(
+    r"dot_product_attention|cudnn_attention|cuDNN attention|scaled_dot_product|fused_attn"
+    r"|implementation=['\"]cudnn['\"]",
+    re.I,
+)
+
+
+def cudnn_library_missing(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """cuDNN attention could not load one of cuDNN's own libraries (cuDNN 9 loads its engines
+    and graph libraries at run time; cuDNN 8 its cnn/adv libraries): the cuDNN installation is
+    incomplete, or another cuDNN comes first on the library path."""
+    libs = [lib for lib in f.missing_libraries if lib.startswith("libcudnn")]
+    if not libs or not _CUDNN_ATTENTION.search(body_of(f)):
+        return []
+    major = (f.torch_cuda or "12").split(".")[0]
+    return [
+        ClassAnswer(
+            class_id="backend-dependency-missing",
+            title=f"cuDNN attention cannot load {libs[0]}",
+            cause=(
+                f"cuDNN attention needs {libs[0]}, one of cuDNN's own libraries, which cuDNN "
+                "loads when the attention graph is built; it was not found: the cuDNN "
+                "installation is incomplete (a split cuDNN 9 install without its engines "
+                "library), or another cuDNN comes first on the library path (LD_LIBRARY_PATH, "
+                "a system cuDNN) instead of the one the framework ships."
+            ),
+            fix=(
+                "ldconfig -p | grep libcudnn; echo $LD_LIBRARY_PATH   # which cuDNN is found first",
+                f"pip install --force-reinstall 'nvidia-cudnn-cu{major}'   # the cuDNN wheel the "
+                "framework was built with (torch and jax pin their own)",
+            ),
+            evidence=(("missing library", libs[0]),),
+            source=(
+                "cuDNN 9 splits into libcudnn_graph/libcudnn_engines_* loaded at run time "
+                "(NVIDIA's cuDNN 9 installation guide); the library named is the message's"
+            ),
+            line=line_of(f, re.escape(libs[0])),
+        )
+    ]
+
+
 _SM8X = frozenset({86, 87, 89})
 
 
