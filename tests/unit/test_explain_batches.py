@@ -43,6 +43,9 @@ AFTER_FIXES = {
     "2026-12-07-zg": 26,
     "2026-12-07-zh": 21,
     "2026-12-07-zi": 25,
+    "2026-12-07-zj": 9,
+    "2026-12-07-zk": 12,
+    "2026-12-07-zl": 15,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
@@ -56,6 +59,7 @@ CONTROLS_ANSWERED = {
     "2026-12-07-z": {"31.txt", "39.txt", "41.txt"},
     "2026-12-07-ze": {"37.txt"},
     "2026-12-07-zg": {"32.txt"},
+    "2026-12-07-zl": {"32.txt", "38.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
 attention op built with an nvcc of another CUDA than torch; the nvcc/torch mismatch answer is
@@ -73,7 +77,10 @@ batches' fixes (recorded as the pre-fix state); U's 40 (Mamba-2's Triton kernels
 scope. ZE's 37 is torch's own "no kernel image" on an RTX 5090D (a driver set-up the reporter
 fixed): answered as no kernel image, which is what torch said. ZG's 32 is a speech library's
 CUDA build asking CUDA 11's nvcc for compute_30: answered as nvcc not supporting that
-architecture, which is its cause too."""
+architecture, which is its cause too. ZL's 32 (a ComfyUI out-of-memory traceback, answered as
+the application's wrapper message) and 38 (detectron2's _C with an undefined torch symbol,
+named only by its file, answered as built for another torch: its cause too) were answered
+before ZL's fixes."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
