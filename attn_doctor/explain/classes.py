@@ -52,6 +52,7 @@ from attn_doctor.explain.rules_build import (
     triton_kernel_out_of_shared_memory,
 )
 from attn_doctor.explain.rules_caller import (
+    companion_package_too_old,
     flex_attention_no_kernel_for_device,
     msvc_math_constants_undefined,
     package_too_old_for_caller,
@@ -85,9 +86,11 @@ from attn_doctor.explain.rules_runtime import (
 )
 from attn_doctor.explain.rules_sdpa import (
     sdpa_attn_mask_dtype_mismatch,
+    sdpa_cudnn_nan,
     sdpa_gqa_heads_differ,
     sdpa_gqa_heads_not_divisible,
     sdpa_qkv_mismatch,
+    torch_fused_op_not_built,
 )
 from attn_doctor.explain.rules_toolchain import (
     build_needs_newer_cuda,
@@ -155,6 +158,8 @@ SAME_CAUSE: dict[str, frozenset[str]] = {
         }
     ),
     "dtype-unsupported": frozenset({"flash-attn-fp32-input", "transformers-fa2-fp32-dtype"}),
+    # xformers' own refusal of CPU tensors: its phrase carries the machine check
+    "backend-needs-other-device": frozenset({"xformers-cpu-tensors"}),
     "extension-built-for-other-torch": frozenset(
         {
             "flash-attn-built-for-other-torch",
@@ -199,6 +204,7 @@ RULES: tuple[Rule, ...] = (
     wheel_built_for_other_torch,
     framework_package_missing,
     package_too_old_for_caller,
+    companion_package_too_old,
     torch_nightly_attention_backward_regression,
     triton_needs_c_compiler,
     msvc_math_constants_undefined,
@@ -211,6 +217,7 @@ RULES: tuple[Rule, ...] = (
     flash_attn_newer_than_dependent_supports,
     cudnn_too_old_for_attention,
     cudnn_library_missing,
+    sdpa_cudnn_nan,
     torch_sdpa_flash_backward_sm8x,
     kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
@@ -259,6 +266,7 @@ RULES: tuple[Rule, ...] = (
     backend_import_left_none,
     sdpa_kernel_not_on_device,
     torch_built_without_sdpa_kernel,
+    torch_fused_op_not_built,
     harmless_warning,
     fallback_notice,
     framework_advises_other_backend,

@@ -105,7 +105,8 @@ _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"fatal error C1083: [^\n:]{0,60}:\s*['\"“‘]([\w./\\-]+\.h(?:pp)?)['\"”’]"),
         "msvc",
     ),
-    (re.compile(r"\binclude file '([\w./\\-]+)' not found"), "tcc"),
+    # TinyCC; the quotes are lost when the line is retyped ("include file Python.h not found")
+    (re.compile(r"\binclude file '?([\w./\\-]+\.h)'? not found"), "tcc"),
     # gcc's wording in any language ("没有那个文件或目录"): the file is before the colon
     (re.compile(r"fatal error: ([\w./-]+\.h(?:pp)?): \S"), "gcc"),
     (re.compile(r"fatal error: '([\w./-]+\.h(?:pp)?)' file not found"), "clang"),

@@ -45,7 +45,8 @@ PORTABLE = re.compile(
 bundles' ``python_embedded``), its launch flag, its report."""
 _Q = "['\"\u2018\u2019]"  # a quote, straight or curly (pasted from rich text)
 _NO_ATTR = re.compile(
-    r"module ['\"]?([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
+    r"(?:module ['\"]?|(?<![\w.'\"])['\"]?(?=[A-Za-z_]\w*\.[\w.]+['\"]? has no attribute))"
+    r"([\w.]+)['\"]? has no attribute ['\"]?(\w+)"
     rf"|(?:cannot import name |(?m:^)\W{{0,3}}){_Q}(\w+){_Q} from {_Q}([\w.]+){_Q}"
 )
 """A name a module lacks: Python's AttributeError, or its ImportError ("cannot import name 'x'
@@ -124,11 +125,16 @@ INSTALL_FIRST = re.compile(
     r"(?:\bplease\s+install\s+(?P<a>[\w -]{4,20}?)\s+first\b"
     r"|\bimport\s+(?P<b>[\w -]{4,20}?)\s+(?:error|failed)\b"
     r"|\bmake\s+sure\s+(?:that\s+)?(?P<c>[\w -]{4,20}?)\s+is\s+(?:properly\s+)?installed\b"
-    r"|(?:Error:|,)\s*['\"]?(?P<d>[\w -]{4,20}?)\s+is\s+not\s+installed\b)",
+    r"|(?:Error:|,)\s*['\"]?(?P<d>[\w -]{4,20}?)\s+is\s+not\s+installed\b"
+    r"|\b(?P<e>flash[-_ ]?att(?:n|ention)(?:[-_ ]?[234])?|xformers|sage[-_ ]?att(?:n|ention)"
+    r"|flashinfer)\s+(?:is\s+(?:currently\s+)?required|must\s+be\s+installed)\b(?!\s*for\b)"
+    r"|\b(?P<f>flash[-_ ]?att(?:n|ention)(?:[-_ ]?[234])?|xformers|sage[-_ ]?att(?:n|ention)"
+    r"|flashinfer)\s+is\s+not\s+available\.?\s+(?:Make\s+sure|Please)\b[^\n]{0,30}\binstall)",
     re.M,
 )
 """A model's own error that a backend did not import, in its words ("import FlashAttention
-error! Please install FlashAttention first.", "Make sure flash_attn is installed"); a line
+error! Please install FlashAttention first.", "Make sure flash_attn is installed", "Flash
+attention is currently required"); a line
 logged at INFO or WARNING is a notice."""
 _BACKEND_WORD = re.compile(
     r"(?i)^(?:(?P<flash_attn>flash[-_ ]?att(?:n|ention)(?:[-_ ]?2)?)|(?P<xformers>xformers)"
@@ -148,7 +154,7 @@ def named_missing_modules(body: str) -> list[str]:
     missing = [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
     for m in INSTALL_FIRST.finditer(body):
         word = _BACKEND_WORD.match(
-            (m.group("a") or m.group("b") or m.group("c") or m.group("d")).strip()
+            next(g for g in m.group("a", "b", "c", "d", "e", "f") if g).strip()
         )
         if word is not None and word.lastgroup is not None:
             missing.append(word.lastgroup)

@@ -18,14 +18,24 @@ _MASK_DTYPE = re.compile(
 """torch's SDPA input check (aten/src/ATen/native/transformers/attention.cpp,
 validate_sdpa_input), in its 2.0 wording and the later one that also allows float."""
 _MASK_DTYPE_LOOSE = re.compile(
-    r"attn_mask\b[^\n]{0,40}\bdtype\b[^\n]{0,60}\b(?:match|same)\b[^\n]{0,20}\bquery", re.I
+    r"attn_mask\b[^\n]{0,40}\bdtype\b[^\n]{0,60}\b(?:match|same)\b[^\n]{0,20}\bquery"
+    # the memory-efficient kernel's own check (torch's attention.cu and xformers' copy)
+    r"|invalid dtype for bias - should match query's dtype",
+    re.I,
 )
+_XF_QKV = re.compile(
+    r"Query/Key/Value should (?:either )?all have the same dtype[^\n]*"
+    r"(?:\s+query\.dtype\s*:\s*(?:torch\.)?(\w+)\s+key\.dtype\s*:\s*(?:torch\.)?(\w+)"
+    r"\s+value\.dtype\s*:\s*(?:torch\.)?(\w+))?"
+)
+"""xformers' input check (fmha/common.py, Inputs.validate_inputs), with the dtypes it lists on
+the lines after it."""
 _QKV_MISMATCH = re.compile(
-    r"Expected query, key, and value to have the same (dtype|device type), but got "
+    r"Expected query, key, and value to have the same (dtype|device type)(?:, but got "
     # MSVC builds name the type with its keyword ("struct c10::Half")
     r"query\.(?:dtype|device):\s*(?:struct |class )?(\S+?)\s+key\.(?:dtype|device):\s*"
     r"(?:struct |class )?(\S+?)\s+and\s+value\.(?:dtype|device):\s*(?:struct |class )?(\S+?)"
-    r"\s+instead"
+    r"\s+instead)?"
 )
 """torch's SDPA input check (validate_sdpa_input): q, k and v of different dtypes or devices
 (the wording read in torch 2.13.0's libtorch_cpu)."""
@@ -42,12 +52,18 @@ _CUDNN_TOO_OLD = re.compile(
 )
 """A cuDNN the message calls too old, or a cuDNN feature refused "with cudnn version below
 9.0.0" (cuDNN Frontend's gates)."""
-_FUSED_ATTN = re.compile(r"\bnvte_fused_attn_(?:fwd|bwd)\w*|\btex\.fused_attn_(?:fwd|bwd)\b")
+_FUSED_ATTN = re.compile(
+    r"\bnvte_fused_attn_(?:fwd|bwd)\w*|\btex\.fused_attn_(?:fwd|bwd)\b"
+    r"|\bfused_attn_(?:f16|fp8)\w*\.cu\b"  # TransformerEngine's own source files
+)
 _FUSED_REFUSED = re.compile(
     r"Invalid combination of data type and sequence length for fused attention"
+    # TransformerEngine's NVTE_CHECK_CUDNN with no reason after it (a stated reason, such as
+    # a head-dim limit, is read as that)
+    r"|\bcuDNN Error\s*$"
     r"|No (?:valid )?execution plans? support(?:s)? the graph"
     r"|CUDNN_STATUS_(?:NOT_SUPPORTED|EXECUTION_FAILED)",
-    re.I,
+    re.I | re.M,
 )
 _CUDNN_VERSION = re.compile(
     r"\bCuDNN \(v(\d)(\d{2})(\d{2})\b|\bcuDNN (?:version )?v?(9\.\d+(?:\.\d+)?)", re.I
@@ -112,7 +128,8 @@ the arch written as 100 × major + 10 × minor."""
 _FLASH_REQUIRED = re.compile(
     r"Flash[ _-]?Attention\w*(?: ?2)? is not (?:available|installed),? "
     r"but (?:it )?is (?:needed|required)"
-    r"|(?:needs?|requires?) flash[-_ ]?attn(?:ention)?\w* (?:to be installed|for (?:dense|this))",
+    r"|(?:needs?|requires?) flash[-_ ]?attn(?:ention)?\w* (?:to be installed|for (?:dense|this))"
+    r"|flash[-_ ]?att(?:n|ention)\w* must be installed",
     re.I,
 )
 """Model code that insists on flash-attn whatever attention was chosen (Phi-3-small's remote
@@ -152,7 +169,8 @@ _AMD_TARGET = {
 _CK_XDL_REFUSED = re.compile(r"\b(Device\w*_Xdl\w*)\b[^\n]*does not support this problem")
 """composable_kernel: a device op built on XDL (MFMA) instructions refusing the arguments."""
 _NO_DIST = re.compile(
-    r"PackageNotFoundError:\s*(?:No package metadata was found for\s*)?['\"]?([\w.-]+)"
+    r"(?:PackageNotFoundError:\s*(?:No package metadata was found for\s*)?"
+    r"|No package metadata was found for\s*)['\"]?([\w.-]*\w)"
 )
 """importlib.metadata finding no distribution of that name (a caller's version check)."""
 _STABLE_ABI = re.compile(r"\btorch-stable-abi\d*\b|\bstable[- ]ABI (?:build|variant)", re.I)
@@ -285,11 +303,16 @@ def read_runtime(body: str) -> RuntimeFacts:
             targets["gfx906"] = None  # Radeon VII
     ck = _CK_XDL_REFUSED.search(body)
     td = _TENSOR_DEVICE.search(body)
-    qkv = _QKV_MISMATCH.search(body)
+    qkv_fact: tuple[str, str, str, str] | None = None
+    if (qkv := _QKV_MISMATCH.search(body)) or (qkv := _XF_QKV.search(body)):
+        # torch's check names what differs first; xformers' lists only dtypes
+        what, first = (qkv.group(1), 2) if qkv.re is _QKV_MISMATCH else ("dtype", 1)
+        qd, kd, vd = (qkv.group(i) or "(cut off)" for i in range(first, first + 3))
+        qkv_fact = (what, qd, kd, vd)
     hd = _SDPA_HEADS.search(re.sub(r"\s*\n\s*", " ", body))
     return RuntimeFacts(
         sdpa_heads=(int(hd.group(2)), int(hd.group(4))) if hd else None,
-        qkv_mismatch=(qkv.group(1), qkv.group(2), qkv.group(3), qkv.group(4)) if qkv else None,
+        qkv_mismatch=qkv_fact,
         tensor_device=(td.group(1) or "cpu") if td else "cpu" if _CPU_RUN.search(body) else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),

@@ -621,10 +621,16 @@ def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     bare = _INSTALL_FIRST.search(body_of(f)) or re.search(
         r"(?m)^\W{0,3}No module named ", body_of(f)
     )
-    if not bare and not any(not e.endswith("Warning") for e in f.error_classes):
+    # a caller's importlib.metadata lookup finding no such distribution: not installed
+    dists = [
+        (d, b)
+        for d in f.runtime.dist_not_found
+        if (b := know.backend_of_distribution(d.replace("_", "-"))) is not None
+    ]
+    if not bare and not dists and not any(not e.endswith("Warning") for e in f.error_classes):
         return []
-    for mod in unexplained_missing(f, know):
-        b = _module_backend(know, mod)
+    found = [(mod, _module_backend(know, mod)) for mod in unexplained_missing(f, know)]
+    for mod, b in found + dists:
         if b is None or b.name in {"unsloth"}:
             continue
         return [
@@ -634,6 +640,10 @@ def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 cause=(
                     f"the code imports {mod}, the {b.name} backend's module, and it is not "
                     "installed in this Python."
+                    if (mod, b) in found
+                    else f"the code looks up the {mod} distribution (importlib.metadata, a "
+                    f"version check before using {b.name}), and it is not installed in this "
+                    "Python."
                 ),
                 fix=(f"attn-doctor install {b.name}",),
                 checks=tuple(f"package_missing:{d}" for d in b.distributions[:1]),

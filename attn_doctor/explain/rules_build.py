@@ -123,7 +123,11 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     Python ships without ``include/`` and ``libs/``. TinyCC, bundled by triton-windows, is the
     compiler whose wording ("include file 'Python.h' not found") marks it; else Triton must be
     named with a Windows or portable Python."""
-    headers = [h for h, cc in f.build.missing_headers if h.endswith("Python.h")]
+    headers = [h for h, cc in f.build.missing_headers if h.endswith(("Python.h", "pyconfig.h"))]
+    # triton-windows' own warning when the running Python has no libs/ folder
+    # (windows_utils.py, as the message's path shows)
+    if not headers and re.search(r"Failed to find Python (?:libs|include)", body_of(f)):
+        headers = ["libs/python3X.lib (triton-windows: 'Failed to find Python libs')"]
     windows = {"windows", "comfyui-portable"} & set(f.platforms)
     # TinyCC failing on the launcher with its own output cut off, on Windows, and no other
     # header or library named: the missing include/libs folders are its usual reason.
@@ -131,7 +135,9 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     silent = failed and windows and not f.build.missing_headers
     if not headers and not (silent and not f.missing_libraries):
         return []
-    tcc = silent or any(cc == "tcc" for h, cc in f.build.missing_headers if h.endswith("Python.h"))
+    tcc = silent or any(
+        cc == "tcc" for h, cc in f.build.missing_headers if h.endswith(("Python.h", "pyconfig.h"))
+    )
     triton = re.search(r"triton", body_of(f), re.I)
     portable = "comfyui-portable" in f.platforms
     if not (tcc or ((triton or portable) and windows)):
@@ -216,7 +222,8 @@ _UV_NO_TORCH = re.compile(
 """uv's hint when a source build imports torch in an isolated build environment."""
 _BUILD_STEP = re.compile(
     r"[Gg]etting requirements to build (?:wheel|editable)|pip-build-env|Failed to build|"
-    r"setup\.py|pip install -e\b|Building wheels? for"
+    r"setup\.py|pip install -e\b|Building wheels? for|get_requires_for_build_\w+"
+    r"|The build backend returned an error"
 )
 
 
@@ -258,7 +265,9 @@ def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 "dependency'); flash-attn's and SageAttention's setup.py import torch"
             ),
             line=line_of(f, r"No module named|depends on `torch`"),
-            before_phrases=False,
+            # flash-attn's own phrase for it is shown instead; another package's build is
+            # this answer, before that phrase (which reads only "No module named 'torch'")
+            before_phrases=dist != "flash-attn",
         )
     ]
 
@@ -331,6 +340,12 @@ def remote_code_imports_removed_transformers_helper(
         if not re.fullmatch(r"_?[a-z][a-z0-9_]*", name):
             continue
         have = f.version("transformers")
+        body = body_of(f)
+        if (
+            re.search(rf"has no attribute ['\"]?{name}\b", body)
+            and "transformers_modules" not in body
+        ):
+            return [_library_patches_removed_helper(mod, name, have, f)]
         return [
             ClassAnswer(
                 class_id="remote-code-imports-removed-transformers-helper",
@@ -353,6 +368,34 @@ def remote_code_imports_removed_transformers_helper(
             )
         ]
     return []
+
+
+def _library_patches_removed_helper(
+    mod: str, name: str, have: str | None, f: TextFacts
+) -> ClassAnswer:
+    """Not an import of remote code: a library reaches into a transformers module for a name
+    (to call or patch it, as training libraries patch attention functions), and this
+    transformers no longer has it."""
+    return ClassAnswer(
+        class_id="caller-written-for-other-api",
+        title=f"the caller reaches {mod}.{name}, which this transformers no longer has",
+        cause=(
+            f"code outside transformers looks up {name} in transformers' internal module {mod} "
+            "(to call or patch it: training and serving libraries patch model attention this "
+            f"way); the installed transformers{' ' + have if have else ''} no longer has it "
+            "there (internal modules change between releases). The caller was written for "
+            "another transformers release."
+        ),
+        fix=(
+            "upgrade the library that patches transformers to a release for this "
+            "transformers (its changelog names the transformers it supports)",
+            "or install the transformers release it was written for: "
+            "pip install 'transformers==<its version>'",
+        ),
+        evidence=(("module", mod), ("name", name)),
+        source="the message itself (the module and the attribute it lacks)",
+        line=line_of(f, re.escape(name)),
+    )
 
 
 _ATTENTION_CLASS = re.compile(

@@ -53,6 +53,53 @@ def package_too_old_for_caller(f: TextFacts, _know: Knowledge) -> list[ClassAnsw
     ]
 
 
+_OWN_HANDLING = frozenset({"torch", "transformers", "diffusers", "triton", "numpy"})
+"""Top-level modules whose missing names other classes read (an API of another release)."""
+
+
+def companion_package_too_old(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A framework's attention code calls a function of a companion package (ComfyUI's
+    attention module and comfy_kitchen) that the installed package lacks: the framework was
+    updated and the package was not, so it is older than its caller."""
+    if "AttributeError" not in f.error_classes:
+        return []
+    body = body_of(f)
+    for mod, name in f.missing_attrs:
+        if "." in mod or mod in _OWN_HANDLING or know.backend_of_module(mod) is not None:
+            continue
+        # the call is attention code's: the frame that raised is an attention module, or the
+        # name is an attention function
+        frame = re.search(
+            rf'File "[^"\n]*attention[^"\n]*\.py", line \d+[^\n]*\n[^\n]*\b{re.escape(mod)}\.'
+            rf"{re.escape(name)}\b",
+            body,
+        )
+        if frame is None and not re.search(r"attn|attention", name):
+            continue
+        dist = mod.replace("_", "-")
+        have = f.version(dist) or f.version(mod)
+        return [
+            ClassAnswer(
+                class_id=f"{dist}-too-old-for-caller",
+                title=f"{dist} is older than the attention code calling it",
+                cause=(
+                    f"the attention code calls {mod}.{name}, which the installed {dist}"
+                    + (f" {have}" if have else "")
+                    + " does not have: the code calling it was updated (a framework update) "
+                    f"and {dist}, a package it depends on, was not."
+                ),
+                fix=(
+                    f"pip install --upgrade {dist}   # or reinstall the framework's "
+                    "requirements: pip install -r requirements.txt",
+                ),
+                evidence=(("module", mod), ("missing", name)),
+                source="the message itself (the attention module's call and the name missing)",
+                line=line_of(f, re.escape(name)),
+            )
+        ]
+    return []
+
+
 def _release_of(version: str) -> str | None:
     """The release a nightly leads to (``2.5.0.dev20240828`` -> ``2.5``): below it is stable."""
     m = re.match(r"(\d+)\.(\d+)", version)

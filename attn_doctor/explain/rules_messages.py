@@ -138,6 +138,13 @@ _WRAPPERS = (
 )
 
 
+_OWN_CAUSE = re.compile(
+    r"OutOfMemoryError|CUDA out of memory|\(out of memory\)|NCCL error|ncclInternalError"
+)
+"""Errors whose cause is their own and outside attention (out of memory, NCCL): printed with
+a wrapper's summary, the summary hides nothing."""
+
+
 def _availability_assert(f: TextFacts) -> list[ClassAnswer]:
     """An application's own check that an attention package imported (``assert
     FLASH_ATTN_2_AVAILABLE``): the flag was set from an import the application wrapped in
@@ -178,6 +185,8 @@ def app_wrapper(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """An application's own wrapper message, which says only that something failed."""
     if found := _availability_assert(f):
         return found
+    if _OWN_CAUSE.search(body_of(f)):
+        return []  # the worker's error is in the text, and it is not an attention failure
     for rx, app in _WRAPPERS:
         line = line_of(f, rx)
         if line:

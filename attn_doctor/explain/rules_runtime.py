@@ -409,7 +409,9 @@ def model_code_requires_flash_attn(f: TextFacts, _know: Knowledge) -> list[Class
     # the model's own assert (Phi-3-small: "Flash Attention is not available, but is needed for
     # dense attention") marks its code as well as a modeling_*.py path does
     if rt.attn_impl_chosen is None and not re.search(
-        r"trust_remote_code|modeling_\w+\.py|AssertionError", body
+        r"trust_remote_code|modeling_\w+\.py|AssertionError|dynamic_module_utils"
+        r"|transformers_modules",
+        body,
     ):
         return []
     chosen = (
@@ -451,6 +453,17 @@ def backend_build_without_ninja(f: TextFacts, know: Knowledge) -> list[ClassAnsw
     pip = re.search(r"pip install[^\n]*?\b(flash[-_]attn|xformers|sageattention)\b", body, re.I)
     if not named and not pip:
         return []
+    # Several packages named ("Could not build wheels for flash-attn, vllm, xformers"): the one
+    # being built is the one last mentioned before torch's ninja warning.
+    warned = re.search(r"ninja", body, re.I)
+    cut = body[: warned.start()].lower() if warned else body.lower()
+
+    def last_mention(name: str) -> int:
+        b = know.backend(name)
+        words = {name, *(b.distributions if b else ()), *(b.modules if b else ())}
+        return max(cut.rfind(w.lower().replace("-", sep)) for w in words for sep in "-_")
+
+    named.sort(key=last_mention, reverse=True)
     backend = know.backend(named[0]) if named else None
     dist = (
         backend.distributions[0]

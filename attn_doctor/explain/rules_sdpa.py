@@ -1,11 +1,13 @@
 """Torch SDPA refusing its inputs before any kernel runs: the mask's dtype, query/key/value of
-different dtypes or devices, grouped-query head counts without enable_gqa. Each reads torch's own
-wording (validate_sdpa_input and the fused kernels' reasons, read in torch 2.13.0's
-libtorch_cpu)."""
+different dtypes or devices, grouped-query head counts without enable_gqa, and one of its fused
+ops called in a build without it. Each reads torch's own wording (validate_sdpa_input and the
+fused kernels' reasons, read in torch 2.13.0's libtorch_cpu; attention.cu's build checks)."""
 
 from __future__ import annotations
 
-from attn_doctor.explain.answer import ClassAnswer, has_error, line_of
+import re
+
+from attn_doctor.explain.answer import ClassAnswer, body_of, has_error, line_of
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -144,5 +146,105 @@ def sdpa_gqa_heads_not_divisible(f: TextFacts, _know: Knowledge) -> list[ClassAn
             source="torch 2.13.0 libtorch_cpu ('The number of heads in key/value must divide "
             "number of heads in query.', SDPA's grouped-query check, read here)",
             line=line_of(f, r"must divide number of heads"),
+        )
+    ]
+
+
+_NOT_ENABLED = re.compile(
+    r"(USE_FLASH_ATTENTION|USE_MEM_EFF_ATTENTION|_flash_attention_forward"
+    r"|_efficient_attention_forward) was not enabled for build"
+)
+"""torch's fused attention op called in a build without it (TORCH_CHECK in attention.cu's
+#else branch)."""
+
+
+def torch_fused_op_not_built(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """Code called one of torch's fused attention ops directly (``aten._flash_attention_forward``)
+    and this torch build has no such kernel: official Windows wheels are built without
+    USE_FLASH_ATTENTION, and SDPA itself skips a kernel its build lacks, so the call came from
+    code that picks the op itself (a library's dispatcher, a model's fused path)."""
+    m = _NOT_ENABLED.search(body_of(f))
+    if m is None:
+        return []
+    flash = "FLASH" in m.group(1) or "flash" in m.group(1)
+    words, flag = (
+        ("flash", "USE_FLASH_ATTENTION")
+        if flash
+        else (
+            "memory-efficient",
+            "USE_MEM_EFF_ATTENTION",
+        )
+    )
+    windows = "windows" in f.platforms
+    return [
+        ClassAnswer(
+            class_id="torch-built-without-sdpa-kernel",
+            title=f"torch's {words} attention op was called, and this torch is built without it",
+            cause=(
+                f"code called torch's fused {words} attention op directly, and this torch was "
+                f"built without it ({flag} off"
+                + (": official Windows wheels leave flash attention out" if windows else "")
+                + "). scaled_dot_product_attention itself would have picked another kernel; "
+                "the call came from code that chooses the op itself (a library's dispatcher, as "
+                "xformers' flash path did on Windows, or a model's own fused path)."
+            ),
+            fix=(
+                "upgrade the caller (xformers, the node or model code) to a release that checks "
+                "the kernel is built, or set it to use SDPA / another attention backend",
+                "pip install --upgrade torch   # on Linux: an official wheel, built with it",
+            ),
+            evidence=(("missing kernel", words), ("torch build", f.torch_build or "not shown")),
+            source=(
+                "pytorch aten/src/ATen/native/transformers/cuda/attention.cu and "
+                f'attention_backward.cu (#else: TORCH_CHECK(false, "{flag} was not enabled for '
+                'build.")), read on main'
+            ),
+            line=line_of(f, r"was not enabled for build"),
+        )
+    ]
+
+
+_NAN = re.compile(
+    r"\bNaNs?\b|\bnan (?:loss|grad)|\b(?:loss|grad\w*)\W{0,3}(?:is |=\s*)?nan\b", re.I
+)
+_CUDNN_SDPA = re.compile(
+    r"CUDNN_ATTENTION|cudnn_attention|enable_cudnn_sdp|cuDNN (?:SDPA|attention|backend)"
+    r"|SDPBackend\.CUDNN",
+    re.I,
+)
+
+
+def sdpa_cudnn_nan(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """NaN outputs or gradients with SDPA's cuDNN kernel: torch releases that put cuDNN first
+    on Hopper/Blackwell (2.5.0; 2.11 on with a recent cuDNN) met backward bugs in it for some
+    shapes and masks; the other SDPA kernels give finite results for the same inputs."""
+    body = body_of(f)
+    if not (_NAN.search(body) and _CUDNN_SDPA.search(body)):
+        return []
+    torch = f.version("torch")
+    return [
+        ClassAnswer(
+            class_id="torch-sdpa-cudnn-backend-nan-bug",
+            title="NaN from SDPA's cuDNN attention kernel",
+            cause=(
+                "scaled_dot_product_attention ran its cuDNN kernel, which torch prefers on "
+                "Hopper/Blackwell GPUs in some releases (2.5.0; 2.11 and later with cuDNN newer "
+                "than 9.15), and that kernel's backward has given NaN for some shapes, layouts "
+                "and masks (torch 2.5.0 with transposed outputs; from 2.11 sequence lengths of "
+                "64 mod 128 with a mask); the same inputs through the flash or memory-efficient "
+                f"kernel stay finite{' (this log shows torch ' + torch + ')' if torch else ''}."
+            ),
+            fix=(
+                "torch.backends.cuda.enable_cudnn_sdp(False)   # at start-up: SDPA then uses "
+                "flash / memory-efficient",
+                "or pip install --upgrade torch   # 2.5.1 made cuDNN attention opt-in",
+            ),
+            evidence=(("NaN", "reported"), ("SDPA kernel", "cuDNN")),
+            source=(
+                "wheels_index/sdpa_dispatch.toml (releases whose default dispatch puts cuDNN "
+                "first); pytorch/pytorch#139298 and #138522 (2.5.1 'Make CuDNN Attention Opt "
+                "in'), #196678 (2.11+ backward NaN)"
+            ),
+            line=line_of(f, r"NaN|nan"),
         )
     ]
