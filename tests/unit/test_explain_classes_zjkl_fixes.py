@@ -209,7 +209,10 @@ def test_the_memory_efficient_kernels_device_guard() -> None:
 
 
 def test_llama_cpp_turning_flash_attention_off() -> None:
-    notice = "llama_new_context_with_model: flash_attn is not compatible with attn_soft_cap - forcing off"
+    notice = (
+        "llama_new_context_with_model: flash_attn is not compatible with attn_soft_cap - "
+        "forcing off"
+    )
     assert _first(notice) == "harmless-warning"
     failed = notice + "\nllama_init_from_model: V cache quantization requires flash_attn"
     assert _first(failed) == "backend-feature-unsupported"
