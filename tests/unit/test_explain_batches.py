@@ -46,6 +46,9 @@ AFTER_FIXES = {
     "2026-12-07-zj": 23,
     "2026-12-07-zk": 24,
     "2026-12-07-zl": 23,
+    "2026-12-07-zm": 10,
+    "2026-12-07-zn": 15,
+    "2026-12-07-zo": 7,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
@@ -60,6 +63,8 @@ CONTROLS_ANSWERED = {
     "2026-12-07-ze": {"37.txt"},
     "2026-12-07-zg": {"32.txt"},
     "2026-12-07-zl": {"38.txt"},
+    "2026-12-07-zn": {"34.txt", "40.txt"},
+    "2026-12-07-zo": {"32.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
 attention op built with an nvcc of another CUDA than torch; the nvcc/torch mismatch answer is
@@ -80,7 +85,10 @@ CUDA build asking CUDA 11's nvcc for compute_30: answered as nvcc not supporting
 architecture, which is its cause too. ZL's 32 (a ComfyUI out-of-memory traceback, answered as
 the application's wrapper message) and 38 (detectron2's _C with an undefined torch symbol,
 named only by its file, answered as built for another torch: its cause too) were answered
-before ZL's fixes; 32 no longer is (an out-of-memory error is its own cause)."""
+before ZL's fixes; 32 no longer is (an out-of-memory error is its own cause). ZN's 34 (Mamba's
+selective-scan extension with no kernel image, answered as no kernel image), ZN's 40 (building
+nvdiffrast, answered as libcuda not found) and ZO's 32 (DeepSpeed's fused_adam built for another
+torch, answered so) were answered before ZM-ZO's fixes."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
