@@ -60,7 +60,9 @@ def has_error(f: TextFacts) -> bool:
         return True  # a head dim refused, and nothing says the program went on without it
     return any(not e.endswith("Warning") for e in f.error_classes) or bool(
         re.search(
-            r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b|Error:|Error running\b)|ptxas fatal"
+            # a word "error:" alone on its line is a poster's heading, not an error
+            r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b(?!:?[ \t]*$)|Error:(?![ \t]*$)"
+            r"|Error running\b)|ptxas fatal"
             r"|AssertionError|[`']?ptxas[`']? failed|PassManager::run failed|不支持"
             r"|Killed|FAILED|Assertion failed"
             r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"

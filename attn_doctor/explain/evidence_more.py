@@ -67,6 +67,12 @@ _ADVICE = re.compile(
     r"(?:,\s*change `?(?P<setting>\w+)`? to `?(?P<value>[\w-]+)`?)?[.\s]*$",
     re.I | re.M,
 )
+_RECOMMENDED = re.compile(
+    r"It is strongly recommended to train (?P<subject>[\w.-]+) models with the `(?P<backend>\w+)` "
+    r"attention implementation"
+)
+"""transformers' Gemma 2/3 notice (logger.warning_once in the model's forward when training
+with another attention): the model's authors advise eager attention for training."""
 _PLEASE_USE = re.compile(
     r"Error: Please use (?P<backend>[\w-]+) backend for (?P<subject>[^\n]{3,80}?)(?=\.\s|\.?$)"
     r"(?:[^\n]*?\bexport (?P<setting>[A-Z_]+)=(?P<value>[\w-]+))?",
@@ -99,12 +105,17 @@ _PIN_CONFLICT = re.compile(
 )
 _UNINSTALLED = re.compile(r"Successfully uninstalled ([\w.-]+?)-\d|Attempting uninstall: ([\w.-]+)")
 _FEATURE_REFUSED = re.compile(
-    r"`?(?P<feature>[\w ]{3,60}?)`?(?: attribute| argument| option)? (?:is|are) (?:currently )?"
-    r"not supported (?:for|by|with|in|when using) (?P<backend>[\w .`=-]{3,40}?)"
+    r"`?(?P<feature>[\w ]{3,60}?)`?(?: attribute| argument| option)? (?:is|are) "
+    r"(?:currently |yet )?not (?:yet )?(?:supported|implemented) (?:for|by|with|in|when using) "
+    r"(?P<backend>[\w .`=-]{3,40}?)"
     r"(?:[.!\s\"')]*$|\.\s+(?:Please|Use|Set|Try)\b)"
-    r"|(?P<backend2>[\w-]{3,30})(?: backend| attention)?(?: currently| yet)? (?:does not|doesn't) "
-    r"support "
-    r"(?P<feature2>[\w `=-]{3,60}?)[.!\s\"')]*$"
+    # "This flash attention implementation does not support `softcap`. Try using …", "`sdpa`
+    # attention does not support `softcap`", "FA3 backward does not support attention_chunk"
+    r"|`?(?P<backend2>[\w-]{3,30} attention(?= (?:build|kernel|implementation|backend)\b)"
+    r"|[\w-]{3,30})`?"
+    r"(?: attention)?(?: backend| build| kernel| implementation)?(?: backward| forward)?"
+    r"(?: currently| yet)? (?:does not|doesn't) support (?:setting )?"
+    r"(?P<feature2>[\w `=-]{3,60}?)(?:[.!\s\"')]*$|: |[.,]\s+(?:Please|please|Use|use|Set|Try)\b)"
     # "Memory efficient attention with `xformers` is currently not supported when …"
     r"|with `?(?P<backend3>[\w-]{3,30})`? (?:is|are) (?:currently )?not supported when "
     r"(?P<feature3>[^\n]{3,80}?)[.!\s\"')]*$"
@@ -242,23 +253,35 @@ def read_more(body: str) -> More:
     }
     pm = _PIP_NAME.search(body)
     pip = (pm.group("want"), pm.group("have"), pm.group("url") or "") if pm else None
-    advice = tuple(
-        Advice(
-            subject=m.group("subject").strip(),
-            backend=m.group("backend").strip(),
-            setting=m.group("setting") or "",
-            value=m.group("value") or "",
+    advice = (
+        tuple(
+            Advice(
+                subject=m.group("subject").strip(),
+                backend=m.group("backend").strip(),
+                setting=m.group("setting") or "",
+                value=m.group("value") or "",
+            )
+            for m in _ADVICE.finditer(body)
         )
-        for m in _ADVICE.finditer(body)
-    ) + tuple(
-        Advice(
-            subject=m.group("subject").strip(),
-            backend=m.group("backend"),
-            setting=m.group("setting") or "",
-            value=m.group("value") or "",
-            refusal=True,
+        + tuple(
+            Advice(
+                subject=f"{m.group('subject')} training",
+                backend=m.group("backend"),
+                setting="attn_implementation",
+                value=m.group("backend"),
+            )
+            for m in _RECOMMENDED.finditer(body)
         )
-        for m in _PLEASE_USE.finditer(body)
+        + tuple(
+            Advice(
+                subject=m.group("subject").strip(),
+                backend=m.group("backend"),
+                setting=m.group("setting") or "",
+                value=m.group("value") or "",
+                refusal=True,
+            )
+            for m in _PLEASE_USE.finditer(body)
+        )
     )
     families: dict[int, None] = {}
     for m in _FAMILY_REFUSED.finditer(body):

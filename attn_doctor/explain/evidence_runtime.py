@@ -104,6 +104,9 @@ dispatcher's "Could not find the operator ns::op"."""
 _TENSOR_DEVICE = re.compile(
     r"\bdevice=(?:device\(type=)?'?(cpu|mps|xpu|meta)\b"
     r"|\b(?:q|k|v|query|key|value|out|qkv)\w{0,8} must be (?:on CUDA|a CUDA tensor)\b"
+    # SageAttention's, FlashAttention-4's and diffusers' wordings of the same check
+    r"|\b(?:Input tensors|inputs|Query, key,? and value) must be on (?:a )?(?:CUDA|cuda)\b"
+    r"(?! device with compute capability)"
 )
 """The device an attention kernel got its tensors on, as the kernel's own check says it:
 xformers' dispatch ("device=cpu (supported: {'cuda'})" from 0.0.2x, the older
@@ -113,7 +116,8 @@ tensor")."""
 _CPU_RUN = re.compile(
     r"\bCPU[- ](?:training|inference|only mode)\b"
     r"|\b(?:training|inference|running) on (?:the )?CPU\b"
-    r"|\bis not available on CPU\b|\bmake sure torch can access a CUDA device\b",
+    r"|\bis not available on CPU\b|\bmake sure torch can access a CUDA device\b"
+    r"|\bwith no GPU available\b",
     re.I,
 )
 """A run told in words to be on the CPU ("CPU training"): its tensors are on the CPU."""
@@ -153,7 +157,7 @@ _UNPACK = re.compile(
     r"not enough values to unpack \(expected (\d+), got (\d+)\)"
     r"|too many values to unpack \(expected (\d+)\)"
 )
-_EXT_CALL = re.compile(r"\b(\w+_cuda|\w+_C|_C)\.(\w+)\(")
+_EXT_CALL = re.compile(r"\b(\w+_cuda|\w+_C|_C|_C_\w+|tex)\.(\w+)\(")
 """A call into a compiled extension module (``flash_attn_cuda.varlen_fwd(``, ``_C.fwd(``)."""
 _AMD_GPU = re.compile(
     r"\b(?:Instinct\s*)?MI ?(25|50|60|100|210|250X?|300[AX]?|325X|355X)\b|\bRadeon VII\b"
@@ -287,7 +291,8 @@ def read_runtime(body: str) -> RuntimeFacts:
     ext_unpack = None
     lines = body.splitlines()
     for i, line in enumerate(lines):
-        if _UNPACK.search(line):
+        # the values unpacked, or pybind11 refusing the arguments the Python side passes
+        if _UNPACK.search(line) or re.search(r"\(\): incompatible function arguments", line):
             for prev in reversed(lines[max(0, i - 3) : i]):
                 if c := _EXT_CALL.search(prev):
                     ext_unpack = c.group(1)

@@ -30,49 +30,6 @@ _KERNEL_NAMES = {
 }
 
 
-_SDPA_OP_NOT_ON_DEVICE = re.compile(
-    r"operator 'aten::_scaled_dot_product_(flash|efficient|cudnn)_attention(_backward)?\w*' is "
-    r"not currently implemented for the (\w+) device"
-)
-"""torch's dispatcher: the device's build has no kernel for one of SDPA's fused ops."""
-
-
-def sdpa_kernel_not_on_device(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
-    """A fused SDPA op (the memory-efficient backward, flash) has no kernel in this device's
-    torch build (XPU, MPS): the caller forced that kernel, or a release dispatched to it."""
-    m = _SDPA_OP_NOT_ON_DEVICE.search(body_of(f))
-    if m is None:
-        return []
-    kernel = {"flash": "flash", "efficient": "memory-efficient", "cudnn": "cuDNN"}[m.group(1)]
-    part = " backward" if m.group(2) else ""
-    device = m.group(3).upper()
-    return [
-        ClassAnswer(
-            class_id="torch-built-without-sdpa-kernel",
-            title=f"torch's {device} build has no SDPA {kernel}{part} kernel",
-            cause=(
-                f"scaled_dot_product_attention reached its {kernel}{part} op, and torch's {device} "
-                "build has no kernel for it: the caller forced that kernel (sdpa_kernel, or "
-                "calling the op directly), or this torch release dispatches to a kernel its "
-                f"{device} build does not have."
-            ),
-            fix=(
-                "let SDPA choose, or allow the math kernel: with sdpa_kernel([SDPBackend.MATH, …])",
-                f"pip install --upgrade torch   # a newer {device} build may have the kernel",
-            )
-            + (
-                ("PYTORCH_ENABLE_MPS_FALLBACK=1   # run the op on the CPU",)
-                if device == "MPS"
-                else ()
-            ),
-            evidence=(("op", m.group(0).split("'")[1]), ("device", device)),
-            source="torch's dispatcher error for an op without a kernel for the device (the "
-            "op names read from the message)",
-            line=line_of(f, r"not currently implemented for the"),
-        )
-    ]
-
-
 def torch_built_without_sdpa_kernel(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """torch says it was built without one of SDPA's fused kernels. On ROCm both come from
     AOTriton, which a build may leave out; a CUDA Windows wheel without flash is harmless
@@ -484,11 +441,35 @@ def extension_pins_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswe
 
 _ATTENTION_FEATURE = re.compile(
     r"sink|mask|window|soft.?cap|bias|alibi|\bkv\b|kv_|cache|causal|dropout|head|gqa|mqa|mla"
-    r"|varlen|paged|cross|attention|position|scale",
+    r"|varlen|paged|cross|attention|position|scale|\blse\b|_lse|backward|chunk",
     re.I,
 )
 """Words of an attention feature: only those are this class when the table does not list the
 feature (beam search refused by a backend is something else)."""
+
+
+def _build_lacks_feature(
+    f: TextFacts, backend: str, name: str, feature: str, having: tuple[str, ...]
+) -> ClassAnswer:
+    """A backend the feature table credits with a feature refuses it: the installed build or
+    release of it does not implement it yet (flash-attn's soft-capping came in 2.6)."""
+    others = [b for b in having if b != backend]
+    return ClassAnswer(
+        class_id="backend-feature-unsupported",
+        title=f"this {backend} build does not support {name}",
+        cause=(
+            f"the {backend} in use refuses {name} ({feature}), as the message says; {backend} has "
+            "it in other builds or later releases (the feature table), so the installed one is "
+            "older, or a build of it without the feature (a Hub kernel, a framework's own copy)."
+        ),
+        fix=(
+            f"upgrade {backend} (attn-doctor install {backend} picks a release for this torch)",
+            *(f"or use {b} instead" for b in others[:2]),
+        ),
+        evidence=(("backend", backend), ("feature", feature)),
+        source="the message itself; wheels_index/explain_classes.toml [feature] " + name,
+        line=line_of(f, r"not supported|support"),
+    )
 
 
 def _unlisted_feature(f: TextFacts, backend: str, feature: str) -> ClassAnswer:
@@ -520,10 +501,26 @@ def backend_feature_unsupported(f: TextFacts, know: Knowledge) -> list[ClassAnsw
         feat = next((x for x in know.features if x.pattern.search(feature_text)), None)
         # The refusing clause names the backend on its own ("set to sdpa"); SDPA is left
         # out of the message-wide backend words, which would take any mention of it.
-        named = backends_in_text(backend_text) or re.findall(r"\b(sdpa)\b", backend_text, re.I)
+        named = backends_in_text(backend_text) or re.findall(
+            r"\b(sdpa|cuDNN)\b", backend_text, re.I
+        )
         named = [n.lower() for n in named]
         if feat is None and named and _ATTENTION_FEATURE.search(feature_text):
             return [_unlisted_feature(f, named[0], feature_text)]
+        if (
+            feat is not None
+            and named
+            and named[0] in feat.backends
+            and re.search(
+                r"\b[Tt]his [\w ]{0,30}\b(?:build|implementation|version)\b[^\n]{0,20}"
+                r"(?:does not|doesn't) support",
+                body_of(f),
+            )
+        ):
+            # the table credits the backend with it, and the refusal is the backend's own about
+            # itself ("This flash attention implementation does not support"): this build or
+            # release lacks it (a wrapper refusing a feature the backend has is not this)
+            return [_build_lacks_feature(f, named[0], feat.name, feature_text, feat.backends)]
         if feat is None or not named or named[0] in feat.backends:
             continue
         sm = f.sms[0] if len(f.sms) == 1 else None

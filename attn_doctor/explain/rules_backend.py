@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.backends import BackendRule
+from attn_doctor.backends import BACKEND_NAMES, BackendRule
 from attn_doctor.explain.answer import (
     ClassAnswer,
     backends_in,
@@ -142,6 +142,8 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
         # too old rather than missing.
         if _INSTALLED_TOO_OLD.search(body) or f.runtime.tensor_device is not None:
             return []  # installed but too old, or refused for the device: not missing
+        if f.required_sm is not None and re.search(r"compute capability", body):
+            return []  # the error it raised states the GPU it needs: the GPU's range
         others = [mod for mod in f.missing_modules if _module_backend(know, mod) is None]
         if (
             f.missing_modules
@@ -483,6 +485,11 @@ def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
             if b is None or on in b.vendors or (on == "mps" and "apple" in b.vendors):
                 continue
             return [_tensors_on(f, name, b.vendors, on)]
+        if not backends_in(f) and re.search(
+            r"must be (?:on (?:a )?CUDA|a CUDA tensor)", body_of(f), re.I
+        ):
+            # an attention kernel's own device check, its package not named
+            return [_tensors_on(f, "the attention kernel", ("NVIDIA",), on)]
     device = "intel" if f.torch_build == "xpu" else "apple" if "macos" in f.platforms else None
     if device is None or not has_error(f):
         return []
@@ -518,8 +525,12 @@ def _tensors_on(f: TextFacts, name: str, vendors: tuple[str, ...], on: str) -> C
         class_id="backend-needs-other-device",
         title=f"{name} got tensors on the {on.upper()}: its kernels run on GPUs only",
         cause=(
-            f"{name}'s kernels run on {', '.join(vendors)} GPUs (its record), and the call "
-            f"received tensors on the {on.upper()}"
+            (
+                f"{name}'s kernels run on {', '.join(vendors)} GPUs (its record), and the call "
+                if name in BACKEND_NAMES
+                else f"{name} runs on {', '.join(vendors)} GPUs only (its own check), and it "
+            )
+            + f"received tensors on the {on.upper()}"
             + (
                 ": this torch is a CPU-only build, so nothing can be on a GPU."
                 if cpu_torch
@@ -535,7 +546,7 @@ def _tensors_on(f: TextFacts, name: str, vendors: tuple[str, ...], on: str) -> C
         checks=("torch_cpu_only|no_nvidia_gpu",),
         evidence=(("tensors on", on), ("backend", name)),
         source=f"wheels_index/backends.toml {name}: vendors; the kernel's device check",
-        line=line_of(f, r"device=|must be (?:on CUDA|a CUDA tensor)"),
+        line=line_of(f, r"device=|must be (?:on (?:a )?CUDA|a CUDA tensor)"),
     )
 
 

@@ -140,6 +140,14 @@ def triton_embedded_python_missing_headers(f: TextFacts, _know: Knowledge) -> li
     )
     triton = re.search(r"triton", body_of(f), re.I)
     portable = "comfyui-portable" in f.platforms
+    launcher = re.search(
+        r"tmp\w*[/\\](?:main|cuda_utils|__triton_launcher)\.c\b", body_of(f)
+    )  # Triton's launcher, compiled in a temporary folder
+    # off Windows, OpenAI Triton's own build of its launcher (its temporary main.c, or its
+    # runtime's frames): another project named Triton builds its own bindings
+    own = launcher or re.search(r"triton[/\\](?:runtime|backends|compiler)[/\\]", body_of(f))
+    if headers and not windows and own and not tcc:
+        return [_python_dev_headers_missing(f, headers[0])]
     if not (tcc or ((triton or portable) and windows)):
         return []
     py = f.python or "X.Y"
@@ -322,6 +330,94 @@ def arch_list_below_backend_minimum(f: TextFacts, know: Knowledge) -> list[Class
                 "wheels_index/backends.toml min_sm"
             ),
             line=line_of(f, r"requires? sm"),
+        )
+    ]
+
+
+_FA_DEVICE_GUARD = re.compile(r"FlashAttention requires building with sm version sm80-sm90, but")
+"""flash-attn's device-side guard (FLASH_UNSUPPORTED_ARCH in csrc/flash_attn/src, printed by
+the kernel variant compiled for an architecture below 8.0)."""
+
+
+def _python_dev_headers_missing(f: TextFacts, header: str) -> ClassAnswer:
+    """Triton's launcher compiled on Linux (or macOS) against a Python without its development
+    headers: a distribution's python3 without python3-dev, or a slim container image."""
+    py = f.python or "3.X"
+    return ClassAnswer(
+        class_id="triton-embedded-python-missing-include-libs",
+        title="Triton cannot find Python.h: this Python has no development headers",
+        cause=(
+            "Triton compiles a small C launcher for its kernels at run time (torch.compile, "
+            "FlexAttention, Triton attention kernels) against the running Python's headers; "
+            "this Python has none: a distribution's python3 without its -dev package, or a "
+            "slim container image."
+        ),
+        fix=(
+            f"sudo apt-get install python{py}-dev   # Debian/Ubuntu; dnf install python3-devel "
+            "on Fedora/RHEL",
+            "in a container: a full Python image, or the same package in the Dockerfile",
+        ),
+        evidence=(("missing header", header), ("compiler", "gcc")),
+        source="triton's runtime build of its launcher (main.c / cuda_utils.c include Python.h)",
+        line=line_of(f, re.escape(header.rsplit("/", 1)[-1])),
+    )
+
+
+def flash_attn_device_code_below_ampere(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """flash-attn's kernels ran device code compiled for an architecture below sm80: on a GPU
+    older than Ampere, that GPU is outside flash-attn's range; on a newer one, the build that
+    made the binary (flash-attn's, or a framework's copy such as vLLM's) was given only older
+    architectures."""
+    if not _FA_DEVICE_GUARD.search(body_of(f)):
+        return []
+    old = [sm for sm in f.sms if sm < 80]
+    if old:
+        sm = old[0]
+        return [
+            ClassAnswer(
+                class_id="gpu-outside-backend-range",
+                title=f"flash-attn's kernels do not run on sm_{sm}",
+                cause=(
+                    "flash-attn's kernels are compiled for sm80-sm90 only (Ampere and newer); "
+                    "the kernel that ran was the fallback compiled for an older architecture, "
+                    f"which only prints this message: this GPU is sm_{sm}."
+                ),
+                fix=(
+                    'use SDPA instead (attn_implementation="sdpa"; in vLLM, another attention '
+                    "backend)",
+                ),
+                evidence=(("needs", "sm_80+"), ("architecture", f"sm_{sm}")),
+                source="Dao-AILab/flash-attention csrc/flash_attn/src (FLASH_UNSUPPORTED_ARCH), "
+                "read on main",
+                line=line_of(f, r"requires building with sm version"),
+            )
+        ]
+    # flash-attn's host code refuses a GPU before Ampere ("FlashAttention only supports Ampere
+    # GPUs or newer"), so a kernel that reached the device passed it: the binary lacks the
+    # GPU's architecture
+    gpu = f"this GPU (sm_{f.sms[0]})" if f.sms else "the GPU (it passed flash-attn's own check)"
+    value = _cc(f.sms[0]) if f.sms else "<the GPU's compute capability>"
+    return [
+        ClassAnswer(
+            class_id="torch-cuda-arch-list-below-backend-minimum",
+            title="the flash-attn binary was built without this GPU's architecture",
+            cause=(
+                f"{gpu} is one flash-attn runs on, but the binary that ran "
+                "was compiled only for architectures below sm80 (the build's architecture list: "
+                "TORCH_CUDA_ARCH_LIST, or a framework's own list for its copy of flash-attn), "
+                "so its fallback printed this message."
+            ),
+            fix=(
+                f'export TORCH_CUDA_ARCH_LIST="{value}" and rebuild (or the framework\'s own '
+                "architecture setting), or install a prebuilt wheel made for this GPU",
+            ),
+            evidence=(
+                ("needs", "sm_80+"),
+                *((("architecture", f"sm_{f.sms[0]}"),) if f.sms else ()),
+            ),
+            source="Dao-AILab/flash-attention csrc/flash_attn/src (FLASH_UNSUPPORTED_ARCH), read "
+            "on main; vllm-project/vllm#9062 (flash-attention arches not set in its build)",
+            line=line_of(f, r"requires building with sm version"),
         )
     ]
 

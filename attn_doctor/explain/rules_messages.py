@@ -26,6 +26,35 @@ def _headline(cause: str, width: int = 80) -> str:
     return head[: head.rfind(" ", 0, width - 1)].rstrip(" ,(") + "…"
 
 
+_VLLM_REASON = re.compile(r"Reasons?:\s*(?P<rest>[^\n]{0,600})")
+_REASON_CLASSES = (
+    (
+        re.compile(r"compute capability|only supported on|not supported on (?:this device|SM|sm)"),
+        "gpu-outside-backend-range",
+    ),
+    (re.compile(r"(?<!\w)dtype not supported"), "dtype-unsupported"),
+    (re.compile(r"head_?size not supported|head(?:_| )?dim"), "head-dim-unsupported"),
+)
+"""vLLM's backend validation reasons (validate_configuration in its attention backends'
+base class: 'compute capability not supported', 'dtype not supported', 'head_size not
+supported', …) to the class each names; a feature refused ('MLA not supported', 'attention
+sinks not supported') stays the message's own answer, which names the setting to change."""
+
+
+def _vllm_reason_class(body: str) -> tuple[str, str] | None:
+    """The class every reason vLLM lists names (one backend's, or all backends' alike), with
+    the reasons; None when they differ or an import error is among them (read as that)."""
+    m = _VLLM_REASON.search(body)
+    if m is None or re.search(r"Error\b|No module named", m.group("rest")):
+        return None
+    reasons = re.findall(r"'([^']{3,80})'|\[([^\]\[']{3,80})\]", m.group("rest"))
+    texts = [a or b for a, b in reasons]
+    classes = {next((cid for rx, cid in _REASON_CLASSES if rx.search(t)), None) for t in texts}
+    if len(classes) != 1 or None in classes:
+        return None
+    return classes.pop() or "", "; ".join(dict.fromkeys(texts))
+
+
 def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """Framework messages recorded from upstream source, each with the framework's own fix."""
     body = body_of(f)
@@ -41,11 +70,17 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         def fill(text: str, groups: dict[str, str] = groups) -> str:
             return re.sub(r"\{(\w+)\}", lambda g: groups.get(g.group(1), f"<{g.group(1)}>"), text)
 
+        answer, said = msg.answer or msg.id, ""
+        # the reasons vLLM lists name the class: the GPU, the dtype, the head size
+        if msg.id in {"vllm-selected-backend-not-valid", "vllm-no-valid-attention-backend"} and (
+            named := _vllm_reason_class(body)
+        ):
+            answer, said = named[0], f" Here the reason is: {named[1]}."
         out.append(
             ClassAnswer(
-                class_id=msg.answer or msg.id,
+                class_id=answer,
                 title=f"{msg.framework}: {_headline(fill(msg.cause))}",
-                cause=fill(msg.cause),
+                cause=fill(msg.cause) + said,
                 fix=tuple(fill(x) for x in msg.fix),
                 evidence=tuple(groups.items()),
                 source=msg.source,

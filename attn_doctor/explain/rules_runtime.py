@@ -502,21 +502,36 @@ def stale_extension_mixed_install(f: TextFacts, know: Knowledge) -> list[ClassAn
     if ext is None:
         return []
     backend = _module_backend(know, ext)
+    top = None
     if backend is None:
         # An older extension name (flash_attn_cuda): the package whose file made the call.
         # The frame's file is on its header line, the call on the source line below it.
-        pkg = re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*\n?[^\n]*" + re.escape(ext), body_of(f))
+        pkg = re.search(
+            r"(?:site|dist)-packages[/\\](\w+)[/\\][\w/\\]*?\w+\.py\b[^\n]*\n?[^\n]*"
+            + re.escape(ext),
+            body_of(f),
+        ) or re.search(r"[/\\](\w+)[/\\]\w+\.py\b[^\n]*\n?[^\n]*" + re.escape(ext), body_of(f))
         backend = _module_backend(know, pkg.group(1)) if pkg else None
-    if backend is None:
+        top = pkg.group(1) if pkg and pkg.group(1) not in {"torch", "site", "dist"} else None
+    if backend is None and top is None:
         return []
-    dist = backend.distributions[0] if backend.distributions else ext
+    dist = (
+        (backend.distributions[0] if backend.distributions else ext)
+        if backend is not None
+        else str(top).replace("_", "-")
+    )
+    said = (
+        "refused the arguments"
+        if re.search(r"incompatible function arguments", body_of(f))
+        else "returned another number of values than"
+    )
     return [
         ClassAnswer(
             class_id=f"{dist}-stale-extension-mixed-install",
             title=f"{dist}'s compiled extension is from another release than its Python code",
             cause=(
-                f"{ext} (the compiled part of {dist}) returned another number of values than "
-                f"{dist}'s Python code expects: the binary and the Python files come from "
+                f"{ext} (the compiled part of {dist}) {said} {dist}'s Python code "
+                "passes or expects: the binary and the Python files come from "
                 "different releases (a stale extension left by an earlier install or a build "
                 "directory, or two copies on the path)."
             ),
@@ -525,13 +540,13 @@ def stale_extension_mixed_install(f: TextFacts, know: Knowledge) -> list[ClassAn
                 f'python -c "import {ext}" && echo still present   # remove any copy it finds',
                 f"pip install {dist} --no-build-isolation --no-cache-dir",
             ),
-            evidence=(("extension", ext), ("error", "values to unpack")),
+            evidence=(("extension", ext), ("error", said)),
             source=(
                 "the message's traceback (the call into the compiled module raises the unpack "
                 "error); Dao-AILab/flash-attention#469 maintainer answer — unverified beyond "
                 "that thread"
             ),
-            line=line_of(f, r"values to unpack"),
+            line=line_of(f, r"values to unpack|incompatible function arguments"),
         )
     ]
 

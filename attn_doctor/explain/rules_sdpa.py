@@ -248,3 +248,87 @@ def sdpa_cudnn_nan(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             line=line_of(f, r"NaN|nan"),
         )
     ]
+
+
+_SDPA_OP_NOT_ON_DEVICE = re.compile(
+    r"operator 'aten::_scaled_dot_product_(flash|efficient|cudnn)_attention(_backward)?\w*' is "
+    r"not currently implemented for the (\w+) device"
+)
+"""torch's dispatcher: the device's build has no kernel for one of SDPA's fused ops."""
+
+
+_ATTN_OP_NOT_ON_DEVICE = re.compile(
+    r"operator '(?P<op>[\w:.]*attention[\w:.]*)' is not currently implemented for the "
+    r"(?P<device>\w+) device"
+)
+"""torch's dispatcher refusing a library's attention op (IPEX's torch_ipex::…attention_mask) on a
+device it has no kernel for."""
+
+
+def sdpa_kernel_not_on_device(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """A fused SDPA op (the memory-efficient backward, flash) has no kernel in this device's
+    torch build (XPU, MPS): the caller forced that kernel, or a release dispatched to it."""
+    m = _SDPA_OP_NOT_ON_DEVICE.search(body_of(f))
+    if m is None:
+        return _library_op_not_on_device(f)
+    kernel = {"flash": "flash", "efficient": "memory-efficient", "cudnn": "cuDNN"}[m.group(1)]
+    part = " backward" if m.group(2) else ""
+    device = m.group(3).upper()
+    return [
+        ClassAnswer(
+            class_id="torch-built-without-sdpa-kernel",
+            title=f"torch's {device} build has no SDPA {kernel}{part} kernel",
+            cause=(
+                f"scaled_dot_product_attention reached its {kernel}{part} op, and torch's {device} "
+                "build has no kernel for it: the caller forced that kernel (sdpa_kernel, or "
+                "calling the op directly), or this torch release dispatches to a kernel its "
+                f"{device} build does not have."
+            ),
+            fix=(
+                "let SDPA choose, or allow the math kernel: with sdpa_kernel([SDPBackend.MATH, …])",
+                f"pip install --upgrade torch   # a newer {device} build may have the kernel",
+            )
+            + (
+                ("PYTORCH_ENABLE_MPS_FALLBACK=1   # run the op on the CPU",)
+                if device == "MPS"
+                else ()
+            ),
+            evidence=(("op", m.group(0).split("'")[1]), ("device", device)),
+            source="torch's dispatcher error for an op without a kernel for the device (the "
+            "op names read from the message)",
+            line=line_of(f, r"not currently implemented for the"),
+        )
+    ]
+
+
+def _library_op_not_on_device(f: TextFacts) -> list[ClassAnswer]:
+    """Another library's attention op with no kernel for the device the tensors are on."""
+    m = _ATTN_OP_NOT_ON_DEVICE.search(body_of(f))
+    if m is None or m.group("op").startswith("aten::"):
+        return []
+    device = m.group("device").upper()
+    env = {"XPU": "PYTORCH_ENABLE_XPU_FALLBACK=1", "MPS": "PYTORCH_ENABLE_MPS_FALLBACK=1"}
+    return [
+        ClassAnswer(
+            class_id="backend-needs-other-device",
+            title=f"{m.group('op')} has no {device} kernel",
+            cause=(
+                f"the attention op {m.group('op')} has kernels for other devices only, and the "
+                f"tensors are on the {device}: the library that registers it does not implement "
+                "it there (in this release)."
+            ),
+            fix=(
+                *(
+                    (f"{env[device]}   # run the op on the CPU, as torch's message offers",)
+                    if device in env
+                    else ()
+                ),
+                "upgrade the library that registers the op, or run that model on a device it "
+                "supports",
+            ),
+            evidence=(("op", m.group("op")), ("device", device)),
+            source="torch's dispatcher error for an op without a kernel for the device (the op "
+            "read from the message)",
+            line=line_of(f, r"not currently implemented for the"),
+        )
+    ]

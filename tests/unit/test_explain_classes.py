@@ -224,8 +224,14 @@ def test_framework_message_fix_is_filled_from_the_message() -> None:
         )
     )
     (a,) = framework_message(f, KNOW)
-    assert a.class_id == "vllm-selected-backend-not-valid"
+    # the reason vLLM gives names the class; the framework's own fix is kept
+    assert a.class_id == "head-dim-unsupported"
     assert "FLASHINFER" in a.cause
+    assert "head_size not supported" in a.cause
+    assert any("--attention-backend" in x for x in a.fix)
+    other = TextFacts(lines=(f.lines[0].replace("head_size", "attention sinks"),))
+    (b,) = framework_message(other, KNOW)
+    assert b.class_id == "vllm-selected-backend-not-valid"
 
 
 def test_harmless_warning_only_without_an_error() -> None:

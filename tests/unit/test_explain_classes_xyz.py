@@ -120,7 +120,7 @@ def test_torch_ops_missing_an_operator_is_not_the_callers_api() -> None:
 
 
 def test_a_fused_sdpa_op_without_a_kernel_for_the_device_is_that_builds_gap() -> None:
-    from attn_doctor.explain.rules_api import sdpa_kernel_not_on_device
+    from attn_doctor.explain.rules_sdpa import sdpa_kernel_not_on_device
 
     xpu = extract_facts(
         "NotImplementedError: The operator 'aten::_scaled_dot_product_efficient_attention_backward'"
