@@ -22,6 +22,7 @@ from attn_doctor.explain.evidence_build import FAMILY_ONLY, BuildFacts, read_bui
 from attn_doctor.explain.evidence_caller import CallerFacts, read_caller
 from attn_doctor.explain.evidence_calls import CallFacts, read_calls, read_other_device
 from attn_doctor.explain.evidence_more import (
+    REQUIREMENTS,
     Advice,
     arch_numbers,
     more_summary,
@@ -371,23 +372,6 @@ _REFUSED_ARCH = re.compile(
     r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
     re.I,
 )
-_REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?:compute|CUDA) capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
-    (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
-    (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
-    (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),
-    (
-        re.compile(
-            r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere"
-            r"|(?:GPUs?|cards?|devices?) (?:lower|older|earlier) than Ampere",
-            re.I,
-        ),
-        "ampere",
-    ),
-    (re.compile(r"\brequires? sm_?(\d{2,3})\+", re.I), "min"),
-    # ptxas: an instruction type needs a newer target ("'.bf16' requires .target sm_80 or higher")
-    (re.compile(r"requires \.target sm_(\d{2,3}) or higher"), "min"),
-)
 _QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
 _TOOL_MISSING = re.compile(
     r"Could not find nvcc|nvcc: (?:command )?not found|nvcc (?:was )?not found|Failed to find nvcc"
@@ -515,7 +499,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     required: tuple[int, int | None] | None = None
     exact: tuple[int, ...] = ()
     scan = body
-    for rx, kind in _REQUIREMENTS:
+    for rx, kind in REQUIREMENTS:
         rm = rx.search(scan)
         if rm is None:
             continue
@@ -526,6 +510,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 required = (lo, None)
             elif kind == "min":
                 required = (int(rm.group(1)), None)
+            elif kind == "hopper":
+                required, exact = (90, 90), (90,)
             elif kind in {"range", "exact"}:
                 found = arch_numbers(rm.group(0))
                 required = (min(found), max(found))

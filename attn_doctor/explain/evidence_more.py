@@ -28,6 +28,38 @@ class Advice:
     model (vLLM 0.5's "Please use Flashinfer backend for models with logits_soft_cap")."""
 
 
+REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?:compute|CUDA) capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
+    (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
+    (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
+    (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),
+    (
+        re.compile(
+            r"Ampere (?:GPUs?|gpus?) or newer|requires? (?:an )?Ampere"
+            r"|(?:GPUs?|cards?|devices?) (?:lower|older|earlier) than Ampere",
+            re.I,
+        ),
+        "ampere",
+    ),
+    (re.compile(r"\brequires? sm_?(\d{2,3})\+", re.I), "min"),
+    # "only supported on SM90", "requires an SM90 (Hopper) GPU", "only supported on Hopper"
+    (
+        re.compile(
+            r"only supported on (?:SM ?|sm_?)\d{2,3}[af]?"
+            r"(?:\s*(?:and|or|/|,)\s*(?:SM ?|sm_?)?\d{2,3}[af]?)*"
+            r"|\brequires? an? (?:SM ?|sm_?)\d{2,3}[af]?\b",
+            re.I,
+        ),
+        "exact",
+    ),
+    (re.compile(r"only supported on Hopper\b", re.I), "hopper"),
+    # ptxas: an instruction type needs a newer target ("'.bf16' requires .target sm_80 or higher")
+    (re.compile(r"requires \.target sm_(\d{2,3}) or higher"), "min"),
+)
+"""What a message states of the GPUs a kernel needs: a capability floor, a range, the exact
+architectures (kind names how the match is read in extract_facts)."""
+
+
 FAMILIES: dict[str, tuple[int, ...]] = {
     "kepler": (35, 37),
     "maxwell": (50, 52),
