@@ -47,6 +47,8 @@ REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"only supported on (?:SM ?|sm_?)\d{2,3}[af]?"
             r"(?:\s*(?:and|or|/|,)\s*(?:SM ?|sm_?)?\d{2,3}[af]?)*"
+            # a family written after it ("SM100 (compute capability 10.x)") is read as a range
+            r"(?!\d|\s*\(compute capability \d+\.x\))"
             r"|\brequires? an? (?:SM ?|sm_?)\d{2,3}[af]?\b",
             re.I,
         ),
