@@ -206,3 +206,12 @@ def test_flashinfer_and_ggml_without_a_kernel_for_the_shape() -> None:
     assert _first(fi) == "head-dim-unsupported"
     ggml = "warmup: WARNING: flash attention not supported by Vulkan0, memory usage will increase"
     assert _first(ggml) == "head-dim-unsupported"
+
+
+def test_an_architecture_a_kernel_is_only_supported_on() -> None:
+    for text in (
+        "AssertionError: FlashMLA Dense is only supported on Hopper devices.",
+        "ValueError: The foo attention backend requires an SM90 (Hopper) GPU, got sm89.",
+        "ValueError: use_fp16_softmax is only supported on SM107; the current device is sm100.",
+    ):
+        assert _first(text) == "gpu-outside-backend-range", text
