@@ -81,6 +81,11 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         ("build-host-compiler-too-old", 0),  # torch's c10/util/C++17.h
         ("build-host-compiler-too-old", 1),  # torch's cpp_extension: "less than the minimum"
         ("build-host-compiler-too-old", 3),  # gcc before 5: unrecognized -std=c++17
+        # the install sweep's wordings, exercised in test_explain_classes_zmno.py
+        ("xformers-built-for-other-torch", 2),  # unsloth: "You have torch = … but xformers = …"
+        ("torch-not-compiled-with-cuda", 1),  # FlashInfer's JIT
+        ("torch-not-compiled-with-cuda", 2),  # unsloth
+        ("torch-not-compiled-with-cuda", 3),  # kernels
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]

@@ -65,7 +65,7 @@ def has_error(f: TextFacts) -> bool:
             r"|Error running\b)|ptxas fatal"
             r"|AssertionError|[`']?ptxas[`']? failed|PassManager::run failed|不支持"
             r"|Killed|FAILED|Assertion failed"
-            r"|is not supported|\bnot supported\b(?![^\n]*fall(?:ing)? ?back)"
+            r"|\bnot supported\b(?![^\n]*(?:fall(?:ing)? ?back|defaulting to|switching to))"
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|\b(?:does not|doesn't) support [^\n]{0,30}\bGPUs?\b(?![^\n]*fall(?:ing)? ?back)"
             r"|is not a multiple of"

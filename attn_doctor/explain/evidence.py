@@ -375,6 +375,7 @@ _REFUSED_ARCH = re.compile(
 _QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
 _TOOL_MISSING = re.compile(
     r"Could not find nvcc|nvcc: (?:command )?not found|nvcc (?:was )?not found|Failed to find nvcc"
+    r"|/nvcc: not found|Cannot find CUDA_HOME\b"
     r"|No such file or directory: '(?:[\w/]*/)?nvcc'",
     re.I,
 )
@@ -393,7 +394,8 @@ _PTXAS_FAILED = re.compile(
 _MISSING_LIB = re.compile(
     r"(?:(lib[\w+-]+\.so(?:\.[\d.]+)?): cannot open shared object file"
     r"|(?:Could not load library:?|Unable to load any of \{) ?['\"]?(lib[\w+-]+\.so(?:\.[\d.]+)?)"
-    r"|libcuda\.so (?:cannot|not) (?:be )?found|(cannot find -lcuda))",
+    r"|libcuda\.so (?:cannot|not) (?:be )?found|(cannot find -l:?libcuda(?:\.so(?:\.1)?)?\b)"
+    r"|(Failed to open libcuda\.so(?:\.1)?))",
     re.I,
 )
 _SYMBOL_LINE = re.compile(
@@ -572,8 +574,13 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
     for m in _MISSING_LIB.finditer(body):
         name = m.group(1) or m.group(2) or ("libcuda.so" if m.group(0) else None)
         if name:
-            _add(libs, "libcuda.so" if m.group(3) else name)
-    if re.search(r"libcuda\.so[^\n]*(?:not found|cannot)|cannot find -lcuda", body, re.I):
+            _add(libs, "libcuda.so" if m.group(3) or m.group(4) else name)
+    if re.search(
+        r"libcuda\.so[^\n]*(?:not found|cannot)|cannot find -lcuda|CUDA is not linked properly"
+        r"|Running `?ldconfig /usr/lib64-nvidia`? to link CUDA",
+        body,
+        re.I,
+    ):
         _add(libs, "libcuda.so")
 
     symbols: list[Symbol] = []

@@ -96,7 +96,12 @@ class BuildFacts:
 
 
 _SHARED = re.compile(
-    r"out of resource: shared memory,?\s*Required: (\d+),?\s*Hardware limit(?:ation)?: ?(\d+)",
+    r"out of resource: (?:shared memory|triton_tem\w*),?\s*Required: (\d+),?\s*"
+    r"Hardware limit(?:ation)?: ?(\d+)"
+    # ptxas refusing the kernel itself, in hex: "uses too much shared data (0x24000 bytes, 0xc000
+    # max)" when the entry function is an attention kernel's (another kernel's is not this)
+    r"|Entry function '(?=[^'\n]*(?:attn|attention|flash|fmha|sdpa|triton_tem))[^'\n]+' uses too "
+    r"much shared data \((0x[0-9a-fA-F]+|\d+) bytes, (0x[0-9a-fA-F]+|\d+) max\)",
     re.I,
 )
 _HEADERS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -235,7 +240,9 @@ def read_build(body: str) -> BuildFacts:
         triton_cuda_unknown=tc.group(1) if tc else None,
         cuda_mentioned=tuple(mentioned),
         cuda_floor=(cf.group("a") or cf.group("b") or cf.group("c")) if cf else None,
-        shared_memory=(int(sm.group(1)), int(sm.group(2))) if sm else None,
+        shared_memory=(
+            (int(sm.group(1) or sm.group(3), 0), int(sm.group(2) or sm.group(4), 0)) if sm else None
+        ),
         missing_headers=tuple(headers),
         build_script=bool(_BUILD_SCRIPT.search(body)),
         arch_list=tuple(arch),

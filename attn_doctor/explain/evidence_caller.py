@@ -20,7 +20,9 @@ _NO_DERIVATIVE = re.compile(r"derivative for (?:aten::)?(\w+) is not implemented
 _NO_CC = re.compile(
     r"Failed to find C compiler\b|Failed to find C\+\+ compiler\b"
     # the compiler it chose (CC, or MSVC's cl) did not run: triton-windows' build.py
-    r"|Failed to compile\. cc_cmd\b",
+    r"|Failed to compile\. cc_cmd\b"
+    # triton-windows' own search for MSVC and the Windows SDK (windows_utils.py)
+    r"|Failed to find MSVC\b|Failed to find Windows SDK\b",
     re.I,
 )
 _UNDEFINED = re.compile(r"error: identifier \"(\w+)\" is undefined")

@@ -105,6 +105,7 @@ _TENSOR_DEVICE = re.compile(
     r"\bdevice=(?:device\(type=)?'?(cpu|mps|xpu|meta)\b"
     r"|\b(?:q|k|v|query|key|value|out|qkv)\w{0,8} must be (?:on CUDA|a CUDA tensor)\b"
     # SageAttention's, FlashAttention-4's and diffusers' wordings of the same check
+    r"|All tensors need to be on cuda device\. Got query on device: (cpu|mps|xpu)\b"
     r"|\b(?:Input tensors|inputs|Query, key,? and value) must be on (?:a )?(?:CUDA|cuda)\b"
     r"(?! device with compute capability)"
 )
@@ -318,7 +319,11 @@ def read_runtime(body: str) -> RuntimeFacts:
     return RuntimeFacts(
         sdpa_heads=(int(hd.group(2)), int(hd.group(4))) if hd else None,
         qkv_mismatch=qkv_fact,
-        tensor_device=(td.group(1) or "cpu") if td else "cpu" if _CPU_RUN.search(body) else None,
+        tensor_device=(td.group(1) or td.group(2) or "cpu")
+        if td
+        else "cpu"
+        if _CPU_RUN.search(body)
+        else None,
         dist_not_found=tuple(dict.fromkeys(m.group(1).lower() for m in _NO_DIST.finditer(body))),
         amd_targets=tuple(targets),
         ck_xdl_refused=ck.group(1) if ck else None,

@@ -215,3 +215,48 @@ def test_an_architecture_a_kernel_is_only_supported_on() -> None:
         "ValueError: use_fp16_softmax is only supported on SM107; the current device is sm100.",
     ):
         assert _first(text) == "gpu-outside-backend-range", text
+
+
+def test_install_and_build_wordings_read_in_upstream_source() -> None:
+    cases = {
+        "/tmp/pip-req-build-x/hopper/setup.py:356: UserWarning: flash_attn_3 was requested, "
+        "but nvcc was not found.": "flash-attn-nvcc-not-found",
+        "RuntimeError: nvcc not found and PyTorch is not built with CUDA support. Could not "
+        "determine CUDA version.": "torch-not-compiled-with-cuda",
+        "RuntimeError: Unsloth: PyTorch does not provide the cuda backend.": (
+            "torch-not-compiled-with-cuda"
+        ),
+        "ValueError: Invalid backend 'cuda', system supported backends: cpu": (
+            "torch-not-compiled-with-cuda"
+        ),
+        "ImportError: Unsloth: You have torch = 2.2.0 but xformers = 0.0.28.\nPlease install "
+        "xformers < 0.0.25 for torch = 2.2.0.": "xformers-built-for-other-torch",
+        "/usr/bin/ld: cannot find -l:libcuda.so.1: No such file or directory": "libcuda-not-found",
+        "RuntimeError: Failed to open libcuda.so.1": "libcuda-not-found",
+        "unsloth/_gpu_init.py:431: UserWarning: Unsloth: CUDA is not linked properly.": (
+            "libcuda-not-found"
+        ),
+        r"C:\venv\Lib\site-packages\triton\windows_utils.py:272: UserWarning: Failed to find "
+        "Windows SDK.": "triton-windows-needs-msvc-compiler",
+        "ptxas error   : Entry function '_attn_bwd' uses too much shared data (0x30000 bytes, "
+        "0xc000 max)": "triton-attention-kernel-out-of-shared-memory",
+        "AssertionError: csrc/cutlass is missing, please use source distribution or git clone": (
+            "flash-attn-source-missing-cutlass-submodule"
+        ),
+        "setup.py:117: UserWarning: skipping GPU 0 with compute capability 7.0": (
+            "gpu-outside-backend-range"
+        ),
+        "Auto set MAX_JOBS to `8`, NVCC_THREADS to `2`.": "harmless-warning",
+        "Unsloth: `sdpa` is not supported for `gemma3` because its soft-capping needs eager - "
+        "defaulting to `eager`.": "harmless-warning",
+        "UserWarning: flex_attention called without torch.compile() - this will use an unfused "
+        "implementation": "harmless-warning",
+        "UserWarning: cuDNN attention has been runtime disabled.": "harmless-warning",
+    }
+    for text, want in cases.items():
+        assert _first(text) == want, text
+    # another kernel out of shared memory (a MoE utility) is not an attention kernel's
+    assert "triton-attention-kernel-out-of-shared-memory" not in _answers(
+        "ptxas error   : Entry function '_Z12moe_align_kernel' uses too much shared data "
+        "(0x20400 bytes, 0xc000 max)"
+    )
