@@ -49,6 +49,9 @@ AFTER_FIXES = {
     "2026-12-07-zm": 17,
     "2026-12-07-zn": 20,
     "2026-12-07-zo": 13,
+    "2026-12-07-zp": 17,
+    "2026-12-07-zq": 17,
+    "2026-12-07-zr": 16,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
@@ -65,6 +68,9 @@ CONTROLS_ANSWERED = {
     "2026-12-07-zl": {"38.txt"},
     "2026-12-07-zn": {"34.txt", "40.txt"},
     "2026-12-07-zo": {"32.txt"},
+    "2026-12-07-zp": {"31.txt", "36.txt"},
+    "2026-12-07-zq": {"35.txt"},
+    "2026-12-07-zr": {"38.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
 attention op built with an nvcc of another CUDA than torch; the nvcc/torch mismatch answer is
@@ -88,7 +94,11 @@ named only by its file, answered as built for another torch: its cause too) were
 before ZL's fixes; 32 no longer is (an out-of-memory error is its own cause). ZN's 34 (Mamba's
 selective-scan extension with no kernel image, answered as no kernel image), ZN's 40 (building
 nvdiffrast, answered as libcuda not found) and ZO's 32 (DeepSpeed's fused_adam built for another
-torch, answered so) were answered before ZM-ZO's fixes."""
+torch, answered so) were answered before ZM-ZO's fixes. ZP's 31 (torch failing to import on a
+mismatched nvJitLink, in a flash-attn install log, answered as no prebuilt flash-attn wheel),
+ZP's 36 (mmcv-full built for another torch), ZQ's 35 (a Gaussian-splatting rasterizer built
+without torch under build isolation, answered as flash-attn's) and ZR's 38 (torchaudio built for
+another torch) were answered before ZP-ZR's fixes."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
