@@ -86,6 +86,7 @@ def test_every_pattern_of_every_entry_is_exercised_or_listed() -> None:
         ("torch-not-compiled-with-cuda", 1),  # FlashInfer's JIT
         ("torch-not-compiled-with-cuda", 2),  # unsloth
         ("torch-not-compiled-with-cuda", 3),  # kernels
+        ("flash-attn-fp32-input", 1),  # flash-attn 2.0's bare TORCH_CHECK on q_dtype
     }
     kb = load_symptoms()
     texts = [_sample(p)[2] for p in SAMPLES]

@@ -50,8 +50,8 @@ AFTER_FIXES = {
     "2026-12-07-zn": 20,
     "2026-12-07-zo": 13,
     "2026-12-07-zp": 17,
-    "2026-12-07-zq": 17,
-    "2026-12-07-zr": 16,
+    "2026-12-07-zq": 20,
+    "2026-12-07-zr": 19,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {

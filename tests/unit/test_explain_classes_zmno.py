@@ -260,3 +260,25 @@ def test_install_and_build_wordings_read_in_upstream_source() -> None:
         "ptxas error   : Entry function '_Z12moe_align_kernel' uses too much shared data "
         "(0x20400 bytes, 0xc000 max)"
     )
+
+
+def test_round_nine_wordings() -> None:
+    cases = {
+        "RuntimeError: Expected q_dtype == torch::kFloat16 || ((is_sm8x || is_sm90) && q_dtype "
+        "== torch::kBFloat16) to be true, but got false.": "flash-attn-fp32-input",
+        "RuntimeError:\nUnknown builtin op: aten::scaled_dot_product_attention.\nHere are some "
+        "suggestions:": "torch-too-old-for-api",
+        'C++ exception with description "0 INTERNAL ASSERT FAILED at alias_analysis.cpp:617. '
+        "We don't have an op for aten::scaled_dot_product_attention but it isn't a special "
+        'case."': "caller-written-for-other-api",
+        "ValueError: node attn.3 (scaled_dot_product_attention) got 8 input(s), expected [6, 7]": (
+            "caller-written-for-other-api"
+        ),
+        "torch._inductor.exc.LoweringException: NotImplementedError: Unsupported for now if "
+        "query, key, value are the same buffer.": "backend-feature-unsupported",
+        "Getting `ValueError: FlashInfer does not support sliding window attention.` on a T4": (
+            "backend-feature-unsupported"
+        ),
+    }
+    for text, want in cases.items():
+        assert _first(text) == want, text
