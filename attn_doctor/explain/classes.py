@@ -111,6 +111,7 @@ from attn_doctor.explain.rules_upstream import (
     package_built_for_other_torch,
     wheel_built_for_other_torch,
 )
+from attn_doctor.explain.rules_xformers import xformers_no_operator_reason
 
 __all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
 
@@ -254,6 +255,7 @@ RULES: tuple[Rule, ...] = (
     cudnn_sdpa_refused,
     model_refuses_backend,
     te_no_backend_for_inputs,
+    xformers_no_operator_reason,
     head_dim_unsupported,
     backend_on_other_device,
     gpu_outside_backend_range,
