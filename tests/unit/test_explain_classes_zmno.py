@@ -282,3 +282,14 @@ def test_round_nine_wordings() -> None:
     }
     for text, want in cases.items():
         assert _first(text) == want, text
+
+
+def test_transformer_engines_backend_selection_log_is_a_notice() -> None:
+    line = (
+        "[DEBUG    | DotProductAttention]: Disabling FlashAttention 3 for compute capability "
+        "!= sm90"
+    )
+    assert _first(line) == "harmless-warning"
+    assert _first("[INFO     | DotProductAttention]: Running with FusedAttention backend") == (
+        "harmless-warning"
+    )
