@@ -52,6 +52,9 @@ AFTER_FIXES = {
     "2026-12-07-zp": 17,
     "2026-12-07-zq": 20,
     "2026-12-07-zr": 19,
+    "2026-12-07-zs": 15,
+    "2026-12-07-zt": 5,
+    "2026-12-07-zu": 13,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
@@ -71,6 +74,8 @@ CONTROLS_ANSWERED = {
     "2026-12-07-zp": {"31.txt", "36.txt"},
     "2026-12-07-zq": {"35.txt"},
     "2026-12-07-zr": {"38.txt"},
+    "2026-12-07-zs": {"40.txt"},
+    "2026-12-07-zu": {"31.txt", "33.txt", "35.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
 attention op built with an nvcc of another CUDA than torch; the nvcc/torch mismatch answer is
@@ -98,7 +103,10 @@ torch, answered so) were answered before ZM-ZO's fixes. ZP's 31 (torch failing t
 mismatched nvJitLink, in a flash-attn install log, answered as no prebuilt flash-attn wheel),
 ZP's 36 (mmcv-full built for another torch), ZQ's 35 (a Gaussian-splatting rasterizer built
 without torch under build isolation, answered as flash-attn's) and ZR's 38 (torchaudio built for
-another torch) were answered before ZP-ZR's fixes."""
+another torch) were answered before ZP-ZR's fixes. ZS's 40 (a Gaussian-splatting rasterizer
+built for another torch), ZU's 31 (nunchaku's quantized GEMV kernel with no kernel image), 33
+(jaxlib asking the Jetson's nvcc for compute_90) and 35 (ktransformers' fp8 Triton kernel on a
+GPU below its range) were answered before ZS-ZU's fixes, each with its own true cause."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
