@@ -512,6 +512,8 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
                 required = (lo, None)
             elif kind == "min":
                 required = (int(rm.group(1)), None)
+            elif kind == "cc_or_higher":
+                required = (int(rm.group(1)) * 10 + int(rm.group(2)), None)
             elif kind == "hopper":
                 required, exact = (90, 90), (90,)
             elif kind in {"range", "exact"}:

@@ -30,6 +30,15 @@ class Advice:
 
 REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?:compute|CUDA) capability\s*(>=|>)\s*(\d+)(?:\.(\d))?", re.I), "cc"),
+    # "GPU compute capability 8.0 (Ampere) or higher is required"
+    (
+        re.compile(
+            r"(?:compute|CUDA) capability (?:of )?(\d+)\.(\d)(?: \(\w+\))? "
+            r"or (?:higher|newer|above)",
+            re.I,
+        ),
+        "cc_or_higher",
+    ),
     (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
     (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),

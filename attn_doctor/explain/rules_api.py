@@ -347,9 +347,38 @@ def framework_advises_other_backend(f: TextFacts, know: Knowledge) -> list[Class
 _FRAME_BACKENDS = {"flashinfer": "flashinfer", "flash_attn": "flash_attn_2", "xformers": "xformers"}
 
 
+_NONE_CALLED = re.compile(
+    r"\b(\w+)\(\s*\n(?:\s*\^+\s*\n)?\s*TypeError: 'NoneType' object is not callable"
+)
+"""The call on the source line just above Python's "'NoneType' object is not callable"."""
+
+
 def backend_import_left_none(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A framework's attention module for a backend calls a name its guarded import left None
-    ("'NoneType' object is not callable"): the backend's package is not installed."""
+    ("'NoneType' object is not callable"): the backend's package is not installed. Also any
+    code calling a backend's own function that way (``flash_attn_varlen_func = None`` in the
+    except branch of its import)."""
+    if (m := _NONE_CALLED.search("\n".join(f.lines))) is not None:
+        api = next((a for a in know.backend_api if m.group(1) in a.names), None)
+        b = know.backend(api.backend) if api is not None else None
+        if api is not None and b is not None and b.distributions:
+            return [
+                ClassAnswer(
+                    class_id="backend-not-installed",
+                    title=f"{m.group(1)} is None: {b.name} did not import",
+                    cause=(
+                        f"the code calls {m.group(1)}, {b.name}'s function, which its guarded "
+                        "import left None when importing the package failed: "
+                        f"{b.distributions[0]} is not installed in this Python (or does not "
+                        "import: the import's own error, hidden by the guard, says which)."
+                    ),
+                    fix=(f"attn-doctor install {b.name}", "or choose another attention mode"),
+                    checks=(f"package_missing:{b.distributions[0]}",),
+                    evidence=(("called", m.group(1)), ("backend", b.name)),
+                    source=f"wheels_index/explain_classes.toml [backend_api] {api.module}",
+                    line=line_of(f, r"'NoneType' object is not callable"),
+                )
+            ]
     for framework, module in f.none_called_in:
         b = know.backend(_FRAME_BACKENDS.get(module, ""))
         if b is None:

@@ -293,3 +293,26 @@ def test_transformer_engines_backend_selection_log_is_a_notice() -> None:
     assert _first("[INFO     | DotProductAttention]: Running with FusedAttention backend") == (
         "harmless-warning"
     )
+
+
+def test_round_ten_wordings() -> None:
+    none_called = (
+        '  File "/app/nodes/attention.py", line 189, in attention\n'
+        "    x = flash_attn_varlen_func(\n"
+        "        ^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "TypeError: 'NoneType' object is not callable"
+    )
+    assert _first(none_called) == "backend-not-installed"
+    # another None called is not a backend's
+    other = none_called.replace("flash_attn_varlen_func", "make_scheduler")
+    assert "backend-not-installed" not in _answers(other)
+    assert _first(
+        "RuntimeError: GPU compute capability 8.0 (Ampere) or higher is required to run it\n"
+        "GPU 0: Tesla V100"
+    ) == ("gpu-outside-backend-range")
+    xf = (
+        "NotImplementedError: No operator found for `memory_efficient_attention_forward`\n"
+        "max(query.shape[-1], value.shape[-1]) > 256\n"
+        "operator wasn't built - see python -m xformers.info for more info"
+    )
+    assert _first(xf) == "xformers-operator-not-built"
