@@ -3,22 +3,9 @@ source, each from text in other words than the batches', with a near miss where 
 
 from __future__ import annotations
 
-from attn_doctor.explain import explain_text
-
-
-def _answers(text: str) -> list[str]:
-    return [e.match.symptom_id for e in explain_text(text, None).explanations]
-
-
-def _first(text: str) -> str | None:
-    answers = _answers(text)
-    return answers[0] if answers else None
-
-
-def _said(text: str) -> str:
-    e = explain_text(text, None).explanations[0]
-    return " ".join([e.cause, *(r.command for r in e.fix), e.fix_note or ""])
-
+from tests.unit.explain_answers import answers as _answers
+from tests.unit.explain_answers import first as _first
+from tests.unit.explain_answers import said as _said
 
 GUARD = (
     "FATAL: FlashAttention requires building with sm version sm80-sm90, but was built for < 8.0!"
