@@ -303,3 +303,16 @@ def test_round_ten_wordings() -> None:
         "operator wasn't built - see python -m xformers.info for more info"
     )
     assert _first(xf) == "xformers-operator-not-built"
+
+
+def test_the_no_dtype_notice_alone_is_harmless() -> None:
+    text = (
+        "You are attempting to use Flash Attention 2.0 without specifying a torch dtype. This "
+        "might lead to unexpected behaviour"
+    )
+    assert _first(text) == "harmless-warning"
+    # the error that follows when the model stayed float32 is the dtype
+    error = (
+        text + "\nValueError: Flash Attention 2.0 only supports torch.float16 and torch.bfloat16"
+    )
+    assert _first(error) != "harmless-warning"
