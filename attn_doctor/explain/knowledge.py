@@ -94,6 +94,9 @@ class FrameworkMessage:
     source: str
     answer: str = ""
     """The failure class the message is an instance of (its answer's id); empty: its own id."""
+    reasons: bool = False
+    """The message lists the framework's reasons (vLLM's "Reason: ['…']"): one naming the GPU,
+    the dtype or the head size answers as that class instead."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -333,7 +336,9 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     messages = []
     for n, item in enumerate(data.get("message") or []):
         e = Entry(item, f"{CLASSES_FILE}: message #{n + 1}")
-        e.only({"id", "framework", "pattern", "requires", "cause", "fix", "source", "class"})
+        e.only(
+            {"id", "framework", "pattern", "requires", "cause", "fix", "source", "class", "reasons"}
+        )
         messages.append(
             FrameworkMessage(
                 id=e.str_("id"),
@@ -344,6 +349,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 cause=e.str_("cause"),
                 fix=tuple(e.strs("fix")),
                 source=e.str_("source"),
+                reasons=e.bool_("reasons", default=False),
             )
         )
     torch_api = []

@@ -41,7 +41,7 @@ supported', …) to the class each names; a feature refused ('MLA not supported'
 sinks not supported') stays the message's own answer, which names the setting to change."""
 
 
-def _vllm_reason_class(body: str) -> tuple[str, str] | None:
+def _reason_class(body: str) -> tuple[str, str] | None:
     """The class every reason vLLM lists names (one backend's, or all backends' alike), with
     the reasons; None when they differ or an import error is among them (read as that)."""
     m = _VLLM_REASON.search(body)
@@ -71,10 +71,8 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
             return re.sub(r"\{(\w+)\}", lambda g: groups.get(g.group(1), f"<{g.group(1)}>"), text)
 
         answer, said = msg.answer or msg.id, ""
-        # the reasons vLLM lists name the class: the GPU, the dtype, the head size
-        if msg.id in {"vllm-selected-backend-not-valid", "vllm-no-valid-attention-backend"} and (
-            named := _vllm_reason_class(body)
-        ):
+        # the reasons the framework lists name the class: the GPU, the dtype, the head size
+        if msg.reasons and (named := _reason_class(body)):
             answer, said = named[0], f" Here the reason is: {named[1]}."
         out.append(
             ClassAnswer(

@@ -166,14 +166,10 @@ def torch_fused_op_not_built(f: TextFacts, _know: Knowledge) -> list[ClassAnswer
     m = _NOT_ENABLED.search(body_of(f))
     if m is None:
         return []
-    flash = "FLASH" in m.group(1) or "flash" in m.group(1)
     words, flag = (
         ("flash", "USE_FLASH_ATTENTION")
-        if flash
-        else (
-            "memory-efficient",
-            "USE_MEM_EFF_ATTENTION",
-        )
+        if "flash" in m.group(1).lower()
+        else ("memory-efficient", "USE_MEM_EFF_ATTENTION")
     )
     windows = "windows" in f.platforms
     return [
@@ -237,7 +233,12 @@ def sdpa_cudnn_nan(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
             fix=(
                 "torch.backends.cuda.enable_cudnn_sdp(False)   # at start-up: SDPA then uses "
                 "flash / memory-efficient",
-                "or pip install --upgrade torch   # 2.5.1 made cuDNN attention opt-in",
+                # only 2.5.0's default is lifted by an upgrade: 2.11 on prefer cuDNN again
+                *(
+                    ("or pip install 'torch>=2.5.1,<2.11'   # 2.5.1 made cuDNN attention opt-in",)
+                    if torch and torch.startswith("2.5.0")
+                    else ()
+                ),
             ),
             evidence=(("NaN", "reported"), ("SDPA kernel", "cuDNN")),
             source=(

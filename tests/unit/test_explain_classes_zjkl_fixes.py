@@ -109,6 +109,9 @@ def test_nan_from_sdpas_cudnn_kernel() -> None:
     )
     assert _first(text) == "torch-sdpa-cudnn-backend-nan-bug"
     assert "enable_cudnn_sdp(False)" in _said(text)
+    # an upgrade is offered only from 2.5.0, whose default 2.5.1 lifted; 2.11 on prefer cuDNN again
+    assert "pip install" not in _said(text + "\ntorch==2.11.0")
+    assert "torch>=2.5.1,<2.11" in _said(text + "\ntorch==2.5.0")
     assert "torch-sdpa-cudnn-backend-nan-bug" not in _answers("loss is nan after 200 steps")
 
 
