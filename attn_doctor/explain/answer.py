@@ -39,6 +39,13 @@ class ClassAnswer:
 Rule = Callable[[TextFacts, Knowledge], list[ClassAnswer]]
 
 
+NO_GPU_VISIBLE = re.compile(
+    r"not available on (?:the )?CPU|make sure torch can access a CUDA device", re.I
+)
+"""transformers' refusal when torch sees no GPU (Flash Attention 2 "is not available on CPU"):
+the package may well be installed; the device is the cause."""
+
+
 def body_of(f: TextFacts) -> str:
     return "\n".join(f.lines)
 

@@ -47,12 +47,14 @@ from attn_doctor.explain.rules_build import (
     build_without_torch,
     cutlass_submodule_missing,
     flash_attn_device_code_below_ampere,
+    flash_attn_release_without_torch_wheel,
     remote_code_imports_removed_transformers_helper,
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
 )
 from attn_doctor.explain.rules_caller import (
     companion_package_too_old,
+    flex_attention_no_config_fits,
     flex_attention_no_kernel_for_device,
     msvc_math_constants_undefined,
     package_too_old_for_caller,
@@ -61,6 +63,11 @@ from attn_doctor.explain.rules_caller import (
     xformers_operators_not_built_for_rocm,
 )
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
+from attn_doctor.explain.rules_device import (
+    ck_xdl_kernel_on_gpu_without_mfma,
+    flash_attn_ck_build_on_rdna,
+    gpu_generation_refused,
+)
 from attn_doctor.explain.rules_dtype import dtype_unsupported
 from attn_doctor.explain.rules_messages import (
     app_wrapper,
@@ -72,7 +79,6 @@ from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
     caller_checks_old_distribution_name,
-    ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_library_missing,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
@@ -211,6 +217,7 @@ RULES: tuple[Rule, ...] = (
     triton_needs_c_compiler,
     msvc_math_constants_undefined,
     flex_attention_no_kernel_for_device,
+    flex_attention_no_config_fits,
     xformers_operators_not_built_for_rocm,
     sdpa_attn_mask_dtype_mismatch,
     sdpa_qkv_mismatch,
@@ -238,6 +245,7 @@ RULES: tuple[Rule, ...] = (
     arch_list_below_backend_minimum,
     flash_attn_device_code_below_ampere,
     cutlass_submodule_missing,
+    flash_attn_release_without_torch_wheel,
     build_without_torch,
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
@@ -259,6 +267,8 @@ RULES: tuple[Rule, ...] = (
     head_dim_unsupported,
     backend_on_other_device,
     gpu_outside_backend_range,
+    flash_attn_ck_build_on_rdna,
+    gpu_generation_refused,
     dtype_unsupported,
     extension_symbol_mismatch,
     driver_api_symbol_missing,

@@ -325,6 +325,8 @@ _PKG_PATTERNS = [
         re.I,
     ),
     re.compile(rf"(?<![\w.-])(?P<name>{_NAMES}) (?:version )?v?{_VER}(?=[\s,)]|$)", re.I),
+    # prose: "The flash_attn version is 2.6.3."
+    re.compile(rf"(?<![\w.-])(?P<name>{_NAMES}) version is v?{_VER}(?=[\s,).]|$)", re.I),
     re.compile(
         rf"(?:Requirement already satisfied|Successfully installed)[^\n]*?"
         rf"(?<![\w.-])(?P<name>{_NAMES})[- ]\(?{_VER}",

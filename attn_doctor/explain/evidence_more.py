@@ -230,10 +230,14 @@ _EXTENSION_OWNER = re.compile(
     r"(?:[\\/](?P<pkg>[A-Za-z_]\w*))?[\\/](?P<mod>[A-Za-z_]\w*)"
     r"(?:\.(?:cpython-\d+|abi3|cp\d+)[^\s/\\]*\.(?:so|pyd)|\.pyd\b)"
     r"|\bfrom (?P<imp>[A-Za-z_][\w.]*) import _C\b"
+    # a package's own relative import, under the frame that names the package's file
+    r"|[\\/](?P<rel>[A-Za-z_]\w*)[\\/]\w+\.py\"?, line \d+, in \S+\s*\n"
+    r"\s*from \.\w* import _C\b"
 )
 """The package a compiled extension in the message belongs to: ``pytorch3d/_C.cpython-310…so``
 -> pytorch3d, ``causal_conv1d_cuda.cpython-38…so`` -> causal_conv1d_cuda, ``from pytorch3d
-import _C`` -> pytorch3d."""
+import _C`` -> pytorch3d, ``…/diff_gaussian_rasterization/__init__.py … from . import _C`` ->
+diff_gaussian_rasterization."""
 
 _WHEEL_TORCH = re.compile(
     r"\b(flash[-_]attn|sageattention|xformers|flashinfer[-_]python)-\d[\w.]*?\+cu\d+torch"
@@ -382,7 +386,7 @@ def read_more(body: str) -> More:
     )
     owners = tuple(
         dict.fromkeys(
-            (m.group("pkg") or m.group("mod") or m.group("imp")).split(".")[0]
+            (m.group("pkg") or m.group("mod") or m.group("imp") or m.group("rel")).split(".")[0]
             for m in _EXTENSION_OWNER.finditer(body)
         )
     )

@@ -48,13 +48,16 @@ _SDPA_HEADS = re.compile(
 Query.sizes(): [1, 32, 128, 64], Key sizes(): [1, 8, 128, 64] …", read in 2.13.0's
 libtorch_cpu)."""
 _CUDNN_TOO_OLD = re.compile(
-    r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old|cudnn version below \d+(?:\.\d+)*", re.I
+    r"cuDNN version (?:is )?too old|cuDNN (?:is )?too old|cudnn version below \d+(?:\.\d+)*"
+    r"|requires? cuDNN \d+(?:\.\d+)* or (?:above|newer|higher|later)",
+    re.I,
 )
 """A cuDNN the message calls too old, or a cuDNN feature refused "with cudnn version below
 9.0.0" (cuDNN Frontend's gates)."""
 _FUSED_ATTN = re.compile(
     r"\bnvte_fused_attn_(?:fwd|bwd)\w*|\btex\.fused_attn_(?:fwd|bwd)\b"
     r"|\bfused_attn_(?:f16|fp8)\w*\.cu\b"  # TransformerEngine's own source files
+    r"|\b(?:NVTE_)?F16_(?:arbitrary|max512)_seqlen\b"  # its cuDNN fused-attention backends
 )
 _FUSED_REFUSED = re.compile(
     r"Invalid combination of data type and sequence length for fused attention"
@@ -62,11 +65,12 @@ _FUSED_REFUSED = re.compile(
     # a head-dim limit, is read as that)
     r"|\bcuDNN Error\s*$"
     r"|No (?:valid )?execution plans? support(?:s)? the graph"
+    r"|No execution plans built successfully"
     r"|CUDNN_STATUS_(?:NOT_SUPPORTED|EXECUTION_FAILED)",
     re.I | re.M,
 )
 _CUDNN_VERSION = re.compile(
-    r"\bCuDNN \(v(\d)(\d{2})(\d{2})\b|\bcuDNN (?:version )?v?(9\.\d+(?:\.\d+)?)", re.I
+    r"\bCuDNN \(v(\d)(\d{2})(\d{2})\b|\bcuDNN (?:version )?v?([89]\.\d+(?:\.\d+)?)", re.I
 )
 _FA_LATEST = re.compile(
     r"\b(\d+\.\d+\.\d+)\.? is the latest supported"
@@ -341,8 +345,15 @@ def read_runtime(body: str) -> RuntimeFacts:
         mask_dtype=mask,
         cudnn_too_old=bool(_CUDNN_TOO_OLD.search(body)),
         cudnn_floor=(
-            fl.group(1)
-            if (fl := re.search(r"cudnn version below (\d+(?:\.\d+)*)", body, re.I))
+            (fl.group(1) or fl.group(2))
+            if (
+                fl := re.search(
+                    r"cudnn version below (\d+(?:\.\d+)*)"
+                    r"|requires? cuDNN (\d+(?:\.\d+)*) or (?:above|newer|higher|later)",
+                    body,
+                    re.I,
+                )
+            )
             else None
         ),
         fused_attn_refused=bool(_FUSED_ATTN.search(body) and _FUSED_REFUSED.search(body)),

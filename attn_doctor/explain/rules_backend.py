@@ -8,6 +8,7 @@ import re
 
 from attn_doctor.backends import BACKEND_NAMES, BackendRule
 from attn_doctor.explain.answer import (
+    NO_GPU_VISIBLE,
     ClassAnswer,
     backends_in,
     backends_in_text,
@@ -140,7 +141,11 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
             return []
         # The message reports the installed release ("Detected version 2.0.4"): installed,
         # too old rather than missing.
-        if _INSTALLED_TOO_OLD.search(body) or f.runtime.tensor_device is not None:
+        if (
+            _INSTALLED_TOO_OLD.search(body)
+            or f.runtime.tensor_device is not None
+            or NO_GPU_VISIBLE.search(body)
+        ):
             return []  # installed but too old, or refused for the device: not missing
         if f.required_sm is not None and re.search(r"compute capability", body):
             return []  # the error it raised states the GPU it needs: the GPU's range

@@ -304,6 +304,59 @@ def flex_attention_no_kernel_for_device(f: TextFacts, _know: Knowledge) -> list[
     ]
 
 
+_FLEX_TARGET = re.compile(r"\btarget:\s*(?:[\w.]+\.)?(flex_attention(?:_backward)?)\b")
+_NO_CHOICE = re.compile(r"NoValidChoicesError|No choices to select")
+
+
+def flex_attention_no_config_fits(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """Inductor's autotuning found no FlexAttention kernel configuration for a GPU: the Triton
+    templates it tries are dropped when their tiles need more shared memory than one SM has
+    (consumer and L40-class GPUs, about 100 KB, at head dim 128 and up), so none is left."""
+    body = body_of(f)
+    target = _FLEX_TARGET.search(body)
+    if target is None or not _NO_CHOICE.search(body):
+        return []
+    nk = f.build.no_kernel_for
+    if nk is not None and nk[1] == "cpu":
+        return []  # flex_attention_no_kernel_for_device: no CPU kernel, not shared memory
+    op = target.group(1)
+    gpu = f" on the {f.gpus[0]}" if f.gpus else ""
+    blocks = (
+        '{"BLOCK_M1": 32, "BLOCK_N1": 32, "BLOCK_M2": 32, "BLOCK_N2": 32}'
+        if op.endswith("backward")
+        else '{"BLOCK_M": 64, "BLOCK_N": 64, "num_stages": 1}'
+    )
+    torch = f.version("torch")
+    return [
+        ClassAnswer(
+            class_id="triton-attention-kernel-out-of-shared-memory",
+            title=f"no {op} kernel configuration fits this GPU's shared memory",
+            cause=(
+                f"torch.compile autotuned {op}{gpu} and every Triton configuration it tried was "
+                "dropped, most often because its tiles (block sizes × head dim × stages) need "
+                "more shared memory per SM than the GPU has (about 100 KB on consumer and "
+                "L40-class GPUs; the defaults are tuned for A100/H100)"
+                + (f"; torch {torch}" if torch else "")
+                + ". The exact reason per configuration is in the autotuning log, not here."
+            ),
+            fix=(
+                f"pass smaller tiles: flex_attention(q, k, v, ..., kernel_options={blocks})",
+                "or compile with mode='max-autotune-no-cudagraphs', which tries more "
+                "configurations",
+                "or try another torch release: per-GPU FlexAttention configurations change "
+                "between releases (pytorch#146260 for 2.6)",
+            ),
+            evidence=(("no kernel choice for", op), *((("gpu", f.gpus[0]),) if f.gpus else ())),
+            source=(
+                "torch/_inductor/kernel/flex_attention.py and flex_decoding.py (the per-GPU "
+                "configurations autotune_select_algorithm tries; NoValidChoicesError when none "
+                "compiles); pytorch/pytorch#146260 — unverified: the filter was not re-read"
+            ),
+            line=line_of(f, r"NoValidChoicesError|No choices"),
+        )
+    ]
+
+
 def xformers_operators_not_built_for_rocm(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """xformers found no operator with a ROCm torch, and the installed xformers is not a ROCm
     build: its kernels were compiled for CUDA, so none exists for the AMD GPU."""

@@ -27,6 +27,12 @@ def _cudnn_fix(f: TextFacts, need: str) -> str:
     return f"pip install --upgrade 'nvidia-cudnn-cu{major}>={need}'"
 
 
+_TORCH_SDPA = re.compile(
+    r"scaled_dot_product|\bsdpa?\b|SDPBackend|sdp_utils|_cudnn_attention", re.I
+)
+"""torch's own SDPA in the message: its cuDNN backend, not another library's cuDNN graph."""
+
+
 def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A cuDNN older than the attention graph needs: TransformerEngine's fused attention finds
     no cuDNN backend for the call (newer masks, head dims and layouts arrive release by release
@@ -56,6 +62,33 @@ def cudnn_too_old_for_attention(f: TextFacts, _know: Knowledge) -> list[ClassAns
                     "not re-read; the version floors are from the maintainers' answers"
                 ),
                 line=line_of(f, r"fused_attn|fused attention|execution plans"),
+            )
+        ]
+    body = body_of(f)
+    if (
+        rt.cudnn_floor
+        and re.search(r"requires? cuDNN \d", body, re.I)
+        and not _TORCH_SDPA.search(body)
+    ):
+        # another library's cuDNN attention graph (FlashInfer's cuDNN prefill, JAX) states
+        # the cuDNN release it needs
+        return [
+            ClassAnswer(
+                class_id="cudnn-too-old-for-fused-attention",
+                title=f"this cuDNN attention graph needs cuDNN {rt.cudnn_floor} or newer",
+                cause=(
+                    f"the cuDNN attention graph this call builds needs cuDNN {rt.cudnn_floor} "
+                    f"or newer, as the message says; the cuDNN loaded is older{have}. cuDNN "
+                    "adds attention features (sequence-length forms, masks, head dims) release "
+                    "by release."
+                ),
+                fix=(
+                    f"pip install --upgrade 'nvidia-cudnn-cu<cuda_major>>={rt.cudnn_floor}'",
+                    "or choose the library's other attention backend for this call",
+                ),
+                evidence=(("needs cuDNN", rt.cudnn_floor), ("cuDNN", rt.cudnn or "older")),
+                source="the message itself (the cuDNN version the graph requires)",
+                line=line_of(f, r"cuDNN"),
             )
         ]
     if rt.cudnn_too_old:
@@ -594,43 +627,6 @@ def diffusers_xformers_processor_for_joint_attention(
                 "attention_processor.py not re-read"
             ),
             line=line_of(f, r"values to unpack"),
-        )
-    ]
-
-
-_MFMA = ("gfx908", "gfx90a", "gfx940", "gfx941", "gfx942", "gfx950")
-"""AMD targets with MFMA (XDL) instructions: CDNA Instinct GPUs (MI100 and newer)."""
-
-
-def ck_xdl_kernel_on_gpu_without_mfma(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
-    """composable_kernel's XDL device ops (ROCm flash-attention's kernels) run only on GPUs with
-    MFMA instructions; on an MI50/MI60 (gfx906) or a Radeon (gfx10xx/11xx) they refuse every
-    problem, whatever the build flags."""
-    op = f.runtime.ck_xdl_refused
-    lacking = [t for t in f.runtime.amd_targets if t not in _MFMA]
-    if op is None or not lacking:
-        return []
-    gfx = lacking[0]
-    return [
-        ClassAnswer(
-            class_id="gpu-outside-backend-range",
-            title=f"composable_kernel's XDL attention kernels do not run on {gfx}",
-            cause=(
-                f"{op.split('<')[0]} is a composable_kernel XDL (MFMA) kernel, the kind ROCm "
-                f"flash-attention is built from; {gfx} has no MFMA instructions, so the kernel "
-                "refuses every problem there. Only CDNA Instinct GPUs (MI100/gfx908 and newer: "
-                "gfx90a, gfx942) run it."
-            ),
-            fix=(
-                "run flash attention on an MI100/MI200/MI300-class GPU, or use torch SDPA "
-                "(its math/memory-efficient paths) on this one",
-            ),
-            evidence=(("kernel", op[:60]), ("gpu", gfx)),
-            source=(
-                "ROCm/composable_kernel (XDL device ops check ck::is_xdl_supported(): gfx908, "
-                "gfx90a, gfx94x, gfx950) — unverified: not re-read"
-            ),
-            line=line_of(f, r"does not support this problem"),
         )
     ]
 

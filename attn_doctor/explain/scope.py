@@ -42,8 +42,34 @@ _SHARED_MEMORY_ANSWERS = frozenset(
 _ATTENTION_WORDS = re.compile(r"attn|attention|flash|sage|flex|xformers", re.I)
 
 
+_KERNEL_SOURCE = re.compile(r"\(at (?P<path>[^()\n]+?\.(?:cu|cuh|hip|cpp)):\d+\)")
+"""The source file of the kernel that failed, as a CUDA error check names it ("no kernel image
+is available for execution on the device (at …/kernels/awq/gemv_awq.cu:318)")."""
+_KERNEL_ANSWERS = frozenset(
+    {"cuda-no-kernel-image", "gpu-outside-backend-range", "flash-attn-no-kernel-image"}
+)
+"""Answers about a kernel and the GPU: they hold for any CUDA kernel, attention's or not."""
+
+
+def _other_kernel(f: TextFacts, answer_id: str) -> str | None:
+    """The failing kernel's own source, when the message names it and it is not attention's."""
+    if answer_id not in _KERNEL_ANSWERS:
+        return None
+    body = "\n".join(f.lines)
+    m = _KERNEL_SOURCE.search(body)
+    if m is None or _ATTENTION_WORDS.search(m.group("path")) or backends_in_text(body):
+        return None
+    name = re.split(r"[\\/]", m.group("path"))[-1]
+    return (
+        f"the failing kernel is {name}, not an attention kernel: the cause may be the same "
+        "(no build of that kernel for this GPU), but it is outside what explain covers"
+    )
+
+
 def outside_scope(f: TextFacts, answer_id: str) -> str | None:
     """Why a generic answer is left out for this message, or None to keep it."""
+    if (other := _other_kernel(f, answer_id)) is not None:
+        return other
     if answer_id in _SHARED_MEMORY_ANSWERS:
         body = "\n".join(f.lines)
         if (m := _OTHER_TRITON_KERNELS.search(body)) and not _ATTENTION_WORDS.search(body):

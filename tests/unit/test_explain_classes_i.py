@@ -8,12 +8,12 @@ from attn_doctor.explain.evidence import TextFacts, extract_facts
 from attn_doctor.explain.evidence_runtime import RuntimeFacts, read_runtime
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range
+from attn_doctor.explain.rules_device import ck_xdl_kernel_on_gpu_without_mfma
 from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
     backend_operators_not_registered,
     caller_checks_old_distribution_name,
-    ck_xdl_kernel_on_gpu_without_mfma,
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
