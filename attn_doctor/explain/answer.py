@@ -71,7 +71,9 @@ def has_error(f: TextFacts) -> bool:
             r"(?m)^\s*(?:(?:error|fatal|ERROR|FATAL)\b(?!:?[ \t]*$)|Error:(?![ \t]*$)"
             r"|Error running\b)|ptxas fatal"
             r"|AssertionError|[`']?ptxas[`']? failed|PassManager::run failed|不支持"
-            r"|Killed|FAILED|Assertion failed"
+            r"|Killed|FAILED|Assertion failed|Assertion `[^`\n]+` failed"
+            # a compiler's diagnostic anywhere in a line (build logs draw boxes before it)
+            r"|\bfatal error:|:\d+:\d+: error:"
             r"|\bnot supported\b(?![^\n]*(?:fall(?:ing)? ?back|defaulting to|switching to))"
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|\b(?:does not|doesn't) support [^\n]{0,30}\bGPUs?\b(?![^\n]*fall(?:ing)? ?back)"

@@ -37,7 +37,6 @@ from attn_doctor.explain.rules_backend import (
     backend_dependency_missing,
     backend_forced_package_missing,
     backend_not_installed,
-    backend_on_other_device,
     extension_symbol_mismatch,
     gpu_outside_backend_range,
     head_dim_unsupported,
@@ -53,6 +52,7 @@ from attn_doctor.explain.rules_build import (
     triton_kernel_out_of_shared_memory,
 )
 from attn_doctor.explain.rules_caller import (
+    attention_extension_not_built,
     companion_package_too_old,
     flex_attention_no_config_fits,
     flex_attention_no_kernel_for_device,
@@ -64,9 +64,11 @@ from attn_doctor.explain.rules_caller import (
 )
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
 from attn_doctor.explain.rules_device import (
+    backend_on_other_device,
     ck_xdl_kernel_on_gpu_without_mfma,
     flash_attn_ck_build_on_rdna,
     gpu_generation_refused,
+    kernel_compiled_out_for_arch,
 )
 from attn_doctor.explain.rules_dtype import dtype_unsupported
 from attn_doctor.explain.rules_messages import (
@@ -83,7 +85,6 @@ from attn_doctor.explain.rules_runtime import (
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
-    kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     model_code_requires_flash_attn,
     stale_extension_mixed_install,
@@ -277,6 +278,7 @@ RULES: tuple[Rule, ...] = (
     extension_pins_other_torch,
     backend_feature_unsupported,
     backend_not_installed,
+    attention_extension_not_built,
     backend_import_left_none,
     sdpa_kernel_not_on_device,
     torch_built_without_sdpa_kernel,

@@ -243,7 +243,7 @@ def unwrap(lines: list[str]) -> list[str]:
             if (
                 common >= 60
                 and len(last_raw) == common
-                and widths[common] >= 2
+                and widths[common] >= 3  # two lines of one width can be chance
                 and line
                 and not line[0].isspace()
                 and not _TRACE_LINE.match(line)
@@ -368,7 +368,8 @@ _HEAD_DIM = re.compile(
     re.I,
 )
 _MISSING_MODULE = re.compile(
-    r"No (?:module named|such module) ['\"`]?([\w.]+)|\bno (\w+) module found", re.I
+    r"No (?:module named|such module) ['\"`\u2018\u2019\u201c]?([\w.]+)|\bno (\w+) module found",
+    re.I,
 )
 _REFUSED_ARCH = re.compile(
     r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",

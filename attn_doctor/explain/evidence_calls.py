@@ -11,7 +11,7 @@ _Q = "['\"\u2018\u2019]"
 _KWARG = re.compile(rf"([\w.<>]+)\(\) got an unexpected keyword argument {_Q}(\w+){_Q}")
 _ARITY = re.compile(
     r"([\w.<>]+)\(\) (takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ "
-    r"(?:were|was) given|missing \d+ required (?:positional|keyword-only) arguments?: [^\n]+)"
+    r"(?:were|was) given|missing \d+ required\s+(?:positional|keyword-only)\s+arguments?: [^\n]+)"
 )
 _OP_ARITY = re.compile(
     r"(\w+::\w+)\(\) (expected at most \d+ argument\(s\) but received \d+ argument\(s\)"

@@ -39,6 +39,15 @@ REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "cc_or_higher",
     ),
+    # "GPUs with compute capability below 8.0 are not supported" (SageAttention's setup.py)
+    (
+        re.compile(
+            r"(?:compute|CUDA) capability (?:below|lower than|less than|<)\s*(\d+)\.(\d)"
+            r"\s+(?:is|are) not supported",
+            re.I,
+        ),
+        "cc_or_higher",
+    ),
     (re.compile(r"\bSM\s*>=\s*(\d+)\s*and\s*SM\s*<=\s*(\d+)", re.I), "range"),
     (re.compile(r"\bsm_?(\d{2,3})\s*-\s*sm_?(\d{2,3})\b", re.I), "range"),
     (re.compile(r"is_sm(\d{2,3}|\dx)(?:\s*\|\|\s*is_sm(\d{2,3}|\dx))+"), "exact"),

@@ -84,7 +84,9 @@ _FA_FOUND = re.compile(r"\bFound flash-attn (\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)",
 "Supported flash-attn versions are >= 2.1.1, <= 2.6.3", told in prose as "2.6.3 is the
 latest supported"."""
 _ENTRY_POINT = re.compile(
-    r"procedure entry point\s+(?P<sym>[^\n]{1,300}?)\s+could not (?:be )?locat\w*\s+in the "
+    # the symbol may be missing when the dialog's text is retyped ("The procedure entry point
+    # could not be located in the dynamic link library …\_C.pyd")
+    r"procedure entry point\s+(?:(?P<sym>[^\n]{1,300}?)\s+)?could not (?:be )?locat\w*\s+in the "
     r"dynamic link library\s+(?P<dll>[^\n]*?\.(?:pyd|dll))",
     re.I,
 )
@@ -277,7 +279,8 @@ def read_runtime(body: str) -> RuntimeFacts:
         name = parts[-1].rsplit(".", 1)[0]
         # An extension module named _C/_fused is known by its package folder (xformers\_C.pyd).
         module = f"{parts[-2]}.{name}" if name.startswith("_") and len(parts) > 1 else name
-        entry = (e.group("sym").strip(), module, bool(_TORCH_NS.search(e.group("sym"))))
+        sym = (e.group("sym") or "").strip()
+        entry = (sym, module, bool(_TORCH_NS.search(sym)))
     elif p := _PROC_NOT_FOUND.search(body):
         entry = ("", p.group("mod") or "", False)
     ops = None

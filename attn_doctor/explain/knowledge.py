@@ -97,6 +97,9 @@ class FrameworkMessage:
     reasons: bool = False
     """The message lists the framework's reasons (vLLM's "Reason: ['…']"): one naming the GPU,
     the dtype or the head size answers as that class instead."""
+    gpu_floor: int | None = None
+    """The oldest architecture (sm) the reported path runs on: a message that shows an older
+    GPU answers as the GPU's range (installing the missing kernels would not help)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,7 +340,18 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     for n, item in enumerate(data.get("message") or []):
         e = Entry(item, f"{CLASSES_FILE}: message #{n + 1}")
         e.only(
-            {"id", "framework", "pattern", "requires", "cause", "fix", "source", "class", "reasons"}
+            {
+                "id",
+                "framework",
+                "pattern",
+                "requires",
+                "cause",
+                "fix",
+                "source",
+                "class",
+                "reasons",
+                "gpu_floor",
+            }
         )
         messages.append(
             FrameworkMessage(
@@ -350,6 +364,7 @@ def parse_explain_classes(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                 fix=tuple(e.strs("fix")),
                 source=e.str_("source"),
                 reasons=e.bool_("reasons", default=False),
+                gpu_floor=e.int_("gpu_floor") if item.get("gpu_floor") is not None else None,
             )
         )
     torch_api = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.backends import BACKEND_NAMES, BackendRule
+from attn_doctor.backends import BackendRule
 from attn_doctor.explain.answer import (
     NO_GPU_VISIBLE,
     ClassAnswer,
@@ -377,6 +377,37 @@ _REFUSING = (
 )
 
 
+_BARE_REFUSAL = re.compile(r"(?m)Error: Unsupported (?:CUDA |GPU )?architecture\.?[ \t]*$")
+
+
+def _kernel_refused_gpu(f: TextFacts, know: Knowledge, name: str, sm: int) -> ClassAnswer:
+    b = know.backend(name)
+    lo, hi = gpu_range(b) if b is not None else (0, None)
+    return ClassAnswer(
+        class_id="gpu-outside-backend-range",
+        title=f"the {name} kernel this call reaches does not run on {sm_name(know, sm)}",
+        cause=(
+            f"{name} said 'Unsupported architecture' on {sm_name(know, sm)}: the kernel this "
+            f"call reaches has no code for this GPU. {name} as a whole covers "
+            f"{_range_text(lo, hi)} (its record), but not every kernel in it runs on every GPU "
+            "there (FlashInfer's trtllm-gen kernels are Blackwell-only, for one), or this build "
+            "lacks the GPU."
+        ),
+        fix=(
+            f"choose the {name} kernel or backend option made for this GPU (FlashInfer: "
+            "backend='fa2' or 'fa3' rather than 'trtllm-gen'), or the framework's other "
+            "attention backend",
+            f"attn-doctor install {name}   # if this build lacks the GPU",
+        ),
+        evidence=(("refused", f"sm_{sm}"), ("backend", name)),
+        source=(
+            f"the message itself ('Unsupported architecture'); wheels_index/backends.toml {name}"
+            " for the backend's overall range"
+        ),
+        line=line_of(f, _BARE_REFUSAL.pattern),
+    )
+
+
 def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """The GPU's architecture is outside the range a kernel needs: the range the message
     itself states ("compute capability > 7.5", "sm80-sm90", "is_sm80 || is_sm90"), else the
@@ -415,6 +446,10 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                     framework=framework,
                 )
             ]
+    if not f.refused_sms and named and f.sms and _BARE_REFUSAL.search(body_of(f)):
+        # the kernel refused "Unsupported architecture" with no number: the GPU the message
+        # shows is the one refused, by the one kernel this call reached
+        return [_kernel_refused_gpu(f, know, named[0], f.sms[0])]
     if f.refused_sms and named:
         # The backend the refusing line names ("Cannot use FlashAttention-2 backend for Volta
         # and Turing GPUs" in a log that goes on with XFormers) is the one that refuses.
@@ -457,104 +492,6 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
             )
         ]
     return []
-
-
-def backend_on_other_device(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
-    """A CUDA-only backend used with an Intel XPU or Apple torch, or a build that looks for
-    nvcc under a ROCm torch."""
-    if f.torch_build == "rocm" and "nvcc" in f.tools_missing:
-        named = backends_in(f)
-        who = named[0] if named else "the package"
-        return [
-            ClassAnswer(
-                class_id="backend-needs-other-device",
-                title=f"{who}'s build looked for nvcc under a ROCm torch",
-                cause=(
-                    f"this torch is a ROCm build ({f.version('torch') or 'rocm'}), and {who}'s "
-                    "build looked for the CUDA compiler: the source it builds has only a CUDA "
-                    "path (older flash-attn releases; the ROCm path needs ROCm 6.0 or newer). "
-                    "nvcc would not help: the GPU is AMD."
-                ),
-                fix=(
-                    "build flash-attn's ROCm path: a current release with ROCm >= 6.0 "
-                    "(composable_kernel for gfx90a/gfx942, or FLASH_ATTENTION_TRITON_AMD_ENABLE="
-                    "TRUE for other AMD GPUs)",
-                    'or attn_implementation="sdpa"   # torch SDPA runs on ROCm',
-                ),
-                evidence=(("torch build", "rocm"), ("missing tool", "nvcc")),
-                source="wheels_index/flash_attn_3_4.toml [rocm_source_build] (unverified)",
-                line=line_of(f, r"nvcc"),
-            )
-        ]
-    if (on := f.runtime.tensor_device) is not None and has_error(f):
-        for name in backends_in(f):
-            b = know.backend(name)
-            if b is None or on in b.vendors or (on == "mps" and "apple" in b.vendors):
-                continue
-            return [_tensors_on(f, name, b.vendors, on)]
-        if not backends_in(f) and re.search(
-            r"must be (?:on (?:a )?CUDA|a CUDA tensor)", body_of(f), re.I
-        ):
-            # an attention kernel's own device check, its package not named
-            return [_tensors_on(f, "the attention kernel", ("NVIDIA",), on)]
-    device = "intel" if f.torch_build == "xpu" else "apple" if "macos" in f.platforms else None
-    if device is None or not has_error(f):
-        return []
-    for name in backends_in(f):
-        b = know.backend(name)
-        if b is None or device in b.vendors:
-            continue
-        what = "an Intel XPU torch" if device == "intel" else "Apple (MPS) torch"
-        return [
-            ClassAnswer(
-                class_id="backend-needs-other-device",
-                title=f"{name} has no build for {what}",
-                cause=(
-                    f"{name} runs on {', '.join(b.vendors)} GPUs only (its record); the message "
-                    f"shows {what}"
-                    + (f" ({f.version('torch')})" if f.version("torch") else "")
-                    + "."
-                ),
-                fix=('attn_implementation="sdpa"   # torch SDPA runs on this device',),
-                evidence=(("torch build", f.torch_build or device), ("backend", name)),
-                source=f"wheels_index/backends.toml {name}: vendors",
-                line=line_of(f, r"xpu|mps|" + name.split("_")[0]),
-            )
-        ]
-    return []
-
-
-def _tensors_on(f: TextFacts, name: str, vendors: tuple[str, ...], on: str) -> ClassAnswer:
-    """The kernel's own device check says its tensors were on ``on`` (the CPU): the model or
-    the inputs were not moved to the GPU, or torch sees no GPU at all."""
-    cpu_torch = f.torch_build == "cpu"
-    return ClassAnswer(
-        class_id="backend-needs-other-device",
-        title=f"{name} got tensors on the {on.upper()}: its kernels run on GPUs only",
-        cause=(
-            (
-                f"{name}'s kernels run on {', '.join(vendors)} GPUs (its record), and the call "
-                if name in BACKEND_NAMES
-                else f"{name} runs on {', '.join(vendors)} GPUs only (its own check), and it "
-            )
-            + f"received tensors on the {on.upper()}"
-            + (
-                ": this torch is a CPU-only build, so nothing can be on a GPU."
-                if cpu_torch
-                else ": either torch sees no GPU here (a CPU-only torch, no driver) or the "
-                "model and its inputs were not moved to the GPU."
-            )
-        ),
-        fix=(
-            'python -c "import torch; print(torch.__version__, torch.cuda.is_available())"',
-            "# +cpu or False: install torch's CUDA build; True: model.to('cuda') (and the "
-            "inputs), or choose attention that runs on the CPU (sdpa)",
-        ),
-        checks=("torch_cpu_only|no_nvidia_gpu",),
-        evidence=(("tensors on", on), ("backend", name)),
-        source=f"wheels_index/backends.toml {name}: vendors; the kernel's device check",
-        line=line_of(f, r"device=|must be (?:on (?:a )?CUDA|a CUDA tensor)"),
-    )
 
 
 def _missing_torch_library(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
@@ -637,7 +574,9 @@ def backend_not_installed(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     class, or its bare "No module named 'x'" line as apps print it."""
     # an import error, its bare line, a model's "Please install X first", or any error
     bare = _INSTALL_FIRST.search(body_of(f)) or re.search(
-        r"(?m)^\W{0,3}No module named ", body_of(f)
+        # an app's own report of the import ("Can't import SageAttention: No module named …")
+        r"(?m)^\W{0,3}No module named |\bimport \w+:\s*No module named ",
+        body_of(f),
     )
     # a caller's importlib.metadata lookup finding no such distribution: not installed
     dists = [

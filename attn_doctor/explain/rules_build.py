@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, backends_in, body_of, gpu_range, line_of, mm
+from attn_doctor.explain.answer import (
+    ClassAnswer,
+    backends_in,
+    backends_in_text,
+    body_of,
+    gpu_range,
+    line_of,
+    mm,
+)
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -235,17 +243,40 @@ _BUILD_STEP = re.compile(
 )
 
 
+_BUILT_SDIST = re.compile(
+    r"(?:Using cached|Downloading)\s+(?:\S*/)?([A-Za-z][\w.]*?)-\d[\w.]*\.(?:tar\.gz|zip)\b"
+)
+"""The source archive pip takes to build (``Using cached natten-0.15.1.tar.gz``)."""
+_REQUIREMENTS_STEP_FAILED = re.compile(r"Getting requirements to build wheel \.\.\. error")
+_ATTENTION_PACKAGE = re.compile(r"attn|attention|flash|xformers|sage|natten|fmha", re.I)
+"""Package names of attention kernels, recorded as backends or not (NATTEN: neighborhood
+attention)."""
+
+
 def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend built from source imports torch in its setup.py, and pip/uv build it in an
     isolated environment that has no torch, even when torch is installed."""
     body = body_of(f)
     uv = _UV_NO_TORCH.search(body)
-    if uv is None and not ("torch" in f.missing_modules and _BUILD_STEP.search(body)):
+    built = _BUILT_SDIST.findall(body)
+    # the requirements step of an attention package's source build failed and the log is cut
+    # before its reason: its setup.py imports torch first, which the isolated build lacks
+    cut = (
+        bool(_REQUIREMENTS_STEP_FAILED.search(body))
+        and not f.missing_modules
+        and bool(built)
+        and bool(_ATTENTION_PACKAGE.search(built[-1]))
+    )
+    if uv is None and not cut and not ("torch" in f.missing_modules and _BUILD_STEP.search(body)):
         return []
     named = backends_in(f)
     record = know.backend(named[0]) if named else None
     if uv is not None:
         dist = uv.group("dist").lower()
+    elif built and _ATTENTION_PACKAGE.search(built[-1]) and not backends_in_text(built[-1]):
+        # pip names the source archive it builds: an attention package without a backend
+        # record (NATTEN); its own name, not another backend's the message mentions
+        dist = built[-1].lower().replace("_", "-")
     elif record is not None and record.distributions:
         dist = record.distributions[0]
     else:
@@ -258,6 +289,13 @@ def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
                 f"{dist}'s setup.py imports torch, but pip (or uv) builds it in an isolated "
                 "environment that has only the declared build requirements, so torch is missing "
                 "there even when it is installed in the environment the build runs from."
+                + (
+                    " The log stops before the build's own reason: this is the usual one for "
+                    "a failed 'Getting requirements to build wheel' step (inferred; the lines "
+                    "after it name the module)."
+                    if cut and uv is None
+                    else ""
+                )
             ),
             fix=(
                 "pip install packaging ninja wheel setuptools   # the build tools it needs",
@@ -289,6 +327,10 @@ def arch_list_below_backend_minimum(f: TextFacts, know: Knowledge) -> list[Class
     from ``TORCH_CUDA_ARCH_LIST`` (torch's ``_get_cuda_arch_flags``), not from the GPU, so a
     GPU at or above the floor still fails when the list names an older one."""
     if f.required_sm is None or f.required_sm[1] is not None or not f.build.build_script:
+        return []
+    if re.search(r"\bGPUs? with compute capability below", body_of(f), re.I):
+        # SageAttention's setup.py says this of the GPUs it detects, only when
+        # TORCH_CUDA_ARCH_LIST is unset: the GPU is the problem, not the list
         return []
     lo = f.required_sm[0]
     if any(sm < lo for sm in f.sms):

@@ -386,3 +386,45 @@ def xformers_operators_not_built_for_rocm(f: TextFacts, _know: Knowledge) -> lis
             line=line_of(f, r"No operator found"),
         )
     ]
+
+
+_ATTENTION_EXTENSION = re.compile(
+    r"(?:^|\.)(?P<ext>\w*(?:attn|attention|fmha|mha)\w*_(?:cuda|cpp|ext|C|kernels?|ops))$", re.I
+)
+"""A compiled attention extension's module name (``sparse_dl.attn_cuda``, ``natten._C``-style
+names with attention in them)."""
+
+
+def attention_extension_not_built(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A package's own compiled attention extension is missing: its C++/CUDA part was never
+    built (a source checkout imported without building it, or a build that failed earlier),
+    though the Python package is there."""
+    for mod in f.missing_modules:
+        m = _ATTENTION_EXTENSION.search(mod)
+        if m is None or "." not in mod:
+            continue
+        pkg = mod.split(".")[0]
+        if know.backend_of_distribution(pkg.replace("_", "-")) is not None:
+            continue  # a recorded backend's module: its own answers say more
+        return [
+            ClassAnswer(
+                class_id="backend-not-installed",
+                title=f"{pkg}'s compiled attention extension {mod} is not built",
+                cause=(
+                    f"the Python package {pkg} imports {mod}, its compiled attention kernels, and "
+                    "that extension is not there: the package's C++/CUDA part was not built (the "
+                    "source checkout is imported without building it, or its build failed "
+                    "earlier and only the Python files are present)."
+                ),
+                fix=(
+                    f"build and install {pkg} from its source folder: pip install -e . "
+                    "--no-build-isolation   # or the project's own `python setup.py install`",
+                    'then check: python -c "import ' + mod + '"',
+                ),
+                evidence=(("missing module", mod), ("package", pkg)),
+                source="the message itself (Python's ModuleNotFoundError for a compiled module "
+                "inside an installed package)",
+                line=line_of(f, re.escape(mod)),
+            )
+        ]
+    return []

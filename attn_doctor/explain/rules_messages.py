@@ -70,16 +70,29 @@ def framework_message(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         def fill(text: str, groups: dict[str, str] = groups) -> str:
             return re.sub(r"\{(\w+)\}", lambda g: groups.get(g.group(1), f"<{g.group(1)}>"), text)
 
-        answer, said = msg.answer or msg.id, ""
+        answer, said, cause = msg.answer or msg.id, "", fill(msg.cause)
+        fix = tuple(fill(x) for x in msg.fix)
         # the reasons the framework lists name the class: the GPU, the dtype, the head size
         if msg.reasons and (named := _reason_class(body)):
             answer, said = named[0], f" Here the reason is: {named[1]}."
+        elif msg.gpu_floor is not None and f.sms and max(f.sms) < msg.gpu_floor:
+            # the path it reports needs a newer GPU than the one the message shows
+            answer = "gpu-outside-backend-range"
+            cause = (
+                f"{msg.framework} says '{m.group(0)[:100]}': the path it needs runs on "
+                f"sm_{msg.gpu_floor} and newer, and this GPU is sm_{max(f.sms)}, so its kernels "
+                "do not load here; installing them would not make it run"
+            )
+            fix = (
+                f"run on a GPU of sm_{msg.gpu_floor} or newer, or use the framework's path "
+                "without flash attention (unsharded, or another serving stack)",
+            )
         out.append(
             ClassAnswer(
                 class_id=answer,
-                title=f"{msg.framework}: {_headline(fill(msg.cause))}",
-                cause=fill(msg.cause) + said,
-                fix=tuple(fill(x) for x in msg.fix),
+                title=f"{msg.framework}: {_headline(cause)}",
+                cause=cause + said,
+                fix=fix,
                 evidence=tuple(groups.items()),
                 source=msg.source,
                 line=line_of(f, re.escape(m.group(0)[:60])),
@@ -129,6 +142,15 @@ def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     return out[:1]  # the most specific entry (upstream wordings, then the list's order)
 
 
+_ATTENTION_NEWS = re.compile(
+    r"attn|attention|flash|xformers|sage|sdpa|\bflex|flashinfer|\bMLA\b|\bFA ?(?:version )?\d\b"
+    r"|torch_native|\bbackend\b",
+    re.I,
+)
+"""Words of attention news in a notice: the backends, MLA, "FA version 4", a serving framework's
+"backend" (SGLang's torch_native)."""
+
+
 def fallback_notice(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A log whose only attention news is a notice: the program falls back, keeps a default, or
     runs without an optional backend. Nothing failed; answered only when no error is in the
@@ -139,6 +161,8 @@ def fallback_notice(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         return []
     line = f.notices[0]
     named = backends_in_text(line)
+    if not named and not _ATTENTION_NEWS.search(line):
+        return []  # another library's notice (a quantization kernel's): not attention news
     missing = re.search(r"not (?:installed|available)", line, re.I)
     what = (
         f"{named[0]} is not installed or not usable, and the program runs without it"

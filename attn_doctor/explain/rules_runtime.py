@@ -386,52 +386,6 @@ def backend_operators_not_registered(f: TextFacts, know: Knowledge) -> list[Clas
     ]
 
 
-def kernel_compiled_out_for_arch(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
-    """A kernel with no device code for the running architecture although the binary was
-    compiled for it: the kernel is compiled out there on purpose (it uses instructions the GPU
-    lacks: tensor-core MMA for ggml's flash-attention kernels), so the GPU is outside its
-    range; rebuilding for the same arch changes nothing."""
-    ndc = f.runtime.no_device_code
-    if ndc is None:
-        return []
-    kernel, sm, built = ndc
-    if built and sm not in built:
-        return []  # the binary lacks the arch: a build-flag problem, not the kernel's range
-    flash = "flash_attn" in kernel or "fattn" in body_of(f)
-    return [
-        ClassAnswer(
-            class_id="gpu-outside-backend-range",
-            title=f"{kernel} has no code for sm_{sm}",
-            cause=(
-                f"the kernel {kernel} is compiled out for sm_{sm} even in a build for that arch: "
-                "its code needs instructions this GPU lacks, so this GPU is outside the "
-                "kernel's range"
-                + (
-                    " (ggml's CUDA flash-attention kernels need tensor cores: Volta or newer)"
-                    if flash
-                    else ""
-                )
-                + "."
-            ),
-            fix=(
-                (
-                    "turn flash attention off for this GPU (llama.cpp: -fa off / no --flash-attn; "
-                    "koboldcpp: no --flashattention)"
-                )
-                if flash
-                else "run this kernel on a newer GPU, or disable the feature that uses it",
-            ),
-            checks=(f"gpu_sm_below:{sm + 1}",),
-            evidence=(("kernel", kernel), ("gpu", f"sm_{sm}")),
-            source=(
-                "ggml-org/llama.cpp ggml/src/ggml-cuda/common.cuh (NO_DEVICE_CODE) — "
-                "unverified: the arch gates of fattn kernels not re-read"
-            ),
-            line=line_of(f, r"no device code"),
-        )
-    ]
-
-
 def model_code_requires_flash_attn(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
     """A model's own (remote) code asserts flash-attn although the caller chose eager/SDPA, or
     with trust_remote_code: transformers' attn_implementation does not reach that check."""

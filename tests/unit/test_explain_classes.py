@@ -13,11 +13,11 @@ from attn_doctor.explain.rules_backend import (
     backend_dependency_missing,
     backend_forced_package_missing,
     backend_not_installed,
-    backend_on_other_device,
     extension_symbol_mismatch,
     gpu_outside_backend_range,
     head_dim_unsupported,
 )
+from attn_doctor.explain.rules_device import backend_on_other_device
 from attn_doctor.explain.rules_dtype import dtype_unsupported
 from attn_doctor.explain.rules_messages import app_wrapper, framework_message, harmless_warning
 from attn_doctor.explain.rules_toolchain import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.evidence_runtime import RuntimeFacts, read_runtime
 from attn_doctor.explain.knowledge import load_knowledge
-from attn_doctor.explain.rules_backend import backend_on_other_device
+from attn_doctor.explain.rules_device import backend_on_other_device
 
 KNOW = load_knowledge()
 

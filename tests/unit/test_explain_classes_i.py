@@ -8,7 +8,10 @@ from attn_doctor.explain.evidence import TextFacts, extract_facts
 from attn_doctor.explain.evidence_runtime import RuntimeFacts, read_runtime
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import gpu_outside_backend_range
-from attn_doctor.explain.rules_device import ck_xdl_kernel_on_gpu_without_mfma
+from attn_doctor.explain.rules_device import (
+    ck_xdl_kernel_on_gpu_without_mfma,
+    kernel_compiled_out_for_arch,
+)
 from attn_doctor.explain.rules_messages import harmless_warning
 from attn_doctor.explain.rules_runtime import (
     backend_build_without_ninja,
@@ -17,7 +20,6 @@ from attn_doctor.explain.rules_runtime import (
     cudnn_too_old_for_attention,
     diffusers_xformers_processor_for_joint_attention,
     flash_attn_newer_than_dependent_supports,
-    kernel_compiled_out_for_arch,
     kernels_client_too_old_for_stable_abi,
     model_code_requires_flash_attn,
     stale_extension_mixed_install,
@@ -190,7 +192,8 @@ def test_kernel_compiled_out_for_arch() -> None:
     assert "sm_52" in ans.title
     # the binary lacks the arch: a build-flag problem, not the kernel's range
     missing = RuntimeFacts(no_device_code=("k", 52, (61, 75)))
-    assert kernel_compiled_out_for_arch(TextFacts(runtime=missing), KNOW) == []
+    (lacks,) = kernel_compiled_out_for_arch(TextFacts(runtime=missing), KNOW)
+    assert lacks.class_id == "cuda-no-kernel-image"
 
 
 def test_triton_capability_floor_read() -> None:

@@ -9,8 +9,8 @@ from attn_doctor.explain.evidence import TextFacts, extract_facts, unwrap
 from attn_doctor.explain.evidence_calls import CallFacts
 from attn_doctor.explain.evidence_runtime import read_runtime
 from attn_doctor.explain.knowledge import load_knowledge
-from attn_doctor.explain.rules_backend import backend_on_other_device
 from attn_doctor.explain.rules_calls import caller_written_for_other_api
+from attn_doctor.explain.rules_device import backend_on_other_device
 
 KNOW = load_knowledge()
 

@@ -148,7 +148,7 @@ def test_a_user_warning_that_falls_back_to_sdpa_is_a_notice() -> None:
 
 
 def test_a_run_told_to_be_on_the_cpu_puts_xformers_tensors_on_the_cpu() -> None:
-    from attn_doctor.explain.rules_backend import backend_on_other_device
+    from attn_doctor.explain.rules_device import backend_on_other_device
 
     f = extract_facts('CPU training "No operator found for this attention: {self}"')
     assert f.runtime.tensor_device == "cpu"

@@ -8,8 +8,8 @@ from attn_doctor.explain.evidence_upstream import read_upstream
 from attn_doctor.explain.knowledge import load_knowledge
 from attn_doctor.explain.rules_backend import (
     backend_forced_package_missing,
-    backend_on_other_device,
 )
+from attn_doctor.explain.rules_device import backend_on_other_device
 from attn_doctor.explain.rules_toolchain import triton_api_missing
 
 KNOW = load_knowledge()
