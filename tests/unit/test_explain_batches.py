@@ -58,6 +58,9 @@ AFTER_FIXES = {
     "2026-12-07-zv": 24,
     "2026-12-07-zw": 22,
     "2026-12-07-zx": 19,
+    "2026-12-07-zy": 15,
+    "2026-12-07-zz": 15,
+    "2026-12-07-zza": 15,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
@@ -80,6 +83,8 @@ CONTROLS_ANSWERED = {
     "2026-12-07-zu": {"33.txt", "35.txt"},
     "2026-12-07-zv": {"38.txt"},
     "2026-12-07-zw": {"34.txt", "35.txt"},
+    "2026-12-07-zy": {"35.txt"},
+    "2026-12-07-zz": {"33.txt", "34.txt"},
 }
 """Controls explain still answers, each recorded in docs/explain.md: C's 36 is a deformable-
 attention op built with an nvcc of another CUDA than torch; the nvcc/torch mismatch answer is
@@ -121,7 +126,10 @@ inside a ComfyUI node, answered as the application's wrapper message) and ZW's 3
 (TransformerEngine's FP8 GEMM on an Ampere GPU, answered as the GPU's range: its cause too) were
 answered before ZV-ZX's fixes; ZV's 32 and ZW's 31 no longer are: another library's
 notice (auto-gptq's exllama kernels) is not attention news, and a device-side assertion after a
-notice is an error of its own."""
+notice is an error of its own. ZY's 35 (a ComfyUI checkpoint loader given no path, answered
+as the application's wrapper message) and ZZ's 33 and 34 (PowerInfer's ggml kernels and a
+CUDA-BEVFusion binary carrying PTX newer than the driver, answered so: their cause too) were
+answered before ZY-ZZA's fixes."""
 
 
 def test_there_are_batches_of_at_least_30_messages() -> None:
