@@ -43,10 +43,10 @@ from attn_doctor.explain.rules_backend import (
 )
 from attn_doctor.explain.rules_build import (
     arch_list_below_backend_minimum,
+    build_tool_missing,
     build_without_torch,
     cutlass_submodule_missing,
     flash_attn_device_code_below_ampere,
-    flash_attn_release_without_torch_wheel,
     remote_code_imports_removed_transformers_helper,
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
@@ -62,7 +62,10 @@ from attn_doctor.explain.rules_caller import (
     triton_needs_c_compiler,
     xformers_operators_not_built_for_rocm,
 )
-from attn_doctor.explain.rules_calls import caller_written_for_other_api
+from attn_doctor.explain.rules_calls import (
+    caller_written_for_other_api,
+    feature_only_in_other_backend,
+)
 from attn_doctor.explain.rules_device import (
     backend_on_other_device,
     ck_xdl_kernel_on_gpu_without_mfma,
@@ -97,6 +100,7 @@ from attn_doctor.explain.rules_sdpa import (
     sdpa_gqa_heads_differ,
     sdpa_gqa_heads_not_divisible,
     sdpa_kernel_not_on_device,
+    sdpa_mem_efficient_no_kernel,
     sdpa_qkv_mismatch,
     torch_fused_op_not_built,
 )
@@ -118,6 +122,7 @@ from attn_doctor.explain.rules_upstream import (
     package_built_for_other_torch,
     wheel_built_for_other_torch,
 )
+from attn_doctor.explain.rules_wheels import flash_attn_release_without_torch_wheel
 from attn_doctor.explain.rules_xformers import xformers_no_operator_reason
 
 __all__ = ["RULES", "SAME_CAUSE", "ClassAnswer", "classify", "contradictions"]
@@ -248,6 +253,7 @@ RULES: tuple[Rule, ...] = (
     cutlass_submodule_missing,
     flash_attn_release_without_torch_wheel,
     build_without_torch,
+    build_tool_missing,
     triton_embedded_python_missing_headers,
     triton_kernel_out_of_shared_memory,
     torch_too_old_for_gpu,
@@ -271,12 +277,14 @@ RULES: tuple[Rule, ...] = (
     flash_attn_ck_build_on_rdna,
     gpu_generation_refused,
     dtype_unsupported,
+    sdpa_mem_efficient_no_kernel,
     extension_symbol_mismatch,
     driver_api_symbol_missing,
     windows_extension_entry_point_missing,
     backend_operators_not_registered,
     extension_pins_other_torch,
     backend_feature_unsupported,
+    feature_only_in_other_backend,
     backend_not_installed,
     attention_extension_not_built,
     backend_import_left_none,
@@ -308,7 +316,9 @@ def classify(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
 _COMPILING = re.compile(
     r"nvcc|ninja|setup\.py|\bbuild|bdist_wheel|MAX_JOBS|cc1plus|cicc|ptxas|\.cu\b|\.o\b|compil"
-    r"|pip install|Installing|wheel",
+    r"|pip install|Installing|wheel"
+    # a compiler's own diagnostics on the package's sources ("…/csrc/…/stride.hpp(112): warning")
+    r"|\bcsrc[\\/]|\.(?:hpp|cuh|h)\(\d+\): (?:warning|error)",
     re.I,
 )
 """Any sign of a compile step (a build's OOM needs one)."""

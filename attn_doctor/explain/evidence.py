@@ -402,7 +402,7 @@ _MISSING_LIB = re.compile(
     re.I,
 )
 _SYMBOL_LINE = re.compile(
-    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?undefined symbol:?\s*"
+    r"(?:([\w./\\-]+\.(?:so|pyd|dll)):\s*)?[Uu]ndefined symbol:?\s*"
     r"(_Z\w+|nccl\w+|cuda\w+|cudnn\w+|cu[A-Z]\w+"
     r"|(?:c10|at|torch)::[\w:]+(?:\([^)\n]*\))?)"  # also as demangled by the reporter
 )

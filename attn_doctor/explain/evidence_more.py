@@ -193,7 +193,10 @@ INSTALL_FIRST = re.compile(
     r"|\b(?P<e>flash[-_ ]?att(?:n|ention)(?:[-_ ]?[234])?|xformers|sage[-_ ]?att(?:n|ention)"
     r"|flashinfer)\s+(?:is\s+(?:currently\s+)?required|must\s+be\s+installed)\b(?!\s*for\b)"
     r"|\b(?P<f>flash[-_ ]?att(?:n|ention)(?:[-_ ]?[234])?|xformers|sage[-_ ]?att(?:n|ention)"
-    r"|flashinfer)\s+is\s+not\s+available\.?\s+(?:Make\s+sure|Please)\b[^\n]{0,30}\binstall)",
+    r"|flashinfer)\s+is\s+not\s+available\.?\s+(?:Make\s+sure|Please)\b[^\n]{0,30}\binstall"
+    # an import error's own words ("ImportError: Xformers is required for Pixtral inference")
+    r"|(?:ImportError|ModuleNotFoundError):\s*(?P<g>flash[-_ ]?att(?:n|ention)(?:[-_ ]?[234])?"
+    r"|xformers|sage[-_ ]?att(?:n|ention)|flashinfer)\s+is\s+required\b)",
     re.M,
 )
 """A model's own error that a backend did not import, in its words ("import FlashAttention
@@ -218,7 +221,7 @@ def named_missing_modules(body: str) -> list[str]:
     missing = [m.group(1) for m in _NOT_INSTALLED_ERROR.finditer(body)]
     for m in INSTALL_FIRST.finditer(body):
         word = _BACKEND_WORD.match(
-            next(g for g in m.group("a", "b", "c", "d", "e", "f") if g).strip()
+            next(g for g in m.group("a", "b", "c", "d", "e", "f", "g") if g).strip()
         )
         if word is not None and word.lastgroup is not None:
             missing.append(word.lastgroup)

@@ -15,7 +15,6 @@ from attn_doctor.explain.answer import (
     body_of,
     gpu_range,
     line_of,
-    mm,
 )
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
@@ -575,88 +574,58 @@ def _removed_attention_class(f: TextFacts, mod: str, name: str) -> ClassAnswer:
     )
 
 
-_FA_SOURCE_BUILD = re.compile(
-    r"Building wheels? for (?:collected packages:[^\n]*)?\bflash[-_]attn\b"
-    r"|Precompiled wheel not found|Guessing wheel URL"
-    r"|(?:Could not build wheels|Failed to build)(?: for)? flash[-_]attn\b"
-    r"|Running setup\.py install for flash[-_]attn",
-    re.I,
-)
-"""pip or flash-attn's setup.py building flash-attn from its source archive."""
+_BUILD_TOOLS = ("packaging", "wheel", "setuptools", "ninja", "psutil")
+"""Modules attention packages' setup.py import at build time (flash-attn: packaging.version,
+wheel.bdist_wheel, setuptools; SageAttention and others likewise): with --no-build-isolation
+they come from the user's environment."""
 
 
-def _mm_key(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", v)[:2])
-
-
-def flash_attn_release_without_torch_wheel(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
-    """flash-attn built from source because the release asked for publishes no wheel for this
-    torch: its release matrix (wheels_index/flash_attn.toml) names the torch releases it was
-    built for, and the first release with a wheel for this torch is the fix."""
+def build_tool_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
+    """A source build of an attention package stops at its setup.py's own import of a build
+    tool (packaging, wheel, setuptools): with --no-build-isolation the build runs in the user's
+    environment, which lacks it."""
     body = body_of(f)
-    torch = f.version("torch")
-    if not torch or not _FA_SOURCE_BUILD.search(body):
+    tool = next((m for m in f.missing_modules if m.split(".")[0] in _BUILD_TOOLS), None)
+    if tool is None or not _BUILD_STEP.search(body):
         return []
-    from packaging.version import InvalidVersion, Version
-
-    from attn_doctor.index import load_index
-
-    releases = load_index().flash_attn
-    want = _mm_key(torch)
-    covers = [r for r in releases if any(_mm_key(t) == want for t in r.torch)]
-    fa = f.version("flash-attn")
-    if fa:
-        release = next((r for r in releases if r.version == fa.split("+")[0]), None)
-        if release is None or release in covers:
-            return []  # an unknown release, or one with a wheel for this torch: another cause
-        built = sorted({".".join(map(str, _mm_key(t))) for t in release.torch}, key=_mm_key)
-        said = (
-            f"flash-attn {release.version} publishes wheels for torch {', '.join(built)} "
-            f"(its release build matrix), not torch {mm(torch)}"
-        )
-    elif covers:
-        return []  # which release pip took is not in the message: the general answer says it
-    else:
-        said = f"no flash-attn release in the index publishes a wheel for torch {mm(torch)}"
-    later = []
-    for r in covers:
-        try:
-            if not fa or Version(r.version) > Version(fa.split("+")[0]):
-                later.append(r)
-        except InvalidVersion:
-            continue
-    first = min(later, key=lambda r: Version(r.version), default=None)
-    fix = (
-        (
-            f"pip install 'flash-attn=={first.version}' --no-build-isolation   # the first "
-            f"release with torch {mm(torch)} wheels (attn-doctor install flash-attn picks the "
-            "wheel for this machine)",
-        )
-        if first is not None
-        else (
-            "keep a torch release that flash-attn publishes wheels for, or build from source: "
-            "MAX_JOBS=4 pip install flash-attn --no-build-isolation (an hour or more, needs nvcc)",
-        )
+    named = backends_in(f)
+    record = know.backend(named[0]) if named else None
+    built = _BUILT_SDIST.findall(body)
+    dist = (
+        record.distributions[0]
+        if record is not None and record.distributions
+        else built[-1].lower().replace("_", "-")
+        if built and _ATTENTION_PACKAGE.search(built[-1])
+        else None
     )
+    if dist is None:
+        return []
+    isolated = re.search(r"--no-build-isolation", body) is not None
     return [
         ClassAnswer(
-            class_id="flash-attn-no-prebuilt-wheel",
-            title=f"no prebuilt flash-attn wheel for torch {mm(torch)}: pip builds from source",
+            class_id="backend-dependency-missing",
+            title=f"building {dist}: its setup.py needs {tool.split('.')[0]}",
             cause=(
-                f"{said}: flash-attn's setup.py looks for a release wheel named after torch's "
-                "major.minor, finds none, and compiles from source (an hour or more, needs nvcc "
-                "and lots of RAM; it looks stuck at 'Building wheel')."
+                f"{dist}'s setup.py imports {tool.split('.')[0]} at build time, and the "
+                "environment the build runs in lacks it"
+                + (
+                    ": --no-build-isolation builds in your own environment, so its build tools "
+                    "must be installed there first."
+                    if isolated
+                    else "."
+                )
             ),
-            fix=fix,
-            evidence=(
-                ("torch", torch),
-                *((("flash-attn", fa),) if fa else ()),
-                *((("first release with a wheel", first.version),) if first else ()),
+            fix=(
+                "pip install packaging wheel setuptools ninja psutil",
+                f"then again: pip install {dist} --no-build-isolation",
             ),
+            checks=(f"package_missing:{tool.split('.')[0]}",),
+            evidence=(("missing in the build", tool), ("package", dist)),
             source=(
-                "wheels_index/flash_attn.toml (each release's build matrix, read from "
-                "Dao-AILab/flash-attention .github/workflows/publish.yml at its tag)"
+                "Dao-AILab/flash-attention setup.py at v2.8.3 (from packaging.version import "
+                "parse, Version; from wheel.bdist_wheel import bdist_wheel; import torch), read "
+                "at that tag; pip's --no-build-isolation builds in the current environment"
             ),
-            line=line_of(f, _FA_SOURCE_BUILD.pattern),
+            line=line_of(f, re.escape(tool)),
         )
     ]

@@ -8,7 +8,7 @@ import re
 
 from packaging.version import Version
 
-from attn_doctor.explain.answer import ClassAnswer, line_of, mm, version_of
+from attn_doctor.explain.answer import ClassAnswer, body_of, has_error, line_of, mm, version_of
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import BackendApi, Knowledge
 
@@ -53,6 +53,34 @@ def _answer(f: TextFacts, what: str, name: str, pattern: str) -> ClassAnswer:
     )
 
 
+def _module_left_none(f: TextFacts, know: Knowledge, attr: str) -> ClassAnswer | None:
+    """'NoneType' object has no attribute 'attn_bias': the code's handle for a backend module
+    (``xformers = None`` in the except branch of its import) is None, and the attribute is that
+    module's: the backend did not import."""
+    api = next((a for a in know.backend_api if attr in a.names), None)
+    if api is None:
+        return None
+    dist = api_distribution(know, api)
+    return ClassAnswer(
+        class_id="backend-not-installed",
+        title=f"{api.module} is None: {dist} did not import",
+        cause=(
+            f"the code reads {attr} from its handle for {api.module}, and the handle is None: "
+            "the guarded import that sets it (try/except, leaving None on failure) failed, so "
+            f"{dist} is not installed in this Python or does not import (its own error is "
+            "hidden by the guard)."
+        ),
+        fix=(
+            f"pip install {dist}   # or: attn-doctor install {api.backend}",
+            f'python -c "import {api.module}"   # shows why it does not import',
+        ),
+        checks=(f"package_missing:{dist}",),
+        evidence=(("None has no attribute", attr), ("module", api.module)),
+        source=f"wheels_index/explain_classes.toml [backend_api] {api.module}: {api.source}",
+        line=line_of(f, re.escape(attr)),
+    )
+
+
 def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """An attention-path callable refuses a keyword or the argument count, an attention class
     lacks an attribute, or a backend module lacks a name the knowledge does not place
@@ -72,6 +100,8 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         if _ATTN.search(fn):
             return [_answer(f, f"calls {fn}(): {said}", fn, re.escape(fn))]
     for cls, attr in calls.object_attrs:
+        if cls == "NoneType" and (left := _module_left_none(f, know, attr)) is not None:
+            return [left]
         if f.runtime.ops_missing is not None and cls == f.runtime.ops_missing[0]:
             continue  # torch.ops finding no operator: the extension did not load (its own class)
         if _ATTN.search(cls) or _ATTN.search(attr):
@@ -339,3 +369,48 @@ def _backend_function_undefined(f: TextFacts, know: Knowledge, name: str) -> Cla
             line=line_of(f, re.escape(name)),
         )
     return None
+
+
+_ONLY_IN = re.compile(
+    r"(?P<feature>[\w ]{3,40}?) (?:is|are) only supported (?:for|in|with|by) (?:the )?"
+    r"(?P<backend>[\w .-]{2,40}?)(?: backend)?[.!\"')]*(?: \([^)\n]{1,40}\))?\s*$",
+    re.M,
+)
+"""A framework's check that a feature exists in one attention backend only ("Attention sinks
+are only supported for TRTLLM backend.", "Sinks are only supported in FlashAttention 3")."""
+
+
+def feature_only_in_other_backend(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """The model uses an attention feature that only one backend implements, and another
+    backend was chosen (by a setting, or by default on this GPU)."""
+    m = _ONLY_IN.search(body_of(f))
+    if m is None or not has_error(f) or not _ATTN_FEATURE_WORDS.search(m.group("feature")):
+        return []
+    feature, backend = m.group("feature").strip(), m.group("backend").strip()
+    gpu = f" (this GPU is sm_{f.sms[0]})" if f.sms else ""
+    return [
+        ClassAnswer(
+            class_id="backend-feature-unsupported",
+            title=f"{feature}: only the {backend} backend has it",
+            cause=(
+                f"the model uses {feature.lower()}, which this framework implements only in its "
+                f"{backend} backend, and another attention backend is in use: one chosen by a "
+                f"setting, or the only one available on this GPU{gpu}."
+            ),
+            fix=(
+                f"select the {backend} attention backend in the framework's settings",
+                f"or, if this GPU cannot run {backend}, a framework release or image whose other "
+                "backends implement it, or a GPU that runs it",
+            ),
+            evidence=(("feature", feature), ("only in", backend)),
+            source="the message itself (the framework's check that only one backend has it)",
+            line=line_of(f, re.escape(m.group(0)[:60])),
+        )
+    ]
+
+
+_ATTN_FEATURE_WORDS = re.compile(
+    r"sink|soft-?cap|alibi|sliding|window|mask|dropout|bias|causal|paged|kv|cache|head|mla"
+    r"|attention|fp8|quant",
+    re.I,
+)

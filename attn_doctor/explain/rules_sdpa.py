@@ -333,3 +333,56 @@ def _library_op_not_on_device(f: TextFacts) -> list[ClassAnswer]:
             line=line_of(f, r"not currently implemented for the"),
         )
     ]
+
+
+_CUTLASS_NO_KERNEL = re.compile(r"cutlass(?P<dir>[FB]): no kernel found to launch")
+
+
+def sdpa_mem_efficient_no_kernel(f: TextFacts, _know: Knowledge) -> list[ClassAnswer]:
+    """torch's memory-efficient SDPA kernel (the CUTLASS one xformers also ships) found no kernel
+    for this dtype on this GPU: its bfloat16 kernels exist only for sm_80 and newer, so bf16 on a
+    V100 or T4 has none. With xformers in the message its own entry answers."""
+    body = body_of(f)
+    m = _CUTLASS_NO_KERNEL.search(body)
+    if m is None or re.search(r"xformers", body, re.I):
+        return []
+    old = [sm for sm in f.sms if sm < 80]
+    bf16 = any(d in {"bfloat16", "bf16"} for d in f.dtypes)
+    if f.sms and not old and not bf16:
+        return []  # an Ampere or newer GPU has every dtype: another cause
+    said = f"the GPU is sm_{old[0]}" if old else "the message names neither the GPU nor the dtype"
+    return [
+        ClassAnswer(
+            class_id="dtype-unsupported",
+            title="torch's memory-efficient attention has no kernel for this dtype on this GPU",
+            cause=(
+                "torch's memory-efficient SDPA kernel (CUTLASS, "
+                + ("forward" if m.group("dir") == "F" else "backward")
+                + ") has bfloat16 kernels only for sm_80 (Ampere) and newer; run in bf16 on an "
+                f"older GPU, it finds none to launch ({said}"
+                + (
+                    "; the message shows bfloat16"
+                    if bf16
+                    else "; bf16 on a pre-Ampere GPU is the usual cause"
+                )
+                + ")."
+            ),
+            fix=(
+                "run the model in float16 on this GPU (torch_dtype=torch.float16, "
+                "--dtype float16, or the app's fp16 / half-precision setting)",
+                "or restrict SDPA to the math kernel for this call: with "
+                "torch.nn.attention.sdpa_kernel(SDPBackend.MATH): ...",
+            ),
+            evidence=(
+                ("kernel", f"cutlass{m.group('dir')}"),
+                *((("gpu", f"sm_{old[0]}"),) if old else ()),
+                *((("dtype", "bfloat16"),) if bf16 else ()),
+            ),
+            source=(
+                "pytorch aten/src/ATen/native/transformers/cuda/mem_eff_attention (the CUTLASS "
+                "kernels instantiated per architecture and dtype, bf16 from Sm80; 'cutlassF: no "
+                "kernel found to launch!' when none matches) — the instantiation list not re-read"
+            ),
+            line=line_of(f, m.group(0)),
+        )
+    ]

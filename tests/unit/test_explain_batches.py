@@ -57,10 +57,10 @@ AFTER_FIXES = {
     "2026-12-07-zu": 22,
     "2026-12-07-zv": 24,
     "2026-12-07-zw": 22,
-    "2026-12-07-zx": 19,
-    "2026-12-07-zy": 15,
-    "2026-12-07-zz": 15,
-    "2026-12-07-zza": 15,
+    "2026-12-07-zx": 20,
+    "2026-12-07-zy": 20,
+    "2026-12-07-zz": 21,
+    "2026-12-07-zza": 20,
 }
 """Each batch's score after its misses were fixed (docs/explain.md); it must not drop."""
 CONTROLS_ANSWERED = {
