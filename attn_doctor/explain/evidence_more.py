@@ -271,6 +271,17 @@ _NOTICE_SAYS = re.compile(
 )
 """A log line at INFO or WARNING level that says the program goes on another way: a fallback,
 a default, or an optional package that is not installed."""
+_ERROR_LEVEL = re.compile(r"\W*(?:ERROR|FATAL|CRITICAL|Error|error)\b")
+_BARE_FALLBACK = re.compile(
+    r"(?:^\W*|[:\uff1a]\s*)"  # at the line's start, or quoted after a colon (a full-width one too)
+    r"(?:flashinfer|flash[_-]?attn|flash[_ ]attention|xformers|sage[_ ]?attention|sageattn)"
+    r"\b (?:is )?not (?:found|installed|available),? (?:so )?(?:use|uses|fall(?:s)? back to) "
+    r"(?:the )?(?:triton|sdpa|torch|eager|native|xformers|flash)\b",
+    re.I,
+)
+"""The same news printed with no log level, in a print's words ("flashinfer not found, use
+triton for linux", a project's start-up print): a notice too. A logger's "…, using sdpa" needs
+its level (split_lines keeps INFO/WARNING, drops ERROR): the same words at ERROR are not one."""
 
 _AVAILABILITY_ASSERT = re.compile(
     r"^\W*(?:\[rank\d+\]:\s*)?assert\s+(?P<flag>\w*(?:flash|FLASH|Flash|xformers|XFORMERS|"
@@ -389,7 +400,8 @@ def read_more(body: str) -> More:
     notices = tuple(
         line.strip()
         for line in body.splitlines()
-        if _NOTICE_LEVEL.search(line) and _NOTICE_SAYS.search(line)
+        if (_NOTICE_LEVEL.search(line) and _NOTICE_SAYS.search(line))
+        or (_BARE_FALLBACK.search(line) and not _ERROR_LEVEL.match(line))
     )
     wheel_torch = tuple(
         dict.fromkeys(

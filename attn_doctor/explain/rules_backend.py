@@ -281,6 +281,7 @@ def _range_answer(
     source: str,
     exclude: str = "",
     framework: str = "",
+    late: bool = False,
 ) -> ClassAnswer:
     if sm is None or sm < lo:
         checks: tuple[str, ...] = (f"gpu_sm_below:{lo}",)
@@ -319,7 +320,7 @@ def _range_answer(
         ),
         source=source,
         line=line_of(f, r"support|requires|Ampere|Hopper|capability|SM|sm_?\d|Expected"),
-        before_phrases=sm is not None,
+        before_phrases=sm is not None and not late,
     )
 
 
@@ -489,6 +490,8 @@ def gpu_outside_backend_range(f: TextFacts, know: Knowledge) -> list[ClassAnswer
                 said="its record",
                 source=f"wheels_index/backends.toml {name}: {b.source}",
                 exclude=name,
+                # the backend's own module is missing: that error, recorded, says it first
+                late=any(m.split(".")[0] in b.modules for m in f.missing_modules),
             )
         ]
     return []

@@ -252,6 +252,20 @@ _ATTENTION_PACKAGE = re.compile(r"attn|attention|flash|xformers|sage|natten|fmha
 attention)."""
 
 
+def _built_attention_dist(f: TextFacts, know: Knowledge) -> str | None:
+    """The attention package a source build is building: pip's source archive when it is an
+    attention package without a backend record (NATTEN), under its own name rather than
+    another backend the message mentions; else the backend the message names."""
+    built = _BUILT_SDIST.findall(body_of(f))
+    if built and _ATTENTION_PACKAGE.search(built[-1]) and not backends_in_text(built[-1]):
+        return str(built[-1]).lower().replace("_", "-")
+    named = backends_in(f)
+    record = know.backend(named[0]) if named else None
+    if record is not None and record.distributions:
+        return record.distributions[0]
+    return None
+
+
 def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A backend built from source imports torch in its setup.py, and pip/uv build it in an
     isolated environment that has no torch, even when torch is installed."""
@@ -270,16 +284,10 @@ def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         return []
     named = backends_in(f)
     record = know.backend(named[0]) if named else None
-    if uv is not None:
-        dist = uv.group("dist").lower()
-    elif built and _ATTENTION_PACKAGE.search(built[-1]) and not backends_in_text(built[-1]):
-        # pip names the source archive it builds: an attention package without a backend
-        # record (NATTEN); its own name, not another backend's the message mentions
-        dist = built[-1].lower().replace("_", "-")
-    elif record is not None and record.distributions:
-        dist = record.distributions[0]
-    else:
+    found = uv.group("dist").lower() if uv is not None else _built_attention_dist(f, know)
+    if found is None:
         return []  # a build without an attention backend named: not this class
+    dist = found
     return [
         ClassAnswer(
             class_id=f"{dist}-build-no-torch",
@@ -588,16 +596,7 @@ def build_tool_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     tool = next((m for m in f.missing_modules if m.split(".")[0] in _BUILD_TOOLS), None)
     if tool is None or not _BUILD_STEP.search(body):
         return []
-    named = backends_in(f)
-    record = know.backend(named[0]) if named else None
-    built = _BUILT_SDIST.findall(body)
-    dist = (
-        record.distributions[0]
-        if record is not None and record.distributions
-        else built[-1].lower().replace("_", "-")
-        if built and _ATTENTION_PACKAGE.search(built[-1])
-        else None
-    )
+    dist = _built_attention_dist(f, know)
     if dist is None:
         return []
     isolated = re.search(r"--no-build-isolation", body) is not None

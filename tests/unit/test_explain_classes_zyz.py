@@ -120,3 +120,51 @@ def test_a_build_without_cuda_home() -> None:
     text = "RuntimeError: Cannot find CUDA_HOME. CUDA must be available to build the package."
     assert _first(text) == "build-cuda-home-not-found"
     assert "CUDA_HOME" in _said(text)
+
+
+# --- round thirteen's misses (ZZB) ----------------------------------------------------------
+
+
+def test_llava_training_warning_and_triton_amd_targets() -> None:
+    text = (
+        "UserWarning: Flash attention is only supported on A100 or H100 GPU during training due "
+        "to head dim > 64 backward."
+    )
+    assert _first(text) == "gpu-outside-backend-range"
+    assert "train.py" in _said(text)
+    amd = "loc(\"attention.py\":12:0): error: unsupported target: 'gfx1010'"
+    assert _first(amd) == "gpu-outside-backend-range"
+    assert "gfx1010" in _said(amd)
+
+
+def test_an_optional_backend_not_found_and_replaced_is_a_notice() -> None:
+    assert _first("xformers not found, use sdpa instead") == "harmless-warning"
+    # an error after it is not a notice
+    assert _first(
+        "xformers not found, use sdpa instead\nRuntimeError: CUDA error: out of memory"
+    ) != ("harmless-warning")
+
+
+def test_flash_attn_optional_extension_told_in_words() -> None:
+    assert _first("error: no package 'rotary_emb' after pip install flash-attn") == (
+        "flash-attn-extension-missing"
+    )
+
+
+def test_a_missing_backend_module_comes_before_its_gpu_range() -> None:
+    text = (
+        "GPU: Tesla V100-SXM2-32GB\n    from flash_attn.utils.distributed import all_gather\n"
+        "ModuleNotFoundError: No module named 'flash_attn'"
+    )
+    found = _answers(text)
+    assert found[0] == "flash-attn-not-installed"
+    assert "gpu-outside-backend-range" in found
+
+
+def test_deepspeed_sparse_attention_and_triton() -> None:
+    text = (
+        "ImportError: cannot import name 'Softmax' from 'deepspeed.ops.sparse_attention' "
+        "(/usr/lib/python3/site-packages/deepspeed/ops/sparse_attention/__init__.py)"
+    )
+    assert _first(text) == "triton-version-mismatch"
+    assert "triton==1.0.0" in _said(text)
