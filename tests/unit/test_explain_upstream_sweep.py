@@ -14,7 +14,7 @@ import pytest
 from attn_doctor.explain import explain_text
 
 SWEEP = Path(__file__).resolve().parents[1] / "data" / "explain" / "upstream_sweep.jsonl"
-NAMED_AT_LEAST = 260
+NAMED_AT_LEAST = 261
 """Messages whose first answer is one of their expected ids, when the sweep's fixes landed."""
 
 
