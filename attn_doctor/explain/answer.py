@@ -74,6 +74,8 @@ def has_error(f: TextFacts) -> bool:
             r"|Killed|FAILED|Assertion failed|Assertion `[^`\n]+` failed"
             # a compiler's diagnostic anywhere in a line (build logs draw boxes before it)
             r"|\bfatal error:|:\d+:\d+: error:"
+            # an MLIR diagnostic from Triton's compiler ("error: 'tt.fp_to_fp' op operand …")
+            r"|\berror: '[\w.]+' op\b"
             r"|\bnot supported\b(?![^\n]*(?:fall(?:ing)? ?back|defaulting to|switching to))"
             r"|is only supported|only supports?|requires \.target sm_\d+"
             r"|\b(?:does not|doesn't) support [^\n]{0,30}\bGPUs?\b(?![^\n]*fall(?:ing)? ?back)"

@@ -372,7 +372,9 @@ _MISSING_MODULE = re.compile(
     re.I,
 )
 _REFUSED_ARCH = re.compile(
-    r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})",
+    r"Unsupported (?:CUDA |GPU )?architecture:? ['\"]?sm_?(\d{2,3})|not supported on sm_?(\d{2,3})"
+    # a backend's table with no entry for the GPU (FlashInfer's "KeyError: 'sm_75'")
+    r"|\bkey ?error:? ['\"]?sm_?(\d{2,3})\b",
     re.I,
 )
 _QUERY_SHAPE = re.compile(r"query\s*:\s*shape=\((?:\d+,\s*){3}(\d{2,4})\)")
@@ -574,7 +576,7 @@ def extract_facts(text: str, gpu_names: tuple[tuple[str, int], ...] = ()) -> Tex
 
     missing = [m.group(1) or m.group(2) for m in _MISSING_MODULE.finditer(body)]
     missing += named_missing_modules(body)
-    refused = [int(m.group(1) or m.group(2)) for m in _REFUSED_ARCH.finditer(body)]
+    refused = [int(next(g for g in m.groups() if g)) for m in _REFUSED_ARCH.finditer(body)]
     libs: list[object] = []
     for m in _MISSING_LIB.finditer(body):
         name = m.group(1) or m.group(2) or ("libcuda.so" if m.group(0) else None)

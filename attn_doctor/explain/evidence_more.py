@@ -33,7 +33,7 @@ REQUIREMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "GPU compute capability 8.0 (Ampere) or higher is required"
     (
         re.compile(
-            r"(?:compute|CUDA) capability (?:of )?(\d+)\.(\d)(?: \(\w+\))? "
+            r"(?:(?:compute|CUDA) capability (?:of )?|\bCC )(\d+)\.(\d)(?: \(\w+\))? "
             r"or (?:higher|newer|above)",
             re.I,
         ),

@@ -168,3 +168,18 @@ def test_deepspeed_sparse_attention_and_triton() -> None:
     )
     assert _first(text) == "triton-version-mismatch"
     assert "triton==1.0.0" in _said(text)
+
+
+def test_later_fixes_cc_abbreviation_mlir_error_and_cudnn_softmax_node() -> None:
+    text = (
+        "triton-windows 3.3 needs CC 8.0 or above. On my GeForce RTX 2060 it fails with "
+        "error: 'tt.fp_to_fp' op operand #0 must be floating-point"
+    )
+    assert _first(text) == "gpu-outside-backend-range"
+    assert "sm_80" in _said(text)
+    te = (
+        "RuntimeError: transformer_engine/common/fused_attn/fused_attn_f16_arbitrary_seqlen.cu:4"
+        "19 in function operator(): cuDNN Error: CompositeSoftmaxNode can only output certain "
+        "combinations of stats"
+    )
+    assert _first(te) == "cudnn-too-old-for-fused-attention"
