@@ -39,6 +39,12 @@ class ClassAnswer:
 Rule = Callable[[TextFacts, Knowledge], list[ClassAnswer]]
 
 
+ATTENTION_NAME = re.compile(
+    r"attn|attention|flash|sage|xformers|fmha|flashinfer|sdpa|\bflex|natten", re.I
+)
+"""A name on the attention path: a package (flash_attn, xformers, sageattention, natten), a
+callable or class (``attention_sage``, ``Qwen2FlashAttention2``), a kernel's source file."""
+
 NO_GPU_VISIBLE = re.compile(
     r"not available on (?:the )?CPU|make sure torch can access a CUDA device", re.I
 )

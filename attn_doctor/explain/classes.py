@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import ClassAnswer, Rule, explained_missing, version_of
+from attn_doctor.explain.answer import (
+    NO_GPU_VISIBLE,
+    ClassAnswer,
+    Rule,
+    explained_missing,
+    version_of,
+)
 from attn_doctor.explain.checks import split_check
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
@@ -352,6 +358,11 @@ def _check_contradiction(
         and (args[0] if args else "triton") in explained_missing(f, know)
     ):
         return "the message's own warning reports the missing module, and that warning is harmless"
+    if name == "package_missing" and NO_GPU_VISIBLE.search("\n".join(f.lines)):
+        return (
+            "the message says torch sees no GPU (the backend is not available on the CPU): the "
+            "package may well be installed; the device is the cause"
+        )
     if name == "ram_per_job_low" and f.lines and not _COMPILING.search("\n".join(f.lines)):
         return "the message shows no compile step: a process killed at run time is not a build's"
     build = f.torch_build

@@ -8,7 +8,6 @@ import re
 
 from attn_doctor.backends import BackendRule
 from attn_doctor.explain.answer import (
-    NO_GPU_VISIBLE,
     ClassAnswer,
     backends_in,
     backends_in_text,
@@ -141,11 +140,7 @@ def backend_forced_package_missing(f: TextFacts, know: Knowledge) -> list[ClassA
             return []
         # The message reports the installed release ("Detected version 2.0.4"): installed,
         # too old rather than missing.
-        if (
-            _INSTALLED_TOO_OLD.search(body)
-            or f.runtime.tensor_device is not None
-            or NO_GPU_VISIBLE.search(body)
-        ):
+        if _INSTALLED_TOO_OLD.search(body) or f.runtime.tensor_device is not None:
             return []  # installed but too old, or refused for the device: not missing
         if f.required_sm is not None and re.search(r"compute capability", body):
             return []  # the error it raised states the GPU it needs: the GPU's range
@@ -384,6 +379,7 @@ _BARE_REFUSAL = re.compile(r"(?m)Error: Unsupported (?:CUDA |GPU )?architecture\
 def _kernel_refused_gpu(f: TextFacts, know: Knowledge, name: str, sm: int) -> ClassAnswer:
     b = know.backend(name)
     lo, hi = gpu_range(b) if b is not None else (0, None)
+    flashinfer = name == "flashinfer"
     return ClassAnswer(
         class_id="gpu-outside-backend-range",
         title=f"the {name} kernel this call reaches does not run on {sm_name(know, sm)}",
@@ -391,19 +387,35 @@ def _kernel_refused_gpu(f: TextFacts, know: Knowledge, name: str, sm: int) -> Cl
             f"{name} said 'Unsupported architecture' on {sm_name(know, sm)}: the kernel this "
             f"call reaches has no code for this GPU. {name} as a whole covers "
             f"{_range_text(lo, hi)} (its record), but not every kernel in it runs on every GPU "
-            "there (FlashInfer's trtllm-gen kernels are Blackwell-only, for one), or this build "
-            "lacks the GPU."
+            "there"
+            + (
+                " (its trtllm-gen kernels are for sm_100/sm_103; on sm_90 and sm_120/121 its "
+                "decode picks xqa)"
+                if flashinfer
+                else ""
+            )
+            + ", or this build lacks the GPU."
         ),
         fix=(
-            f"choose the {name} kernel or backend option made for this GPU (FlashInfer: "
-            "backend='fa2' or 'fa3' rather than 'trtllm-gen'), or the framework's other "
-            "attention backend",
+            (
+                "let FlashInfer choose its kernel for this GPU: backend='auto' rather than "
+                "'trtllm-gen' (or the framework's other attention backend)"
+                if flashinfer
+                else f"choose the {name} kernel or option made for this GPU, or the framework's "
+                "other attention backend"
+            ),
             f"attn-doctor install {name}   # if this build lacks the GPU",
         ),
         evidence=(("refused", f"sm_{sm}"), ("backend", name)),
         source=(
             f"the message itself ('Unsupported architecture'); wheels_index/backends.toml {name}"
             " for the backend's overall range"
+            + (
+                "; flashinfer-ai/flashinfer flashinfer/decode.py at fb28d7242 (backend 'auto' "
+                "chooses trtllm-gen on sm_100/sm_103, xqa on sm_90 and sm_120/sm_121)"
+                if flashinfer
+                else ""
+            )
         ),
         line=line_of(f, _BARE_REFUSAL.pattern),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from attn_doctor.explain.answer import (
+    ATTENTION_NAME,
     ClassAnswer,
     backends_in,
     backends_in_text,
@@ -247,9 +248,6 @@ _BUILT_SDIST = re.compile(
 )
 """The source archive pip takes to build (``Using cached natten-0.15.1.tar.gz``)."""
 _REQUIREMENTS_STEP_FAILED = re.compile(r"Getting requirements to build wheel \.\.\. error")
-_ATTENTION_PACKAGE = re.compile(r"attn|attention|flash|xformers|sage|natten|fmha", re.I)
-"""Package names of attention kernels, recorded as backends or not (NATTEN: neighborhood
-attention)."""
 
 
 def _built_attention_dist(f: TextFacts, know: Knowledge) -> str | None:
@@ -257,7 +255,7 @@ def _built_attention_dist(f: TextFacts, know: Knowledge) -> str | None:
     attention package without a backend record (NATTEN), under its own name rather than
     another backend the message mentions; else the backend the message names."""
     built = _BUILT_SDIST.findall(body_of(f))
-    if built and _ATTENTION_PACKAGE.search(built[-1]) and not backends_in_text(built[-1]):
+    if built and ATTENTION_NAME.search(built[-1]) and not backends_in_text(built[-1]):
         return str(built[-1]).lower().replace("_", "-")
     named = backends_in(f)
     record = know.backend(named[0]) if named else None
@@ -278,7 +276,7 @@ def build_without_torch(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
         bool(_REQUIREMENTS_STEP_FAILED.search(body))
         and not f.missing_modules
         and bool(built)
-        and bool(_ATTENTION_PACKAGE.search(built[-1]))
+        and bool(ATTENTION_NAME.search(built[-1]))
     )
     if uv is None and not cut and not ("torch" in f.missing_modules and _BUILD_STEP.search(body)):
         return []

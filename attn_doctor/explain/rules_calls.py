@@ -8,13 +8,18 @@ import re
 
 from packaging.version import Version
 
-from attn_doctor.explain.answer import ClassAnswer, body_of, has_error, line_of, mm, version_of
+from attn_doctor.explain.answer import (
+    ATTENTION_NAME,
+    ClassAnswer,
+    body_of,
+    has_error,
+    line_of,
+    mm,
+    version_of,
+)
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import BackendApi, Knowledge
 
-_ATTN = re.compile(r"attn|attention|flash|sage|xformers|fmha|flashinfer|sdpa", re.I)
-"""A callable or class that belongs to the attention path (``attention_sage``,
-``Qwen2FlashAttention2``, ``apply_rotary_pos_emb_flashatt``)."""
 _ATTN_KEYWORD = re.compile(
     r"padding_mask|attention_mask|attn_mask|position_embeddings|cache_position|output_attentions"
     r"|sliding_window|softcap|window_size|alibi_slopes|cu_seqlens\w*|max_seqlen\w*|is_causal"
@@ -92,19 +97,19 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         if (gone := _triton_keyword_removed(f, know, fn, kw)) is not None:
             return [gone]
     for fn, kw in calls.bad_kwargs:
-        if _ATTN.search(fn) or _ATTN_KEYWORD.fullmatch(kw):
+        if ATTENTION_NAME.search(fn) or _ATTN_KEYWORD.fullmatch(kw):
             return [
                 _answer(f, f"passes {kw}= to {fn}(), which does not take it", fn, re.escape(kw))
             ]
     for fn, said in calls.bad_arity:
-        if _ATTN.search(fn):
+        if ATTENTION_NAME.search(fn):
             return [_answer(f, f"calls {fn}(): {said}", fn, re.escape(fn))]
     for cls, attr in calls.object_attrs:
         if cls == "NoneType" and (left := _module_left_none(f, know, attr)) is not None:
             return [left]
         if f.runtime.ops_missing is not None and cls == f.runtime.ops_missing[0]:
             continue  # torch.ops finding no operator: the extension did not load (its own class)
-        if _ATTN.search(cls) or _ATTN.search(attr):
+        if ATTENTION_NAME.search(cls) or ATTENTION_NAME.search(attr):
             return [
                 _answer(
                     f,
@@ -142,7 +147,7 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
     for name in calls.undefined_names:
         # an attention function no table knows (a name of another release: sageattn_blackwell,
         # sageattn3_blackwell since SageAttention 3)
-        if _ATTN.search(name) and name not in known:
+        if ATTENTION_NAME.search(name) and name not in known:
             return [_answer(f, f"calls {name}, which is not defined here", name, re.escape(name))]
     for mod, name in f.missing_attrs:
         # a backend's module, or a framework's attention module (comfy.ldm.modules.attention,
@@ -150,7 +155,7 @@ def caller_written_for_other_api(f: TextFacts, know: Knowledge) -> list[ClassAns
         top = mod.split(".", maxsplit=1)[0]
         # (transformers' helpers removed between releases and torch's API by release are
         # their own classes)
-        framework = top not in {"transformers", "torch"} and bool(_ATTN.search(mod))
+        framework = top not in {"transformers", "torch"} and bool(ATTENTION_NAME.search(mod))
         if (top in BACKEND_MODULES or framework) and name not in known:
             return [
                 _answer(
@@ -233,7 +238,7 @@ def _grouped_query_view(f: TextFacts) -> ClassAnswer | None:
     """A ``view`` in attention code asks for a whole multiple of the elements it got: code that
     reshapes keys/values with the query head count, on a model with grouped-query attention
     (fewer key/value heads), was written for models without it."""
-    if not _ATTN.search("\n".join(f.lines)):
+    if not ATTENTION_NAME.search("\n".join(f.lines)):
         return None
     vm, sm = f.calls.view_mismatch, f.calls.size_mismatch
     if vm is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from attn_doctor.explain.answer import (
+    ATTENTION_NAME,
     ClassAnswer,
     backends_in_text,
     body_of,
@@ -143,9 +144,7 @@ def harmless_warning(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
 
 
 _ATTENTION_NEWS = re.compile(
-    r"attn|attention|flash|xformers|sage|sdpa|\bflex|flashinfer|\bMLA\b|\bFA ?(?:version )?\d\b"
-    r"|torch_native|\bbackend\b",
-    re.I,
+    ATTENTION_NAME.pattern + r"|\bMLA\b|\bFA ?(?:version )?\d\b|torch_native|\bbackend\b", re.I
 )
 """Words of attention news in a notice: the backends, MLA, "FA version 4", a serving framework's
 "backend" (SGLang's torch_native)."""

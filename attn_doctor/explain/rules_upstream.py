@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import NO_GPU_VISIBLE, ClassAnswer, body_of, has_error, line_of, mm
+from attn_doctor.explain.answer import ClassAnswer, has_error, line_of, mm
 from attn_doctor.explain.evidence import TextFacts
 from attn_doctor.explain.knowledge import Knowledge
 
@@ -100,8 +100,6 @@ def wheel_built_for_other_torch(f: TextFacts, know: Knowledge) -> list[ClassAnsw
 def framework_package_missing(f: TextFacts, know: Knowledge) -> list[ClassAnswer]:
     """A framework set to use an attention package (an attention backend setting, a launch
     flag) says, in its own words, that the package is not installed or not usable."""
-    if NO_GPU_VISIBLE.search(body_of(f)):
-        return []  # the package may be there; torch sees no GPU (backend_on_other_device)
     for dist, project in f.upstream.missing:
         backend = _backend_of(know, dist)
         return [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from attn_doctor.explain.answer import backends_in_text
+from attn_doctor.explain.answer import ATTENTION_NAME, backends_in_text
 from attn_doctor.explain.evidence import TextFacts
 
 GENERIC_EXTENSION_ANSWERS = frozenset(
@@ -39,7 +39,6 @@ attention's."""
 _SHARED_MEMORY_ANSWERS = frozenset(
     {"triton-attention-kernel-out-of-shared-memory", "flex-attention-out-of-shared-memory"}
 )
-_ATTENTION_WORDS = re.compile(r"attn|attention|flash|sage|flex|xformers", re.I)
 
 
 _KERNEL_SOURCE = re.compile(r"\(at (?P<path>[^()\n]+?\.(?:cu|cuh|hip|cpp)):\d+\)")
@@ -57,7 +56,7 @@ def _other_kernel(f: TextFacts, answer_id: str) -> str | None:
         return None
     body = "\n".join(f.lines)
     m = _KERNEL_SOURCE.search(body)
-    if m is None or _ATTENTION_WORDS.search(m.group("path")) or backends_in_text(body):
+    if m is None or ATTENTION_NAME.search(m.group("path")) or backends_in_text(body):
         return None
     name = re.split(r"[\\/]", m.group("path"))[-1]
     return (
@@ -72,7 +71,7 @@ def outside_scope(f: TextFacts, answer_id: str) -> str | None:
         return other
     if answer_id in _SHARED_MEMORY_ANSWERS:
         body = "\n".join(f.lines)
-        if (m := _OTHER_TRITON_KERNELS.search(body)) and not _ATTENTION_WORDS.search(body):
+        if (m := _OTHER_TRITON_KERNELS.search(body)) and not ATTENTION_NAME.search(body):
             return (
                 f"the Triton kernel is {m.group(0)}'s (a state-space or mixture-of-experts layer), "
                 "not attention's: "

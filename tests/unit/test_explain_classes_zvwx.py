@@ -93,7 +93,7 @@ def test_bare_unsupported_architecture_names_the_gpu_in_the_message() -> None:
         "RuntimeError: Unsupported architecture"
     )
     assert _first(text) == "gpu-outside-backend-range"
-    assert "trtllm-gen" in _said(text)
+    assert "backend='auto'" in _said(text)
 
 
 def test_compiler_errors_inside_boxed_build_logs_are_errors() -> None:
